@@ -1,0 +1,38 @@
+import { Command, CommanderError } from 'commander';
+import { commands } from './commands/index.js';
+import { UserError } from './errors.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('uxnet')
+    .description('3D UX-Net volumetric segmentation: forward, train, predict, evaluate')
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of commands) register(program);
+  return program;
+}
+
+/** Runs the CLI; resolves to the process exit code and never throws. */
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit through here with code 0; usage errors were already printed.
+      return err.exitCode;
+    }
+    if (err instanceof UserError) {
+      process.stderr.write(`uxnet: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`uxnet: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 70;
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  process.exitCode = await run(argv);
+}

@@ -1,0 +1,115 @@
+/**
+ * The kernel contract: every backend implements these functions (tinygrad-style small interface).
+ *
+ * Ops (src/engine/ops) validate shapes, call kernels through the registry, and define gradients in
+ * terms of other kernels, so a backend only supplies forward/backward arithmetic.
+ *
+ * Conventions shared by every kernel:
+ * - Tensors are float32, row-major, NCDHW for 5-D activations. `KTensor.data` is the backend's own
+ *   storage handle (the reference backend uses a Float32Array; native and webgpu use their own).
+ * - Kernels never modify their inputs, except `adamwStep` (documented in place) .
+ * - Every output is a freshly allocated tensor owned by the caller.
+ * - Accumulate sums in at least float64-equivalent precision or use two-pass/Welford statistics:
+ *   the fixtures pin instance norm with mean≈100 (E[x²]−E[x]² in float32 fails).
+ */
+export interface KTensor {
+  readonly shape: readonly number[];
+  readonly data: unknown;
+}
+
+export type Triple = readonly [number, number, number];
+
+export interface Conv3dAttrs {
+  stride: Triple;
+  padding: Triple;
+  /** in and out channels must both be divisible by groups. */
+  groups: number;
+}
+
+export interface AdamWAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count t, already incremented for this update. */
+  step: number;
+}
+
+export interface Kernels {
+  /** y[n,o] = b[o] + Σ w[o,i',k]·x[n, g·Cin/G + i', o·s + k − p]; weight [Cout, Cin/groups, kd, kh, kw]; zero padding. Output spatial size floor((n + 2p − k)/s) + 1. */
+  conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor;
+  /** dL/dx of conv3d given dy; `inputShape` is x's shape (needed because stride floors sizes). Also serves as conv_transpose3d forward. */
+  conv3dGradInput(dy: KTensor, w: KTensor, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor;
+  /** dL/dw of conv3d, shape `weightShape` = [Cout, Cin/groups, kd, kh, kw]. */
+  conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { weightShape: readonly number[] }): KTensor;
+  /** Σ over N and spatial axes: [N, C, ...] -> [C]. Used for bias and per-channel gradients. */
+  sumToChannels(x: KTensor): KTensor;
+
+  /** Instance norm without affine over the spatial axes of each (n, c), biased variance: returns [y, rstd] with rstd shape [N, C] = 1/sqrt(var + eps). */
+  instanceNorm(x: KTensor, a: { eps: number }): [KTensor, KTensor];
+  /** dx = rstd·(dy − mean(dy) − y·mean(dy·y)) per (n, c), where y is the forward output. */
+  instanceNormGrad(dy: KTensor, y: KTensor, rstd: KTensor): KTensor;
+
+  /**
+   * LayerNorm over the channel axis with affine weight/bias [C], biased variance, eps inside the sqrt.
+   * channelsLast=false: x is [N, C, ...spatial], normalised over axis 1 at every voxel (official channels_first).
+   * channelsLast=true: x is [..., C], normalised over the last axis (F.layer_norm).
+   * Returns [y, mean, rstd]; mean and rstd hold one value per normalised vector, in x's order without C.
+   */
+  layerNorm(x: KTensor, w: KTensor, b: KTensor, a: { eps: number; channelsLast: boolean }): [KTensor, KTensor, KTensor];
+  /** Returns [dx, dw, db] for layerNorm. */
+  layerNormGrad(dy: KTensor, x: KTensor, w: KTensor, mean: KTensor, rstd: KTensor, a: { channelsLast: boolean }): [KTensor, KTensor, KTensor];
+
+  /** Exact GELU 0.5·x·(1 + erf(x/√2)). */
+  gelu(x: KTensor): KTensor;
+  geluGrad(dy: KTensor, x: KTensor): KTensor;
+  /** x > 0 ? x : slope·x. */
+  leakyRelu(x: KTensor, a: { slope: number }): KTensor;
+  /** x > 0 ? dy : slope·dy (PyTorch: the slope applies at exactly 0). */
+  leakyReluGrad(dy: KTensor, x: KTensor, a: { slope: number }): KTensor;
+
+  /** Elementwise a + b, identical shapes. */
+  add(a: KTensor, b: KTensor): KTensor;
+  /** Elementwise x·factor. */
+  scale(x: KTensor, a: { factor: number }): KTensor;
+  /** y[n,c,...] = x[n,c,...]·s[c]; s has shape [C]. */
+  mulChannel(x: KTensor, s: KTensor): KTensor;
+  /** d/ds of mulChannel: Σ over N and spatial of dy·x, shape [C]. */
+  mulChannelGradScale(dy: KTensor, x: KTensor): KTensor;
+  /** Concatenate along axis 1 (all other dims equal). */
+  concatChannels(xs: readonly KTensor[]): KTensor;
+  /** Channels [start, end) of x along axis 1. */
+  sliceChannels(x: KTensor, a: { start: number; end: number }): KTensor;
+
+  /** Softmax over axis 1 (max-subtracted). */
+  softmax(x: KTensor): KTensor;
+  /** dx = y·(dy − Σ_c dy·y). */
+  softmaxGrad(dy: KTensor, y: KTensor): KTensor;
+  /** Mean over all N·spatial voxels of −log_softmax(logits)[target]; target [N,1,...] holds class indices as floats. Returns shape [1]. */
+  crossEntropy(logits: KTensor, target: KTensor): KTensor;
+  /** dlogits = dloss[0]·(softmax(logits) − onehot(target)) / (N·spatial). */
+  crossEntropyGrad(dloss: KTensor, logits: KTensor, target: KTensor): KTensor;
+  /**
+   * MONAI soft Dice loss on probabilities [N, C, ...] against class-index target [N,1,...], no squares,
+   * per-sample per-class: f = 1 − (2I + smoothNr)/(G + P + smoothDr), loss = mean over N·C.
+   * Returns [loss shape [1], stats shape [N, C, 3] holding (I, G, P)].
+   */
+  diceLoss(probs: KTensor, target: KTensor, a: { smoothNr: number; smoothDr: number }): [KTensor, KTensor];
+  /** dprobs[n,c,v] = −dloss[0]/(N·C) · (2·g·(G+P+sDr) − (2I+sNr)) / (G+P+sDr)², g = onehot(target). */
+  diceLossGrad(dloss: KTensor, target: KTensor, stats: KTensor, a: { smoothNr: number; smoothDr: number; channels: number }): KTensor;
+
+  /** Sum of all elements, shape [1]. */
+  sum(x: KTensor): KTensor;
+  /** A tensor of `shape` filled with s[0]·factor, where s has shape [1]. */
+  fillFromScalar(s: KTensor, a: { shape: readonly number[]; factor: number }): KTensor;
+
+  /**
+   * PyTorch AdamW (single-tensor path), **in place** on p, m, v:
+   * p *= 1 − lr·wd; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+   * p −= (lr/(1−β1^t)) · m / (sqrt(v)/sqrt(1−β2^t) + eps). Scalars computed in float64 as Python does.
+   */
+  adamwStep(p: KTensor, g: KTensor, m: KTensor, v: KTensor, a: AdamWAttrs): void;
+}
+
+export type KernelName = keyof Kernels;

@@ -1,0 +1,51 @@
+import type { Conv3dAttrs, Triple } from '../kernels.js';
+import { assertShape, backendOf, kernel, record, wrap } from '../op.js';
+import { shapeString, type Tensor } from '../tensor.js';
+
+export interface Conv3dOptions {
+  stride?: number | Triple;
+  padding?: number | Triple;
+  groups?: number;
+}
+
+export function triple(v: number | Triple | undefined, dflt: number, what: string): Triple {
+  const t: Triple = v === undefined ? [dflt, dflt, dflt] : typeof v === 'number' ? [v, v, v] : v;
+  if (t.length !== 3 || !t.every((x) => Number.isInteger(x) && x >= 0)) throw new Error(`${what} must be a non-negative integer or three of them, got ${JSON.stringify(v)}`);
+  return t;
+}
+
+export function convOutSize(n: number, k: number, s: number, p: number): number {
+  return Math.floor((n + 2 * p - k) / s) + 1;
+}
+
+/** Validates a conv3d call and returns its kernel attributes and output shape. */
+export function conv3dGeometry(op: string, x: Tensor, w: Tensor, opts: Conv3dOptions): { attrs: Conv3dAttrs; outShape: number[] } {
+  assertShape(op, 'input', x, 5);
+  assertShape(op, 'weight', w, 5);
+  const stride = triple(opts.stride, 1, `${op}: stride`);
+  const padding = triple(opts.padding, 0, `${op}: padding`);
+  const groups = opts.groups ?? 1;
+  if (stride.some((s) => s === 0)) throw new Error(`${op}: stride must be positive`);
+  const [n, cin, ...sp] = x.shape as number[];
+  const [cout, cinG, ...k] = w.shape as number[];
+  if (!Number.isInteger(groups) || groups < 1 || cin! % groups !== 0 || cout! % groups !== 0) {
+    throw new Error(`${op}: groups=${groups} must divide input channels ${cin} and output channels ${cout}`);
+  }
+  if (cinG !== cin! / groups) throw new Error(`${op}: weight ${shapeString(w.shape)} expects ${cinG! * groups} input channels (groups=${groups}), input ${shapeString(x.shape)} has ${cin}`);
+  const outSp = sp.map((d, i) => convOutSize(d, k[i]!, stride[i]!, padding[i]!));
+  if (outSp.some((d) => d < 1)) throw new Error(`${op}: input ${shapeString(x.shape)} is smaller than the kernel ${shapeString(k)} with padding ${shapeString(padding)}`);
+  return { attrs: { stride, padding, groups }, outShape: [n!, cout!, ...outSp] };
+}
+
+/** 3-D convolution, PyTorch `F.conv3d` semantics (weight [Cout, Cin/groups, kd, kh, kw]). */
+export function conv3d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: Conv3dOptions = {}): Tensor {
+  const { attrs } = conv3dGeometry('conv3d', x, w, opts);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== w.shape[0])) throw new Error(`conv3d: bias ${shapeString(bias.shape)} must have shape [${w.shape[0]}]`);
+  const be = backendOf('conv3d', x, w, bias);
+  const y = wrap(kernel('conv3d', be)(x.info, w.info, bias ? bias.info : null, attrs), be);
+  return record(y, 'conv3d', [x, w, bias], [x, w], (dy, [xs, ws], needs) => [
+    needs[0] ? wrap(kernel('conv3dGradInput', be)(dy.info, ws!.info, { ...attrs, inputShape: xs!.shape }), be) : null,
+    needs[1] ? wrap(kernel('conv3dGradWeight', be)(xs!.info, dy.info, { ...attrs, weightShape: ws!.shape }), be) : null,
+    needs[2] ? wrap(kernel('sumToChannels', be)(dy.info), be) : null,
+  ]);
+}

@@ -1,0 +1,153 @@
+import { readFile, writeFile, rename, unlink } from 'node:fs/promises';
+
+/** One tensor as stored in a safetensors file, already converted to float32. */
+export interface RawTensor {
+  shape: number[];
+  data: Float32Array;
+  /** dtype as stored in the file (F32, F16, BF16, F64, I64, ...). */
+  dtype: string;
+}
+
+/** Ordered name -> tensor map; order is the file's header order (safetensors writers keep insertion order). */
+export type RawTensorMap = Map<string, RawTensor>;
+
+export class SafetensorsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SafetensorsError';
+  }
+}
+
+const BYTES: Record<string, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+function decode(dtype: string, bytes: Uint8Array, count: number, name: string): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(count);
+  switch (dtype) {
+    case 'F32':
+      if (bytes.byteOffset % 4 === 0) out.set(new Float32Array(bytes.buffer, bytes.byteOffset, count));
+      else for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
+      return out;
+    case 'F64': for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true); return out;
+    case 'F16': for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true)); return out;
+    case 'BF16': {
+      const u = new Uint32Array(1);
+      const f = new Float32Array(u.buffer);
+      for (let i = 0; i < count; i++) { u[0] = view.getUint16(i * 2, true) << 16; out[i] = f[0]!; }
+      return out;
+    }
+    case 'I64': for (let i = 0; i < count; i++) out[i] = Number(view.getBigInt64(i * 8, true)); return out;
+    case 'I32': for (let i = 0; i < count; i++) out[i] = view.getInt32(i * 4, true); return out;
+    case 'I16': for (let i = 0; i < count; i++) out[i] = view.getInt16(i * 2, true); return out;
+    case 'I8': for (let i = 0; i < count; i++) out[i] = view.getInt8(i); return out;
+    case 'U8': case 'BOOL': for (let i = 0; i < count; i++) out[i] = bytes[i]!; return out;
+    default: throw new SafetensorsError(`tensor '${name}': unsupported dtype ${dtype}`);
+  }
+}
+
+/** Parses a safetensors buffer. Every tensor is returned as float32; metadata strings are returned too. */
+export function parseSafetensors(buf: Uint8Array): { tensors: RawTensorMap; metadata: Record<string, string> } {
+  if (buf.byteLength < 8) throw new SafetensorsError('file is too short to be safetensors (no 8-byte header length)');
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const n = Number(view.getBigUint64(0, true));
+  if (n <= 1 || 8 + n > buf.byteLength) throw new SafetensorsError(`header length ${n} does not fit in a ${buf.byteLength}-byte file`);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n)));
+  } catch (e) {
+    throw new SafetensorsError(`header is not valid UTF-8 JSON: ${(e as Error).message}`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError('header is not a JSON object');
+  const dataStart = 8 + n;
+  const dataLen = buf.byteLength - dataStart;
+  const tensors: RawTensorMap = new Map();
+  let metadata: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') { metadata = (entry ?? {}) as Record<string, string>; continue; }
+    const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof e?.dtype !== 'string' || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets) || e.data_offsets.length !== 2) {
+      throw new SafetensorsError(`tensor '${name}': malformed header entry`);
+    }
+    const shape = e.shape as number[];
+    if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`tensor '${name}': bad shape ${JSON.stringify(shape)}`);
+    const width = BYTES[e.dtype];
+    if (!width) throw new SafetensorsError(`tensor '${name}': unsupported dtype ${e.dtype}`);
+    const [begin, end] = e.data_offsets as number[];
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (!Number.isInteger(begin) || !Number.isInteger(end) || begin! < 0 || end! > dataLen || end! - begin! !== count * width) {
+      throw new SafetensorsError(`tensor '${name}': data_offsets [${begin}, ${end}] do not match shape ${JSON.stringify(shape)} of ${e.dtype} within ${dataLen} data bytes`);
+    }
+    tensors.set(name, { shape, dtype: e.dtype, data: decode(e.dtype, buf.subarray(dataStart + begin!, dataStart + end!), count, name) });
+  }
+  return { tensors, metadata };
+}
+
+/** Serialises float32 tensors (in map order) to the safetensors format. */
+export function serializeSafetensors(tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>, metadata?: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
+  const parts: Float32Array[] = [];
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) throw new SafetensorsError(`tensor '${name}': shape ${JSON.stringify(t.shape)} does not match ${t.data.length} values`);
+    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + count * 4] };
+    parts.push(t.data);
+    offset += count * 4;
+  }
+  let json = JSON.stringify(header);
+  // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const head = Buffer.from(json, 'utf-8');
+  const out = new Uint8Array(8 + head.byteLength + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.byteLength), true);
+  out.set(head, 8);
+  let pos = 8 + head.byteLength;
+  for (const p of parts) {
+    out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), pos);
+    pos += p.byteLength;
+  }
+  return out;
+}
+
+export async function readSafetensorsFile(path: string): Promise<{ tensors: RawTensorMap; metadata: Record<string, string> }> {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (e) {
+    throw new SafetensorsError(`cannot read '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return parseSafetensors(buf);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new SafetensorsError(`${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Writes atomically: a temporary file next to the target, then rename, so a crash never leaves half a file. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+export async function writeSafetensorsFile(path: string, tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>, metadata?: Record<string, string>): Promise<void> {
+  await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+}
