@@ -74,7 +74,7 @@ for (const backend of testBackends()) {
   describe(`finite-difference gradient checks [${backend}]`, () => {
     before(() => setBackend(backend));
     for (const c of cases) {
-      it(c.name, () => {
+      it(c.name, async () => {
         const r = rng(c.name.length * 7919 + 17);
         const data = c.shapes.map((s, i) => c.init?.(i, s.reduce((a, b) => a * b, 1), r) ?? randArray(s.reduce((a, b) => a * b, 1), r));
         const wrt = c.wrt ?? c.shapes.map((_, i) => i);
@@ -82,17 +82,16 @@ for (const backend of testBackends()) {
         const y = c.run(xs);
         const weights = randArray(y.size, r);
         y.backward(tensor(weights, y.shape));
-        const f = (vals: Float32Array[]): number =>
-          noGrad(() => {
-            const out = c.run(c.shapes.map((s, i) => tensor(vals[i]!, s)));
-            const v = out.dataSync();
-            let acc = 0;
-            for (let i = 0; i < v.length; i++) acc += v[i]! * weights[i]!;
-            return acc;
-          });
+        const f = async (vals: Float32Array[]): Promise<number> => {
+          const out = noGrad(() => c.run(c.shapes.map((s, i) => tensor(vals[i]!, s))));
+          const v = await out.data();
+          let acc = 0;
+          for (let i = 0; i < v.length; i++) acc += v[i]! * weights[i]!;
+          return acc;
+        };
         const h = c.h ?? 1e-2;
         for (const i of wrt) {
-          const analytic = xs[i]!.grad!.dataSync();
+          const analytic = await xs[i]!.grad!.data();
           const scaleRef = Math.max(1e-3, ...Array.from(analytic, Math.abs));
           // Probe a handful of positions per input: enough to catch index mistakes, cheap enough for CI.
           const n = data[i]!.length;
@@ -103,7 +102,7 @@ for (const backend of testBackends()) {
             const minus = data.map((d) => d.slice());
             plus[i]![k] = data[i]![k]! + h;
             minus[i]![k] = data[i]![k]! - h;
-            const numeric = (f(plus) - f(minus)) / (2 * h);
+            const numeric = ((await f(plus)) - (await f(minus))) / (2 * h);
             const err = Math.abs(numeric - analytic[k]!);
             assert.ok(err <= 1e-2 * scaleRef + 1e-3 * Math.abs(numeric), `input ${i} element ${k}: analytic ${analytic[k]} vs numeric ${numeric}`);
           }

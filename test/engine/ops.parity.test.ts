@@ -57,18 +57,18 @@ for (const backend of testBackends()) {
   describe(`op fixtures vs PyTorch [${backend}]`, () => {
     before(() => setBackend(backend));
     for (const c of cases) {
-      it(c.name, () => {
+      it(c.name, async () => {
         const xs = c.inputs.map((n) => input(`${c.name}.${n}`));
         const consts = (c.constants ?? []).map((n) => input(`${c.name}.${n}`, false));
         const y = c.run([...xs, ...consts]);
-        assertMatchesFixture(y.dataSync(), FILE, `${c.name}.output`);
+        assertMatchesFixture(await y.data(), FILE, `${c.name}.output`);
         const go = get(FILE, `${c.name}.grad_output`);
         y.backward(tensor(go.data, go.shape));
-        c.inputs.forEach((n, i) => {
+        for (const [i, n] of c.inputs.entries()) {
           const g = xs[i]!.grad;
           if (!g) throw new Error(`${c.name}: no gradient reached '${n}'`);
-          assertMatchesFixture(g.dataSync(), FILE, `${c.name}.grad_${n}`);
-        });
+          assertMatchesFixture(await g.data(), FILE, `${c.name}.grad_${n}`);
+        }
         for (const t of [...xs, ...consts, y]) { t.grad?.dispose(); t.dispose(); }
       });
     }
@@ -78,13 +78,13 @@ for (const backend of testBackends()) {
 for (const backend of testBackends()) {
   describe(`DiceCE loss terms vs MONAI [${backend}]`, () => {
     before(() => setBackend(backend));
-    it('dice and cross-entropy terms separately', () => {
+    it('dice and cross-entropy terms separately', async () => {
       const logits = input('dice_ce_loss.logits', false);
       const label = input('dice_ce_loss.label', false);
       const dice = ops.diceLoss(ops.softmax(logits), label, { smoothNr: 1e-5, smoothDr: 1e-5 });
       const ce = ops.crossEntropy(logits, label);
-      assertMatchesFixture(dice.dataSync(), FILE, 'dice_ce_loss.loss_dice');
-      assertMatchesFixture(ce.dataSync(), FILE, 'dice_ce_loss.loss_ce');
+      assertMatchesFixture(await dice.data(), FILE, 'dice_ce_loss.loss_dice');
+      assertMatchesFixture(await ce.data(), FILE, 'dice_ce_loss.loss_ce');
     });
   });
 }
