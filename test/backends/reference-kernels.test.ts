@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import type { Conv3dAttrs, KTensor, Triple } from '../../src/engine/kernels.js';
 import { getBackend, getKernel, hasKernel, listBackends } from '../../src/engine/registry.js';
 import { erf, erfc, referenceBackend, referenceKernels as K, referenceMemory } from '../../src/backends/reference/index.js';
+import { fma32 } from '../../src/backends/reference/adamw.js';
+import { get } from '../helpers/fixtures.js';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -519,7 +521,7 @@ describe('reference backend: adamw', () => {
     close(arr(p).subarray(0, 1), [expected], 1e-7, 1e-6, 'p step 2');
   });
 
-  it('rounds to float32 after every PyTorch op (exact float32 evaluation)', () => {
+  it('rounds like PyTorch 1.13 op by op: float32 per op, FMA in add_(alpha) and addcmul_', () => {
     const r = rng(71);
     const n = 257;
     const p = T([n], () => r());
@@ -529,7 +531,7 @@ describe('reference backend: adamw', () => {
     const [p0, m0, v0] = [arr(p).slice(), arr(m).slice(), arr(v).slice()];
     const a = { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5, step: 7 };
     K.adamwStep(p, g, m, v, a);
-    // the same arithmetic with float32 arrays as the rounding device
+    // the same arithmetic with a Float32Array as the rounding device
     const f = new Float32Array(1);
     const r32 = (x: number) => ((f[0] = x), f[0]!);
     const bc1 = 1 - 0.9 ** 7;
@@ -537,13 +539,57 @@ describe('reference backend: adamw', () => {
     for (let i = 0; i < n; i++) {
       const gi = arr(g)[i]!;
       const pp = r32(p0[i]! * r32(1 - 3e-4 * 1e-5));
-      const mm = r32(r32(m0[i]! * r32(0.9)) + r32(gi * r32(1 - 0.9)));
-      const vv = r32(r32(v0[i]! * r32(0.999)) + r32(r32(gi * r32(1 - 0.999)) * gi));
+      const mm = fma32(gi, r32(1 - 0.9), r32(m0[i]! * r32(0.9)));
+      const vv = fma32(r32(gi * r32(1 - 0.999)), gi, r32(v0[i]! * r32(0.999)));
       const den = r32(r32(r32(Math.sqrt(vv)) / r32(Math.sqrt(bc2))) + r32(1e-8));
       const pn = r32(pp + r32(r32(r32(-3e-4 / bc1) * mm) / den));
       assert.equal(arr(m)[i], mm);
       assert.equal(arr(v)[i], vv);
       assert.equal(arr(p)[i], pn);
+    }
+  });
+
+  it('fma32 rounds a·b + c once, also where float64 would round to a float32 tie', () => {
+    // 8390655 · 16773123 = 2^47 + 10237, so a·b = 2^-24·(1 + 7.3e-11): 1 + a·b lies just above the
+    // float32 midpoint 1 + 2^-24 but rounds to it in float64, and ties-to-even would then give 1.
+    const a = 8390655 * 2 ** -35;
+    const b = 16773123 * 2 ** -36;
+    assert.equal(Math.fround(a * b + 1), 1);
+    assert.equal(fma32(a, b, 1), 1 + 2 ** -23);
+    assert.equal(fma32(-a, b, -1), -(1 + 2 ** -23));
+    assert.equal(fma32(a, -b, 1), 1 - 2 ** -24); // below 1 the float32 spacing is 2^-24: exact 1 − 2^-24 − tiny rounds to 1 − 2^-24
+    // random operands against an exact BigInt evaluation
+    const r = rng(99);
+    const bits = new Uint32Array(1);
+    const asF = new Float32Array(bits.buffer);
+    const step = (x: number, d: number) => ((asF[0] = x), (bits[0] = bits[0]! + (x >= 0 === d > 0 ? 1 : -1)), asF[0]!);
+    const S = 2 ** 149;
+    const big = (x: number, scale: number) => BigInt(x * scale);
+    for (let i = 0; i < 2000; i++) {
+      const x = Math.fround(r() * 2 ** Math.floor(8 * r()));
+      const y = Math.fround(r() * 2 ** Math.floor(8 * r()));
+      const z = Math.fround(r() * 2 ** Math.floor(8 * r()));
+      const got = fma32(x, y, z);
+      const exact = big(x, S) * big(y, S) + big(z, S * S);
+      const dist = (q: number) => {
+        const d = big(q, S * S) - exact;
+        return d < 0n ? -d : d;
+      };
+      assert.ok(dist(got) <= dist(step(got, 1)) && dist(got) <= dist(step(got, -1)), `fma32(${x}, ${y}, ${z}) = ${got} is not the nearest float32`);
+    }
+  });
+
+  it('reproduces the PyTorch adamw fixture bit for bit over three steps', () => {
+    const F = 'tiny_ops.safetensors';
+    const fx = (name: string) => get(F, `adamw.${name}`);
+    const p = T([257], fx('param0').data);
+    const m = T([257]);
+    const v = T([257]);
+    for (let t = 1; t <= 3; t++) {
+      K.adamwStep(p, T([257], fx(`grad${t}`).data), m, v, { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, step: t });
+      assert.deepEqual(arr(p), Float32Array.from(fx(`param${t}`).data), `param step ${t}`);
+      assert.deepEqual(arr(m), Float32Array.from(fx(`exp_avg${t}`).data), `exp_avg step ${t}`);
+      assert.deepEqual(arr(v), Float32Array.from(fx(`exp_avg_sq${t}`).data), `exp_avg_sq step ${t}`);
     }
   });
 });
