@@ -201,6 +201,10 @@ describe('reference backend: conv3d', () => {
       { x: [2, 4, 6, 6, 6], w: [4, 1, 7, 7, 7], s: [1, 1, 1], p: [3, 3, 3], g: 4, bias: true }, // depthwise
       { x: [1, 4, 8, 8, 8], w: [6, 2, 2, 2, 2], s: [2, 2, 2], p: [0, 0, 0], g: 2, bias: true },
       { x: [1, 3, 9, 8, 7], w: [2, 3, 3, 3, 3], s: [2, 2, 2], p: [0, 1, 0], g: 1, bias: false }, // non-divisible
+      // kw = 3 with stride 1 along W (the fused row path): empty interior (W = 2), wide padding, no padding
+      { x: [1, 2, 4, 3, 2], w: [3, 2, 3, 3, 3], s: [2, 1, 1], p: [0, 1, 1], g: 1, bias: true },
+      { x: [1, 2, 5, 5, 6], w: [2, 2, 3, 3, 3], s: [1, 1, 1], p: [2, 0, 2], g: 1, bias: false },
+      { x: [2, 2, 5, 5, 6], w: [2, 1, 1, 2, 3], s: [1, 2, 1], p: [0, 1, 0], g: 2, bias: true },
     ];
     for (const [i, c] of cases.entries()) {
       const x = rand(c.x, 10 + i);
@@ -245,6 +249,9 @@ describe('reference backend: conv3d', () => {
       { x: [1, 4, 8, 8, 8], w: [6, 2, 2, 2, 2], s: [2, 2, 2], p: [0, 0, 0], g: 2 },
       { x: [1, 3, 9, 8, 7], w: [2, 3, 3, 3, 3], s: [2, 2, 2], p: [0, 1, 0], g: 1 },
       { x: [1, 2, 4, 4, 4], w: [8, 1, 1, 1, 1], s: [1, 1, 1], p: [0, 0, 0], g: 2 },
+      { x: [1, 2, 4, 3, 2], w: [3, 2, 3, 3, 3], s: [2, 1, 1], p: [0, 1, 1], g: 1 },
+      { x: [1, 2, 5, 5, 6], w: [2, 2, 3, 3, 3], s: [1, 1, 1], p: [2, 0, 2], g: 1 },
+      { x: [2, 2, 5, 5, 6], w: [2, 1, 1, 2, 3], s: [1, 2, 1], p: [0, 1, 0], g: 2 },
     ];
     for (const [i, c] of cases.entries()) {
       const x = rand(c.x, 40 + i);

@@ -5,9 +5,12 @@ import { alloc, check, f32, out } from './memory.js';
  * 3-D convolution (cross-correlation, as PyTorch) with groups, per-axis stride and zero padding,
  * plus its two gradients. All sums are accumulated in float64 and rounded to float32 once.
  *
- * Every kernel walks the same loop nest: for each weight tap (kd, kh, kw), the output positions
- * whose input position o·s + k − p falls inside the input are a contiguous range per axis
- * (`validRange`), so the innermost loop runs over output W without bounds checks.
+ * Every kernel walks the same loop nest: for each weight tap (kd, kh), the output rows whose input
+ * row o·s + k − p falls inside the input are a contiguous range per axis (`validRange`); each pair
+ * of rows (one output row, one input row) is then handled by a row helper that applies all kw taps
+ * along W. The row helpers have a fused path for the common stride-1, kw = 3 case (three taps per
+ * load/store of the accumulator, ~2× faster) and a plain per-tap path for everything else; both
+ * compute the same float64 sums, only the order of the additions differs.
  */
 
 interface Geometry {
@@ -69,6 +72,127 @@ function validRange(O: number, n: number, k: number, s: number, p: number): [num
   return [lo, hi];
 }
 
+/** validRange along W for every kw, flattened [lo0, hi0, lo1, hi1, …]: computed once per kernel call. */
+function columnRanges(OW: number, W: number, KW: number, sw: number, pw: number): Int32Array {
+  const r = new Int32Array(2 * KW);
+  for (let kw = 0; kw < KW; kw++) [r[2 * kw], r[2 * kw + 1]] = validRange(OW, W, kw, sw, pw);
+  return r;
+}
+
+/**
+ * Forward row: acc[a + ow] += Σ_kw w[wo + kw]·x[r + ow·sw + kw − pw] for ow in [0, OW), skipping taps
+ * whose input column ow·sw + kw − pw is outside [0, W). `r` is the index of column 0 of the input row.
+ */
+function forwardRow(acc: Float64Array, a: number, x: Float32Array, r: number, OW: number, W: number, sw: number, pw: number, w: Float32Array, wo: number, KW: number, cols: Int32Array): void {
+  if (sw === 1 && KW === 3) {
+    const w0 = w[wo]!;
+    const w1 = w[wo + 1]!;
+    const w2 = w[wo + 2]!;
+    // columns where all three taps are inside: ow − pw ≥ 0 and ow + 2 − pw ≤ W − 1
+    const lo = Math.min(Math.max(0, pw), OW);
+    const hi = Math.max(Math.min(OW - 1, W - 3 + pw), lo - 1);
+    for (let ow = lo; ow <= hi; ow++) {
+      const j = r + ow - pw;
+      acc[a + ow] += w0 * x[j]! + w1 * x[j + 1]! + w2 * x[j + 2]!;
+    }
+    for (let ow = 0; ow < OW; ow++) {
+      if (ow === lo) ow = hi + 1; // edges only
+      if (ow >= OW) break;
+      for (let kw = 0; kw < 3; kw++) {
+        const iw = ow + kw - pw;
+        if (iw >= 0 && iw < W) acc[a + ow] += w[wo + kw]! * x[r + iw]!;
+      }
+    }
+    return;
+  }
+  for (let kw = 0; kw < KW; kw++) {
+    const lo = cols[2 * kw]!;
+    const hi = cols[2 * kw + 1]!;
+    const wv = w[wo + kw]!;
+    const xr = r + kw - pw;
+    if (sw === 1) for (let ow = lo; ow <= hi; ow++) acc[a + ow] += wv * x[xr + ow]!;
+    else for (let ow = lo; ow <= hi; ow++) acc[a + ow] += wv * x[xr + ow * sw]!;
+  }
+}
+
+/**
+ * Transposed row (gradInput): acc[a + iw] += w[wo + kw]·dy[d + ow] for every ow in [0, OW) and kw
+ * with iw = ow·sw + kw − pw inside [0, W). `a` is the index of column 0 of the input-gradient row.
+ */
+function transposedRow(acc: Float64Array, a: number, dy: Float32Array, d: number, OW: number, W: number, sw: number, pw: number, w: Float32Array, wo: number, KW: number, cols: Int32Array): void {
+  if (sw === 1 && KW === 3) {
+    const w0 = w[wo]!;
+    const w1 = w[wo + 1]!;
+    const w2 = w[wo + 2]!;
+    // input column iw gets ow = iw + pw − kw; all three inside [0, OW) when iw + pw − 2 ≥ 0 and iw + pw ≤ OW − 1
+    const lo = Math.min(Math.max(0, 2 - pw), W);
+    const hi = Math.max(Math.min(W - 1, OW - 1 - pw), lo - 1);
+    for (let iw = lo; iw <= hi; iw++) {
+      const j = d + iw + pw;
+      acc[a + iw] += w0 * dy[j]! + w1 * dy[j - 1]! + w2 * dy[j - 2]!;
+    }
+    for (let iw = 0; iw < W; iw++) {
+      if (iw === lo) iw = hi + 1; // edges only
+      if (iw >= W) break;
+      for (let kw = 0; kw < 3; kw++) {
+        const ow = iw + pw - kw;
+        if (ow >= 0 && ow < OW) acc[a + iw] += w[wo + kw]! * dy[d + ow]!;
+      }
+    }
+    return;
+  }
+  for (let kw = 0; kw < KW; kw++) {
+    const lo = cols[2 * kw]!;
+    const hi = cols[2 * kw + 1]!;
+    const wv = w[wo + kw]!;
+    const ar = a + kw - pw;
+    if (sw === 1) for (let ow = lo; ow <= hi; ow++) acc[ar + ow] += wv * dy[d + ow]!;
+    else for (let ow = lo; ow <= hi; ow++) acc[ar + ow * sw] += wv * dy[d + ow]!;
+  }
+}
+
+/**
+ * Weight-gradient row: sums[kw] += Σ_ow dy[d + ow]·x[r + ow·sw + kw − pw] over ow in [0, OW) with the
+ * input column inside [0, W).
+ */
+function weightRow(sums: Float64Array, dy: Float32Array, d: number, x: Float32Array, r: number, OW: number, W: number, sw: number, pw: number, KW: number, cols: Int32Array): void {
+  if (sw === 1 && KW === 3) {
+    const lo = Math.min(Math.max(0, pw), OW);
+    const hi = Math.max(Math.min(OW - 1, W - 3 + pw), lo - 1);
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    for (let ow = lo; ow <= hi; ow++) {
+      const g = dy[d + ow]!;
+      const j = r + ow - pw;
+      s0 += g * x[j]!;
+      s1 += g * x[j + 1]!;
+      s2 += g * x[j + 2]!;
+    }
+    for (let ow = 0; ow < OW; ow++) {
+      if (ow === lo) ow = hi + 1; // edges only
+      if (ow >= OW) break;
+      const g = dy[d + ow]!;
+      if (ow - pw >= 0 && ow - pw < W) s0 += g * x[r + ow - pw]!;
+      if (ow + 1 - pw >= 0 && ow + 1 - pw < W) s1 += g * x[r + ow + 1 - pw]!;
+      if (ow + 2 - pw >= 0 && ow + 2 - pw < W) s2 += g * x[r + ow + 2 - pw]!;
+    }
+    sums[0] += s0;
+    sums[1] += s1;
+    sums[2] += s2;
+    return;
+  }
+  for (let kw = 0; kw < KW; kw++) {
+    const lo = cols[2 * kw]!;
+    const hi = cols[2 * kw + 1]!;
+    const xr = r + kw - pw;
+    let s = 0;
+    if (sw === 1) for (let ow = lo; ow <= hi; ow++) s += dy[d + ow]! * x[xr + ow]!;
+    else for (let ow = lo; ow <= hi; ow++) s += dy[d + ow]! * x[xr + ow * sw]!;
+    sums[kw] += s;
+  }
+}
+
 export function conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor {
   const g = geometry('conv3d', x.shape, w.shape, a);
   const { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg, sd, sh, sw, pd, ph, pw } = g;
@@ -79,6 +203,7 @@ export function conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAt
   const inVol = D * H * W;
   const outVol = OD * OH * OW;
   const K = KD * KH * KW;
+  const cols = columnRanges(OW, W, KW, sw, pw);
   const y = alloc(N * Cout * outVol);
   const acc = new Float64Array(outVol);
   for (let n = 0; n < N; n++) {
@@ -92,21 +217,12 @@ export function conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAt
           const [odLo, odHi] = validRange(OD, D, kd, sd, pd);
           for (let kh = 0; kh < KH; kh++) {
             const [ohLo, ohHi] = validRange(OH, H, kh, sh, ph);
-            for (let kw = 0; kw < KW; kw++) {
-              const [owLo, owHi] = validRange(OW, W, kw, sw, pw);
-              const wv = wd[wBase + (kd * KH + kh) * KW + kw]!;
-              for (let od = odLo; od <= odHi; od++) {
-                const id = od * sd + kd - pd;
-                for (let oh = ohLo; oh <= ohHi; oh++) {
-                  const ih = oh * sh + kh - ph;
-                  const xRow = xBase + (id * H + ih) * W + kw - pw; // + ow·sw
-                  const aRow = (od * OH + oh) * OW;
-                  if (sw === 1) {
-                    for (let ow = owLo; ow <= owHi; ow++) acc[aRow + ow] += wv * xd[xRow + ow]!;
-                  } else {
-                    for (let ow = owLo; ow <= owHi; ow++) acc[aRow + ow] += wv * xd[xRow + ow * sw]!;
-                  }
-                }
+            const wo = wBase + (kd * KH + kh) * KW;
+            for (let od = odLo; od <= odHi; od++) {
+              const id = od * sd + kd - pd;
+              for (let oh = ohLo; oh <= ohHi; oh++) {
+                const ih = oh * sh + kh - ph;
+                forwardRow(acc, (od * OH + oh) * OW, xd, xBase + (id * H + ih) * W, OW, W, sw, pw, wd, wo, KW, cols);
               }
             }
           }
@@ -128,6 +244,7 @@ export function conv3dGradInput(dy: KTensor, w: KTensor, a: Conv3dAttrs & { inpu
   const inVol = D * H * W;
   const outVol = OD * OH * OW;
   const K = KD * KH * KW;
+  const cols = columnRanges(OW, W, KW, sw, pw);
   const dx = alloc(N * Cin * inVol);
   const acc = new Float64Array(inVol);
   for (let n = 0; n < N; n++) {
@@ -142,21 +259,12 @@ export function conv3dGradInput(dy: KTensor, w: KTensor, a: Conv3dAttrs & { inpu
           const [odLo, odHi] = validRange(OD, D, kd, sd, pd);
           for (let kh = 0; kh < KH; kh++) {
             const [ohLo, ohHi] = validRange(OH, H, kh, sh, ph);
-            for (let kw = 0; kw < KW; kw++) {
-              const [owLo, owHi] = validRange(OW, W, kw, sw, pw);
-              const wv = wd[wBase + (kd * KH + kh) * KW + kw]!;
-              for (let od = odLo; od <= odHi; od++) {
-                const id = od * sd + kd - pd;
-                for (let oh = ohLo; oh <= ohHi; oh++) {
-                  const ih = oh * sh + kh - ph;
-                  const xRow = (id * H + ih) * W + kw - pw; // + ow·sw
-                  const dRow = dBase + (od * OH + oh) * OW;
-                  if (sw === 1) {
-                    for (let ow = owLo; ow <= owHi; ow++) acc[xRow + ow] += wv * dyd[dRow + ow]!;
-                  } else {
-                    for (let ow = owLo; ow <= owHi; ow++) acc[xRow + ow * sw] += wv * dyd[dRow + ow]!;
-                  }
-                }
+            const wo = wBase + (kd * KH + kh) * KW;
+            for (let od = odLo; od <= odHi; od++) {
+              const id = od * sd + kd - pd;
+              for (let oh = ohLo; oh <= ohHi; oh++) {
+                const ih = oh * sh + kh - ph;
+                transposedRow(acc, (id * H + ih) * W, dyd, dBase + (od * OH + oh) * OW, OW, W, sw, pw, wd, wo, KW, cols);
               }
             }
           }
@@ -178,7 +286,9 @@ export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { wei
   const inVol = D * H * W;
   const outVol = OD * OH * OW;
   const K = KD * KH * KW;
+  const cols = columnRanges(OW, W, KW, sw, pw);
   const dw = alloc(Cout * cpg * K);
+  const sums = new Float64Array(KW);
   for (let o = 0; o < Cout; o++) {
     const grp = Math.floor(o / opg);
     for (let ci = 0; ci < cpg; ci++) {
@@ -187,28 +297,19 @@ export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { wei
         const [odLo, odHi] = validRange(OD, D, kd, sd, pd);
         for (let kh = 0; kh < KH; kh++) {
           const [ohLo, ohHi] = validRange(OH, H, kh, sh, ph);
-          for (let kw = 0; kw < KW; kw++) {
-            const [owLo, owHi] = validRange(OW, W, kw, sw, pw);
-            let s = 0;
-            for (let n = 0; n < N; n++) {
-              const xBase = (n * Cin + grp * cpg + ci) * inVol;
-              const dBase = (n * Cout + o) * outVol;
-              for (let od = odLo; od <= odHi; od++) {
-                const id = od * sd + kd - pd;
-                for (let oh = ohLo; oh <= ohHi; oh++) {
-                  const ih = oh * sh + kh - ph;
-                  const xRow = xBase + (id * H + ih) * W + kw - pw; // + ow·sw
-                  const dRow = dBase + (od * OH + oh) * OW;
-                  if (sw === 1) {
-                    for (let ow = owLo; ow <= owHi; ow++) s += dyd[dRow + ow]! * xd[xRow + ow]!;
-                  } else {
-                    for (let ow = owLo; ow <= owHi; ow++) s += dyd[dRow + ow]! * xd[xRow + ow * sw]!;
-                  }
-                }
+          sums.fill(0);
+          for (let n = 0; n < N; n++) {
+            const xBase = (n * Cin + grp * cpg + ci) * inVol;
+            const dBase = (n * Cout + o) * outVol;
+            for (let od = odLo; od <= odHi; od++) {
+              const id = od * sd + kd - pd;
+              for (let oh = ohLo; oh <= ohHi; oh++) {
+                const ih = oh * sh + kh - ph;
+                weightRow(sums, dyd, dBase + (od * OH + oh) * OW, xd, xBase + (id * H + ih) * W, OW, W, sw, pw, KW, cols);
               }
             }
-            dw[wBase + (kd * KH + kh) * KW + kw] = s;
           }
+          dw.set(sums, wBase + (kd * KH + kh) * KW);
         }
       }
     }
