@@ -3,3 +3,4 @@
  * themselves with a higher priority when they load, and become the default.
  */
 import './reference/index.js';
+import './native/index.js';

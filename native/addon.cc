@@ -1,0 +1,274 @@
+// N-API surface of the native backend. Every kernel call validates nothing (the TypeScript side has
+// checked shapes), enqueues a task on the in-order executor and returns output handles at once; the
+// contents are pending until the task has run. readSync blocks until the producing task is done,
+// read resolves a Promise from the executor via a thread-safe function.
+#include <napi.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "conv.h"
+#include "kernels.h"
+#include "runtime.h"
+
+namespace ux {
+namespace {
+
+struct Holder {
+  BufP buf;
+};
+
+struct EnvData {
+  Napi::ThreadSafeFunction tsfn;
+  int pending = 0;
+};
+
+int gEnvCount = 0;
+
+BufP getBuf(const Napi::Value& v) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "uxnet native: expected a storage handle");
+  Holder* h = v.As<Napi::External<Holder>>().Data();
+  if (!h->buf) throw Napi::Error::New(v.Env(), "uxnet native: storage handle used after free");
+  return h->buf;
+}
+
+Napi::Value wrap(Napi::Env env, BufP b) {
+  return Napi::External<Holder>::New(env, new Holder{std::move(b)}, [](Napi::Env, Holder* h) { delete h; });
+}
+
+void throwPendingError(Napi::Env env) {
+  std::string e = takeError();
+  if (!e.empty()) throw Napi::Error::New(env, "uxnet native: " + e);
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("isa", convIsaName());
+  o.Set("threads", numThreads());
+  return o;
+}
+
+Napi::Value Upload(const Napi::CallbackInfo& info) {
+  Napi::Float32Array a = info[0].As<Napi::Float32Array>();
+  auto b = std::make_shared<Buf>(a.ElementLength());
+  std::memcpy(b->alloc(), a.Data(), a.ElementLength() * sizeof(float));
+  return wrap(info.Env(), b);
+}
+
+Napi::Value Zeros(const Napi::CallbackInfo& info) {
+  auto b = std::make_shared<Buf>(static_cast<size_t>(info[0].As<Napi::Number>().Int64Value()));
+  b->allocZero();
+  return wrap(info.Env(), b);
+}
+
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "uxnet native: expected a storage handle");
+  Holder* h = info[0].As<Napi::External<Holder>>().Data();
+  h->buf.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value ReadSync(const Napi::CallbackInfo& info) {
+  BufP b = getBuf(info[0]);
+  size_t n = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
+  waitFor(b->lastWrite.load());
+  throwPendingError(info.Env());
+  if (n > b->size()) n = b->size();
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), n);
+  if (n) std::memcpy(out.Data(), b->allocZero(), n * sizeof(float));
+  return out;
+}
+
+struct ReadReq {
+  BufP buf;
+  size_t n;
+  Napi::Promise::Deferred deferred;
+};
+
+Napi::Value Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BufP b = getBuf(info[0]);
+  size_t n = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
+  EnvData* ed = env.GetInstanceData<EnvData>();
+  auto* req = new ReadReq{b, n, Napi::Promise::Deferred::New(env)};
+  Napi::Promise p = req->deferred.Promise();
+  if (ed->pending++ == 0) ed->tsfn.Ref(env);
+  Napi::ThreadSafeFunction tsfn = ed->tsfn;
+  enqueue([req, tsfn]() mutable {
+    napi_status st = tsfn.NonBlockingCall(req, [](Napi::Env env, Napi::Function, ReadReq* r) {
+      EnvData* ed = env.GetInstanceData<EnvData>();
+      if (--ed->pending == 0) ed->tsfn.Unref(env);
+      std::string e = takeError();
+      if (!e.empty()) {
+        r->deferred.Reject(Napi::Error::New(env, "uxnet native: " + e).Value());
+      } else {
+        size_t n = r->n < r->buf->size() ? r->n : r->buf->size();
+        Napi::Float32Array out = Napi::Float32Array::New(env, n);
+        if (n) std::memcpy(out.Data(), r->buf->allocZero(), n * sizeof(float));
+        r->deferred.Resolve(out);
+      }
+      delete r;
+    });
+    if (st != napi_ok) delete req;  // environment is shutting down
+  });
+  return p;
+}
+
+Napi::Value Write(const Napi::CallbackInfo& info) {
+  BufP b = getBuf(info[0]);
+  Napi::Float32Array a = info[1].As<Napi::Float32Array>();
+  size_t n = a.ElementLength();
+  if (n > b->size()) throw Napi::RangeError::New(info.Env(), "uxnet native: write larger than the storage");
+  auto data = std::make_shared<std::vector<float>>(a.Data(), a.Data() + n);
+  uint64_t seq = enqueue([b, data]() { std::memcpy(b->allocZero(), data->data(), data->size() * sizeof(float)); });
+  b->lastWrite = seq;
+  return info.Env().Undefined();
+}
+
+// Blocks until every queued task has run (used by benchmarks and tests).
+Napi::Value Sync(const Napi::CallbackInfo& info) {
+  uint64_t seq = enqueue([] {});
+  waitFor(seq);
+  throwPendingError(info.Env());
+  return info.Env().Undefined();
+}
+
+enum Op {
+  kConv = 0, kConvGI, kConvGW, kSumToC, kINorm, kINormG, kLNorm, kLNormG, kGeluOp, kGeluG, kLRelu, kLReluG, kAddOp, kScaleOp,
+  kMulC, kMulCG, kConcat, kSlice, kSoftmaxOp, kSoftmaxG, kCE, kCEG, kDice, kDiceG, kSumOp, kFillOp, kAdamWOp
+};
+
+ConvGeom geomFrom(const std::vector<double>& p) {
+  ConvGeom g;
+  g.N = static_cast<int64_t>(p[0]), g.Cin = static_cast<int64_t>(p[1]), g.Cout = static_cast<int64_t>(p[2]), g.G = static_cast<int64_t>(p[3]);
+  for (int d = 0; d < 3; d++) {
+    g.in[d] = static_cast<int>(p[4 + d]);
+    g.out[d] = static_cast<int>(p[7 + d]);
+    g.k[d] = static_cast<int>(p[10 + d]);
+    g.s[d] = static_cast<int>(p[13 + d]);
+    g.p[d] = static_cast<int>(p[16 + d]);
+  }
+  return g;
+}
+
+void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, const std::vector<double>& p) {
+  auto I = [&](size_t i) -> const float* { return in[i]->data(); };
+  auto O = [&](size_t i) -> float* { return out[i]->alloc(); };
+  auto L = [&](size_t i) -> int64_t { return static_cast<int64_t>(p[i]); };
+  const char* badTarget = "target value is not a class index in [0, C)";
+  switch (op) {
+    case kConv: {
+      ConvGeom g = geomFrom(p);
+      convForward(I(0), I(1), p[19] != 0 ? I(2) : nullptr, g, O(0));
+      break;
+    }
+    case kConvGI: convGradInput(I(0), I(1), geomFrom(p), O(0)); break;
+    case kConvGW: convGradWeight(I(0), I(1), geomFrom(p), O(0)); break;
+    case kSumToC: kSumToChannels(I(0), L(0), L(1), L(2), O(0)); break;
+    case kINorm: kInstanceNorm(I(0), L(0), L(1), p[2], O(0), O(1)); break;
+    case kINormG: kInstanceNormGrad(I(0), I(1), I(2), L(0), L(1), O(0)); break;
+    case kLNorm: kLayerNorm(I(0), I(1), I(2), L(0), L(1), L(2), p[3] != 0, p[4], O(0), O(1), O(2)); break;
+    case kLNormG: kLayerNormGrad(I(0), I(1), I(2), I(4), L(0), L(1), L(2), p[3] != 0, O(0), O(1), O(2)); break;
+    case kGeluOp: kGelu(I(0), L(0), O(0)); break;
+    case kGeluG: kGeluGrad(I(0), I(1), L(0), O(0)); break;
+    case kLRelu: kLeakyRelu(I(0), L(0), static_cast<float>(p[1]), O(0)); break;
+    case kLReluG: kLeakyReluGrad(I(0), I(1), L(0), static_cast<float>(p[1]), O(0)); break;
+    case kAddOp: kAdd(I(0), I(1), L(0), O(0)); break;
+    case kScaleOp: kScale(I(0), L(0), p[1], O(0)); break;
+    case kMulC: kMulChannel(I(0), I(1), L(0), L(1), L(2), O(0)); break;
+    case kMulCG: kMulChannelGradScale(I(0), I(1), L(0), L(1), L(2), O(0)); break;
+    case kConcat: {
+      // p = [N, S, C_0, C_1, ...]
+      int64_t N = L(0), S = L(1), Ct = 0;
+      for (size_t i = 0; i < in.size(); i++) Ct += L(2 + i);
+      float* y = O(0);
+      for (int64_t n = 0; n < N; n++) {
+        int64_t c0 = 0;
+        for (size_t i = 0; i < in.size(); i++) {
+          int64_t C = L(2 + i);
+          kCopy(I(i) + n * C * S, C * S, y + (n * Ct + c0) * S);
+          c0 += C;
+        }
+      }
+      break;
+    }
+    case kSlice: {
+      int64_t N = L(0), C = L(1), S = L(2), a = L(3), b = L(4);
+      float* y = O(0);
+      for (int64_t n = 0; n < N; n++) kCopy(I(0) + (n * C + a) * S, (b - a) * S, y + n * (b - a) * S);
+      break;
+    }
+    case kSoftmaxOp: kSoftmax(I(0), L(0), L(1), L(2), O(0)); break;
+    case kSoftmaxG: kSoftmaxGrad(I(0), I(1), L(0), L(1), L(2), O(0)); break;
+    case kCE:
+      if (!kCrossEntropy(I(0), I(1), L(0), L(1), L(2), O(0))) throw std::runtime_error(std::string("crossEntropy: ") + badTarget);
+      break;
+    case kCEG:
+      if (!kCrossEntropyGrad(I(0), I(1), I(2), L(0), L(1), L(2), O(0))) throw std::runtime_error(std::string("crossEntropyGrad: ") + badTarget);
+      break;
+    case kDice:
+      if (!kDiceLoss(I(0), I(1), L(0), L(1), L(2), p[3], p[4], O(0), O(1))) throw std::runtime_error(std::string("diceLoss: ") + badTarget);
+      break;
+    case kDiceG:
+      if (!kDiceLossGrad(I(0), I(1), I(2), L(0), L(1), L(2), p[3], p[4], O(0))) throw std::runtime_error(std::string("diceLossGrad: ") + badTarget);
+      break;
+    case kSumOp: kSum(I(0), L(0), O(0)); break;
+    case kFillOp: kFill(I(0), p[1], L(0), O(0)); break;
+    case kAdamWOp:
+      kAdamW(in[0]->data(), I(1), in[2]->data(), in[3]->data(), L(0), p[1], p[2], p[3], p[4], p[5], L(6));
+      break;
+    default: throw std::runtime_error("unknown op");
+  }
+}
+
+// op(code, inputs: handle[], outSizes: number[], params: number[], inPlace: number[]) -> handle[]
+Napi::Value RunOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int op = info[0].As<Napi::Number>().Int32Value();
+  Napi::Array ins = info[1].As<Napi::Array>();
+  Napi::Array outSizes = info[2].As<Napi::Array>();
+  Napi::Array params = info[3].As<Napi::Array>();
+  std::vector<BufP> in, out;
+  for (uint32_t i = 0; i < ins.Length(); i++) in.push_back(getBuf(ins.Get(i)));
+  for (uint32_t i = 0; i < outSizes.Length(); i++)
+    out.push_back(std::make_shared<Buf>(static_cast<size_t>(outSizes.Get(i).As<Napi::Number>().Int64Value())));
+  std::vector<double> p(params.Length());
+  for (uint32_t i = 0; i < params.Length(); i++) p[i] = params.Get(i).As<Napi::Number>().DoubleValue();
+  std::vector<BufP> written = out;
+  if (op == kAdamWOp) written = {in[0], in[2], in[3]};
+  uint64_t seq = enqueue([op, in = std::move(in), out, p = std::move(p)]() { runOp(op, in, out, p); });
+  for (auto& b : written) b->lastWrite = seq;
+  Napi::Array res = Napi::Array::New(env, out.size());
+  for (uint32_t i = 0; i < out.size(); i++) res.Set(i, wrap(env, out[i]));
+  return res;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* ed = new EnvData();
+  ed->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "uxnet-native-read", 0, 1);
+  ed->tsfn.Unref(env);
+  env.SetInstanceData<EnvData>(ed);
+  gEnvCount++;
+  env.AddCleanupHook([ed]() {
+    if (--gEnvCount == 0) shutdownRuntime();
+    ed->tsfn.Release();
+  });
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("upload", Napi::Function::New(env, Upload));
+  exports.Set("zeros", Napi::Function::New(env, Zeros));
+  exports.Set("free", Napi::Function::New(env, Free));
+  exports.Set("readSync", Napi::Function::New(env, ReadSync));
+  exports.Set("read", Napi::Function::New(env, Read));
+  exports.Set("write", Napi::Function::New(env, Write));
+  exports.Set("sync", Napi::Function::New(env, Sync));
+  exports.Set("op", Napi::Function::New(env, RunOp));
+  return exports;
+}
+
+}  // namespace
+}  // namespace ux
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return ux::Init(env, exports); }
+NODE_API_MODULE(uxnet_native, InitModule)

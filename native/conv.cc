@@ -1,0 +1,505 @@
+// Convolution drivers. Dense convolutions are computed direct (no im2col): for each output row (d, h) the
+// needed input rows are copied into a small zero-padded "panel" (so the micro-kernel needs no bounds
+// checks), and a register-blocked micro-kernel computes a tile of output positions × a block of output
+// channels with the weights packed as [in][kd][kh][kw][out-block] vectors.
+//
+// Transposed convolution (grad input) is split into stride^3 phases; each phase is a stride-1 direct
+// convolution with a sub-sampled, flipped kernel, written to every stride-th output position.
+#include "conv.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "conv_isa.h"
+#include "runtime.h"
+
+namespace ux {
+namespace {
+
+const IsaCores* pickIsa() {
+  static const IsaCores* isa = [] {
+    const char* env = std::getenv("UXNET_ISA");
+    std::string force = env ? env : "";
+    bool has512 = false, has2 = false;
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    has512 = __builtin_cpu_supports("avx512f");
+    has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    if (force != "avx2" && force != "generic" && has512 && isaAvx512()) return isaAvx512();
+    if (force != "generic" && has2 && isaAvx2()) return isaAvx2();
+    return isaGeneric();
+  }();
+  return isa;
+}
+
+inline int roundUp(int a, int b) { return (a + b - 1) / b * b; }
+
+// How output positions q of one spatial dim map to input positions: input index = q·sin + u + off for
+// tap u < T, whose weight index is wmap[u]; the result goes to output index q·sout + rout.
+struct DimMap {
+  int T = 0, sin = 1, off = 0, Q = 0, sout = 1, rout = 0, insz = 0;
+  std::vector<int> wmap;
+};
+
+DimMap forwardMap(int K, int s, int p, int in, int out) {
+  DimMap m;
+  m.T = K, m.sin = s, m.off = -p, m.Q = out, m.sout = 1, m.rout = 0, m.insz = in;
+  m.wmap.resize(K);
+  for (int u = 0; u < K; u++) m.wmap[u] = u;
+  return m;
+}
+
+// Phase r of the transposed conv along one dim: dx positions r, r+s, ...; dy has size dysz.
+DimMap phaseMap(int K, int s, int p, int dxsz, int dysz, int r) {
+  DimMap m;
+  m.Q = r < dxsz ? (dxsz - r + s - 1) / s : 0;
+  int phi = (r + p) % s;
+  m.T = phi < K ? (K - phi + s - 1) / s : 0;
+  int c = (r + p - phi) / s;
+  m.off = c - m.T + 1, m.sin = 1, m.sout = s, m.rout = r, m.insz = dysz;
+  m.wmap.resize(m.T);
+  for (int u = 0; u < m.T; u++) m.wmap[u] = phi + s * (m.T - 1 - u);
+  return m;
+}
+
+int chooseRov(const IsaCores* isa, int64_t cout) {
+  int nv = static_cast<int>((cout + isa->vw - 1) / isa->vw);
+  if (nv % 4 == 0 && isa->vw * 4 <= 64) return 4;
+  if (nv % 3 == 0) return 3;
+  if (nv % 2 == 0) return 2;
+  if (nv >= 4) return isa->vw * 4 <= 64 ? 4 : 3;
+  return nv;  // 1..3
+}
+
+// wp[ob][i][ud][uh][uw][RO] = w[o·oStride + i·iStride + (wmap_d·Kh + wmap_h)·Kw + wmap_w], zero for o >= nOut.
+void packWeights(const float* w, int64_t oStride, int64_t iStride, int nOut, int nIn, const DimMap* m, int Kh, int Kw, int RO,
+                 float* wp) {
+  int nob = (nOut + RO - 1) / RO;
+  int64_t taps = static_cast<int64_t>(m[0].T) * m[1].T * m[2].T;
+  int64_t idx = 0;
+  for (int ob = 0; ob < nob; ob++)
+    for (int i = 0; i < nIn; i++)
+      for (int ud = 0; ud < m[0].T; ud++)
+        for (int uh = 0; uh < m[1].T; uh++)
+          for (int uw = 0; uw < m[2].T; uw++) {
+            int64_t k = (static_cast<int64_t>(m[0].wmap[ud]) * Kh + m[1].wmap[uh]) * Kw + m[2].wmap[uw];
+            for (int l = 0; l < RO; l++) {
+              int o = ob * RO + l;
+              wp[idx++] = o < nOut ? w[o * oStride + i * iStride + k] : 0.f;
+            }
+          }
+  (void)taps;
+}
+
+// Copies input row (channel base `xc`, spatial dims in[]) for (id, ih) into dst[0..lw), zero padded;
+// dst[e] = x[id][ih][e + off].
+inline void fillRow(const float* xc, const int* in, int id, int ih, int off, int lw, float* dst) {
+  if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1]) {
+    std::memset(dst, 0, sizeof(float) * lw);
+    return;
+  }
+  const float* src = xc + (static_cast<int64_t>(id) * in[1] + ih) * in[2];
+  int e0 = std::max(0, -off), e1 = std::min(lw, in[2] - off);
+  if (e1 <= e0) {
+    std::memset(dst, 0, sizeof(float) * lw);
+    return;
+  }
+  if (e0 > 0) std::memset(dst, 0, sizeof(float) * e0);
+  std::memcpy(dst + e0, src + e0 + off, sizeof(float) * (e1 - e0));
+  if (e1 < lw) std::memset(dst + e1, 0, sizeof(float) * (lw - e1));
+}
+
+struct ThreadScratch {
+  std::vector<Scratch<float>*> v;
+  explicit ThreadScratch(int n) : v(n, nullptr) {}
+  ~ThreadScratch() {
+    for (auto* p : v) delete p;
+  }
+  float* get(int tid, size_t n) {
+    if (!v[tid]) v[tid] = new Scratch<float>();
+    v[tid]->resize(n);
+    return v[tid]->get();
+  }
+};
+
+// One dense phase for one sample and group: x has `cin` channels of spatial size in[], y has `cout`
+// channels of spatial size out[]; wp packed for this phase (rov vectors per block).
+void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int* in, const float* wp, int cout, const DimMap* m,
+               const float* bias, float* y, const int* out) {
+  const int RO = rov * isa->vw;
+  const int RW = isa->denseRW(rov);
+  const int Qd = m[0].Q, Qh = m[1].Q, Qw = m[2].Q;
+  if (Qd == 0 || Qh == 0 || Qw == 0) return;
+  const int Td = m[0].T, Th = m[1].T, Tw = m[2].T;
+  const int qwPad = roundUp(Qw, RW);
+  const int lw = (qwPad - 1) * m[2].sin + Tw;
+  const int nrows = cin * Td * Th;
+  const int nob = (cout + RO - 1) / RO;
+  const int64_t wBlock = static_cast<int64_t>(nrows) * Tw * RO;
+  const int64_t inVol = static_cast<int64_t>(in[0]) * in[1] * in[2];
+  const int64_t outVol = static_cast<int64_t>(out[0]) * out[1] * out[2];
+  ThreadScratch scratch(numThreads());
+  parallelFor(static_cast<int64_t>(Qd) * Qh, 1, [&](int64_t b, int64_t e, int tid) {
+    float* panel = scratch.get(tid, static_cast<size_t>(nrows) * lw + static_cast<size_t>(qwPad) * RO);
+    float* tile = panel + static_cast<size_t>(nrows) * lw;
+    for (int64_t row = b; row < e; row++) {
+      int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
+      float* pr = panel;
+      for (int i = 0; i < cin; i++)
+        for (int ud = 0; ud < Td; ud++)
+          for (int uh = 0; uh < Th; uh++, pr += lw)
+            fillRow(x + i * inVol, in, qd * m[0].sin + ud + m[0].off, qh * m[1].sin + uh + m[1].off, m[2].off, lw, pr);
+      int pd = qd * m[0].sout + m[0].rout, ph = qh * m[1].sout + m[1].rout;
+      for (int ob = 0; ob < nob; ob++) {
+        isa->denseFwdRow(rov, panel, wp + ob * wBlock, nrows, Tw, lw, m[2].sin, qwPad, tile);
+        int oEnd = std::min(RO, cout - ob * RO);
+        for (int l = 0; l < oEnd; l++) {
+          int o = ob * RO + l;
+          float bv = bias ? bias[o] : 0.f;
+          float* yr = y + o * outVol + (static_cast<int64_t>(pd) * out[1] + ph) * out[2] + m[2].rout;
+          const int so = m[2].sout;
+          for (int q = 0; q < Qw; q++) yr[q * so] = tile[q * RO + l] + bv;
+        }
+      }
+    }
+  });
+}
+
+// ---------------- naive fallbacks (kernel widths the micro-kernels do not cover) ----------------
+void naiveGradWeight(const float* x, const float* dy, const ConvGeom& g, float* dw) {
+  const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
+  const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
+  const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  const int64_t outVol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+  parallelFor(g.Cout * Cig, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t oi = b; oi < e; oi++) {
+      int64_t o = oi / Cig, i = oi % Cig, grp = o / Cog;
+      for (int kd = 0; kd < g.k[0]; kd++)
+        for (int kh = 0; kh < g.k[1]; kh++)
+          for (int kw = 0; kw < g.k[2]; kw++) {
+            double s = 0;
+            for (int64_t n = 0; n < g.N; n++) {
+              const float* xc = x + (n * g.Cin + grp * Cig + i) * inVol;
+              const float* gc = dy + (n * g.Cout + o) * outVol;
+              for (int d = 0; d < g.out[0]; d++) {
+                int id = d * g.s[0] + kd - g.p[0];
+                if (id < 0 || id >= g.in[0]) continue;
+                for (int h = 0; h < g.out[1]; h++) {
+                  int ih = h * g.s[1] + kh - g.p[1];
+                  if (ih < 0 || ih >= g.in[1]) continue;
+                  for (int w = 0; w < g.out[2]; w++) {
+                    int iw = w * g.s[2] + kw - g.p[2];
+                    if (iw < 0 || iw >= g.in[2]) continue;
+                    s += static_cast<double>(gc[(static_cast<int64_t>(d) * g.out[1] + h) * g.out[2] + w]) *
+                         xc[(static_cast<int64_t>(id) * g.in[1] + ih) * g.in[2] + iw];
+                  }
+                }
+              }
+            }
+            dw[oi * K3 + (kd * g.k[1] + kh) * g.k[2] + kw] = static_cast<float>(s);
+          }
+    }
+  });
+}
+
+// ---------------- grouped 1x1x1 convolutions with few channels per group (ux_block's pwconv) ----------------
+bool isGroupedPointwise(const ConvGeom& g) {
+  return g.G > 1 && g.k[0] == 1 && g.k[1] == 1 && g.k[2] == 1 && g.s[0] == 1 && g.s[1] == 1 && g.s[2] == 1 && g.p[0] == 0 &&
+         g.p[1] == 0 && g.p[2] == 0 && (g.Cin / g.G) * (g.Cout / g.G) <= 64;
+}
+
+constexpr int64_t kPwBlock = 4096;
+
+// y[n][g·ny + a][v] = (bias) + Σ_b W(a, b) · x[n][g·nx + b][v], W(a, b) = w[(g·ny + a)·aS + b·bS] (within group g).
+void groupedPointwise(const float* x, int64_t nx, const float* w, int64_t aStrideW, int64_t bStrideW, int64_t groupStrideW,
+                      const float* bias, int64_t N, int64_t G, int64_t ny, int64_t S, float* y) {
+  int64_t nblk = (S + kPwBlock - 1) / kPwBlock;
+  parallelFor(N * G * nblk, 1, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t it = lo; it < hi; it++) {
+      int64_t blk = it % nblk, ng = it / nblk, n = ng / G, gg = ng % G;
+      int64_t s0 = blk * kPwBlock, len = std::min(kPwBlock, S - s0);
+      const float* xb = x + (n * G * nx + gg * nx) * S + s0;
+      const float* wg = w + gg * groupStrideW;
+      for (int64_t a = 0; a < ny; a++) {
+        float* yr = y + (n * G * ny + gg * ny + a) * S + s0;
+        float bv = bias ? bias[gg * ny + a] : 0.f;
+        for (int64_t j = 0; j < len; j++) yr[j] = bv;
+        for (int64_t b = 0; b < nx; b++) {
+          float wv = wg[a * aStrideW + b * bStrideW];
+          const float* xr = xb + b * S;
+          for (int64_t j = 0; j < len; j++) yr[j] += wv * xr[j];
+        }
+      }
+    }
+  });
+}
+
+void groupedPointwiseGradWeight(const float* x, const float* dy, const ConvGeom& g, float* dw) {
+  const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
+  const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  parallelFor(g.G, 1, [&](int64_t lo, int64_t hi, int) {
+    std::vector<double> acc(Cog * Cig);
+    for (int64_t gg = lo; gg < hi; gg++) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t n = 0; n < g.N; n++)
+        for (int64_t s0 = 0; s0 < S; s0 += kPwBlock) {
+          int64_t len = std::min(kPwBlock, S - s0);
+          for (int64_t o = 0; o < Cog; o++) {
+            const float* gr = dy + (n * g.Cout + gg * Cog + o) * S + s0;
+            for (int64_t i = 0; i < Cig; i++) {
+              const float* xr = x + (n * g.Cin + gg * Cig + i) * S + s0;
+              float lanes[16] = {0};
+              int64_t j = 0;
+              for (; j + 16 <= len; j += 16)
+                for (int l = 0; l < 16; l++) lanes[l] += gr[j + l] * xr[j + l];
+              double s = 0;
+              for (; j < len; j++) s += static_cast<double>(gr[j]) * xr[j];
+              for (int l = 0; l < 16; l++) s += lanes[l];
+              acc[o * Cig + i] += s;
+            }
+          }
+        }
+      for (int64_t k = 0; k < Cog * Cig; k++) dw[gg * Cog * Cig + k] = static_cast<float>(acc[k]);
+    }
+  });
+}
+
+// ---------------- depthwise (groups == Cin == Cout, stride 1) ----------------
+bool isDepthwise(const ConvGeom& g) {
+  return g.G == g.Cin && g.G == g.Cout && g.G > 1 && g.s[0] == 1 && g.s[1] == 1 && g.s[2] == 1 && g.k[2] <= 7;
+}
+
+// Zero-padded copy of one channel for the depthwise cores: xp[dd][hh][e] = x[dd+off0][hh+off1][e+off2].
+void buildDwPad(const float* xc, const int* in, const int* off, int dp, int hp, int lw, float* xp) {
+  for (int dd = 0; dd < dp; dd++)
+    for (int hh = 0; hh < hp; hh++) fillRow(xc, in, dd + off[0], hh + off[1], off[2], lw, xp + (static_cast<int64_t>(dd) * hp + hh) * lw);
+}
+
+// y[c] = bias[c] + Σ_u wk[c][u] · x[c][q + u + off] with Q output sizes and T taps per dim.
+void depthwiseRun(const IsaCores* isa, const float* x, const int* in, const float* wk, const float* bias, int64_t N, int64_t C,
+                  const int* T, const int* off, const int* Q, float* y) {
+  const int W = isa->vw;
+  const int dp = Q[0] + T[0] - 1, hp = roundUp(Q[1], 4) + T[1] - 1, lw = roundUp(Q[2], W) + T[2] - 1 + W;
+  const int64_t inVol = static_cast<int64_t>(in[0]) * in[1] * in[2];
+  const int64_t outVol = static_cast<int64_t>(Q[0]) * Q[1] * Q[2];
+  const int64_t K3 = static_cast<int64_t>(T[0]) * T[1] * T[2];
+  ThreadScratch scratch(numThreads());
+  parallelFor(N * C, 1, [&](int64_t lo, int64_t hi, int tid) {
+    float* xp = scratch.get(tid, static_cast<size_t>(dp) * hp * lw);
+    for (int64_t nc = lo; nc < hi; nc++) {
+      int64_t c = nc % C;
+      buildDwPad(x + nc * inVol, in, off, dp, hp, lw, xp);
+      isa->dwFwdChannel(xp, hp, lw, wk + c * K3, T[0], T[1], T[2], Q[0], Q[1], Q[2], bias ? bias[c] : 0.f, y + nc * outVol);
+    }
+  });
+}
+
+}  // namespace
+
+const char* convIsaName() { return pickIsa()->name; }
+
+void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y) {
+  const IsaCores* isa = pickIsa();
+  if (isDepthwise(g)) {
+    int T[3] = {g.k[0], g.k[1], g.k[2]}, off[3] = {-g.p[0], -g.p[1], -g.p[2]};
+    depthwiseRun(isa, x, g.in, w, bias, g.N, g.Cin, T, off, g.out, y);
+    return;
+  }
+  const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
+  const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  if (isGroupedPointwise(g)) {
+    groupedPointwise(x, Cig, w, Cig, 1, Cog * Cig, bias, g.N, g.G, Cog, S, y);
+    return;
+  }
+  DimMap m[3];
+  for (int d = 0; d < 3; d++) m[d] = forwardMap(g.k[d], g.s[d], g.p[d], g.in[d], g.out[d]);
+  const int rov = chooseRov(isa, Cog);
+  const int RO = rov * isa->vw;
+  const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
+  const int64_t inVol = S, outVol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+  Scratch<float> wp(static_cast<size_t>((Cog + RO - 1) / RO) * RO * Cig * K3);
+  for (int64_t gg = 0; gg < g.G; gg++) {
+    packWeights(w + gg * Cog * Cig * K3, Cig * K3, K3, static_cast<int>(Cog), static_cast<int>(Cig), m, g.k[1], g.k[2], RO, wp.get());
+    for (int64_t n = 0; n < g.N; n++)
+      denseCore(isa, rov, x + (n * g.Cin + gg * Cig) * inVol, static_cast<int>(Cig), g.in, wp.get(), static_cast<int>(Cog), m,
+                bias ? bias + gg * Cog : nullptr, y + (n * g.Cout + gg * Cog) * outVol, g.out);
+  }
+}
+
+void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx) {
+  const IsaCores* isa = pickIsa();
+  const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
+  const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
+  const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  const int64_t outVol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+  if (isDepthwise(g)) {
+    // Stride 1: correlation of dy with the flipped kernel.
+    Scratch<float> wf(static_cast<size_t>(g.Cin * K3));
+    for (int64_t c = 0; c < g.Cin; c++)
+      for (int64_t k = 0; k < K3; k++) wf[c * K3 + k] = w[c * K3 + (K3 - 1 - k)];
+    int T[3] = {g.k[0], g.k[1], g.k[2]};
+    int off[3] = {g.p[0] - (g.k[0] - 1), g.p[1] - (g.k[1] - 1), g.p[2] - (g.k[2] - 1)};
+    depthwiseRun(isa, dy, g.out, wf.get(), nullptr, g.N, g.Cin, T, off, g.in, dx);
+    return;
+  }
+  if (isGroupedPointwise(g)) {
+    // dx[g·Cig + i] = Σ_o w[(g·Cog + o)·Cig + i] · dy[g·Cog + o]
+    groupedPointwise(dy, Cog, w, 1, Cig, Cog * Cig, nullptr, g.N, g.G, Cig, inVol, dx);
+    return;
+  }
+  bool anyStride = g.s[0] > 1 || g.s[1] > 1 || g.s[2] > 1;
+  if (anyStride) std::memset(dx, 0, sizeof(float) * g.N * g.Cin * inVol);  // phases without taps stay zero
+  const int rov = chooseRov(isa, Cig);
+  const int RO = rov * isa->vw;
+  Scratch<float> wp(static_cast<size_t>((Cig + RO - 1) / RO) * RO * Cog * K3);
+  for (int rd = 0; rd < g.s[0]; rd++)
+    for (int rh = 0; rh < g.s[1]; rh++)
+      for (int rw = 0; rw < g.s[2]; rw++) {
+        DimMap m[3] = {phaseMap(g.k[0], g.s[0], g.p[0], g.in[0], g.out[0], rd), phaseMap(g.k[1], g.s[1], g.p[1], g.in[1], g.out[1], rh),
+                       phaseMap(g.k[2], g.s[2], g.p[2], g.in[2], g.out[2], rw)};
+        if (m[0].Q == 0 || m[1].Q == 0 || m[2].Q == 0) continue;
+        if (m[0].T == 0 || m[1].T == 0 || m[2].T == 0) continue;  // zeros (already cleared)
+        for (int64_t gg = 0; gg < g.G; gg++) {
+          // Transposed weight: output channel i (of dx), input channel o (of dy).
+          packWeights(w + gg * Cog * Cig * K3, K3, Cig * K3, static_cast<int>(Cig), static_cast<int>(Cog), m, g.k[1], g.k[2], RO,
+                      wp.get());
+          for (int64_t n = 0; n < g.N; n++)
+            denseCore(isa, rov, dy + (n * g.Cout + gg * Cog) * outVol, static_cast<int>(Cog), g.out, wp.get(), static_cast<int>(Cig), m,
+                      nullptr, dx + (n * g.Cin + gg * Cig) * inVol, g.in);
+        }
+      }
+}
+
+void convGradWeight(const float* x, const float* dy, const ConvGeom& g, float* dw) {
+  const IsaCores* isa = pickIsa();
+  const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
+  const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
+  const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  const int64_t outVol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+  if (isGroupedPointwise(g)) {
+    groupedPointwiseGradWeight(x, dy, g, dw);
+    return;
+  }
+  if (isDepthwise(g)) {
+    const int W = isa->vw;
+    const int Qd = g.out[0], Qh = g.out[1], Qw = g.out[2];
+    const int qwp = roundUp(Qw, W);
+    const int dp = Qd + g.k[0] - 1, hp = Qh + g.k[1] - 1, lw = qwp + g.k[2] - 1 + W;
+    int off[3] = {-g.p[0], -g.p[1], -g.p[2]};
+    ThreadScratch scratch(numThreads());
+    parallelFor(g.Cin, 1, [&](int64_t lo, int64_t hi, int tid) {
+      float* xp = scratch.get(tid, static_cast<size_t>(dp) * hp * lw + static_cast<size_t>(Qd) * Qh * qwp);
+      float* dyp = xp + static_cast<size_t>(dp) * hp * lw;
+      std::vector<double> acc(K3);
+      for (int64_t c = lo; c < hi; c++) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t n = 0; n < g.N; n++) {
+          buildDwPad(x + (n * g.Cin + c) * inVol, g.in, off, dp, hp, lw, xp);
+          const float* gc = dy + (n * g.Cout + c) * outVol;
+          for (int64_t r = 0; r < static_cast<int64_t>(Qd) * Qh; r++) {
+            std::memcpy(dyp + r * qwp, gc + r * Qw, sizeof(float) * Qw);
+            std::memset(dyp + r * qwp + Qw, 0, sizeof(float) * (qwp - Qw));
+          }
+          isa->dwGwChannel(xp, hp, lw, dyp, Qd, Qh, qwp, g.k[0], g.k[1], g.k[2], acc.data());
+        }
+        for (int64_t k = 0; k < K3; k++) dw[c * K3 + k] = static_cast<float>(acc[k]);
+      }
+    });
+    return;
+  }
+  if (g.k[2] > 7) {
+    naiveGradWeight(x, dy, g, dw);
+    return;
+  }
+  DimMap m[3];
+  for (int d = 0; d < 3; d++) m[d] = forwardMap(g.k[d], g.s[d], g.p[d], g.in[d], g.out[d]);
+  const int rov = chooseRov(isa, Cog);
+  const int RO = rov * isa->vw;
+  const int nob = static_cast<int>((Cog + RO - 1) / RO);
+  const int cic = static_cast<int>(std::min<int64_t>(Cig, 16));
+  const int nic = static_cast<int>((Cig + cic - 1) / cic);
+  const int Qd = g.out[0], Qh = g.out[1], Qw = g.out[2];
+  const int Td = g.k[0], Th = g.k[1], Tw = g.k[2], tdh = Td * Th;
+  const int lw = (Qw - 1) * g.s[2] + Tw;
+  const int64_t base = static_cast<int64_t>(g.G) * nob * nic;
+  const int nt = numThreads();
+  int nsplit = 1;
+  if (base < 2 * nt) nsplit = static_cast<int>(std::min<int64_t>(Qd, (2 * nt + base - 1) / base));
+  const int64_t accLen = static_cast<int64_t>(cic) * tdh * Tw * RO;  // [i][ud·uh][uw][RO]
+  std::vector<double> partial;
+  if (nsplit > 1) partial.assign(static_cast<size_t>(nsplit) * g.G * nob * nic * accLen, 0.0);
+  ThreadScratch scratch(nt);
+  parallelFor(base * nsplit, 1, [&](int64_t lo, int64_t hi, int tid) {
+    const size_t panelLen = static_cast<size_t>(cic) * tdh * lw;
+    const size_t dyTLen = static_cast<size_t>(Qw) * RO;
+    float* panel = scratch.get(tid, panelLen + dyTLen + accLen + accLen * 2);
+    float* dyT = panel + panelLen;
+    float* accF = dyT + dyTLen;
+    double* accD = reinterpret_cast<double*>(accF + accLen);
+    for (int64_t it = lo; it < hi; it++) {
+      int split = static_cast<int>(it % nsplit);
+      int64_t item = it / nsplit;
+      int ic = static_cast<int>(item % nic), ob = static_cast<int>((item / nic) % nob);
+      int64_t gg = item / (static_cast<int64_t>(nic) * nob);
+      int i0 = ic * cic, ni = static_cast<int>(std::min<int64_t>(cic, Cig - i0));
+      int o0 = ob * RO, no = static_cast<int>(std::min<int64_t>(RO, Cog - o0));
+      int d0 = static_cast<int>(static_cast<int64_t>(Qd) * split / nsplit), d1 = static_cast<int>(static_cast<int64_t>(Qd) * (split + 1) / nsplit);
+      std::fill(accD, accD + accLen, 0.0);
+      for (int64_t n = 0; n < g.N; n++) {
+        const float* xg = x + (n * g.Cin + gg * Cig + i0) * inVol;
+        const float* dg = dy + (n * g.Cout + gg * Cog + o0) * outVol;
+        for (int qd = d0; qd < d1; qd++) {
+          std::fill(accF, accF + accLen, 0.f);
+          for (int qh = 0; qh < Qh; qh++) {
+            float* pr = panel;
+            for (int i = 0; i < ni; i++)
+              for (int ud = 0; ud < Td; ud++)
+                for (int uh = 0; uh < Th; uh++, pr += lw)
+                  fillRow(xg + i * inVol, g.in, qd * m[0].sin + ud + m[0].off, qh * m[1].sin + uh + m[1].off, m[2].off, lw, pr);
+            const int64_t rowOff = (static_cast<int64_t>(qd) * Qh + qh) * Qw;
+            for (int q = 0; q < Qw; q++) {
+              float* t = dyT + q * RO;
+              for (int l = 0; l < no; l++) t[l] = dg[l * outVol + rowOff + q];
+              for (int l = no; l < RO; l++) t[l] = 0.f;
+            }
+            isa->denseGwRow(rov, Tw, panel, ni, tdh, lw, m[2].sin, dyT, Qw, accF);
+          }
+          for (int64_t k = 0; k < accLen; k++) accD[k] += accF[k];
+        }
+      }
+      if (nsplit > 1) {
+        double* dst = partial.data() + (static_cast<size_t>(split) * base + item) * accLen;
+        std::copy(accD, accD + accLen, dst);
+      } else {
+        for (int i = 0; i < ni; i++)
+          for (int t = 0; t < tdh; t++)
+            for (int u = 0; u < Tw; u++)
+              for (int l = 0; l < no; l++)
+                dw[((gg * Cog + o0 + l) * Cig + i0 + i) * K3 + t * Tw + u] = static_cast<float>(accD[((static_cast<int64_t>(i) * tdh + t) * Tw + u) * RO + l]);
+      }
+    }
+  });
+  if (nsplit > 1) {
+    for (int64_t item = 0; item < base; item++) {
+      int ic = static_cast<int>(item % nic), ob = static_cast<int>((item / nic) % nob);
+      int64_t gg = item / (static_cast<int64_t>(nic) * nob);
+      int i0 = ic * cic, ni = static_cast<int>(std::min<int64_t>(cic, Cig - i0));
+      int o0 = ob * RO, no = static_cast<int>(std::min<int64_t>(RO, Cog - o0));
+      for (int i = 0; i < ni; i++)
+        for (int t = 0; t < tdh; t++)
+          for (int u = 0; u < Tw; u++)
+            for (int l = 0; l < no; l++) {
+              int64_t k = ((static_cast<int64_t>(i) * tdh + t) * Tw + u) * RO + l;
+              double s = 0;
+              for (int sp = 0; sp < nsplit; sp++) s += partial[(static_cast<size_t>(sp) * base + item) * accLen + k];
+              dw[((gg * Cog + o0 + l) * Cig + i0 + i) * K3 + t * Tw + u] = static_cast<float>(s);
+            }
+    }
+  }
+}
+
+}  // namespace ux

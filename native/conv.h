@@ -1,0 +1,24 @@
+// 3-D convolution drivers (forward, grad input, grad weight) on NCDHW float32 arrays.
+#pragma once
+#include <cstdint>
+
+namespace ux {
+
+struct ConvGeom {
+  int64_t N, Cin, Cout, G;
+  int in[3];   // input spatial size of the forward conv
+  int out[3];  // output spatial size of the forward conv
+  int k[3], s[3], p[3];
+};
+
+// y = conv(x, w) + bias (bias may be null).
+void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y);
+// dx of the forward conv described by g (dy has g.out, dx has g.in).
+void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx);
+// dw [Cout, Cin/G, k] of the forward conv described by g.
+void convGradWeight(const float* x, const float* dy, const ConvGeom& g, float* dw);
+
+// Which micro-kernel set runs ("avx512", "avx2", "generic"); UXNET_ISA=avx2|generic forces a lower one.
+const char* convIsaName();
+
+}  // namespace ux

@@ -1,0 +1,501 @@
+#include "kernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "runtime.h"
+
+namespace ux {
+
+namespace {
+constexpr int64_t kGrain = 1 << 15;
+
+template <typename F>
+void elementwise(int64_t n, F f) {
+  parallelFor((n + kGrain - 1) / kGrain, 1, [&](int64_t b, int64_t e, int) {
+    int64_t lo = b * kGrain, hi = std::min(n, e * kGrain);
+    f(lo, hi);
+  });
+}
+
+inline double normalCdf(double x) { return 0.5 * std::erfc(-x * 0.70710678118654752440); }
+
+// Per-thread double partial sums, reduced in thread order (deterministic for a fixed thread count and grain).
+struct Partials {
+  int nt;
+  int64_t len;
+  std::vector<double> v;
+  Partials(int64_t l) : nt(numThreads()), len(l), v(static_cast<size_t>(nt * l), 0.0) {}
+  double* of(int tid) { return v.data() + tid * len; }
+  void reduce(double* out) {
+    for (int64_t i = 0; i < len; i++) {
+      double s = 0;
+      for (int t = 0; t < nt; t++) s += v[t * len + i];
+      out[i] = s;
+    }
+  }
+};
+}  // namespace
+
+void kSumToChannels(const float* x, int64_t N, int64_t C, int64_t S, float* y) {
+  parallelFor(C, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t c = b; c < e; c++) {
+      double s = 0;
+      for (int64_t n = 0; n < N; n++) {
+        const float* p = x + (n * C + c) * S;
+        for (int64_t i = 0; i < S; i++) s += p[i];
+      }
+      y[c] = static_cast<float>(s);
+    }
+  });
+}
+
+void kInstanceNorm(const float* x, int64_t NC, int64_t S, double eps, float* y, float* rstd) {
+  parallelFor(NC, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t nc = b; nc < e; nc++) {
+      const float* p = x + nc * S;
+      float* q = y + nc * S;
+      double sum = 0;
+      for (int64_t i = 0; i < S; i++) sum += p[i];
+      double mean = sum / S, sq = 0;
+      for (int64_t i = 0; i < S; i++) {
+        double d = p[i] - mean;
+        sq += d * d;
+      }
+      double r = 1.0 / std::sqrt(sq / S + eps);
+      for (int64_t i = 0; i < S; i++) q[i] = static_cast<float>((p[i] - mean) * r);
+      rstd[nc] = static_cast<float>(r);
+    }
+  });
+}
+
+void kInstanceNormGrad(const float* dy, const float* y, const float* rstd, int64_t NC, int64_t S, float* dx) {
+  parallelFor(NC, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t nc = b; nc < e; nc++) {
+      const float* g = dy + nc * S;
+      const float* yy = y + nc * S;
+      double sdy = 0, sdyy = 0;
+      for (int64_t i = 0; i < S; i++) {
+        sdy += g[i];
+        sdyy += static_cast<double>(g[i]) * yy[i];
+      }
+      double mdy = sdy / S, mdyy = sdyy / S, r = rstd[nc];
+      float* o = dx + nc * S;
+      for (int64_t i = 0; i < S; i++) o[i] = static_cast<float>(r * (g[i] - mdy - yy[i] * mdyy));
+    }
+  });
+}
+
+namespace {
+constexpr int64_t kVB = 256;  // voxels per block for channels-first layer norm
+}
+
+void kLayerNorm(const float* x, const float* w, const float* b, int64_t outer, int64_t C, int64_t S, bool channelsLast,
+                double eps, float* y, float* mean, float* rstd) {
+  if (channelsLast) {
+    parallelFor(outer, 64, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t v = lo; v < hi; v++) {
+        const float* p = x + v * C;
+        float* q = y + v * C;
+        double s = 0;
+        for (int64_t c = 0; c < C; c++) s += p[c];
+        double m = s / C, sq = 0;
+        for (int64_t c = 0; c < C; c++) {
+          double d = p[c] - m;
+          sq += d * d;
+        }
+        double r = 1.0 / std::sqrt(sq / C + eps);
+        for (int64_t c = 0; c < C; c++) q[c] = static_cast<float>((p[c] - m) * r * w[c] + b[c]);
+        mean[v] = static_cast<float>(m);
+        rstd[v] = static_cast<float>(r);
+      }
+    });
+    return;
+  }
+  int64_t nb = (S + kVB - 1) / kVB;
+  parallelFor(outer * nb, 1, [&](int64_t lo, int64_t hi, int) {
+    double sm[kVB], sq[kVB];
+    for (int64_t it = lo; it < hi; it++) {
+      int64_t n = it / nb, s0 = (it % nb) * kVB, len = std::min(kVB, S - s0);
+      const float* base = x + n * C * S + s0;
+      for (int64_t j = 0; j < len; j++) sm[j] = 0, sq[j] = 0;
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) sm[j] += base[c * S + j];
+      for (int64_t j = 0; j < len; j++) sm[j] /= C;
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) {
+          double d = base[c * S + j] - sm[j];
+          sq[j] += d * d;
+        }
+      for (int64_t j = 0; j < len; j++) sq[j] = 1.0 / std::sqrt(sq[j] / C + eps);
+      float* out = y + n * C * S + s0;
+      for (int64_t c = 0; c < C; c++) {
+        double wc = w[c], bc = b[c];
+        for (int64_t j = 0; j < len; j++) out[c * S + j] = static_cast<float>((base[c * S + j] - sm[j]) * sq[j] * wc + bc);
+      }
+      for (int64_t j = 0; j < len; j++) {
+        mean[n * S + s0 + j] = static_cast<float>(sm[j]);
+        rstd[n * S + s0 + j] = static_cast<float>(sq[j]);
+      }
+    }
+  });
+}
+
+void kLayerNormGrad(const float* dy, const float* x, const float* w, const float* rstd, int64_t outer, int64_t C, int64_t S,
+                    bool channelsLast, float* dx, float* dw, float* db) {
+  Partials pw(C), pb(C);
+  if (channelsLast) {
+    parallelFor(outer, 64, [&](int64_t lo, int64_t hi, int tid) {
+      std::vector<double> xh(C);
+      double* aw = pw.of(tid);
+      double* ab = pb.of(tid);
+      for (int64_t v = lo; v < hi; v++) {
+        const float* p = x + v * C;
+        const float* g = dy + v * C;
+        double s = 0;
+        for (int64_t c = 0; c < C; c++) s += p[c];
+        double m = s / C, r = rstd[v], sg = 0, sgx = 0;
+        for (int64_t c = 0; c < C; c++) {
+          double h = (p[c] - m) * r, d = g[c], gg = d * w[c];
+          xh[c] = h;
+          sg += gg;
+          sgx += gg * h;
+          aw[c] += d * h;
+          ab[c] += d;
+        }
+        double mg = sg / C, mgx = sgx / C;
+        float* o = dx + v * C;
+        for (int64_t c = 0; c < C; c++) o[c] = static_cast<float>(r * (static_cast<double>(g[c]) * w[c] - mg - xh[c] * mgx));
+      }
+    });
+  } else {
+    int64_t nb = (S + kVB - 1) / kVB;
+    parallelFor(outer * nb, 1, [&](int64_t lo, int64_t hi, int tid) {
+      double m[kVB], sg[kVB], sgx[kVB];
+      double* aw = pw.of(tid);
+      double* ab = pb.of(tid);
+      for (int64_t it = lo; it < hi; it++) {
+        int64_t n = it / nb, s0 = (it % nb) * kVB, len = std::min(kVB, S - s0);
+        const float* xb = x + n * C * S + s0;
+        const float* gb = dy + n * C * S + s0;
+        const float* rb = rstd + n * S + s0;
+        for (int64_t j = 0; j < len; j++) m[j] = 0, sg[j] = 0, sgx[j] = 0;
+        for (int64_t c = 0; c < C; c++)
+          for (int64_t j = 0; j < len; j++) m[j] += xb[c * S + j];
+        for (int64_t j = 0; j < len; j++) m[j] /= C;
+        for (int64_t c = 0; c < C; c++) {
+          double wc = w[c], swc = 0, sbc = 0;
+          for (int64_t j = 0; j < len; j++) {
+            double h = (xb[c * S + j] - m[j]) * rb[j], d = gb[c * S + j], gg = d * wc;
+            sg[j] += gg;
+            sgx[j] += gg * h;
+            swc += d * h;
+            sbc += d;
+          }
+          aw[c] += swc;
+          ab[c] += sbc;
+        }
+        for (int64_t j = 0; j < len; j++) sg[j] /= C, sgx[j] /= C;
+        float* ob = dx + n * C * S + s0;
+        for (int64_t c = 0; c < C; c++) {
+          double wc = w[c];
+          for (int64_t j = 0; j < len; j++) {
+            double h = (xb[c * S + j] - m[j]) * rb[j];
+            ob[c * S + j] = static_cast<float>(rb[j] * (gb[c * S + j] * wc - sg[j] - h * sgx[j]));
+          }
+        }
+      }
+    });
+  }
+  std::vector<double> t(C);
+  pw.reduce(t.data());
+  for (int64_t c = 0; c < C; c++) dw[c] = static_cast<float>(t[c]);
+  pb.reduce(t.data());
+  for (int64_t c = 0; c < C; c++) db[c] = static_cast<float>(t[c]);
+}
+
+void kGelu(const float* x, int64_t n, float* y) {
+  elementwise(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+      double v = x[i];
+      y[i] = static_cast<float>(v * normalCdf(v));
+    }
+  });
+}
+
+void kGeluGrad(const float* dy, const float* x, int64_t n, float* dx) {
+  elementwise(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+      double v = x[i];
+      dx[i] = static_cast<float>(dy[i] * (normalCdf(v) + v * 0.3989422804014327 * std::exp(-0.5 * v * v)));
+    }
+  });
+}
+
+void kLeakyRelu(const float* x, int64_t n, float slope, float* y) {
+  elementwise(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : x[i] * slope;
+  });
+}
+
+void kLeakyReluGrad(const float* dy, const float* x, int64_t n, float slope, float* dx) {
+  elementwise(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) dx[i] = x[i] > 0 ? dy[i] : dy[i] * slope;
+  });
+}
+
+void kAdd(const float* a, const float* b, int64_t n, float* y) {
+  elementwise(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) y[i] = a[i] + b[i];
+  });
+}
+
+void kScale(const float* x, int64_t n, double f, float* y) {
+  elementwise(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) y[i] = static_cast<float>(x[i] * f);
+  });
+}
+
+void kMulChannel(const float* x, const float* s, int64_t N, int64_t C, int64_t S, float* y) {
+  parallelFor(N * C, 1, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t nc = lo; nc < hi; nc++) {
+      float v = s[nc % C];
+      const float* p = x + nc * S;
+      float* q = y + nc * S;
+      for (int64_t i = 0; i < S; i++) q[i] = p[i] * v;
+    }
+  });
+}
+
+void kMulChannelGradScale(const float* dy, const float* x, int64_t N, int64_t C, int64_t S, float* g) {
+  parallelFor(C, 1, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t c = lo; c < hi; c++) {
+      double s = 0;
+      for (int64_t n = 0; n < N; n++) {
+        const float* a = dy + (n * C + c) * S;
+        const float* b = x + (n * C + c) * S;
+        for (int64_t i = 0; i < S; i++) s += static_cast<double>(a[i]) * b[i];
+      }
+      g[c] = static_cast<float>(s);
+    }
+  });
+}
+
+void kCopy(const float* x, int64_t n, float* y) {
+  elementwise(n, [&](int64_t lo, int64_t hi) { std::memcpy(y + lo, x + lo, (hi - lo) * sizeof(float)); });
+}
+
+// Channel softmax on [N, C, S]: voxel blocks, float64 math.
+void kSoftmax(const float* x, int64_t N, int64_t C, int64_t S, float* y) {
+  int64_t nb = (S + kVB - 1) / kVB;
+  parallelFor(N * nb, 1, [&](int64_t lo, int64_t hi, int) {
+    double mx[kVB], sm[kVB];
+    for (int64_t it = lo; it < hi; it++) {
+      int64_t n = it / nb, s0 = (it % nb) * kVB, len = std::min(kVB, S - s0);
+      const float* b = x + n * C * S + s0;
+      float* o = y + n * C * S + s0;
+      for (int64_t j = 0; j < len; j++) mx[j] = -std::numeric_limits<double>::infinity(), sm[j] = 0;
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) mx[j] = std::max(mx[j], static_cast<double>(b[c * S + j]));
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) sm[j] += std::exp(b[c * S + j] - mx[j]);
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) o[c * S + j] = static_cast<float>(std::exp(b[c * S + j] - mx[j]) / sm[j]);
+    }
+  });
+}
+
+void kSoftmaxGrad(const float* dy, const float* y, int64_t N, int64_t C, int64_t S, float* dx) {
+  int64_t nb = (S + kVB - 1) / kVB;
+  parallelFor(N * nb, 1, [&](int64_t lo, int64_t hi, int) {
+    double dot[kVB];
+    for (int64_t it = lo; it < hi; it++) {
+      int64_t n = it / nb, s0 = (it % nb) * kVB, len = std::min(kVB, S - s0);
+      int64_t off = n * C * S + s0;
+      for (int64_t j = 0; j < len; j++) dot[j] = 0;
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) dot[j] += static_cast<double>(dy[off + c * S + j]) * y[off + c * S + j];
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) dx[off + c * S + j] = static_cast<float>(y[off + c * S + j] * (dy[off + c * S + j] - dot[j]));
+    }
+  });
+}
+
+namespace {
+inline bool classIndex(float v, int64_t C, int64_t* out) {
+  if (!(v >= 0) || v >= C || v != std::floor(v)) return false;
+  *out = static_cast<int64_t>(v);
+  return true;
+}
+}  // namespace
+
+bool kCrossEntropy(const float* logits, const float* target, int64_t N, int64_t C, int64_t S, float* out) {
+  int64_t nb = (S + kVB - 1) / kVB;
+  Partials part(1);
+  std::atomic<bool> ok{true};
+  parallelFor(N * nb, 1, [&](int64_t lo, int64_t hi, int tid) {
+    double mx[kVB], se[kVB];
+    double acc = 0;
+    for (int64_t it = lo; it < hi; it++) {
+      int64_t n = it / nb, s0 = (it % nb) * kVB, len = std::min(kVB, S - s0);
+      const float* b = logits + n * C * S + s0;
+      for (int64_t j = 0; j < len; j++) mx[j] = -std::numeric_limits<double>::infinity(), se[j] = 0;
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) mx[j] = std::max(mx[j], static_cast<double>(b[c * S + j]));
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) se[j] += std::exp(b[c * S + j] - mx[j]);
+      for (int64_t j = 0; j < len; j++) {
+        int64_t t;
+        if (!classIndex(target[n * S + s0 + j], C, &t)) {
+          ok = false;
+          continue;
+        }
+        acc += mx[j] + std::log(se[j]) - b[t * S + j];
+      }
+    }
+    part.of(tid)[0] += acc;
+  });
+  double total;
+  part.reduce(&total);
+  out[0] = static_cast<float>(total / (N * S));
+  return ok;
+}
+
+bool kCrossEntropyGrad(const float* dloss, const float* logits, const float* target, int64_t N, int64_t C, int64_t S, float* dx) {
+  int64_t nb = (S + kVB - 1) / kVB;
+  double k = static_cast<double>(dloss[0]) / (N * S);
+  std::atomic<bool> ok{true};
+  parallelFor(N * nb, 1, [&](int64_t lo, int64_t hi, int) {
+    double mx[kVB], se[kVB];
+    for (int64_t it = lo; it < hi; it++) {
+      int64_t n = it / nb, s0 = (it % nb) * kVB, len = std::min(kVB, S - s0);
+      int64_t off = n * C * S + s0;
+      const float* b = logits + off;
+      for (int64_t j = 0; j < len; j++) mx[j] = -std::numeric_limits<double>::infinity(), se[j] = 0;
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) mx[j] = std::max(mx[j], static_cast<double>(b[c * S + j]));
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) se[j] += std::exp(b[c * S + j] - mx[j]);
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < len; j++) {
+          int64_t t = -1;
+          if (!classIndex(target[n * S + s0 + j], C, &t)) ok = false;
+          double p = std::exp(b[c * S + j] - mx[j]) / se[j];
+          dx[off + c * S + j] = static_cast<float>(k * (p - (t == c ? 1.0 : 0.0)));
+        }
+    }
+  });
+  return ok;
+}
+
+bool kDiceLoss(const float* probs, const float* target, int64_t N, int64_t C, int64_t S, double sNr, double sDr, float* loss,
+               float* stats) {
+  std::vector<double> st(N * C * 3);
+  std::atomic<bool> ok{true};
+  parallelFor(N * C, 1, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t nc = lo; nc < hi; nc++) {
+      int64_t n = nc / C, c = nc % C;
+      const float* p = probs + nc * S;
+      const float* t = target + n * S;
+      double I = 0, G = 0, P = 0;
+      for (int64_t s = 0; s < S; s++) {
+        P += p[s];
+        int64_t k;
+        if (!classIndex(t[s], C, &k)) {
+          ok = false;
+          continue;
+        }
+        if (k == c) I += p[s], G += 1;
+      }
+      st[nc * 3] = I, st[nc * 3 + 1] = G, st[nc * 3 + 2] = P;
+    }
+  });
+  double total = 0;
+  for (int64_t nc = 0; nc < N * C; nc++) {
+    total += 1 - (2 * st[nc * 3] + sNr) / (st[nc * 3 + 1] + st[nc * 3 + 2] + sDr);
+    for (int j = 0; j < 3; j++) stats[nc * 3 + j] = static_cast<float>(st[nc * 3 + j]);
+  }
+  loss[0] = static_cast<float>(total / (N * C));
+  return ok;
+}
+
+bool kDiceLossGrad(const float* dloss, const float* target, const float* stats, int64_t N, int64_t C, int64_t S, double sNr,
+                   double sDr, float* dp) {
+  double k = -static_cast<double>(dloss[0]) / (N * C);
+  std::atomic<bool> ok{true};
+  parallelFor(N * C, 1, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t nc = lo; nc < hi; nc++) {
+      int64_t n = nc / C, c = nc % C;
+      double num = 2.0 * stats[nc * 3] + sNr;
+      double den = static_cast<double>(stats[nc * 3 + 1]) + stats[nc * 3 + 2] + sDr;
+      float fg = static_cast<float>((k * (2 * den - num)) / (den * den));
+      float bg = static_cast<float>((k * -num) / (den * den));
+      const float* t = target + n * S;
+      float* o = dp + nc * S;
+      for (int64_t s = 0; s < S; s++) {
+        int64_t cls;
+        if (!classIndex(t[s], C, &cls)) ok = false, cls = -1;
+        o[s] = cls == c ? fg : bg;
+      }
+    }
+  });
+  return ok;
+}
+
+void kSum(const float* x, int64_t n, float* out) {
+  // Fixed chunks summed in order: the result does not depend on the thread count.
+  int64_t nch = (n + kGrain - 1) / kGrain;
+  std::vector<double> ch(static_cast<size_t>(nch > 0 ? nch : 1), 0.0);
+  parallelFor(nch, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t k = b; k < e; k++) {
+      double s = 0;
+      for (int64_t i = k * kGrain, hi = std::min(n, (k + 1) * kGrain); i < hi; i++) s += x[i];
+      ch[k] = s;
+    }
+  });
+  double s = 0;
+  for (double v : ch) s += v;
+  out[0] = static_cast<float>(s);
+}
+
+void kFill(const float* s, double factor, int64_t n, float* y) {
+  float v = static_cast<float>(static_cast<double>(s[0]) * factor);
+  elementwise(n, [&](int64_t lo, int64_t hi) { std::fill(y + lo, y + hi, v); });
+}
+
+void kAdamW(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2, double eps,
+            double wd, int64_t step) {
+  double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+  double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+  double stepSize = lr / bc1;
+  const float decay = static_cast<float>(1 - lr * wd);
+  const float b1 = static_cast<float>(beta1), omb1 = static_cast<float>(1 - beta1);
+  const float b2 = static_cast<float>(beta2), omb2 = static_cast<float>(1 - beta2);
+  const float bc2s = static_cast<float>(std::sqrt(bc2));
+  const float e = static_cast<float>(eps);
+  const float nss = static_cast<float>(-stepSize);
+  // Single float32 operations, except the two fused multiply-adds where PyTorch's vectorised CPU kernels
+  // use FMA (add_ with alpha; addcmul_): m = fma(g, 1−β1, m·β1), v = fma((1−β2)·g, g, v·β2).
+  elementwise(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+      float gi = g[i];
+      float pi = p[i] * decay;
+      float mi = std::fma(gi, omb1, m[i] * b1);
+      float vi = std::fma(omb2 * gi, gi, v[i] * b2);
+      float sq = std::sqrt(vi);
+      float den = sq / bc2s;
+      den = den + e;
+      float num = nss * mi;
+      float q = num / den;
+      p[i] = pi + q;
+      m[i] = mi;
+      v[i] = vi;
+    }
+  });
+}
+
+}  // namespace ux

@@ -1,0 +1,289 @@
+/**
+ * The native CPU backend: C++ kernels (native/) with runtime AVX-512 / AVX2+FMA / portable dispatch,
+ * a thread pool (UXNET_THREADS, default: all cores) and an in-order execution queue off the JS main
+ * thread. Kernels enqueue work and return handles at once; `read()` resolves when the values are ready,
+ * `readSync()` blocks. Registers itself with priority 10 (the default backend) only when the addon loads;
+ * otherwise it prints one warning and the reference backend stays the default.
+ */
+import type { Backend } from '../../engine/backend.js';
+import type { AdamWAttrs, Conv3dAttrs, Kernels, KTensor } from '../../engine/kernels.js';
+import { registerBackend, registerKernels } from '../../engine/registry.js';
+import { loadAddon, OP, type NativeAddon, type NativeHandle } from './addon.js';
+
+export const NATIVE_PRIORITY = 10;
+
+function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function tail(shape: readonly number[], from: number): number {
+  let n = 1;
+  for (let i = from; i < shape.length; i++) n *= shape[i]!;
+  return n;
+}
+
+function check(cond: boolean, msg: string): asserts cond {
+  if (!cond) throw new Error(`native backend: ${msg}`);
+}
+
+function sameShape(op: string, a: KTensor, b: KTensor): void {
+  check(a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]), `${op}: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+}
+
+function h(t: KTensor): NativeHandle {
+  const d = t.data;
+  check(typeof d === 'object' && d !== null && !(d instanceof Float32Array), 'tensor data is not a native storage handle (tensor from another backend?)');
+  return d as NativeHandle;
+}
+
+function out(shape: readonly number[], data: NativeHandle): KTensor {
+  return { shape: [...shape], data };
+}
+
+function nc(op: string, x: KTensor): [number, number, number] {
+  check(x.shape.length >= 2, `${op}: input must be [N, C, ...], got [${x.shape.join(', ')}]`);
+  return [x.shape[0]!, x.shape[1]!, tail(x.shape, 2)];
+}
+
+/** [N, Cin, Cout, G, in×3, out×3, k×3, s×3, p×3] for the native conv drivers. */
+function convParams(N: number, Cin: number, Cout: number, a: Conv3dAttrs, inSp: readonly number[], outSp: readonly number[], k: readonly number[]): number[] {
+  return [N, Cin, Cout, a.groups, ...inSp, ...outSp, ...k, ...a.stride, ...a.padding];
+}
+
+function outSize(n: number, k: number, s: number, p: number): number {
+  return Math.floor((n + 2 * p - k) / s) + 1;
+}
+
+export function makeNativeKernels(addon: NativeAddon): Kernels {
+  const op = (code: number, ins: NativeHandle[], sizes: number[], params: number[]): NativeHandle[] => addon.op(code, ins, sizes, params);
+  return {
+    conv3d(x, w, bias, a) {
+      check(x.shape.length === 5 && w.shape.length === 5, 'conv3d: input and weight must be 5-D');
+      const [N, Cin, ...sp] = x.shape as number[];
+      const [Cout, CinG, ...k] = w.shape as number[];
+      check(Cin! % a.groups === 0 && Cout! % a.groups === 0 && CinG === Cin! / a.groups, 'conv3d: channel/groups mismatch');
+      const o = sp.map((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!));
+      check(o.every((d) => d >= 1), 'conv3d: empty output');
+      if (bias) check(numel(bias.shape) === Cout, 'conv3d: bias size');
+      const shape = [N!, Cout!, ...o];
+      const ins = [h(x), h(w)];
+      if (bias) ins.push(h(bias));
+      const [y] = op(OP.conv3d, ins, [numel(shape)], [...convParams(N!, Cin!, Cout!, a, sp, o, k), bias ? 1 : 0]);
+      return out(shape, y!);
+    },
+    conv3dGradInput(dy, w, a) {
+      const inShape = a.inputShape;
+      check(dy.shape.length === 5 && w.shape.length === 5 && inShape.length === 5, 'conv3dGradInput: 5-D tensors expected');
+      const [N, Cout, ...osp] = dy.shape as number[];
+      const [wCout, CinG, ...k] = w.shape as number[];
+      const Cin = inShape[1]!;
+      const isp = inShape.slice(2);
+      check(wCout === Cout && CinG! * a.groups === Cin && inShape[0] === N, 'conv3dGradInput: channel mismatch');
+      check(isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]), 'conv3dGradInput: dy spatial size does not match inputShape');
+      const [dx] = op(OP.conv3dGradInput, [h(dy), h(w)], [numel(inShape)], convParams(N!, Cin, Cout!, a, isp, osp, k));
+      return out(inShape, dx!);
+    },
+    conv3dGradWeight(x, dy, a) {
+      const ws = a.weightShape;
+      check(x.shape.length === 5 && dy.shape.length === 5 && ws.length === 5, 'conv3dGradWeight: 5-D tensors expected');
+      const [N, Cin, ...isp] = x.shape as number[];
+      const [N2, Cout, ...osp] = dy.shape as number[];
+      const k = ws.slice(2);
+      check(N === N2 && ws[0] === Cout && ws[1]! * a.groups === Cin, 'conv3dGradWeight: channel mismatch');
+      check(isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]), 'conv3dGradWeight: dy spatial size does not match');
+      const [dw] = op(OP.conv3dGradWeight, [h(x), h(dy)], [numel(ws)], convParams(N!, Cin!, Cout!, a, isp, osp, k));
+      return out(ws, dw!);
+    },
+    sumToChannels(x) {
+      const [N, C, S] = nc('sumToChannels', x);
+      return out([C], op(OP.sumToChannels, [h(x)], [C], [N, C, S])[0]!);
+    },
+    instanceNorm(x, a) {
+      check(x.shape.length >= 3, 'instanceNorm: input must be [N, C, ...spatial]');
+      const [N, C, S] = nc('instanceNorm', x);
+      const [y, r] = op(OP.instanceNorm, [h(x)], [N * C * S, N * C], [N * C, S, a.eps]);
+      return [out(x.shape, y!), out([N, C], r!)];
+    },
+    instanceNormGrad(dy, y, rstd) {
+      sameShape('instanceNormGrad', dy, y);
+      const [N, C, S] = nc('instanceNormGrad', dy);
+      check(numel(rstd.shape) === N * C, 'instanceNormGrad: rstd size');
+      return out(dy.shape, op(OP.instanceNormGrad, [h(dy), h(y), h(rstd)], [N * C * S], [N * C, S])[0]!);
+    },
+    layerNorm(x, w, b, a) {
+      const { outer, C, S, statShape } = lnLayout(x.shape, a.channelsLast);
+      check(numel(w.shape) === C && numel(b.shape) === C, `layerNorm: weight and bias must be [${C}]`);
+      const cnt = numel(statShape);
+      const [y, m, r] = op(OP.layerNorm, [h(x), h(w), h(b)], [numel(x.shape), cnt, cnt], [outer, C, S, a.channelsLast ? 1 : 0, a.eps]);
+      return [out(x.shape, y!), out(statShape, m!), out(statShape, r!)];
+    },
+    layerNormGrad(dy, x, w, mean, rstd, a) {
+      sameShape('layerNormGrad', dy, x);
+      const { outer, C, S, statShape } = lnLayout(x.shape, a.channelsLast);
+      const cnt = numel(statShape);
+      check(numel(w.shape) === C && numel(mean.shape) === cnt && numel(rstd.shape) === cnt, 'layerNormGrad: parameter sizes');
+      const [dx, dw, db] = op(OP.layerNormGrad, [h(dy), h(x), h(w), h(mean), h(rstd)], [numel(x.shape), C, C], [outer, C, S, a.channelsLast ? 1 : 0]);
+      return [out(x.shape, dx!), out([C], dw!), out([C], db!)];
+    },
+    gelu(x) {
+      const n = numel(x.shape);
+      return out(x.shape, op(OP.gelu, [h(x)], [n], [n])[0]!);
+    },
+    geluGrad(dy, x) {
+      sameShape('geluGrad', dy, x);
+      const n = numel(x.shape);
+      return out(x.shape, op(OP.geluGrad, [h(dy), h(x)], [n], [n])[0]!);
+    },
+    leakyRelu(x, a) {
+      const n = numel(x.shape);
+      return out(x.shape, op(OP.leakyRelu, [h(x)], [n], [n, a.slope])[0]!);
+    },
+    leakyReluGrad(dy, x, a) {
+      sameShape('leakyReluGrad', dy, x);
+      const n = numel(x.shape);
+      return out(x.shape, op(OP.leakyReluGrad, [h(dy), h(x)], [n], [n, a.slope])[0]!);
+    },
+    add(a, b) {
+      sameShape('add', a, b);
+      const n = numel(a.shape);
+      return out(a.shape, op(OP.add, [h(a), h(b)], [n], [n])[0]!);
+    },
+    scale(x, a) {
+      const n = numel(x.shape);
+      return out(x.shape, op(OP.scale, [h(x)], [n], [n, a.factor])[0]!);
+    },
+    mulChannel(x, s) {
+      const [N, C, S] = nc('mulChannel', x);
+      check(numel(s.shape) === C, `mulChannel: scale must be [${C}]`);
+      return out(x.shape, op(OP.mulChannel, [h(x), h(s)], [N * C * S], [N, C, S])[0]!);
+    },
+    mulChannelGradScale(dy, x) {
+      sameShape('mulChannelGradScale', dy, x);
+      const [N, C, S] = nc('mulChannelGradScale', x);
+      return out([C], op(OP.mulChannelGradScale, [h(dy), h(x)], [C], [N, C, S])[0]!);
+    },
+    concatChannels(xs) {
+      check(xs.length > 0, 'concatChannels: no inputs');
+      const first = xs[0]!;
+      const [N, , S] = nc('concatChannels', first);
+      let Ct = 0;
+      for (const t of xs) {
+        check(t.shape.length === first.shape.length && t.shape.every((d, i) => i === 1 || d === first.shape[i]), 'concatChannels: shapes differ outside axis 1');
+        Ct += t.shape[1]!;
+      }
+      const shape = [...first.shape];
+      shape[1] = Ct;
+      return out(shape, op(OP.concatChannels, xs.map(h), [N * Ct * S], [N, S, ...xs.map((t) => t.shape[1]!)])[0]!);
+    },
+    sliceChannels(x, a) {
+      const [N, C, S] = nc('sliceChannels', x);
+      const { start, end } = a;
+      check(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= C, `sliceChannels: [${start}, ${end}) is not a channel range of [0, ${C})`);
+      const shape = [...x.shape];
+      shape[1] = end - start;
+      return out(shape, op(OP.sliceChannels, [h(x)], [N * (end - start) * S], [N, C, S, start, end])[0]!);
+    },
+    softmax(x) {
+      const [N, C, S] = nc('softmax', x);
+      return out(x.shape, op(OP.softmax, [h(x)], [N * C * S], [N, C, S])[0]!);
+    },
+    softmaxGrad(dy, y) {
+      sameShape('softmaxGrad', dy, y);
+      const [N, C, S] = nc('softmaxGrad', y);
+      return out(y.shape, op(OP.softmaxGrad, [h(dy), h(y)], [N * C * S], [N, C, S])[0]!);
+    },
+    crossEntropy(logits, target) {
+      const [N, C, S] = lossDims('crossEntropy', logits, target);
+      return out([1], op(OP.crossEntropy, [h(logits), h(target)], [1], [N, C, S])[0]!);
+    },
+    crossEntropyGrad(dloss, logits, target) {
+      const [N, C, S] = lossDims('crossEntropyGrad', logits, target);
+      return out(logits.shape, op(OP.crossEntropyGrad, [h(dloss), h(logits), h(target)], [N * C * S], [N, C, S])[0]!);
+    },
+    diceLoss(probs, target, a) {
+      const [N, C, S] = lossDims('diceLoss', probs, target);
+      const [l, st] = op(OP.diceLoss, [h(probs), h(target)], [1, N * C * 3], [N, C, S, a.smoothNr, a.smoothDr]);
+      return [out([1], l!), out([N, C, 3], st!)];
+    },
+    diceLossGrad(dloss, target, stats, a) {
+      check(target.shape.length >= 2 && target.shape[1] === 1, 'diceLossGrad: target must be [N, 1, ...]');
+      const N = target.shape[0]!;
+      const C = a.channels;
+      const S = tail(target.shape, 2);
+      check(numel(stats.shape) === N * C * 3, `diceLossGrad: stats must be [${N}, ${C}, 3]`);
+      const shape = [...target.shape];
+      shape[1] = C;
+      return out(shape, op(OP.diceLossGrad, [h(dloss), h(target), h(stats)], [N * C * S], [N, C, S, a.smoothNr, a.smoothDr])[0]!);
+    },
+    sum(x) {
+      const n = numel(x.shape);
+      return out([1], op(OP.sum, [h(x)], [1], [n])[0]!);
+    },
+    fillFromScalar(s, a) {
+      check(numel(s.shape) >= 1, 'fillFromScalar: scalar tensor is empty');
+      const n = numel(a.shape);
+      return out(a.shape, op(OP.fillFromScalar, [h(s)], [n], [n, a.factor])[0]!);
+    },
+    adamwStep(p, g, m, v, a: AdamWAttrs) {
+      const n = numel(p.shape);
+      check(numel(g.shape) === n && numel(m.shape) === n && numel(v.shape) === n, 'adamwStep: p, g, m, v must have the same size');
+      check(Number.isInteger(a.step) && a.step >= 1, `adamwStep: step must be a positive integer, got ${a.step}`);
+      op(OP.adamwStep, [h(p), h(g), h(m), h(v)], [], [n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step]);
+    },
+  };
+}
+
+function lnLayout(shape: readonly number[], channelsLast: boolean): { outer: number; C: number; S: number; statShape: number[] } {
+  if (channelsLast) {
+    check(shape.length >= 1, 'layerNorm: input must have at least 1 dimension');
+    const C = shape[shape.length - 1]!;
+    const statShape = shape.slice(0, -1);
+    return { outer: numel(statShape), C, S: 1, statShape };
+  }
+  check(shape.length >= 2, 'layerNorm: channels_first input must be [N, C, ...]');
+  return { outer: shape[0]!, C: shape[1]!, S: tail(shape, 2), statShape: [shape[0]!, ...shape.slice(2)] };
+}
+
+function lossDims(op: string, x: KTensor, target: KTensor): [number, number, number] {
+  const [N, C, S] = nc(op, x);
+  const ok = target.shape.length === x.shape.length && target.shape[0] === N && target.shape[1] === 1 && target.shape.every((d, i) => i < 2 || d === x.shape[i]);
+  check(ok, `${op}: target must be [${[N, 1, ...x.shape.slice(2)].join(', ')}], got [${target.shape.join(', ')}]`);
+  return [N, C, S];
+}
+
+export function makeNativeBackend(addon: NativeAddon): Backend {
+  return {
+    name: 'native',
+    upload: (data: Float32Array) => addon.upload(data),
+    zeros: (size: number) => addon.zeros(size),
+    read: (handle: unknown, size: number) => addon.read(handle as NativeHandle, size),
+    readSync: (handle: unknown, size: number) => addon.readSync(handle as NativeHandle, size),
+    free: (handle: unknown) => addon.free(handle as NativeHandle),
+    write: (handle: unknown, data: Float32Array) => addon.write(handle as NativeHandle, data),
+  };
+}
+
+const loaded = loadAddon();
+
+/** The loaded addon, or null (then `nativeLoadError` says why). */
+export const nativeAddon: NativeAddon | null = typeof loaded === 'string' ? null : loaded;
+export const nativeLoadError: string | null = typeof loaded === 'string' ? loaded : null;
+
+/** ISA and thread count of the native backend, or null when it did not load. */
+export function nativeInfo(): { isa: string; threads: number } | null {
+  return nativeAddon ? nativeAddon.info() : null;
+}
+
+/** Waits for every queued native kernel (benchmarks). No-op when the addon is not loaded. */
+export function nativeSync(): void {
+  nativeAddon?.sync();
+}
+
+if (nativeAddon) {
+  registerBackend(makeNativeBackend(nativeAddon), NATIVE_PRIORITY);
+  registerKernels('native', makeNativeKernels(nativeAddon));
+} else if (process.env.UXNET_NATIVE !== '0' && process.env.UXNET_NATIVE !== 'off') {
+  process.emitWarning(`native CPU backend unavailable (${nativeLoadError}); using the reference backend`, { code: 'UXNET_NO_NATIVE' });
+}
