@@ -8,12 +8,17 @@ namespace UX_ISA_NS {
 
 // ---------------- dense forward ----------------
 template <int ROV, int RW, int SW>
-static inline void fwdTile(const float* panel, const float* wp, int nrows, int tw, int lw, int swRun, float* out) {
+static inline void fwdTile(const float* panel, const float* wp, int nrows, int tw, int lw, int swRun, float* out, bool accumulate) {
   constexpr int W = V::W;
   const int sw = SW > 0 ? SW : swRun;
   V acc[RW][ROV];
-  for (int j = 0; j < RW; j++)
-    for (int k = 0; k < ROV; k++) acc[j][k] = V::zero();
+  if (accumulate) {
+    for (int j = 0; j < RW; j++)
+      for (int k = 0; k < ROV; k++) acc[j][k] = V::load(out + j * ROV * W + k * W);
+  } else {
+    for (int j = 0; j < RW; j++)
+      for (int k = 0; k < ROV; k++) acc[j][k] = V::zero();
+  }
   const float* wq = wp;
   for (int r = 0; r < nrows; r++) {
     const float* row = panel + static_cast<int64_t>(r) * lw;
@@ -31,14 +36,24 @@ static inline void fwdTile(const float* panel, const float* wp, int nrows, int t
     for (int k = 0; k < ROV; k++) V::store(out + j * ROV * W + k * W, acc[j][k]);
 }
 
+// The input rows are processed in blocks whose packed weights fit in L1 (~20 KB), so the weights stay
+// cached across all tiles of the row; partial sums go through `out`.
 template <int ROV>
 static void fwdRowT(const float* panel, const float* wp, int nrows, int tw, int lw, int sw, int qwPad, float* out) {
   constexpr int RW = RWFor(ROV);
-  for (int q0 = 0; q0 < qwPad; q0 += RW) {
-    if (sw == 1)
-      fwdTile<ROV, RW, 1>(panel + q0, wp, nrows, tw, lw, 1, out + q0 * ROV * V::W);
-    else
-      fwdTile<ROV, RW, 0>(panel + q0 * sw, wp, nrows, tw, lw, sw, out + q0 * ROV * V::W);
+  const int rowW = tw * ROV * V::W;  // floats of packed weight per input row
+  int rb = (20 * 1024 / 4) / rowW;
+  if (rb < 1) rb = 1;
+  for (int r0 = 0; r0 < nrows; r0 += rb) {
+    const int nr = nrows - r0 < rb ? nrows - r0 : rb;
+    const float* pb = panel + static_cast<int64_t>(r0) * lw;
+    const float* wb = wp + static_cast<int64_t>(r0) * rowW;
+    for (int q0 = 0; q0 < qwPad; q0 += RW) {
+      if (sw == 1)
+        fwdTile<ROV, RW, 1>(pb + q0, wb, nr, tw, lw, 1, out + q0 * ROV * V::W, r0 > 0);
+      else
+        fwdTile<ROV, RW, 0>(pb + q0 * sw, wb, nr, tw, lw, sw, out + q0 * ROV * V::W, r0 > 0);
+    }
   }
 }
 

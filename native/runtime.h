@@ -32,8 +32,12 @@ struct Buf {
   size_t n_;
   float* ptr_ = nullptr;
   bool mapped_ = false;
+  bool zeroed_ = false;
 };
 using BufP = std::shared_ptr<Buf>;
+
+// Unmaps the cached freed buffers (UXNET_CACHE_MB caps the cache, default 1024).
+void releaseCachedMemory();
 
 // Aligned scratch allocation for kernels (64-byte aligned, freed with freeScratch).
 void* allocScratch(size_t bytes);
