@@ -298,6 +298,79 @@ void depthwiseRun(const IsaCores* isa, const float* x, const int* in, const floa
   });
 }
 
+// Transposed conv when kernel == stride and padding == 0 (UX-Net's k2 s2 up-sampling): every dx voxel gets
+// exactly one tap, so for each dy row it is one 1x1 "conv" with K3·Cig outputs (tap-major), scattered
+// into the s0×s1 dx rows it covers. Much better locality than 8 separate strided phases.
+bool isPatchTransposed(const ConvGeom& g) {
+  for (int d = 0; d < 3; d++)
+    if (g.k[d] != g.s[d] || g.p[d] != 0) return false;
+  return g.s[0] * g.s[1] * g.s[2] > 1;
+}
+
+void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const ConvGeom& g, float* dx) {
+  const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
+  const int K3 = g.k[0] * g.k[1] * g.k[2];
+  const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  const int64_t outVol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+  if (g.out[0] * g.s[0] != g.in[0] || g.out[1] * g.s[1] != g.in[1] || g.out[2] * g.s[2] != g.in[2])
+    std::memset(dx, 0, sizeof(float) * g.N * g.Cin * inVol);  // voxels no tap reaches stay zero
+  const int64_t coutP = static_cast<int64_t>(K3) * Cig;  // o' = k·Cig + i
+  const int rov = chooseRov(isa, coutP);
+  const int RO = rov * isa->vw;
+  const int RW = isa->denseRW(rov);
+  const int nob = static_cast<int>((coutP + RO - 1) / RO);
+  const int Qd = g.out[0], Qh = g.out[1], Qw = g.out[2];
+  const int qwPad = roundUp(Qw, RW);
+  const int lw = qwPad;
+  const int nrows = static_cast<int>(Cog);
+  Scratch<float> wp(static_cast<size_t>(nob) * RO * Cog);
+  const int outW = g.in[2], outH = g.in[1];
+  for (int64_t gg = 0; gg < g.G; gg++) {
+    // wp[ob][o][lane] = w[(g·Cog + o)·Cig + i][k] for o' = ob·RO + lane = k·Cig + i.
+    for (int ob = 0; ob < nob; ob++)
+      for (int64_t o = 0; o < Cog; o++)
+        for (int l = 0; l < RO; l++) {
+          int64_t op = static_cast<int64_t>(ob) * RO + l;
+          float v = 0.f;
+          if (op < coutP) {
+            int64_t k = op / Cig, i = op % Cig;
+            v = w[((gg * Cog + o) * Cig + i) * K3 + k];
+          }
+          wp[(static_cast<size_t>(ob) * Cog + o) * RO + l] = v;
+        }
+    for (int64_t n = 0; n < g.N; n++) {
+      const float* dyg = dy + (n * g.Cout + gg * Cog) * outVol;
+      float* dxg = dx + (n * g.Cin + gg * Cig) * inVol;
+      ThreadScratch scratch(numThreads());
+      parallelFor(static_cast<int64_t>(Qd) * Qh, 1, [&](int64_t b, int64_t e, int tid) {
+        float* panel = scratch.get(tid, static_cast<size_t>(nrows) * lw + static_cast<size_t>(qwPad) * RO);
+        float* tile = panel + static_cast<size_t>(nrows) * lw;
+        for (int64_t row = b; row < e; row++) {
+          int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
+          for (int o = 0; o < nrows; o++) {
+            float* pr = panel + static_cast<size_t>(o) * lw;
+            std::memcpy(pr, dyg + o * outVol + (static_cast<int64_t>(qd) * Qh + qh) * Qw, sizeof(float) * Qw);
+            if (lw > Qw) std::memset(pr + Qw, 0, sizeof(float) * (lw - Qw));
+          }
+          for (int ob = 0; ob < nob; ob++) {
+            isa->denseFwdRow(rov, panel, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, lw, 1, qwPad, tile);
+            for (int l = 0; l < RO; l++) {
+              int64_t op = static_cast<int64_t>(ob) * RO + l;
+              if (op >= coutP) break;
+              int k = static_cast<int>(op / Cig);
+              int64_t i = op % Cig;
+              int rd = k / (g.k[1] * g.k[2]), rh = (k / g.k[2]) % g.k[1], rw = k % g.k[2];
+              float* dr = dxg + i * inVol + (static_cast<int64_t>(qd * g.s[0] + rd) * outH + qh * g.s[1] + rh) * outW + rw;
+              const int s2 = g.s[2];
+              for (int q = 0; q < Qw; q++) dr[q * s2] = tile[q * RO + l];
+            }
+          }
+        }
+      });
+    }
+  }
+}
+
 }  // namespace
 
 const char* convIsaName() { return pickIsa()->name; }
@@ -349,6 +422,10 @@ void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx
   if (isGroupedPointwise(g)) {
     // dx[g·Cig + i] = Σ_o w[(g·Cog + o)·Cig + i] · dy[g·Cog + o]
     groupedPointwise(dy, Cog, w, 1, Cig, Cog * Cig, nullptr, g.N, g.G, Cig, inVol, dx);
+    return;
+  }
+  if (isPatchTransposed(g)) {
+    patchTransposed(isa, dy, w, g, dx);
     return;
   }
   bool anyStride = g.s[0] > 1 || g.s[1] > 1 || g.s[2] > 1;

@@ -24,6 +24,45 @@ void elementwise(int64_t n, F f) {
 
 inline double normalCdf(double x) { return 0.5 * std::erfc(-x * 0.70710678118654752440); }
 
+// Double-precision reductions written with 8 independent lanes so the compiler vectorises them
+// without reassociating (strict IEEE semantics are kept).
+inline double sumF(const float* p, int64_t n) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) a[l] += p[i + l];
+  double s = 0;
+  for (; i < n; i++) s += p[i];
+  for (int l = 0; l < 8; l++) s += a[l];
+  return s;
+}
+inline double sumSqDev(const float* p, int64_t n, double m) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) {
+      double d = p[i + l] - m;
+      a[l] += d * d;
+    }
+  double s = 0;
+  for (; i < n; i++) {
+    double d = p[i] - m;
+    s += d * d;
+  }
+  for (int l = 0; l < 8; l++) s += a[l];
+  return s;
+}
+inline double dotF(const float* x, const float* y, int64_t n) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) a[l] += static_cast<double>(x[i + l]) * y[i + l];
+  double s = 0;
+  for (; i < n; i++) s += static_cast<double>(x[i]) * y[i];
+  for (int l = 0; l < 8; l++) s += a[l];
+  return s;
+}
+
 // Per-thread double partial sums, reduced in thread order (deterministic for a fixed thread count and grain).
 struct Partials {
   int nt;
@@ -46,8 +85,7 @@ void kSumToChannels(const float* x, int64_t N, int64_t C, int64_t S, float* y) {
     for (int64_t c = b; c < e; c++) {
       double s = 0;
       for (int64_t n = 0; n < N; n++) {
-        const float* p = x + (n * C + c) * S;
-        for (int64_t i = 0; i < S; i++) s += p[i];
+        s += sumF(x + (n * C + c) * S, S);
       }
       y[c] = static_cast<float>(s);
     }
@@ -59,13 +97,8 @@ void kInstanceNorm(const float* x, int64_t NC, int64_t S, double eps, float* y, 
     for (int64_t nc = b; nc < e; nc++) {
       const float* p = x + nc * S;
       float* q = y + nc * S;
-      double sum = 0;
-      for (int64_t i = 0; i < S; i++) sum += p[i];
-      double mean = sum / S, sq = 0;
-      for (int64_t i = 0; i < S; i++) {
-        double d = p[i] - mean;
-        sq += d * d;
-      }
+      double mean = sumF(p, S) / S;
+      double sq = sumSqDev(p, S, mean);
       double r = 1.0 / std::sqrt(sq / S + eps);
       for (int64_t i = 0; i < S; i++) q[i] = static_cast<float>((p[i] - mean) * r);
       rstd[nc] = static_cast<float>(r);
@@ -78,11 +111,7 @@ void kInstanceNormGrad(const float* dy, const float* y, const float* rstd, int64
     for (int64_t nc = b; nc < e; nc++) {
       const float* g = dy + nc * S;
       const float* yy = y + nc * S;
-      double sdy = 0, sdyy = 0;
-      for (int64_t i = 0; i < S; i++) {
-        sdy += g[i];
-        sdyy += static_cast<double>(g[i]) * yy[i];
-      }
+      double sdy = sumF(g, S), sdyy = dotF(g, yy, S);
       double mdy = sdy / S, mdyy = sdyy / S, r = rstd[nc];
       float* o = dx + nc * S;
       for (int64_t i = 0; i < S; i++) o[i] = static_cast<float>(r * (g[i] - mdy - yy[i] * mdyy));
@@ -238,13 +267,26 @@ void kGeluGrad(const float* dy, const float* x, int64_t n, float* dx) {
 
 void kLeakyRelu(const float* x, int64_t n, float slope, float* y) {
   elementwise(n, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : x[i] * slope;
+    const float* __restrict xs = x;
+    float* __restrict ys = y;
+    const float sl = slope;
+    for (int64_t i = lo; i < hi; i++) {
+      float v = xs[i];
+      ys[i] = v > 0 ? v : v * sl;
+    }
   });
 }
 
 void kLeakyReluGrad(const float* dy, const float* x, int64_t n, float slope, float* dx) {
   elementwise(n, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; i++) dx[i] = x[i] > 0 ? dy[i] : dy[i] * slope;
+    const float* __restrict xs = x;
+    const float* __restrict gs = dy;
+    float* __restrict ds = dx;
+    const float sl = slope;
+    for (int64_t i = lo; i < hi; i++) {
+      float g = gs[i];
+      ds[i] = xs[i] > 0 ? g : g * sl;
+    }
   });
 }
 
@@ -276,9 +318,7 @@ void kMulChannelGradScale(const float* dy, const float* x, int64_t N, int64_t C,
     for (int64_t c = lo; c < hi; c++) {
       double s = 0;
       for (int64_t n = 0; n < N; n++) {
-        const float* a = dy + (n * C + c) * S;
-        const float* b = x + (n * C + c) * S;
-        for (int64_t i = 0; i < S; i++) s += static_cast<double>(a[i]) * b[i];
+        s += dotF(dy + (n * C + c) * S, x + (n * C + c) * S, S);
       }
       g[c] = static_cast<float>(s);
     }
@@ -452,9 +492,8 @@ void kSum(const float* x, int64_t n, float* out) {
   std::vector<double> ch(static_cast<size_t>(nch > 0 ? nch : 1), 0.0);
   parallelFor(nch, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t k = b; k < e; k++) {
-      double s = 0;
-      for (int64_t i = k * kGrain, hi = std::min(n, (k + 1) * kGrain); i < hi; i++) s += x[i];
-      ch[k] = s;
+      int64_t lo = k * kGrain, hi = std::min(n, (k + 1) * kGrain);
+      ch[k] = sumF(x + lo, hi - lo);
     }
   });
   double s = 0;
