@@ -1,0 +1,76 @@
+/**
+ * ONNX export: the exported tiny UX-Net runs in onnxruntime-node (CPU) and matches our logits to
+ * 1e-4 of max|ref|, at two input sizes from one file (dynamic spatial dims). Skipped when
+ * onnxruntime-node cannot be loaded.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import '../../src/backends/index.js';
+import { tensor } from '../../src/engine/creation.js';
+import { noGrad } from '../../src/engine/scope.js';
+import { UXNet } from '../../src/models/uxnet.js';
+import { exportOnnx } from '../../src/io/onnx.js';
+
+type Ort = typeof import('onnxruntime-node');
+let ort: Ort | null = null;
+let why = '';
+try {
+  ort = await import('onnxruntime-node');
+} catch (e) {
+  why = `onnxruntime-node not available: ${(e as Error).message}`;
+  console.log(`# skipping ONNX runtime test: ${why}`);
+}
+
+const config = { inChans: 1, outChans: 3, depths: [2, 2, 2, 2], featSize: [8, 16, 32, 64], hiddenSize: 128 };
+
+function randn(n: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    a[i] = ((s >>> 0) / 4294967296) * 2 - 1;
+  }
+  return a;
+}
+
+test('ONNX export of UX-Net matches our forward in onnxruntime-node (dynamic spatial dims)', { skip: ort ? false : why }, async () => {
+  const model = new UXNet(config, { seed: 3 });
+  const weights = new Map(model.namedParameters().map(([k, p]) => [k, { shape: p.shape, data: p.dataSync() }]));
+  const bytes = exportOnnx({
+    build: () => {
+      const m = new UXNet(config, { seed: 99 });
+      m.loadStateDict(weights);
+      return m;
+    },
+    inChans: 1,
+    outChans: 3,
+    traceSpatial: [32, 32, 32],
+  });
+  const session = await ort!.InferenceSession.create(bytes);
+  for (const sp of [[32, 32, 32], [32, 48, 16]] as const) {
+    const n = sp[0] * sp[1] * sp[2];
+    const xd = randn(n, 7 + sp[1]);
+    const ours = noGrad(() => {
+      const x = tensor(xd, [1, 1, ...sp]);
+      const y = model.forward(x);
+      const v = y.dataSync();
+      x.dispose();
+      y.dispose();
+      return v;
+    });
+    const res = await session.run({ input: new ort!.Tensor('float32', xd, [1, 1, ...sp]) });
+    const got = res.logits!;
+    assert.deepEqual([...got.dims], [1, 3, ...sp]);
+    const g = got.data as Float32Array;
+    let mx = 0;
+    let err = 0;
+    for (let i = 0; i < ours.length; i++) {
+      mx = Math.max(mx, Math.abs(ours[i]!));
+      err = Math.max(err, Math.abs(ours[i]! - g[i]!));
+    }
+    assert.ok(err <= 1e-4 * mx, `input ${sp.join('x')}: max abs err ${err}, max|ref| ${mx}`);
+  }
+  await session.release();
+});
