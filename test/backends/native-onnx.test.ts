@@ -74,3 +74,45 @@ test('ONNX export of UX-Net matches our forward in onnxruntime-node (dynamic spa
   }
   await session.release();
 });
+
+test('uxnet export-onnx CLI writes a model that runs in onnxruntime-node; bad inputs are user errors', { skip: ort ? false : why }, async () => {
+  const { mkdtemp, writeFile, readFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { writeSafetensorsFile } = await import('../../src/io/safetensors.js');
+  const { run } = await import('../../src/cli/main.js');
+  const dir = await mkdtemp(join(tmpdir(), 'uxnet-onnx-'));
+  try {
+    const model = new UXNet(config, { seed: 5 });
+    await writeSafetensorsFile(join(dir, 'w.safetensors'), model.namedParameters().map(([k, p]) => [k, { shape: p.shape, data: p.dataSync() }]));
+    await writeFile(join(dir, 'cfg.json'), JSON.stringify({ in_chans: 1, out_chans: 3, feat_size: [8, 16, 32, 64], hidden_size: 128 }));
+    const out = join(dir, 'model.onnx');
+    const origWrite = process.stdout.write.bind(process.stdout);
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    let code: number;
+    try {
+      code = await run(['node', 'uxnet', 'export-onnx', '--config', join(dir, 'cfg.json'), '--weights', join(dir, 'w.safetensors'), '-o', out]);
+    } finally {
+      process.stdout.write = origWrite;
+    }
+    assert.equal(code, 0);
+    const session = await ort!.InferenceSession.create(await readFile(out));
+    assert.deepEqual(session.inputNames, ['input']);
+    assert.deepEqual(session.outputNames, ['logits']);
+    await session.release();
+    const origErr = process.stderr.write.bind(process.stderr);
+    let errText = '';
+    process.stderr.write = ((s: string) => ((errText += s), true)) as typeof process.stderr.write;
+    try {
+      await writeFile(join(dir, 'bad.json'), JSON.stringify({ in_chans: 1, out_chans: 3, feat_size: [16, 32, 64, 128], hidden_size: 128 }));
+      assert.equal(await run(['node', 'uxnet', 'export-onnx', '--config', join(dir, 'bad.json'), '--weights', join(dir, 'w.safetensors'), '-o', out]), 2);
+      assert.equal(await run(['node', 'uxnet', 'export-onnx', '--config', join(dir, 'missing.json'), '--weights', join(dir, 'w.safetensors'), '-o', out]), 2);
+    } finally {
+      process.stderr.write = origErr;
+    }
+    assert.match(errText, /does not fit the config/);
+    assert.match(errText, /cannot read config file/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,91 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { exportOnnx, ONNX_OPSET } from '../../io/onnx.js';
+import { readSafetensorsFile, SafetensorsError, type RawTensor } from '../../io/safetensors.js';
+import { normalizeUXNetConfig, UXNetConfigError, type UXNetConfig } from '../../models/config.js';
+import { UXNet } from '../../models/uxnet.js';
+import { StateDictError } from '../../nn/module.js';
+import '../../backends/index.js';
+import { UserError } from '../errors.js';
+
+export interface ExportOnnxOptions {
+  config: string;
+  weights: string;
+  output: string;
+}
+
+async function readConfig(path: string): Promise<UXNetConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read config file '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`config file '${path}' is not valid JSON: ${(e as Error).message}`);
+  }
+  try {
+    return normalizeUXNetConfig(raw);
+  } catch (e) {
+    if (e instanceof UXNetConfigError) throw new UserError(`config file '${path}': ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * `uxnet export-onnx`: writes the model (config + safetensors weights) as an ONNX file, opset 17, with
+ * symbolic batch and spatial dimensions (input "input" [N, inChans, D, H, W] → output "logits").
+ */
+export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ bytes: number; nodes?: number }> {
+  const config = await readConfig(opts.config);
+  let weights: Map<string, RawTensor>;
+  try {
+    weights = (await readSafetensorsFile(opts.weights)).tensors;
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new UserError(`weights file: ${e.message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code) throw new UserError(`cannot read weights file '${opts.weights}': ${code}`);
+    throw e;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = exportOnnx({
+      build: () => {
+        const m = new UXNet(config);
+        m.loadStateDict(weights);
+        return m;
+      },
+      inChans: config.inChans,
+      outChans: config.outChans,
+      traceSpatial: [32, 32, 32],
+      docString: `3D UX-Net ${JSON.stringify(config)}`,
+    });
+  } catch (e) {
+    if (e instanceof StateDictError) throw new UserError(`weights file '${opts.weights}' does not fit the config: ${e.message}`);
+    throw e;
+  }
+  const tmp = `${opts.output}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, opts.output);
+  } catch (e) {
+    throw new UserError(`cannot write output file '${opts.output}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return { bytes: bytes.length };
+}
+
+export function registerExportOnnx(program: Command): void {
+  program
+    .command('export-onnx')
+    .description(`export the model as ONNX (opset ${ONNX_OPSET}, dynamic batch and spatial dims; input "input", output "logits")`)
+    .requiredOption('--config <file>', 'JSON file with the UX-Net constructor options (camelCase or official snake_case)')
+    .requiredOption('--weights <file>', 'safetensors file with the model state dict (PyTorch keys)')
+    .requiredOption('-o, --output <file>', 'ONNX file to write (atomically)')
+    .action(async (opts: ExportOnnxOptions) => {
+      const r = await exportOnnxCommand(opts);
+      process.stdout.write(`wrote ${opts.output} (${(r.bytes / 1e6).toFixed(1)} MB, opset ${ONNX_OPSET})\n`);
+    });
+}
