@@ -1,0 +1,123 @@
+/**
+ * `npm run bench [-- --json FILE] [--only fwd64,conv3x3] [--reps N]`: the native backend against
+ * onnxruntime-node (CPU, same thread count) on the paper configuration of 3D UX-Net and on the
+ * conv micro-benchmarks. Every workload runs in its own child process (clean peak RSS); min and median
+ * of N timed runs after one warm-up. PyTorch is timed by bench/torch_bench.py when `import torch` works.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const WORKLOADS = ['fwd64', 'fwd96', 'train64', 'train96', 'conv3x3', 'dw7', 'convT', 'norm'] as const;
+type Workload = (typeof WORKLOADS)[number];
+const HAS_ORT: Record<Workload, boolean> = { fwd64: true, fwd96: true, train64: false, train96: false, conv3x3: true, dw7: true, convT: true, norm: true };
+const DESCRIPTION: Record<Workload, string> = {
+  fwd64: 'UX-Net forward 1x1x64^3 (paper config)',
+  fwd96: 'UX-Net forward 1x1x96^3 (paper config)',
+  train64: 'train step 64^3 (fwd+DiceCE+bwd+AdamW)',
+  train96: 'train step 96^3 (fwd+DiceCE+bwd+AdamW)',
+  conv3x3: 'conv3d 48->48 k3 at 96^3',
+  dw7: 'depthwise 7^3 x 48 at 48^3',
+  convT: 'conv-transpose 96->48 k2s2 to 96^3',
+  norm: 'instance norm + LeakyReLU 48 ch at 96^3',
+};
+
+export interface WorkerResult {
+  times: number[];
+  gflop: number | null;
+  peakRssMb: number;
+  info?: string;
+}
+
+function median(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function runWorker(w: Workload, impl: 'ours' | 'ort', reps: number): WorkerResult | { error: string } {
+  const self = fileURLToPath(import.meta.url);
+  const r = spawnSync(process.execPath, ['--max-old-space-size=8192', join(dirname(self), 'worker.js'), w, impl, String(reps)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    env: process.env,
+  });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (r.status !== 0 || !line) return { error: `${impl} ${w} failed (status ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}` };
+  return JSON.parse(line.slice(7)) as WorkerResult;
+}
+
+function torchAvailable(): boolean {
+  const r = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
+  return r.status === 0;
+}
+
+function main(): void {
+  const args = process.argv.slice(2);
+  let jsonFile: string | null = null;
+  let only: Workload[] = [...WORKLOADS];
+  let reps = 3;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--json') jsonFile = args[++i] ?? null;
+    else if (a === '--only') only = (args[++i] ?? '').split(',').filter((x): x is Workload => (WORKLOADS as readonly string[]).includes(x));
+    else if (a === '--reps') reps = Math.max(3, Number(args[++i]) || 3);
+    else if (a === '--help' || a === '-h') {
+      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm] [--reps N>=3]');
+      return;
+    }
+  }
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const threads = process.env.UXNET_THREADS ?? String(cpus().length);
+  console.log(`machine: ${cpu}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; node ${process.version}; threads ${threads} (ours and ORT)`);
+  const results: Record<string, unknown> = {};
+  const rows: string[][] = [['workload', 'ours min s', 'ours median s', 'GFLOP/s', 'ORT min s', 'ORT median s', 'ratio ours/ORT', 'peak RSS MB']];
+  for (const w of only) {
+    process.stderr.write(`running ${w} ...\n`);
+    const ours = runWorker(w, 'ours', reps);
+    const ort = HAS_ORT[w] ? runWorker(w, 'ort', reps) : null;
+    if ('error' in ours) console.error(ours.error);
+    if (ort && 'error' in ort) console.error(ort.error);
+    const o = 'error' in ours ? null : ours;
+    const r = ort && !('error' in ort) ? ort : null;
+    const entry = {
+      description: DESCRIPTION[w],
+      ours_min_s: o ? Math.min(...o.times) : null,
+      ours_median_s: o ? median(o.times) : null,
+      ours_times_s: o?.times ?? null,
+      gflop: o?.gflop ?? null,
+      gflops_per_s: o && o.gflop ? o.gflop / median(o.times) : null,
+      ort_min_s: r ? Math.min(...r.times) : null,
+      ort_median_s: r ? median(r.times) : null,
+      ratio: o && r ? median(o.times) / median(r.times) : null,
+      peak_rss_mb: o?.peakRssMb ?? null,
+      ort_peak_rss_mb: r?.peakRssMb ?? null,
+      info: o?.info,
+    };
+    results[w] = entry;
+    const f = (v: number | null, d = 3) => (v === null ? '-' : v.toFixed(d));
+    rows.push([w, f(entry.ours_min_s), f(entry.ours_median_s), f(entry.gflops_per_s, 0), f(entry.ort_min_s), f(entry.ort_median_s), f(entry.ratio, 2), f(entry.peak_rss_mb, 0)]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) console.log(r.map((c, i) => c.padStart(widths[i]!)).join('  '));
+  let torch: string;
+  if (torchAvailable()) {
+    const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_bench.py');
+    const t = spawnSync('python3', [script, '--threads', threads], { encoding: 'utf8' });
+    torch = t.status === 0 ? t.stdout.trim() : `failed: ${t.stderr.trim().split('\n').pop()}`;
+    console.log(`PyTorch:\n${torch}`);
+  } else {
+    torch = 'skipped (python3 -c "import torch" failed)';
+    console.log(`PyTorch: ${torch}`);
+  }
+  if (jsonFile) {
+    const machine = { cpu, cores: cpus().length, threads: Number(threads), node: process.version, torch };
+    for (const v of Object.values(results)) (v as Record<string, unknown>).machine = machine;
+    writeFileSync(jsonFile, JSON.stringify(results, null, 2) + '\n');
+    console.log(`wrote ${jsonFile}`);
+  }
+}
+
+main();

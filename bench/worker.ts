@@ -1,0 +1,235 @@
+/** One benchmark workload in its own process (see bench.ts): prints `RESULT {json}`. */
+import '../src/backends/index.js';
+import type { KTensor, Kernels } from '../src/engine/kernels.js';
+import { getBackendName, getKernel, registerKernel } from '../src/engine/registry.js';
+import { tensor } from '../src/engine/creation.js';
+import { noGrad, tidy } from '../src/engine/scope.js';
+import { UXNet } from '../src/models/uxnet.js';
+import { DiceCELoss } from '../src/train/dice-ce-loss.js';
+import { AdamW } from '../src/train/adamw.js';
+import { exportOnnx } from '../src/io/onnx.js';
+import { encodeOnnxModel, floatTensor, ONNX_FLOAT, type OnnxNode, type OnnxTensor } from '../src/io/onnx-proto.js';
+import { nativeAddon, nativeInfo } from '../src/backends/native/index.js';
+import type { WorkerResult } from './bench.js';
+
+const [, , workload, impl, repsArg] = process.argv as [string, string, string, 'ours' | 'ort', string];
+const reps = Number(repsArg) || 3;
+const PAPER = { inChans: 1, outChans: 13, depths: [2, 2, 2, 2], featSize: [48, 96, 192, 384], hiddenSize: 768 };
+const threads = Number(process.env.UXNET_THREADS) || (nativeInfo()?.threads ?? 1);
+
+function rand(n: number, scale = 1): Float32Array {
+  let s = 0x9e3779b9;
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    a[i] = ((s >>> 0) / 4294967296 - 0.5) * 2 * scale;
+  }
+  return a;
+}
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+async function timeIt(fn: () => Promise<void> | void): Promise<number[]> {
+  await fn(); // warm-up
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push((performance.now() - t0) / 1000);
+  }
+  return ts;
+}
+
+/** Counts conv FLOPs (2·MAC) of every conv kernel call on the current backend. */
+let flops = 0;
+function countConvFlops(): void {
+  const be = getBackendName();
+  const wrap = <K extends 'conv3d' | 'conv3dGradInput' | 'conv3dGradWeight'>(name: K, count: (...a: Parameters<Kernels[K]>) => number) => {
+    const f = getKernel(name, be) as (...a: unknown[]) => unknown;
+    registerKernel(name, be, ((...a: unknown[]) => {
+      flops += count(...(a as Parameters<Kernels[K]>));
+      return f(...a);
+    }) as Kernels[K]);
+  };
+  const macs = (w: readonly number[], outVox: number, n: number) => 2 * w[0]! * w[1]! * w[2]! * w[3]! * w[4]! * outVox * n;
+  wrap('conv3d', (x, w, _b, a) => {
+    const o = x.shape.slice(2).map((d, i) => Math.floor((d + 2 * a.padding[i]! - w.shape[2 + i]!) / a.stride[i]!) + 1);
+    return macs(w.shape, numel(o), x.shape[0]!);
+  });
+  wrap('conv3dGradInput', (dy, w) => macs(w.shape, numel(dy.shape.slice(2)), dy.shape[0]!));
+  wrap('conv3dGradWeight', (_x, dy, a) => macs(a.weightShape, numel(dy.shape.slice(2)), dy.shape[0]!));
+}
+
+function peakRssMb(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+// ---------------- ours ----------------
+async function oursModel(size: number, train: boolean): Promise<WorkerResult> {
+  countConvFlops();
+  const model = new UXNet(PAPER, { seed: 0 });
+  const shape = [1, 1, size, size, size];
+  const xd = rand(numel(shape));
+  const ld = new Float32Array(numel(shape)).map((_, i) => (i * 7919) % 13);
+  let flopPerRun = 0;
+  if (!train) {
+    const x = tensor(xd, shape);
+    const run = () => {
+      const before = flops;
+      const y = noGrad(() => model.forward(x));
+      y.dataSync();
+      y.dispose();
+      flopPerRun = flops - before;
+    };
+    const times = await timeIt(run);
+    return { times, gflop: flopPerRun / 1e9, peakRssMb: peakRssMb(), info: JSON.stringify(nativeInfo()) };
+  }
+  const loss = new DiceCELoss();
+  const opt = new AdamW(model.namedParameters(), { lr: 1e-4 });
+  const step = async () => {
+    const before = flops;
+    const terms = tidy(() => {
+      const x = tensor(xd, shape);
+      const y = tensor(ld, shape);
+      const r = loss.forward(model.forward(x), y);
+      r.loss.backward();
+      return r;
+    });
+    opt.step();
+    opt.zeroGrad();
+    await terms.loss.data();
+    terms.loss.dispose();
+    terms.dice.dispose();
+    terms.ce.dispose();
+    flopPerRun = flops - before;
+  };
+  const times = await timeIt(step);
+  return { times, gflop: flopPerRun / 1e9, peakRssMb: peakRssMb(), info: JSON.stringify(nativeInfo()) };
+}
+
+interface Micro {
+  inputs: { name: string; shape: number[] }[];
+  gflop: number;
+  ours: (k: Kernels, t: KTensor[]) => KTensor[];
+  onnx: { nodes: OnnxNode[]; inits: OnnxTensor[]; outShape: number[] };
+}
+
+function micro(name: string): Micro {
+  const c = (s: number[]) => floatTensor('', s, rand(numel(s), 0.05));
+  switch (name) {
+    case 'conv3x3': {
+      const w = { ...c([48, 48, 3, 3, 3]), name: 'w' };
+      return {
+        inputs: [{ name: 'x', shape: [1, 48, 96, 96, 96] }, { name: 'w', shape: [48, 48, 3, 3, 3] }],
+        gflop: (2 * 48 * 48 * 27 * 96 ** 3) / 1e9,
+        ours: (k, [x, wt]) => [k.conv3d(x!, wt!, null, { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 })],
+        onnx: { nodes: [{ opType: 'Conv', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'pads', type: 'ints', value: [1, 1, 1, 1, 1, 1] }, { name: 'kernel_shape', type: 'ints', value: [3, 3, 3] }] }], inits: [w], outShape: [1, 48, 96, 96, 96] },
+      };
+    }
+    case 'dw7': {
+      const w = { ...c([48, 1, 7, 7, 7]), name: 'w' };
+      return {
+        inputs: [{ name: 'x', shape: [1, 48, 48, 48, 48] }, { name: 'w', shape: [48, 1, 7, 7, 7] }],
+        gflop: (2 * 48 * 343 * 48 ** 3) / 1e9,
+        ours: (k, [x, wt]) => [k.conv3d(x!, wt!, null, { stride: [1, 1, 1], padding: [3, 3, 3], groups: 48 })],
+        onnx: { nodes: [{ opType: 'Conv', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'pads', type: 'ints', value: [3, 3, 3, 3, 3, 3] }, { name: 'group', type: 'int', value: 48 }, { name: 'kernel_shape', type: 'ints', value: [7, 7, 7] }] }], inits: [w], outShape: [1, 48, 48, 48, 48] },
+      };
+    }
+    case 'convT': {
+      const w = { ...c([96, 48, 2, 2, 2]), name: 'w' };
+      return {
+        inputs: [{ name: 'x', shape: [1, 96, 48, 48, 48] }, { name: 'w', shape: [96, 48, 2, 2, 2] }],
+        gflop: (2 * 96 * 48 * 8 * 48 ** 3) / 1e9,
+        ours: (k, [x, wt]) => [k.conv3dGradInput(x!, wt!, { stride: [2, 2, 2], padding: [0, 0, 0], groups: 1, inputShape: [1, 48, 96, 96, 96] })],
+        onnx: { nodes: [{ opType: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'strides', type: 'ints', value: [2, 2, 2] }, { name: 'kernel_shape', type: 'ints', value: [2, 2, 2] }] }], inits: [w], outShape: [1, 48, 96, 96, 96] },
+      };
+    }
+    default: {
+      const sc = floatTensor('s', [48], new Float32Array(48).fill(1));
+      const b = floatTensor('b', [48], new Float32Array(48));
+      return {
+        inputs: [{ name: 'x', shape: [1, 48, 96, 96, 96] }],
+        gflop: 0,
+        ours: (k, [x]) => {
+          const [y, r] = k.instanceNorm(x!, { eps: 1e-5 });
+          return [k.leakyRelu(y, { slope: 0.01 }), y, r];
+        },
+        onnx: {
+          nodes: [
+            { opType: 'InstanceNormalization', inputs: ['x', 's', 'b'], outputs: ['n'], attrs: [{ name: 'epsilon', type: 'float', value: 1e-5 }] },
+            { opType: 'LeakyRelu', inputs: ['n'], outputs: ['y'], attrs: [{ name: 'alpha', type: 'float', value: 0.01 }] },
+          ],
+          inits: [sc, b],
+          outShape: [1, 48, 96, 96, 96],
+        },
+      };
+    }
+  }
+}
+
+async function oursMicro(name: string): Promise<WorkerResult> {
+  const m = micro(name);
+  const addon = nativeAddon!;
+  const k = (await import('../src/backends/native/index.js')).makeNativeKernels(addon);
+  const ins: KTensor[] = m.inputs.map((i) => ({ shape: i.shape, data: addon.upload(rand(numel(i.shape), 0.5)) }));
+  const times = await timeIt(() => {
+    const outs = k && m.ours(k, ins);
+    addon.sync();
+    for (const o of outs) addon.free(o.data as never);
+  });
+  return { times, gflop: m.gflop || null, peakRssMb: peakRssMb(), info: JSON.stringify(nativeInfo()) };
+}
+
+// ---------------- onnxruntime ----------------
+async function ortSession(bytes: Uint8Array) {
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
+  return { ort, session };
+}
+
+async function ortModel(size: number): Promise<WorkerResult> {
+  const bytes = exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] });
+  const { ort, session } = await ortSession(bytes);
+  const shape = [1, 1, size, size, size];
+  const x = new ort.Tensor('float32', rand(numel(shape)), shape);
+  const times = await timeIt(async () => {
+    const r = await session.run({ input: x });
+    r.logits!.dispose?.();
+  });
+  return { times, gflop: null, peakRssMb: peakRssMb() };
+}
+
+async function ortMicro(name: string): Promise<WorkerResult> {
+  const m = micro(name);
+  const x = m.inputs[0]!;
+  const bytes = encodeOnnxModel({
+    producer: 'uxnet3d-bench',
+    opset: 17,
+    graphName: name,
+    nodes: m.onnx.nodes,
+    initializers: m.onnx.inits,
+    inputs: [{ name: 'x', elemType: ONNX_FLOAT, dims: x.shape }],
+    outputs: [{ name: 'y', elemType: ONNX_FLOAT, dims: m.onnx.outShape }],
+  });
+  const { ort, session } = await ortSession(bytes);
+  const xt = new ort.Tensor('float32', rand(numel(x.shape), 0.5), x.shape);
+  const times = await timeIt(async () => {
+    await session.run({ x: xt });
+  });
+  return { times, gflop: m.gflop || null, peakRssMb: peakRssMb() };
+}
+
+async function main(): Promise<void> {
+  if (impl === 'ours' && !nativeAddon) throw new Error('the native addon is not built');
+  const model = workload.match(/^(fwd|train)(\d+)$/);
+  let r: WorkerResult;
+  if (model) r = impl === 'ours' ? await oursModel(Number(model[2]), model[1] === 'train') : await ortModel(Number(model[2]));
+  else r = impl === 'ours' ? await oursMicro(workload) : await ortMicro(workload);
+  process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
