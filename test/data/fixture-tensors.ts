@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 
 /** test/fixtures in the source tree (tests run from dist/test/..., fixtures are not copied there). */
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures');
@@ -30,7 +31,8 @@ const CTORS: Record<string, { bytes: number; make: (b: ArrayBuffer) => TypedTens
  * everything to float32, which would lose the float64 and int64 reference values these tests need.
  */
 export function readTypedSafetensors(path: string): Map<string, TypedTensor> {
-  const buf = readFileSync(path);
+  // Large fixtures are stored gzip-compressed to keep the repository small.
+  const buf = path.endsWith('.gz') ? gunzipSync(readFileSync(path)) : readFileSync(path);
   const n = Number(buf.readBigUInt64LE(0));
   const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
   const out = new Map<string, TypedTensor>();
