@@ -170,6 +170,7 @@ export abstract class Module {
    * Copies values from a state dict into the parameters (in place; the Tensor objects stay the same).
    * Everything is checked before anything is written. Shape mismatches always throw; with
    * `strict` (the default) missing and unexpected keys throw too. The returned report lists every key.
+   * Tensor values are read synchronously; on WebGPU use `loadStateDictAsync` (or pass raw values).
    */
   loadStateDict(sd: StateDictInput, opts: { strict?: boolean } = {}): LoadReport {
     const strict = opts.strict ?? true;
@@ -198,6 +199,17 @@ export abstract class Module {
       p.assign(data);
     }
     return report;
+  }
+
+  /**
+   * `loadStateDict` for backends without synchronous readback (WebGPU): Tensor values are read with
+   * `await data()` first. Raw `{shape, data}` values work with the synchronous version everywhere.
+   */
+  async loadStateDictAsync(sd: StateDictInput, opts: { strict?: boolean } = {}): Promise<LoadReport> {
+    const entries: [string, StateValue][] = sd instanceof Map ? [...(sd as ReadonlyMap<string, StateValue>)] : Object.entries(sd as Record<string, StateValue>);
+    const raw = new Map<string, StateValue>();
+    for (const [k, v] of entries) raw.set(k, 'dataSync' in v ? { shape: v.shape, data: await v.data() } : v);
+    return this.loadStateDict(raw, opts);
   }
 
   /** Sets training mode on this module and every descendant. */

@@ -105,14 +105,28 @@ export class AdamW {
     return 0;
   }
 
-  /** A copy of the optimiser state, for checkpoints. */
+  /** A copy of the optimiser state, for checkpoints (synchronous readback; on WebGPU use `stateDictAsync`). */
   stateDict(): AdamWStateDict {
     const state: AdamWStateDict['state'] = new Map();
     for (const [name, p] of this.params) {
       const s = this.state.get(p);
       if (s) state.set(name, { step: s.step, shape: [...p.shape], expAvg: s.expAvg.dataSync(), expAvgSq: s.expAvgSq.dataSync() });
     }
-    return { hyper: { lr: this.lr, betas: [this.beta1, this.beta2], eps: this.eps, weightDecay: this.weightDecay }, state };
+    return { hyper: this.hyper(), state };
+  }
+
+  /** `stateDict` without blocking readback, for every backend. */
+  async stateDictAsync(): Promise<AdamWStateDict> {
+    const state: AdamWStateDict['state'] = new Map();
+    for (const [name, p] of this.params) {
+      const s = this.state.get(p);
+      if (s) state.set(name, { step: s.step, shape: [...p.shape], expAvg: await s.expAvg.data(), expAvgSq: await s.expAvgSq.data() });
+    }
+    return { hyper: this.hyper(), state };
+  }
+
+  private hyper(): AdamWStateDict['hyper'] {
+    return { lr: this.lr, betas: [this.beta1, this.beta2], eps: this.eps, weightDecay: this.weightDecay };
   }
 
   /**

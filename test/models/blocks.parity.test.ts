@@ -38,7 +38,7 @@ for (const backend of testBackends()) {
   describe(`block fixtures vs PyTorch/MONAI [${backend}]`, () => {
     before(() => setBackend(backend));
     for (const c of cases) {
-      it(c.name, () => {
+      it(c.name, async () => {
         const block = c.build();
         const prefix = `${c.name}.param.`;
         const params = new Map([...fixture(FILE)].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
@@ -48,14 +48,14 @@ for (const backend of testBackends()) {
         const x = leaf(`${c.name}.input`);
         const skip = c.skip ? leaf(`${c.name}.skip`) : undefined;
         const y = skip ? block.forward(x, skip) : block.forward(x);
-        assertMatchesFixture(y.dataSync(), FILE, `${c.name}.output`);
+        assertMatchesFixture((await y.data()), FILE, `${c.name}.output`);
         const gy = get(FILE, `${c.name}.grad_output`);
         y.backward(tensor(gy.data, gy.shape));
-        assertMatchesFixture(x.grad!.dataSync(), FILE, `${c.name}.grad_input`);
-        if (skip) assertMatchesFixture(skip.grad!.dataSync(), FILE, `${c.name}.grad_skip`);
+        assertMatchesFixture((await x.grad!.data()), FILE, `${c.name}.grad_input`);
+        if (skip) assertMatchesFixture((await skip.grad!.data()), FILE, `${c.name}.grad_skip`);
         for (const [k, p] of block.namedParameters()) {
           assert.ok(p.grad, `no gradient for ${k}`);
-          assertMatchesFixture(p.grad.dataSync(), FILE, `${c.name}.grad_param.${k}`);
+          assertMatchesFixture((await p.grad.data()), FILE, `${c.name}.grad_param.${k}`);
         }
         for (const t of [x, skip, y, x.grad, skip?.grad]) t?.dispose();
         block.dispose();

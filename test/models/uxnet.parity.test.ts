@@ -24,7 +24,7 @@ for (const backend of testBackends()) {
       model.eval();
     });
 
-    it('has exactly the official state-dict keys, shapes and order', () => {
+    it('has exactly the official state-dict keys, shapes and order', async () => {
       const ours = model.namedParameters().map(([k, t]) => [k, [...t.shape]]);
       const ref = [...fixture(WEIGHTS)].map(([k, t]) => [k, t.shape]);
       assert.equal(ours.length, 131);
@@ -32,41 +32,41 @@ for (const backend of testBackends()) {
       assert.equal(model.numParameters(), 1_547_291);
     });
 
-    it('forward: every named intermediate within 2e-5·max|ref| (and rule 1)', () => {
+    it('forward: every named intermediate within 2e-5·max|ref| (and rule 1)', async () => {
       const acts = noGrad(() => model.forwardWithIntermediates(tensor(get(FWD, 'input').data, get(FWD, 'input').shape)));
       const names = [...fixture(FWD).keys()];
       assert.deepEqual([...acts.keys()].sort(), [...names].sort(), 'the same activation names as the fixture');
       for (const n of UXNET_ACTIVATIONS) assert.ok(acts.has(n), n);
       for (const name of names) {
-        const ours = acts.get(name)!.dataSync();
+        const ours = (await acts.get(name)!.data());
         assertCloseRel(ours, get(FWD, name).data, 2e-5, name);
         if (name !== 'input') assertMatchesFixture(ours, FWD, name);
       }
       for (const t of acts.values()) t.dispose();
     });
 
-    it('forward() equals the logits of forwardWithIntermediates and frees every intermediate', () => {
+    it('forward() equals the logits of forwardWithIntermediates and frees every intermediate', async () => {
       const x = tensor(get(FWD, 'input').data, get(FWD, 'input').shape);
       const before = memory().storages;
       const logits = noGrad(() => model.forward(x));
       assert.equal(memory().storages, before + 1, 'only the logits may stay alive');
-      assertMatchesFixture(logits.dataSync(), FWD, 'logits');
+      assertMatchesFixture((await logits.data()), FWD, 'logits');
       logits.dispose();
       x.dispose();
     });
 
-    it('non-cubic input [1,1,16,32,48]', () => {
+    it('non-cubic input [1,1,16,32,48]', async () => {
       const x = tensor(get(NONCUBIC, 'input').data, get(NONCUBIC, 'input').shape);
       const acts = noGrad(() => model.forwardWithIntermediates(x));
       for (const name of ['outs3', 'enc_hidden', 'logits']) {
-        assertCloseRel(acts.get(name)!.dataSync(), get(NONCUBIC, name).data, 2e-5, name);
-        assertMatchesFixture(acts.get(name)!.dataSync(), NONCUBIC, name);
+        assertCloseRel((await acts.get(name)!.data()), get(NONCUBIC, name).data, 2e-5, name);
+        assertMatchesFixture((await acts.get(name)!.data()), NONCUBIC, name);
       }
       assert.deepEqual(acts.get('logits')!.shape, [1, 3, 16, 32, 48]);
       for (const t of acts.values()) t.dispose();
     });
 
-    it('rejects invalid inputs before any compute, with clear messages', () => {
+    it('rejects invalid inputs before any compute, with clear messages', async () => {
       const before = memory().storages;
       const bad = (shape: number[]) => tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
       const cases: [number[], RegExp][] = [

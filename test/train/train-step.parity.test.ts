@@ -58,23 +58,23 @@ for (const backend of testBackends()) {
       model.dispose();
     });
 
-    it('logits and loss terms (rule 1)', () => {
-      assertMatchesFixture(logits.dataSync(), TRAIN, 'logits');
-      assertMatchesFixture([loss.loss.item()], TRAIN, 'loss');
-      assertMatchesFixture([loss.dice.item()], TRAIN, 'loss_dice');
-      assertMatchesFixture([loss.ce.item()], TRAIN, 'loss_ce');
+    it('logits and loss terms (rule 1)', async () => {
+      assertMatchesFixture((await logits.data()), TRAIN, 'logits');
+      assertMatchesFixture([(await loss.loss.data())[0]!], TRAIN, 'loss');
+      assertMatchesFixture([(await loss.dice.data())[0]!], TRAIN, 'loss_dice');
+      assertMatchesFixture([(await loss.ce.data())[0]!], TRAIN, 'loss_ce');
     });
 
-    it('dLoss/dlogits (on a leaf copy of our logits: the engine keeps gradients of leaves only)', () => {
-      const l = tensor(logits.dataSync(), logits.shape, { requiresGrad: true });
+    it('dLoss/dlogits (on a leaf copy of our logits: the engine keeps gradients of leaves only)', async () => {
+      const l = tensor((await logits.data()), logits.shape, { requiresGrad: true });
       const y = input(TRAIN, 'label');
       const r = new DiceCELoss().forward(l, y);
       r.loss.backward();
-      assertMatchesFixture(l.grad!.dataSync(), TRAIN, 'grad.logits');
+      assertMatchesFixture((await l.grad!.data()), TRAIN, 'grad.logits');
       for (const t of [l, l.grad!, y, r.loss, r.dice, r.ce]) t.dispose();
     });
 
-    it('every parameter gradient: per-tensor rel-L2 ≤ max(10·dev, 1e-5), global ≤ 1e-2', () => {
+    it('every parameter gradient: per-tensor rel-L2 ≤ max(10·dev, 1e-5), global ≤ 1e-2', async () => {
       loss.loss.backward();
       let num = 0;
       let den = 0;
@@ -82,7 +82,7 @@ for (const backend of testBackends()) {
       const kinkTolerated: string[] = [];
       for (const [k, p] of model.namedParameters()) {
         assert.ok(p.grad, `no gradient for ${k}`);
-        const ours = p.grad.dataSync();
+        const ours = (await p.grad.data());
         const ref = get(GRADS, `grad.${k}`).data;
         for (let i = 0; i < ref.length; i++) { num += (ours[i]! - ref[i]!) ** 2; den += ref[i]! ** 2; }
         if (k === NEAR_ZERO_GRAD) {
@@ -103,7 +103,7 @@ for (const backend of testBackends()) {
       assert.ok(global <= 1e-2, `global gradient rel-L2 ${global}`);
     });
 
-    it('AdamW fed the reference gradients reproduces torch.optim.AdamW (|Δ| ≤ 1e-7 + 1e-6·|p|)', () => {
+    it('AdamW fed the reference gradients reproduces torch.optim.AdamW (|Δ| ≤ 1e-7 + 1e-6·|p|)', async () => {
       const ps = new Map<string, Tensor>();
       for (const [k, t] of fixture(WEIGHTS)) {
         const p = tensor(t.data, t.shape, { requiresGrad: true });
@@ -115,7 +115,7 @@ for (const backend of testBackends()) {
       let exact = 0;
       let total = 0;
       for (const [k, p] of ps) {
-        const ours = p.dataSync();
+        const ours = (await p.data());
         const ref = get(UPDATED, k).data;
         for (let i = 0; i < ref.length; i++) {
           const d = Math.abs(ours[i]! - ref[i]!);
@@ -130,16 +130,16 @@ for (const backend of testBackends()) {
       for (const p of ps.values()) p.dispose();
     });
 
-    it('end to end: our gradients + our AdamW (max|Δp| ≤ 2.5e-4, update rel-L2 ≤ 0.5)', () => {
+    it('end to end: our gradients + our AdamW (max|Δp| ≤ 2.5e-4, update rel-L2 ≤ 0.5)', async () => {
       // Runs after the gradient test, which called backward on our loss.
-      const old = new Map(model.namedParameters().map(([k, t]) => [k, t.dataSync()]));
+      const old = new Map(await Promise.all(model.namedParameters().map(async ([k, t]) => [k, await t.data()] as const)));
       const opt = new AdamW(model.namedParameters());
       opt.step();
       let num = 0;
       let den = 0;
       let maxd = 0;
       for (const [k, p] of model.namedParameters()) {
-        const ours = p.dataSync();
+        const ours = (await p.data());
         const ref = get(UPDATED, k).data;
         const o = old.get(k)!;
         for (let i = 0; i < ref.length; i++) {
@@ -157,8 +157,8 @@ for (const backend of testBackends()) {
       for (const t of [logits, loss.loss, loss.dice, loss.ce]) t.dispose();
     });
 
-    it('kink-free gradients (every LeakyReLU slope 1) equal the reference backend\'s to 1e-5', { skip: backend === 'reference' && 'this is the reference' }, () => {
-      const grads = (be: string) => {
+    it('kink-free gradients (every LeakyReLU slope 1) equal the reference backend\'s to 1e-5', { skip: backend === 'reference' && 'this is the reference' }, async () => {
+      const grads = async (be: string) => {
         setBackend(be);
         const m = new UXNet(TINY);
         m.loadStateDict(fixture(WEIGHTS));
@@ -168,13 +168,13 @@ for (const backend of testBackends()) {
         const out = m.forward(x);
         const r = new DiceCELoss().forward(out, y);
         r.loss.backward();
-        const g = new Map(m.namedParameters().map(([k, p]) => [k, p.grad!.dataSync()]));
+        const g = new Map(await Promise.all(m.namedParameters().map(async ([k, p]) => [k, await p.grad!.data()] as const)));
         for (const t of [x, y, out, r.loss, r.dice, r.ce]) t.dispose();
         m.dispose();
         return g;
       };
-      const ours = grads(backend);
-      const ref = grads('reference');
+      const ours = await grads(backend);
+      const ref = await grads('reference');
       setBackend(backend);
       let num = 0;
       let den = 0;
@@ -186,7 +186,7 @@ for (const backend of testBackends()) {
       assert.ok(Math.sqrt(num / den) <= 1e-5, `global rel-L2 ${Math.sqrt(num / den)}`);
     });
 
-    it('a full step leaves nothing alive but parameters and optimiser state', () => {
+    it('a full step leaves nothing alive but parameters and optimiser state', async () => {
       const x = input(TRAIN, 'input');
       const y = input(TRAIN, 'label');
       const opt = new AdamW(model.namedParameters());
