@@ -1,0 +1,17 @@
+/**
+ * uxnet3d public API. Importing it registers every backend that can run here (native when its
+ * addon loaded, reference always); WebGPU needs `await initWebGPU()` first.
+ */
+import './backends/index.js';
+
+export * from './engine/index.js';
+export * from './nn/index.js';
+export * from './models/index.js';
+export { DiceCELoss, type DiceCELossOptions, type DiceCELossResult } from './train/dice-ce-loss.js';
+export { AdamW, type AdamWOptions, type AdamWStateDict } from './train/adamw.js';
+export { loadSafetensors, saveSafetensors } from './io/load.js';
+export { parseSafetensors, serializeSafetensors, readSafetensorsFile, writeSafetensorsFile, SafetensorsError, type RawTensor, type RawTensorMap } from './io/safetensors.js';
+export { readPth, parsePth, PthError } from './io/pth.js';
+export { readWeightsFile, WeightsFormatError } from './io/weights.js';
+export * as nifti from './io/nifti/index.js';
+export * as metrics from './metrics/index.js';
