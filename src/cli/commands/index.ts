@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { registerForward } from './forward.js';
 import { registerTransform } from './transform.js';
+import { registerPreprocess } from './preprocess.js';
 import { registerExportOnnx } from './export-onnx.js';
 
 /** Each CLI command lives in its own module and adds itself to the program. */
 export type CommandRegistrar = (program: Command) => void;
 
-export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform];
+export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess];
