@@ -5,7 +5,11 @@
 import './backends/index.js';
 
 export * from './engine/index.js';
-export * from './nn/index.js';
+export {
+  Rng, Module, Sequential, ModuleList, StateDictError, initContext, Conv3d, ConvTranspose3d, LayerNorm, InstanceNorm3d, LeakyReLU, GELU,
+  type Layer, type LoadReport, type ShapeMismatch, type StateDictInput, type StateValue, type InitOptions,
+  type Conv3dOptions as Conv3dLayerOptions, type ConvTranspose3dOptions, type LayerNormOptions,
+} from './nn/index.js';
 export * from './models/index.js';
 export { DiceCELoss, type DiceCELossOptions, type DiceCELossResult } from './train/dice-ce-loss.js';
 export { AdamW, type AdamWOptions, type AdamWStateDict } from './train/adamw.js';
