@@ -122,7 +122,10 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   size_t n = a.ElementLength();
   if (n > b->size()) throw Napi::RangeError::New(info.Env(), "uxnet native: write larger than the storage");
   auto data = std::make_shared<std::vector<float>>(a.Data(), a.Data() + n);
-  uint64_t seq = enqueue([b, data]() { std::memcpy(b->allocZero(), data->data(), data->size() * sizeof(float)); });
+  uint64_t seq = enqueue([b, data]() {
+    std::memcpy(b->allocZero(), data->data(), data->size() * sizeof(float));
+    b->version++;
+  });
   b->lastWrite = seq;
   return info.Env().Undefined();
 }
@@ -161,10 +164,10 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
   switch (op) {
     case kConv: {
       ConvGeom g = geomFrom(p);
-      convForward(I(0), I(1), p[19] != 0 ? I(2) : nullptr, g, O(0));
+      convForward(I(0), I(1), p[19] != 0 ? I(2) : nullptr, g, O(0), WeightKey{in[1]->id, in[1]->version.load()});
       break;
     }
-    case kConvGI: convGradInput(I(0), I(1), geomFrom(p), O(0)); break;
+    case kConvGI: convGradInput(I(0), I(1), geomFrom(p), O(0), WeightKey{in[1]->id, in[1]->version.load()}); break;
     case kConvGW: convGradWeight(I(0), I(1), geomFrom(p), O(0)); break;
     case kSumToC: kSumToChannels(I(0), L(0), L(1), L(2), O(0)); break;
     case kINorm: kInstanceNorm(I(0), L(0), L(1), p[2], O(0), O(1)); break;
@@ -218,6 +221,7 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
     case kFillOp: kFill(I(0), p[1], L(0), O(0)); break;
     case kAdamWOp:
       kAdamW(in[0]->data(), I(1), in[2]->data(), in[3]->data(), L(0), p[1], p[2], p[3], p[4], p[5], L(6));
+      in[0]->version++, in[2]->version++, in[3]->version++;
       break;
     default: throw std::runtime_error("unknown op");
   }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -76,23 +77,31 @@ int chooseRov(const IsaCores* isa, int64_t cout) {
 }
 
 // wp[ob][i][ud][uh][uw][RO] = w[o·oStride + i·iStride + (wmap_d·Kh + wmap_h)·Kw + wmap_w], zero for o >= nOut.
+// Parallel over (ob, i); each task reads whole kernels of one (o, i) pair.
 void packWeights(const float* w, int64_t oStride, int64_t iStride, int nOut, int nIn, const DimMap* m, int Kh, int Kw, int RO,
                  float* wp) {
-  int nob = (nOut + RO - 1) / RO;
-  int64_t taps = static_cast<int64_t>(m[0].T) * m[1].T * m[2].T;
-  int64_t idx = 0;
-  for (int ob = 0; ob < nob; ob++)
-    for (int i = 0; i < nIn; i++)
-      for (int ud = 0; ud < m[0].T; ud++)
-        for (int uh = 0; uh < m[1].T; uh++)
-          for (int uw = 0; uw < m[2].T; uw++) {
-            int64_t k = (static_cast<int64_t>(m[0].wmap[ud]) * Kh + m[1].wmap[uh]) * Kw + m[2].wmap[uw];
-            for (int l = 0; l < RO; l++) {
-              int o = ob * RO + l;
-              wp[idx++] = o < nOut ? w[o * oStride + i * iStride + k] : 0.f;
-            }
-          }
-  (void)taps;
+  const int nob = (nOut + RO - 1) / RO;
+  const int taps = m[0].T * m[1].T * m[2].T;
+  std::vector<int64_t> kidx(taps);
+  int t = 0;
+  for (int ud = 0; ud < m[0].T; ud++)
+    for (int uh = 0; uh < m[1].T; uh++)
+      for (int uw = 0; uw < m[2].T; uw++) kidx[t++] = (static_cast<int64_t>(m[0].wmap[ud]) * Kh + m[1].wmap[uh]) * Kw + m[2].wmap[uw];
+  parallelFor(static_cast<int64_t>(nob) * nIn, 16, [&](int64_t b, int64_t e, int) {
+    for (int64_t it = b; it < e; it++) {
+      const int ob = static_cast<int>(it / nIn), i = static_cast<int>(it % nIn);
+      float* dst = wp + it * taps * RO;
+      for (int l = 0; l < RO; l++) {
+        const int o = ob * RO + l;
+        if (o >= nOut) {
+          for (int k = 0; k < taps; k++) dst[k * RO + l] = 0.f;
+          continue;
+        }
+        const float* src = w + o * oStride + i * iStride;
+        for (int k = 0; k < taps; k++) dst[k * RO + l] = src[kidx[k]];
+      }
+    }
+  });
 }
 
 // Copies input row (channel base `xc`, spatial dims in[]) for (id, ih) into dst[0..lw), zero padded;
@@ -113,18 +122,104 @@ inline void fillRow(const float* xc, const int* in, int id, int ih, int off, int
   if (e1 < lw) std::memset(dst + e1, 0, sizeof(float) * (lw - e1));
 }
 
+// Per-thread scratch (panels, tiles), kept between calls so that each call does not page-fault fresh
+// memory in. Conv calls run one at a time on the executor thread and never nest, so one set suffices.
 struct ThreadScratch {
   std::vector<Scratch<float>*> v;
   explicit ThreadScratch(int n) : v(n, nullptr) {}
-  ~ThreadScratch() {
-    for (auto* p : v) delete p;
-  }
   float* get(int tid, size_t n) {
     if (!v[tid]) v[tid] = new Scratch<float>();
     v[tid]->resize(n);
     return v[tid]->get();
   }
 };
+
+ThreadScratch& sharedScratch() {
+  static ThreadScratch* s = new ThreadScratch(numThreads());
+  return *s;
+}
+
+// Packed weights, reused between calls for the same reason.
+float* packScratch(size_t n) {
+  static Scratch<float>* s = new Scratch<float>();
+  s->resize(n);
+  return s->get();
+}
+
+// Packed weights of recent calls, keyed by (weight buffer, version, layout). A layout is cached on its
+// second use with the same weight version, so inference reuses packs while training (new weights
+// every step) never pays for copies. Capped by UXNET_PACK_CACHE_MB (default 512), least recent evicted.
+struct PackKey {
+  uint64_t id, version, layout;
+  bool operator<(const PackKey& o) const {
+    return id != o.id ? id < o.id : version != o.version ? version < o.version : layout < o.layout;
+  }
+};
+struct PackCache {
+  struct Entry {
+    std::vector<float> data;
+    uint64_t lastUse = 0;
+  };
+  std::map<PackKey, Entry> entries;
+  std::map<PackKey, uint64_t> seen;
+  size_t bytes = 0, cap = 0;
+  uint64_t clock = 0;
+  PackCache() {
+    const char* e = std::getenv("UXNET_PACK_CACHE_MB");
+    cap = static_cast<size_t>(e && *e ? std::atoll(e) : 512) << 20;
+  }
+};
+PackCache& packCache() {
+  static PackCache* c = new PackCache();
+  return *c;
+}
+
+// Returns packed weights of `n` floats for `key`, calling pack(dst) when they are not cached.
+template <typename F>
+const float* packedWeights(WeightKey wk, uint64_t layout, size_t n, F pack) {
+  if (wk.id == 0) {
+    float* dst = packScratch(n);
+    pack(dst);
+    return dst;
+  }
+  PackCache& c = packCache();
+  PackKey key{wk.id, wk.version, layout};
+  auto it = c.entries.find(key);
+  if (it != c.entries.end() && it->second.data.size() == n) {
+    it->second.lastUse = ++c.clock;
+    return it->second.data.data();
+  }
+  float* dst = packScratch(n);
+  pack(dst);
+  auto s = c.seen.find(key);
+  if (s == c.seen.end()) {
+    if (c.seen.size() > 100000) c.seen.clear();
+    c.seen.emplace(key, 1);
+    return dst;
+  }
+  if (n * sizeof(float) > c.cap) return dst;
+  // Drop stale versions of this buffer, then least recently used entries until it fits.
+  for (auto e = c.entries.begin(); e != c.entries.end();) {
+    if (e->first.id == wk.id && e->first.version != wk.version) {
+      c.bytes -= e->second.data.size() * sizeof(float);
+      e = c.entries.erase(e);
+    } else {
+      ++e;
+    }
+  }
+  while (c.bytes + n * sizeof(float) > c.cap && !c.entries.empty()) {
+    auto victim = c.entries.begin();
+    for (auto e = c.entries.begin(); e != c.entries.end(); ++e)
+      if (e->second.lastUse < victim->second.lastUse) victim = e;
+    c.bytes -= victim->second.data.size() * sizeof(float);
+    c.entries.erase(victim);
+  }
+  PackCache::Entry& ent = c.entries[key];
+  ent.data.assign(dst, dst + n);
+  ent.lastUse = ++c.clock;
+  c.bytes += n * sizeof(float);
+  return ent.data.data();
+}
 
 // One dense phase for one sample and group: x has `cin` channels of spatial size in[], y has `cout`
 // channels of spatial size out[]; wp packed for this phase (rov vectors per block).
@@ -142,27 +237,56 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
   const int64_t wBlock = static_cast<int64_t>(nrows) * Tw * RO;
   const int64_t inVol = static_cast<int64_t>(in[0]) * in[1] * in[2];
   const int64_t outVol = static_cast<int64_t>(out[0]) * out[1] * out[2];
-  ThreadScratch scratch(numThreads());
-  parallelFor(static_cast<int64_t>(Qd) * Qh, 1, [&](int64_t b, int64_t e, int tid) {
-    float* panel = scratch.get(tid, static_cast<size_t>(nrows) * lw + static_cast<size_t>(qwPad) * RO);
-    float* tile = panel + static_cast<size_t>(nrows) * lw;
-    for (int64_t row = b; row < e; row++) {
-      int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
-      float* pr = panel;
-      for (int i = 0; i < cin; i++)
-        for (int ud = 0; ud < Td; ud++)
-          for (int uh = 0; uh < Th; uh++, pr += lw)
-            fillRow(x + i * inVol, in, qd * m[0].sin + ud + m[0].off, qh * m[1].sin + uh + m[1].off, m[2].off, lw, pr);
-      int pd = qd * m[0].sout + m[0].rout, ph = qh * m[1].sout + m[1].rout;
-      for (int ob = 0; ob < nob; ob++) {
-        isa->denseFwdRow(rov, panel, wp + ob * wBlock, nrows, Tw, lw, m[2].sin, qwPad, tile);
+  // Position blocks of several output rows (~256 positions) share each weight block, so the weights
+  // are streamed once per block rather than once per row (decisive for small volumes with many
+  // channels, where the weights are megabytes and a row has only a few positions).
+  const int nt = numThreads();
+  const int64_t rowsTotal = static_cast<int64_t>(Qd) * Qh;
+  static const int kPosBlock = [] {
+    const char* e = std::getenv("UXNET_CONV_POSITIONS");
+    return e && std::atoi(e) > 0 ? std::atoi(e) : 256;
+  }();
+  const int R = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(rowsTotal, kPosBlock / qwPad)));
+  const int64_t npb = (rowsTotal + R - 1) / R;
+  int obGroups = 1;
+  if (npb < 2 * nt) obGroups = static_cast<int>(std::min<int64_t>(nob, (2 * nt + npb - 1) / npb));
+  const int obPer = (nob + obGroups - 1) / obGroups;
+  const int64_t pstride = static_cast<int64_t>(nrows) * lw;
+  const int64_t ostride = static_cast<int64_t>(qwPad) * RO;
+  ThreadScratch& scratch = sharedScratch();
+  parallelFor(npb * obGroups, 1, [&](int64_t b, int64_t e, int tid) {
+    float* panel = scratch.get(tid, static_cast<size_t>(R) * pstride + static_cast<size_t>(R) * ostride);
+    float* tile = panel + static_cast<size_t>(R) * pstride;
+    for (int64_t item = b; item < e; item++) {
+      const int64_t pb = item / obGroups;
+      const int og = static_cast<int>(item % obGroups);
+      const int64_t row0 = pb * R;
+      const int nout = static_cast<int>(std::min<int64_t>(R, rowsTotal - row0));
+      for (int k = 0; k < nout; k++) {
+        int64_t row = row0 + k;
+        int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
+        float* pr = panel + k * pstride;
+        for (int i = 0; i < cin; i++)
+          for (int ud = 0; ud < Td; ud++)
+            for (int uh = 0; uh < Th; uh++, pr += lw)
+              fillRow(x + i * inVol, in, qd * m[0].sin + ud + m[0].off, qh * m[1].sin + uh + m[1].off, m[2].off, lw, pr);
+      }
+      const int obEnd = std::min(nob, (og + 1) * obPer);
+      for (int ob = og * obPer; ob < obEnd; ob++) {
+        isa->denseFwdRows(rov, panel, nout, pstride, wp + ob * wBlock, nrows, Tw, lw, m[2].sin, qwPad, tile, ostride);
         int oEnd = std::min(RO, cout - ob * RO);
-        for (int l = 0; l < oEnd; l++) {
-          int o = ob * RO + l;
-          float bv = bias ? bias[o] : 0.f;
-          float* yr = y + o * outVol + (static_cast<int64_t>(pd) * out[1] + ph) * out[2] + m[2].rout;
-          const int so = m[2].sout;
-          for (int q = 0; q < Qw; q++) yr[q * so] = tile[q * RO + l] + bv;
+        for (int k = 0; k < nout; k++) {
+          int64_t row = row0 + k;
+          int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
+          int pd = qd * m[0].sout + m[0].rout, ph = qh * m[1].sout + m[1].rout;
+          const float* tk = tile + k * ostride;
+          for (int l = 0; l < oEnd; l++) {
+            int o = ob * RO + l;
+            float bv = bias ? bias[o] : 0.f;
+            float* yr = y + o * outVol + (static_cast<int64_t>(pd) * out[1] + ph) * out[2] + m[2].rout;
+            const int so = m[2].sout;
+            for (int q = 0; q < Qw; q++) yr[q * so] = tk[q * RO + l] + bv;
+          }
         }
       }
     }
@@ -287,7 +411,7 @@ void depthwiseRun(const IsaCores* isa, const float* x, const int* in, const floa
   const int64_t inVol = static_cast<int64_t>(in[0]) * in[1] * in[2];
   const int64_t outVol = static_cast<int64_t>(Q[0]) * Q[1] * Q[2];
   const int64_t K3 = static_cast<int64_t>(T[0]) * T[1] * T[2];
-  ThreadScratch scratch(numThreads());
+  ThreadScratch& scratch = sharedScratch();
   parallelFor(N * C, 1, [&](int64_t lo, int64_t hi, int tid) {
     float* xp = scratch.get(tid, static_cast<size_t>(dp) * hp * lw);
     for (int64_t nc = lo; nc < hi; nc++) {
@@ -341,7 +465,7 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
     for (int64_t n = 0; n < g.N; n++) {
       const float* dyg = dy + (n * g.Cout + gg * Cog) * outVol;
       float* dxg = dx + (n * g.Cin + gg * Cig) * inVol;
-      ThreadScratch scratch(numThreads());
+      ThreadScratch& scratch = sharedScratch();
       parallelFor(static_cast<int64_t>(Qd) * Qh, 1, [&](int64_t b, int64_t e, int tid) {
         float* panel = scratch.get(tid, static_cast<size_t>(nrows) * lw + static_cast<size_t>(qwPad) * RO);
         float* tile = panel + static_cast<size_t>(nrows) * lw;
@@ -353,7 +477,7 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
             if (lw > Qw) std::memset(pr + Qw, 0, sizeof(float) * (lw - Qw));
           }
           for (int ob = 0; ob < nob; ob++) {
-            isa->denseFwdRow(rov, panel, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, lw, 1, qwPad, tile);
+            isa->denseFwdRows(rov, panel, 1, 0, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, lw, 1, qwPad, tile, 0);
             for (int l = 0; l < RO; l++) {
               int64_t op = static_cast<int64_t>(ob) * RO + l;
               if (op >= coutP) break;
@@ -375,7 +499,7 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
 
 const char* convIsaName() { return pickIsa()->name; }
 
-void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y) {
+void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, WeightKey wk) {
   const IsaCores* isa = pickIsa();
   if (isDepthwise(g)) {
     int T[3] = {g.k[0], g.k[1], g.k[2]}, off[3] = {-g.p[0], -g.p[1], -g.p[2]};
@@ -394,16 +518,18 @@ void convForward(const float* x, const float* w, const float* bias, const ConvGe
   const int RO = rov * isa->vw;
   const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
   const int64_t inVol = S, outVol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
-  Scratch<float> wp(static_cast<size_t>((Cog + RO - 1) / RO) * RO * Cig * K3);
+  const size_t packN = static_cast<size_t>((Cog + RO - 1) / RO) * RO * Cig * K3;
   for (int64_t gg = 0; gg < g.G; gg++) {
-    packWeights(w + gg * Cog * Cig * K3, Cig * K3, K3, static_cast<int>(Cog), static_cast<int>(Cig), m, g.k[1], g.k[2], RO, wp.get());
+    const float* wp = packedWeights(g.G == 1 ? wk : WeightKey{}, (static_cast<uint64_t>(RO) << 8) | 1, packN, [&](float* dst) {
+      packWeights(w + gg * Cog * Cig * K3, Cig * K3, K3, static_cast<int>(Cog), static_cast<int>(Cig), m, g.k[1], g.k[2], RO, dst);
+    });
     for (int64_t n = 0; n < g.N; n++)
-      denseCore(isa, rov, x + (n * g.Cin + gg * Cig) * inVol, static_cast<int>(Cig), g.in, wp.get(), static_cast<int>(Cog), m,
+      denseCore(isa, rov, x + (n * g.Cin + gg * Cig) * inVol, static_cast<int>(Cig), g.in, wp, static_cast<int>(Cog), m,
                 bias ? bias + gg * Cog : nullptr, y + (n * g.Cout + gg * Cog) * outVol, g.out);
   }
 }
 
-void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx) {
+void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk) {
   const IsaCores* isa = pickIsa();
   const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
   const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
@@ -432,7 +558,7 @@ void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx
   if (anyStride) std::memset(dx, 0, sizeof(float) * g.N * g.Cin * inVol);  // phases without taps stay zero
   const int rov = chooseRov(isa, Cig);
   const int RO = rov * isa->vw;
-  Scratch<float> wp(static_cast<size_t>((Cig + RO - 1) / RO) * RO * Cog * K3);
+  const size_t packN = static_cast<size_t>((Cig + RO - 1) / RO) * RO * Cog * K3;
   for (int rd = 0; rd < g.s[0]; rd++)
     for (int rh = 0; rh < g.s[1]; rh++)
       for (int rw = 0; rw < g.s[2]; rw++) {
@@ -442,10 +568,13 @@ void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx
         if (m[0].T == 0 || m[1].T == 0 || m[2].T == 0) continue;  // zeros (already cleared)
         for (int64_t gg = 0; gg < g.G; gg++) {
           // Transposed weight: output channel i (of dx), input channel o (of dy).
-          packWeights(w + gg * Cog * Cig * K3, K3, Cig * K3, static_cast<int>(Cig), static_cast<int>(Cog), m, g.k[1], g.k[2], RO,
-                      wp.get());
+          const uint64_t geo = static_cast<uint64_t>(g.s[0] | g.s[1] << 5 | g.s[2] << 10 | g.p[0] << 15 | g.p[1] << 20 | g.p[2] << 25);
+          const uint64_t layout = (geo << 32) | (static_cast<uint64_t>(RO) << 16) | (static_cast<uint64_t>((rd * g.s[1] + rh) * g.s[2] + rw) << 2) | 2;
+          const float* wp = packedWeights(g.G == 1 ? wk : WeightKey{}, layout, packN, [&](float* dst) {
+            packWeights(w + gg * Cog * Cig * K3, K3, Cig * K3, static_cast<int>(Cig), static_cast<int>(Cog), m, g.k[1], g.k[2], RO, dst);
+          });
           for (int64_t n = 0; n < g.N; n++)
-            denseCore(isa, rov, dy + (n * g.Cout + gg * Cog) * outVol, static_cast<int>(Cog), g.out, wp.get(), static_cast<int>(Cig), m,
+            denseCore(isa, rov, dy + (n * g.Cout + gg * Cog) * outVol, static_cast<int>(Cog), g.out, wp, static_cast<int>(Cig), m,
                       nullptr, dx + (n * g.Cin + gg * Cig) * inVol, g.in);
         }
       }
@@ -467,7 +596,7 @@ void convGradWeight(const float* x, const float* dy, const ConvGeom& g, float* d
     const int qwp = roundUp(Qw, W);
     const int dp = Qd + g.k[0] - 1, hp = Qh + g.k[1] - 1, lw = qwp + g.k[2] - 1 + W;
     int off[3] = {-g.p[0], -g.p[1], -g.p[2]};
-    ThreadScratch scratch(numThreads());
+    ThreadScratch& scratch = sharedScratch();
     parallelFor(g.Cin, 1, [&](int64_t lo, int64_t hi, int tid) {
       float* xp = scratch.get(tid, static_cast<size_t>(dp) * hp * lw + static_cast<size_t>(Qd) * Qh * qwp);
       float* dyp = xp + static_cast<size_t>(dp) * hp * lw;
@@ -509,10 +638,15 @@ void convGradWeight(const float* x, const float* dy, const ConvGeom& g, float* d
   const int64_t accLen = static_cast<int64_t>(cic) * tdh * Tw * RO;  // [i][ud·uh][uw][RO]
   std::vector<double> partial;
   if (nsplit > 1) partial.assign(static_cast<size_t>(nsplit) * g.G * nob * nic * accLen, 0.0);
-  ThreadScratch scratch(nt);
+  // With stride 1 along w, several short output rows are laid end to end (each input row segment `lw`
+  // long, dy zero beyond Qw) so the micro-kernel's register accumulators span many positions.
+  const bool merge = m[2].sin == 1;
+  const int R = merge ? std::max(1, std::min(Qh * Qd, 96 / lw)) : 1;
+  const int rowLen = merge ? R * lw + Tw : lw;
+  ThreadScratch& scratch = sharedScratch();
   parallelFor(base * nsplit, 1, [&](int64_t lo, int64_t hi, int tid) {
-    const size_t panelLen = static_cast<size_t>(cic) * tdh * lw;
-    const size_t dyTLen = static_cast<size_t>(Qw) * RO;
+    const size_t panelLen = static_cast<size_t>(cic) * tdh * rowLen;
+    const size_t dyTLen = static_cast<size_t>(merge ? R * lw : Qw) * RO;
     float* panel = scratch.get(tid, panelLen + dyTLen + accLen + accLen * 2);
     float* dyT = panel + panelLen;
     float* accF = dyT + dyTLen;
@@ -529,23 +663,42 @@ void convGradWeight(const float* x, const float* dy, const ConvGeom& g, float* d
       for (int64_t n = 0; n < g.N; n++) {
         const float* xg = x + (n * g.Cin + gg * Cig + i0) * inVol;
         const float* dg = dy + (n * g.Cout + gg * Cog + o0) * outVol;
-        for (int qd = d0; qd < d1; qd++) {
-          std::fill(accF, accF + accLen, 0.f);
-          for (int qh = 0; qh < Qh; qh++) {
-            float* pr = panel;
-            for (int i = 0; i < ni; i++)
-              for (int ud = 0; ud < Td; ud++)
-                for (int uh = 0; uh < Th; uh++, pr += lw)
-                  fillRow(xg + i * inVol, g.in, qd * m[0].sin + ud + m[0].off, qh * m[1].sin + uh + m[1].off, m[2].off, lw, pr);
-            const int64_t rowOff = (static_cast<int64_t>(qd) * Qh + qh) * Qw;
-            for (int q = 0; q < Qw; q++) {
-              float* t = dyT + q * RO;
-              for (int l = 0; l < no; l++) t[l] = dg[l * outVol + rowOff + q];
-              for (int l = no; l < RO; l++) t[l] = 0.f;
+        const int64_t rEnd = static_cast<int64_t>(d1) * Qh;
+        int sinceFlush = 0;
+        std::fill(accF, accF + accLen, 0.f);
+        for (int64_t r0 = static_cast<int64_t>(d0) * Qh; r0 < rEnd; r0 += R) {
+          const int nr = static_cast<int>(std::min<int64_t>(R, rEnd - r0));
+          for (int i = 0; i < ni; i++)
+            for (int ud = 0; ud < Td; ud++)
+              for (int uh = 0; uh < Th; uh++) {
+                float* pr = panel + ((static_cast<size_t>(i) * Td + ud) * Th + uh) * rowLen;
+                for (int k = 0; k < nr; k++) {
+                  int qd = static_cast<int>((r0 + k) / Qh), qh = static_cast<int>((r0 + k) % Qh);
+                  fillRow(xg + i * inVol, g.in, qd * m[0].sin + ud + m[0].off, qh * m[1].sin + uh + m[1].off, m[2].off, lw, pr + k * lw);
+                }
+                if (rowLen > nr * lw) std::memset(pr + nr * lw, 0, sizeof(float) * (rowLen - nr * lw));
+              }
+          const int seg = merge ? lw : Qw;
+          const int npos = (nr - 1) * seg + Qw;
+          for (int k = 0; k < nr; k++) {
+            const int64_t rowOff = (r0 + k) * Qw;
+            for (int q = 0; q < seg; q++) {
+              float* t = dyT + (static_cast<size_t>(k) * seg + q) * RO;
+              if (q < Qw) {
+                for (int l = 0; l < no; l++) t[l] = dg[l * outVol + rowOff + q];
+                for (int l = no; l < RO; l++) t[l] = 0.f;
+              } else {
+                for (int l = 0; l < RO; l++) t[l] = 0.f;
+              }
             }
-            isa->denseGwRow(rov, Tw, panel, ni, tdh, lw, m[2].sin, dyT, Qw, accF);
           }
-          for (int64_t k = 0; k < accLen; k++) accD[k] += accF[k];
+          isa->denseGwRow(rov, Tw, panel, ni, tdh, rowLen, m[2].sin, dyT, npos, accF);
+          sinceFlush += nr;
+          if (sinceFlush >= Qh || r0 + R >= rEnd) {
+            for (int64_t k = 0; k < accLen; k++) accD[k] += accF[k];
+            std::fill(accF, accF + accLen, 0.f);
+            sinceFlush = 0;
+          }
         }
       }
       if (nsplit > 1) {

@@ -11,10 +11,15 @@ struct ConvGeom {
   int k[3], s[3], p[3];
 };
 
+// Identity of the weight buffer for the packed-weight cache (id 0: do not cache).
+struct WeightKey {
+  uint64_t id = 0, version = 0;
+};
+
 // y = conv(x, w) + bias (bias may be null).
-void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y);
+void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, WeightKey wk = {});
 // dx of the forward conv described by g (dy has g.out, dx has g.in).
-void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx);
+void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk = {});
 // dw [Cout, Cin/G, k] of the forward conv described by g.
 void convGradWeight(const float* x, const float* dy, const ConvGeom& g, float* dw);
 

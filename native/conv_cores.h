@@ -36,23 +36,28 @@ static inline void fwdTile(const float* panel, const float* wp, int nrows, int t
     for (int k = 0; k < ROV; k++) V::store(out + j * ROV * W + k * W, acc[j][k]);
 }
 
-// The input rows are processed in blocks whose packed weights fit in L1 (~20 KB), so the weights stay
-// cached across all tiles of the row; partial sums go through `out`.
+// Several output rows at once (`nout` panels `pstride` floats apart, outputs `ostride` apart). The input
+// rows are processed in blocks whose packed weights fit in L1 (~20 KB), so each weight block is loaded
+// once and reused for every tile of every output row in the call; partial sums go through `out`.
 template <int ROV>
-static void fwdRowT(const float* panel, const float* wp, int nrows, int tw, int lw, int sw, int qwPad, float* out) {
+static void fwdRowsT(const float* panel, int nout, int64_t pstride, const float* wp, int nrows, int tw, int lw, int sw, int qwPad,
+                     float* out, int64_t ostride) {
   constexpr int RW = RWFor(ROV);
   const int rowW = tw * ROV * V::W;  // floats of packed weight per input row
   int rb = (20 * 1024 / 4) / rowW;
   if (rb < 1) rb = 1;
   for (int r0 = 0; r0 < nrows; r0 += rb) {
     const int nr = nrows - r0 < rb ? nrows - r0 : rb;
-    const float* pb = panel + static_cast<int64_t>(r0) * lw;
     const float* wb = wp + static_cast<int64_t>(r0) * rowW;
-    for (int q0 = 0; q0 < qwPad; q0 += RW) {
-      if (sw == 1)
-        fwdTile<ROV, RW, 1>(pb + q0, wb, nr, tw, lw, 1, out + q0 * ROV * V::W, r0 > 0);
-      else
-        fwdTile<ROV, RW, 0>(pb + q0 * sw, wb, nr, tw, lw, sw, out + q0 * ROV * V::W, r0 > 0);
+    for (int k = 0; k < nout; k++) {
+      const float* pb = panel + k * pstride + static_cast<int64_t>(r0) * lw;
+      float* ob = out + k * ostride;
+      for (int q0 = 0; q0 < qwPad; q0 += RW) {
+        if (sw == 1)
+          fwdTile<ROV, RW, 1>(pb + q0, wb, nr, tw, lw, 1, ob + q0 * ROV * V::W, r0 > 0);
+        else
+          fwdTile<ROV, RW, 0>(pb + q0 * sw, wb, nr, tw, lw, sw, ob + q0 * ROV * V::W, r0 > 0);
+      }
     }
   }
 }
@@ -66,12 +71,13 @@ static int denseRW(int rov) {
   }
 }
 
-static void denseFwdRow(int rov, const float* panel, const float* wp, int nrows, int tw, int lw, int sw, int qwPad, float* out) {
+static void denseFwdRows(int rov, const float* panel, int nout, int64_t pstride, const float* wp, int nrows, int tw, int lw, int sw,
+                         int qwPad, float* out, int64_t ostride) {
   switch (rov) {
-    case 1: fwdRowT<1>(panel, wp, nrows, tw, lw, sw, qwPad, out); break;
-    case 2: fwdRowT<2>(panel, wp, nrows, tw, lw, sw, qwPad, out); break;
-    case 3: fwdRowT<3>(panel, wp, nrows, tw, lw, sw, qwPad, out); break;
-    default: fwdRowT<4>(panel, wp, nrows, tw, lw, sw, qwPad, out); break;
+    case 1: fwdRowsT<1>(panel, nout, pstride, wp, nrows, tw, lw, sw, qwPad, out, ostride); break;
+    case 2: fwdRowsT<2>(panel, nout, pstride, wp, nrows, tw, lw, sw, qwPad, out, ostride); break;
+    case 3: fwdRowsT<3>(panel, nout, pstride, wp, nrows, tw, lw, sw, qwPad, out, ostride); break;
+    default: fwdRowsT<4>(panel, nout, pstride, wp, nrows, tw, lw, sw, qwPad, out, ostride); break;
   }
 }
 
@@ -248,7 +254,7 @@ static void dwGwChannel(const float* xp, int hp, int lw, const float* dyp, int q
   }
 }
 
-static const IsaCores kCores = {UX_ISA_NAME, V::W, denseRW, denseFwdRow, denseGwRow, dwFwdChannel, dwGwChannel};
+static const IsaCores kCores = {UX_ISA_NAME, V::W, denseRW, denseFwdRows, denseGwRow, dwFwdChannel, dwGwChannel};
 
 }  // namespace UX_ISA_NS
 }  // namespace ux

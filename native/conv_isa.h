@@ -10,10 +10,12 @@ struct IsaCores {
   int vw;  // floats per vector
   // Output positions per register tile for `rov` output-channel vectors.
   int (*denseRW)(int rov);
-  // Dense conv, one output row. panel: `nrows` input rows of `lw` floats (rows ordered [cin][td][th]);
-  // wp: packed weights [cin][td][th][tw][rov*vw]; out: [qwPad][rov*vw] (qwPad a multiple of denseRW).
-  // out[q][o] = Σ_r Σ_u wp[r][u][o] · panel[r][q·sw + u].
-  void (*denseFwdRow)(int rov, const float* panel, const float* wp, int nrows, int tw, int lw, int sw, int qwPad, float* out);
+  // Dense conv, `nout` output rows. Each panel (pstride floats apart): `nrows` input rows of `lw` floats
+  // (rows ordered [cin][td][th]); wp: packed weights [cin][td][th][tw][rov*vw]; out (ostride floats apart per
+  // output row): [qwPad][rov*vw] (qwPad a multiple of denseRW).
+  // out[k][q][o] = Σ_r Σ_u wp[r][u][o] · panel_k[r][q·sw + u].
+  void (*denseFwdRows)(int rov, const float* panel, int nout, int64_t pstride, const float* wp, int nrows, int tw, int lw, int sw,
+                       int qwPad, float* out, int64_t ostride);
   // Dense weight gradient, one output row: acc[i][r][u][o] += Σ_q panel[i][r][q·sw + u] · dyT[q][o] for
   // i < nci, r < tdh, u < tw; panel channel stride = tdh·lw.
   void (*denseGwRow)(int rov, int tw, const float* panel, int nci, int tdh, int lw, int sw, const float* dyT, int qw, float* acc);

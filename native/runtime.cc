@@ -127,7 +127,8 @@ void releaseCachedMemory() {
 #endif
 }
 
-Buf::Buf(size_t n) : n_(n) {}
+static std::atomic<uint64_t> gBufIds{0};
+Buf::Buf(size_t n) : id(++gBufIds), n_(n) {}
 
 Buf::~Buf() {
   if (!ptr_) return;

@@ -27,6 +27,10 @@ struct Buf {
   size_t size() const { return n_; }
   // Sequence number of the last queued task that writes this buffer (0: none).
   std::atomic<uint64_t> lastWrite{0};
+  // Never-reused identity and in-place write count (bumped by the tasks that overwrite the buffer):
+  // together they key caches of derived data such as packed conv weights.
+  const uint64_t id;
+  std::atomic<uint64_t> version{0};
 
  private:
   size_t n_;

@@ -231,6 +231,35 @@ test('native: kernels run off the main thread; read() resolves, readSync() block
   assert.throws(() => addon.readSync(w.data as NativeHandle, 1), /after free/);
 });
 
+test('native: packed-weight cache follows in-place weight updates (write, adamw)', { skip }, () => {
+  const attrs: Conv3dAttrs = { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 };
+  const xs = [1, 8, 4, 5, 6];
+  const ws = [16, 8, 3, 3, 3];
+  const [xr, xn] = pair(xs);
+  const [wr, wn] = pair(ws);
+  for (let round = 0; round < 3; round++) {
+    // Three calls per weight version: the second packs into the cache, the third reads from it.
+    for (let k = 0; k < 3; k++) {
+      close(`forward round ${round} call ${k}`, rk.conv3d(xr, wr, null, attrs), nk!.conv3d(xn, wn, null, attrs));
+      const [dyr, dyn] = pair([1, 16, 4, 5, 6]);
+      close(`grad input round ${round} call ${k}`, rk.conv3dGradInput(dyr, wr, { ...attrs, inputShape: xs }), nk!.conv3dGradInput(dyn, wn, { ...attrs, inputShape: xs }));
+    }
+    const fresh = randArray(numel(ws));
+    (wr.data as Float32Array).set(fresh);
+    if (round === 0) addon.write(wn.data as NativeHandle, fresh);
+    else {
+      // An AdamW step changes the weights in place on both backends.
+      const [gr, gn] = pair(ws);
+      const [mr, mn] = pair(ws, new Float32Array(numel(ws)));
+      const [vr, vn] = pair(ws, new Float32Array(numel(ws)));
+      (wr.data as Float32Array).set(nread(wn));
+      const a = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
+      rk.adamwStep(wr, gr, mr, vr, a);
+      nk!.adamwStep(wn, gn, mn, vn, a);
+    }
+  }
+});
+
 test('native: an invalid class index is reported at the next read', { skip }, () => {
   const [, xn] = pair([1, 3, 2, 2, 2]);
   const [, tn] = pair([1, 1, 2, 2, 2], new Float32Array(8).fill(7));
