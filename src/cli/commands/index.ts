@@ -3,8 +3,12 @@ import { registerForward } from './forward.js';
 import { registerTransform } from './transform.js';
 import { registerPreprocess } from './preprocess.js';
 import { registerExportOnnx } from './export-onnx.js';
+import { registerEvaluate } from './evaluate.js';
+import { registerImportPth } from './import-pth.js';
+import { registerPredict } from './predict.js';
+import { registerTrain } from './train.js';
 
 /** Each CLI command lives in its own module and adds itself to the program. */
 export type CommandRegistrar = (program: Command) => void;
 
-export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess];
+export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess, registerEvaluate, registerImportPth, registerPredict, registerTrain];

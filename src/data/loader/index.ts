@@ -12,6 +12,8 @@ export interface PatchLoaderOptions {
   /** Cases requested ahead of the consumer, so training never waits on I/O (default 2 per worker). */
   prefetch?: number;
   seed?: number;
+  /** Index of the first request (a resumed run starts where it stopped: request n is always the same). */
+  start?: number;
 }
 
 /**
@@ -34,6 +36,7 @@ export class PatchLoader {
     this.rng = new Rng(opts.seed ?? 0);
     const n = Math.max(1, opts.workers ?? 2);
     this.prefetch = Math.max(1, opts.prefetch ?? 2 * n);
+    this.nextRequest = this.nextDeliver = opts.start ?? 0;
     for (let i = 0; i < n; i++) {
       const w = new Worker(new URL('./worker.js', import.meta.url));
       w.on('message', (r: LoadReply) => {

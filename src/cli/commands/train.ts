@@ -1,0 +1,127 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../../train/config.js';
+import { runTraining, TrainRunError } from '../../train/run.js';
+import { NiftiError } from '../../io/nifti/index.js';
+import { VolumeError } from '../../data/load.js';
+import { selectBackend } from '../backend.js';
+import { UserError } from '../errors.js';
+
+interface TrainFlags {
+  config?: string;
+  dataset?: string;
+  preset?: string;
+  output?: string;
+  steps?: number;
+  lr?: number;
+  weightDecay?: number;
+  crops?: number;
+  roi?: [number, number, number];
+  featSize?: number[];
+  hiddenSize?: number;
+  depths?: number[];
+  schedule?: 'constant' | 'poly' | 'cosine';
+  warmup?: number;
+  valEvery?: number;
+  saveEvery?: number;
+  valOverlap?: number;
+  valMode?: 'gaussian' | 'constant';
+  seed?: number;
+  workers?: number;
+  init?: string;
+  split?: string;
+  cache?: string;
+  backend?: string;
+  resume?: boolean;
+}
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new UserError(`${name} must be an integer, got '${v}'`);
+  return n;
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UserError(`${name} must be a number, got '${v}'`);
+  return n;
+};
+const ints = (name: string) => (v: string) => {
+  const a = v.split(',').map(Number);
+  if (!a.length || !a.every(Number.isInteger)) throw new UserError(`${name} must be comma-separated integers, got '${v}'`);
+  return a;
+};
+
+async function readJson(path: string): Promise<Partial<TrainConfig>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read config '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`config '${path}' is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export async function runTrainCli(f: TrainFlags): Promise<void> {
+  const file = f.config ? await readJson(f.config) : {};
+  const network: Record<string, unknown> = {};
+  if (f.featSize) network.featSize = f.featSize;
+  if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
+  if (f.depths) network.depths = f.depths;
+  let cfg: TrainConfig;
+  try {
+    cfg = resolveTrainConfig(file, {
+      dataset: f.dataset, preset: f.preset, outDir: f.output, steps: f.steps, lr: f.lr, weightDecay: f.weightDecay, cropsPerVolume: f.crops,
+      roiSize: f.roi, network, valEvery: f.valEvery, saveEvery: f.saveEvery, valOverlap: f.valOverlap, valMode: f.valMode, seed: f.seed,
+      workers: f.workers, init: f.init, split: f.split, cacheDir: f.cache, backend: f.backend,
+      schedule: f.schedule || f.warmup !== undefined ? { ...(file.schedule ?? { type: 'constant' }), ...(f.schedule ? { type: f.schedule } : {}), ...(f.warmup !== undefined ? { warmupSteps: f.warmup } : {}) } : undefined,
+    });
+  } catch (e) {
+    if (e instanceof TrainConfigError) throw new UserError(e.message);
+    throw e;
+  }
+  selectBackend(cfg.backend);
+  try {
+    await runTraining(cfg, { resume: f.resume });
+  } catch (e) {
+    if (e instanceof NiftiError || e instanceof VolumeError || e instanceof TrainRunError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train 3D UX-Net on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)')
+    .option('--config <file>', 'JSON training config; every field can be overridden by the flags below')
+    .option('--dataset <dir>', 'dataset folder (dataset.json, or imagesTr/labelsTr[/imagesVal/labelsVal])')
+    .option('--preset <name>', 'flare, amos, feta, auto (nnU-Net-style planning), or a preset/plan JSON file (default auto)')
+    .option('-o, --output <dir>', 'run folder: checkpoints, metrics.jsonl, curves.svg, model/')
+    .option('--steps <n>', 'optimiser steps (default 40000)', int('--steps'))
+    .option('--lr <f>', 'AdamW learning rate (default 1e-4, the official value)', num('--lr'))
+    .option('--weight-decay <f>', 'AdamW decoupled weight decay (default 0.01)', num('--weight-decay'))
+    .option('--crops <n>', 'random crops per volume per step, i.e. the batch (default 2, official)', int('--crops'))
+    .option('--roi <d,h,w>', 'crop and sliding-window size, multiples of 16 (default: the preset\'s)', ints('--roi'))
+    .option('--feat-size <a,b,c,d>', 'stage widths (default 48,96,192,384)', ints('--feat-size'))
+    .option('--hidden-size <n>', 'bottleneck width (default 768)', int('--hidden-size'))
+    .option('--depths <a,b,c,d>', 'ux_blocks per stage (default 2,2,2,2)', ints('--depths'))
+    .option('--schedule <type>', 'learning-rate schedule: constant (official), poly or cosine')
+    .option('--warmup <n>', 'linear warm-up steps', int('--warmup'))
+    .option('--val-every <n>', 'validate (and save) every n steps (default 500)', int('--val-every'))
+    .option('--save-every <n>', 'save the last checkpoint every n steps (default 100)', int('--save-every'))
+    .option('--val-overlap <f>', 'validation sliding-window overlap (default 0.25, official)', num('--val-overlap'))
+    .option('--val-mode <mode>', 'validation blending: constant (official) or gaussian')
+    .option('--seed <n>', 'seed of initialisation and sampling (default 0)', int('--seed'))
+    .option('--workers <n>', 'data loader worker threads (default 2)', int('--workers'))
+    .option('--init <weights>', 'start from these weights (.safetensors or .pth): fine-tuning; a different class count reinitialises the out block')
+    .option('--split <file>', 'JSON {"train": [ids], "val": [ids]} (default: the dataset\'s val split, else a seeded 20% hold-out)')
+    .option('--cache <dir>', 'preprocessed-case cache (default: OUTPUT/cache)')
+    .option('--backend <name>', 'compute backend (default: native when built)')
+    .option('--resume', 'continue the run in --output from its last checkpoint, exactly as if never interrupted')
+    .action(async (f: TrainFlags) => {
+      await runTrainCli(f);
+    });
+}

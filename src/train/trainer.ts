@@ -1,0 +1,154 @@
+import { appendFile, mkdir, writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tensor } from '../engine/creation.js';
+import { tidy } from '../engine/scope.js';
+import type { UXNet } from '../models/uxnet.js';
+import { AdamW } from './adamw.js';
+import { DiceCELoss } from './dice-ce-loss.js';
+import { learningRate, type ScheduleConfig } from './schedule.js';
+import { saveCheckpoint, type TrainState } from './checkpoint.js';
+import { renderCurvesSvg, smooth } from './curves.js';
+import { createProgress } from '../cli/progress.js';
+
+/** One training batch, NCDHW float32 image and [N,1,D,H,W] float class-index label. */
+export interface Batch {
+  image: Float32Array;
+  label: Float32Array;
+  shape: readonly [number, number, number, number, number];
+}
+
+/**
+ * Where batches come from. `batch(step)` must depend only on (its seed, step), not on how many
+ * batches were drawn before: that is what makes `--resume` continue exactly like an uninterrupted run.
+ */
+export interface BatchSource {
+  batch(step: number): Promise<Batch>;
+}
+
+/** Result of one validation pass: mean Dice per foreground class (and anything else worth logging). */
+export interface ValidationResult {
+  dicePerClass: number[];
+  extra?: Record<string, number>;
+}
+
+export interface TrainerOptions {
+  steps: number;
+  lr: number;
+  weightDecay: number;
+  schedule: ScheduleConfig;
+  valEvery: number;
+  /** Save `last` every this many steps (and at every validation). */
+  saveEvery: number;
+  outDir: string;
+  /** Everything needed to rebuild the run: stored in checkpoints. */
+  config: unknown;
+  plan: unknown;
+  log?: (line: string) => void;
+}
+
+export interface TrainerResult {
+  steps: number;
+  best: { step: number; metric: number } | null;
+  seconds: number;
+}
+
+interface HistoryEntry extends Record<string, unknown> { step: number }
+
+/**
+ * The official training loop (DiceCE + AdamW, validation by sliding window, best/last checkpoints),
+ * with a progress bar, a JSONL metrics log, SVG curves and atomic checkpoints.
+ */
+export class Trainer {
+  readonly optimizer: AdamW;
+  readonly loss = new DiceCELoss();
+  private history: HistoryEntry[] = [];
+  private best: { step: number; metric: number } | null = null;
+  private startStep = 0;
+
+  constructor(
+    readonly model: UXNet,
+    readonly source: BatchSource,
+    readonly validate: ((model: UXNet, step: number) => Promise<ValidationResult>) | null,
+    readonly opts: TrainerOptions,
+  ) {
+    this.optimizer = new AdamW(model.namedParameters(), { lr: opts.lr, weightDecay: opts.weightDecay });
+  }
+
+  /** Continues from a loaded checkpoint's state (the model and optimiser must already hold its tensors). */
+  resumeFrom(state: TrainState): void {
+    this.startStep = state.step;
+    this.history = state.history as HistoryEntry[];
+    this.best = state.best;
+  }
+
+  private state(step: number): TrainState {
+    return { step, config: this.opts.config, plan: this.opts.plan, history: this.history, best: this.best };
+  }
+
+  private async writeCurves(): Promise<void> {
+    const losses = this.history.filter((h) => typeof h.loss === 'number').map((h) => ({ step: h.step, value: h.loss as number }));
+    const dice = this.history.filter((h) => typeof h.val_mean_dice === 'number').map((h) => ({ step: h.step, value: h.val_mean_dice as number }));
+    const svg = renderCurvesSvg('uxnet3d training', [
+      { name: 'training loss (DiceCE, moving average)', points: smooth(losses, 20), color: '#1f77b4', axis: 'left' },
+      { name: 'validation mean foreground Dice', points: dice, color: '#d62728', axis: 'right' },
+    ]);
+    const path = join(this.opts.outDir, 'curves.svg');
+    await writeFile(`${path}.tmp`, svg);
+    await rename(`${path}.tmp`, path);
+  }
+
+  async run(): Promise<TrainerResult> {
+    const { outDir, steps } = this.opts;
+    await mkdir(outDir, { recursive: true });
+    const logPath = join(outDir, 'metrics.jsonl');
+    const t0 = Date.now();
+    const progress = createProgress({ label: 'train', total: steps, fields: ['loss', 'lr', 'it/s', 'dice'] });
+    progress.update(this.startStep);
+    let lastDice = this.best ? this.best.metric.toFixed(3) : '';
+    let recentLoss = NaN;
+    for (let step = this.startStep; step < steps; step++) {
+      const tStep = Date.now();
+      const b = await this.source.batch(step);
+      const lr = learningRate(this.opts.lr, step, steps, this.opts.schedule);
+      this.optimizer.lr = lr;
+      const terms = tidy(() => {
+        const x = tensor(b.image, b.shape);
+        const y = tensor(b.label, [b.shape[0], 1, b.shape[2], b.shape[3], b.shape[4]]);
+        const r = this.loss.forward(this.model.forward(x), y);
+        r.loss.backward();
+        return r;
+      });
+      this.optimizer.step();
+      this.optimizer.zeroGrad();
+      const [loss, dice, ce] = await Promise.all([terms.loss.data(), terms.dice.data(), terms.ce.data()]);
+      terms.loss.dispose(); terms.dice.dispose(); terms.ce.dispose();
+      if (!Number.isFinite(loss[0]!)) throw new Error(`training diverged at step ${step + 1}: loss is ${loss[0]}`);
+      recentLoss = Number.isNaN(recentLoss) ? loss[0]! : 0.95 * recentLoss + 0.05 * loss[0]!;
+      const entry: HistoryEntry = { step: step + 1, loss: loss[0]!, loss_dice: dice[0]!, loss_ce: ce[0]!, lr, seconds: (Date.now() - tStep) / 1000 };
+      const done = step + 1;
+      const validateNow = this.validate && (done % this.opts.valEvery === 0 || done === steps);
+      if (validateNow) {
+        const v = await this.validate!(this.model, done);
+        const meanDice = v.dicePerClass.reduce((a, c) => a + c, 0) / Math.max(1, v.dicePerClass.length);
+        entry.val_dice = v.dicePerClass;
+        entry.val_mean_dice = meanDice;
+        Object.assign(entry, v.extra ?? {});
+        lastDice = meanDice.toFixed(3);
+        if (!this.best || meanDice > this.best.metric) {
+          this.best = { step: done, metric: meanDice };
+          await saveCheckpoint(join(outDir, 'checkpoint_best.safetensors'), this.model, null, this.state(done));
+        }
+      }
+      this.history.push(entry);
+      await appendFile(logPath, JSON.stringify(entry) + '\n');
+      if (validateNow || done % this.opts.saveEvery === 0 || done === steps) {
+        await saveCheckpoint(join(outDir, 'checkpoint_last.safetensors'), this.model, this.optimizer, this.state(done));
+        await this.writeCurves();
+      }
+      const rate = 1000 / Math.max(1, Date.now() - tStep);
+      progress.update(done, { loss: recentLoss.toFixed(4), lr: lr.toExponential(2), 'it/s': rate.toFixed(2), dice: lastDice });
+    }
+    progress.stop();
+    return { steps, best: this.best, seconds: (Date.now() - t0) / 1000 };
+  }
+}
