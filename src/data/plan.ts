@@ -104,5 +104,10 @@ export function planFromFingerprint(fp: Fingerprint, auto: Preset): Preset & { f
     steps.push({ op: 'zScore' });
   }
   const numClasses = Math.max(2, (fp.labelValues.at(-1) ?? 1) + 1);
-  return { ...auto, name: 'auto-plan', auto: false, val: steps, numClasses, modality: fp.modalities.map((m) => m.name).join('+'), fingerprint: fp };
+  // Patch: the preset's ROI, shrunk per axis to the smallest multiple of 16 that still covers the
+  // largest resampled case (small datasets like MSD Hippocampus then train on whole volumes, 4x cheaper
+  // than 96³). Axis order is the stored one, so this assumes storage close to RAS.
+  const extent = [0, 1, 2].map((k) => Math.max(...fp.shapes.map((sh, i) => Math.ceil((sh[k]! * fp.spacings[i]![k]!) / target[k]! - 1e-6))));
+  const roiSize = auto.roiSize.map((r, k) => Math.max(16, Math.min(r, Math.ceil(extent[k]! / 16) * 16))) as Vec3;
+  return { ...auto, name: 'auto-plan', auto: false, roiSize, val: steps, numClasses, modality: fp.modalities.map((m) => m.name).join('+'), fingerprint: fp };
 }

@@ -7,8 +7,9 @@ import { registerEvaluate } from './evaluate.js';
 import { registerImportPth } from './import-pth.js';
 import { registerPredict } from './predict.js';
 import { registerTrain } from './train.js';
+import { registerDemo } from './demo.js';
 
 /** Each CLI command lives in its own module and adds itself to the program. */
 export type CommandRegistrar = (program: Command) => void;
 
-export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess, registerEvaluate, registerImportPth, registerPredict, registerTrain];
+export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess, registerEvaluate, registerImportPth, registerPredict, registerTrain, registerDemo];

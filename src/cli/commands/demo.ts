@@ -1,0 +1,95 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { loadImage, loadVolume } from '../../data/load.js';
+import { saveVolume } from '../../data/save.js';
+import { columnNorms } from '../../data/mat4.js';
+import { loadModelFolder } from '../../infer/model-folder.js';
+import { predictVolume } from '../../infer/predict.js';
+import { writeOverlayPng } from '../../infer/overlay.js';
+import { MetricAccumulator, jsonSafe } from '../../metrics/index.js';
+import { writeFileAtomic } from '../../io/safetensors.js';
+import { createProgress } from '../progress.js';
+import { selectBackend } from '../backend.js';
+import { UserError } from '../errors.js';
+
+/** The package root (this file is dist/src/cli/commands/demo.js once built). */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+
+export interface DemoOptions {
+  model: string;
+  dataset: string;
+  output: string;
+  limit?: number;
+  backend?: string;
+}
+
+const fmt = (v: number, d = 3) => (Number.isFinite(v) ? v.toFixed(d) : v === Infinity ? 'inf' : 'n/a');
+
+/**
+ * `npm start`: the bundled model segments the bundled held-out cases (its validation split, never
+ * seen in training), writes labels and overlay PNGs, and scores them against the expert labels.
+ */
+export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<{ meanDice: number; cases: number }> {
+  const backend = selectBackend(o.backend);
+  if (!existsSync(join(o.model, 'model.json'))) throw new UserError(`no model at '${o.model}' (model.json missing)`);
+  const loaded = await loadModelFolder(o.model);
+  const split = (loaded.manifest.training?.split ?? null) as { val?: string[] } | null;
+  let ids = split?.val ?? [];
+  if (!ids.length) throw new UserError(`model '${loaded.manifest.name}' records no held-out cases (training.split.val)`);
+  if (o.limit) ids = ids.slice(0, o.limit);
+  await mkdir(o.output, { recursive: true });
+  const K = loaded.manifest.network.outChans;
+  const classes = Array.from({ length: K - 1 }, (_, i) => i + 1);
+  const names = classes.map((c) => loaded.manifest.labels[String(c)] ?? `class ${c}`);
+  const acc = new MetricAccumulator({ classes, classNames: names });
+  log(`model '${loaded.manifest.name}' on backend '${backend}': segmenting ${ids.length} held-out cases -> ${o.output}`);
+  const bar = createProgress({ label: 'segmenting', total: ids.length, fields: ['case'] });
+  const t0 = Date.now();
+  const rows: string[] = [];
+  for (const [i, id] of ids.entries()) {
+    const imgPath = join(o.dataset, 'imagesTr', `${id}.nii.gz`);
+    const lblPath = join(o.dataset, 'labelsTr', `${id}.nii.gz`);
+    if (!existsSync(imgPath) || !existsSync(lblPath)) throw new UserError(`case '${id}' is missing from ${o.dataset}`);
+    const image = await loadImage(imgPath);
+    const pred = await predictVolume(loaded, image);
+    const gt = await loadVolume(lblPath, 'label');
+    await saveVolume(join(o.output, `${id}.nii.gz`), pred.labels, { label: true, description: `uxnet3d ${loaded.manifest.name}` });
+    await writeOverlayPng(join(o.output, `${id}.png`), image.data, pred.labels.data, image.shape);
+    const spacing = columnNorms(image.affine);
+    const row = acc.add(id, pred.labels.data as Uint8Array, gt.data as Uint8Array, image.shape, spacing);
+    rows.push(`${id.padEnd(18)} ${row.classes.map((c) => `${fmt(c.dice)} / ${fmt(c.hd95, 2).padStart(5)}`).join('   ')}`);
+    bar.update(i + 1, { case: id });
+  }
+  bar.stop();
+  const seconds = (Date.now() - t0) / 1000;
+  const agg = acc.aggregate();
+  log(`\n${'case'.padEnd(18)} ${names.map((n) => `${n} Dice / HD95 mm`.padEnd(22)).join(' ')}`);
+  for (const r of rows) log(r);
+  log(`${'mean'.padEnd(18)} ${agg.perClass.map((c) => `${fmt(c.dice.mean)} / ${fmt(c.hd95.finiteMean, 2).padStart(5)}`).join('   ')}`);
+  const meanDice = agg.perClass.reduce((a, c) => a + c.dice.mean, 0) / agg.perClass.length;
+  log(`\nmean foreground Dice ${fmt(meanDice, 4)} over ${ids.length} cases; ${(seconds / ids.length).toFixed(2)} s per case (${seconds.toFixed(1)} s total)`);
+  await writeFileAtomic(join(o.output, 'metrics.json'), new TextEncoder().encode(JSON.stringify(jsonSafe({ model: loaded.manifest.name, backend, seconds, ...(acc.toJSON() as object) }), null, 1) + '\n'));
+  log(`labels, overlays (*.png) and metrics.json are in ${o.output}`);
+  return { meanDice, cases: ids.length };
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('segment the bundled held-out hippocampus MRIs with the bundled model and score them (what `npm start` runs)')
+    .option('-m, --model <dir>', 'model folder', join(ROOT, 'models', 'hippocampus'))
+    .option('--dataset <dir>', 'dataset with imagesTr/ and labelsTr/', join(ROOT, 'datasets', 'msd-hippocampus'))
+    .option('-o, --output <dir>', 'where labels, overlays and metrics go', 'out')
+    .option('--limit <n>', 'only the first n held-out cases', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new UserError(`--limit must be a positive integer, got '${v}'`);
+      return n;
+    })
+    .option('--backend <name>', 'compute backend (default: native when built)')
+    .action(async (o: DemoOptions) => {
+      await runDemo(o);
+    });
+}
