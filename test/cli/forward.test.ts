@@ -54,6 +54,13 @@ for (const backend of testBackends()) {
       assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary file left behind');
     });
 
+    it('reads the weights from a PyTorch checkpoint (.pth)', async () => {
+      const out = join(dir, 'logits-pth.safetensors');
+      const r = uxnet(['forward', '--config', snakeCfg, '--weights', join(FIXTURES, 'tiny_weights.pth'), '--input', INPUT, '--output', out, '--backend', backend]);
+      assert.equal(r.status, 0, r.stderr);
+      assertMatchesFixture((await readSafetensorsFile(out)).tensors.get('logits')!.data, 'tiny_forward.safetensors', 'logits');
+    });
+
     it('camelCase config and --input-key', async () => {
       const out = join(dir, 'logits2.safetensors');
       const r = uxnet(['forward', '--config', camelCfg, '--weights', WEIGHTS, '--input', join(FIXTURES, 'tiny_forward_noncubic.safetensors'), '--input-key', 'input', '--output', out, '--backend', backend]);
@@ -66,6 +73,11 @@ for (const backend of testBackends()) {
       const base = ['forward', '--config', camelCfg, '--weights', WEIGHTS, '--input', INPUT, '--output', out, '--backend', backend];
       const withArg = (flag: string, value: string) => base.map((a, i) => (base[i - 1] === flag ? value : a));
       assertUserError(uxnet(withArg('--weights', join(dir, 'missing.safetensors'))), /weights file: cannot read '.*missing\.safetensors': ENOENT/);
+      assertUserError(uxnet(withArg('--weights', join(dir, 'missing.pth'))), /weights file: cannot read '.*missing\.pth': ENOENT/);
+      const garbage = join(dir, 'garbage.pth');
+      writeFileSync(garbage, 'not a checkpoint');
+      assertUserError(uxnet(withArg('--weights', garbage)), /weights file: .*garbage\.pth: not a PyTorch checkpoint/);
+      assertUserError(uxnet(withArg('--weights', join(dir, 'weights.npz'))), /weights file: don't know how to read weights .*extension '\.npz'/);
       assertUserError(uxnet(withArg('--input', join(dir, 'nope.safetensors'))), /input file: cannot read/);
       assertUserError(uxnet(withArg('--config', join(dir, 'nope.json'))), /cannot read config file/);
       assertUserError(uxnet([...base, '--input-key', 'volume']), /has no tensor 'volume'.*--input-key/);

@@ -5,10 +5,14 @@ import { tensor } from '../../engine/creation.js';
 import { getBackendName, listBackends, setBackend } from '../../engine/registry.js';
 import { noGrad } from '../../engine/scope.js';
 import { readSafetensorsFile, writeSafetensorsFile, SafetensorsError, type RawTensor } from '../../io/safetensors.js';
+import { PthError } from '../../io/pth.js';
+import { readWeightsFile, WeightsFormatError } from '../../io/weights.js';
+import { modelPredictor, slidingWindowInference } from '../../infer/sliding-window.js';
 import { UXNetConfigError } from '../../models/config.js';
 import { UXNet, UXNetInputError } from '../../models/uxnet.js';
 import { StateDictError } from '../../nn/module.js';
 import { UserError } from '../errors.js';
+import { createProgress, type Progress } from '../progress.js';
 
 export interface ForwardOptions {
   config: string;
@@ -17,9 +21,52 @@ export interface ForwardOptions {
   inputKey: string;
   output: string;
   backend?: string;
+  /** Sliding-window ROI "D,H,W"; without it the whole volume goes through the network at once. */
+  roi?: string;
+  overlap?: string;
+  swBatch?: string;
+  mode?: string;
 }
 
-async function readConfig(path: string): Promise<unknown> {
+/** Parsed and checked sliding-window settings (MONAI 0.9.0 defaults where not given). */
+export interface SlidingWindowSettings {
+  roi: [number, number, number];
+  overlap: number;
+  swBatchSize: number;
+  mode: 'gaussian' | 'constant';
+}
+
+/**
+ * Checks the sliding-window flags. Returns null when --roi is absent (whole-volume forward); the other
+ * flags are refused then, so a typo'd or forgotten --roi does not silently run a different inference.
+ */
+export function parseSlidingWindowOptions(o: { roi?: string; overlap?: string; swBatch?: string; mode?: string }): SlidingWindowSettings | null {
+  if (o.roi === undefined) {
+    const given = ([['--overlap', o.overlap], ['--sw-batch', o.swBatch], ['--mode', o.mode]] as const).filter(([, v]) => v !== undefined).map(([f]) => f);
+    if (given.length) throw new UserError(`${given.join(', ')} only appl${given.length > 1 ? 'y' : 'ies'} to sliding-window inference: add --roi D,H,W`);
+    return null;
+  }
+  const parts = o.roi.split(',').map((t) => t.trim());
+  const roi = parts.map(Number);
+  if (parts.length !== 3 || parts.some((t) => !/^\d+$/.test(t)) || roi.some((d) => d < 16 || d % 16 !== 0)) {
+    throw new UserError(`--roi '${o.roi}': expected three positive multiples of 16 separated by commas, e.g. 96,96,96`);
+  }
+  let overlap = 0.25;
+  if (o.overlap !== undefined) {
+    overlap = Number(o.overlap);
+    if (o.overlap.trim() === '' || !Number.isFinite(overlap) || overlap < 0 || overlap >= 1) throw new UserError(`--overlap '${o.overlap}': expected a number in [0, 1)`);
+  }
+  let swBatchSize = 1;
+  if (o.swBatch !== undefined) {
+    swBatchSize = Number(o.swBatch);
+    if (!/^\s*\d+\s*$/.test(o.swBatch) || !Number.isSafeInteger(swBatchSize) || swBatchSize < 1) throw new UserError(`--sw-batch '${o.swBatch}': expected a positive integer`);
+  }
+  const mode = o.mode ?? 'constant';
+  if (mode !== 'gaussian' && mode !== 'constant') throw new UserError(`--mode '${mode}': expected 'gaussian' or 'constant'`);
+  return { roi: roi as [number, number, number], overlap, swBatchSize, mode };
+}
+
+export async function readConfig(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -42,12 +89,25 @@ async function readTensors(path: string, what: string): Promise<Map<string, RawT
   }
 }
 
+/** Weights from .safetensors or a torch.save checkpoint (.pth/.pt/.bin/.ckpt), by extension. */
+async function readWeights(path: string): Promise<Map<string, RawTensor>> {
+  try {
+    return await readWeightsFile(path);
+  } catch (e) {
+    if (e instanceof SafetensorsError || e instanceof PthError || e instanceof WeightsFormatError) throw new UserError(`weights file: ${e.message}`);
+    throw e;
+  }
+}
+
 /**
- * `uxnet forward`: one whole-volume forward pass. Reads the constructor options (camelCase or the
- * official snake_case) from a JSON file, the weights from safetensors (PyTorch state-dict keys), and
- * one input tensor [N, inChans, D, H, W]; writes the raw logits as tensor `logits`, atomically.
+ * `uxnet forward`: one forward pass. Reads the constructor options (camelCase or the official
+ * snake_case) from a JSON file, the weights from safetensors or a PyTorch checkpoint (state-dict
+ * keys), and one input tensor [N, inChans, D, H, W]; writes the raw logits as tensor `logits`,
+ * atomically. With `roi` it runs MONAI 0.9.0 sliding-window inference instead of one whole-volume
+ * pass, so the input may have any spatial size.
  */
 export async function runForward(opts: ForwardOptions): Promise<{ shape: number[] }> {
+  const sw = parseSlidingWindowOptions(opts);
   if (opts.backend !== undefined) {
     if (!listBackends().includes(opts.backend)) throw new UserError(`unknown backend '${opts.backend}' (available: ${listBackends().join(', ')})`);
     setBackend(opts.backend);
@@ -62,7 +122,15 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
     throw e;
   }
   try {
-    const weights = await readTensors(opts.weights, 'weights');
+    if (sw) {
+      try {
+        model.checkInputShape([1, model.config.inChans, ...sw.roi]);
+      } catch (e) {
+        if (e instanceof UXNetInputError) throw new UserError(`--roi ${sw.roi.join(',')}: ${e.message}`);
+        throw e;
+      }
+    }
+    const weights = await readWeights(opts.weights);
     try {
       model.loadStateDict(weights);
     } catch (e) {
@@ -73,24 +141,52 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
     const inputs = await readTensors(opts.input, 'input');
     const raw = inputs.get(opts.inputKey);
     if (!raw) throw new UserError(`input file '${opts.input}' has no tensor '${opts.inputKey}' (it has: ${[...inputs.keys()].join(', ') || 'none'}); choose one with --input-key`);
-    try {
-      model.checkInputShape(raw.shape);
-    } catch (e) {
-      if (e instanceof UXNetInputError) throw new UserError(`input '${opts.inputKey}' in '${opts.input}': ${e.message}`);
-      throw e;
+    let data: Float32Array;
+    let shape: number[];
+    const meta: Record<string, string> = {};
+    if (sw) {
+      // Any spatial size works (MONAI pads windows that do not fit); rank and channels must still match.
+      const s = raw.shape;
+      if (s.length !== 5 || s[0]! < 1 || s[1] !== model.config.inChans || s.slice(2).some((d) => d < 1)) {
+        throw new UserError(`input '${opts.inputKey}' in '${opts.input}': shape [${s.join(', ')}] is not [N, ${model.config.inChans}, D, H, W] with N, D, H, W >= 1 (the model expects inChans = ${model.config.inChans})`);
+      }
+      model.eval();
+      const progress: { bar?: Progress } = {};
+      const out = await slidingWindowInference({ data: raw.data, shape: s }, sw.roi, modelPredictor(model), {
+        overlap: sw.overlap,
+        mode: sw.mode,
+        swBatchSize: sw.swBatchSize,
+        onProgress: (done, total) => {
+          progress.bar ??= createProgress({ label: 'windows', total });
+          progress.bar.update(done);
+        },
+      });
+      progress.bar?.stop();
+      inputs.clear();
+      data = out.data;
+      shape = out.shape;
+      Object.assign(meta, { roi: sw.roi.join(','), overlap: String(sw.overlap), sw_batch_size: String(sw.swBatchSize), mode: sw.mode });
+    } else {
+      try {
+        model.checkInputShape(raw.shape);
+      } catch (e) {
+        if (e instanceof UXNetInputError) throw new UserError(`input '${opts.inputKey}' in '${opts.input}': ${e.message}`);
+        throw e;
+      }
+      const x = tensor(raw.data, raw.shape);
+      inputs.clear();
+      const logits = noGrad(() => model.forward(x));
+      x.dispose();
+      data = await logits.data();
+      shape = [...logits.shape];
+      logits.dispose();
     }
-    const x = tensor(raw.data, raw.shape);
-    inputs.clear();
-    const logits = noGrad(() => model.forward(x));
-    x.dispose();
-    const data = await logits.data();
-    const shape = [...logits.shape];
-    logits.dispose();
     try {
       await writeSafetensorsFile(opts.output, [['logits', { shape, data }]], {
         producer: 'uxnet3d forward',
         backend: getBackendName(),
         config: JSON.stringify(model.config),
+        ...meta,
       });
     } catch (e) {
       throw new UserError(`cannot write output file '${opts.output}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
@@ -104,13 +200,17 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
 export function registerForward(program: Command): void {
   program
     .command('forward')
-    .description('run one whole-volume forward pass and write the raw logits (tensor "logits") to a safetensors file')
+    .description('run the network on one input tensor and write the raw logits (tensor "logits") to a safetensors file: one whole-volume pass, or MONAI 0.9.0 sliding-window inference with --roi')
     .requiredOption('--config <file>', 'JSON file with the UX-Net constructor options (camelCase or official snake_case)')
-    .requiredOption('--weights <file>', 'safetensors file with the model state dict (PyTorch keys)')
-    .requiredOption('--input <file>', 'safetensors file holding the input volume [N, C, D, H, W]')
+    .requiredOption('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
+    .requiredOption('--input <file>', 'safetensors file holding the input volume [N, C, D, H, W] (D, H, W multiples of 16 unless --roi is given)')
     .option('--input-key <name>', 'name of the input tensor in --input', 'input')
     .requiredOption('--output <file>', 'safetensors file to write (atomically)')
     .option('--backend <name>', 'compute backend (default: the fastest available)')
+    .option('--roi <D,H,W>', 'sliding-window inference with this window size (three multiples of 16); the input may then have any spatial size')
+    .option('--overlap <fraction>', 'with --roi: overlap of neighbouring windows, in [0, 1) (default: 0.25, as MONAI)')
+    .option('--sw-batch <n>', 'with --roi: windows per network call (default: 1, as MONAI)')
+    .option('--mode <mode>', "with --roi: blending of overlapping windows, 'constant' or 'gaussian' (default: constant, as MONAI)")
     .action(async (o: ForwardOptions) => {
       const { shape } = await runForward(o);
       process.stdout.write(`wrote logits [${shape.join(', ')}] to ${o.output}\n`);
