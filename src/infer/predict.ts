@@ -98,7 +98,9 @@ export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Ar
   const vox = net.shape[0] * net.shape[1] * net.shape[2];
   const predictor = modelPredictor(model);
   const mirrors = opts.tta ? MIRRORS : [[]];
-  const probs = new Float32Array(K * vox);
+  // Without TTA the blended logits buffer becomes the probabilities in place: the accumulator is
+  // then the only full-size buffer. With TTA one more (the running sum) is needed.
+  let probs: Float32Array | null = null;
   let flipped: Float32Array | null = null;
   let tmp: Float32Array | null = null;
   for (const [m, axes] of mirrors.entries()) {
@@ -111,10 +113,13 @@ export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Ar
     });
     softmaxChannels(data, K);
     const back = axes.length ? (tmp = flipAxes(data, K, net.shape, axes, tmp ?? undefined)) : data;
-    for (let i = 0; i < probs.length; i++) probs[i] = probs[i]! + back[i]!;
+    if (!probs) probs = back === data ? data : back.slice();
+    else for (let i = 0; i < probs.length; i++) probs[i] = probs[i]! + back[i]!;
   }
-  if (mirrors.length > 1) for (let i = 0; i < probs.length; i++) probs[i] = probs[i]! / mirrors.length;
-  const labels = invert({ data: argmaxChannels(probs, K), channels: 1 }, net, 'nearest');
-  const probabilities = opts.probabilities ? invert({ data: probs, channels: K }, net, 'bilinear') : undefined;
+  flipped = tmp = null;
+  if (mirrors.length > 1) for (let i = 0; i < probs!.length; i++) probs![i] = probs![i]! / mirrors.length;
+  if (probs!.length !== K * vox) throw new Error(`internal: ${probs!.length} probabilities for ${K} classes x ${vox} voxels`);
+  const labels = invert({ data: argmaxChannels(probs!, K), channels: 1 }, net, 'nearest');
+  const probabilities = opts.probabilities ? invert({ data: probs!, channels: K }, net, 'bilinear') : undefined;
   return { labels, probabilities, networkShape: net.shape };
 }
