@@ -30,7 +30,7 @@ struct MapCache {
   size_t cap = 0;
   MapCache() {
     const char* env = std::getenv("UXNET_CACHE_MB");
-    cap = (env && *env ? static_cast<size_t>(std::atoll(env)) : 1024) << 20;
+    cap = (env && *env ? static_cast<size_t>(std::atoll(env)) : 512) << 20;
   }
 };
 MapCache& mapCache() {

@@ -40,7 +40,7 @@ struct Buf {
 };
 using BufP = std::shared_ptr<Buf>;
 
-// Unmaps the cached freed buffers (UXNET_CACHE_MB caps the cache, default 1024).
+// Unmaps the cached freed buffers (UXNET_CACHE_MB caps the cache, default 512).
 void releaseCachedMemory();
 
 // Aligned scratch allocation for kernels (64-byte aligned, freed with freeScratch).
