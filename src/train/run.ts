@@ -13,6 +13,7 @@ import { modelPredictor, slidingWindowInference } from '../infer/sliding-window.
 import { argmaxChannels } from '../infer/predict.js';
 import { MODEL_FORMAT, type ModelManifest } from '../infer/model-folder.js';
 import { runPreprocess } from '../cli/commands/preprocess.js';
+import { getBackendName } from '../engine/registry.js';
 import { loadCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
@@ -156,7 +157,7 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
   if (!K) throw new Error('the number of classes is unknown: set network.outChans');
   const tail = plan.train.map((s) => (s.op === 'randCropByPosNegLabel' ? { ...s, spatialSize: roi, numSamples: cfg.cropsPerVolume } : s)) as RandomStepSpec[];
   const model = new UXNet({ inChans: train[0]!.channels, ...cfg.network, outChans: K }, { seed: cfg.seed });
-  log(`UX-Net ${model.config.featSize.join('/')} hidden ${model.config.hiddenSize}: ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}`);
+  log(`UX-Net ${model.config.featSize.join('/')} hidden ${model.config.hiddenSize} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}`);
   await writeFileAtomic(join(outDir, 'config.json'), new TextEncoder().encode(JSON.stringify(cfg, null, 2) + '\n'));
 
   const validate = val.length
