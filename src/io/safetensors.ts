@@ -93,18 +93,62 @@ export function parseSafetensors(buf: Uint8Array): { tensors: RawTensorMap; meta
   return { tensors, metadata };
 }
 
-/** Serialises float32 tensors (in map order) to the safetensors format. */
-export function serializeSafetensors(tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>, metadata?: Record<string, string>): Uint8Array {
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE half precision with round-to-nearest-even, overflow to ±Infinity, subnormals kept. */
+export function floatToHalf(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    let h = m >>> shift;
+    const rem = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++; // a carry into the exponent is still correct
+  return sign | h;
+}
+
+/**
+ * Serialises tensors (in map order) to the safetensors format, as F32 or, to halve the size of
+ * shipped weights, F16 (values outside ±65504 are refused rather than silently made infinite).
+ */
+export function serializeSafetensors(tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>, metadata?: Record<string, string>, opts: { dtype?: 'F32' | 'F16' } = {}): Uint8Array {
+  const dtype = opts.dtype ?? 'F32';
+  const width = dtype === 'F16' ? 2 : 4;
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
-  const parts: Float32Array[] = [];
+  const parts: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new SafetensorsError(`tensor '${name}': shape ${JSON.stringify(t.shape)} does not match ${t.data.length} values`);
-    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + count * 4] };
-    parts.push(t.data);
-    offset += count * 4;
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + count * width] };
+    if (dtype === 'F16') {
+      const h = new Uint16Array(count);
+      for (let i = 0; i < count; i++) {
+        const v = t.data[i]!;
+        if (Math.abs(v) > 65504) throw new SafetensorsError(`tensor '${name}': value ${v} does not fit in float16`);
+        h[i] = floatToHalf(v);
+      }
+      parts.push(new Uint8Array(h.buffer));
+    } else {
+      parts.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    }
+    offset += count * width;
   }
   let json = JSON.stringify(header);
   // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
@@ -115,7 +159,7 @@ export function serializeSafetensors(tensors: Iterable<[string, { shape: readonl
   out.set(head, 8);
   let pos = 8 + head.byteLength;
   for (const p of parts) {
-    out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), pos);
+    out.set(p, pos);
     pos += p.byteLength;
   }
   return out;
@@ -148,6 +192,6 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   }
 }
 
-export async function writeSafetensorsFile(path: string, tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>, metadata?: Record<string, string>): Promise<void> {
-  await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+export async function writeSafetensorsFile(path: string, tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>, metadata?: Record<string, string>, opts: { dtype?: 'F32' | 'F16' } = {}): Promise<void> {
+  await writeFileAtomic(path, serializeSafetensors(tensors, metadata, opts));
 }

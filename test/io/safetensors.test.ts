@@ -83,3 +83,22 @@ describe('safetensors', () => {
     }
   });
 });
+
+describe('float16 weights', () => {
+  it('rounds to nearest even, keeps subnormals, and reads back what it wrote', async () => {
+    const { floatToHalf } = await import('../../src/io/safetensors.js');
+    assert.equal(floatToHalf(1), 0x3c00);
+    assert.equal(floatToHalf(-2), 0xc000);
+    assert.equal(floatToHalf(65504), 0x7bff);
+    assert.equal(floatToHalf(2 ** -24), 0x0001);
+    assert.equal(floatToHalf(2 ** -26), 0x0000, 'below half the smallest subnormal rounds to zero');
+    assert.equal(floatToHalf(1 + 2 ** -11), 0x3c00, 'a tie rounds to the even mantissa');
+    assert.equal(floatToHalf(1 + 3 * 2 ** -11), 0x3c02, 'a tie rounds up to the even mantissa');
+    const data = Float32Array.from([0.1, -3.14159, 1e-5, 1234.5, 0]);
+    const bytes = serializeSafetensors([['w', { shape: [5], data }]], undefined, { dtype: 'F16' });
+    const back = parseSafetensors(bytes).tensors.get('w')!;
+    assert.equal(back.dtype, 'F16');
+    for (let i = 0; i < data.length; i++) assert.ok(Math.abs(back.data[i]! - data[i]!) <= Math.abs(data[i]!) * 2 ** -11 + 2 ** -25, `value ${i}`);
+    assert.throws(() => serializeSafetensors([['big', { shape: [1], data: Float32Array.from([1e5]) }]], undefined, { dtype: 'F16' }), /does not fit in float16/);
+  });
+});
