@@ -18,6 +18,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import type { RawTensor, RawTensorMap } from './safetensors.js';
+import { halfToFloat } from './safetensors.js';
 import { PickleError, PyTuple, unpickle } from './pickle.js';
 import { ByteReader, ZipEntry, ZipError, looksLikeZip, readCentralDirectory, readEntry, runOnBuffer, runOnFile } from './zip.js';
 
@@ -184,15 +185,6 @@ function stripModulePrefix(entries: [string, TensorRef][]): [string, TensorRef][
   // nn.DataParallel / DistributedDataParallel save every key as `module.<key>`.
   if (entries.length && entries.every(([k]) => k.startsWith('module.'))) return entries.map(([k, v]) => [k.slice(7), v]);
   return entries;
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 /** Decodes a whole storage to float32 (little- or big-endian as the archive says). */

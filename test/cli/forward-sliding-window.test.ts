@@ -6,32 +6,19 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testBackends } from '../helpers/backends.js';
 import { FIXTURES, get, maxAbs, maxAbsDiff } from '../helpers/fixtures.js';
+import { uxnet, assertUserError } from '../helpers/cli.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensors.js';
 
-const ROOT = join(FIXTURES, '..', '..');
 const SW = 'tiny_sliding_window.safetensors';
 const backends = testBackends();
 const backend = backends.includes('native') ? 'native' : backends[0]!;
 
-function uxnet(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertUserError(r: { status: number | null; stderr: string }, re: RegExp): void {
-  assert.notEqual(r.status, 0);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^uxnet: /);
-  assert.doesNotMatch(r.stderr, /\n\s+at |internal error/);
-  assert.match(lines[0]!, re);
-}
+const uxnetCli = (args: string[]) => uxnet(args, { timeoutMs: 180000 });
 
 describe(`uxnet forward --roi (sliding window) [${backend}]`, () => {
   let dir: string;
@@ -52,7 +39,7 @@ describe(`uxnet forward --roi (sliding window) [${backend}]`, () => {
       const out = join(dir, `${c}.out.safetensors`);
       // The pth weights here: the same tensors as tiny_weights.safetensors (see the import-pth test).
       const weights = join(FIXTURES, c === 'sw_gaussian' ? 'tiny_weights.safetensors' : 'tiny_weights.pth');
-      const r = uxnet(['forward', '--config', cfg, '--weights', weights, '--input', join(dir, `${c}.safetensors`), '--output', out,
+      const r = uxnetCli(['forward', '--config', cfg, '--weights', weights, '--input', join(dir, `${c}.safetensors`), '--output', out,
         '--backend', backend, '--roi', '32,32,32', '--overlap', '0.5', '--sw-batch', '2', '--mode', 'gaussian']);
       assert.equal(r.status, 0, r.stderr);
       const ref = get(SW, `${c}.output`);
@@ -71,7 +58,7 @@ describe(`uxnet forward --roi (sliding window) [${backend}]`, () => {
     const small = join(dir, 'small.safetensors');
     await writeSafetensorsFile(small, [['input', { shape: [1, 1, 20, 12, 9], data: new Float32Array(20 * 12 * 9).map((_, i) => Math.sin(i)) }]]);
     const out = join(dir, 'small.out.safetensors');
-    const r = uxnet(['forward', '--config', cfg, '--weights', join(FIXTURES, 'tiny_weights.safetensors'), '--input', small, '--output', out, '--backend', backend, '--roi', '32,32,32']);
+    const r = uxnetCli(['forward', '--config', cfg, '--weights', join(FIXTURES, 'tiny_weights.safetensors'), '--input', small, '--output', out, '--backend', backend, '--roi', '32,32,32']);
     assert.equal(r.status, 0, r.stderr);
     const { tensors, metadata } = await readSafetensorsFile(out);
     assert.deepEqual(tensors.get('logits')!.shape, [1, 3, 20, 12, 9]);
@@ -93,13 +80,13 @@ describe(`uxnet forward --roi (sliding window) [${backend}]`, () => {
       [['--roi', '32,32,32', '--mode', 'linear'], /--mode 'linear': expected 'gaussian' or 'constant'/],
       [['--overlap', '0.5', '--mode', 'gaussian'], /--overlap, --mode only apply to sliding-window inference: add --roi/],
     ];
-    for (const [extra, re] of cases) assertUserError(uxnet([...base, ...extra]), re);
+    for (const [extra, re] of cases) assertUserError(uxnetCli([...base, ...extra]), re);
     // Without --roi the whole-volume rule still applies and points at sliding windows.
     assertUserError(uxnet(base), /multiple of 16.*sliding-window/);
     // With --roi the channel count is still checked.
     const twoChan = join(dir, 'two.safetensors');
     await writeSafetensorsFile(twoChan, [['input', { shape: [1, 2, 20, 12, 9], data: new Float32Array(2 * 20 * 12 * 9) }]]);
-    assertUserError(uxnet([...base.map((a) => (a.endsWith('sw_pad_gaussian.safetensors') ? twoChan : a)), '--roi', '32,32,32']), /shape \[1, 2, 20, 12, 9\] is not \[N, 1, D, H, W\]/);
+    assertUserError(uxnetCli([...base.map((a) => (a.endsWith('sw_pad_gaussian.safetensors') ? twoChan : a)), '--roi', '32,32,32']), /shape \[1, 2, 20, 12, 9\] is not \[N, 1, D, H, W\]/);
     assert.ok(!existsSync(out));
   });
 });

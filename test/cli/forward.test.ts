@@ -1,32 +1,18 @@
 /** `uxnet forward`, run as a real process from the built CLI, on every backend. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testBackends } from '../helpers/backends.js';
 import { assertMatchesFixture, FIXTURES } from '../helpers/fixtures.js';
+import { uxnet, assertUserError } from '../helpers/cli.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensors.js';
 
-const ROOT = join(FIXTURES, '..', '..');
 const WEIGHTS = join(FIXTURES, 'tiny_weights.safetensors');
 const INPUT = join(FIXTURES, 'tiny_forward.safetensors');
 
-function uxnet(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** A user error: non-zero exit, one line on stderr, no stack trace. */
-function assertUserError(r: { status: number | null; stderr: string }, re: RegExp): void {
-  assert.notEqual(r.status, 0);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^uxnet: /);
-  assert.doesNotMatch(r.stderr, /\n\s+at |internal error/);
-  assert.match(lines[0]!, re);
-}
+const uxnetCli = (args: string[]) => uxnet(args, { timeoutMs: 120000 });
 
 for (const backend of testBackends()) {
   describe(`uxnet forward CLI [${backend}]`, () => {
@@ -44,7 +30,7 @@ for (const backend of testBackends()) {
 
     it('writes the official logits (snake_case config)', async () => {
       const out = join(dir, 'logits.safetensors');
-      const r = uxnet(['forward', '--config', snakeCfg, '--weights', WEIGHTS, '--input', INPUT, '--output', out, '--backend', backend]);
+      const r = uxnetCli(['forward', '--config', snakeCfg, '--weights', WEIGHTS, '--input', INPUT, '--output', out, '--backend', backend]);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /wrote logits \[1, 3, 32, 32, 32\]/);
       const { tensors } = await readSafetensorsFile(out);
@@ -56,14 +42,14 @@ for (const backend of testBackends()) {
 
     it('reads the weights from a PyTorch checkpoint (.pth)', async () => {
       const out = join(dir, 'logits-pth.safetensors');
-      const r = uxnet(['forward', '--config', snakeCfg, '--weights', join(FIXTURES, 'tiny_weights.pth'), '--input', INPUT, '--output', out, '--backend', backend]);
+      const r = uxnetCli(['forward', '--config', snakeCfg, '--weights', join(FIXTURES, 'tiny_weights.pth'), '--input', INPUT, '--output', out, '--backend', backend]);
       assert.equal(r.status, 0, r.stderr);
       assertMatchesFixture((await readSafetensorsFile(out)).tensors.get('logits')!.data, 'tiny_forward.safetensors', 'logits');
     });
 
     it('camelCase config and --input-key', async () => {
       const out = join(dir, 'logits2.safetensors');
-      const r = uxnet(['forward', '--config', camelCfg, '--weights', WEIGHTS, '--input', join(FIXTURES, 'tiny_forward_noncubic.safetensors'), '--input-key', 'input', '--output', out, '--backend', backend]);
+      const r = uxnetCli(['forward', '--config', camelCfg, '--weights', WEIGHTS, '--input', join(FIXTURES, 'tiny_forward_noncubic.safetensors'), '--input-key', 'input', '--output', out, '--backend', backend]);
       assert.equal(r.status, 0, r.stderr);
       assertMatchesFixture((await readSafetensorsFile(out)).tensors.get('logits')!.data, 'tiny_forward_noncubic.safetensors', 'logits');
     });
@@ -80,7 +66,7 @@ for (const backend of testBackends()) {
       assertUserError(uxnet(withArg('--weights', join(dir, 'weights.npz'))), /weights file: don't know how to read weights .*extension '\.npz'/);
       assertUserError(uxnet(withArg('--input', join(dir, 'nope.safetensors'))), /input file: cannot read/);
       assertUserError(uxnet(withArg('--config', join(dir, 'nope.json'))), /cannot read config file/);
-      assertUserError(uxnet([...base, '--input-key', 'volume']), /has no tensor 'volume'.*--input-key/);
+      assertUserError(uxnetCli([...base, '--input-key', 'volume']), /has no tensor 'volume'.*--input-key/);
       const badCfg = join(dir, 'bad.json');
       writeFileSync(badCfg, JSON.stringify({ in_chans: 1, out_chans: 3, feat_size: [8, 16, 32, 64], hidden_size: 128, drop_path_rate: 0.1 }));
       assertUserError(uxnet(withArg('--config', badCfg)), /drop_path_rate\) must be 0/);

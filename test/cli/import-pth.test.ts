@@ -1,28 +1,15 @@
 /** `uxnet import-pth`, run as a real process from the built CLI. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES } from '../helpers/fixtures.js';
+import { uxnet, assertUserError } from '../helpers/cli.js';
 
-const ROOT = join(FIXTURES, '..', '..');
 const PTH = join(FIXTURES, 'tiny_weights.pth');
 
-function uxnet(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertUserError(r: { status: number | null; stderr: string }, re: RegExp): void {
-  assert.notEqual(r.status, 0);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^uxnet: /);
-  assert.doesNotMatch(r.stderr, /\n\s+at |internal error/);
-  assert.match(lines[0]!, re);
-}
+const uxnetCli = (args: string[]) => uxnet(args, { timeoutMs: 60000 });
 
 /** A safetensors file split into its header (without __metadata__) and its data bytes. */
 function split(path: string): { header: Record<string, unknown>; data: Buffer } {
@@ -43,7 +30,7 @@ describe('uxnet import-pth CLI', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('--help explains every flag', () => {
-    const r = uxnet(['import-pth', '--help']);
+    const r = uxnetCli(['import-pth', '--help']);
     assert.equal(r.status, 0);
     for (const flag of ['<checkpoint>', '--output', '--config']) assert.ok(r.stdout.includes(flag), flag);
   });
@@ -52,7 +39,7 @@ describe('uxnet import-pth CLI', () => {
     const out = join(dir, 'w.safetensors');
     const cfg = join(dir, 'tiny.json');
     writeFileSync(cfg, JSON.stringify(TINY));
-    const r = uxnet(['import-pth', PTH, '-o', out, '--config', cfg]);
+    const r = uxnetCli(['import-pth', PTH, '-o', out, '--config', cfg]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /wrote 131 tensors, 1,547,291 parameters, to .*w\.safetensors; keys and shapes match/);
     const got = split(out);
@@ -69,7 +56,7 @@ describe('uxnet import-pth CLI', () => {
     const out = join(dir, 'never.safetensors');
     const cfg = join(dir, 'other.json');
     writeFileSync(cfg, JSON.stringify({ ...TINY, out_chans: 4, depths: [2, 2, 3, 2] }));
-    const r = uxnet(['import-pth', PTH, '-o', out, '--config', cfg]);
+    const r = uxnetCli(['import-pth', PTH, '-o', out, '--config', cfg]);
     assert.notEqual(r.status, 0);
     const lines = r.stderr.trimEnd().split('\n');
     assert.ok(lines.includes('  shape mismatch: out.conv.conv.weight expected [4, 8, 1, 1, 1] got [3, 8, 1, 1, 1]'), r.stderr);
@@ -80,7 +67,7 @@ describe('uxnet import-pth CLI', () => {
     assert.doesNotMatch(r.stderr, /\n\s+at |internal error/);
 
     writeFileSync(cfg, JSON.stringify({ ...TINY, depths: [2, 2, 2, 1] }));
-    const fewer = uxnet(['import-pth', PTH, '-o', out, '--config', cfg]);
+    const fewer = uxnetCli(['import-pth', PTH, '-o', out, '--config', cfg]);
     assert.match(fewer.stderr, /^ {2}unexpected: uxnet_3d\.stages\.3\.1\.gamma \[64\]$/m);
     assert.notEqual(fewer.status, 0);
     assert.ok(!existsSync(out));
@@ -90,16 +77,16 @@ describe('uxnet import-pth CLI', () => {
     const out = join(dir, 'never.safetensors');
     const bad = join(dir, 'bad.pth');
     writeFileSync(bad, 'this is not a checkpoint');
-    assertUserError(uxnet(['import-pth', bad, '-o', out]), /checkpoint: .*bad\.pth: not a PyTorch checkpoint/);
-    assertUserError(uxnet(['import-pth', join(dir, 'missing.pth'), '-o', out]), /checkpoint: cannot read '.*missing\.pth': ENOENT/);
-    assertUserError(uxnet(['import-pth', join(FIXTURES, 'tiny_weights.safetensors'), '-o', out]), /already safetensors/);
-    assertUserError(uxnet(['import-pth', PTH, '-o', join(dir, 'w.bin')]), /must end in \.safetensors/);
-    assertUserError(uxnet(['import-pth', PTH, '-o', join(dir, 'no', 'such', 'dir.safetensors')]), /cannot write output file .*ENOENT/);
-    assertUserError(uxnet(['import-pth', PTH, '-o', out, '--config', join(dir, 'nope.json')]), /cannot read config file/);
+    assertUserError(uxnetCli(['import-pth', bad, '-o', out]), /checkpoint: .*bad\.pth: not a PyTorch checkpoint/);
+    assertUserError(uxnetCli(['import-pth', join(dir, 'missing.pth'), '-o', out]), /checkpoint: cannot read '.*missing\.pth': ENOENT/);
+    assertUserError(uxnetCli(['import-pth', join(FIXTURES, 'tiny_weights.safetensors'), '-o', out]), /already safetensors/);
+    assertUserError(uxnetCli(['import-pth', PTH, '-o', join(dir, 'w.bin')]), /must end in \.safetensors/);
+    assertUserError(uxnetCli(['import-pth', PTH, '-o', join(dir, 'no', 'such', 'dir.safetensors')]), /cannot write output file .*ENOENT/);
+    assertUserError(uxnetCli(['import-pth', PTH, '-o', out, '--config', join(dir, 'nope.json')]), /cannot read config file/);
     const badCfg = join(dir, 'bad.json');
     writeFileSync(badCfg, JSON.stringify({ ...TINY, feat_size: [8, 16] }));
-    assertUserError(uxnet(['import-pth', PTH, '-o', out, '--config', badCfg]), /config file '.*bad\.json': /);
+    assertUserError(uxnetCli(['import-pth', PTH, '-o', out, '--config', badCfg]), /config file '.*bad\.json': /);
     assert.ok(!existsSync(out));
-    assert.notEqual(uxnet(['import-pth', PTH]).status, 0, 'missing -o is a usage error');
+    assert.notEqual(uxnetCli(['import-pth', PTH]).status, 0, 'missing -o is a usage error');
   });
 });

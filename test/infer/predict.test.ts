@@ -4,8 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
 import { flipAxes, softmaxChannels, argmaxChannels } from '../../src/infer/predict.js';
 import { readNiftiFile } from '../../src/io/nifti/index.js';
@@ -13,8 +11,9 @@ import { resolveTrainConfig } from '../../src/train/config.js';
 import { runTraining } from '../../src/train/run.js';
 import '../../src/backends/index.js';
 
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const uxnet = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), ...args], { encoding: 'utf8', env: { ...process.env, UXNET_QUIET: '1' } });
+import { uxnet as runCli } from '../helpers/cli.js';
+
+const uxnet = (...args: string[]) => runCli(args, { env: { UXNET_QUIET: '1' } });
 
 describe('prediction helpers', () => {
   it('flipAxes is an involution and flips the named axes', () => {
