@@ -34,6 +34,10 @@ export interface TrainConfig {
   split?: string;
   cacheDir?: string;
   backend?: string;
+  /** Where the trained model folder goes (default OUTDIR/model). */
+  modelDir?: string;
+  /** Weight precision of the exported model folder: F16 halves its size (checkpoints stay F32). */
+  modelDtype?: 'F32' | 'F16';
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'dataset' | 'outDir'> = {
@@ -76,6 +80,7 @@ export function resolveTrainConfig(file: Partial<TrainConfig>, flags: Partial<Tr
   bad(posInt(c.valEvery), `valEvery must be a positive integer, got ${c.valEvery}`);
   bad(posInt(c.saveEvery), `saveEvery must be a positive integer, got ${c.saveEvery}`);
   bad(c.valOverlap >= 0 && c.valOverlap < 1, `valOverlap must be in [0, 1), got ${c.valOverlap}`);
+  bad(c.modelDtype === undefined || c.modelDtype === 'F32' || c.modelDtype === 'F16', `modelDtype must be F32 or F16, got ${c.modelDtype}`);
   bad(c.valMode === 'gaussian' || c.valMode === 'constant', `valMode must be gaussian or constant, got ${c.valMode}`);
   bad(Number.isInteger(c.seed) && c.seed >= 0, `seed must be a non-negative integer, got ${c.seed}`);
   bad(Number.isInteger(c.workers) && c.workers >= 1, `workers must be a positive integer, got ${c.workers}`);

@@ -135,7 +135,7 @@ export async function exportModelFolder(dir: string, model: UXNet, plan: TrainPl
   };
   const entries: [string, { shape: readonly number[]; data: Float32Array }][] = [];
   for (const [k, t] of model.namedParameters()) entries.push([k, { shape: t.shape, data: await t.data() }]);
-  await writeSafetensorsFile(join(dir, 'weights.safetensors'), entries, { format: 'pt' });
+  await writeSafetensorsFile(join(dir, 'weights.safetensors'), entries, { format: 'pt' }, { dtype: cfg.modelDtype ?? 'F32' });
   await writeFileAtomic(join(dir, 'model.json'), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
 }
 
@@ -209,7 +209,7 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
   } finally {
     await loader.close();
   }
-  const modelDir = join(outDir, 'model');
+  const modelDir = resolve(cfg.modelDir ?? join(outDir, 'model'));
   const bestPath = join(outDir, 'checkpoint_best.safetensors');
   if (existsSync(bestPath)) {
     const best = await loadCheckpoint(bestPath);
