@@ -1,8 +1,10 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { testBackends } from '../helpers/backends.js';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { memory, noGrad, parameter, setBackend, tensor, tidy, keep, releaseGraph } from '../../src/engine/index.js';
 import * as ops from '../../src/engine/ops/index.js';
+
+await initTestBackends();
 
 for (const backend of testBackends()) {
   describe(`engine: autograd and memory [${backend}]`, () => {

@@ -4,9 +4,11 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { testBackends } from '../helpers/backends.js';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { noGrad, setBackend, tensor, type Tensor } from '../../src/engine/index.js';
 import * as ops from '../../src/engine/ops/index.js';
+
+await initTestBackends();
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

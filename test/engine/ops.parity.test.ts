@@ -3,10 +3,12 @@
  * forward output and the gradient of every input and weight, on every backend.
  */
 import { describe, it, before } from 'node:test';
-import { testBackends } from '../helpers/backends.js';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { assertMatchesFixture, get } from '../helpers/fixtures.js';
 import { setBackend, tensor, type Tensor } from '../../src/engine/index.js';
 import * as ops from '../../src/engine/ops/index.js';
+
+await initTestBackends();
 
 const FILE = 'tiny_ops.safetensors';
 

@@ -7,8 +7,32 @@ import '../../src/backends/index.js';
  */
 export function testBackends(): string[] {
   const available = listBackends();
-  const wanted = process.env.UXNET_TEST_BACKENDS?.split(',').map((s) => s.trim()).filter(Boolean);
+  const wanted = wantedBackends();
   if (!wanted) return available;
-  for (const w of wanted) if (!available.includes(w)) throw new Error(`UXNET_TEST_BACKENDS names '${w}', which is not available (available: ${available.join(', ')})`);
+  for (const w of wanted) if (!available.includes(w)) throw new Error(`UXNET_TEST_BACKENDS names '${w}', which is not available (available: ${available.join(', ')})${w === 'webgpu' ? webgpuHint() : ''}`);
   return wanted;
+}
+
+function wantedBackends(): string[] | undefined {
+  return process.env.UXNET_TEST_BACKENDS?.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+let webgpuReason: string | null = null;
+
+function webgpuHint(): string {
+  return webgpuReason ? `: ${webgpuReason}` : ' (the test file must `await initTestBackends()` first)';
+}
+
+/**
+ * Opens the backends whose initialisation is asynchronous (webgpu) so that testBackends() includes
+ * them; test files call it with a top-level await. Without an adapter the webgpu runs are skipped
+ * with one message (or, when UXNET_TEST_BACKENDS names webgpu, testBackends() fails with the reason).
+ */
+export async function initTestBackends(): Promise<void> {
+  const wanted = wantedBackends();
+  if (wanted && !wanted.includes('webgpu')) return;
+  const { initWebGPU, webgpuUnavailableReason } = await import('../../src/backends/webgpu/index.js');
+  if (await initWebGPU({ quiet: true })) return;
+  webgpuReason = webgpuUnavailableReason();
+  if (!wanted) console.log(`# webgpu: tests skipped, ${webgpuReason}`);
 }
