@@ -25,7 +25,18 @@ export interface ModelManifest {
     /** Spacing used by `--fast` (coarser, e.g. 2x the plan's); absent = not offered. */
     fastPixdim?: [number, number, number];
   };
-  inference: { roiSize: [number, number, number]; overlap: number; mode: BlendMode; swBatchSize: number };
+  inference: {
+    roiSize: [number, number, number];
+    overlap: number;
+    mode: BlendMode;
+    swBatchSize: number;
+    /**
+     * Axes the model was trained to be mirror-invariant along (its flip augmentation); `--tta` only
+     * averages mirrorings along these. Mirroring along an axis never flipped in training gives
+     * out-of-distribution inputs (and for left/right-specific labels, wrong ones). Default: none.
+     */
+    mirrorAxes?: number[];
+  };
   /** Class index -> name, background included. */
   labels: Record<string, string>;
   /** Free-form provenance: training config, steps, validation metrics. */
@@ -57,6 +68,9 @@ export function validateManifest(m: unknown, where: string): ModelManifest {
   if (!(inf.overlap >= 0 && inf.overlap < 1)) throw new ModelFolderError(`${where}: inference.overlap must be in [0, 1)`);
   if (inf.mode !== 'gaussian' && inf.mode !== 'constant') throw new ModelFolderError(`${where}: inference.mode must be gaussian or constant`);
   if (!(Number.isInteger(inf.swBatchSize) && inf.swBatchSize >= 1)) throw new ModelFolderError(`${where}: inference.swBatchSize must be a positive integer`);
+  if (inf.mirrorAxes !== undefined && !(Array.isArray(inf.mirrorAxes) && inf.mirrorAxes.every((a) => a === 0 || a === 1 || a === 2))) {
+    throw new ModelFolderError(`${where}: inference.mirrorAxes must list spatial axes 0, 1 or 2`);
+  }
   let steps: StepSpec[];
   try {
     steps = validateSteps(o.preprocessing?.steps ?? [], `${where}: preprocessing`);

@@ -9,7 +9,7 @@ export interface PredictOptions {
   overlap?: number;
   mode?: BlendMode;
   swBatchSize?: number;
-  /** Mirroring test-time augmentation: average over all 8 flips of the three axes. */
+  /** Mirroring test-time augmentation: average over the flips of the axes the model was trained with (model.json inference.mirrorAxes). */
   tta?: boolean;
   /** Resample to the model's coarser `fastPixdim` (quicker, less exact). */
   fast?: boolean;
@@ -71,7 +71,12 @@ export function argmaxChannels(a: Float32Array, channels: number): Uint8Array | 
   return out;
 }
 
-const MIRRORS: number[][] = [[], [0], [1], [2], [0, 1], [0, 2], [1, 2], [0, 1, 2]];
+/** Every subset of `axes` (the identity first): the mirrorings test-time augmentation averages. */
+export function mirrorSets(axes: readonly number[]): number[][] {
+  const sets: number[][] = [[]];
+  for (const a of [...new Set(axes)].sort()) for (const s of [...sets]) sets.push([...s, a]);
+  return sets;
+}
 
 export function preprocessingSteps(loaded: LoadedModel, fast: boolean): StepSpec[] {
   const steps = loaded.manifest.preprocessing.steps;
@@ -83,7 +88,7 @@ export function preprocessingSteps(loaded: LoadedModel, fast: boolean): StepSpec
 
 /**
  * Segments one image: the model folder's preprocessing, sliding-window inference (logits blended as
- * MONAI does), softmax (averaged over mirrors with TTA), argmax, and the recorded steps undone so the
+ * MONAI does), softmax (averaged over the trained mirrorings with TTA), argmax, and the recorded steps undone so the
  * labels lie on the input's own grid.
  */
 export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Array>, opts: PredictOptions = {}): Promise<Prediction> {
@@ -97,7 +102,9 @@ export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Ar
   const K = manifest.network.outChans;
   const vox = net.shape[0] * net.shape[1] * net.shape[2];
   const predictor = modelPredictor(model);
-  const mirrors = opts.tta ? MIRRORS : [[]];
+  const mirrorAxes = manifest.inference.mirrorAxes ?? [];
+  if (opts.tta && mirrorAxes.length === 0) throw new Error(`model '${manifest.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring test-time augmentation would not help it`);
+  const mirrors = opts.tta ? mirrorSets(mirrorAxes) : [[]];
   // Without TTA the blended logits buffer becomes the probabilities in place: the accumulator is
   // then the only full-size buffer. With TTA one more (the running sum) is needed.
   let probs: Float32Array | null = null;

@@ -129,7 +129,10 @@ export async function exportModelFolder(dir: string, model: UXNet, plan: TrainPl
     description: `3D UX-Net trained with uxnet3d on ${basename(resolve(cfg.dataset))} (plan: ${plan.name})`,
     network: model.config,
     preprocessing: { steps: plan.val, ...(spacing ? { fastPixdim: spacing.pixdim.map((p) => p * 2) as [number, number, number] } : {}) },
-    inference: { roiSize: cfg.roiSize ?? plan.roiSize, overlap: 0.5, mode: 'gaussian', swBatchSize: 1 },
+    inference: {
+      roiSize: cfg.roiSize ?? plan.roiSize, overlap: 0.5, mode: 'gaussian', swBatchSize: 1,
+      mirrorAxes: [...new Set(plan.train.flatMap((s) => (s.op === 'randFlip' ? (s.axes ?? [0, 1, 2]) : [])))].sort(),
+    },
     labels,
     training: extra,
   };

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
-import { flipAxes, softmaxChannels, argmaxChannels } from '../../src/infer/predict.js';
+import { flipAxes, softmaxChannels, argmaxChannels, mirrorSets } from '../../src/infer/predict.js';
 import { readNiftiFile } from '../../src/io/nifti/index.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
 import { runTraining } from '../../src/train/run.js';
@@ -22,6 +22,11 @@ describe('prediction helpers', () => {
     // channel 1, x=0,y=1,z=0 reads x=1,y=1,z=3
     assert.equal(f[24 + (0 * 3 + 1) * 4 + 0], a[24 + (1 * 3 + 1) * 4 + 3]);
     assert.deepEqual(flipAxes(f, 2, [2, 3, 4], [0, 2]), a);
+  });
+  it('TTA mirrors only along the axes the model was trained to flip', () => {
+    assert.deepEqual(mirrorSets([0]), [[], [0]]);
+    assert.deepEqual(mirrorSets([2, 0, 0]), [[], [0], [2], [0, 2]]);
+    assert.equal(mirrorSets([0, 1, 2]).length, 8);
   });
   it('softmax and argmax over channels', () => {
     const a = Float32Array.from([0, 1, 5, 2, 1, 5]); // 2 channels x 3 voxels

@@ -106,7 +106,7 @@ export function registerPredict(program: Command): void {
       return v;
     })
     .option('--sw-batch <n>', 'windows per network call (default: the model\'s)', (v) => parseNumber(v, '--sw-batch', (n) => Number.isInteger(n) && n >= 1))
-    .option('--tta', 'mirroring test-time augmentation: average the 8 flips (8x slower)')
+    .option('--tta', 'mirroring test-time augmentation: average the flips along the axes the model was trained with (up to 8x slower)')
     .option('--fast', 'use the model\'s coarser spacing for a quicker, rougher result')
     .option('--probabilities', 'also write class probabilities next to each output (<name>_probabilities.nii.gz)')
     .option('--png', 'also write an axial/coronal/sagittal overlay image next to each output (<name>.png)')
