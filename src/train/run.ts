@@ -151,7 +151,7 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
   if (opts.resume && !existsSync(lastPath)) throw new TrainRunError(`--resume: ${lastPath} does not exist`);
   await mkdir(outDir, { recursive: true });
 
-  const { planPath } = await runPreprocess({ dataset: cfg.dataset, preset: cfg.preset, cache: cfg.cacheDir ?? join(outDir, 'cache') });
+  const { planPath } = await runPreprocess({ dataset: cfg.dataset, preset: cfg.preset, cache: cfg.cacheDir ?? join(outDir, 'cache'), workers: cfg.workers });
   const plan = JSON.parse(await readFile(planPath, 'utf8')) as TrainPlan;
   const { train, val } = await splitEntries(plan.cache, cfg);
   if (!train.length) throw new TrainRunError('no training cases (with labels) were found');

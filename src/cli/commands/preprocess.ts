@@ -3,7 +3,8 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NiftiError } from '../../io/nifti/index.js';
 import { writeFileAtomic } from '../../io/safetensors.js';
-import { cacheCase, stepsHash, type CacheEntry } from '../../data/cache.js';
+import { stepsHash, type CacheEntry } from '../../data/cache.js';
+import { cacheCasesParallel, CacheCaseError } from '../../data/cache-pool.js';
 import { discoverDataset, type Dataset } from '../../data/dataset.js';
 import { VolumeError } from '../../data/load.js';
 import { fingerprintDataset, planFromFingerprint } from '../../data/plan.js';
@@ -16,6 +17,8 @@ export interface PreprocessOptions {
   preset: string;
   cache?: string;
   plain?: boolean;
+  /** Worker threads for preprocessing (default min(2, cores)). */
+  workers?: number;
 }
 
 function userError(e: unknown): never {
@@ -56,12 +59,12 @@ export async function runPreprocess(opts: PreprocessOptions): Promise<{ planPath
     preset = planFromFingerprint(fingerprint, preset);
   }
   const bar = createProgress({ label: 'caching', total: cases.length, plain: opts.plain });
-  const entries: CacheEntry[] = [];
+  let entries: CacheEntry[];
   try {
-    for (const c of cases) {
-      entries.push(await cacheCase(c, preset.val, cacheDir).catch((e) => userError(e)));
-      bar.increment();
-    }
+    entries = await cacheCasesParallel(cases, preset.val, cacheDir, { workers: opts.workers, onDone: () => bar.increment() });
+  } catch (e) {
+    if (e instanceof CacheCaseError) throw new UserError(e.message);
+    userError(e);
   } finally {
     bar.stop();
   }
@@ -85,6 +88,11 @@ export function registerPreprocess(program: Command): void {
     .requiredOption('--dataset <dir>', 'dataset folder (dataset.json, or imagesTr/labelsTr[/imagesVal/labelsVal/imagesTs])')
     .option('--preset <name>', 'flare, amos, feta, auto, or a preset JSON file', 'auto')
     .option('--cache <dir>', 'cache directory (default: DATASET/uxnet-cache/PRESET)')
+    .option('--workers <n>', 'preprocessing worker threads (default: min(2, cores))', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new UserError(`--workers must be a positive integer, got '${v}'`);
+      return n;
+    })
     .action(async (o: PreprocessOptions) => {
       const { planPath, entries } = await runPreprocess(o);
       process.stderr.write(`cached ${entries.length} cases; plan: ${planPath}\n`);
