@@ -5,10 +5,11 @@
  * x − m₁ added back) so inputs with mean ≈ 100 keep their precision; GELU uses an accurate Φ
  * (math.ts); AdamW follows PyTorch's op order with fma where PyTorch's CPU kernels fuse.
  */
-import type { AdamWAttrs, Conv3dAttrs, Kernels, KTensor } from '../../engine/kernels.js';
+import type { AdamWAttrs, Kernels, KTensor } from '../../engine/kernels.js';
 import { allocStorage, commandEncoder, freeStorage, recorded, storageOf, type GpuStorage } from './device.js';
 import { run, WGSL_REDUCE, type TensorArg } from './program.js';
 import { WGSL_NORMAL_CDF } from './math.js';
+import { conv3d, conv3dGradInput, conv3dGradWeight } from './conv.js';
 
 function check(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Error(`webgpu backend: ${msg}`);
@@ -160,217 +161,6 @@ fn kmain(wg: u32, li: u32) {
 /** Temporaries go back to the pool at once: later commands are ordered after the ones using them. */
 function freeTemp(s: GpuStorage): void {
   if (!s.freed) freeStorage(s);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Convolution
-
-interface Geo {
-  N: number; Cin: number; Cout: number; D: number; H: number; W: number;
-  KD: number; KH: number; KW: number; OD: number; OH: number; OW: number;
-  cpg: number; opg: number; sd: number; sh: number; sw: number; pd: number; ph: number; pw: number;
-}
-
-function outSize(n: number, k: number, s: number, p: number): number {
-  return Math.floor((n + 2 * p - k) / s) + 1;
-}
-
-function geometry(op: string, xShape: readonly number[], wShape: readonly number[], a: Conv3dAttrs): Geo {
-  check(xShape.length === 5, `${op}: input must be [N, C, D, H, W], got [${xShape.join(', ')}]`);
-  check(wShape.length === 5, `${op}: weight must be [Cout, Cin/groups, kd, kh, kw], got [${wShape.join(', ')}]`);
-  const [N, Cin, D, H, W] = xShape as [number, number, number, number, number];
-  const [Cout, cpg, KD, KH, KW] = wShape as [number, number, number, number, number];
-  const G = a.groups;
-  check(Number.isInteger(G) && G >= 1, `${op}: groups must be a positive integer, got ${G}`);
-  check(Cin % G === 0 && Cout % G === 0, `${op}: channels ${Cin} -> ${Cout} are not divisible by groups ${G}`);
-  check(cpg === Cin / G, `${op}: weight dim 1 is ${cpg}, expected Cin/groups = ${Cin / G}`);
-  const [sd, sh, sw] = a.stride;
-  const [pd, ph, pw] = a.padding;
-  check(sd >= 1 && sh >= 1 && sw >= 1, `${op}: stride must be >= 1`);
-  check(pd >= 0 && ph >= 0 && pw >= 0, `${op}: padding must be >= 0`);
-  const OD = outSize(D, KD, sd, pd);
-  const OH = outSize(H, KH, sh, ph);
-  const OW = outSize(W, KW, sw, pw);
-  check(OD >= 1 && OH >= 1 && OW >= 1, `${op}: kernel [${KD}, ${KH}, ${KW}] does not fit padded input [${D}, ${H}, ${W}]`);
-  return { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg: Cout / G, sd, sh, sw, pd, ph, pw };
-}
-
-function geoConsts(g: Geo): { consts: Record<string, number>; iconsts: Record<string, number> } {
-  return {
-    consts: { N: g.N, CIN: g.Cin, COUT: g.Cout, CPG: g.cpg, OPG: g.opg, KD: g.KD, KH: g.KH, KW: g.KW },
-    iconsts: { D: g.D, H: g.H, W: g.W, OD: g.OD, OH: g.OH, OW: g.OW, SD: g.sd, SH: g.sh, SW: g.sw, PD: g.pd, PH: g.ph, PW: g.pw },
-  };
-}
-
-function conv3d(x: KTensor, wt: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor {
-  const g = geometry('conv3d', x.shape, wt.shape, a);
-  if (bias) check(bias.shape.length === 1 && bias.shape[0] === g.Cout, `conv3d: bias must be [${g.Cout}], got [${bias.shape.join(', ')}]`);
-  const size = g.N * g.Cout * g.OD * g.OH * g.OW;
-  const y = allocStorage(size);
-  const { consts, iconsts } = geoConsts(g);
-  run({
-    label: 'conv3d',
-    src: `
-fn kmain(wg: u32, li: u32) {
-  let i = wg * WG + li;
-  if (i >= NE) { return; }
-  let ow = i32(i % u32(OW));
-  var t = i / u32(OW);
-  let oh = i32(t % u32(OH));
-  t = t / u32(OH);
-  let od = i32(t % u32(OD));
-  t = t / u32(OD);
-  let o = t % COUT;
-  let n = t / COUT;
-  let grp = o / OPG;
-  var acc = ${bias ? 'ld_b(o)' : '0.0f'};
-  for (var ci = 0u; ci < CPG; ci = ci + 1u) {
-    let xc = (n * CIN + grp * CPG + ci) * u32(D);
-    let wc = (o * CPG + ci) * KD;
-    for (var kd = 0; kd < i32(KD); kd = kd + 1) {
-      let id = od * SD + kd - PD;
-      if (id < 0 || id >= D) { continue; }
-      for (var kh = 0; kh < i32(KH); kh = kh + 1) {
-        let ih = oh * SH + kh - PH;
-        if (ih < 0 || ih >= H) { continue; }
-        let xr = ((xc + u32(id)) * u32(H) + u32(ih)) * u32(W);
-        let wr = ((wc + u32(kd)) * KH + u32(kh)) * KW;
-        for (var kw = 0; kw < i32(KW); kw = kw + 1) {
-          let iw = ow * SW + kw - PW;
-          if (iw < 0 || iw >= W) { continue; }
-          acc = acc + ld_w(wr + u32(kw)) * ld_x(xr + u32(iw));
-        }
-      }
-    }
-  }
-  st_y(i, acc);
-}`,
-    tensors: [r('x', x, 'conv3d'), r('w', wt, 'conv3d'), ...(bias ? [r('b', bias, 'conv3d')] : []), w('y', y)],
-    consts: { ...consts, NE: size },
-    iconsts,
-    workgroups: groups(size),
-  });
-  return out([g.N, g.Cout, g.OD, g.OH, g.OW], y);
-}
-
-function conv3dGradInput(dy: KTensor, wt: KTensor, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor {
-  const g = geometry('conv3dGradInput', a.inputShape, wt.shape, a);
-  const want = [g.N, g.Cout, g.OD, g.OH, g.OW];
-  check(dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v), `conv3dGradInput: dy must be [${want.join(', ')}] for input [${a.inputShape.join(', ')}], got [${dy.shape.join(', ')}]`);
-  const size = g.N * g.Cin * g.D * g.H * g.W;
-  const dx = allocStorage(size);
-  const { consts, iconsts } = geoConsts(g);
-  run({
-    label: 'conv3dGradInput',
-    src: `
-fn kmain(wg: u32, li: u32) {
-  let i = wg * WG + li;
-  if (i >= NE) { return; }
-  let iw = i32(i % u32(W));
-  var t = i / u32(W);
-  let ih = i32(t % u32(H));
-  t = t / u32(H);
-  let id = i32(t % u32(D));
-  t = t / u32(D);
-  let c = t % CIN;
-  let n = t / CIN;
-  let grp = c / CPG;
-  let ci = c - grp * CPG;
-  var acc = 0.0f;
-  for (var o = grp * OPG; o < (grp + 1u) * OPG; o = o + 1u) {
-    let dc = (n * COUT + o) * u32(OD);
-    let wc = (o * CPG + ci) * KD;
-    for (var kd = 0; kd < i32(KD); kd = kd + 1) {
-      let td = id + PD - kd;
-      if (td < 0 || td % SD != 0) { continue; }
-      let od = td / SD;
-      if (od >= OD) { continue; }
-      for (var kh = 0; kh < i32(KH); kh = kh + 1) {
-        let th = ih + PH - kh;
-        if (th < 0 || th % SH != 0) { continue; }
-        let oh = th / SH;
-        if (oh >= OH) { continue; }
-        let dr = ((dc + u32(od)) * u32(OH) + u32(oh)) * u32(OW);
-        let wr = ((wc + u32(kd)) * KH + u32(kh)) * KW;
-        for (var kw = 0; kw < i32(KW); kw = kw + 1) {
-          let tw = iw + PW - kw;
-          if (tw < 0 || tw % SW != 0) { continue; }
-          let ow = tw / SW;
-          if (ow >= OW) { continue; }
-          acc = acc + ld_w(wr + u32(kw)) * ld_dy(dr + u32(ow));
-        }
-      }
-    }
-  }
-  st_y(i, acc);
-}`,
-    tensors: [r('dy', dy, 'conv3dGradInput'), r('w', wt, 'conv3dGradInput'), w('y', dx)],
-    consts: { ...consts, NE: size },
-    iconsts,
-    workgroups: groups(size),
-  });
-  return out(a.inputShape, dx);
-}
-
-function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { weightShape: readonly number[] }): KTensor {
-  const g = geometry('conv3dGradWeight', x.shape, a.weightShape, a);
-  const want = [g.N, g.Cout, g.OD, g.OH, g.OW];
-  check(dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v), `conv3dGradWeight: dy must be [${want.join(', ')}] for input [${x.shape.join(', ')}], got [${dy.shape.join(', ')}]`);
-  const size = numel(a.weightShape);
-  const dw = allocStorage(size);
-  const { consts, iconsts } = geoConsts(g);
-  // One workgroup per weight element; its threads stride over every (n, output voxel).
-  run({
-    label: 'conv3dGradWeight',
-    src: `${WGSL_REDUCE}
-fn kmain(wg: u32, li: u32) {
-  let kw = i32(wg % KW);
-  var t = wg / KW;
-  let kh = i32(t % KH);
-  t = t / KH;
-  let kd = i32(t % KD);
-  t = t / KD;
-  let ci = t % CPG;
-  let o = t / CPG;
-  let grp = o / OPG;
-  // output rows whose input row is inside, per axis
-  let odLo = max(0, (PD - kd + SD - 1) / SD);
-  let odHi = min(OD - 1, (D - 1 + PD - kd) / SD);
-  let ohLo = max(0, (PH - kh + SH - 1) / SH);
-  let ohHi = min(OH - 1, (H - 1 + PH - kh) / SH);
-  let owLo = max(0, (PW - kw + SW - 1) / SW);
-  let owHi = min(OW - 1, (W - 1 + PW - kw) / SW);
-  var k = vec2<f32>(0.0f, 0.0f);
-  if (odHi >= odLo && ohHi >= ohLo && owHi >= owLo) {
-    let nd = u32(odHi - odLo + 1);
-    let nh = u32(ohHi - ohLo + 1);
-    let nw = u32(owHi - owLo + 1);
-    let per = nd * nh * nw;
-    let total = N * per;
-    for (var m = li; m < total; m = m + WG) {
-      let n = m / per;
-      var r = m - n * per;
-      let ow = owLo + i32(r % nw);
-      r = r / nw;
-      let oh = ohLo + i32(r % nh);
-      let od = odLo + i32(r / nh);
-      let id = od * SD + kd - PD;
-      let ih = oh * SH + kh - PH;
-      let iw = ow * SW + kw - PW;
-      let xi = (((n * CIN + grp * CPG + ci) * u32(D) + u32(id)) * u32(H) + u32(ih)) * u32(W) + u32(iw);
-      let di = (((n * COUT + o) * u32(OD) + u32(od)) * u32(OH) + u32(oh)) * u32(OW) + u32(ow);
-      k = kadd(k, ld_dy(di) * ld_x(xi));
-    }
-  }
-  let tot = wg_sum(li, k.x + k.y);
-  if (li == 0u) { st_y(wg, tot); }
-}`,
-    tensors: [r('x', x, 'conv3dGradWeight'), r('dy', dy, 'conv3dGradWeight'), w('y', dw)],
-    consts,
-    iconsts,
-    workgroups: size,
-  });
-  return out(a.weightShape, dw);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,6 +318,22 @@ function layerNormGrad(dy: KTensor, x: KTensor, wt: KTensor, mean: KTensor, rstd
   const size = numel(x.shape);
   const dx = allocStorage(size);
   const xhat = allocStorage(size);
+  // x̂ for the dw reduction, in its own pass (fewer bindings per shader than writing it from the dx pass).
+  run({
+    label: 'layerNormGrad xhat',
+    src: `${WGSL_KADD}${WGSL_LN_VEC}
+fn kmain(wg: u32, li: u32) {
+  let v = wg * WG + li;
+  if (v >= COUNT) { return; }
+  let b = vbase(v);
+  let m = vmean(b);
+  let rs = ld_r(v);
+  for (var c = 0u; c < C; c = c + 1u) { st_y(b + c * S, ((ld_x(b + c * S) - m.x) - m.y) * rs); }
+}`,
+    tensors: [r('x', x, 'layerNormGrad'), r('r', rstd, 'layerNormGrad'), w('y', xhat)],
+    consts: { C: l.C, S: l.S, COUNT: l.count },
+    workgroups: groups(l.count),
+  });
   run({
     label: 'layerNormGrad',
     src: `${WGSL_KADD}${WGSL_LN_VEC}
@@ -543,7 +349,6 @@ fn kmain(wg: u32, li: u32) {
     let i = b + c * S;
     let xh = ((ld_x(i) - m.x) - m.y) * rs;
     let g = ld_dy(i) * ld_w(c);
-    st_xh(i, xh);
     k1 = kadd(k1, g);
     k2 = kadd(k2, g * xh);
   }
@@ -551,10 +356,11 @@ fn kmain(wg: u32, li: u32) {
   let mgx = (k2.x + k2.y) / f32(C);
   for (var c = 0u; c < C; c = c + 1u) {
     let i = b + c * S;
-    st_y(i, rs * ((ld_dy(i) * ld_w(c) - mg) - ld_xh(i) * mgx));
+    let xh = ((ld_x(i) - m.x) - m.y) * rs;
+    st_y(i, rs * ((ld_dy(i) * ld_w(c) - mg) - xh * mgx));
   }
 }`,
-    tensors: [r('dy', dy, 'layerNormGrad'), r('x', x, 'layerNormGrad'), r('w', wt, 'layerNormGrad'), r('r', rstd, 'layerNormGrad'), { name: 'xh', s: xhat, mode: 'rw' }, w('y', dx)],
+    tensors: [r('dy', dy, 'layerNormGrad'), r('x', x, 'layerNormGrad'), r('w', wt, 'layerNormGrad'), r('r', rstd, 'layerNormGrad'), w('y', dx)],
     consts: { C: l.C, S: l.S, COUNT: l.count },
     workgroups: groups(l.count),
   });
