@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { gunzip, gunzipSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { Mat4 } from '../../data/mat4.js';
-import { allocate, datatypeByCode, UNSUPPORTED_DATATYPES, type DatatypeInfo, type VoxelArray } from './datatypes.js';
+import { datatypeByCode, UNSUPPORTED_DATATYPES, type DatatypeInfo, type VoxelArray } from './datatypes.js';
 import { NiftiError } from './errors.js';
 import { bestAffine, fixGeometry, monaiAffine, type AffineSource, type FixedGeometry } from './geometry.js';
 import { N1_SIZE, N2_SIZE, parseHeader, type NiftiHeader } from './header.js';
@@ -161,53 +161,134 @@ export async function readNiftiFile(path: string): Promise<NiftiImage> {
   return parseDecompressed(await maybeGunzipAsync(buf, path), path);
 }
 
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+type Lanes = Uint8Array | Uint16Array | Uint32Array;
+
+/** Elements are moved as 1-, 2- or 4-byte lanes; an 8-byte element is two 4-byte lanes (bit-exact, no BigInt). */
+function laneArray(buffer: ArrayBufferLike, byteOffset: number, byteLength: number, elemBytes: number): Lanes {
+  if (elemBytes === 1) return new Uint8Array(buffer, byteOffset, byteLength);
+  if (elemBytes === 2) return new Uint16Array(buffer, byteOffset, byteLength / 2);
+  return new Uint32Array(buffer, byteOffset, byteLength / 4);
+}
+
+/** Side of the square tiles of the strided transposition: both the reads and the writes of a tile stay in cache. */
+const TILE = 32;
+
 /**
- * Calls fn(diskIndex, outIndex) in output order. Disk order has x fastest; the output is C order over
- * nibabel's shape, i.e. the last axis fastest, which is what nibabel returns and the network consumes.
- * A leading 4th..7th axis group becomes the slowest output axes only when `channelFirst` is set.
+ * One frame of disk order (x fastest) to C order over (x, y, z) (z fastest), as the transposition it
+ * is: dst[dstBase + ((i*Y + j)*Z + k)*dstStride] = src[srcBase + i + X*j + X*Y*k], tiled over (i, k).
  */
-function forEachVoxel(shape: number[], channelFirst: boolean, fn: (disk: number, out: number) => void): void {
-  const spatial = shape.slice(0, Math.min(3, shape.length));
-  while (spatial.length < 3) spatial.push(1);
-  const [X, Y, Z] = spatial as [number, number, number];
-  const frames = shape.slice(3).reduce((a, b) => a * b, 1);
-  const vol = X * Y * Z;
+function reverseAxes1(src: Lanes, dst: Lanes, X: number, Y: number, Z: number, srcBase: number, dstBase: number, dstStride: number): void {
   const XY = X * Y;
-  if (channelFirst || frames === 1) {
-    let o = 0;
-    for (let t = 0; t < frames; t++) {
-      const base = t * vol;
-      for (let i = 0; i < X; i++) for (let j = 0; j < Y; j++) {
-        let d = base + i + X * j;
-        for (let k = 0; k < Z; k++, d += XY) fn(d, o++);
+  for (let j = 0; j < Y; j++) {
+    for (let i0 = 0; i0 < X; i0 += TILE) {
+      const i1 = Math.min(i0 + TILE, X);
+      for (let k0 = 0; k0 < Z; k0 += TILE) {
+        const k1 = Math.min(k0 + TILE, Z);
+        for (let i = i0; i < i1; i++) {
+          let d = srcBase + i + X * j + XY * k0;
+          let o = dstBase + ((i * Y + j) * Z + k0) * dstStride;
+          for (let k = k0; k < k1; k++, d += XY, o += dstStride) dst[o] = src[d]!;
+        }
       }
     }
-    return;
-  }
-  // Full C order over (x, y, z, t...): the frame index varies fastest.
-  let o = 0;
-  for (let i = 0; i < X; i++) for (let j = 0; j < Y; j++) for (let k = 0; k < Z; k++) {
-    const d0 = i + X * j + XY * k;
-    for (let t = 0; t < frames; t++) fn(d0 + t * vol, o++);
   }
 }
 
-function reader(img: NiftiImage): (i: number) => number | bigint {
-  const b = img.dataBytes;
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const le = img.header.littleEndian;
-  switch (img.datatype.name) {
-    case 'uint8': return (i) => b[i]!;
-    case 'int8': return (i) => v.getInt8(i);
-    case 'int16': return (i) => v.getInt16(2 * i, le);
-    case 'uint16': return (i) => v.getUint16(2 * i, le);
-    case 'int32': return (i) => v.getInt32(4 * i, le);
-    case 'uint32': return (i) => v.getUint32(4 * i, le);
-    case 'int64': return (i) => v.getBigInt64(8 * i, le);
-    case 'uint64': return (i) => v.getBigUint64(8 * i, le);
-    case 'float32': return (i) => v.getFloat32(4 * i, le);
-    case 'float64': return (i) => v.getFloat64(8 * i, le);
+/** reverseAxes1 for 8-byte elements held as pairs of 4-byte lanes. */
+function reverseAxes2(src: Uint32Array, dst: Uint32Array, X: number, Y: number, Z: number, srcBase: number, dstBase: number, dstStride: number): void {
+  const XY = X * Y;
+  for (let j = 0; j < Y; j++) {
+    for (let i0 = 0; i0 < X; i0 += TILE) {
+      const i1 = Math.min(i0 + TILE, X);
+      for (let k0 = 0; k0 < Z; k0 += TILE) {
+        const k1 = Math.min(k0 + TILE, Z);
+        for (let i = i0; i < i1; i++) {
+          let d = 2 * (srcBase + i + X * j + XY * k0);
+          let o = 2 * (dstBase + ((i * Y + j) * Z + k0) * dstStride);
+          for (let k = k0; k < k1; k++, d += 2 * XY, o += 2 * dstStride) {
+            dst[o] = src[d]!;
+            dst[o + 1] = src[d + 1]!;
+          }
+        }
+      }
+    }
   }
+}
+
+/** Reverses the byte order of every element in place (2, 4 or 8 bytes). */
+function swapBytes(lanes: Lanes, elemBytes: number): void {
+  if (elemBytes === 2) {
+    const u = lanes as Uint16Array;
+    for (let i = 0; i < u.length; i++) { const x = u[i]!; u[i] = (x >>> 8) | (x << 8); }
+    return;
+  }
+  const u = lanes as Uint32Array;
+  const swap32 = (x: number) => ((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24);
+  if (elemBytes === 4) {
+    for (let i = 0; i < u.length; i++) u[i] = swap32(u[i]!);
+    return;
+  }
+  for (let i = 0; i < u.length; i += 2) {
+    const a = u[i]!, b = u[i + 1]!;
+    u[i] = swap32(b);
+    u[i + 1] = swap32(a);
+  }
+}
+
+function typedView(info: DatatypeInfo, buffer: ArrayBuffer): VoxelArray {
+  switch (info.name) {
+    case 'uint8': return new Uint8Array(buffer);
+    case 'int8': return new Int8Array(buffer);
+    case 'int16': return new Int16Array(buffer);
+    case 'uint16': return new Uint16Array(buffer);
+    case 'int32': return new Int32Array(buffer);
+    case 'uint32': return new Uint32Array(buffer);
+    case 'int64': return new BigInt64Array(buffer);
+    case 'uint64': return new BigUint64Array(buffer);
+    case 'float32': return new Float32Array(buffer);
+    case 'float64': return new Float64Array(buffer);
+  }
+}
+
+/**
+ * The stored values in output order and native byte order, in a new array of the file's dtype.
+ * Output order is C order over nibabel's shape (the last axis fastest: what nibabel returns and the
+ * network consumes), i.e. disk order (x fastest) with its axes reversed; with `channelFirst`, a 4th+
+ * axis group becomes the slowest output axes instead. The voxel bytes are read through typed views
+ * (an unaligned block is copied once first) and moved as whole elements; big-endian files are
+ * byte-swapped in bulk afterwards.
+ */
+function reordered(img: NiftiImage, channelFirst: boolean): VoxelArray {
+  const bytes = img.datatype.bytes;
+  const data = img.dataBytes;
+  const n = data.byteLength / bytes;
+  const laneBytes = Math.min(bytes, 4);
+  // An unaligned voxel block (vox_offset not a multiple of the lane size) is copied to offset 0.
+  const aligned = data.byteOffset % laneBytes === 0 ? data : data.slice();
+  const src = laneArray(aligned.buffer, aligned.byteOffset, aligned.byteLength, bytes);
+  const out = new ArrayBuffer(n * bytes);
+  const dst = laneArray(out, 0, out.byteLength, bytes);
+  const spatial = img.shape.slice(0, 3);
+  while (spatial.length < 3) spatial.push(1);
+  const [X, Y, Z] = spatial as [number, number, number];
+  const vol = X * Y * Z;
+  const frames = vol === 0 ? 0 : n / vol;
+  const identity = (Y === 1 && Z === 1 && (frames === 1 || channelFirst)) || (X === 1 && Y === 1 && Z === 1);
+  if (identity) {
+    dst.set(src);
+  } else {
+    // Frame t: channel-first puts it at t*vol with unit stride; nibabel order interleaves frames (t fastest).
+    for (let t = 0; t < frames; t++) {
+      const dstBase = channelFirst ? t * vol : t;
+      const dstStride = channelFirst ? 1 : frames;
+      if (bytes === 8) reverseAxes2(src as Uint32Array, dst as Uint32Array, X, Y, Z, t * vol, dstBase, dstStride);
+      else reverseAxes1(src, dst, X, Y, Z, t * vol, dstBase, dstStride);
+    }
+  }
+  if (bytes > 1 && img.header.littleEndian !== HOST_LITTLE_ENDIAN) swapBytes(dst, bytes);
+  return typedView(img.datatype, out);
 }
 
 export interface DecodeOptions {
@@ -217,25 +298,28 @@ export interface DecodeOptions {
 
 /** The stored values in their own dtype (nibabel's dataobj, unscaled), in C order. */
 export function decodeRaw(img: NiftiImage, opts: DecodeOptions = {}): VoxelArray {
-  const n = img.dataBytes.byteLength / img.datatype.bytes;
-  const out = allocate(img.datatype, n) as { [i: number]: number | bigint };
-  const get = reader(img);
-  forEachVoxel(img.shape, opts.channelFirst ?? false, (d, o) => { out[o] = get(d); });
-  return out as unknown as VoxelArray;
+  return reordered(img, opts.channelFirst ?? false);
+}
+
+function isBig(a: VoxelArray): a is BigInt64Array | BigUint64Array {
+  return a instanceof BigInt64Array || a instanceof BigUint64Array;
 }
 
 /** nibabel get_fdata(): float64 with slope/inter applied in float64. */
 export function decodeFloat64(img: NiftiImage, opts: DecodeOptions = {}): Float64Array {
-  const out = new Float64Array(img.dataBytes.byteLength / img.datatype.bytes);
-  const get = reader(img);
+  const raw = reordered(img, opts.channelFirst ?? false);
+  let out: Float64Array;
+  if (raw instanceof Float64Array) {
+    out = raw;
+  } else {
+    out = new Float64Array(raw.length);
+    if (isBig(raw)) for (let i = 0; i < raw.length; i++) out[i] = Number(raw[i]!);
+    else out.set(raw);
+  }
   const { slope, inter } = img;
-  const mul = slope !== 1, add = inter !== 0;
-  forEachVoxel(img.shape, opts.channelFirst ?? false, (d, o) => {
-    let x = Number(get(d));
-    if (mul) x *= slope;
-    if (add) x += inter;
-    out[o] = x;
-  });
+  // Only when set: x + 0 would turn -0 into +0.
+  if (slope !== 1) for (let i = 0; i < out.length; i++) out[i] = out[i]! * slope;
+  if (inter !== 0) for (let i = 0; i < out.length; i++) out[i] = out[i]! + inter;
   return out;
 }
 
@@ -244,27 +328,41 @@ export function decodeFloat64(img: NiftiImage, opts: DecodeOptions = {}): Float6
  * inter to float32; 8/16-bit and float32 data are then scaled in float32, wider types in float64.
  */
 export function decodeFloat32(img: NiftiImage, opts: DecodeOptions = {}): Float32Array {
-  const out = new Float32Array(img.dataBytes.byteLength / img.datatype.bytes);
+  const raw = reordered(img, opts.channelFirst ?? false);
+  const n = raw.length;
   const f = Math.fround;
-  const get = reader(img);
   const slope = f(img.slope), inter = f(img.inter);
   const mul = img.slope !== 1, add = img.inter !== 0;
-  if (!mul && !add) {
-    forEachVoxel(img.shape, opts.channelFirst ?? false, (d, o) => { out[o] = Number(get(d)); });
-  } else if (img.datatype.scalesInFloat32) {
-    forEachVoxel(img.shape, opts.channelFirst ?? false, (d, o) => {
-      let x = f(Number(get(d)));
-      if (mul) x = f(x * slope);
-      if (add) x = f(x + inter);
-      out[o] = x;
-    });
+  let out: Float32Array;
+  if (raw instanceof Float32Array) {
+    out = raw;
   } else {
-    forEachVoxel(img.shape, opts.channelFirst ?? false, (d, o) => {
-      let x = Number(get(d));
-      if (mul) x *= slope;
+    out = new Float32Array(n);
+    // Typed-array conversion rounds to nearest float32, as numpy's cast does. Scaled wider types are
+    // filled from `raw` below instead, since they scale before rounding.
+    if (!isBig(raw)) {
+      if (!(mul || add) || img.datatype.scalesInFloat32) out.set(raw);
+    } else if (!mul && !add) {
+      for (let i = 0; i < n; i++) out[i] = Number(raw[i]!);
+    }
+  }
+  if (!mul && !add) return out;
+  if (img.datatype.scalesInFloat32) {
+    // Every value is exact in float32; a store rounds to float32, so each step rounds as numpy's does.
+    if (mul && add) for (let i = 0; i < n; i++) out[i] = f(out[i]! * slope) + inter;
+    else if (mul) for (let i = 0; i < n; i++) out[i] = out[i]! * slope;
+    else for (let i = 0; i < n; i++) out[i] = out[i]! + inter;
+  } else if (isBig(raw)) {
+    for (let i = 0; i < n; i++) {
+      let x = Number(raw[i]!) * slope;
       if (add) x += inter;
-      out[o] = x;
-    });
+      out[i] = x;
+    }
+  } else {
+    // Wider types scale in float64 from the exact stored value, then round once.
+    const r = raw as Int32Array | Uint32Array | Float64Array;
+    if (add) for (let i = 0; i < n; i++) out[i] = r[i]! * slope + inter;
+    else for (let i = 0; i < n; i++) out[i] = r[i]! * slope;
   }
   return out;
 }
