@@ -1,53 +1,112 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { CacheEntry } from './cache.js';
 import type { Case } from './dataset.js';
 import type { StepSpec } from './pipeline.js';
 import type { CacheReply, CacheRequest } from './cache-worker.js';
 
+/**
+ * A case that could not be preprocessed. The message names the case and, when the underlying error
+ * does not already, its files. `internal` marks a programming error or a crashed worker rather than
+ * bad data (the CLI shows those with their stack).
+ */
 export class CacheCaseError extends Error {
-  constructor(readonly caseId: string, message: string) {
+  constructor(readonly caseId: string, message: string, readonly internal = false, workerStack?: string) {
     super(`case '${caseId}': ${message}`);
     this.name = 'CacheCaseError';
+    if (workerStack) this.stack = `${this.name}: ${this.message}\n(in worker) ${workerStack}`;
   }
 }
 
+function caseError(c: Case, message: string, internal = false, stack?: string): CacheCaseError {
+  const files = [...c.images, ...(c.label ? [c.label] : [])];
+  const named = files.some((f) => message.includes(f));
+  return new CacheCaseError(c.id, named ? message : `${message} (files: ${files.join(', ')})`, internal, stack);
+}
+
+let live = 0;
+/** Preprocessing workers started and not yet exited (0 whenever no cacheCasesParallel call is running). */
+export function liveCacheWorkers(): number {
+  return live;
+}
+
+/** Worker threads to use: min(requested (default 2), cores, cases), at least 1. */
+export function poolSize(requested: number | undefined, cases: number): number {
+  return Math.max(1, Math.min(requested ?? 2, availableParallelism(), cases));
+}
+
 /**
- * Preprocesses and caches cases in worker threads (default: min(2, cores)). Entries come back in case
- * order whatever the completion order; `onDone` fires as each case finishes. On the first failure
- * every worker is stopped and the error names the case; entries already written stay valid, since
- * the cache is resumable.
+ * Preprocesses and caches cases in worker threads (poolSize). Entries come back in case order
+ * whatever the completion order; `onDone` fires as each case finishes. On the first failure no
+ * further case is started, every worker is terminated before this rejects, and the error names the
+ * case. Entries already written stay valid (each file is written atomically and the meta file last,
+ * so the cache resumes); temporary files of interrupted writes are removed.
  */
 export async function cacheCasesParallel(cases: Case[], steps: readonly StepSpec[], dir: string, opts: { workers?: number; onDone?: (c: Case) => void } = {}): Promise<CacheEntry[]> {
-  const n = Math.max(1, Math.min(opts.workers ?? Math.min(2, availableParallelism()), cases.length || 1));
   const results: CacheEntry[] = new Array(cases.length);
   if (!cases.length) return results;
-  const workers = Array.from({ length: n }, () => new Worker(new URL('./cache-worker.js', import.meta.url)));
-  let next = 0;
+  const workers = Array.from({ length: poolSize(opts.workers, cases.length) }, () => {
+    const w = new Worker(new URL('./cache-worker.js', import.meta.url));
+    live++;
+    w.once('exit', () => { live--; });
+    return w;
+  });
+  let failed = false;
   try {
     await new Promise<void>((resolve, reject) => {
+      let next = 0;
       let done = 0;
-      let failed = false;
+      let settled = false;
+      const busy = new Map<Worker, number>();
+      const fail = (e: Error) => {
+        if (settled) return;
+        settled = failed = true;
+        reject(e);
+      };
       const feed = (w: Worker) => {
-        if (next >= cases.length) return;
+        if (settled || next >= cases.length) return;
         const index = next++;
+        busy.set(w, index);
         w.postMessage({ index, case: cases[index]!, steps: [...steps], dir } satisfies CacheRequest);
       };
       for (const w of workers) {
         w.on('message', (r: CacheReply) => {
-          if (failed) return;
-          if ('error' in r) { failed = true; reject(new CacheCaseError(cases[r.index]!.id, r.error)); return; }
+          busy.delete(w);
+          if (settled) return;
+          const c = cases[r.index]!;
+          if ('error' in r) return fail(caseError(c, r.error, r.stack !== undefined, r.stack));
           results[r.index] = r.entry;
-          opts.onDone?.(cases[r.index]!);
-          if (++done === cases.length) resolve();
-          else feed(w);
+          opts.onDone?.(c);
+          if (++done === cases.length) {
+            settled = true;
+            resolve();
+          } else {
+            feed(w);
+          }
         });
-        w.on('error', (e) => { if (!failed) { failed = true; reject(e); } });
+        // An exception outside the request handler, or a worker that dies (out of memory, exit()).
+        const lost = (why: string, e?: Error) => {
+          const index = busy.get(w);
+          if (index === undefined) fail(e ?? new Error(`a preprocessing worker ${why}`));
+          else fail(caseError(cases[index]!, `the preprocessing worker ${why}${e ? `: ${e.message}` : ''}`, true, e?.stack));
+        };
+        w.on('error', (e) => lost('failed', e));
+        w.on('exit', (code) => lost(`exited with code ${code}`));
         feed(w);
       }
     });
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
+    if (failed) await removeTempFiles(dir);
   }
   return results;
+}
+
+/** Leftovers of this process's atomic writes (writeFileAtomic: PATH.tmp-PID-TIME) that a terminated worker did not finish. */
+async function removeTempFiles(dir: string): Promise<void> {
+  const mark = `.tmp-${process.pid}-`;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.includes(mark)).map((n) => unlink(join(dir, n)).catch(() => {})));
 }

@@ -4,13 +4,17 @@ import type { Case } from './dataset.js';
 import type { StepSpec } from './pipeline.js';
 
 export interface CacheRequest { index: number; case: Case; steps: StepSpec[]; dir: string }
-export type CacheReply = { index: number; entry: CacheEntry } | { index: number; error: string };
+/** `stack` is set for programming errors (TypeError, ...), not for bad data, which is the user's to fix. */
+export type CacheReply = { index: number; entry: CacheEntry } | { index: number; error: string; stack?: string };
 
 // Preprocesses one case into the on-disk cache (resampling and normalisation are the costly part).
 parentPort?.on('message', async (req: CacheRequest) => {
   try {
     parentPort!.postMessage({ index: req.index, entry: await cacheCase(req.case, req.steps, req.dir) } satisfies CacheReply);
   } catch (e) {
-    parentPort!.postMessage({ index: req.index, error: (e as Error).message ?? String(e) } satisfies CacheReply);
+    const err = e instanceof Error ? e : new Error(String(e));
+    // NiftiError, VolumeError and plain Errors describe the data; the built-in subclasses mean a bug.
+    const bug = err instanceof TypeError || err instanceof ReferenceError || err instanceof SyntaxError || err instanceof RangeError;
+    parentPort!.postMessage({ index: req.index, error: err.message, ...(bug ? { stack: err.stack } : {}) } satisfies CacheReply);
   }
 });

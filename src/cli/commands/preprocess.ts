@@ -17,7 +17,7 @@ export interface PreprocessOptions {
   preset: string;
   cache?: string;
   plain?: boolean;
-  /** Worker threads for preprocessing (default min(2, cores)). */
+  /** Worker threads for preprocessing: min(workers, cores, cases); default min(2, cores). */
   workers?: number;
 }
 
@@ -63,7 +63,9 @@ export async function runPreprocess(opts: PreprocessOptions): Promise<{ planPath
   try {
     entries = await cacheCasesParallel(cases, preset.val, cacheDir, { workers: opts.workers, onDone: () => bar.increment() });
   } catch (e) {
-    if (e instanceof CacheCaseError) throw new UserError(e.message);
+    // Bad data in a case is the user's to fix: one line naming the case and file. A crashed worker
+    // or a programming error keeps its stack.
+    if (e instanceof CacheCaseError && !e.internal) throw new UserError(e.message);
     userError(e);
   } finally {
     bar.stop();
@@ -88,7 +90,7 @@ export function registerPreprocess(program: Command): void {
     .requiredOption('--dataset <dir>', 'dataset folder (dataset.json, or imagesTr/labelsTr[/imagesVal/labelsVal/imagesTs])')
     .option('--preset <name>', 'flare, amos, feta, auto, or a preset JSON file', 'auto')
     .option('--cache <dir>', 'cache directory (default: DATASET/uxnet-cache/PRESET)')
-    .option('--workers <n>', 'preprocessing worker threads (default: min(2, cores))', (v) => {
+    .option('--workers <n>', 'preprocessing worker threads, at most one per core (default: min(2, cores))', (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) throw new UserError(`--workers must be a positive integer, got '${v}'`);
       return n;
