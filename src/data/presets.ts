@@ -2,6 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { validateSteps, type StepSpec } from './pipeline.js';
+import { gammaRange } from './transforms/random.js';
 import type { Vec3 } from './volume.js';
 
 /** A random step of a training tail (see random.ts for the semantics of each). */
@@ -11,7 +12,7 @@ export type RandomStepSpec =
   | { op: 'randAffine'; prob: number; rotateRange: Vec3; scaleRange: Vec3 }
   | { op: 'randFlip'; prob: number; axes?: number[] }
   | { op: 'randRotate90'; prob: number; maxK?: number; axes?: [number, number] }
-  | { op: 'randGamma'; prob: number; gamma: [number, number] };
+  | { op: 'randGamma'; prob: number; gamma: number | [number, number] };
 
 export interface Preset {
   name: string;
@@ -44,6 +45,13 @@ export function parsePreset(json: unknown, where: string): Preset {
   if (!Array.isArray(train)) throw new Error(`${where}: "train" must be an array`);
   train.forEach((s, i) => {
     if (!RANDOM_OPS.has((s as { op?: string })?.op ?? '')) throw new Error(`${where}: train step ${i} has unknown op ${JSON.stringify((s as { op?: string })?.op)} (known: ${[...RANDOM_OPS].join(', ')})`);
+    if ((s as RandomStepSpec).op === 'randGamma') {
+      try {
+        gammaRange((s as { gamma: number | [number, number] }).gamma);
+      } catch (e) {
+        throw new Error(`${where}: train step ${i}: ${(e as Error).message}`);
+      }
+    }
   });
   return { ...p, name: p.name, roiSize: roi as Vec3, val: validateSteps(p.val ?? [], `${where} (val)`), train } as Preset;
 }

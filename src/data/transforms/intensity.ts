@@ -39,6 +39,30 @@ export function shiftIntensity(v: Volume<Float32Array>, offset: number): Volume<
   return { ...v, data: out };
 }
 
+/**
+ * MONAI 0.9.0 AdjustContrast, in float32 as numpy computes it on a float32 array:
+ * ((x - min) / float32(range + 1e-7)) ** gamma * range + min, with min and range over the whole
+ * volume (all channels). The epsilon only divides: on a tiny range the output maximum falls a little
+ * short of the input's, as in MONAI. numpy casts the exponent to float32 too.
+ */
+export function adjustContrast(v: Volume<Float32Array>, gamma: number): Volume<Float32Array> {
+  const f = Math.fround;
+  const src = v.data;
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < src.length; i++) {
+    const x = src[i]!;
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  const range = f(hi - lo);
+  const den = f(range + 1e-7);
+  const g = f(gamma);
+  const out = new Float32Array(src.length);
+  // Stores round to float32; each step is rounded as numpy's float32 ufuncs round it.
+  for (let i = 0; i < src.length; i++) out[i] = f(f(Math.pow(f(f(src[i]! - lo) / den), g)) * range) + lo;
+  return { ...v, data: out };
+}
+
 /** Sorted copy of the values selected by `mask` (all when absent), for percentiles. */
 function sortedValues(data: Float32Array, mask?: (i: number) => boolean): Float32Array {
   let n = 0;

@@ -3,7 +3,7 @@ import type { RandomStepSpec } from '../presets.js';
 import type { Sample } from '../pipeline.js';
 import { sameKind, voxelCount, type Vec3, type Volume, type VoxelData } from '../volume.js';
 import { crop, spatialPad } from './croppad.js';
-import { shiftIntensity } from './intensity.js';
+import { adjustContrast, shiftIntensity } from './intensity.js';
 import { flip, rotate90 } from './flip.js';
 
 /**
@@ -170,6 +170,18 @@ export function drawAffineParams(spec: Extract<RandomStepSpec, { op: 'randAffine
   return { rotate, scale };
 }
 
+/** MONAI RandAdjustContrast's gamma range: a number g > 0.5 means (0.5, g); a pair is sorted. */
+export function gammaRange(gamma: number | readonly number[]): [number, number] {
+  if (typeof gamma === 'number') {
+    if (!(gamma > 0.5)) throw new Error(`randGamma: a single gamma must be greater than 0.5 (the range is (0.5, gamma)), got ${gamma}`);
+    return [0.5, gamma];
+  }
+  if (!Array.isArray(gamma) || gamma.length !== 2 || !gamma.every((g) => typeof g === 'number' && Number.isFinite(g))) {
+    throw new Error(`randGamma: gamma must be a number or a pair of numbers, got ${JSON.stringify(gamma)}`);
+  }
+  return [Math.min(gamma[0]!, gamma[1]!), Math.max(gamma[0]!, gamma[1]!)];
+}
+
 /** Applies one random step to a sample (randCropByPosNegLabel returns several samples). */
 export function applyRandomStep(s: Sample, spec: RandomStepSpec, rng: Rng): Sample[] {
   switch (spec.op) {
@@ -202,16 +214,10 @@ export function applyRandomStep(s: Sample, spec: RandomStepSpec, rng: Rng): Samp
       return [{ ...s, image: rotate90(s.image, k, axes), label: s.label && rotate90(s.label, k, axes) }];
     }
     case 'randGamma': {
+      // MONAI RandAdjustContrastd: the probability first, gamma ~ U(range) only when applied; image only.
       if (!(rng.random() < spec.prob)) return [s];
-      const g = rng.uniform(spec.gamma[0], spec.gamma[1]);
-      // MONAI AdjustContrast: rescale to [0, 1], raise to gamma, scale back.
-      const d = s.image.data;
-      let lo = Infinity, hi = -Infinity;
-      for (let i = 0; i < d.length; i++) { if (d[i]! < lo) lo = d[i]!; if (d[i]! > hi) hi = d[i]!; }
-      const range = hi - lo || 1;
-      const out = new Float32Array(d.length);
-      for (let i = 0; i < d.length; i++) out[i] = Math.pow((d[i]! - lo) / range, g) * range + lo;
-      return [{ ...s, image: { ...s.image, data: out } }];
+      const [lo, hi] = gammaRange(spec.gamma);
+      return [{ ...s, image: adjustContrast(s.image, rng.uniform(lo, hi)) }];
     }
   }
 }
