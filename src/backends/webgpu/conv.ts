@@ -9,13 +9,14 @@
  * - conv3dGradInput: one thread per input voxel and block of up to 4 input channels; tap validity
  *   includes the stride (only taps with (i + p − k) divisible by s contribute), so the same kernel
  *   serves strided convs and conv_transpose3d.
- * - conv3dGradWeight: one workgroup per (o, ci, kd); its threads stride over every (n, output voxel)
+ * - conv3dGradWeight: with at most 2048 (n, output voxel) positions one thread per weight element;
+ *   otherwise one workgroup per (o, ci, kd); its threads stride over every (n, output voxel)
  *   and accumulate all kh·kw taps at once in blocks of 32 positions (blocked summation), then one
  *   pairwise workgroup reduction per tap. No atomics: deterministic.
  */
 import type { Conv3dAttrs, KTensor } from '../../engine/kernels.js';
 import { allocStorage, storageOf } from './device.js';
-import { run, WGSL_REDUCE } from './program.js';
+import { run } from './program.js';
 
 function check(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Error(`webgpu backend: ${msg}`);
@@ -53,6 +54,8 @@ function geometry(op: string, xShape: readonly number[], wShape: readonly number
 
 /** Taps per kd beyond which the (kh, kw) loops stay loops (code size). */
 const MAX_UNROLL = 49;
+/** conv3dGradWeight sums over at most this many (n, output voxel) positions with one thread per weight. */
+const SMALL_POSITIONS = 2048;
 
 function consts(g: Geo): { consts: Record<string, number>; iconsts: Record<string, number> } {
   return {
@@ -235,12 +238,94 @@ ${J.map((j) => `  st_y(ob0 + ${j * spatial}u, a${j});`).join('\n')}
   return { shape: [...a.inputShape], data: dx };
 }
 
+/**
+ * WGSL that sums the per-invocation tap sums s0..s{T−1} over the 256-invocation workgroup and
+ * stores them at wb + t: 16 taps at a time, each in three barriers (16 ordered partial sums of 16
+ * values per tap, then the 16 partials), instead of a separate tree reduction per tap.
+ */
+function reduceTaps(T: number): string {
+  let code = '';
+  for (let t0 = 0; t0 < T; t0 += 16) {
+    const G = Math.min(16, T - t0);
+    for (let t = t0; t < t0 + G; t++) code += `  gw[${(t - t0) * 256}u + li] = s${t};\n`;
+    code += `  workgroupBarrier();
+  {
+    let tp = li / 16u;
+    let part = li % 16u;
+    var acc = 0.0f;
+    if (tp < ${G}u) { for (var j = 0u; j < 16u; j = j + 1u) { acc = acc + gw[tp * 256u + part * 16u + j]; } }
+    gw2[li] = acc;
+  }
+  workgroupBarrier();
+  if (li < ${G}u) {
+    var acc = 0.0f;
+    for (var j = 0u; j < 16u; j = j + 1u) { acc = acc + gw2[li * 16u + j]; }
+    st_y(wb + ${t0}u + li, acc);
+  }
+  workgroupBarrier();
+`;
+  }
+  return code;
+}
+
 export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { weightShape: readonly number[] }): KTensor {
   const g = geometry('conv3dGradWeight', x.shape, a.weightShape, a);
   const want = [g.N, g.Cout, g.OD, g.OH, g.OW];
   check(dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v), `conv3dGradWeight: dy must be [${want.join(', ')}] for input [${x.shape.join(', ')}], got [${dy.shape.join(', ')}]`);
   const dw = allocStorage(g.Cout * g.cpg * g.KD * g.KH * g.KW);
   const { consts: uc, iconsts } = consts(g);
+  const positions = g.N * g.OD * g.OH * g.OW;
+  if (positions <= SMALL_POSITIONS) {
+    // Few output voxels (deep layers): one thread per weight element, no workgroup reductions.
+    const size = g.Cout * g.cpg * g.KD * g.KH * g.KW;
+    run({
+      label: 'conv3dGradWeight (small)',
+      src: `
+fn kmain(wg: u32, li: u32) {
+  let i = wg * WG + li;
+  if (i >= NW) { return; }
+  let kw = i32(i % KW);
+  var t = i / KW;
+  let kh = i32(t % KH);
+  t = t / KH;
+  let kd = i32(t % KD);
+  t = t / KD;
+  let ci = t % CPG;
+  let o = t / CPG;
+  let grp = o / OPG;
+  var s = 0.0f;
+  var b = 0.0f;
+  var q = 0u;
+  for (var n = 0u; n < N; n = n + 1u) {
+    let xc = i32((n * CIN + grp * CPG + ci) * u32(D));
+    let dc = (n * COUT + o) * u32(OD);
+    for (var od = 0; od < OD; od = od + 1) {
+      let id = od * SD - PD + kd;
+      if (id < 0 || id >= D) { continue; }
+      for (var oh = 0; oh < OH; oh = oh + 1) {
+        let ih = oh * SH - PH + kh;
+        if (ih < 0 || ih >= H) { continue; }
+        let xr = ((xc + id) * H + ih) * W;
+        let dr = ((dc + u32(od)) * u32(OH) + u32(oh)) * u32(OW);
+        for (var ow = 0; ow < OW; ow = ow + 1) {
+          let iw = ow * SW - PW + kw;
+          if (iw < 0 || iw >= W) { continue; }
+          b = b + ld_dy(dr + u32(ow)) * ld_x(u32(xr + iw));
+          q = q + 1u;
+          if (q == 32u) { s = s + b; b = 0.0f; q = 0u; }
+        }
+      }
+    }
+  }
+  st_y(i, s + b);
+}`,
+      tensors: [{ name: 'x', s: storageOf(x, 'conv3dGradWeight'), mode: 'r' }, { name: 'dy', s: storageOf(dy, 'conv3dGradWeight'), mode: 'r' }, { name: 'y', s: dw, mode: 'w' }],
+      consts: { ...uc, NW: size },
+      iconsts,
+      workgroups: Math.ceil(size / 256),
+    });
+    return { shape: [...a.weightShape], data: dw };
+  }
   const unroll = g.KH * g.KW <= MAX_UNROLL;
   // Unrolled: one workgroup per (o, ci, kd) with KH·KW accumulators; otherwise one per (o, ci, kd, kh, kw).
   const T = unroll ? g.KH * g.KW : 1;
@@ -266,7 +351,8 @@ export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { wei
   const wgPerKd = unroll ? 1 : g.KH * g.KW;
   run({
     label: 'conv3dGradWeight',
-    src: `${WGSL_REDUCE}
+    src: `var<workgroup> gw: array<f32, 4096>;
+var<workgroup> gw2: array<f32, 256>;
 fn kmain(wg: u32, li: u32) {
   let tap = wg % ${wgPerKd}u;
   let KHS = tap / KW;
@@ -301,7 +387,7 @@ ${accumulate}      }
 ${taps.map((j) => `    s${j} = s${j} + b${j};`).join('\n')}
   }
   let wb = ((o * CPG + ci) * KD + u32(kd)) * KH * KW + tap;
-${taps.map((j) => `  let r${j} = wg_sum(li, s${j});\n  if (li == 0u) { st_y(wb + ${j}u, r${j}); }`).join('\n')}
+${reduceTaps(T)}
 }`,
     tensors: [{ name: 'x', s: storageOf(x, 'conv3dGradWeight'), mode: 'r' }, { name: 'dy', s: storageOf(dy, 'conv3dGradWeight'), mode: 'r' }, { name: 'y', s: dw, mode: 'w' }],
     consts: uc,

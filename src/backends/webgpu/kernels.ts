@@ -44,6 +44,8 @@ const r = (name: string, t: KTensor, op: string): TensorArg => ({ name, s: stora
 const w = (name: string, s: GpuStorage): TensorArg => ({ name, s, mode: 'w' });
 
 const WG = 256;
+/** Rows (reductions) of at most this many values run one per thread instead of one per workgroup. */
+const SMALL_ROW = 512;
 const groups = (n: number) => Math.ceil(n / WG);
 
 // ---------------------------------------------------------------------------------------------
@@ -74,6 +76,29 @@ function elementwise(label: string, size: number, inputs: TensorArg[], body: str
  */
 function channelReduce(label: string, N: number, C: number, S: number, ins: TensorArg[], mode: 'sum' | 'dot'): GpuStorage {
   const M = N * S;
+  if (M <= SMALL_ROW) {
+    const y = allocStorage(C);
+    const term1 = mode === 'sum' ? 'ld_a(idx)' : 'ld_a(idx) * ld_b(idx)';
+    run({
+      label: `${label} (small)`,
+      src: `${WGSL_KADD}
+fn kmain(wg: u32, li: u32) {
+  let c = wg * WG + li;
+  if (c >= C) { return; }
+  var k = vec2<f32>(0.0f, 0.0f);
+  for (var m = 0u; m < M; m = m + 1u) {
+    let n = m / S;
+    let idx = (n * C + c) * S + (m - n * S);
+    k = kadd(k, ${term1});
+  }
+  st_y(c, k.x + k.y);
+}`,
+      tensors: [...ins, w('y', y)],
+      consts: { M, S, C },
+      workgroups: groups(C),
+    });
+    return y;
+  }
   const parts = Math.max(1, Math.min(256, Math.floor(M / (WG * 64))));
   const term = mode === 'sum' ? 'ld_a(idx)' : 'ld_a(idx) * ld_b(idx)';
   const partial = allocStorage(C * parts);
@@ -184,6 +209,36 @@ function instanceNorm(x: KTensor, a: { eps: number }): [KTensor, KTensor] {
   const [N, C, S] = nc('instanceNorm', x);
   const y = allocStorage(N * C * S);
   const rstd = allocStorage(N * C);
+  if (S <= SMALL_ROW) {
+    run({
+      label: 'instanceNorm (small rows)',
+      src: `${WGSL_KADD}
+fn kmain(wg: u32, li: u32) {
+  let row = wg * WG + li;
+  if (row >= ROWS) { return; }
+  let base = row * S;
+  var k = vec2<f32>(0.0f, 0.0f);
+  for (var s = 0u; s < S; s = s + 1u) { k = kadd(k, ld_x(base + s)); }
+  let m1 = (k.x + k.y) / f32(S);
+  k = vec2<f32>(0.0f, 0.0f);
+  for (var s = 0u; s < S; s = s + 1u) { k = kadd(k, ld_x(base + s) - m1); }
+  let m2 = (k.x + k.y) / f32(S);
+  k = vec2<f32>(0.0f, 0.0f);
+  for (var s = 0u; s < S; s = s + 1u) {
+    let d = (ld_x(base + s) - m1) - m2;
+    k = kadd(k, d * d);
+  }
+  let rs = 1.0f / sqrt((k.x + k.y) / f32(S) + EPS);
+  for (var s = 0u; s < S; s = s + 1u) { st_y(base + s, ((ld_x(base + s) - m1) - m2) * rs); }
+  st_r(row, rs);
+}`,
+      tensors: [r('x', x, 'instanceNorm'), w('y', y), w('r', rstd)],
+      consts: { S, ROWS: N * C },
+      fconsts: { EPS: a.eps },
+      workgroups: groups(N * C),
+    });
+    return [out(x.shape, y), out([N, C], rstd)];
+  }
   run({
     label: 'instanceNorm',
     src: `${WGSL_REDUCE}${WGSL_ROW_STATS}
@@ -214,6 +269,32 @@ function instanceNormGrad(dy: KTensor, y: KTensor, rstd: KTensor): KTensor {
   const [N, C, S] = nc('instanceNormGrad', dy);
   check(numel(rstd.shape) === N * C, `instanceNormGrad: rstd must hold N·C = ${N * C} values`);
   const dx = allocStorage(N * C * S);
+  if (S <= SMALL_ROW) {
+    run({
+      label: 'instanceNormGrad (small rows)',
+      src: `${WGSL_KADD}
+fn kmain(wg: u32, li: u32) {
+  let row = wg * WG + li;
+  if (row >= ROWS) { return; }
+  let base = row * S;
+  var k1 = vec2<f32>(0.0f, 0.0f);
+  var k2 = vec2<f32>(0.0f, 0.0f);
+  for (var s = 0u; s < S; s = s + 1u) {
+    let g = ld_dy(base + s);
+    k1 = kadd(k1, g);
+    k2 = kadd(k2, g * ld_yy(base + s));
+  }
+  let mdy = (k1.x + k1.y) / f32(S);
+  let mdyy = (k2.x + k2.y) / f32(S);
+  let rs = ld_r(row);
+  for (var s = 0u; s < S; s = s + 1u) { st_y(base + s, rs * ((ld_dy(base + s) - mdy) - ld_yy(base + s) * mdyy)); }
+}`,
+      tensors: [r('dy', dy, 'instanceNormGrad'), r('yy', y, 'instanceNormGrad'), r('r', rstd, 'instanceNormGrad'), w('y', dx)],
+      consts: { S, ROWS: N * C },
+      workgroups: groups(N * C),
+    });
+    return out(dy.shape, dx);
+  }
   run({
     label: 'instanceNormGrad',
     src: `${WGSL_REDUCE}

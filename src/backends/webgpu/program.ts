@@ -189,15 +189,21 @@ fn kadd(k: vec2<f32>, x: f32) -> vec2<f32> {
   if (abs(k.x) >= abs(x)) { c = c + ((k.x - t) + x); } else { c = c + ((x - t) + k.x); }
   return vec2<f32>(t, c);
 }
-// Sum of v over the workgroup (every invocation gets the result). Call from uniform control flow.
+// Sum of v over the 256-invocation workgroup (every invocation gets the result), in three
+// barriers: 16 invocations each sum 16 neighbours in order, then every invocation sums those 16.
+// Call from uniform control flow.
+var<workgroup> red2: array<f32, 16>;
 fn wg_sum(li: u32, v: f32) -> f32 {
   red[li] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (li < s) { red[li] = red[li] + red[li + s]; }
-    workgroupBarrier();
+  if (li < 16u) {
+    var s = 0.0f;
+    for (var j = 0u; j < 16u; j = j + 1u) { s = s + red[li * 16u + j]; }
+    red2[li] = s;
   }
-  let r = red[0];
+  workgroupBarrier();
+  var r = 0.0f;
+  for (var j = 0u; j < 16u; j = j + 1u) { r = r + red2[j]; }
   workgroupBarrier();
   return r;
 }
