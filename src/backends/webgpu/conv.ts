@@ -15,6 +15,7 @@
  *   pairwise workgroup reduction per tap. No atomics: deterministic.
  */
 import type { Conv3dAttrs, KTensor } from '../../engine/kernels.js';
+import { convGeometry, type ConvGeometry } from '../../engine/conv-geometry.js';
 import { allocStorage, storageOf } from './device.js';
 import { run } from './program.js';
 
@@ -22,34 +23,10 @@ function check(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Error(`webgpu backend: ${msg}`);
 }
 
-interface Geo {
-  N: number; Cin: number; Cout: number; D: number; H: number; W: number;
-  KD: number; KH: number; KW: number; OD: number; OH: number; OW: number;
-  cpg: number; opg: number; sd: number; sh: number; sw: number; pd: number; ph: number; pw: number;
-}
-
-function outSize(n: number, k: number, s: number, p: number): number {
-  return Math.floor((n + 2 * p - k) / s) + 1;
-}
+type Geo = ConvGeometry;
 
 function geometry(op: string, xShape: readonly number[], wShape: readonly number[], a: Conv3dAttrs): Geo {
-  check(xShape.length === 5, `${op}: input must be [N, C, D, H, W], got [${xShape.join(', ')}]`);
-  check(wShape.length === 5, `${op}: weight must be [Cout, Cin/groups, kd, kh, kw], got [${wShape.join(', ')}]`);
-  const [N, Cin, D, H, W] = xShape as [number, number, number, number, number];
-  const [Cout, cpg, KD, KH, KW] = wShape as [number, number, number, number, number];
-  const G = a.groups;
-  check(Number.isInteger(G) && G >= 1, `${op}: groups must be a positive integer, got ${G}`);
-  check(Cin % G === 0 && Cout % G === 0, `${op}: channels ${Cin} -> ${Cout} are not divisible by groups ${G}`);
-  check(cpg === Cin / G, `${op}: weight dim 1 is ${cpg}, expected Cin/groups = ${Cin / G}`);
-  const [sd, sh, sw] = a.stride;
-  const [pd, ph, pw] = a.padding;
-  check(sd >= 1 && sh >= 1 && sw >= 1, `${op}: stride must be >= 1`);
-  check(pd >= 0 && ph >= 0 && pw >= 0, `${op}: padding must be >= 0`);
-  const OD = outSize(D, KD, sd, pd);
-  const OH = outSize(H, KH, sh, ph);
-  const OW = outSize(W, KW, sw, pw);
-  check(OD >= 1 && OH >= 1 && OW >= 1, `${op}: kernel [${KD}, ${KH}, ${KW}] does not fit padded input [${D}, ${H}, ${W}]`);
-  return { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg: Cout / G, sd, sh, sw, pd, ph, pw };
+  return convGeometry('webgpu backend', op, xShape, wShape, a);
 }
 
 /** Taps per kd beyond which the (kh, kw) loops stay loops (code size). */

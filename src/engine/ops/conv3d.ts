@@ -1,6 +1,7 @@
 import type { Conv3dAttrs, Triple } from '../kernels.js';
 import { assertShape, backendOf, kernel, record, wrap } from '../op.js';
 import { shapeString, type Tensor } from '../tensor.js';
+import { convOutSize } from '../conv-geometry.js';
 
 export interface Conv3dOptions {
   stride?: number | Triple;
@@ -14,9 +15,6 @@ export function triple(v: number | Triple | undefined, dflt: number, what: strin
   return t;
 }
 
-export function convOutSize(n: number, k: number, s: number, p: number): number {
-  return Math.floor((n + 2 * p - k) / s) + 1;
-}
 
 /** Validates a conv3d call and returns its kernel attributes and output shape. */
 export function conv3dGeometry(op: string, x: Tensor, w: Tensor, opts: Conv3dOptions): { attrs: Conv3dAttrs; outShape: number[] } {
