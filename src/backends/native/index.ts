@@ -5,18 +5,13 @@
  * `readSync()` blocks. Registers itself with priority 10 (the default backend) only when the addon loads;
  * otherwise it prints one warning and the reference backend stays the default.
  */
+import { sizeOf as numel } from '../../engine/tensor.js';
 import type { Backend } from '../../engine/backend.js';
 import type { AdamWAttrs, Conv3dAttrs, Kernels, KTensor } from '../../engine/kernels.js';
 import { registerBackend, registerKernels } from '../../engine/registry.js';
 import { loadAddon, OP, type NativeAddon, type NativeHandle } from './addon.js';
 
 export const NATIVE_PRIORITY = 10;
-
-function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
 
 function tail(shape: readonly number[], from: number): number {
   let n = 1;

@@ -5,6 +5,7 @@
  * x − m₁ added back) so inputs with mean ≈ 100 keep their precision; GELU uses an accurate Φ
  * (math.ts); AdamW follows PyTorch's op order with fma where PyTorch's CPU kernels fuse.
  */
+import { sizeOf as numel } from '../../engine/tensor.js';
 import type { AdamWAttrs, Kernels, KTensor } from '../../engine/kernels.js';
 import { allocStorage, commandEncoder, freeStorage, recorded, storageOf, type GpuStorage } from './device.js';
 import { run, WGSL_REDUCE, type TensorArg } from './program.js';
@@ -13,12 +14,6 @@ import { conv3d, conv3dGradInput, conv3dGradWeight } from './conv.js';
 
 function check(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Error(`webgpu backend: ${msg}`);
-}
-
-function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
 }
 
 function tail(shape: readonly number[], from: number): number {
