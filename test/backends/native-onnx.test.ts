@@ -116,3 +116,33 @@ test('uxnet export-onnx CLI writes a model that runs in onnxruntime-node; bad in
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('uxnet export-onnx reads a torch.save checkpoint: the same ONNX bytes as from the safetensors copy', async () => {
+  const { mkdtemp, writeFile, readFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { FIXTURES } = await import('../helpers/fixtures.js');
+  const { run } = await import('../../src/cli/main.js');
+  const dir = await mkdtemp(join(tmpdir(), 'uxnet-onnx-pth-'));
+  const origWrite = process.stdout.write.bind(process.stdout);
+  const origErr = process.stderr.write.bind(process.stderr);
+  let errText = '';
+  try {
+    await writeFile(join(dir, 'cfg.json'), JSON.stringify({ in_chans: 1, out_chans: 3, depths: [2, 2, 2, 2], feat_size: [8, 16, 32, 64], hidden_size: 128 }));
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    process.stderr.write = ((s: string) => ((errText += s), true)) as typeof process.stderr.write;
+    const exportFrom = (weights: string, out: string) => run(['node', 'uxnet', 'export-onnx', '--config', join(dir, 'cfg.json'), '--weights', weights, '-o', join(dir, out)]);
+    assert.equal(await exportFrom(join(FIXTURES, 'tiny_weights.pth'), 'a.onnx'), 0);
+    assert.equal(await exportFrom(join(FIXTURES, 'tiny_weights.safetensors'), 'b.onnx'), 0);
+    const a = await readFile(join(dir, 'a.onnx'));
+    assert.ok(a.length > 100_000, `ONNX file of ${a.length} bytes`);
+    assert.ok(a.equals(await readFile(join(dir, 'b.onnx'))), 'exports from .pth and .safetensors differ');
+    await writeFile(join(dir, 'junk.pth'), 'not a checkpoint');
+    assert.equal(await exportFrom(join(dir, 'junk.pth'), 'c.onnx'), 2);
+  } finally {
+    process.stdout.write = origWrite;
+    process.stderr.write = origErr;
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.match(errText, /^uxnet: weights file: /m);
+});

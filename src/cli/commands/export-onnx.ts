@@ -1,7 +1,9 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { exportOnnx, ONNX_OPSET } from '../../io/onnx.js';
-import { readSafetensorsFile, SafetensorsError, type RawTensor } from '../../io/safetensors.js';
+import { SafetensorsError, type RawTensor } from '../../io/safetensors.js';
+import { PthError } from '../../io/pth.js';
+import { readWeightsFile, WeightsFormatError } from '../../io/weights.js';
 import { normalizeUXNetConfig, UXNetConfigError, type UXNetConfig } from '../../models/config.js';
 import { UXNet } from '../../models/uxnet.js';
 import { StateDictError } from '../../nn/module.js';
@@ -36,16 +38,16 @@ async function readConfig(path: string): Promise<UXNetConfig> {
 }
 
 /**
- * `uxnet export-onnx`: writes the model (config + safetensors weights) as an ONNX file, opset 17, with
+ * `uxnet export-onnx`: writes the model (config + weights, safetensors or a torch.save checkpoint) as an ONNX file, opset 17, with
  * symbolic batch and spatial dimensions (input "input" [N, inChans, D, H, W] → output "logits").
  */
 export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ bytes: number; nodes?: number }> {
   const config = await readConfig(opts.config);
   let weights: Map<string, RawTensor>;
   try {
-    weights = (await readSafetensorsFile(opts.weights)).tensors;
+    weights = await readWeightsFile(opts.weights);
   } catch (e) {
-    if (e instanceof SafetensorsError) throw new UserError(`weights file: ${e.message}`);
+    if (e instanceof SafetensorsError || e instanceof PthError || e instanceof WeightsFormatError) throw new UserError(`weights file: ${e.message}`);
     const code = (e as NodeJS.ErrnoException).code;
     if (code) throw new UserError(`cannot read weights file '${opts.weights}': ${code}`);
     throw e;
@@ -82,7 +84,7 @@ export function registerExportOnnx(program: Command): void {
     .command('export-onnx')
     .description(`export the model as ONNX (opset ${ONNX_OPSET}, dynamic batch and spatial dims; input "input", output "logits")`)
     .requiredOption('--config <file>', 'JSON file with the UX-Net constructor options (camelCase or official snake_case)')
-    .requiredOption('--weights <file>', 'safetensors file with the model state dict (PyTorch keys)')
+    .requiredOption('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
     .requiredOption('-o, --output <file>', 'ONNX file to write (atomically)')
     .action(async (opts: ExportOnnxOptions) => {
       const r = await exportOnnxCommand(opts);
