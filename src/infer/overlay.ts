@@ -1,12 +1,10 @@
 import { PNG } from 'pngjs';
 import { writeFileAtomic } from '../io/safetensors.js';
 import type { VoxelData } from '../data/volume.js';
+import { LABEL_COLORS } from './label-colors.js';
 
-/** Distinct colours for label ids 1..n (0 stays transparent). */
-export const LABEL_COLORS: [number, number, number][] = [
-  [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
-  [210, 245, 60], [250, 190, 190], [0, 128, 128], [230, 190, 255], [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195],
-];
+export { LABEL_COLORS } from './label-colors.js';
+
 
 function percentiles(data: Float32Array, lo: number, hi: number): [number, number] {
   const step = Math.max(1, Math.floor(data.length / 100000));

@@ -1,7 +1,7 @@
 import { runSteps, type StepSpec } from '../data/pipeline.js';
 import { invert } from '../data/invert.js';
 import type { Volume, VoxelData } from '../data/volume.js';
-import type { LoadedModel } from './model-folder.js';
+import type { LoadedModel } from './model-manifest.js';
 import { modelPredictor, slidingWindowInference } from './sliding-window.js';
 import type { BlendMode } from './sliding-window-geometry.js';
 
