@@ -1,0 +1,76 @@
+/**
+ * Vite config of the browser app. `npm run build:web` writes web/dist; `npm run web` serves it live.
+ *
+ * The bundled model is whatever models/hippocampus holds when the app is built (or served): its
+ * model.json and weights are copied as static files under model/, with model/files.json naming them,
+ * so retraining the model never means editing the app.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defineConfig, type Plugin } from 'vite';
+
+const WEB = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(WEB, '..');
+export const MODEL_DIR = join(ROOT, 'models', 'hippocampus');
+
+/** The files of the bundled model, looked up as loadModelFolder does (safetensors, else .pth). */
+function modelFiles(): Record<string, string> {
+  const manifest = join(MODEL_DIR, 'model.json');
+  const weights = ['weights.safetensors', 'weights.pth'].find((f) => existsSync(join(MODEL_DIR, f)));
+  if (!existsSync(manifest) || !weights) throw new Error(`the bundled model folder ${MODEL_DIR} needs model.json and weights.safetensors (or weights.pth)`);
+  return { 'model.json': manifest, [weights]: join(MODEL_DIR, weights), 'files.json': '' };
+}
+
+function filesJson(files: Record<string, string>): string {
+  return JSON.stringify({ manifest: 'model.json', weights: Object.keys(files).find((f) => f.startsWith('weights.')) });
+}
+
+function bundledModel(): Plugin {
+  return {
+    name: 'uxnet-bundled-model',
+    configureServer(server) {
+      server.middlewares.use('/model/', (req, res, next) => {
+        const files = modelFiles();
+        const name = (req.url ?? '').replace(/^\//, '').split('?')[0]!;
+        if (!(name in files)) return next();
+        res.setHeader('Content-Type', name.endsWith('.json') ? 'application/json' : 'application/octet-stream');
+        res.end(name === 'files.json' ? filesJson(files) : readFileSync(files[name]!));
+      });
+    },
+    generateBundle() {
+      const files = modelFiles();
+      for (const [name, path] of Object.entries(files)) {
+        this.emitFile({ type: 'asset', fileName: `model/${name}`, source: name === 'files.json' ? filesJson(files) : readFileSync(path) });
+      }
+    },
+  };
+}
+
+/** Browser code must not import Node built-ins (they would fail at run time, not at build time). */
+function noNodeBuiltins(): Plugin {
+  return {
+    name: 'uxnet-no-node-builtins',
+    enforce: 'pre',
+    resolveId(id, importer) {
+      if (id.startsWith('node:')) this.error(`${importer ?? '?'} imports '${id}': the browser app must only use browser-safe modules`);
+      return null;
+    },
+  };
+}
+
+export default defineConfig({
+  root: WEB,
+  base: './',
+  plugins: [noNodeBuiltins(), bundledModel()],
+  build: {
+    outDir: join(WEB, 'dist'),
+    emptyOutDir: true,
+    target: 'es2022',
+    // One large chunk (NiiVue) is expected; the warning is noise.
+    chunkSizeWarningLimit: 4096,
+  },
+  worker: { format: 'es' },
+  server: { host: '127.0.0.1', fs: { allow: [ROOT] } },
+  preview: { host: '127.0.0.1' },
+});
