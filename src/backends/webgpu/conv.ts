@@ -16,8 +16,8 @@
  */
 import type { Conv3dAttrs, KTensor } from '../../engine/kernels.js';
 import { convGeometry, type ConvGeometry } from '../../engine/conv-geometry.js';
-import { allocStorage, storageOf } from './device.js';
-import { run } from './program.js';
+import { allocStorage, freeStorage, storageOf } from './device.js';
+import { run, WGSL_KADD_ONLY } from './program.js';
 
 function check(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Error(`webgpu backend: ${msg}`);
@@ -31,8 +31,6 @@ function geometry(op: string, xShape: readonly number[], wShape: readonly number
 
 /** Taps per kd beyond which the (kh, kw) loops stay loops (code size). */
 const MAX_UNROLL = 49;
-/** conv3dGradWeight sums over at most this many (n, output voxel) positions with one thread per weight. */
-const SMALL_POSITIONS = 2048;
 
 function consts(g: Geo): { consts: Record<string, number>; iconsts: Record<string, number> } {
   return {
@@ -139,14 +137,22 @@ export function conv3dGradInput(dy: KTensor, wt: KTensor, a: Conv3dAttrs & { inp
   const K = g.KD * g.KH * g.KW;
   let body: string;
   if (unroll) {
+    // Output row/column of each tap computed once per thread; with stride 1 no division or modulo
+    // at all (integer division is scalar, hence slow, on CPU implementations).
     let masks = '';
-    for (let kh = 0; kh < g.KH; kh++) masks += `  let th${kh} = ih + PH - ${kh};\n  let vh${kh} = th${kh} >= 0 && th${kh} % SH == 0 && th${kh} / SH < OH;\n`;
-    for (let kw = 0; kw < g.KW; kw++) masks += `  let tw${kw} = iw + PW - ${kw};\n  let vw${kw} = tw${kw} >= 0 && tw${kw} % SW == 0 && tw${kw} / SW < OW;\n`;
+    for (let kh = 0; kh < g.KH; kh++) {
+      masks += `  let th${kh} = ih + PH - ${kh};\n`;
+      masks += g.sh === 1 ? `  let qh${kh} = th${kh};\n  let vh${kh} = th${kh} >= 0 && th${kh} < OH;\n` : `  let qh${kh} = th${kh} / SH;\n  let vh${kh} = th${kh} >= 0 && th${kh} % SH == 0 && qh${kh} < OH;\n`;
+    }
+    for (let kw = 0; kw < g.KW; kw++) {
+      masks += `  let tw${kw} = iw + PW - ${kw};\n`;
+      masks += g.sw === 1 ? `  let qw${kw} = tw${kw};\n  let vw${kw} = tw${kw} >= 0 && tw${kw} < OW;\n` : `  let qw${kw} = tw${kw} / SW;\n  let vw${kw} = tw${kw} >= 0 && tw${kw} % SW == 0 && qw${kw} < OW;\n`;
+    }
     let taps = '';
     for (let kh = 0; kh < g.KH; kh++) {
       for (let kw = 0; kw < g.KW; kw++) {
         const t = kh * g.KW + kw;
-        taps += `        { let dv = select(0.0f, ld_dy(u32(max(dr + (th${kh} / SH) * OW + tw${kw} / SW, 0))), vh${kh} && vw${kw});\n`;
+        taps += `        { let dv = select(0.0f, ld_dy(u32(max(dr + qh${kh} * OW + qw${kw}, 0))), vh${kh} && vw${kw});\n`;
         for (const j of J) taps += `          a${j} = a${j} + ld_w(wr + ${j * K + t}u) * dv;\n`;
         taps += '        }\n';
       }
@@ -157,8 +163,7 @@ export function conv3dGradInput(dy: KTensor, wt: KTensor, a: Conv3dAttrs & { inp
     let wc = (o * CPG + ci0) * KK;
     for (var kd = 0; kd < i32(KD); kd = kd + 1) {
       let td = id + PD - kd;
-      if (td < 0 || td % SD != 0 || td / SD >= OD) { continue; }
-      let dr = (dc + td / SD) * OH * OW;
+${g.sd === 1 ? '      if (td < 0 || td >= OD) { continue; }\n      let dr = (dc + td) * OH * OW;' : '      if (td < 0 || td % SD != 0 || td / SD >= OD) { continue; }\n      let dr = (dc + td / SD) * OH * OW;'}
       let wr = wc + u32(kd) * KH * KW;
 ${taps}    }
   }`;
@@ -215,54 +220,46 @@ ${J.map((j) => `  st_y(ob0 + ${j * spatial}u, a${j});`).join('\n')}
   return { shape: [...a.inputShape], data: dx };
 }
 
-/**
- * WGSL that sums the per-invocation tap sums s0..s{T−1} over the 256-invocation workgroup and
- * stores them at wb + t: 16 taps at a time, each in three barriers (16 ordered partial sums of 16
- * values per tap, then the 16 partials), instead of a separate tree reduction per tap.
- */
-function reduceTaps(T: number): string {
-  let code = '';
-  for (let t0 = 0; t0 < T; t0 += 16) {
-    const G = Math.min(16, T - t0);
-    for (let t = t0; t < t0 + G; t++) code += `  gw[${(t - t0) * 256}u + li] = s${t};\n`;
-    code += `  workgroupBarrier();
-  {
-    let tp = li / 16u;
-    let part = li % 16u;
-    var acc = 0.0f;
-    if (tp < ${G}u) { for (var j = 0u; j < 16u; j = j + 1u) { acc = acc + gw[tp * 256u + part * 16u + j]; } }
-    gw2[li] = acc;
-  }
-  workgroupBarrier();
-  if (li < ${G}u) {
-    var acc = 0.0f;
-    for (var j = 0u; j < 16u; j = j + 1u) { acc = acc + gw2[li * 16u + j]; }
-    st_y(wb + ${t0}u + li, acc);
-  }
-  workgroupBarrier();
-`;
-  }
-  return code;
-}
+/** Taps per thread in conv3dGradWeight (a whole kw row when KW ≤ this). */
+const MAX_ROW_TAPS = 8;
+/** conv3dGradWeight splits the (n, od, oh) rows into parts until about this many threads run. */
+const GRAD_WEIGHT_THREADS = 65536;
 
+/**
+ * dL/dw without workgroup memory or barriers: one thread per (o, ci, kd, kh, block of kw taps,
+ * part of the (n, od, oh) rows). Along each row the thread walks ow with a plain counter (no index
+ * divisions in the loop) and accumulates its kw taps (blocked sum per row, Kahan–Babuška across rows);
+ * with more than one part, a second pass sums the parts of each weight in order (Kahan again).
+ * Deterministic, and far cheaper on CPU implementations (SwiftShader) than per-position index
+ * arithmetic with workgroup reductions.
+ */
 export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { weightShape: readonly number[] }): KTensor {
   const g = geometry('conv3dGradWeight', x.shape, a.weightShape, a);
   const want = [g.N, g.Cout, g.OD, g.OH, g.OW];
   check(dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v), `conv3dGradWeight: dy must be [${want.join(', ')}] for input [${x.shape.join(', ')}], got [${dy.shape.join(', ')}]`);
-  const dw = allocStorage(g.Cout * g.cpg * g.KD * g.KH * g.KW);
+  const nw = g.Cout * g.cpg * g.KD * g.KH * g.KW;
+  const TW = g.KW <= MAX_ROW_TAPS ? g.KW : 1;
+  const KWB = g.KW / TW;
+  const combos = g.Cout * g.cpg * g.KD * g.KH * KWB;
+  const R = g.N * g.OD * g.OH;
+  let parts = Math.max(1, Math.min(256, Math.ceil(GRAD_WEIGHT_THREADS / combos), Math.floor(R / 4)));
+  const RPP = Math.ceil(R / parts);
+  parts = Math.ceil(R / RPP);
+  const dw = allocStorage(nw);
+  const partial = parts > 1 ? allocStorage(nw * parts) : dw;
+  const J = range(TW);
   const { consts: uc, iconsts } = consts(g);
-  const positions = g.N * g.OD * g.OH * g.OW;
-  if (positions <= SMALL_POSITIONS) {
-    // Few output voxels (deep layers): one thread per weight element, no workgroup reductions.
-    const size = g.Cout * g.cpg * g.KD * g.KH * g.KW;
-    run({
-      label: 'conv3dGradWeight (small)',
-      src: `
+  const store = parts > 1 ? J.map((j) => `  st_y((wb + ${j}u) * PARTS + part, s${j}.x + s${j}.y);`).join('\n') : J.map((j) => `  st_y(wb + ${j}u, s${j}.x + s${j}.y);`).join('\n');
+  run({
+    label: 'conv3dGradWeight',
+    src: `${WGSL_KADD_ONLY}
 fn kmain(wg: u32, li: u32) {
   let i = wg * WG + li;
-  if (i >= NW) { return; }
-  let kw = i32(i % KW);
-  var t = i / KW;
+  if (i >= NT) { return; }
+  let part = i % PARTS;
+  let q = i / PARTS;
+  let kwb = q % KWB;
+  var t = q / KWB;
   let kh = i32(t % KH);
   t = t / KH;
   let kd = i32(t % KD);
@@ -270,106 +267,59 @@ fn kmain(wg: u32, li: u32) {
   let ci = t % CPG;
   let o = t / CPG;
   let grp = o / OPG;
-  var s = 0.0f;
-  var b = 0.0f;
-  var q = 0u;
-  for (var n = 0u; n < N; n = n + 1u) {
-    let xc = i32((n * CIN + grp * CPG + ci) * u32(D));
-    let dc = (n * COUT + o) * u32(OD);
-    for (var od = 0; od < OD; od = od + 1) {
-      let id = od * SD - PD + kd;
-      if (id < 0 || id >= D) { continue; }
-      for (var oh = 0; oh < OH; oh = oh + 1) {
-        let ih = oh * SH - PH + kh;
-        if (ih < 0 || ih >= H) { continue; }
-        let xr = ((xc + id) * H + ih) * W;
-        let dr = ((dc + u32(od)) * u32(OH) + u32(oh)) * u32(OW);
-        for (var ow = 0; ow < OW; ow = ow + 1) {
-          let iw = ow * SW - PW + kw;
-          if (iw < 0 || iw >= W) { continue; }
-          b = b + ld_dy(dr + u32(ow)) * ld_x(u32(xr + iw));
-          q = q + 1u;
-          if (q == 32u) { s = s + b; b = 0.0f; q = 0u; }
-        }
+  let wb = (q / KWB) * KW + kwb * TW;
+  let kw0 = i32(kwb * TW) - PW;
+${J.map((j) => `  var s${j} = vec2<f32>(0.0f, 0.0f);`).join('\n')}
+  let r0 = part * RPP;
+  let r1 = min(R, r0 + RPP);
+  var oh = i32(r0 % u32(OH));
+  var rr = r0 / u32(OH);
+  var od = i32(rr % u32(OD));
+  var n = rr / u32(OD);
+  for (var r = r0; r < r1; r = r + 1u) {
+    let id = od * SD - PD + kd;
+    let ih = oh * SH - PH + kh;
+    if (id >= 0 && id < D && ih >= 0 && ih < H) {
+      let dr = (((n * COUT + o) * u32(OD) + u32(od)) * u32(OH) + u32(oh)) * u32(OW);
+      let xr = (i32((n * CIN + grp * CPG + ci) * u32(D)) + id) * H * W + ih * W;
+${J.map((j) => `      var b${j} = 0.0f;`).join('\n')}
+      for (var ow = 0; ow < OW; ow = ow + 1) {
+        let dv = ld_dy(dr + u32(ow));
+        let iw = ow * SW + kw0;
+${J.map((j) => `        b${j} = b${j} + dv * select(0.0f, ld_x(u32(max(xr + iw + ${j}, 0))), iw + ${j} >= 0 && iw + ${j} < W);`).join('\n')}
       }
+${J.map((j) => `      s${j} = kadd(s${j}, b${j});`).join('\n')}
+    }
+    oh = oh + 1;
+    if (oh == OH) {
+      oh = 0;
+      od = od + 1;
+      if (od == OD) { od = 0; n = n + 1u; }
     }
   }
-  st_y(i, s + b);
+${store}
 }`,
-      tensors: [{ name: 'x', s: storageOf(x, 'conv3dGradWeight'), mode: 'r' }, { name: 'dy', s: storageOf(dy, 'conv3dGradWeight'), mode: 'r' }, { name: 'y', s: dw, mode: 'w' }],
-      consts: { ...uc, NW: size },
-      iconsts,
-      workgroups: Math.ceil(size / 256),
-    });
-    return { shape: [...a.weightShape], data: dw };
-  }
-  const unroll = g.KH * g.KW <= MAX_UNROLL;
-  // Unrolled: one workgroup per (o, ci, kd) with KH·KW accumulators; otherwise one per (o, ci, kd, kh, kw).
-  const T = unroll ? g.KH * g.KW : 1;
-  const taps = range(T);
-  let accumulate: string;
-  if (unroll) {
-    accumulate = '';
-    for (let kh = 0; kh < g.KH; kh++) {
-      accumulate += `        let ih${kh} = oh * SH - PH + ${kh};\n        let vh${kh} = ih${kh} >= 0 && ih${kh} < H;\n`;
-    }
-    for (let kw = 0; kw < g.KW; kw++) accumulate += `        let vw${kw} = iw0 + ${kw} >= 0 && iw0 + ${kw} < W;\n`;
-    for (let kh = 0; kh < g.KH; kh++) {
-      for (let kw = 0; kw < g.KW; kw++) {
-        const t = kh * g.KW + kw;
-        accumulate += `        b${t} = b${t} + dv * select(0.0f, ld_x(u32(max(xr + ih${kh} * W + iw0 + ${kw}, 0))), vh${kh} && vw${kw});\n`;
-      }
-    }
-  } else {
-    accumulate = `        let ih = oh * SH - PH + i32(KHS);
-        let iw = iw0 + i32(KWS);
-        if (ih >= 0 && ih < H && iw >= 0 && iw < W) { b0 = b0 + dv * ld_x(u32(xr + ih * W + iw)); }\n`;
-  }
-  const wgPerKd = unroll ? 1 : g.KH * g.KW;
-  run({
-    label: 'conv3dGradWeight',
-    src: `var<workgroup> gw: array<f32, 4096>;
-var<workgroup> gw2: array<f32, 256>;
-fn kmain(wg: u32, li: u32) {
-  let tap = wg % ${wgPerKd}u;
-  let KHS = tap / KW;
-  let KWS = tap % KW;
-  var t = wg / ${wgPerKd}u;
-  let kd = i32(t % KD);
-  t = t / KD;
-  let ci = t % CPG;
-  let o = t / CPG;
-  let grp = o / OPG;
-  let per = u32(OD * OH * OW);
-  let total = N * per;
-${taps.map((j) => `  var s${j} = 0.0f;`).join('\n')}
-  for (var m0 = li; m0 < total; m0 = m0 + WG * 32u) {
-${taps.map((j) => `    var b${j} = 0.0f;`).join('\n')}
-    for (var q = 0u; q < 32u; q = q + 1u) {
-      let m = m0 + q * WG;
-      if (m >= total) { break; }
-      let n = m / per;
-      var r = m - n * per;
-      let ow = i32(r % u32(OW));
-      r = r / u32(OW);
-      let oh = i32(r % u32(OH));
-      let od = i32(r / u32(OH));
-      let id = od * SD - PD + kd;
-      if (id >= 0 && id < D) {
-        let dv = ld_dy(((n * COUT + o) * u32(OD) + u32(od)) * u32(OH * OW) + u32(oh * OW + ow));
-        let iw0 = ow * SW - PW;
-        let xr = i32((n * CIN + grp * CPG + ci) * u32(D) + u32(id)) * H * W;
-${accumulate}      }
-    }
-${taps.map((j) => `    s${j} = s${j} + b${j};`).join('\n')}
-  }
-  let wb = ((o * CPG + ci) * KD + u32(kd)) * KH * KW + tap;
-${reduceTaps(T)}
-}`,
-    tensors: [{ name: 'x', s: storageOf(x, 'conv3dGradWeight'), mode: 'r' }, { name: 'dy', s: storageOf(dy, 'conv3dGradWeight'), mode: 'r' }, { name: 'y', s: dw, mode: 'w' }],
-    consts: uc,
+    tensors: [{ name: 'x', s: storageOf(x, 'conv3dGradWeight'), mode: 'r' }, { name: 'dy', s: storageOf(dy, 'conv3dGradWeight'), mode: 'r' }, { name: 'y', s: partial, mode: 'w' }],
+    consts: { ...uc, NT: combos * parts, PARTS: parts, KWB, TW, R, RPP },
     iconsts,
-    workgroups: g.Cout * g.cpg * g.KD * wgPerKd,
+    workgroups: Math.ceil((combos * parts) / 256),
   });
+  if (parts > 1) {
+    run({
+      label: 'conv3dGradWeight (parts)',
+      src: `${WGSL_KADD_ONLY}
+fn kmain(wg: u32, li: u32) {
+  let i = wg * WG + li;
+  if (i >= NW) { return; }
+  var k = vec2<f32>(0.0f, 0.0f);
+  for (var p = 0u; p < PARTS; p = p + 1u) { k = kadd(k, ld_p(i * PARTS + p)); }
+  st_y(i, k.x + k.y);
+}`,
+      tensors: [{ name: 'p', s: partial, mode: 'r' }, { name: 'y', s: dw, mode: 'w' }],
+      consts: { NW: nw, PARTS: parts },
+      workgroups: Math.ceil(nw / 256),
+    });
+    freeStorage(partial);
+  }
   return { shape: [...a.weightShape], data: dw };
 }

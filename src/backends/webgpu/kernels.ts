@@ -8,7 +8,7 @@
 import { sizeOf as numel } from '../../engine/tensor.js';
 import type { AdamWAttrs, Kernels, KTensor } from '../../engine/kernels.js';
 import { allocStorage, commandEncoder, freeStorage, recorded, storageOf, type GpuStorage } from './device.js';
-import { run, WGSL_REDUCE, type TensorArg } from './program.js';
+import { run, WGSL_KADD_ONLY, WGSL_REDUCE, type TensorArg } from './program.js';
 import { WGSL_NORMAL_CDF } from './math.js';
 import { conv3d, conv3dGradInput, conv3dGradWeight } from './conv.js';
 
@@ -347,7 +347,7 @@ fn vmean(b: u32) -> vec2<f32> {
 }
 `;
 
-const WGSL_KADD = WGSL_REDUCE.replace(/var<workgroup>[^\n]*\n/, '').replace(/\/\/ Sum of v[\s\S]*$/, '');
+const WGSL_KADD = WGSL_KADD_ONLY;
 
 function layerNorm(x: KTensor, wt: KTensor, b: KTensor, a: { eps: number; channelsLast: boolean }): [KTensor, KTensor, KTensor] {
   const l = lnLayout('layerNorm', x.shape, a.channelsLast);

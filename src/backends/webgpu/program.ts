@@ -176,6 +176,16 @@ export function run(p: ProgramSpec): void {
   recorded();
 }
 
+/** The Kahan–Babuška step alone (no workgroup memory), for kernels that reduce within one thread. */
+export const WGSL_KADD_ONLY = /* wgsl */ `
+fn kadd(k: vec2<f32>, x: f32) -> vec2<f32> {
+  let t = k.x + x;
+  var c = k.y;
+  if (abs(k.x) >= abs(x)) { c = c + ((k.x - t) + x); } else { c = c + ((x - t) + k.x); }
+  return vec2<f32>(t, c);
+}
+`;
+
 /**
  * Shared WGSL helpers: Kahan-compensated accumulation (per thread) and a workgroup tree sum
  * (pairwise), used by every reduction instead of atomics.
