@@ -9,10 +9,9 @@
  * - conv3dGradInput: one thread per input voxel and block of up to 4 input channels; tap validity
  *   includes the stride (only taps with (i + p − k) divisible by s contribute), so the same kernel
  *   serves strided convs and conv_transpose3d.
- * - conv3dGradWeight: with at most 2048 (n, output voxel) positions one thread per weight element;
- *   otherwise one workgroup per (o, ci, kd); its threads stride over every (n, output voxel)
- *   and accumulate all kh·kw taps at once in blocks of 32 positions (blocked summation), then one
- *   pairwise workgroup reduction per tap. No atomics: deterministic.
+ * - conv3dGradWeight: one thread per (o, ci, kd, kh, kw row of taps, part of the (n, od, oh)
+ *   rows) walking each output row with a counter (no index divisions in the loop), Kahan-compensated
+ *   across rows; a second pass sums the parts in order. No atomics, no barriers: deterministic.
  */
 import type { Conv3dAttrs, KTensor } from '../../engine/kernels.js';
 import { convGeometry, type ConvGeometry } from '../../engine/conv-geometry.js';
