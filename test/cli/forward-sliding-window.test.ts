@@ -9,10 +9,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { testBackends } from '../helpers/backends.js';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { FIXTURES, get, maxAbs, maxAbsDiff } from '../helpers/fixtures.js';
 import { uxnet, assertUserError } from '../helpers/cli.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensors.js';
+
+await initTestBackends();
 
 const SW = 'tiny_sliding_window.safetensors';
 const backends = testBackends();

@@ -4,10 +4,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { testBackends } from '../helpers/backends.js';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { assertMatchesFixture, FIXTURES } from '../helpers/fixtures.js';
 import { uxnet, assertUserError } from '../helpers/cli.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensors.js';
+
+await initTestBackends();
 
 const WEIGHTS = join(FIXTURES, 'tiny_weights.safetensors');
 const INPUT = join(FIXTURES, 'tiny_forward.safetensors');

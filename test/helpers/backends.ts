@@ -6,8 +6,10 @@ import '../../src/backends/index.js';
  * UXNET_TEST_BACKENDS (e.g. `UXNET_TEST_BACKENDS=native npm test`). One suite, written once.
  */
 export function testBackends(): string[] {
-  const available = listBackends();
   const wanted = wantedBackends();
+  // Without this, a file would silently run on the CPU backends only.
+  if (!initialised && (!wanted || wanted.includes('webgpu'))) throw new Error('testBackends(): the test file must `await initTestBackends()` first (webgpu initialises asynchronously)');
+  const available = listBackends();
   if (!wanted) return available;
   for (const w of wanted) if (!available.includes(w)) throw new Error(`UXNET_TEST_BACKENDS names '${w}', which is not available (available: ${available.join(', ')})${w === 'webgpu' ? webgpuHint() : ''}`);
   return wanted;
@@ -18,6 +20,7 @@ function wantedBackends(): string[] | undefined {
 }
 
 let webgpuReason: string | null = null;
+let initialised = false;
 
 function webgpuHint(): string {
   return webgpuReason ? `: ${webgpuReason}` : ' (the test file must `await initTestBackends()` first)';
@@ -29,6 +32,7 @@ function webgpuHint(): string {
  * with one message (or, when UXNET_TEST_BACKENDS names webgpu, testBackends() fails with the reason).
  */
 export async function initTestBackends(): Promise<void> {
+  initialised = true;
   const wanted = wantedBackends();
   if (wanted && !wanted.includes('webgpu')) return;
   const { initWebGPU, webgpuUnavailableReason } = await import('../../src/backends/webgpu/index.js');

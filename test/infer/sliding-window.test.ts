@@ -4,11 +4,13 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { testBackends } from '../helpers/backends.js';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { assertMatchesFixture, fixture, get } from '../helpers/fixtures.js';
 import { setBackend } from '../../src/engine/index.js';
 import { UXNet } from '../../src/models/index.js';
 import { slidingWindowInference, modelPredictor } from '../../src/infer/sliding-window.js';
+
+await initTestBackends();
 
 const TINY = { in_chans: 1, out_chans: 3, depths: [2, 2, 2, 2], feat_size: [8, 16, 32, 64], hidden_size: 128, drop_path_rate: 0, layer_scale_init_value: 1e-6, spatial_dims: 3 };
 const SW = 'tiny_sliding_window.safetensors';

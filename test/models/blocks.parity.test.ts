@@ -5,12 +5,14 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { testBackends } from '../helpers/backends.js';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { assertMatchesFixture, fixture, get } from '../helpers/fixtures.js';
 import { setBackend, tensor, type Tensor } from '../../src/engine/index.js';
 import { Conv3d, LayerNorm, Sequential, type Module } from '../../src/nn/index.js';
 import { UxBlock } from '../../src/models/uxnet-encoder.js';
 import { UnetOutBlock, UnetrBasicBlock, UnetrUpBlock } from '../../src/models/blocks/index.js';
+
+await initTestBackends();
 
 const FILE = 'tiny_blocks.safetensors';
 

@@ -4,10 +4,12 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { testBackends } from '../helpers/backends.js';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { assertCloseRel, assertMatchesFixture, fixture, get } from '../helpers/fixtures.js';
 import { memory, noGrad, setBackend, tensor } from '../../src/engine/index.js';
 import { UXNet, UXNET_ACTIVATIONS } from '../../src/models/index.js';
+
+await initTestBackends();
 
 export const TINY = { in_chans: 1, out_chans: 3, depths: [2, 2, 2, 2], feat_size: [8, 16, 32, 64], hidden_size: 128, drop_path_rate: 0, layer_scale_init_value: 1e-6, spatial_dims: 3 };
 const WEIGHTS = 'tiny_weights.safetensors';

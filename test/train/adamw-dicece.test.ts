@@ -1,11 +1,13 @@
 /** AdamW on the 3-step `adamw` op case and DiceCELoss on the `dice_ce_loss` op case (tiny_ops), on every backend. */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { testBackends } from '../helpers/backends.js';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { assertMatchesFixture, get } from '../helpers/fixtures.js';
 import { setBackend, tensor } from '../../src/engine/index.js';
 import { AdamW } from '../../src/train/adamw.js';
 import { DiceCELoss } from '../../src/train/dice-ce-loss.js';
+
+await initTestBackends();
 
 const OPS = 'tiny_ops.safetensors';
 
