@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.js';
 import { UserError } from './errors.js';
+import { releaseBackend } from './backend.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -30,6 +31,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     process.stderr.write(`uxnet: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
     return 70;
+  } finally {
+    // A GPU device (--backend webgpu) keeps the event loop alive until it is destroyed.
+    await releaseBackend().catch(() => {});
   }
 }
 

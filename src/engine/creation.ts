@@ -38,8 +38,17 @@ export function parameter(data: Float32Array | ArrayLike<number>, shape: readonl
   return keep(tensor(data, shape, { requiresGrad: true, backend: opts.backend }));
 }
 
-/** Copies a tensor to another backend (values only; the copy is a leaf). */
+/**
+ * Copies a tensor to another backend (values only; the copy is a leaf). Reads synchronously, so the
+ * source must live on a CPU backend; from WebGPU use `toBackendAsync`.
+ */
 export function toBackend(t: Tensor, backend: string): Tensor {
   if (t.backendName === backend) return t.detach();
   return tensor(t.dataSync(), t.shape, { backend, requiresGrad: false });
+}
+
+/** `toBackend` with an asynchronous read: works from every backend, WebGPU included. */
+export async function toBackendAsync(t: Tensor, backend: string): Promise<Tensor> {
+  if (t.backendName === backend) return t.detach();
+  return tensor(await t.data(), t.shape, { backend, requiresGrad: false });
 }

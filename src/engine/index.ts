@@ -1,5 +1,5 @@
 export { Tensor, sizeOf, shapeString } from './tensor.js';
-export { tensor, zeros, ones, full, parameter, toBackend } from './creation.js';
+export { tensor, zeros, ones, full, parameter, toBackend, toBackendAsync } from './creation.js';
 export { tidy, keep, noGrad, noGradAsync, isGradEnabled } from './scope.js';
 export { releaseGraph } from './autograd.js';
 export { memory } from './storage.js';

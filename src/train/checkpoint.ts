@@ -34,7 +34,7 @@ export async function saveCheckpoint(path: string, model: Module, optimizer: Ada
   for (const [name, t] of model.namedParameters()) entries.push([name, { shape: t.shape, data: await t.data() }]);
   let optimMeta: unknown = null;
   if (optimizer) {
-    const sd = optimizer.stateDict();
+    const sd = await optimizer.stateDictAsync(); // asynchronous reads: works on WebGPU too
     const steps: Record<string, number> = {};
     for (const [name, s] of sd.state) {
       entries.push([OPT_M + name, { shape: s.shape, data: s.expAvg }]);

@@ -33,7 +33,7 @@ const fmt = (v: number, d = 3) => (Number.isFinite(v) ? v.toFixed(d) : v === Inf
  * seen in training), writes labels and overlay PNGs, and scores them against the expert labels.
  */
 export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<{ meanDice: number; cases: number }> {
-  const backend = selectBackend(o.backend);
+  const backend = await selectBackend(o.backend);
   if (!existsSync(join(o.model, 'model.json'))) throw new UserError(`no model at '${o.model}' (model.json missing)`);
   const loaded = await loadModelFolder(o.model);
   const split = (loaded.manifest.training?.split ?? null) as { val?: string[] } | null;

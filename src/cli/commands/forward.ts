@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import '../../backends/index.js';
 import { tensor } from '../../engine/creation.js';
-import { getBackendName, listBackends, setBackend } from '../../engine/registry.js';
+import { getBackendName } from '../../engine/registry.js';
+import { selectBackend } from '../backend.js';
 import { noGrad } from '../../engine/scope.js';
 import { readSafetensorsFile, writeSafetensorsFile, SafetensorsError, type RawTensor } from '../../io/safetensors.js';
 import { PthError } from '../../io/pth.js';
@@ -108,10 +109,7 @@ async function readWeights(path: string): Promise<Map<string, RawTensor>> {
  */
 export async function runForward(opts: ForwardOptions): Promise<{ shape: number[] }> {
   const sw = parseSlidingWindowOptions(opts);
-  if (opts.backend !== undefined) {
-    if (!listBackends().includes(opts.backend)) throw new UserError(`unknown backend '${opts.backend}' (available: ${listBackends().join(', ')})`);
-    setBackend(opts.backend);
-  }
+  await selectBackend(opts.backend);
   const rawConfig = await readConfig(opts.config);
   let model: UXNet;
   try {

@@ -54,7 +54,7 @@ function parseNumber(v: string, what: string, check: (n: number) => boolean): nu
 }
 
 export async function runPredict(opts: PredictCliOptions, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<{ cases: number }> {
-  const backend = selectBackend(opts.backend);
+  const backend = await selectBackend(opts.backend);
   const pairs = await resolvePairs(opts.input, opts.output);
   let loaded: LoadedModel;
   try {

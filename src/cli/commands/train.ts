@@ -83,7 +83,7 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
     if (e instanceof TrainConfigError) throw new UserError(e.message);
     throw e;
   }
-  selectBackend(cfg.backend);
+  await selectBackend(cfg.backend);
   try {
     await runTraining(cfg, { resume: f.resume });
   } catch (e) {
