@@ -1,7 +1,9 @@
 /**
- * `npm run bench [-- --json FILE] [--only fwd64,conv3x3] [--reps N]`: the native backend against
- * onnxruntime-node (CPU, same thread count) on the paper configuration of 3D UX-Net and on the
- * conv micro-benchmarks. Every workload runs in its own child process (clean peak RSS); min and median
+ * `npm run bench [-- --json FILE] [--only fwd64,conv3x3] [--reps N] [--backend native|webgpu] [--tiny]`:
+ * the native backend against onnxruntime-node (CPU, same thread count) on the paper configuration
+ * of 3D UX-Net and on the conv micro-benchmarks. `--backend webgpu` times the WebGPU backend instead
+ * (the adapter is printed; ORT fields are null: onnxruntime-node has no WebGPU counterpart here);
+ * `--tiny` uses the small 8/16/32/64 network, for slow adapters such as SwiftShader. Every workload runs in its own child process (clean peak RSS); min and median
  * of N timed runs after one warm-up. PyTorch is timed by bench/torch_bench.py when `import torch` works.
  */
 import { spawnSync } from 'node:child_process';
@@ -37,9 +39,9 @@ function median(a: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function runWorker(w: Workload, impl: 'ours' | 'ort', reps: number): WorkerResult | { error: string } {
+function runWorker(w: Workload, impl: 'ours' | 'ort', reps: number, backend: string, config: string): WorkerResult | { error: string } {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, ['--max-old-space-size=8192', join(dirname(self), 'worker.js'), w, impl, String(reps)], {
+  const r = spawnSync(process.execPath, ['--max-old-space-size=8192', join(dirname(self), 'worker.js'), w, impl, String(reps), backend, config], {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
     env: process.env,
@@ -59,31 +61,46 @@ function main(): void {
   let jsonFile: string | null = null;
   let only: Workload[] = [...WORKLOADS];
   let reps = 3;
+  let backend = 'native';
+  let config = 'paper';
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--json') jsonFile = args[++i] ?? null;
+    else if (a === '--backend') backend = args[++i] ?? '';
+    else if (a === '--tiny') config = 'tiny';
     else if (a === '--only') only = (args[++i] ?? '').split(',').filter((x): x is Workload => (WORKLOADS as readonly string[]).includes(x));
     else if (a === '--reps') reps = Math.max(3, Number(args[++i]) || 3);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm] [--reps N>=3]');
+      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm] [--reps N>=3] [--backend native|webgpu] [--tiny]');
       return;
     }
   }
+  if (backend !== 'native' && backend !== 'webgpu') {
+    console.error(`bench: --backend must be native or webgpu, got '${backend}'`);
+    process.exitCode = 2;
+    return;
+  }
+  const gpu = backend === 'webgpu';
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const threads = process.env.UXNET_THREADS ?? String(cpus().length);
-  console.log(`machine: ${cpu}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; node ${process.version}; threads ${threads} (ours and ORT)`);
+  console.log(`machine: ${cpu}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; node ${process.version}; ${gpu ? 'backend webgpu' : `threads ${threads} (ours and ORT)`}; model ${config === 'tiny' ? 'tiny (8/16/32/64, hidden 128)' : 'paper (48/96/192/384, hidden 768)'}`);
+  let adapterShown = false;
   const results: Record<string, unknown> = {};
   const rows: string[][] = [['workload', 'ours min s', 'ours median s', 'GFLOP/s', 'ORT min s', 'ORT median s', 'ratio ours/ORT', 'peak RSS MB']];
   for (const w of only) {
     process.stderr.write(`running ${w} ...\n`);
-    const ours = runWorker(w, 'ours', reps);
-    const ort = HAS_ORT[w] ? runWorker(w, 'ort', reps) : null;
+    const ours = runWorker(w, 'ours', reps, backend, config);
+    const ort = HAS_ORT[w] && !gpu ? runWorker(w, 'ort', reps, backend, config) : null;
+    if (gpu && !adapterShown && !('error' in ours) && ours.info) {
+      console.log(`webgpu adapter: ${(JSON.parse(ours.info) as { adapter?: string }).adapter ?? 'unknown'}`);
+      adapterShown = true;
+    }
     if ('error' in ours) console.error(ours.error);
     if (ort && 'error' in ort) console.error(ort.error);
     const o = 'error' in ours ? null : ours;
     const r = ort && !('error' in ort) ? ort : null;
     const entry = {
-      description: DESCRIPTION[w],
+      description: config === 'tiny' && w.match(/^(fwd|train)/) ? DESCRIPTION[w].replace('(paper config)', '').trimEnd() + ' (tiny config 8/16/32/64)' : DESCRIPTION[w],
       ours_min_s: o ? Math.min(...o.times) : null,
       ours_median_s: o ? median(o.times) : null,
       ours_times_s: o?.times ?? null,
@@ -113,7 +130,7 @@ function main(): void {
     console.log(`PyTorch: ${torch}`);
   }
   if (jsonFile) {
-    const machine = { cpu, cores: cpus().length, threads: Number(threads), node: process.version, torch };
+    const machine = { cpu, cores: cpus().length, threads: Number(threads), node: process.version, torch, backend, model: config };
     for (const v of Object.values(results)) (v as Record<string, unknown>).machine = machine;
     writeFileSync(jsonFile, JSON.stringify(results, null, 2) + '\n');
     console.log(`wrote ${jsonFile}`);

@@ -1,7 +1,7 @@
 /** One benchmark workload in its own process (see bench.ts): prints `RESULT {json}`. */
 import '../src/backends/index.js';
 import type { KTensor, Kernels } from '../src/engine/kernels.js';
-import { getBackendName, getKernel, registerKernel } from '../src/engine/registry.js';
+import { getBackendName, getKernel, registerKernel, setBackend } from '../src/engine/registry.js';
 import { tensor } from '../src/engine/creation.js';
 import { noGrad, tidy } from '../src/engine/scope.js';
 import { UXNet } from '../src/models/uxnet.js';
@@ -12,9 +12,14 @@ import { encodeOnnxModel, floatTensor, ONNX_FLOAT, type OnnxNode, type OnnxTenso
 import { nativeAddon, nativeInfo } from '../src/backends/native/index.js';
 import type { WorkerResult } from './bench.js';
 
-const [, , workload, impl, repsArg] = process.argv as [string, string, string, 'ours' | 'ort', string];
+const [, , workload, impl, repsArg, backendArg, configArg] = process.argv as [string, string, string, 'ours' | 'ort', string, string | undefined, string | undefined];
 const reps = Number(repsArg) || 3;
-const PAPER = { inChans: 1, outChans: 13, depths: [2, 2, 2, 2], featSize: [48, 96, 192, 384], hiddenSize: 768 };
+/** 'native' (default) or 'webgpu' */
+const backend = backendArg ?? 'native';
+const PAPER_CONFIG = { inChans: 1, outChans: 13, depths: [2, 2, 2, 2], featSize: [48, 96, 192, 384], hiddenSize: 768 };
+/** `--tiny`: the fixture-sized network (8/16/32/64, hidden 128), for slow devices such as SwiftShader. */
+const TINY_CONFIG = { inChans: 1, outChans: 13, depths: [2, 2, 2, 2], featSize: [8, 16, 32, 64], hiddenSize: 128 };
+const PAPER = configArg === 'tiny' ? TINY_CONFIG : PAPER_CONFIG;
 const threads = Number(process.env.UXNET_THREADS) || (nativeInfo()?.threads ?? 1);
 
 function rand(n: number, scale = 1): Float32Array {
@@ -75,15 +80,15 @@ async function oursModel(size: number, train: boolean): Promise<WorkerResult> {
   let flopPerRun = 0;
   if (!train) {
     const x = tensor(xd, shape);
-    const run = () => {
+    const run = async () => {
       const before = flops;
       const y = noGrad(() => model.forward(x));
-      y.dataSync();
+      await y.data(); // asynchronous read: the only kind WebGPU has
       y.dispose();
       flopPerRun = flops - before;
     };
     const times = await timeIt(run);
-    return { times, gflop: flopPerRun / 1e9, peakRssMb: peakRssMb(), info: JSON.stringify(nativeInfo()) };
+    return { times, gflop: flopPerRun / 1e9, peakRssMb: peakRssMb(), info: await backendInfo() };
   }
   const loss = new DiceCELoss();
   const opt = new AdamW(model.namedParameters(), { lr: 1e-4 });
@@ -105,7 +110,7 @@ async function oursModel(size: number, train: boolean): Promise<WorkerResult> {
     flopPerRun = flops - before;
   };
   const times = await timeIt(step);
-  return { times, gflop: flopPerRun / 1e9, peakRssMb: peakRssMb(), info: JSON.stringify(nativeInfo()) };
+  return { times, gflop: flopPerRun / 1e9, peakRssMb: peakRssMb(), info: await backendInfo() };
 }
 
 interface Micro {
@@ -170,6 +175,17 @@ function micro(name: string): Micro {
 
 async function oursMicro(name: string): Promise<WorkerResult> {
   const m = micro(name);
+  if (backend === 'webgpu') {
+    const { webgpuBackend, webgpuKernels, webgpuSync } = await import('../src/backends/webgpu/index.js');
+    const ins: KTensor[] = m.inputs.map((i) => ({ shape: i.shape, data: webgpuBackend.upload(rand(numel(i.shape), 0.5)) }));
+    const times = await timeIt(async () => {
+      const outs = m.ours(webgpuKernels, ins);
+      await webgpuSync(); // every kernel recorded so far has finished on the GPU
+      for (const o of outs) webgpuBackend.free(o.data);
+    });
+    for (const t of ins) webgpuBackend.free(t.data);
+    return { times, gflop: m.gflop || null, peakRssMb: peakRssMb(), info: await backendInfo() };
+  }
   const addon = nativeAddon!;
   const k = (await import('../src/backends/native/index.js')).makeNativeKernels(addon);
   const ins: KTensor[] = m.inputs.map((i) => ({ shape: i.shape, data: addon.upload(rand(numel(i.shape), 0.5)) }));
@@ -220,13 +236,26 @@ async function ortMicro(name: string): Promise<WorkerResult> {
   return { times, gflop: m.gflop || null, peakRssMb: peakRssMb() };
 }
 
+/** What ran: the native addon's ISA and threads, or the WebGPU adapter. */
+async function backendInfo(): Promise<string> {
+  if (backend !== 'webgpu') return JSON.stringify(nativeInfo());
+  const { webgpuInfo } = await import('../src/backends/webgpu/index.js');
+  const i = webgpuInfo();
+  return JSON.stringify({ backend: 'webgpu', adapter: i?.adapter ?? null, shaderF16: i?.shaderF16 ?? null, maxBindingBytes: i?.maxBindingBytes ?? null, maxBufferBytes: i?.maxBufferBytes ?? null });
+}
+
 async function main(): Promise<void> {
-  if (impl === 'ours' && !nativeAddon) throw new Error('the native addon is not built');
+  if (impl === 'ours' && backend === 'webgpu') {
+    const { initWebGPU, webgpuUnavailableReason } = await import('../src/backends/webgpu/index.js');
+    if (!(await initWebGPU({ quiet: true }))) throw new Error(`webgpu: ${webgpuUnavailableReason()}`);
+    setBackend('webgpu');
+  } else if (impl === 'ours' && !nativeAddon) throw new Error('the native addon is not built');
   const model = workload.match(/^(fwd|train)(\d+)$/);
   let r: WorkerResult;
   if (model) r = impl === 'ours' ? await oursModel(Number(model[2]), model[1] === 'train') : await ortModel(Number(model[2]));
   else r = impl === 'ours' ? await oursMicro(workload) : await ortMicro(workload);
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
+  if (impl === 'ours' && backend === 'webgpu') await (await import('../src/backends/webgpu/index.js')).closeWebGPU();
 }
 
 main().catch((e) => {
