@@ -209,6 +209,16 @@ describe('webgpu backend: memory, reads and limits', { skip }, () => {
     assert.deepEqual({ count: webgpuMemory().count, bytes: webgpuMemory().bytes }, { count: before.count, bytes: before.bytes });
   });
 
+  it('a tensor beyond maxBufferSize fails at allocation, naming its size and the limit', () => {
+    const limit = webgpuInfo()!.maxBufferBytes;
+    const size = limit / 4 + 64; // 256 bytes over, after rounding to 256
+    if (size > 2 ** 32) return; // adapters with huge limits: nothing sensible to allocate here
+    const bytes = Math.ceil((size * 4) / 256) * 256;
+    const before = webgpuMemory();
+    assert.throws(() => webgpuBackend.zeros(size), new RegExp(`a tensor of ${bytes / 4} float32 values \\(${bytes} bytes\\) exceeds this adapter's maxBufferSize \\(${limit} bytes\\)`));
+    assert.deepEqual({ count: webgpuMemory().count, bytes: webgpuMemory().bytes }, { count: before.count, bytes: before.bytes });
+  });
+
   it('a kernel needing more binding windows than the adapter allows fails with a clear error', () => {
     const n = 1024 * 14; // 14 windows of 4 KiB per tensor
     const a = gpu({ shape: [n], data: new Float32Array(n) });

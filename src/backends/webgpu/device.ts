@@ -225,7 +225,7 @@ function acquire(bytes: number): { buffer: GPUBuffer; fresh: boolean } {
     return { buffer: b, fresh: false };
   }
   const c = context();
-  if (bytes > c.maxBufferBytes) throw new Error(`webgpu backend: a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${c.maxBufferBytes} bytes)`);
+  if (bytes > c.maxBufferBytes) throw new Error(`webgpu backend: a tensor of ${bytes / 4} float32 values (${bytes} bytes) exceeds this adapter's maxBufferSize (${c.maxBufferBytes} bytes); use a smaller input or ROI, or another backend`);
   const buffer = c.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
   return { buffer, fresh: true };
 }
