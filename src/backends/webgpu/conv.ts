@@ -15,7 +15,7 @@
  */
 import type { Conv3dAttrs, KTensor } from '../../engine/kernels.js';
 import { convGeometry, type ConvGeometry } from '../../engine/conv-geometry.js';
-import { allocStorage, freeStorage, storageOf } from './device.js';
+import { allocStorage, context, freeStorage, storageOf } from './device.js';
 import { run, WGSL_KADD_ONLY } from './program.js';
 
 function check(cond: boolean, msg: string): asserts cond {
@@ -241,7 +241,9 @@ export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { wei
   const KWB = g.KW / TW;
   const combos = g.Cout * g.cpg * g.KD * g.KH * KWB;
   const R = g.N * g.OD * g.OH;
-  let parts = Math.max(1, Math.min(256, Math.ceil(GRAD_WEIGHT_THREADS / combos), Math.floor(R / 4)));
+  // The partial sums stay within one binding window (always, on real adapters), so splitting rows
+  // never adds bindings beyond those of x, dy and dw.
+  let parts = Math.max(1, Math.min(256, Math.ceil(GRAD_WEIGHT_THREADS / combos), Math.floor(R / 4), Math.floor(context().chunkElems / nw)));
   const RPP = Math.ceil(R / parts);
   parts = Math.ceil(R / RPP);
   const dw = allocStorage(nw);
