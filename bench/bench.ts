@@ -115,7 +115,7 @@ function main(): void {
     };
     results[w] = entry;
     const f = (v: number | null, d = 3) => (v === null ? '-' : v.toFixed(d));
-    rows.push([w, f(entry.ours_min_s), f(entry.ours_median_s), f(entry.gflops_per_s, 0), f(entry.ort_min_s), f(entry.ort_median_s), f(entry.ratio, 2), f(entry.peak_rss_mb, 0)]);
+    rows.push([w, f(entry.ours_min_s), f(entry.ours_median_s), f(entry.gflops_per_s, entry.gflops_per_s !== null && entry.gflops_per_s < 10 ? 2 : 0), f(entry.ort_min_s), f(entry.ort_median_s), f(entry.ratio, 2), f(entry.peak_rss_mb, 0)]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((c, i) => c.padStart(widths[i]!)).join('  '));
