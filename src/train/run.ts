@@ -219,6 +219,10 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
     await model.loadStateDictAsync(best.model, { strict: true });
   }
   await exportModelFolder(modelDir, model, plan, cfg, { steps: cfg.steps, best: result.best, seconds: result.seconds, split: { train: train.map((e) => e.id), val: val.map((e) => e.id) } });
+  // The model folder is self-describing: it carries the curves and per-step log of the run that made it.
+  for (const [from, to] of [['curves.svg', 'training-curves.svg'], ['metrics.jsonl', 'training-metrics.jsonl']] as const) {
+    if (existsSync(join(outDir, from))) await writeFileAtomic(join(modelDir, to), await readFile(join(outDir, from)));
+  }
   log(`done in ${(result.seconds / 60).toFixed(1)} min; best validation Dice ${result.best ? `${result.best.metric.toFixed(4)} at step ${result.best.step}` : 'n/a'}; model folder ${modelDir}`);
   return { outDir, modelDir, steps: cfg.steps, best: result.best, seconds: result.seconds };
 }

@@ -55,6 +55,9 @@ describe('uxnet train workflow', () => {
     const svg = await readFile(join(out, 'curves.svg'), 'utf8');
     assert.match(svg, /<svg[^>]*>/);
     assert.match(svg, /<path d="M/);
+    // The model folder carries the run's curves and per-step log, byte for byte.
+    assert.equal(await readFile(join(out, 'model', 'training-curves.svg'), 'utf8'), svg);
+    assert.equal(await readFile(join(out, 'model', 'training-metrics.jsonl'), 'utf8'), await readFile(join(out, 'metrics.jsonl'), 'utf8'));
     const loaded = await loadModelFolder(join(out, 'model'));
     assert.equal(loaded.manifest.network.outChans, 3);
     assert.deepEqual(Object.values(loaded.manifest.labels), ['background', 'bright', 'dark']);
