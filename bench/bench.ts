@@ -4,7 +4,7 @@
  * of 3D UX-Net and on the conv micro-benchmarks. `--backend webgpu` times the WebGPU backend instead
  * (the adapter is printed; ORT fields are null: onnxruntime-node has no WebGPU counterpart here);
  * `--tiny` uses the small 8/16/32/64 network, for slow adapters such as SwiftShader. Every workload runs in its own child process (clean peak RSS); min and median
- * of N timed runs after one warm-up. PyTorch is timed by bench/torch_bench.py when `import torch` works.
+ * of N timed runs after one warm-up. PyTorch is timed on the same workloads and threads by bench/torch_bench.py when a python3 with torch is found ($UXNET_PYTHON, python3, /usr/bin/python3); the JSON then adds torch_min_s, torch_median_s and ratio_torch.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -51,9 +51,24 @@ function runWorker(w: Workload, impl: 'ours' | 'ort', reps: number, backend: str
   return JSON.parse(line.slice(7)) as WorkerResult;
 }
 
-function torchAvailable(): boolean {
-  const r = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
-  return r.status === 0;
+/**
+ * The first Python that can `import torch`: $UXNET_PYTHON, then `python3` on the PATH, then Debian's
+ * /usr/bin/python3 (python3-torch installs there, and a pyenv shim on the PATH would hide it).
+ */
+function torchPython(): string | null {
+  const candidates = [process.env.UXNET_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => !!c);
+  for (const py of candidates) {
+    const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+
+/** `NAME: min X s, median Y s ...` lines of bench/torch_bench.py as {name: [min, median]}. */
+function parseTorchLines(text: string): Map<string, [number, number]> {
+  const out = new Map<string, [number, number]>();
+  for (const m of text.matchAll(/^(\w+): min ([\d.]+) s, median ([\d.]+) s/gm)) out.set(m[1]!, [Number(m[2]), Number(m[3])]);
+  return out;
 }
 
 function main(): void {
@@ -120,13 +135,23 @@ function main(): void {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((c, i) => c.padStart(widths[i]!)).join('  '));
   let torch: string;
-  if (torchAvailable()) {
+  const py = gpu ? null : torchPython();
+  if (py) {
     const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_bench.py');
-    const t = spawnSync('python3', [script, '--threads', threads], { encoding: 'utf8' });
+    process.stderr.write(`running PyTorch (${py}) on ${only.join(',')} ...\n`);
+    const t = spawnSync(py, [script, '--threads', threads, '--reps', String(reps), '--only', only.join(',')], { encoding: 'utf8' });
     torch = t.status === 0 ? t.stdout.trim() : `failed: ${t.stderr.trim().split('\n').pop()}`;
-    console.log(`PyTorch:\n${torch}`);
+    console.log(`PyTorch ${spawnSync(py, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim()} (same threads):\n${torch}`);
+    const parsed = parseTorchLines(t.stdout ?? '');
+    for (const [w, v] of Object.entries(results)) {
+      const e = v as Record<string, unknown>;
+      const pt = parsed.get(w);
+      e.torch_min_s = pt ? pt[0] : null;
+      e.torch_median_s = pt ? pt[1] : null;
+      e.ratio_torch = pt && typeof e.ours_median_s === 'number' ? e.ours_median_s / pt[1] : null;
+    }
   } else {
-    torch = 'skipped (python3 -c "import torch" failed)';
+    torch = gpu ? 'skipped (PyTorch CUDA timing needs a GPU machine; see README)' : 'skipped (no python3 with torch: tried $UXNET_PYTHON, python3, /usr/bin/python3)';
     console.log(`PyTorch: ${torch}`);
   }
   if (jsonFile) {
