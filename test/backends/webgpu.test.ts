@@ -11,21 +11,17 @@ import assert from 'node:assert/strict';
 import type { KTensor, Kernels } from '../../src/engine/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
 import { closeWebGPU, initWebGPU, webgpuBackend, webgpuInfo, webgpuKernels, webgpuMemory, webgpuUnavailableReason } from '../../src/backends/webgpu/index.js';
+import { Rng } from '../../src/nn/rng.js';
 
 const available = await initWebGPU({ quiet: true });
 const skip = available ? false : `no WebGPU adapter: ${webgpuUnavailableReason()}`;
 if (skip) console.log(`# webgpu: tests skipped, ${webgpuUnavailableReason()}`);
 if (available) await closeWebGPU(); // each suite opens its own device below
 
+/** Uniform [0, 1) draws from the engine's seeded generator. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = new Rng(seed);
+  return () => g.next();
 }
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);

@@ -7,18 +7,14 @@ import assert from 'node:assert/strict';
 import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { noGrad, setBackend, tensor, type Tensor } from '../../src/engine/index.js';
 import * as ops from '../../src/engine/ops/index.js';
+import { Rng } from '../../src/nn/rng.js';
 
 await initTestBackends();
 
+/** Uniform [0, 1) draws from the engine's seeded generator. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = new Rng(seed);
+  return () => g.next();
 }
 
 function randArray(n: number, r: () => number, lo = -1, hi = 1): Float32Array {
