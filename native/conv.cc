@@ -221,8 +221,27 @@ const float* packedWeights(WeightKey wk, uint64_t layout, size_t n, F pack) {
   return ent.data.data();
 }
 
+// Per-thread pointer tables for the dense micro-kernel (same lifetime rules as ThreadScratch).
+struct ThreadPtrs {
+  std::vector<std::vector<const float*>> v;
+  explicit ThreadPtrs(int n) : v(n) {}
+  const float** get(int tid, size_t n) {
+    if (v[tid].size() < n) v[tid].resize(n);
+    return v[tid].data();
+  }
+};
+
+ThreadPtrs& sharedPtrs() {
+  static ThreadPtrs* s = new ThreadPtrs(numThreads());
+  return *s;
+}
+
 // One dense phase for one sample and group: x has `cin` channels of spatial size in[], y has `cout`
 // channels of spatial size out[]; wp packed for this phase (rov vectors per block).
+// Work items are blocks of Rd × Rh output rows. Each item copies the input rows its block needs once into a
+// zero-padded panel, [cin][nsd][nsh][lw], and the micro-kernel addresses the rows of every output row through
+// a pointer table: neighbouring output rows share input rows (a 3×3×3 conv reads each input row 9 times), so a
+// block copies ~(Rd+2)(Rh+2) rows per channel instead of 9·Rd·Rh.
 void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int* in, const float* wp, int cout, const DimMap* m,
                const float* bias, float* y, const int* out) {
   const int RO = rov * isa->vw;
@@ -237,56 +256,87 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
   const int64_t wBlock = static_cast<int64_t>(nrows) * Tw * RO;
   const int64_t inVol = static_cast<int64_t>(in[0]) * in[1] * in[2];
   const int64_t outVol = static_cast<int64_t>(out[0]) * out[1] * out[2];
-  // Position blocks of several output rows (~256 positions) share each weight block, so the weights
-  // are streamed once per block rather than once per row (decisive for small volumes with many
-  // channels, where the weights are megabytes and a row has only a few positions).
-  const int nt = numThreads();
-  const int64_t rowsTotal = static_cast<int64_t>(Qd) * Qh;
-  static const int kPosBlock = [] {
+  // ~kPos output positions per item share each weight block, so the weights are streamed once per block
+  // rather than once per row (decisive for small volumes with many channels, where the weights are
+  // megabytes and a row has only a few positions).
+  static const int kPos = [] {
     const char* e = std::getenv("UXNET_CONV_POSITIONS");
-    return e && std::atoi(e) > 0 ? std::atoi(e) : 256;
+    return e && std::atoi(e) > 0 ? std::atoi(e) : 512;
   }();
-  const int R = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(rowsTotal, kPosBlock / qwPad)));
-  const int64_t npb = (rowsTotal + R - 1) / R;
+  int Rh = std::max(1, std::min(Qh, kPos / qwPad));
+  const int nbh = (Qh + Rh - 1) / Rh;
+  Rh = (Qh + nbh - 1) / nbh;
+  int Rd = std::max(1, std::min(Qd, kPos / (qwPad * Rh)));
+  const int nbd = (Qd + Rd - 1) / Rd;
+  Rd = (Qd + nbd - 1) / nbd;
+  const int R = Rd * Rh;
+  const int nsd = (Rd - 1) * m[0].sin + Td, nsh = (Rh - 1) * m[1].sin + Th;
+  const int64_t npb = static_cast<int64_t>(nbd) * nbh;
+  const int nt = numThreads();
   int obGroups = 1;
   if (npb < 2 * nt) obGroups = static_cast<int>(std::min<int64_t>(nob, (2 * nt + npb - 1) / npb));
   const int obPer = (nob + obGroups - 1) / obGroups;
-  const int64_t pstride = static_cast<int64_t>(nrows) * lw;
   const int64_t ostride = static_cast<int64_t>(qwPad) * RO;
+  const size_t panelN = static_cast<size_t>(cin) * nsd * nsh * lw;
   ThreadScratch& scratch = sharedScratch();
-  parallelFor(npb * obGroups, 1, [&](int64_t b, int64_t e, int tid) {
-    float* panel = scratch.get(tid, static_cast<size_t>(R) * pstride + static_cast<size_t>(R) * ostride);
-    float* tile = panel + static_cast<size_t>(R) * pstride;
+  ThreadPtrs& ptrs = sharedPtrs();
+  // Blocks run d-fastest and each thread takes a few consecutive ones, so that the input rows shared with
+  // the previous block of the same thread are still in its L2 when copied again.
+  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(static_cast<int64_t>(nbd) * obGroups, npb * obGroups / (8 * nt)));
+  parallelFor(npb * obGroups, grain, [&](int64_t b, int64_t e, int tid) {
+    float* tile = scratch.get(tid, static_cast<size_t>(R) * ostride + panelN);
+    float* panel = tile + static_cast<size_t>(R) * ostride;
+    const float** tab = ptrs.get(tid, static_cast<size_t>(R) * nrows + static_cast<size_t>(cin) * nsd * nsh);
+    const float** pfTab = tab + static_cast<size_t>(R) * nrows;
+    int lastPb = -1;
     for (int64_t item = b; item < e; item++) {
-      const int64_t pb = item / obGroups;
+      const int pb = static_cast<int>(item / obGroups);
       const int og = static_cast<int>(item % obGroups);
-      const int64_t row0 = pb * R;
-      const int nout = static_cast<int>(std::min<int64_t>(R, rowsTotal - row0));
-      for (int k = 0; k < nout; k++) {
-        int64_t row = row0 + k;
-        int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
-        float* pr = panel + k * pstride;
+      const int qd0 = (pb % nbd) * Rd, qh0 = (pb / nbd) * Rh;
+      const int nd = std::min(Rd, Qd - qd0), nh = std::min(Rh, Qh - qh0);
+      const int nout = nd * nh;
+      if (pb != lastPb) {  // items of one block for several output-channel groups share the panel
+        lastPb = pb;
+        const int cd = (nd - 1) * m[0].sin + Td, ch = (nh - 1) * m[1].sin + Th;
         for (int i = 0; i < cin; i++)
-          for (int ud = 0; ud < Td; ud++)
-            for (int uh = 0; uh < Th; uh++, pr += lw)
-              fillRow(x + i * inVol, in, qd * m[0].sin + ud + m[0].off, qh * m[1].sin + uh + m[1].off, m[2].off, lw, pr);
+          for (int sd = 0; sd < cd; sd++)
+            for (int sh = 0; sh < ch; sh++)
+              fillRow(x + i * inVol, in, qd0 * m[0].sin + sd + m[0].off, qh0 * m[1].sin + sh + m[1].off, m[2].off, lw,
+                      panel + ((static_cast<size_t>(i) * nsd + sd) * nsh + sh) * lw);
+        size_t t = 0;
+        for (int kd = 0; kd < nd; kd++)
+          for (int kh = 0; kh < nh; kh++)
+            for (int i = 0; i < cin; i++)
+              for (int ud = 0; ud < Td; ud++)
+                for (int uh = 0; uh < Th; uh++)
+                  tab[t++] = panel + ((static_cast<size_t>(i) * nsd + kd * m[0].sin + ud) * nsh + kh * m[1].sin + uh) * lw;
+      }
+      const DenseSeg seg{tab, 0, 0, qwPad};
+      // While this block computes, prefetch the input rows of the thread's next block (the input is far
+      // larger than L2, and each copied row would otherwise start with a cache miss).
+      DensePrefetch pf;
+      if (item + 1 < e && (item + 1) / obGroups != pb) {
+        const int nb = pb + 1;
+        const int nqd0 = (nb % nbd) * Rd, nqh0 = (nb / nbd) * Rh;
+        const int ncd = (std::min(Rd, Qd - nqd0) - 1) * m[0].sin + Td, nch = (std::min(Rh, Qh - nqh0) - 1) * m[1].sin + Th;
+        int n = 0;
+        for (int i = 0; i < cin; i++)
+          for (int sd = 0; sd < ncd; sd++)
+            for (int sh = 0; sh < nch; sh++) {
+              const int id = nqd0 * m[0].sin + sd + m[0].off, ih = nqh0 * m[1].sin + sh + m[1].off;
+              if (id >= 0 && id < in[0] && ih >= 0 && ih < in[1]) pfTab[n++] = x + i * inVol + (static_cast<int64_t>(id) * in[1] + ih) * in[2];
+            }
+        pf = DensePrefetch{pfTab, n, in[2]};
       }
       const int obEnd = std::min(nob, (og + 1) * obPer);
       for (int ob = og * obPer; ob < obEnd; ob++) {
-        isa->denseFwdRows(rov, panel, nout, pstride, wp + ob * wBlock, nrows, Tw, lw, m[2].sin, qwPad, tile, ostride);
+        isa->denseFwdRows(rov, &seg, 1, nout, wp + ob * wBlock, nrows, Tw, m[2].sin, tile, ostride, ob == og * obPer ? pf : DensePrefetch{});
         int oEnd = std::min(RO, cout - ob * RO);
         for (int k = 0; k < nout; k++) {
-          int64_t row = row0 + k;
-          int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
+          int qd = qd0 + k / nh, qh = qh0 + k % nh;
           int pd = qd * m[0].sout + m[0].rout, ph = qh * m[1].sout + m[1].rout;
-          const float* tk = tile + k * ostride;
-          for (int l = 0; l < oEnd; l++) {
-            int o = ob * RO + l;
-            float bv = bias ? bias[o] : 0.f;
-            float* yr = y + o * outVol + (static_cast<int64_t>(pd) * out[1] + ph) * out[2] + m[2].rout;
-            const int so = m[2].sout;
-            for (int q = 0; q < Qw; q++) yr[q * so] = tk[q * RO + l] + bv;
-          }
+          float* y0 = y + static_cast<int64_t>(ob) * RO * outVol + (static_cast<int64_t>(pd) * out[1] + ph) * out[2] + m[2].rout;
+          isa->denseStoreTile(tile + k * ostride, RO, oEnd, Qw, bias ? bias + ob * RO : nullptr, y0, outVol, m[2].sout);
         }
       }
     }
@@ -466,18 +516,22 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
       const float* dyg = dy + (n * g.Cout + gg * Cog) * outVol;
       float* dxg = dx + (n * g.Cin + gg * Cig) * inVol;
       ThreadScratch& scratch = sharedScratch();
+      ThreadPtrs& ptrs = sharedPtrs();
       parallelFor(static_cast<int64_t>(Qd) * Qh, 1, [&](int64_t b, int64_t e, int tid) {
         float* panel = scratch.get(tid, static_cast<size_t>(nrows) * lw + static_cast<size_t>(qwPad) * RO);
         float* tile = panel + static_cast<size_t>(nrows) * lw;
         for (int64_t row = b; row < e; row++) {
           int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
+          const float** tab = ptrs.get(tid, nrows);
+          const DenseSeg seg{tab, 0, 0, qwPad};
           for (int o = 0; o < nrows; o++) {
             float* pr = panel + static_cast<size_t>(o) * lw;
+            tab[o] = pr;
             std::memcpy(pr, dyg + o * outVol + (static_cast<int64_t>(qd) * Qh + qh) * Qw, sizeof(float) * Qw);
             if (lw > Qw) std::memset(pr + Qw, 0, sizeof(float) * (lw - Qw));
           }
           for (int ob = 0; ob < nob; ob++) {
-            isa->denseFwdRows(rov, panel, 1, 0, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, lw, 1, qwPad, tile, 0);
+            isa->denseFwdRows(rov, &seg, 1, 1, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, 1, tile, 0, DensePrefetch{});
             for (int l = 0; l < RO; l++) {
               int64_t op = static_cast<int64_t>(ob) * RO + l;
               if (op >= coutP) break;

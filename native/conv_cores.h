@@ -3,12 +3,25 @@
 #pragma once
 #include <cstring>
 
+#ifndef UX_OPAQUE
+#if defined(__GNUC__) || defined(__clang__)
+#define UX_OPAQUE(p) __asm__("" : "+r"(p))
+#define UX_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+#else
+#define UX_OPAQUE(p) (void)0
+#define UX_PREFETCH(p) (void)0
+#endif
+#endif
+
 namespace ux {
 namespace UX_ISA_NS {
 
 // ---------------- dense forward ----------------
+// One register tile: RW output positions × ROV vectors of output channels. rows[r] + off is where input row r
+// starts for the tile's first position (positions are sw apart, taps 1 apart).
 template <int ROV, int RW, int SW>
-static inline void fwdTile(const float* panel, const float* wp, int nrows, int tw, int lw, int swRun, float* out, bool accumulate) {
+static inline void fwdTile(const float* const* rows, int64_t off, const float* wp, int nrows, int tw, int swRun, float* out,
+                           bool accumulate) {
   constexpr int W = V::W;
   const int sw = SW > 0 ? SW : swRun;
   V acc[RW][ROV];
@@ -21,11 +34,14 @@ static inline void fwdTile(const float* panel, const float* wp, int nrows, int t
   }
   const float* wq = wp;
   for (int r = 0; r < nrows; r++) {
-    const float* row = panel + static_cast<int64_t>(r) * lw;
+    const float* row = rows[r] + off;
     for (int u = 0; u < tw; u++, wq += ROV * W) {
       V wv[ROV];
       for (int k = 0; k < ROV; k++) wv[k] = V::load(wq + k * W);
       const float* xr = row + u;
+      // Hide that tap u+1 reads the inputs of tap u shifted by one: otherwise the compiler keeps those
+      // broadcasts in registers across taps and spills accumulators to the stack instead.
+      UX_OPAQUE(xr);
       for (int j = 0; j < RW; j++) {
         V xb = V::bcast(xr + j * sw);
         for (int k = 0; k < ROV; k++) acc[j][k] = V::fma(wv[k], xb, acc[j][k]);
@@ -36,27 +52,42 @@ static inline void fwdTile(const float* panel, const float* wp, int nrows, int t
     for (int k = 0; k < ROV; k++) V::store(out + j * ROV * W + k * W, acc[j][k]);
 }
 
-// Several output rows at once (`nout` panels `pstride` floats apart, outputs `ostride` apart). The input
-// rows are processed in blocks whose packed weights fit in L1 (~20 KB), so each weight block is loaded
-// once and reused for every tile of every output row in the call; partial sums go through `out`.
+// Several output rows and segments at once. The input rows are processed in blocks whose packed weights
+// fit in L1 (~20 KB), so each weight block is loaded once and reused for every tile of every output row
+// and segment in the call; partial sums go through `out`.
 template <int ROV>
-static void fwdRowsT(const float* panel, int nout, int64_t pstride, const float* wp, int nrows, int tw, int lw, int sw, int qwPad,
-                     float* out, int64_t ostride) {
+static void fwdRowsT(const DenseSeg* segs, int nseg, int nout, const float* wp, int nrows, int tw, int sw, float* out, int64_t ostride,
+                     const DensePrefetch& pf) {
   constexpr int RW = RWFor(ROV);
   const int rowW = tw * ROV * V::W;  // floats of packed weight per input row
   int rb = (20 * 1024 / 4) / rowW;
   if (rb < 1) rb = 1;
+  // Spread the prefetches evenly over the tile calls.
+  int64_t calls = 0;
+  for (int si = 0; si < nseg; si++) calls += (segs[si].q1 - segs[si].q0) / RW;
+  calls *= static_cast<int64_t>(nout) * ((nrows + rb - 1) / rb);
+  const int64_t every = pf.n > 0 ? (calls / pf.n > 0 ? calls / pf.n : 1) : 0;
+  int64_t call = 0;
+  int pfi = 0;
   for (int r0 = 0; r0 < nrows; r0 += rb) {
     const int nr = nrows - r0 < rb ? nrows - r0 : rb;
     const float* wb = wp + static_cast<int64_t>(r0) * rowW;
     for (int k = 0; k < nout; k++) {
-      const float* pb = panel + k * pstride + static_cast<int64_t>(r0) * lw;
       float* ob = out + k * ostride;
-      for (int q0 = 0; q0 < qwPad; q0 += RW) {
-        if (sw == 1)
-          fwdTile<ROV, RW, 1>(pb + q0, wb, nr, tw, lw, 1, ob + q0 * ROV * V::W, r0 > 0);
-        else
-          fwdTile<ROV, RW, 0>(pb + q0 * sw, wb, nr, tw, lw, sw, ob + q0 * ROV * V::W, r0 > 0);
+      for (int si = 0; si < nseg; si++) {
+        const DenseSeg& sg = segs[si];
+        const float* const* rows = sg.rows + static_cast<int64_t>(k) * nrows + r0;
+        for (int q0 = sg.q0; q0 < sg.q1; q0 += RW) {
+          const int64_t off = static_cast<int64_t>(q0 - sg.qbase) * sw;
+          if (sw == 1)
+            fwdTile<ROV, RW, 1>(rows, off, wb, nr, tw, 1, ob + q0 * ROV * V::W, r0 > 0);
+          else
+            fwdTile<ROV, RW, 0>(rows, off, wb, nr, tw, sw, ob + q0 * ROV * V::W, r0 > 0);
+          if (pfi < pf.n && ++call % every == 0) {
+            const char* c = reinterpret_cast<const char*>(pf.rows[pfi++]);
+            for (int bb = 0; bb < pf.len * 4; bb += 64) UX_PREFETCH(c + bb);
+          }
+        }
       }
     }
   }
@@ -71,13 +102,13 @@ static int denseRW(int rov) {
   }
 }
 
-static void denseFwdRows(int rov, const float* panel, int nout, int64_t pstride, const float* wp, int nrows, int tw, int lw, int sw,
-                         int qwPad, float* out, int64_t ostride) {
+static void denseFwdRows(int rov, const DenseSeg* segs, int nseg, int nout, const float* wp, int nrows, int tw, int sw, float* out,
+                         int64_t ostride, const DensePrefetch& pf) {
   switch (rov) {
-    case 1: fwdRowsT<1>(panel, nout, pstride, wp, nrows, tw, lw, sw, qwPad, out, ostride); break;
-    case 2: fwdRowsT<2>(panel, nout, pstride, wp, nrows, tw, lw, sw, qwPad, out, ostride); break;
-    case 3: fwdRowsT<3>(panel, nout, pstride, wp, nrows, tw, lw, sw, qwPad, out, ostride); break;
-    default: fwdRowsT<4>(panel, nout, pstride, wp, nrows, tw, lw, sw, qwPad, out, ostride); break;
+    case 1: fwdRowsT<1>(segs, nseg, nout, wp, nrows, tw, sw, out, ostride, pf); break;
+    case 2: fwdRowsT<2>(segs, nseg, nout, wp, nrows, tw, sw, out, ostride, pf); break;
+    case 3: fwdRowsT<3>(segs, nseg, nout, wp, nrows, tw, sw, out, ostride, pf); break;
+    default: fwdRowsT<4>(segs, nseg, nout, wp, nrows, tw, sw, out, ostride, pf); break;
   }
 }
 
@@ -254,7 +285,20 @@ static void dwGwChannel(const float* xp, int hp, int lw, const float* dyp, int q
   }
 }
 
-static const IsaCores kCores = {UX_ISA_NAME, V::W, denseRW, denseFwdRows, denseGwRow, dwFwdChannel, dwGwChannel};
+// ---------------- tile store (transpose [q][o] → y[o][q]) ----------------
+static void storeTileScalar(const float* tile, int RO, int nl, int qw, const float* bias, float* y0, int64_t cstride, int so) {
+  for (int l = 0; l < nl; l++) {
+    const float bv = bias ? bias[l] : 0.f;
+    float* yr = y0 + l * cstride;
+    for (int q = 0; q < qw; q++) yr[static_cast<int64_t>(q) * so] = tile[q * RO + l] + bv;
+  }
+}
+
+#ifndef UX_STORE_TILE
+#define UX_STORE_TILE storeTileScalar
+#endif
+
+static const IsaCores kCores = {UX_ISA_NAME, V::W, denseRW, denseFwdRows, UX_STORE_TILE, denseGwRow, dwFwdChannel, dwGwChannel};
 
 }  // namespace UX_ISA_NS
 }  // namespace ux

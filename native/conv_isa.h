@@ -5,17 +5,33 @@
 
 namespace ux {
 
+// A run of output positions whose input rows are addressed through one pointer table (see denseFwdRows).
+struct DenseSeg {
+  const float* const* rows;
+  int qbase, q0, q1;
+};
+
+// Input rows (`len` floats each) that the next call will read: the kernel spreads prefetches for them over
+// its tiles, so that copying them later hits the cache.
+struct DensePrefetch {
+  const float* const* rows = nullptr;
+  int n = 0, len = 0;
+};
+
 struct IsaCores {
   const char* name;
   int vw;  // floats per vector
   // Output positions per register tile for `rov` output-channel vectors.
   int (*denseRW)(int rov);
-  // Dense conv, `nout` output rows. Each panel (pstride floats apart): `nrows` input rows of `lw` floats
-  // (rows ordered [cin][td][th]); wp: packed weights [cin][td][th][tw][rov*vw]; out (ostride floats apart per
-  // output row): [qwPad][rov*vw] (qwPad a multiple of denseRW).
-  // out[k][q][o] = Σ_r Σ_u wp[r][u][o] · panel_k[r][q·sw + u].
-  void (*denseFwdRows)(int rov, const float* panel, int nout, int64_t pstride, const float* wp, int nrows, int tw, int lw, int sw,
-                       int qwPad, float* out, int64_t ostride);
+  // Dense conv over `nout` output rows, each split into segments of register tiles. For segment `sg` and
+  // output row k, rows[k·nrows + r] points at input row r (rows ordered [cin][td][th]) such that the input
+  // of position q, tap u is rows[k·nrows + r][(q − qbase)·sw + u]; wp: packed weights [cin][td][th][tw][rov·vw].
+  // out[k][q][o] = Σ_r Σ_u wp[r][u][o] · input(q, u) for q in [q0, q1) (multiples of denseRW), ostride apart.
+  void (*denseFwdRows)(int rov, const DenseSeg* segs, int nseg, int nout, const float* wp, int nrows, int tw, int sw, float* out,
+                       int64_t ostride, const DensePrefetch& pf);
+  // Writes a dense tile out: y0[l·cstride + q·so] = tile[q·RO + l] (+ bias[l]) for l < nl, q < qw. The tile
+  // holds at least roundUp(qw, denseRW) positions; bias may be null.
+  void (*denseStoreTile)(const float* tile, int RO, int nl, int qw, const float* bias, float* y0, int64_t cstride, int so);
   // Dense weight gradient, one output row: acc[i][r][u][o] += Σ_q panel[i][r][q·sw + u] · dyT[q][o] for
   // i < nci, r < tdh, u < tw; panel channel stride = tdh·lw.
   void (*denseGwRow)(int rov, int tw, const float* panel, int nci, int tdh, int lw, int sw, const float* dyT, int qw, float* acc);

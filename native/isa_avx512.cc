@@ -27,6 +27,9 @@ struct V {
     return s;
   }
 };
+// 16×16 transposes: 16 tile rows (positions) of 16 channels become 16 channel rows of 16 positions, written
+// with one (masked) store each, instead of 256 scalar strided reads.
+static void storeTile16(const float* tile, int RO, int nl, int qw, const float* bias, float* y0, int64_t cstride, int so);
 constexpr int RWFor(int rov) { return rov == 1 ? 24 : rov == 2 ? 12 : rov == 3 ? 8 : 6; }
 constexpr int GwBudget = 24;
 }  // namespace avx512
@@ -34,7 +37,61 @@ constexpr int GwBudget = 24;
 
 #define UX_ISA_NS avx512
 #define UX_ISA_NAME "avx512"
+#define UX_STORE_TILE storeTile16
 #include "conv_cores.h"
+
+namespace ux {
+namespace avx512 {
+static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    for (int h = 0; h < 2; h++) {  // t[4i + h] pairs columns 2h, 2h + 1 of rows 4i, 4i + 1; t[4i + 2 + h] of rows 4i + 2, 4i + 3
+      __m512d a = _mm512_castps_pd(t[4 * i + h]), b = _mm512_castps_pd(t[4 * i + 2 + h]);
+      r[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+      r[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    }
+  }
+  // r[4i + k] now holds, in each 128-bit lane L, row-group i's 4 elements of column 4L + k.
+  for (int k = 0; k < 4; k++) {
+    __m512 a = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), b = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+    __m512 c = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88), d = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+    t[k] = _mm512_shuffle_f32x4(a, c, 0x88);       // column k
+    t[4 + k] = _mm512_shuffle_f32x4(b, d, 0x88);   // column 4 + k
+    t[8 + k] = _mm512_shuffle_f32x4(a, c, 0xdd);   // column 8 + k
+    t[12 + k] = _mm512_shuffle_f32x4(b, d, 0xdd);  // column 12 + k
+  }
+  for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+static void storeTile16(const float* tile, int RO, int nl, int qw, const float* bias, float* y0, int64_t cstride, int so) {
+  if (so != 1) {
+    storeTileScalar(tile, RO, nl, qw, bias, y0, cstride, so);
+    return;
+  }
+  const int qrows = (qw + 7) / 8 * 8;  // tile rows that exist (qwPad is a multiple of 8 at least)
+  for (int l0 = 0; l0 < nl; l0 += 16) {
+    const int nc = nl - l0 < 16 ? nl - l0 : 16;
+    const __mmask16 cm = static_cast<__mmask16>((1u << nc) - 1);
+    for (int q0 = 0; q0 < qw; q0 += 16) {
+      __m512 r[16];
+      for (int j = 0; j < 16; j++)
+        r[j] = q0 + j < qrows ? _mm512_maskz_loadu_ps(cm, tile + (q0 + j) * RO + l0) : _mm512_setzero_ps();
+      transpose16(r);
+      const int nq = qw - q0 < 16 ? qw - q0 : 16;
+      const __mmask16 qm = static_cast<__mmask16>((1u << nq) - 1);
+      for (int l = 0; l < nc; l++) {
+        __m512 v = bias ? _mm512_add_ps(r[l], _mm512_set1_ps(bias[l0 + l])) : r[l];
+        _mm512_mask_storeu_ps(y0 + (l0 + l) * cstride + q0, qm, v);
+      }
+    }
+  }
+}
+}  // namespace avx512
+}  // namespace ux
 
 namespace ux {
 const IsaCores* isaAvx512() { return &avx512::kCores; }
