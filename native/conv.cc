@@ -735,16 +735,9 @@ void convGradWeight(const float* x, const float* dy, const ConvGeom& g, float* d
           const int seg = merge ? lw : Qw;
           const int npos = (nr - 1) * seg + Qw;
           for (int k = 0; k < nr; k++) {
-            const int64_t rowOff = (r0 + k) * Qw;
-            for (int q = 0; q < seg; q++) {
-              float* t = dyT + (static_cast<size_t>(k) * seg + q) * RO;
-              if (q < Qw) {
-                for (int l = 0; l < no; l++) t[l] = dg[l * outVol + rowOff + q];
-                for (int l = no; l < RO; l++) t[l] = 0.f;
-              } else {
-                for (int l = 0; l < RO; l++) t[l] = 0.f;
-              }
-            }
+            float* t = dyT + static_cast<size_t>(k) * seg * RO;
+            isa->denseLoadTileT(dg + (r0 + k) * Qw, outVol, no, Qw, t, RO);
+            if (seg > Qw) std::memset(t + static_cast<size_t>(Qw) * RO, 0, sizeof(float) * (seg - Qw) * RO);
           }
           isa->denseGwRow(rov, Tw, panel, ni, tdh, rowLen, m[2].sin, dyT, npos, accF);
           sinceFlush += nr;

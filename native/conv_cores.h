@@ -294,11 +294,20 @@ static void storeTileScalar(const float* tile, int RO, int nl, int qw, const flo
   }
 }
 
+static void loadTileTScalar(const float* src0, int64_t cstride, int nl, int qw, float* dst, int RO) {
+  for (int q = 0; q < qw; q++) {
+    float* t = dst + static_cast<int64_t>(q) * RO;
+    for (int l = 0; l < nl; l++) t[l] = src0[l * cstride + q];
+    for (int l = nl; l < RO; l++) t[l] = 0.f;
+  }
+}
+
 #ifndef UX_STORE_TILE
 #define UX_STORE_TILE storeTileScalar
+#define UX_LOAD_TILE_T loadTileTScalar
 #endif
 
-static const IsaCores kCores = {UX_ISA_NAME, V::W, denseRW, denseFwdRows, UX_STORE_TILE, denseGwRow, dwFwdChannel, dwGwChannel};
+static const IsaCores kCores = {UX_ISA_NAME, V::W, denseRW, denseFwdRows, UX_STORE_TILE, UX_LOAD_TILE_T, denseGwRow, dwFwdChannel, dwGwChannel};
 
 }  // namespace UX_ISA_NS
 }  // namespace ux

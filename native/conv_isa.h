@@ -32,6 +32,8 @@ struct IsaCores {
   // Writes a dense tile out: y0[l·cstride + q·so] = tile[q·RO + l] (+ bias[l]) for l < nl, q < qw. The tile
   // holds at least roundUp(qw, denseRW) positions; bias may be null.
   void (*denseStoreTile)(const float* tile, int RO, int nl, int qw, const float* bias, float* y0, int64_t cstride, int so);
+  // The inverse layout change: dst[q·RO + l] = src0[l·cstride + q] for q < qw, l < RO (zero for l ≥ nl).
+  void (*denseLoadTileT)(const float* src0, int64_t cstride, int nl, int qw, float* dst, int RO);
   // Dense weight gradient, one output row: acc[i][r][u][o] += Σ_q panel[i][r][q·sw + u] · dyT[q][o] for
   // i < nci, r < tdh, u < tw; panel channel stride = tdh·lw.
   void (*denseGwRow)(int rov, int tw, const float* panel, int nci, int tdh, int lw, int sw, const float* dyT, int qw, float* acc);

@@ -30,6 +30,7 @@ struct V {
 // 16×16 transposes: 16 tile rows (positions) of 16 channels become 16 channel rows of 16 positions, written
 // with one (masked) store each, instead of 256 scalar strided reads.
 static void storeTile16(const float* tile, int RO, int nl, int qw, const float* bias, float* y0, int64_t cstride, int so);
+static void loadTileT16(const float* src0, int64_t cstride, int nl, int qw, float* dst, int RO);
 constexpr int RWFor(int rov) { return rov == 1 ? 24 : rov == 2 ? 12 : rov == 3 ? 8 : 6; }
 constexpr int GwBudget = 24;
 }  // namespace avx512
@@ -38,6 +39,7 @@ constexpr int GwBudget = 24;
 #define UX_ISA_NS avx512
 #define UX_ISA_NAME "avx512"
 #define UX_STORE_TILE storeTile16
+#define UX_LOAD_TILE_T loadTileT16
 #include "conv_cores.h"
 
 namespace ux {
@@ -87,6 +89,19 @@ static void storeTile16(const float* tile, int RO, int nl, int qw, const float* 
         __m512 v = bias ? _mm512_add_ps(r[l], _mm512_set1_ps(bias[l0 + l])) : r[l];
         _mm512_mask_storeu_ps(y0 + (l0 + l) * cstride + q0, qm, v);
       }
+    }
+  }
+}
+static void loadTileT16(const float* src0, int64_t cstride, int nl, int qw, float* dst, int RO) {
+  for (int l0 = 0; l0 < RO; l0 += 16) {
+    const int nc = nl - l0 < 16 ? (nl - l0 > 0 ? nl - l0 : 0) : 16;
+    for (int q0 = 0; q0 < qw; q0 += 16) {
+      const int nq = qw - q0 < 16 ? qw - q0 : 16;
+      const __mmask16 qm = static_cast<__mmask16>((1u << nq) - 1);
+      __m512 r[16];
+      for (int l = 0; l < 16; l++) r[l] = l < nc ? _mm512_maskz_loadu_ps(qm, src0 + (l0 + l) * cstride + q0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int j = 0; j < nq; j++) _mm512_storeu_ps(dst + static_cast<int64_t>(q0 + j) * RO + l0, r[j]);
     }
   }
 }
