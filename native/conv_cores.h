@@ -286,7 +286,7 @@ static void dwGwChannel(const float* xp, int hp, int lw, const float* dyp, int q
 }
 
 // ---------------- tile store (transpose [q][o] → y[o][q]) ----------------
-static void storeTileScalar(const float* tile, int RO, int nl, int qw, const float* bias, float* y0, int64_t cstride, int so) {
+[[maybe_unused]] static void storeTileScalar(const float* tile, int RO, int nl, int qw, const float* bias, float* y0, int64_t cstride, int so) {
   for (int l = 0; l < nl; l++) {
     const float bv = bias ? bias[l] : 0.f;
     float* yr = y0 + l * cstride;
@@ -294,7 +294,7 @@ static void storeTileScalar(const float* tile, int RO, int nl, int qw, const flo
   }
 }
 
-static void loadTileTScalar(const float* src0, int64_t cstride, int nl, int qw, float* dst, int RO) {
+[[maybe_unused]] static void loadTileTScalar(const float* src0, int64_t cstride, int nl, int qw, float* dst, int RO) {
   for (int q = 0; q < qw; q++) {
     float* t = dst + static_cast<int64_t>(q) * RO;
     for (int l = 0; l < nl; l++) t[l] = src0[l * cstride + q];

@@ -4,6 +4,11 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+// GCC 12 reports the unpack intrinsics' internal _mm512_undefined_ps() operand as "maybe uninitialized".
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace ux {
 namespace avx512 {
 struct V {

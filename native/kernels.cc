@@ -24,9 +24,18 @@ void elementwise(int64_t n, F f) {
 
 inline double normalCdf(double x) { return 0.5 * std::erfc(-x * 0.70710678118654752440); }
 
+// This file is built for baseline x86-64 (SSE2): the hot loops below are also compiled for AVX2 and
+// AVX-512 and picked at load time (GCC/clang function multi-versioning on Linux). The arithmetic and its
+// order are the same in every version, so the results are bit-identical; only the vector width changes.
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define UX_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define UX_MULTIVERSION
+#endif
+
 // Double-precision reductions written with 8 independent lanes so the compiler vectorises them
 // without reassociating (strict IEEE semantics are kept).
-inline double sumF(const float* p, int64_t n) {
+UX_MULTIVERSION double sumF(const float* p, int64_t n) {
   double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -36,7 +45,7 @@ inline double sumF(const float* p, int64_t n) {
   for (int l = 0; l < 8; l++) s += a[l];
   return s;
 }
-inline double sumSqDev(const float* p, int64_t n, double m) {
+UX_MULTIVERSION double sumSqDev(const float* p, int64_t n, double m) {
   double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -52,7 +61,7 @@ inline double sumSqDev(const float* p, int64_t n, double m) {
   for (int l = 0; l < 8; l++) s += a[l];
   return s;
 }
-inline double dotF(const float* x, const float* y, int64_t n) {
+UX_MULTIVERSION double dotF(const float* x, const float* y, int64_t n) {
   double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -61,6 +70,16 @@ inline double dotF(const float* x, const float* y, int64_t n) {
   for (; i < n; i++) s += static_cast<double>(x[i]) * y[i];
   for (int l = 0; l < 8; l++) s += a[l];
   return s;
+}
+
+// q[i] = (p[i] − mean)·r in double, rounded once.
+UX_MULTIVERSION void normalizeRow(const float* p, int64_t n, double mean, double r, float* q) {
+  for (int64_t i = 0; i < n; i++) q[i] = static_cast<float>((p[i] - mean) * r);
+}
+
+// o[i] = r·(g[i] − mdy − yy[i]·mdyy) in double, rounded once.
+UX_MULTIVERSION void normGradRow(const float* g, const float* yy, int64_t n, double mdy, double mdyy, double r, float* o) {
+  for (int64_t i = 0; i < n; i++) o[i] = static_cast<float>(r * (g[i] - mdy - yy[i] * mdyy));
 }
 
 // Per-thread double partial sums, reduced in thread order (deterministic for a fixed thread count and grain).
@@ -100,7 +119,7 @@ void kInstanceNorm(const float* x, int64_t NC, int64_t S, double eps, float* y, 
       double mean = sumF(p, S) / S;
       double sq = sumSqDev(p, S, mean);
       double r = 1.0 / std::sqrt(sq / S + eps);
-      for (int64_t i = 0; i < S; i++) q[i] = static_cast<float>((p[i] - mean) * r);
+      normalizeRow(p, S, mean, r, q);
       rstd[nc] = static_cast<float>(r);
     }
   });
@@ -114,7 +133,7 @@ void kInstanceNormGrad(const float* dy, const float* y, const float* rstd, int64
       double sdy = sumF(g, S), sdyy = dotF(g, yy, S);
       double mdy = sdy / S, mdyy = sdyy / S, r = rstd[nc];
       float* o = dx + nc * S;
-      for (int64_t i = 0; i < S; i++) o[i] = static_cast<float>(r * (g[i] - mdy - yy[i] * mdyy));
+      normGradRow(g, yy, S, mdy, mdyy, r, o);
     }
   });
 }
