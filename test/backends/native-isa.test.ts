@@ -1,6 +1,7 @@
 /**
  * Re-runs the native kernel tests with the lower micro-kernel sets forced (UXNET_ISA=avx2, generic), so
- * the AVX2 and portable paths are checked on an AVX-512 machine too. Skipped when the addon is absent.
+ * the AVX2 and portable paths are checked on an AVX-512 machine too, and with small conv blocks.
+ * Skipped when the addon is absent.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,13 +13,17 @@ import { nativeAddon, nativeLoadError } from '../../src/backends/native/index.js
 const skip = nativeAddon ? false : `native addon not available: ${nativeLoadError}`;
 const file = join(dirname(fileURLToPath(import.meta.url)), 'native.test.js');
 
-for (const isa of ['avx2', 'generic']) {
-  test(`native kernels with UXNET_ISA=${isa}`, { skip }, () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, UXNET_ISA: isa };
+// UXNET_CONV_POSITIONS=24 shrinks the dense conv's blocks of output rows to a few rows, so that blocks end
+// part-way through a volume and the next block's prefetch runs in the small test shapes too.
+const variants: Record<string, string>[] = [{ UXNET_ISA: 'avx2' }, { UXNET_ISA: 'generic' }, { UXNET_CONV_POSITIONS: '24' }];
+for (const vars of variants) {
+  const label = Object.entries(vars).map(([k, v]) => `${k}=${v}`).join(' ');
+  test(`native kernels with ${label}`, { skip }, () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...vars };
     delete env.NODE_TEST_CONTEXT; // run as a top-level test process, not as a child of this runner
     const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', file], { encoding: 'utf8', env });
     const fail = /^# fail (\d+)/m.exec(r.stdout);
-    assert.equal(r.status, 0, `UXNET_ISA=${isa}: ${r.stdout.split('\n').filter((l) => /not ok|Error|err /.test(l)).slice(0, 8).join('\n')}`);
+    assert.equal(r.status, 0, `${label}: ${r.stdout.split('\n').filter((l) => /not ok|Error|err /.test(l)).slice(0, 8).join('\n')}`);
     assert.equal(fail?.[1], '0');
   });
 }
