@@ -123,6 +123,27 @@ test('native conv_transpose3d k2 s2 96->48 as conv3dGradInput (+ its weight grad
   close('convT weight grad', rk.conv3dGradWeight(dyr, xr, { ...attrs, weightShape: ws }), nk!.conv3dGradWeight(dyn, xn, { ...attrs, weightShape: ws }));
 });
 
+// The native GELU evaluates erfc and exp with its own polynomials (so that the loops vectorise): check it
+// on a dense grid against the reference backend's double-precision erfc, as tight as libm's erfcf was.
+test('native gelu and its gradient on [-12, 12] match double-precision erfc to float rounding', { skip }, () => {
+  const n = 24001;
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = -12 + (24 * i) / (n - 1);
+  const ones = new Float32Array(n).fill(1);
+  const shape = [n];
+  const [xr, xn] = pair(shape, x);
+  const [gr, gn] = pair(shape, ones);
+  const y = nread(nk!.gelu(xn));
+  const yr = rk.gelu(xr).data as Float32Array;
+  const d = nread(nk!.geluGrad(gn, xn));
+  const dr = rk.geluGrad(gr, xr).data as Float32Array;
+  for (let i = 0; i < n; i++) {
+    const scale = Math.max(1, Math.abs(x[i]!));
+    assert.ok(Math.abs(y[i]! - yr[i]!) <= 2.5e-7 * scale, `gelu(${x[i]}): ${y[i]} vs ${yr[i]}`);
+    assert.ok(Math.abs(d[i]! - dr[i]!) <= 2.5e-7 * scale, `gelu'(${x[i]}): ${d[i]} vs ${dr[i]}`);
+  }
+});
+
 test('native elementwise, norms, activations, losses, reductions, adamw', { skip }, () => {
   const shape = [2, 5, 4, 3, 6];
   const n = numel(shape);
