@@ -4,7 +4,13 @@
 // read resolves a Promise from the executor via a thread-safe function.
 #include <napi.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -227,6 +233,72 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
   }
 }
 
+// ---- UXNET_PROFILE=1: time every kernel on the executor, print a table at exit ----
+const char* const kOpNames[] = {"conv3d", "conv3d grad input", "conv3d grad weight", "sum to channels", "instance norm",
+                                "instance norm grad", "layer norm", "layer norm grad", "gelu", "gelu grad", "leaky relu",
+                                "leaky relu grad", "add", "scale", "mul channel", "mul channel grad", "concat", "slice",
+                                "softmax", "softmax grad", "cross entropy", "cross entropy grad", "dice", "dice grad", "sum",
+                                "fill", "adamw"};
+
+struct Profiler {
+  bool on = false;
+  std::mutex mu;
+  struct Entry {
+    int64_t calls = 0;
+    double secs = 0, flop = 0;
+  };
+  std::map<std::string, Entry> entries;
+  Profiler() {
+    const char* v = std::getenv("UXNET_PROFILE");
+    on = v && *v && std::strcmp(v, "0") != 0;
+  }
+};
+
+Profiler& profiler() {
+  static Profiler* p = new Profiler();
+  return *p;
+}
+
+// Convolutions are told apart by geometry (the same layer's calls aggregate); other kernels by name.
+void recordOp(int op, const std::vector<double>& p, double secs) {
+  std::string key = op >= 0 && op <= kAdamWOp ? kOpNames[op] : "op " + std::to_string(op);
+  double flop = 0;
+  if (op == kConv || op == kConvGI || op == kConvGW) {
+    ConvGeom g = geomFrom(p);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " %lld->%lld%s k%dx%dx%d s%d p%d @%dx%dx%d", static_cast<long long>(g.Cin), static_cast<long long>(g.Cout),
+                  g.G > 1 ? (" g" + std::to_string(g.G)).c_str() : "", g.k[0], g.k[1], g.k[2], g.s[0], g.p[0], g.out[0], g.out[1], g.out[2]);
+    key += buf;
+    flop = 2.0 * g.N * g.Cout * (g.Cin / g.G) * g.k[0] * g.k[1] * g.k[2] * static_cast<double>(g.out[0]) * g.out[1] * g.out[2];
+  }
+  Profiler& pr = profiler();
+  std::lock_guard<std::mutex> lk(pr.mu);
+  Profiler::Entry& e = pr.entries[key];
+  e.calls++, e.secs += secs, e.flop += flop;
+}
+
+void printProfile() {
+  Profiler& pr = profiler();
+  std::lock_guard<std::mutex> lk(pr.mu);
+  if (!pr.on || pr.entries.empty()) return;
+  std::vector<std::pair<std::string, Profiler::Entry>> rows(pr.entries.begin(), pr.entries.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.secs > b.second.secs; });
+  double total = 0;
+  int64_t calls = 0;
+  for (auto& r : rows) total += r.second.secs, calls += r.second.calls;
+  std::fprintf(stderr, "uxnet native profile (UXNET_PROFILE): %lld kernel calls, %.3f s in kernels, %s, %d threads\n",
+               static_cast<long long>(calls), total, convIsaName(), numThreads());
+  std::fprintf(stderr, "%10s %7s %8s %8s  %s\n", "time s", "%", "calls", "GFLOP/s", "kernel");
+  for (size_t i = 0; i < rows.size() && i < 40; i++) {
+    const auto& e = rows[i].second;
+    char rate[32] = "-";
+    if (e.flop > 0 && e.secs > 0) std::snprintf(rate, sizeof rate, "%.0f", e.flop / e.secs / 1e9);
+    std::fprintf(stderr, "%10.3f %6.1f%% %8lld %8s  %s\n", e.secs, total > 0 ? 100 * e.secs / total : 0.0, static_cast<long long>(e.calls), rate,
+                 rows[i].first.c_str());
+  }
+  if (rows.size() > 40) std::fprintf(stderr, "(%zu more)\n", rows.size() - 40);
+}
+
 // op(code, inputs: handle[], outSizes: number[], params: number[], inPlace: number[]) -> handle[]
 Napi::Value RunOp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -242,7 +314,12 @@ Napi::Value RunOp(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < params.Length(); i++) p[i] = params.Get(i).As<Napi::Number>().DoubleValue();
   std::vector<BufP> written = out;
   if (op == kAdamWOp) written = {in[0], in[2], in[3]};
-  uint64_t seq = enqueue([op, in = std::move(in), out, p = std::move(p)]() { runOp(op, in, out, p); });
+  uint64_t seq = enqueue([op, in = std::move(in), out, p = std::move(p)]() {
+    if (!profiler().on) return runOp(op, in, out, p);
+    auto t0 = std::chrono::steady_clock::now();
+    runOp(op, in, out, p);
+    recordOp(op, p, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  });
   for (auto& b : written) b->lastWrite = seq;
   Napi::Array res = Napi::Array::New(env, out.size());
   for (uint32_t i = 0; i < out.size(); i++) res.Set(i, wrap(env, out[i]));
@@ -256,7 +333,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<EnvData>(ed);
   gEnvCount++;
   env.AddCleanupHook([ed]() {
-    if (--gEnvCount == 0) shutdownRuntime();
+    if (--gEnvCount == 0) {
+      shutdownRuntime();
+      printProfile();
+    }
     ed->tsfn.Release();
   });
   exports.Set("info", Napi::Function::New(env, Info));

@@ -36,3 +36,25 @@ test('native addon reports its ISA and thread count (UXNET_THREADS)', { skip }, 
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout.trim()), { isa: 'generic', threads: 3 });
 });
+
+test('UXNET_PROFILE=1 prints a per-kernel table at exit (conv geometry, calls, GFLOP/s)', { skip }, () => {
+  const mod = JSON.stringify(join(dirname(fileURLToPath(import.meta.url)), '../../src/backends/native/index.js'));
+  const script = `import(${mod}).then((m) => {
+    const k = m.makeNativeKernels(m.nativeAddon);
+    const up = (shape) => ({ shape, data: m.nativeAddon.upload(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5)) });
+    const x = up([1, 4, 6, 6, 6]), w = up([8, 4, 3, 3, 3]);
+    let y = k.conv3d(x, w, null, { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 });
+    y = k.conv3d(x, w, null, { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 });
+    const g = k.gelu(y);
+    m.nativeAddon.readSync(g.data, 8);
+  })`;
+  const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env });
+  const on = run({ ...process.env, UXNET_PROFILE: '1' });
+  assert.equal(on.status, 0, on.stderr);
+  assert.match(on.stderr, /uxnet native profile \(UXNET_PROFILE\): 3 kernel calls/);
+  assert.match(on.stderr, /^\s+[\d.]+\s+[\d.]+%\s+2\s+\d+\s+conv3d 4->8 k3x3x3 s1 p1 @6x6x6$/m);
+  assert.match(on.stderr, /^\s+[\d.]+\s+[\d.]+%\s+1\s+-\s+gelu$/m);
+  const off = run({ ...process.env, UXNET_PROFILE: '' });
+  assert.equal(off.status, 0, off.stderr);
+  assert.doesNotMatch(off.stderr, /uxnet native profile/);
+});
