@@ -44,6 +44,22 @@ MapCache& mapCache() {
 }
 }  // namespace
 
+// Moves the oldest cached mappings into `drop` until the cache fits its budget (caller holds c.mu).
+static void evictOverBudget(MapCache& c, std::vector<std::pair<size_t, void*>>& drop) {
+  while (c.bytes > c.budget() && !c.order.empty()) {
+    auto o = c.order.front();
+    c.order.pop_front();
+    auto range = c.free.equal_range(o.first);
+    for (auto it = range.first; it != range.second; ++it)
+      if (it->second == o.second) {
+        c.free.erase(it);
+        break;
+      }
+    c.bytes -= o.first;
+    drop.push_back(o);
+  }
+}
+
 static inline size_t mapLen(size_t bytes) { return ((bytes + 4095) / 4096) * 4096; }
 
 #ifdef UX_HAVE_MMAP
@@ -74,18 +90,7 @@ static void* mapGet(size_t len, bool* fresh) {
       std::lock_guard<std::mutex> lk(c.mu);
       c.live += len;
       if (c.live > c.peakLive) c.peakLive = c.live;
-      while (c.bytes > c.budget() && !c.order.empty()) {
-        auto o = c.order.front();
-        c.order.pop_front();
-        auto range = c.free.equal_range(o.first);
-        for (auto it = range.first; it != range.second; ++it)
-          if (it->second == o.second) {
-            c.free.erase(it);
-            break;
-          }
-        c.bytes -= o.first;
-        drop.push_back(o);
-      }
+      evictOverBudget(c, drop);
     }
     for (auto& d : drop) munmap(d.second, d.first);
   }
@@ -127,18 +132,7 @@ static void mapPut(void* p, size_t len) {
       c.free.emplace(len, p);
       c.order.emplace_back(len, p);
       c.bytes += len;
-      while (c.bytes > c.budget()) {
-        auto o = c.order.front();
-        c.order.pop_front();
-        auto range = c.free.equal_range(o.first);
-        for (auto it = range.first; it != range.second; ++it)
-          if (it->second == o.second) {
-            c.free.erase(it);
-            break;
-          }
-        c.bytes -= o.first;
-        drop.push_back(o);
-      }
+      evictOverBudget(c, drop);
     }
   }
   for (auto& d : drop) munmap(d.second, d.first);
