@@ -311,7 +311,6 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
                 for (int uh = 0; uh < Th; uh++)
                   tab[t++] = panel + ((static_cast<size_t>(i) * nsd + kd * m[0].sin + ud) * nsh + kh * m[1].sin + uh) * lw;
       }
-      const DenseSeg seg{tab, 0, 0, qwPad};
       // While this block computes, prefetch the input rows of the thread's next block (the input is far
       // larger than L2, and each copied row would otherwise start with a cache miss).
       DensePrefetch pf;
@@ -330,7 +329,7 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
       }
       const int obEnd = std::min(nob, (og + 1) * obPer);
       for (int ob = og * obPer; ob < obEnd; ob++) {
-        isa->denseFwdRows(rov, &seg, 1, nout, wp + ob * wBlock, nrows, Tw, m[2].sin, tile, ostride, ob == og * obPer ? pf : DensePrefetch{});
+        isa->denseFwdRows(rov, tab, nout, wp + ob * wBlock, nrows, Tw, m[2].sin, qwPad, tile, ostride, ob == og * obPer ? pf : DensePrefetch{});
         int oEnd = std::min(RO, cout - ob * RO);
         for (int k = 0; k < nout; k++) {
           int qd = qd0 + k / nh, qh = qh0 + k % nh;
@@ -523,7 +522,6 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
         for (int64_t row = b; row < e; row++) {
           int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
           const float** tab = ptrs.get(tid, nrows);
-          const DenseSeg seg{tab, 0, 0, qwPad};
           for (int o = 0; o < nrows; o++) {
             float* pr = panel + static_cast<size_t>(o) * lw;
             tab[o] = pr;
@@ -531,7 +529,7 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
             if (lw > Qw) std::memset(pr + Qw, 0, sizeof(float) * (lw - Qw));
           }
           for (int ob = 0; ob < nob; ob++) {
-            isa->denseFwdRows(rov, &seg, 1, 1, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, 1, tile, 0, DensePrefetch{});
+            isa->denseFwdRows(rov, tab, 1, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, 1, qwPad, tile, 0, DensePrefetch{});
             for (int l = 0; l < RO; l++) {
               int64_t op = static_cast<int64_t>(ob) * RO + l;
               if (op >= coutP) break;

@@ -52,20 +52,18 @@ static inline void fwdTile(const float* const* rows, int64_t off, const float* w
     for (int k = 0; k < ROV; k++) V::store(out + j * ROV * W + k * W, acc[j][k]);
 }
 
-// Several output rows and segments at once. The input rows are processed in blocks whose packed weights
-// fit in L1 (~20 KB), so each weight block is loaded once and reused for every tile of every output row
-// and segment in the call; partial sums go through `out`.
+// Several output rows at once. The input rows are processed in blocks whose packed weights fit in L1
+// (~20 KB), so each weight block is loaded once and reused for every tile of every output row in the
+// call; partial sums go through `out`.
 template <int ROV>
-static void fwdRowsT(const DenseSeg* segs, int nseg, int nout, const float* wp, int nrows, int tw, int sw, float* out, int64_t ostride,
+static void fwdRowsT(const float* const* rowTab, int nout, const float* wp, int nrows, int tw, int sw, int qwPad, float* out, int64_t ostride,
                      const DensePrefetch& pf) {
   constexpr int RW = RWFor(ROV);
   const int rowW = tw * ROV * V::W;  // floats of packed weight per input row
   int rb = (20 * 1024 / 4) / rowW;
   if (rb < 1) rb = 1;
   // Spread the prefetches evenly over the tile calls.
-  int64_t calls = 0;
-  for (int si = 0; si < nseg; si++) calls += (segs[si].q1 - segs[si].q0) / RW;
-  calls *= static_cast<int64_t>(nout) * ((nrows + rb - 1) / rb);
+  const int64_t calls = static_cast<int64_t>(qwPad / RW) * nout * ((nrows + rb - 1) / rb);
   const int64_t every = pf.n > 0 ? (calls / pf.n > 0 ? calls / pf.n : 1) : 0;
   int64_t call = 0;
   int pfi = 0;
@@ -74,19 +72,16 @@ static void fwdRowsT(const DenseSeg* segs, int nseg, int nout, const float* wp, 
     const float* wb = wp + static_cast<int64_t>(r0) * rowW;
     for (int k = 0; k < nout; k++) {
       float* ob = out + k * ostride;
-      for (int si = 0; si < nseg; si++) {
-        const DenseSeg& sg = segs[si];
-        const float* const* rows = sg.rows + static_cast<int64_t>(k) * nrows + r0;
-        for (int q0 = sg.q0; q0 < sg.q1; q0 += RW) {
-          const int64_t off = static_cast<int64_t>(q0 - sg.qbase) * sw;
-          if (sw == 1)
-            fwdTile<ROV, RW, 1>(rows, off, wb, nr, tw, 1, ob + q0 * ROV * V::W, r0 > 0);
-          else
-            fwdTile<ROV, RW, 0>(rows, off, wb, nr, tw, sw, ob + q0 * ROV * V::W, r0 > 0);
-          if (pfi < pf.n && ++call % every == 0) {
-            const char* c = reinterpret_cast<const char*>(pf.rows[pfi++]);
-            for (int bb = 0; bb < pf.len * 4; bb += 64) UX_PREFETCH(c + bb);
-          }
+      const float* const* rows = rowTab + static_cast<int64_t>(k) * nrows + r0;
+      for (int q0 = 0; q0 < qwPad; q0 += RW) {
+        const int64_t off = static_cast<int64_t>(q0) * sw;
+        if (sw == 1)
+          fwdTile<ROV, RW, 1>(rows, off, wb, nr, tw, 1, ob + q0 * ROV * V::W, r0 > 0);
+        else
+          fwdTile<ROV, RW, 0>(rows, off, wb, nr, tw, sw, ob + q0 * ROV * V::W, r0 > 0);
+        if (pfi < pf.n && ++call % every == 0) {
+          const char* c = reinterpret_cast<const char*>(pf.rows[pfi++]);
+          for (int bb = 0; bb < pf.len * 4; bb += 64) UX_PREFETCH(c + bb);
         }
       }
     }
@@ -102,13 +97,13 @@ static int denseRW(int rov) {
   }
 }
 
-static void denseFwdRows(int rov, const DenseSeg* segs, int nseg, int nout, const float* wp, int nrows, int tw, int sw, float* out,
+static void denseFwdRows(int rov, const float* const* rows, int nout, const float* wp, int nrows, int tw, int sw, int qwPad, float* out,
                          int64_t ostride, const DensePrefetch& pf) {
   switch (rov) {
-    case 1: fwdRowsT<1>(segs, nseg, nout, wp, nrows, tw, sw, out, ostride, pf); break;
-    case 2: fwdRowsT<2>(segs, nseg, nout, wp, nrows, tw, sw, out, ostride, pf); break;
-    case 3: fwdRowsT<3>(segs, nseg, nout, wp, nrows, tw, sw, out, ostride, pf); break;
-    default: fwdRowsT<4>(segs, nseg, nout, wp, nrows, tw, sw, out, ostride, pf); break;
+    case 1: fwdRowsT<1>(rows, nout, wp, nrows, tw, sw, qwPad, out, ostride, pf); break;
+    case 2: fwdRowsT<2>(rows, nout, wp, nrows, tw, sw, qwPad, out, ostride, pf); break;
+    case 3: fwdRowsT<3>(rows, nout, wp, nrows, tw, sw, qwPad, out, ostride, pf); break;
+    default: fwdRowsT<4>(rows, nout, wp, nrows, tw, sw, qwPad, out, ostride, pf); break;
   }
 }
 

@@ -5,12 +5,6 @@
 
 namespace ux {
 
-// A run of output positions whose input rows are addressed through one pointer table (see denseFwdRows).
-struct DenseSeg {
-  const float* const* rows;
-  int qbase, q0, q1;
-};
-
 // Input rows (`len` floats each) that the next call will read: the kernel spreads prefetches for them over
 // its tiles, so that copying them later hits the cache.
 struct DensePrefetch {
@@ -23,11 +17,11 @@ struct IsaCores {
   int vw;  // floats per vector
   // Output positions per register tile for `rov` output-channel vectors.
   int (*denseRW)(int rov);
-  // Dense conv over `nout` output rows, each split into segments of register tiles. For segment `sg` and
-  // output row k, rows[k·nrows + r] points at input row r (rows ordered [cin][td][th]) such that the input
-  // of position q, tap u is rows[k·nrows + r][(q − qbase)·sw + u]; wp: packed weights [cin][td][th][tw][rov·vw].
-  // out[k][q][o] = Σ_r Σ_u wp[r][u][o] · input(q, u) for q in [q0, q1) (multiples of denseRW), ostride apart.
-  void (*denseFwdRows)(int rov, const DenseSeg* segs, int nseg, int nout, const float* wp, int nrows, int tw, int sw, float* out,
+  // Dense conv over `nout` output rows. rows[k·nrows + r] points at input row r of output row k (rows ordered
+  // [cin][td][th]) such that the input of position q, tap u is rows[k·nrows + r][q·sw + u]; wp: packed
+  // weights [cin][td][th][tw][rov·vw]. out[k][q][o] = Σ_r Σ_u wp[r][u][o] · input(q, u) for q < qwPad (a
+  // multiple of denseRW), output rows ostride floats apart.
+  void (*denseFwdRows)(int rov, const float* const* rows, int nout, const float* wp, int nrows, int tw, int sw, int qwPad, float* out,
                        int64_t ostride, const DensePrefetch& pf);
   // Writes a dense tile out: y0[l·cstride + q·so] = tile[q·RO + l] (+ bias[l]) for l < nl, q < qw. The tile
   // holds at least roundUp(qw, denseRW) positions; bias may be null.
