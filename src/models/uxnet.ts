@@ -86,6 +86,11 @@ export class UXNet extends Module {
     return new UXNet(config, { meta: true }).numParameters();
   }
 
+  get inChannels(): number { return this.config.inChans; }
+  get outChannels(): number { return this.config.outChans; }
+  /** Any multiple of 16 works, so there is no fixed input size. */
+  get fixedInputSize(): null { return null; }
+
   /** Throws UXNetInputError unless `shape` is a valid input shape for this model (checked before any compute). */
   checkInputShape(shape: readonly number[]): void {
     const s = `[${shape.join(', ')}]`;

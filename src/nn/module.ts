@@ -23,6 +23,8 @@ export interface LoadReport {
   mismatched: ShapeMismatch[];
   /** Keys whose values were copied in. */
   loaded: string[];
+  /** Constant buffers (e.g. relative_position_index) given with values other than the ones the architecture defines. */
+  badBuffers?: string[];
 }
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
@@ -41,6 +43,7 @@ export class StateDictError extends Error {
     }
     if (report.missing.length) parts.push(`${report.missing.length} missing key(s): ${listNames(report.missing)}`);
     if (report.unexpected.length) parts.push(`${report.unexpected.length} unexpected key(s): ${listNames(report.unexpected)}`);
+    if (report.badBuffers?.length) parts.push(`${report.badBuffers.length} constant buffer(s) with values other than this architecture's: ${listNames(report.badBuffers)}`);
     super(`state dict does not match the model: ${parts.join('. ')}`);
     this.name = 'StateDictError';
   }
@@ -73,21 +76,31 @@ interface ParamSlot {
   tensor: Tensor | null;
 }
 
+/** A constant, non-trainable state-dict entry (PyTorch `register_buffer`), kept on the host. */
+export interface BufferSlot {
+  shape: readonly number[];
+  /** The values the architecture defines (integers for index buffers). */
+  values: Float32Array;
+  /** dtype PyTorch stores it with (I64 for index buffers). */
+  dtype: 'I64' | 'F32';
+}
+
 /**
  * Base class of every layer and model, with PyTorch's naming rules: a module's state-dict keys are its
  * own parameters in registration order, then each child's keys (recursively, in registration order)
  * prefixed by `<childName>.`. Numeric child names give `Sequential`/`ModuleList`-style keys such as
- * `downsample_layers.0.0.weight`. There are no buffers.
+ * `downsample_layers.0.0.weight`. Constant buffers (registerBuffer) follow a module's own parameters.
  */
 export abstract class Module {
   /** Train / eval flag. No layer of UX-Net behaves differently between the two, but it is kept for API parity. */
   training = true;
   private readonly _params = new Map<string, ParamSlot>();
   private readonly _children = new Map<string, Module>();
+  private readonly _buffers = new Map<string, BufferSlot>();
 
   private checkName(name: string, what: string): void {
     if (!name || name.includes('.')) throw new Error(`${what} name '${name}' must be non-empty and contain no '.'`);
-    if (this._params.has(name) || this._children.has(name)) throw new Error(`${what} name '${name}' is already used in ${this.constructor.name}`);
+    if (this._params.has(name) || this._children.has(name) || this._buffers.has(name)) throw new Error(`${what} name '${name}' is already used in ${this.constructor.name}`);
   }
 
   /** Registers an existing tensor as a parameter (it should be a leaf created with `parameter()`). */
@@ -111,6 +124,34 @@ export abstract class Module {
     const t = parameter(init(n, ctx.rng), shape);
     this._params.set(name, { shape: [...shape], tensor: t });
     return t;
+  }
+
+  /**
+   * Declares a constant buffer. It is part of the state-dict key list (after this module's parameters,
+   * as in PyTorch) but not a parameter: optimisers never see it, a state dict may omit it (the values
+   * are recomputed), and a state dict that carries it must carry exactly these values.
+   */
+  registerBuffer(name: string, shape: readonly number[], values: Float32Array, dtype: BufferSlot['dtype'] = 'I64'): void {
+    this.checkName(name, 'buffer');
+    if (values.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`buffer '${name}': ${values.length} values for shape ${fmt(shape)}`);
+    this._buffers.set(name, { shape: [...shape], values, dtype });
+  }
+
+  /** Ordered [key, buffer] pairs (constant buffers only). */
+  namedBuffers(prefix = ''): [string, BufferSlot][] {
+    const out: [string, BufferSlot][] = [];
+    for (const [name, b] of this._buffers) out.push([prefix + name, b]);
+    for (const [name, child] of this._children) out.push(...child.namedBuffers(`${prefix}${name}.`));
+    return out;
+  }
+
+  /** Every state-dict key with its shape, in PyTorch's order: each module's parameters, then its buffers, then its children. */
+  namedStateShapes(prefix = ''): [string, readonly number[]][] {
+    const out: [string, readonly number[]][] = [];
+    for (const [name, slot] of this._params) out.push([prefix + name, slot.shape]);
+    for (const [name, b] of this._buffers) out.push([prefix + name, b.shape]);
+    for (const [name, child] of this._children) out.push(...child.namedStateShapes(`${prefix}${name}.`));
+    return out;
   }
 
   registerModule<M extends Module>(name: string, m: M): M {
@@ -188,8 +229,18 @@ export abstract class Module {
       toLoad.push([p, v]);
       report.loaded.push(key);
     }
+    for (const [key, b] of this.namedBuffers()) {
+      ownKeys.add(key);
+      const v = given.get(key);
+      if (!v) continue;
+      if (v.shape.length !== b.shape.length || v.shape.some((d, i) => d !== b.shape[i])) { report.mismatched.push({ key, expected: [...b.shape], got: [...v.shape] }); continue; }
+      const data = 'dataSync' in v ? v.dataSync() : v.data;
+      let same = data.length === b.values.length;
+      for (let i = 0; same && i < data.length; i++) same = data[i] === b.values[i];
+      if (!same) (report.badBuffers ??= []).push(key);
+    }
     for (const [key] of entries) if (!ownKeys.has(key)) report.unexpected.push(key);
-    if (report.mismatched.length || (strict && (report.missing.length || report.unexpected.length))) {
+    if (report.mismatched.length || report.badBuffers?.length || (strict && (report.missing.length || report.unexpected.length))) {
       report.loaded = [];
       throw new StateDictError(report);
     }
