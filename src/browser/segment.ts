@@ -12,7 +12,7 @@ import { gzip, webZipCodec } from '../io/web-compression.js';
 import { parseWeights } from '../io/weights-format.js';
 import { volumeToNifti } from '../data/nifti-volume.js';
 import type { Volume, VoxelData } from '../data/volume.js';
-import { buildModel, ModelFolderError, validateManifest, type LoadedModel, type ModelManifest } from '../infer/model-manifest.js';
+import { buildModel, manifestChannels, ModelFolderError, validateManifest, type LoadedModel, type ModelManifest } from '../infer/model-manifest.js';
 import { predictVolume } from '../infer/predict.js';
 import { LABEL_COLORS } from '../infer/label-colors.js';
 import { InputError, isInputError } from './errors.js';
@@ -105,7 +105,7 @@ export function foregroundCentreMm(v: Volume<VoxelData>): [number, number, numbe
 }
 
 export function classVolumes(labels: VoxelData, manifest: ModelManifest, voxelMm3: number): ClassVolume[] {
-  const K = manifest.network.outChans;
+  const K = manifestChannels(manifest).outChannels;
   const counts = new Array<number>(K).fill(0);
   for (let i = 0; i < labels.length; i++) counts[labels[i] as number]!++;
   const out: ClassVolume[] = [];
@@ -121,8 +121,8 @@ export function classVolumes(labels: VoxelData, manifest: ModelManifest, voxelMm
  */
 export async function segment(loaded: LoadedModel, image: Volume<Float32Array>, opts: { tta?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<SegmentResult> {
   const t0 = performance.now();
-  if (image.channels !== loaded.manifest.network.inChans) {
-    throw new InputError(`the image has ${image.channels} channel(s) but model '${loaded.manifest.name}' expects ${loaded.manifest.network.inChans}`);
+  if (image.channels !== manifestChannels(loaded.manifest).inChannels) {
+    throw new InputError(`the image has ${image.channels} channel(s) but model '${loaded.manifest.name}' expects ${manifestChannels(loaded.manifest).inChannels}`);
   }
   const pred = await predictVolume(loaded, image, { tta: opts.tta, onProgress: opts.onProgress });
   const encoded = encodeNifti(volumeToNifti(pred.labels, { label: true, description: `uxnet3d ${loaded.manifest.name}` }));

@@ -1,5 +1,4 @@
-import { normalizeUXNetConfig, type UXNetConfig } from '../models/config.js';
-import { UXNet } from '../models/uxnet.js';
+import { createNetwork, resolveNetwork, type NetworkSpec, type SegmentationNetwork } from '../models/registry.js';
 import { validateSteps, type StepSpec } from '../data/pipeline.js';
 import type { RawTensorMap } from '../io/safetensors-format.js';
 import type { BlendMode } from './sliding-window-geometry.js';
@@ -15,7 +14,16 @@ export interface ModelManifest {
   format: typeof MODEL_FORMAT;
   name: string;
   description?: string;
-  network: UXNetConfig;
+  /**
+   * The architecture: "uxnet" | "swin_unetr" | "unetr" with its constructor arguments in `networkArgs`,
+   * or (older folders, still written for UX-Net) an object of UX-Net options. After validateManifest
+   * a legacy object holds the normalised UX-Net config.
+   */
+  network: string | Record<string, unknown>;
+  /** Constructor arguments (official snake_case or camelCase) when `network` is a name. */
+  networkArgs?: Record<string, unknown>;
+  /** Filled in by validateManifest: the resolved network (not part of the file). */
+  spec?: NetworkSpec;
   preprocessing: {
     /** The deterministic chain applied to every input (the plan's validation chain). */
     steps: StepSpec[];
@@ -51,16 +59,22 @@ export function validateManifest(m: unknown, where: string): ModelManifest {
   const o = m as Partial<ModelManifest>;
   if (!o || typeof o !== 'object') throw new ModelFolderError(`${where}: not a JSON object`);
   if (o.format !== MODEL_FORMAT) throw new ModelFolderError(`${where}: format is ${JSON.stringify(o.format)}, expected "${MODEL_FORMAT}"`);
-  let network: UXNetConfig;
+  let spec: NetworkSpec;
   try {
-    network = normalizeUXNetConfig(o.network);
+    spec = resolveNetwork(o.network, o.networkArgs);
   } catch (e) {
     throw new ModelFolderError(`${where}: network: ${(e as Error).message}`);
   }
   const inf = o.inference;
   const roi = inf?.roiSize;
-  if (!inf || !Array.isArray(roi) || roi.length !== 3 || !roi.every((d) => Number.isInteger(d) && d > 0 && d % 16 === 0)) {
-    throw new ModelFolderError(`${where}: inference.roiSize must be three positive multiples of 16`);
+  if (!inf || !Array.isArray(roi) || roi.length !== 3 || !roi.every((d) => Number.isInteger(d) && d > 0)) {
+    throw new ModelFolderError(`${where}: inference.roiSize must be three positive integers`);
+  }
+  const { inChannels, outChannels } = specChannels(spec);
+  try {
+    createNetwork(spec, { meta: true }).checkInputShape([1, inChannels, ...roi]);
+  } catch (e) {
+    throw new ModelFolderError(`${where}: inference.roiSize ${roi.join('x')} does not fit the network: ${(e as Error).message}`);
   }
   if (!(inf.overlap >= 0 && inf.overlap < 1)) throw new ModelFolderError(`${where}: inference.overlap must be in [0, 1)`);
   if (inf.mode !== 'gaussian' && inf.mode !== 'constant') throw new ModelFolderError(`${where}: inference.mode must be gaussian or constant`);
@@ -75,15 +89,27 @@ export function validateManifest(m: unknown, where: string): ModelManifest {
     throw new ModelFolderError((e as Error).message);
   }
   const labels = o.labels ?? {};
-  if (Object.keys(labels).length !== network.outChans) {
-    throw new ModelFolderError(`${where}: labels names ${Object.keys(labels).length} classes but the network has ${network.outChans} outputs`);
+  if (Object.keys(labels).length !== outChannels) {
+    throw new ModelFolderError(`${where}: labels names ${Object.keys(labels).length} classes but the network has ${outChannels} outputs`);
   }
-  return { ...(o as ModelManifest), network, preprocessing: { ...o.preprocessing, steps }, labels };
+  const network = spec.network === 'uxnet' && typeof o.network !== 'string' ? spec.args : o.network!;
+  return { ...(o as ModelManifest), network, spec, preprocessing: { ...o.preprocessing, steps }, labels };
+}
+
+/** Input channels and classes of a network spec, whichever its spelling. */
+export function specChannels(spec: NetworkSpec): { inChannels: number; outChannels: number } {
+  const a = spec.args;
+  return spec.network === 'uxnet' ? { inChannels: a.inChans as number, outChannels: a.outChans as number } : { inChannels: a.inChannels as number, outChannels: a.outChannels as number };
+}
+
+/** Input channels and classes of a validated manifest. */
+export function manifestChannels(m: ModelManifest): { inChannels: number; outChannels: number } {
+  return specChannels(m.spec ?? resolveNetwork(m.network, m.networkArgs));
 }
 
 export interface LoadedModel {
   manifest: ModelManifest;
-  model: UXNet;
+  model: SegmentationNetwork;
   /** Where it came from: the folder, or a description (browser: the file names). */
   dir: string;
 }
@@ -93,8 +119,8 @@ export interface LoadedModel {
  * `names` say where manifest and weights came from, for the error message. This file has no file
  * system access (browser-safe); ./model-folder.ts reads folders.
  */
-export async function buildModel(manifest: ModelManifest, weights: RawTensorMap, names: { manifest: string; weights: string }): Promise<UXNet> {
-  const model = new UXNet(manifest.network);
+export async function buildModel(manifest: ModelManifest, weights: RawTensorMap, names: { manifest: string; weights: string }): Promise<SegmentationNetwork> {
+  const model = createNetwork(manifest.spec ?? resolveNetwork(manifest.network, manifest.networkArgs));
   try {
     await model.loadStateDictAsync(weights, { strict: true });
   } catch (e) {

@@ -1,7 +1,7 @@
 import { runSteps, type StepSpec } from '../data/pipeline.js';
 import { invert } from '../data/invert.js';
 import type { Volume, VoxelData } from '../data/volume.js';
-import type { LoadedModel } from './model-manifest.js';
+import { manifestChannels, type LoadedModel } from './model-manifest.js';
 import { modelPredictor, slidingWindowInference } from './sliding-window.js';
 import type { BlendMode } from './sliding-window-geometry.js';
 
@@ -93,13 +93,13 @@ export function preprocessingSteps(loaded: LoadedModel, fast: boolean): StepSpec
  */
 export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Array>, opts: PredictOptions = {}): Promise<Prediction> {
   const { manifest, model } = loaded;
-  if (image.channels !== manifest.network.inChans) {
-    throw new Error(`the image has ${image.channels} channel(s) but model '${manifest.name}' expects ${manifest.network.inChans}`);
+  if (image.channels !== manifestChannels(manifest).inChannels) {
+    throw new Error(`the image has ${image.channels} channel(s) but model '${manifest.name}' expects ${manifestChannels(manifest).inChannels}`);
   }
   const { sample } = runSteps({ image }, preprocessingSteps(loaded, !!opts.fast));
   const net = sample.image;
   const C = net.channels;
-  const K = manifest.network.outChans;
+  const K = manifestChannels(manifest).outChannels;
   const vox = net.shape[0] * net.shape[1] * net.shape[2];
   const predictor = modelPredictor(model);
   const mirrorAxes = manifest.inference.mirrorAxes ?? [];

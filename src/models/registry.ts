@@ -106,7 +106,7 @@ export function networkArgsSnake(spec: NetworkSpec): Record<string, unknown> {
  * How a spec is written into model.json and train configs: UX-Net keeps the older object form (so
  * folders it writes load in older versions too), the others `"network": name, "networkArgs": {...}`.
  */
-export function networkToJSON(spec: NetworkSpec): { network: unknown; networkArgs?: Record<string, unknown> } {
+export function networkToJSON(spec: NetworkSpec): { network: string | Record<string, unknown>; networkArgs?: Record<string, unknown> } {
   if (spec.network === 'uxnet') return { network: { ...spec.args } };
   return { network: spec.network, networkArgs: networkArgsSnake(spec) };
 }

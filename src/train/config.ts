@@ -1,4 +1,5 @@
-import { normalizeUXNetConfig, type UXNetConfigInput } from '../models/config.js';
+import type { UXNetConfigInput } from '../models/config.js';
+import { isNetworkName, NETWORK_NAMES, withChannels } from '../models/registry.js';
 import { validateSchedule, type ScheduleConfig } from './schedule.js';
 
 /**
@@ -12,8 +13,14 @@ export interface TrainConfig {
   /** Built-in preset name (flare, amos, feta, auto) or a preset / plan.json path. */
   preset: string;
   outDir: string;
-  /** UXNet constructor options; inChans/outChans default to the dataset's channels and classes. */
-  network: UXNetConfigInput;
+  /**
+   * The network: "uxnet" | "swin_unetr" | "unetr" with its constructor arguments in `networkArgs`, or
+   * (the older form) an object of UX-Net options. Channel and class counts default to the dataset's;
+   * SwinUNETR's and UNETR's img_size defaults to roiSize.
+   */
+  network: UXNetConfigInput | string;
+  /** Constructor arguments of a named network (official snake_case or camelCase). */
+  networkArgs?: Record<string, unknown>;
   /** Training crop and sliding-window ROI; default: the preset's roiSize. */
   roiSize?: [number, number, number];
   /** Random crops per volume per step (official: 2, i.e. batch 2). */
@@ -69,7 +76,6 @@ const posInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
 export function resolveTrainConfig(file: Partial<TrainConfig>, flags: Partial<TrainConfig>): TrainConfig {
   const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
   const c = { ...TRAIN_DEFAULTS, ...defined(file), ...defined(flags) } as TrainConfig;
-  c.network = { ...(file.network ?? {}), ...(flags.network ?? {}) };
   const bad = (ok: boolean, msg: string) => { if (!ok) throw new TrainConfigError(msg); };
   bad(typeof c.dataset === 'string' && c.dataset.length > 0, 'dataset is required (--dataset DIR)');
   bad(typeof c.outDir === 'string' && c.outDir.length > 0, 'output folder is required (-o DIR)');
@@ -85,12 +91,55 @@ export function resolveTrainConfig(file: Partial<TrainConfig>, flags: Partial<Tr
   bad(Number.isInteger(c.seed) && c.seed >= 0, `seed must be a non-negative integer, got ${c.seed}`);
   bad(Number.isInteger(c.workers) && c.workers >= 1, `workers must be a positive integer, got ${c.workers}`);
   if (c.roiSize !== undefined) bad(Array.isArray(c.roiSize) && c.roiSize.length === 3 && c.roiSize.every((d) => posInt(d) && d % 16 === 0), `roiSize must be three positive multiples of 16, got ${JSON.stringify(c.roiSize)}`);
+  Object.assign(c, mergeNetwork(file, flags));
   try {
     validateSchedule(c.schedule);
-    // Channel/class counts are filled in from the data later; check the rest now.
-    normalizeUXNetConfig({ inChans: 1, outChans: 2, ...c.network });
+    // Channel/class counts (and img_size) are filled in from the data later; check the rest now.
+    trainNetworkSpec(c, 1, 2, c.roiSize ?? [96, 96, 96]);
   } catch (e) {
     throw new TrainConfigError((e as Error).message);
   }
   return c;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const asObject = (v: unknown): Record<string, unknown> => (isObject(v) ? v : {});
+
+/**
+ * The network fields of config file < flags. Flags may name a network (`network` string) and give
+ * arguments (`networkArgs`); an object `network` in the flags holds the UX-Net-only flags
+ * (--feat-size, --hidden-size, --depths). A file's networkArgs apply only to the network it names.
+ */
+function mergeNetwork(file: Partial<TrainConfig>, flags: Partial<TrainConfig>): Pick<TrainConfig, 'network' | 'networkArgs'> {
+  const uxFlags = asObject(flags.network);
+  const name = typeof flags.network === 'string' ? flags.network : typeof file.network === 'string' ? file.network : undefined;
+  if (name !== undefined && !isNetworkName(name)) throw new TrainConfigError(`network must be one of ${NETWORK_NAMES.join(', ')}, got ${JSON.stringify(name)}`);
+  if (name === undefined) {
+    // The older form: one object of UX-Net options.
+    const network = { ...asObject(file.network), ...(file.networkArgs ?? {}), ...uxFlags, ...(flags.networkArgs ?? {}) };
+    return { network, networkArgs: undefined };
+  }
+  if (name !== 'uxnet' && Object.keys(uxFlags).length) throw new TrainConfigError(`--feat-size, --hidden-size and --depths are UX-Net options; give ${name}'s constructor arguments with --network-arg NAME=VALUE (or networkArgs in the config)`);
+  const fromFile = file.network === name || file.network === undefined ? { ...asObject(file.network), ...(file.networkArgs ?? {}) } : {};
+  return { network: name, networkArgs: { ...fromFile, ...(name === 'uxnet' ? uxFlags : {}), ...(flags.networkArgs ?? {}) } };
+}
+
+/**
+ * The network a run trains: the config's with the dataset's channel count, class count (unless the
+ * config sets them) and, for SwinUNETR and UNETR, img_size = the training crop unless given.
+ */
+export function trainNetworkSpec(c: Pick<TrainConfig, 'network' | 'networkArgs'>, inChannels: number, outChannels: number | undefined, roi: readonly number[]) {
+  let args = c.networkArgs;
+  if (c.network === 'swin_unetr' || c.network === 'unetr') {
+    const a = args ?? {};
+    if (a.img_size === undefined && a.imgSize === undefined) args = { ...a, img_size: [...roi] };
+  }
+  return withChannels(c.network, args, inChannels, outChannels);
+}
+
+/** The class count a config sets explicitly, if any. */
+export function configuredClasses(c: Pick<TrainConfig, 'network' | 'networkArgs'>): number | undefined {
+  const a = (isObject(c.network) ? c.network : c.networkArgs ?? {}) as Record<string, unknown>;
+  const v = a.outChans ?? a.out_chans ?? a.outChannels ?? a.out_channels;
+  return typeof v === 'number' ? v : undefined;
 }

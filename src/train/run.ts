@@ -8,14 +8,15 @@ import type { StepSpec } from '../data/pipeline.js';
 import { Rng } from '../data/rng.js';
 import { readWeightsFile } from '../io/weights.js';
 import { writeFileAtomic, writeSafetensorsFile } from '../io/safetensors.js';
-import { UXNet } from '../models/uxnet.js';
+import { createNetwork, describeNetwork, networkToJSON, type NetworkSpec, type SegmentationNetwork } from '../models/registry.js';
+import { specChannels } from '../infer/model-manifest.js';
 import { modelPredictor, slidingWindowInference } from '../infer/sliding-window.js';
 import { argmaxChannels } from '../infer/predict.js';
 import { MODEL_FORMAT, type ModelManifest } from '../infer/model-folder.js';
 import { runPreprocess } from '../cli/commands/preprocess.js';
 import { getBackendName } from '../engine/registry.js';
 import { loadCheckpoint } from './checkpoint.js';
-import type { TrainConfig } from './config.js';
+import { configuredClasses, trainNetworkSpec, type TrainConfig } from './config.js';
 import { Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
 
 /** A problem with the run's inputs (dataset, split, weights, output folder) that the user must fix. */
@@ -98,7 +99,7 @@ export function dicePerClass(pred: ArrayLike<number>, gt: ArrayLike<number>, cla
 }
 
 /** Loads matching tensors from `path` into the model; a differently shaped tensor keeps its fresh init (the out block when the class count differs). */
-export async function initFromWeights(model: UXNet, path: string): Promise<{ loaded: string[]; reinitialised: string[]; skipped: string[] }> {
+export async function initFromWeights(model: SegmentationNetwork, path: string): Promise<{ loaded: string[]; reinitialised: string[]; skipped: string[] }> {
   const weights = await readWeightsFile(path);
   const own = new Map(model.namedParameters());
   const loadable = new Map<string, { shape: readonly number[]; data: Float32Array }>();
@@ -111,14 +112,14 @@ export async function initFromWeights(model: UXNet, path: string): Promise<{ loa
     loadable.set(k, t);
   }
   for (const k of own.keys()) if (!weights.has(k) && !reinitialised.includes(k)) reinitialised.push(k);
-  if (loadable.size === 0) throw new TrainRunError(`${path}: no tensor matches this network (is it a UX-Net state dict?)`);
+  if (loadable.size === 0) throw new TrainRunError(`${path}: no tensor matches this network (is it a state dict of the same architecture?)`);
   await model.loadStateDictAsync(loadable, { strict: false });
   return { loaded: [...loadable.keys()], reinitialised, skipped };
 }
 
-export async function exportModelFolder(dir: string, model: UXNet, plan: TrainPlan, cfg: TrainConfig, extra: Record<string, unknown>): Promise<void> {
+export async function exportModelFolder(dir: string, model: SegmentationNetwork, spec: NetworkSpec, plan: TrainPlan, cfg: TrainConfig, extra: Record<string, unknown>): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const K = model.config.outChans;
+  const K = specChannels(spec).outChannels;
   const names = plan.dataset?.labels ?? null;
   const labels: Record<string, string> = {};
   for (let c = 0; c < K; c++) labels[String(c)] = names?.[String(c)] ?? (c === 0 ? 'background' : `class ${c}`);
@@ -126,11 +127,11 @@ export async function exportModelFolder(dir: string, model: UXNet, plan: TrainPl
   const manifest: ModelManifest = {
     format: MODEL_FORMAT,
     name: cfg.name ?? basename(resolve(cfg.dataset)),
-    description: `3D UX-Net trained with uxnet3d on ${basename(resolve(cfg.dataset))} (plan: ${plan.name})`,
-    network: model.config,
+    description: `${spec.network === 'uxnet' ? '3D UX-Net' : describeNetwork(spec)} trained with uxnet3d on ${basename(resolve(cfg.dataset))} (plan: ${plan.name})`,
+    ...networkToJSON(spec),
     preprocessing: { steps: plan.val, ...(spacing ? { fastPixdim: spacing.pixdim.map((p) => p * 2) as [number, number, number] } : {}) },
     inference: {
-      roiSize: cfg.roiSize ?? plan.roiSize, overlap: 0.5, mode: 'gaussian', swBatchSize: 1,
+      roiSize: model.fixedInputSize ?? cfg.roiSize ?? plan.roiSize, overlap: 0.5, mode: 'gaussian', swBatchSize: 1,
       mirrorAxes: [...new Set(plan.train.flatMap((s) => (s.op === 'randFlip' ? (s.axes ?? [0, 1, 2]) : [])))].sort(),
     },
     labels,
@@ -155,16 +156,33 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
   const plan = JSON.parse(await readFile(planPath, 'utf8')) as TrainPlan;
   const { train, val } = await splitEntries(plan.cache, cfg);
   if (!train.length) throw new TrainRunError('no training cases (with labels) were found');
-  const roi = cfg.roiSize ?? plan.roiSize;
-  const K = cfg.network.outChans ?? cfg.network.out_chans ?? plan.numClasses;
-  if (!K) throw new Error('the number of classes is unknown: set network.outChans');
+  const K = configuredClasses(cfg) ?? plan.numClasses;
+  if (!K) throw new Error('the number of classes is unknown: set the network\'s out_channels');
+  let spec: NetworkSpec;
+  try {
+    spec = trainNetworkSpec(cfg, train[0]!.channels, K, cfg.roiSize ?? plan.roiSize);
+  } catch (e) {
+    throw new TrainRunError(`network: ${(e as Error).message}`);
+  }
+  const model = createNetwork(spec, { seed: cfg.seed });
+  // A network with one fixed input size (UNETR's img_size) trains on crops of that size and validates with it as the window.
+  const roi = model.fixedInputSize ?? cfg.roiSize ?? plan.roiSize;
+  if (model.fixedInputSize && cfg.roiSize && cfg.roiSize.some((d, i) => d !== roi[i])) {
+    model.dispose();
+    throw new TrainRunError(`roiSize ${cfg.roiSize.join('x')} differs from the network's img_size ${roi.join('x')}, the only input size it takes; drop --roi or set img_size to it`);
+  }
+  try {
+    model.checkInputShape([1, train[0]!.channels, ...roi]);
+  } catch (e) {
+    model.dispose();
+    throw new TrainRunError(`the training crop ${roi.join('x')} does not fit the network: ${(e as Error).message}; choose another --roi`);
+  }
   const tail = plan.train.map((s) => (s.op === 'randCropByPosNegLabel' ? { ...s, spatialSize: roi, numSamples: cfg.cropsPerVolume } : s)) as RandomStepSpec[];
-  const model = new UXNet({ inChans: train[0]!.channels, ...cfg.network, outChans: K }, { seed: cfg.seed });
-  log(`UX-Net ${model.config.featSize.join('/')} hidden ${model.config.hiddenSize} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}`);
+  log(`${describeNetwork(spec)} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}`);
   await writeFileAtomic(join(outDir, 'config.json'), new TextEncoder().encode(JSON.stringify(cfg, null, 2) + '\n'));
 
   const validate = val.length
-    ? async (m: UXNet): Promise<ValidationResult> => {
+    ? async (m: SegmentationNetwork): Promise<ValidationResult> => {
         m.eval();
         const sums = new Array(K - 1).fill(0);
         for (const e of val) {
@@ -218,7 +236,7 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
     const best = await loadCheckpoint(bestPath);
     await model.loadStateDictAsync(best.model, { strict: true });
   }
-  await exportModelFolder(modelDir, model, plan, cfg, { steps: cfg.steps, best: result.best, seconds: result.seconds, split: { train: train.map((e) => e.id), val: val.map((e) => e.id) } });
+  await exportModelFolder(modelDir, model, spec, plan, cfg, { steps: cfg.steps, best: result.best, seconds: result.seconds, split: { train: train.map((e) => e.id), val: val.map((e) => e.id) } });
   // The model folder is self-describing: it carries the curves and per-step log of the run that made it.
   for (const [from, to] of [['curves.svg', 'training-curves.svg'], ['metrics.jsonl', 'training-metrics.jsonl']] as const) {
     if (existsSync(join(outDir, from))) await writeFileAtomic(join(modelDir, to), await readFile(join(outDir, from)));

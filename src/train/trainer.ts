@@ -2,7 +2,7 @@ import { appendFile, mkdir, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tensor } from '../engine/creation.js';
 import { tidy } from '../engine/scope.js';
-import type { UXNet } from '../models/uxnet.js';
+import type { SegmentationNetwork } from '../models/registry.js';
 import { AdamW } from './adamw.js';
 import { DiceCELoss } from './dice-ce-loss.js';
 import { learningRate, type ScheduleConfig } from './schedule.js';
@@ -66,9 +66,9 @@ export class Trainer {
   private startStep = 0;
 
   constructor(
-    readonly model: UXNet,
+    readonly model: SegmentationNetwork,
     readonly source: BatchSource,
-    readonly validate: ((model: UXNet, step: number) => Promise<ValidationResult>) | null,
+    readonly validate: ((model: SegmentationNetwork, step: number) => Promise<ValidationResult>) | null,
     readonly opts: TrainerOptions,
   ) {
     this.optimizer = new AdamW(model.namedParameters(), { lr: opts.lr, weightDecay: opts.weightDecay });

@@ -59,7 +59,7 @@ describe('uxnet train workflow', () => {
     assert.equal(await readFile(join(out, 'model', 'training-curves.svg'), 'utf8'), svg);
     assert.equal(await readFile(join(out, 'model', 'training-metrics.jsonl'), 'utf8'), await readFile(join(out, 'metrics.jsonl'), 'utf8'));
     const loaded = await loadModelFolder(join(out, 'model'));
-    assert.equal(loaded.manifest.network.outChans, 3);
+    assert.equal((loaded.manifest.network as { outChans: number }).outChans, 3);
     assert.deepEqual(Object.values(loaded.manifest.labels), ['background', 'bright', 'dark']);
     loaded.model.dispose();
   });

@@ -12,7 +12,7 @@ import type { SegmentRequest, WorkerMessage } from '../../src/browser/protocol.j
 import { readImage } from '../../src/browser/image.js';
 import { isInputError } from '../../src/browser/errors.js';
 import { weightsFormat } from '../../src/io/weights-format.js';
-import { validateManifest, type ModelManifest } from '../../src/infer/model-manifest.js';
+import { manifestChannels, validateManifest, type ModelManifest } from '../../src/infer/model-manifest.js';
 import { LABEL_COLORS } from '../../src/infer/label-colors.js';
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -115,7 +115,7 @@ async function showLabels(bytes: Uint8Array, result: SegmentResult, manifest: Mo
   while (v.volumes.length > 1) v.removeVolume(v.volumes[v.volumes.length - 1]!);
   const file = new File([bytes as BlobPart], 'labels.nii.gz');
   const img = await NVImage.loadFromFile({ file, name: 'labels.nii.gz', opacity: 0.55 });
-  const K = manifest.network.outChans;
+  const K = manifestChannels(manifest).outChannels;
   const ids = Array.from({ length: K }, (_, i) => i);
   const rgb = ids.map((i) => (i === 0 ? [0, 0, 0] : LABEL_COLORS[(i - 1) % LABEL_COLORS.length]!));
   img.setColormapLabel({

@@ -7,6 +7,7 @@ import { loadImage, loadVolume } from '../../data/load.js';
 import { saveVolume } from '../../data/save.js';
 import { columnNorms } from '../../data/mat4.js';
 import { loadModelFolder } from '../../infer/model-folder.js';
+import { manifestChannels } from '../../infer/model-manifest.js';
 import { predictVolume } from '../../infer/predict.js';
 import { writeOverlayPng } from '../../infer/overlay.js';
 import { MetricAccumulator, jsonSafe } from '../../metrics/index.js';
@@ -41,7 +42,7 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   if (!ids.length) throw new UserError(`model '${loaded.manifest.name}' records no held-out cases (training.split.val)`);
   if (o.limit) ids = ids.slice(0, o.limit);
   await mkdir(o.output, { recursive: true });
-  const K = loaded.manifest.network.outChans;
+  const K = manifestChannels(loaded.manifest).outChannels;
   const classes = Array.from({ length: K - 1 }, (_, i) => i + 1);
   const names = classes.map((c) => loaded.manifest.labels[String(c)] ?? `class ${c}`);
   const acc = new MetricAccumulator({ classes, classNames: names });

@@ -4,8 +4,9 @@ import { exportOnnx, ONNX_OPSET } from '../../io/onnx.js';
 import { SafetensorsError, type RawTensor } from '../../io/safetensors.js';
 import { PthError } from '../../io/pth.js';
 import { readWeightsFile, WeightsFormatError } from '../../io/weights.js';
-import { normalizeUXNetConfig, UXNetConfigError, type UXNetConfig } from '../../models/config.js';
-import { UXNet } from '../../models/uxnet.js';
+import { UXNetConfigError } from '../../models/config.js';
+import { createNetwork, describeNetwork, networkFromConfig, type NetworkSpec } from '../../models/registry.js';
+import { specChannels } from '../../infer/model-manifest.js';
 import { StateDictError } from '../../nn/module.js';
 import '../../backends/index.js';
 import { UserError } from '../errors.js';
@@ -16,7 +17,7 @@ export interface ExportOnnxOptions {
   output: string;
 }
 
-async function readConfig(path: string): Promise<UXNetConfig> {
+async function readConfig(path: string): Promise<NetworkSpec> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -30,7 +31,7 @@ async function readConfig(path: string): Promise<UXNetConfig> {
     throw new UserError(`config file '${path}' is not valid JSON: ${(e as Error).message}`);
   }
   try {
-    return normalizeUXNetConfig(raw);
+    return networkFromConfig(raw);
   } catch (e) {
     if (e instanceof UXNetConfigError) throw new UserError(`config file '${path}': ${e.message}`);
     throw e;
@@ -42,7 +43,11 @@ async function readConfig(path: string): Promise<UXNetConfig> {
  * symbolic batch and spatial dimensions (input "input" [N, inChans, D, H, W] → output "logits").
  */
 export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ bytes: number; nodes?: number }> {
-  const config = await readConfig(opts.config);
+  const spec = await readConfig(opts.config);
+  const { inChannels, outChannels } = specChannels(spec);
+  // The trace input: the network's own size when it has one, else the smallest valid volume.
+  const probe = createNetwork(spec, { meta: true });
+  const traceSpatial = probe.fixedInputSize ?? (spec.network === 'swin_unetr' ? [32, 32, 64] : [32, 32, 32]);
   let weights: Map<string, RawTensor>;
   try {
     weights = await readWeightsFile(opts.weights);
@@ -56,14 +61,14 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
   try {
     bytes = exportOnnx({
       build: () => {
-        const m = new UXNet(config);
+        const m = createNetwork(spec);
         m.loadStateDict(weights);
         return m;
       },
-      inChans: config.inChans,
-      outChans: config.outChans,
-      traceSpatial: [32, 32, 32],
-      docString: `3D UX-Net ${JSON.stringify(config)}`,
+      inChans: inChannels,
+      outChans: outChannels,
+      traceSpatial: traceSpatial as [number, number, number],
+      docString: `${describeNetwork(spec)} ${JSON.stringify(spec.args)}`,
     });
   } catch (e) {
     if (e instanceof StateDictError) throw new UserError(`weights file '${opts.weights}' does not fit the config: ${e.message}`);

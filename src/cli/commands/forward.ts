@@ -10,7 +10,8 @@ import { PthError } from '../../io/pth.js';
 import { readWeightsFile, WeightsFormatError } from '../../io/weights.js';
 import { modelPredictor, slidingWindowInference } from '../../infer/sliding-window.js';
 import { UXNetConfigError } from '../../models/config.js';
-import { UXNet, UXNetInputError } from '../../models/uxnet.js';
+import { UXNetInputError } from '../../models/uxnet.js';
+import { createNetwork, networkArgsSnake, networkFromConfig, type NetworkSpec, type SegmentationNetwork } from '../../models/registry.js';
 import { StateDictError } from '../../nn/module.js';
 import { UserError } from '../errors.js';
 import { createProgress, type Progress } from '../progress.js';
@@ -101,8 +102,8 @@ async function readWeights(path: string): Promise<Map<string, RawTensor>> {
 }
 
 /**
- * `uxnet forward`: one forward pass. Reads the constructor options (camelCase or the official
- * snake_case) from a JSON file, the weights from safetensors or a PyTorch checkpoint (state-dict
+ * `uxnet forward`: one forward pass. Reads the network and its constructor options (camelCase or the
+ * official snake_case; see models/registry.ts for the accepted forms) from a JSON file, the weights from safetensors or a PyTorch checkpoint (state-dict
  * keys), and one input tensor [N, inChans, D, H, W]; writes the raw logits as tensor `logits`,
  * atomically. With `roi` it runs MONAI 0.9.0 sliding-window inference instead of one whole-volume
  * pass, so the input may have any spatial size.
@@ -111,10 +112,12 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
   const sw = parseSlidingWindowOptions(opts);
   await selectBackend(opts.backend);
   const rawConfig = await readConfig(opts.config);
-  let model: UXNet;
+  let model: SegmentationNetwork;
+  let spec: NetworkSpec;
   try {
     // The config is validated before anything is allocated; the random init is overwritten right away.
-    model = new UXNet(rawConfig as object);
+    spec = networkFromConfig(rawConfig);
+    model = createNetwork(spec);
   } catch (e) {
     if (e instanceof UXNetConfigError) throw new UserError(`config file '${opts.config}': ${e.message}`);
     throw e;
@@ -122,7 +125,7 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
   try {
     if (sw) {
       try {
-        model.checkInputShape([1, model.config.inChans, ...sw.roi]);
+        model.checkInputShape([1, model.inChannels, ...sw.roi]);
       } catch (e) {
         if (e instanceof UXNetInputError) throw new UserError(`--roi ${sw.roi.join(',')}: ${e.message}`);
         throw e;
@@ -145,8 +148,8 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
     if (sw) {
       // Any spatial size works (MONAI pads windows that do not fit); rank and channels must still match.
       const s = raw.shape;
-      if (s.length !== 5 || s[0]! < 1 || s[1] !== model.config.inChans || s.slice(2).some((d) => d < 1)) {
-        throw new UserError(`input '${opts.inputKey}' in '${opts.input}': shape [${s.join(', ')}] is not [N, ${model.config.inChans}, D, H, W] with N, D, H, W >= 1 (the model expects inChans = ${model.config.inChans})`);
+      if (s.length !== 5 || s[0]! < 1 || s[1] !== model.inChannels || s.slice(2).some((d) => d < 1)) {
+        throw new UserError(`input '${opts.inputKey}' in '${opts.input}': shape [${s.join(', ')}] is not [N, ${model.inChannels}, D, H, W] with N, D, H, W >= 1 (the model expects ${model.inChannels} input channel(s))`);
       }
       model.eval();
       const progress: { bar?: Progress } = {};
@@ -183,7 +186,8 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
       await writeSafetensorsFile(opts.output, [['logits', { shape, data }]], {
         producer: 'uxnet3d forward',
         backend: getBackendName(),
-        config: JSON.stringify(model.config),
+        network: spec.network,
+        config: JSON.stringify(networkArgsSnake(spec)),
         ...meta,
       });
     } catch (e) {
@@ -199,9 +203,9 @@ export function registerForward(program: Command): void {
   program
     .command('forward')
     .description('run the network on one input tensor and write the raw logits (tensor "logits") to a safetensors file: one whole-volume pass, or MONAI 0.9.0 sliding-window inference with --roi')
-    .requiredOption('--config <file>', 'JSON file with the UX-Net constructor options (camelCase or official snake_case)')
+    .requiredOption('--config <file>', 'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"')
     .requiredOption('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
-    .requiredOption('--input <file>', 'safetensors file holding the input volume [N, C, D, H, W] (D, H, W multiples of 16 unless --roi is given)')
+    .requiredOption('--input <file>', 'safetensors file holding the input volume [N, C, D, H, W] (D, H, W: multiples of 16 for UX-Net, of 32 for SwinUNETR, exactly img_size for UNETR, unless --roi is given)')
     .option('--input-key <name>', 'name of the input tensor in --input', 'input')
     .requiredOption('--output <file>', 'safetensors file to write (atomically)')
     .option('--backend <name>', 'compute backend (default: the fastest available)')

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { PthError, readPth } from '../../io/pth.js';
 import { writeSafetensorsFile, type RawTensorMap } from '../../io/safetensors.js';
 import { UXNetConfigError } from '../../models/config.js';
-import { UXNet } from '../../models/uxnet.js';
+import { networkFromConfig, networkStateShapes } from '../../models/registry.js';
 import { UserError } from '../errors.js';
 import { readConfig } from './forward.js';
 
@@ -53,7 +53,7 @@ export async function runImportPth(opts: ImportPthOptions): Promise<ImportPthRes
   if (opts.config !== undefined) {
     const raw = await readConfig(opts.config);
     try {
-      expected = UXNet.parameterShapes(raw as object);
+      expected = networkStateShapes(networkFromConfig(raw));
     } catch (e) {
       if (e instanceof UXNetConfigError) throw new UserError(`config file '${opts.config}': ${e.message}`);
       throw e;

@@ -20,6 +20,8 @@ interface TrainFlags {
   featSize?: number[];
   hiddenSize?: number;
   depths?: number[];
+  network?: string;
+  networkArg?: Record<string, unknown>;
   schedule?: 'constant' | 'poly' | 'cosine';
   warmup?: number;
   valEvery?: number;
@@ -51,6 +53,20 @@ const ints = (name: string) => (v: string) => {
   return a;
 };
 
+/** --network-arg NAME=VALUE (repeatable): VALUE is JSON when it parses (numbers, lists, booleans), else a string. */
+const networkArg = (v: string, acc: Record<string, unknown> = {}) => {
+  const eq = v.indexOf('=');
+  if (eq <= 0) throw new UserError(`--network-arg '${v}': expected NAME=VALUE, e.g. feature_size=48 or depths=[2,2,2,2]`);
+  const raw = v.slice(eq + 1);
+  let value: unknown = raw;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    // a bare word such as instance
+  }
+  return { ...acc, [v.slice(0, eq)]: value };
+};
+
 async function readJson(path: string): Promise<Partial<TrainConfig>> {
   let text: string;
   try {
@@ -71,11 +87,15 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
   if (f.featSize) network.featSize = f.featSize;
   if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
   if (f.depths) network.depths = f.depths;
+  if (f.network !== undefined && Object.keys(network).length) {
+    if (f.network !== 'uxnet') throw new UserError(`--feat-size, --hidden-size and --depths are UX-Net options; give ${f.network}'s constructor arguments with --network-arg NAME=VALUE`);
+    f.networkArg = { ...network, ...f.networkArg };
+  }
   let cfg: TrainConfig;
   try {
     cfg = resolveTrainConfig(file, {
       dataset: f.dataset, preset: f.preset, outDir: f.output, steps: f.steps, lr: f.lr, weightDecay: f.weightDecay, cropsPerVolume: f.crops,
-      roiSize: f.roi, network, valEvery: f.valEvery, saveEvery: f.saveEvery, valOverlap: f.valOverlap, valMode: f.valMode, seed: f.seed,
+      roiSize: f.roi, network: f.network ?? network, networkArgs: f.networkArg, valEvery: f.valEvery, saveEvery: f.saveEvery, valOverlap: f.valOverlap, valMode: f.valMode, seed: f.seed,
       workers: f.workers, init: f.init, split: f.split, cacheDir: f.cache, backend: f.backend,
       schedule: f.schedule || f.warmup !== undefined ? { ...(file.schedule ?? { type: 'constant' }), ...(f.schedule ? { type: f.schedule } : {}), ...(f.warmup !== undefined ? { warmupSteps: f.warmup } : {}) } : undefined,
     });
@@ -95,7 +115,7 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
 export function registerTrain(program: Command): void {
   program
     .command('train')
-    .description('train 3D UX-Net on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)')
+    .description('train 3D UX-Net, SwinUNETR or UNETR on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)')
     .option('--config <file>', 'JSON training config; every field can be overridden by the flags below')
     .option('--dataset <dir>', 'dataset folder (dataset.json, or imagesTr/labelsTr[/imagesVal/labelsVal])')
     .option('--preset <name>', 'flare, amos, feta, auto (nnU-Net-style planning), or a preset/plan JSON file (default auto)')
@@ -105,6 +125,8 @@ export function registerTrain(program: Command): void {
     .option('--weight-decay <f>', 'AdamW decoupled weight decay (default 0.01)', num('--weight-decay'))
     .option('--crops <n>', 'random crops per volume per step, i.e. the batch (default 2, official)', int('--crops'))
     .option('--roi <d,h,w>', 'crop and sliding-window size, multiples of 16 (default: the preset\'s)', ints('--roi'))
+    .option('--network <name>', 'uxnet (default), swin_unetr or unetr (MONAI 0.9.0, exact)')
+    .option('--network-arg <name=value>', 'a constructor argument of the network, official snake_case name, repeatable (e.g. --network-arg feature_size=48); in/out channels come from the data, img_size from --roi', networkArg)
     .option('--feat-size <a,b,c,d>', 'stage widths (default 48,96,192,384)', ints('--feat-size'))
     .option('--hidden-size <n>', 'bottleneck width (default 768)', int('--hidden-size'))
     .option('--depths <a,b,c,d>', 'ux_blocks per stage (default 2,2,2,2)', ints('--depths'))
