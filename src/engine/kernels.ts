@@ -105,6 +105,37 @@ export interface Kernels {
   fillFromScalar(s: KTensor, a: { shape: readonly number[]; factor: number }): KTensor;
 
   /**
+   * Batched GEMM: y[b] = op(a[b])·op(b[b]) (+ bias on every row), op = transpose when the flag says so.
+   * a is [B, M, K] ([B, K, M] with transA); b is [Bb, K, N] ([Bb, N, K] with transB) where Bb is B or 1
+   * (1 = the same matrix for every batch); bias [N] or null. Returns [B, M, N]. Accumulate in float32
+   * or better (GEMM-ordered sums are fine; the parity tolerance allows reassociation).
+   */
+  matmul(a: KTensor, b: KTensor, bias: KTensor | null, attrs: { transA: boolean; transB: boolean }): KTensor;
+  /**
+   * Strided gather: y has `shape` and y[i] = x[offset + Σ_d i_d·strides[d]] (strides in elements, may be 0).
+   * Serves permute, strided slice, crop and broadcast-to.
+   */
+  stridedCopy(x: KTensor, a: { shape: readonly number[]; offset: number; strides: readonly number[] }): KTensor;
+  /**
+   * The adjoint of stridedCopy for distinct positions: a zero tensor of `shape` with
+   * y[offset + Σ_d i_d·strides[d]] = x[i] for every index i of x (strides given per dim of x). Serves pad and slice gradients.
+   */
+  stridedScatter(x: KTensor, a: { shape: readonly number[]; offset: number; strides: readonly number[] }): KTensor;
+  /** torch.roll: y[i] = x[i with i_d replaced by (i_d − shifts[k]) mod n_d for d = dims[k]]; dims distinct and non-negative, shifts in [0, n_d). */
+  roll(x: KTensor, a: { shifts: readonly number[]; dims: readonly number[] }): KTensor;
+  /** a ∘ b with numpy broadcasting (right-aligned dims, size-1 dims stretch); output shape = the broadcast shape. */
+  broadcastBinary(a: KTensor, b: KTensor, attrs: { op: 'add' | 'sub' | 'mul' }): KTensor;
+  /** Sums x down to `shape`, broadcast-compatible with x (right-aligned; every dim of `shape` is x's or 1); the adjoint of broadcasting. */
+  sumToShape(x: KTensor, a: { shape: readonly number[] }): KTensor;
+  /**
+   * y[r, :] = table[index[r], :]; table [R, C]; returns [index.length, C]. The index stays a host array
+   * (the op has validated it is in [0, R)): backends upload it, or derive per-row lists for the scatter.
+   */
+  gatherRows(table: KTensor, a: { index: Int32Array }): KTensor;
+  /** The adjoint of gatherRows: a zero [rows, C] tensor with dy[r, :] added into row index[r] (duplicates accumulate). */
+  scatterAddRows(dy: KTensor, a: { index: Int32Array; rows: number }): KTensor;
+
+  /**
    * PyTorch AdamW (single-tensor path), **in place** on p, m, v:
    * p *= 1 − lr·wd; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
    * p −= (lr/(1−β1^t)) · m / (sqrt(v)/sqrt(1−β2^t) + eps). Scalars computed in float64 as Python does.

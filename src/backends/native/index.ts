@@ -10,6 +10,7 @@ import type { Backend } from '../../engine/backend.js';
 import type { AdamWAttrs, Conv3dAttrs, Kernels, KTensor } from '../../engine/kernels.js';
 import { registerBackend, registerKernels } from '../../engine/registry.js';
 import { loadAddon, OP, type NativeAddon, type NativeHandle } from './addon.js';
+import { hostFallbacks } from '../host-fallback.js';
 
 export const NATIVE_PRIORITY = 10;
 
@@ -53,7 +54,10 @@ function outSize(n: number, k: number, s: number, p: number): number {
 
 export function makeNativeKernels(addon: NativeAddon): Kernels {
   const op = (code: number, ins: NativeHandle[], sizes: number[], params: number[]): NativeHandle[] => addon.op(code, ins, sizes, params);
+  const host = { readSync: (hd: unknown, n: number) => addon.readSync(hd as NativeHandle, n), upload: (d: Float32Array) => addon.upload(d) };
   return {
+    // Not native yet: exact through a host copy (slow), so these ops run here too.
+    ...hostFallbacks(['matmul', 'stridedCopy', 'stridedScatter', 'roll', 'broadcastBinary', 'sumToShape', 'gatherRows', 'scatterAddRows'], host),
     conv3d(x, w, bias, a) {
       check(x.shape.length === 5 && w.shape.length === 5, 'conv3d: input and weight must be 5-D');
       const [N, Cin, ...sp] = x.shape as number[];

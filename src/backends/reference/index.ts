@@ -11,6 +11,8 @@ import { conv3d, conv3dGradInput, conv3dGradWeight } from './conv3d.js';
 import { add, concatChannels, fillFromScalar, mulChannel, mulChannelGradScale, scale, sliceChannels, sum, sumToChannels } from './elementwise.js';
 import { crossEntropy, crossEntropyGrad, diceLoss, diceLossGrad } from './losses.js';
 import { instanceNorm, instanceNormGrad, layerNorm, layerNormGrad } from './norms.js';
+import { broadcastBinary, roll, stridedCopy, stridedScatter, sumToShape } from './layout.js';
+import { gatherRows, matmul, scatterAddRows } from './linalg.js';
 
 export { referenceBackend } from './backend.js';
 export { referenceMemory } from './memory.js';
@@ -45,6 +47,14 @@ export const referenceKernels: Kernels = {
   sum,
   fillFromScalar,
   adamwStep,
+  matmul,
+  stridedCopy,
+  stridedScatter,
+  roll,
+  broadcastBinary,
+  sumToShape,
+  gatherRows,
+  scatterAddRows,
 };
 
 registerBackend(referenceBackend, 0);

@@ -11,6 +11,7 @@ import { allocStorage, commandEncoder, freeStorage, recorded, storageOf, type Gp
 import { run, WGSL_KADD_ONLY, WGSL_REDUCE, type TensorArg } from './program.js';
 import { WGSL_NORMAL_CDF } from './math.js';
 import { conv3d, conv3dGradInput, conv3dGradWeight } from './conv.js';
+import { broadcastBinary, gatherRows, matmul, roll, scatterAddRows, stridedCopy, stridedScatter, sumToShape } from './transformer.js';
 
 function check(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Error(`webgpu backend: ${msg}`);
@@ -800,4 +801,12 @@ export const webgpuKernels: Kernels = {
     return out(a.shape, elementwise('fillFromScalar', n, [r('s', s, 'fillFromScalar')], '  let v = ld_s(0u) * U(0u);', { uniforms: [a.factor] }));
   },
   adamwStep,
+  matmul,
+  stridedCopy,
+  stridedScatter,
+  roll,
+  broadcastBinary,
+  sumToShape,
+  gatherRows,
+  scatterAddRows,
 };

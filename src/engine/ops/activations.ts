@@ -22,3 +22,23 @@ export function softmax(x: Tensor): Tensor {
   const y = wrap(kernel('softmax', be)(x.info), be);
   return record(y, 'softmax', [x], [y], (dy, [ys]) => [wrap(kernel('softmaxGrad', be)(dy.info, ys!.info), be)]);
 }
+
+/** Softmax over the last dim (attention rows): the channel softmax on an [rows, C, 1] view. */
+export function softmaxLast(x: Tensor): Tensor {
+  if (x.rank < 1) throw new Error('softmaxLast: input needs at least one dimension');
+  const be = backendOf('softmaxLast', x);
+  const c = x.shape[x.rank - 1]!;
+  const v = [x.size / c, c, 1];
+  const shape = x.shape;
+  const yk = kernel('softmax', be)({ shape: v, data: x.info.data });
+  const y = wrap({ shape, data: yk.data }, be);
+  return record(y, 'softmaxLast', [x], [y], (dy, [ys]) => {
+    const g = kernel('softmaxGrad', be)({ shape: v, data: dy.info.data }, { shape: v, data: ys!.info.data });
+    return [wrap({ shape, data: g.data }, be)];
+  });
+}
+
+/** ReLU (its gradient at exactly 0 is 0, as in PyTorch): LeakyReLU with slope 0. */
+export function relu(x: Tensor): Tensor {
+  return leakyRelu(x, 0);
+}

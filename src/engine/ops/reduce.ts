@@ -18,3 +18,26 @@ export function mean(x: Tensor): Tensor {
   wrap(s, be).dispose();
   return record(y, 'mean', [x], [], (dy) => [wrap(kernel('fillFromScalar', be)(dy.info, { shape, factor: 1 / n }), be)]);
 }
+
+/** Mean over one dim (negative counts from the end); keepDim leaves it as size 1. */
+export function meanDim(x: Tensor, dim: number, keepDim = false): Tensor {
+  if (!Number.isInteger(dim) || dim < -x.rank || dim >= x.rank) throw new Error(`meanDim: dim ${dim} is out of range for shape [${x.shape.join(', ')}]`);
+  const d = dim < 0 ? dim + x.rank : dim;
+  const be = backendOf('meanDim', x);
+  const n = x.shape[d]!;
+  const kept = x.shape.map((v, i) => (i === d ? 1 : v));
+  const outShape = keepDim ? kept : x.shape.filter((_, i) => i !== d);
+  const s = kernel('sumToShape', be)(x.info, { shape: kept });
+  const yk = kernel('scale', be)(s, { factor: 1 / n });
+  wrap(s, be).dispose();
+  const y = wrap({ shape: outShape, data: yk.data }, be);
+  const xShape = x.shape;
+  // Broadcasting dy back is a strided copy reading the kept-shape gradient with stride 0 along d.
+  const strides: number[] = [];
+  let acc = 1;
+  for (let i = kept.length - 1; i >= 0; i--) { strides[i] = i === d ? 0 : acc; acc *= kept[i]!; }
+  return record(y, 'meanDim', [x], [], (dy) => {
+    const full = wrap(kernel('stridedCopy', be)(dy.info, { shape: xShape, offset: 0, strides }), be);
+    return [wrap(kernel('scale', be)(full.info, { factor: 1 / n }), be)];
+  });
+}
