@@ -5,6 +5,7 @@ import { getBackendName, getKernel, registerKernel, setBackend } from '../src/en
 import { tensor } from '../src/engine/creation.js';
 import { noGrad, tidy } from '../src/engine/scope.js';
 import { UXNet } from '../src/models/uxnet.js';
+import { createNetwork, resolveNetwork, type SegmentationNetwork } from '../src/models/registry.js';
 import { DiceCELoss } from '../src/train/dice-ce-loss.js';
 import { AdamW } from '../src/train/adamw.js';
 import { exportOnnx } from '../src/io/onnx.js';
@@ -20,6 +21,19 @@ const PAPER_CONFIG = { inChans: 1, outChans: 13, depths: [2, 2, 2, 2], featSize:
 /** `--tiny`: the fixture-sized network (8/16/32/64, hidden 128), for slow devices such as SwiftShader. */
 const TINY_CONFIG = { inChans: 1, outChans: 13, depths: [2, 2, 2, 2], featSize: [8, 16, 32, 64], hiddenSize: 128 };
 const PAPER = configArg === 'tiny' ? TINY_CONFIG : PAPER_CONFIG;
+/**
+ * The comparators at the official FLARE calls of the 3D UX-Net repository (baselines_param_counts.json:
+ * 62,186,855 and 92,783,893 parameters), or small versions with --tiny.
+ */
+function buildNetwork(net: string): { model: SegmentationNetwork; classes: number } {
+  if (net === 'uxnet') return { model: new UXNet(PAPER, { seed: 0 }), classes: 13 };
+  const tiny = configArg === 'tiny';
+  const args = net === 'swin_unetr'
+    ? { img_size: [96, 96, 96], in_channels: 1, out_channels: 5, feature_size: tiny ? 12 : 48, use_checkpoint: false }
+    : { in_channels: 1, out_channels: 5, img_size: [96, 96, 96], feature_size: tiny ? 4 : 16, hidden_size: tiny ? 48 : 768, mlp_dim: tiny ? 96 : 3072, num_heads: tiny ? 4 : 12, pos_embed: 'perceptron', norm_name: 'instance', res_block: true, dropout_rate: 0.0 };
+  return { model: createNetwork(resolveNetwork(net, args), { seed: 0 }), classes: 5 };
+}
+
 const threads = Number(process.env.UXNET_THREADS) || (nativeInfo()?.threads ?? 1);
 
 function rand(n: number, scale = 1): Float32Array {
@@ -46,11 +60,11 @@ async function timeIt(fn: () => Promise<void> | void): Promise<number[]> {
   return ts;
 }
 
-/** Counts conv FLOPs (2·MAC) of every conv kernel call on the current backend. */
+/** Counts conv and GEMM FLOPs (2·MAC) of every conv / matmul kernel call on the current backend. */
 let flops = 0;
 function countConvFlops(): void {
   const be = getBackendName();
-  const wrap = <K extends 'conv3d' | 'conv3dGradInput' | 'conv3dGradWeight'>(name: K, count: (...a: Parameters<Kernels[K]>) => number) => {
+  const wrap = <K extends 'conv3d' | 'conv3dGradInput' | 'conv3dGradWeight' | 'matmul'>(name: K, count: (...a: Parameters<Kernels[K]>) => number) => {
     const f = getKernel(name, be) as (...a: unknown[]) => unknown;
     registerKernel(name, be, ((...a: unknown[]) => {
       flops += count(...(a as Parameters<Kernels[K]>));
@@ -64,6 +78,12 @@ function countConvFlops(): void {
   });
   wrap('conv3dGradInput', (dy, w) => macs(w.shape, numel(dy.shape.slice(2)), dy.shape[0]!));
   wrap('conv3dGradWeight', (_x, dy, a) => macs(a.weightShape, numel(dy.shape.slice(2)), dy.shape[0]!));
+  // [B, M, K]·[K, N]: the linear layers and attention products of the transformer networks
+  wrap('matmul', (a, _b, _bias, t) => {
+    const [bt, r, c] = a.shape as [number, number, number];
+    const n = (_b.shape as number[])[t.transB ? _b.shape.length - 2 : _b.shape.length - 1]!;
+    return 2 * bt * r * c * n;
+  });
 }
 
 function peakRssMb(): number {
@@ -71,12 +91,12 @@ function peakRssMb(): number {
 }
 
 // ---------------- ours ----------------
-async function oursModel(size: number, train: boolean): Promise<WorkerResult> {
+async function oursModel(net: string, size: number, train: boolean): Promise<WorkerResult> {
   countConvFlops();
-  const model = new UXNet(PAPER, { seed: 0 });
+  const { model, classes } = buildNetwork(net);
   const shape = [1, 1, size, size, size];
   const xd = rand(numel(shape));
-  const ld = new Float32Array(numel(shape)).map((_, i) => (i * 7919) % 13);
+  const ld = new Float32Array(numel(shape)).map((_, i) => (i * 7919) % classes);
   let flopPerRun = 0;
   if (!train) {
     const x = tensor(xd, shape);
@@ -204,8 +224,10 @@ async function ortSession(bytes: Uint8Array) {
   return { ort, session };
 }
 
-async function ortModel(size: number): Promise<WorkerResult> {
-  const bytes = exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] });
+async function ortModel(net: string, size: number): Promise<WorkerResult> {
+  const bytes = net === 'uxnet'
+    ? exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] })
+    : exportOnnx({ build: () => buildNetwork(net).model, inChans: 1, outChans: 5, traceSpatial: [size, size, size] });
   const { ort, session } = await ortSession(bytes);
   const shape = [1, 1, size, size, size];
   const x = new ort.Tensor('float32', rand(numel(shape)), shape);
@@ -250,9 +272,9 @@ async function main(): Promise<void> {
     if (!(await initWebGPU({ quiet: true }))) throw new Error(`webgpu: ${webgpuUnavailableReason()}`);
     setBackend('webgpu');
   } else if (impl === 'ours' && !nativeAddon) throw new Error('the native addon is not built');
-  const model = workload.match(/^(fwd|train)(\d+)$/);
+  const model = workload.match(/^(?:(swin_unetr|unetr)\.)?(fwd|train)(\d+)$/);
   let r: WorkerResult;
-  if (model) r = impl === 'ours' ? await oursModel(Number(model[2]), model[1] === 'train') : await ortModel(Number(model[2]));
+  if (model) r = impl === 'ours' ? await oursModel(model[1] ?? 'uxnet', Number(model[3]), model[2] === 'train') : await ortModel(model[1] ?? 'uxnet', Number(model[3]));
   else r = impl === 'ours' ? await oursMicro(workload) : await ortMicro(workload);
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
   if (impl === 'ours' && backend === 'webgpu') await (await import('../src/backends/webgpu/index.js')).closeWebGPU();
