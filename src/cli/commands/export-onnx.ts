@@ -68,6 +68,8 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
       inChans: inChannels,
       outChans: outChannels,
       traceSpatial: traceSpatial as [number, number, number],
+      // SwinUNETR's window partition and UNETR's token grid depend on the volume size: one fixed size.
+      staticShape: spec.network !== 'uxnet',
       docString: `${describeNetwork(spec)} ${JSON.stringify(spec.args)}`,
     });
   } catch (e) {
@@ -87,8 +89,8 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
 export function registerExportOnnx(program: Command): void {
   program
     .command('export-onnx')
-    .description(`export the model as ONNX (opset ${ONNX_OPSET}, dynamic batch and spatial dims; input "input", output "logits")`)
-    .requiredOption('--config <file>', 'JSON file with the UX-Net constructor options (camelCase or official snake_case)')
+    .description(`export the model as ONNX (opset ${ONNX_OPSET}; input "input", output "logits"): UX-Net with dynamic batch and spatial dims, SwinUNETR and UNETR for one size (img_size, batch 1)`)
+    .requiredOption('--config <file>', 'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"')
     .requiredOption('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
     .requiredOption('-o, --output <file>', 'ONNX file to write (atomically)')
     .action(async (opts: ExportOnnxOptions) => {
