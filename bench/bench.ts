@@ -12,10 +12,10 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const WORKLOADS = ['fwd64', 'fwd96', 'train64', 'train96', 'conv3x3', 'dw7', 'convT', 'norm', 'swin_unetr.fwd96', 'swin_unetr.train96', 'unetr.fwd96', 'unetr.train96'] as const;
+const WORKLOADS = ['fwd64', 'fwd96', 'train64', 'train96', 'conv3x3', 'dw7', 'convT', 'norm', 'gemm', 'attn', 'swin_unetr.fwd96', 'swin_unetr.train96', 'unetr.fwd96', 'unetr.train96'] as const;
 type Workload = (typeof WORKLOADS)[number];
 const HAS_ORT: Record<Workload, boolean> = {
-  fwd64: true, fwd96: true, train64: false, train96: false, conv3x3: true, dw7: true, convT: true, norm: true,
+  fwd64: true, fwd96: true, train64: false, train96: false, conv3x3: true, dw7: true, convT: true, norm: true, gemm: true, attn: true,
   'swin_unetr.fwd96': true, 'swin_unetr.train96': false, 'unetr.fwd96': true, 'unetr.train96': false,
 };
 const DESCRIPTION: Record<Workload, string> = {
@@ -27,6 +27,8 @@ const DESCRIPTION: Record<Workload, string> = {
   dw7: 'depthwise 7^3 x 48 at 48^3',
   convT: 'conv-transpose 96->48 k2s2 to 96^3',
   norm: 'instance norm + LeakyReLU 48 ch at 96^3',
+  gemm: 'linear 4096x768 -> 768 (x·wT, transformer MLP/QKV size)',
+  attn: 'batched q·kT 1029 x (343x16 · 16x343) (Swin 7^3 windows, 3 heads)',
   'swin_unetr.fwd96': 'SwinUNETR forward 1x1x96^3 (official FLARE config, feature_size 48, out 5)',
   'swin_unetr.train96': 'SwinUNETR train step 96^3 (fwd+DiceCE+bwd+AdamW)',
   'unetr.fwd96': 'UNETR forward 1x1x96^3 (official FLARE config, hidden 768, out 5)',
@@ -93,7 +95,7 @@ function main(): void {
     else if (a === '--only') only = (args[++i] ?? '').split(',').filter((x): x is Workload => (WORKLOADS as readonly string[]).includes(x));
     else if (a === '--reps') reps = Math.max(3, Number(args[++i]) || 3);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,swin_unetr.fwd96,swin_unetr.train96,unetr.fwd96,unetr.train96] [--reps N>=3] [--backend native|webgpu] [--tiny]');
+      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,gemm,attn,swin_unetr.fwd96,swin_unetr.train96,unetr.fwd96,unetr.train96] [--reps N>=3] [--backend native|webgpu] [--tiny]');
       return;
     }
   }

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--reps", type=int, default=3)
-ap.add_argument("--only", type=str, default="fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,swin_unetr.fwd96,swin_unetr.train96,unetr.fwd96,unetr.train96")
+ap.add_argument("--only", type=str, default="fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,gemm,attn,swin_unetr.fwd96,swin_unetr.train96,unetr.fwd96,unetr.train96")
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -418,3 +418,11 @@ if "convT" in ONLY:
 if "norm" in ONLY:
     xn = torch.randn(1, 48, 96, 96, 96)
     report("norm", timed(lambda: F.leaky_relu(F.instance_norm(xn), 0.01), args.reps), 0)
+if "gemm" in ONLY:
+    xg = torch.randn(4096, 768)
+    wg = torch.randn(768, 768) * 0.05
+    report("gemm", timed(lambda: F.linear(xg, wg), args.reps), 2 * 4096 * 768 * 768 / 1e9)
+if "attn" in ONLY:
+    qa = torch.randn(1029, 343, 16)
+    ka = torch.randn(1029, 343, 16)
+    report("attn", timed(lambda: torch.bmm(qa, ka.transpose(1, 2)), args.reps), 2 * 1029 * 343 * 343 * 16 / 1e9)

@@ -170,6 +170,25 @@ function micro(name: string): Micro {
         onnx: { nodes: [{ opType: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'strides', type: 'ints', value: [2, 2, 2] }, { name: 'kernel_shape', type: 'ints', value: [2, 2, 2] }] }], inits: [w], outShape: [1, 48, 96, 96, 96] },
       };
     }
+    case 'gemm': {
+      const w = { ...c([768, 768]), name: 'w' };
+      return {
+        inputs: [{ name: 'x', shape: [4096, 768] }, { name: 'w', shape: [768, 768] }],
+        gflop: (2 * 4096 * 768 * 768) / 1e9,
+        ours: (k, [x, wt]) => [k.matmul({ shape: [1, 4096, 768], data: x!.data }, { shape: [1, 768, 768], data: wt!.data }, null, { transA: false, transB: true })],
+        onnx: { nodes: [{ opType: 'Gemm', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'transB', type: 'int', value: 1 }] }], inits: [w], outShape: [4096, 768] },
+      };
+    }
+    case 'attn': {
+      // ORT takes k already transposed (MatMul has no transB); ours reads it transposed in the packing.
+      const kt = { ...c([1029, 16, 343]), name: 'kt' };
+      return {
+        inputs: [{ name: 'x', shape: [1029, 343, 16] }, { name: 'k', shape: [1029, 343, 16] }],
+        gflop: (2 * 1029 * 343 * 343 * 16) / 1e9,
+        ours: (k, [q, kk]) => [k.matmul(q!, kk!, null, { transA: false, transB: true })],
+        onnx: { nodes: [{ opType: 'MatMul', inputs: ['x', 'kt'], outputs: ['y'] }], inits: [kt], outShape: [1029, 343, 343] },
+      };
+    }
     default: {
       const sc = floatTensor('s', [48], new Float32Array(48).fill(1));
       const b = floatTensor('b', [48], new Float32Array(48));
