@@ -47,7 +47,9 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
   const { inChannels, outChannels } = specChannels(spec);
   // The trace input: the network's own size when it has one, else the smallest valid volume.
   const probe = createNetwork(spec, { meta: true });
-  const traceSpatial = probe.fixedInputSize ?? (spec.network === 'swin_unetr' ? [32, 32, 64] : [32, 32, 32]);
+  // SwinUNETR exports for its img_size (any multiple of 32 runs; 32³ alone has a one-voxel bottleneck).
+  const swinSize = spec.network === 'swin_unetr' ? (spec.args.imgSize as number[]) : null;
+  const traceSpatial = probe.fixedInputSize ?? (swinSize && swinSize.some((d) => d > 32) ? swinSize : spec.network === 'swin_unetr' ? [32, 32, 64] : [32, 32, 32]);
   let weights: Map<string, RawTensor>;
   try {
     weights = await readWeightsFile(opts.weights);
