@@ -1,4 +1,4 @@
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, runKernel, record, wrap } from '../op.js';
 import { shapeString, type Tensor } from '../tensor.js';
 
 /**
@@ -15,11 +15,11 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor, opts: { eps?: number;
     if (t.rank !== 1 || t.shape[0] !== c) throw new Error(`layerNorm: ${name} ${shapeString(t.shape)} must have shape [${c}] for input ${shapeString(x.shape)}`);
   }
   const be = backendOf('layerNorm', x, w, b);
-  const [yk, mk, rk] = kernel('layerNorm', be)(x.info, w.info, b.info, { eps, channelsLast });
+  const [yk, mk, rk] = runKernel('layerNorm', be, x.info, w.info, b.info, { eps, channelsLast });
   const mean = wrap(mk, be);
   const rstd = wrap(rk, be);
   const y = record(wrap(yk, be), 'layerNorm', [x, w, b], [x, w, mean, rstd], (dy, [xs, ws, ms, rs], needs) => {
-    const [dx, dw, db] = kernel('layerNormGrad', be)(dy.info, xs!.info, ws!.info, ms!.info, rs!.info, { channelsLast }).map((k) => wrap(k, be));
+    const [dx, dw, db] = runKernel('layerNormGrad', be, dy.info, xs!.info, ws!.info, ms!.info, rs!.info, { channelsLast }).map((k) => wrap(k, be));
     return [needs[0] ? dx! : null, needs[1] ? dw! : null, needs[2] ? db! : null];
   });
   mean.dispose();
