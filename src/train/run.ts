@@ -5,7 +5,7 @@ import { readCached, type CacheEntry } from '../data/cache.js';
 import { PatchLoader } from '../data/loader/index.js';
 import type { RandomStepSpec } from '../data/presets.js';
 import type { StepSpec } from '../data/pipeline.js';
-import { Rng } from '../data/rng.js';
+import { Rng } from '../engine/rng.js';
 import { readWeightsFile } from '../io/weights.js';
 import { writeFileAtomic, writeSafetensorsFile } from '../io/safetensors.js';
 import { UXNet } from '../models/uxnet.js';

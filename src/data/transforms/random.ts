@@ -1,4 +1,4 @@
-import type { Rng } from '../rng.js';
+import type { Rng } from '../../engine/rng.js';
 import type { RandomStepSpec } from '../presets.js';
 import type { Sample } from '../pipeline.js';
 import { sameKind, voxelCount, type Vec3, type Volume, type VoxelData } from '../volume.js';
