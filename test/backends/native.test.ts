@@ -9,8 +9,9 @@ import type { Conv3dAttrs, Kernels, KTensor, Triple } from '../../src/engine/ker
 import { referenceKernels } from '../../src/backends/reference/index.js';
 import { makeNativeKernels, nativeAddon, nativeLoadError } from '../../src/backends/native/index.js';
 import type { NativeHandle } from '../../src/backends/native/addon.js';
+import { skipUnlessAvailable } from '../helpers/backends.js';
 
-const skip = nativeAddon ? false : `native addon not available: ${nativeLoadError}`;
+const skip = skipUnlessAvailable('native', !!nativeAddon, `native addon not available: ${nativeLoadError}`);
 if (skip) console.log(`# skipping native backend tests: ${skip}`);
 const addon = nativeAddon!;
 const nk: Kernels | null = nativeAddon ? makeNativeKernels(nativeAddon) : null;

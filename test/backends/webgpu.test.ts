@@ -12,9 +12,10 @@ import type { KTensor, Kernels } from '../../src/engine/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
 import { closeWebGPU, initWebGPU, webgpuBackend, webgpuInfo, webgpuKernels, webgpuMemory, webgpuUnavailableReason } from '../../src/backends/webgpu/index.js';
 import { Rng } from '../../src/engine/rng.js';
+import { skipUnlessAvailable } from '../helpers/backends.js';
 
 const available = await initWebGPU({ quiet: true });
-const skip = available ? false : `no WebGPU adapter: ${webgpuUnavailableReason()}`;
+const skip = skipUnlessAvailable('webgpu', available, `no WebGPU adapter: ${webgpuUnavailableReason()}`);
 if (skip) console.log(`# webgpu: tests skipped, ${webgpuUnavailableReason()}`);
 if (available) await closeWebGPU(); // each suite opens its own device below
 
