@@ -1,5 +1,5 @@
 import type { CacheEntry } from '../cache.js';
-import type { RandomStepSpec } from '../presets.js';
+import type { RandomStepSpec } from '../step-schema.js';
 import { Rng } from '../../engine/rng.js';
 import { WorkerPool } from '../worker-pool.js';
 import type { LoadedPatch, LoadReply, LoadRequest } from './worker.js';

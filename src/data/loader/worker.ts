@@ -1,5 +1,5 @@
 import { readCached, type CacheEntry } from '../cache.js';
-import type { RandomStepSpec } from '../presets.js';
+import type { RandomStepSpec } from '../step-schema.js';
 import { Rng } from '../../engine/rng.js';
 import { runRandomSteps } from '../transforms/random.js';
 import { serveJobs } from '../worker-pool.js';
