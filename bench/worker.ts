@@ -1,7 +1,8 @@
 /** One benchmark workload in its own process (see bench.ts): prints `RESULT {json}`. */
 import '../src/backends/index.js';
 import type { KTensor, Kernels } from '../src/engine/kernels.js';
-import { getBackendName, getKernel, registerKernel, setBackend } from '../src/engine/registry.js';
+import { getBackendName, setBackend } from '../src/engine/registry.js';
+import { setKernelObserver } from '../src/engine/run-kernel.js';
 import { tensor } from '../src/engine/creation.js';
 import { noGrad, tidy } from '../src/engine/scope.js';
 import { UXNet } from '../src/models/uxnet.js';
@@ -64,25 +65,26 @@ async function timeIt(fn: () => Promise<void> | void): Promise<number[]> {
 let flops = 0;
 function countConvFlops(): void {
   const be = getBackendName();
-  const wrap = <K extends 'conv3d' | 'conv3dGradInput' | 'conv3dGradWeight' | 'matmul'>(name: K, count: (...a: Parameters<Kernels[K]>) => number) => {
-    const f = getKernel(name, be) as (...a: unknown[]) => unknown;
-    registerKernel(name, be, ((...a: unknown[]) => {
-      flops += count(...(a as Parameters<Kernels[K]>));
-      return f(...a);
-    }) as Kernels[K]);
-  };
   const macs = (w: readonly number[], outVox: number, n: number) => 2 * w[0]! * w[1]! * w[2]! * w[3]! * w[4]! * outVox * n;
-  wrap('conv3d', (x, w, _b, a) => {
-    const o = x.shape.slice(2).map((d, i) => Math.floor((d + 2 * a.padding[i]! - w.shape[2 + i]!) / a.stride[i]!) + 1);
-    return macs(w.shape, numel(o), x.shape[0]!);
-  });
-  wrap('conv3dGradInput', (dy, w) => macs(w.shape, numel(dy.shape.slice(2)), dy.shape[0]!));
-  wrap('conv3dGradWeight', (_x, dy, a) => macs(a.weightShape, numel(dy.shape.slice(2)), dy.shape[0]!));
-  // [B, M, K]·[K, N]: the linear layers and attention products of the transformer networks
-  wrap('matmul', (a, _b, _bias, t) => {
-    const [bt, r, c] = a.shape as [number, number, number];
-    const n = (_b.shape as number[])[t.transB ? _b.shape.length - 2 : _b.shape.length - 1]!;
-    return 2 * bt * r * c * n;
+  setKernelObserver((name, backend, args) => {
+    if (backend !== be) return;
+    if (name === 'conv3d') {
+      const [x, w, , a] = args as Parameters<Kernels['conv3d']>;
+      const o = x.shape.slice(2).map((d, i) => Math.floor((d + 2 * a.padding[i]! - w.shape[2 + i]!) / a.stride[i]!) + 1);
+      flops += macs(w.shape, numel(o), x.shape[0]!);
+    } else if (name === 'conv3dGradInput') {
+      const [dy, w] = args as Parameters<Kernels['conv3dGradInput']>;
+      flops += macs(w.shape, numel(dy.shape.slice(2)), dy.shape[0]!);
+    } else if (name === 'conv3dGradWeight') {
+      const [, dy, a] = args as Parameters<Kernels['conv3dGradWeight']>;
+      flops += macs(a.weightShape, numel(dy.shape.slice(2)), dy.shape[0]!);
+    } else if (name === 'matmul') {
+      // [B, M, K]·[K, N]: the linear layers and attention products of the transformer networks
+      const [a, b, , t] = args as Parameters<Kernels['matmul']>;
+      const [bt, r, c] = a.shape as [number, number, number];
+      const n = b.shape[t.transB ? b.shape.length - 2 : b.shape.length - 1]!;
+      flops += 2 * bt * r * c * n;
+    }
   });
 }
 

@@ -1,4 +1,3 @@
-import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import type { CacheEntry } from './cache.js';
 import type { Case } from './dataset.js';
 import type { StepSpec } from './pipeline.js';
 import type { CacheReply, CacheRequest } from './cache-worker.js';
+import { liveWorkers, WorkerLostError, WorkerPool } from './worker-pool.js';
 
 /**
  * A case that could not be preprocessed. The message names the case and, when the underlying error
@@ -26,10 +26,10 @@ function caseError(c: Case, message: string, internal = false, stack?: string): 
   return new CacheCaseError(c.id, named ? message : `${message} (files: ${files.join(', ')})`, internal, stack);
 }
 
-let live = 0;
+const POOL = 'preprocessing';
 /** Preprocessing workers started and not yet exited (0 whenever no cacheCasesParallel call is running). */
 export function liveCacheWorkers(): number {
-  return live;
+  return liveWorkers(POOL);
 }
 
 /** Worker threads to use: min(requested (default 2), cores, cases), at least 1. */
@@ -47,58 +47,38 @@ export function poolSize(requested: number | undefined, cases: number): number {
 export async function cacheCasesParallel(cases: Case[], steps: readonly StepSpec[], dir: string, opts: { workers?: number; onDone?: (c: Case) => void } = {}): Promise<CacheEntry[]> {
   const results: CacheEntry[] = new Array(cases.length);
   if (!cases.length) return results;
-  const workers = Array.from({ length: poolSize(opts.workers, cases.length) }, () => {
-    const w = new Worker(new URL('./cache-worker.js', import.meta.url));
-    live++;
-    w.once('exit', () => { live--; });
-    return w;
-  });
+  const pool = new WorkerPool<CacheRequest, CacheReply>(POOL, new URL('./cache-worker.js', import.meta.url), poolSize(opts.workers, cases.length));
   let failed = false;
   try {
     await new Promise<void>((resolve, reject) => {
-      let next = 0;
       let done = 0;
       let settled = false;
-      const busy = new Map<Worker, number>();
       const fail = (e: Error) => {
         if (settled) return;
         settled = failed = true;
+        // No further case starts; the finally below waits for the workers to stop.
+        void pool.close();
         reject(e);
       };
-      const feed = (w: Worker) => {
-        if (settled || next >= cases.length) return;
-        const index = next++;
-        busy.set(w, index);
-        w.postMessage({ index, case: cases[index]!, steps: [...steps], dir } satisfies CacheRequest);
-      };
-      for (const w of workers) {
-        w.on('message', (r: CacheReply) => {
-          busy.delete(w);
-          if (settled) return;
-          const c = cases[r.index]!;
-          if ('error' in r) return fail(caseError(c, r.error, r.stack !== undefined, r.stack));
-          results[r.index] = r.entry;
-          opts.onDone?.(c);
-          if (++done === cases.length) {
-            settled = true;
-            resolve();
-          } else {
-            feed(w);
-          }
-        });
-        // An exception outside the request handler, or a worker that dies (out of memory, exit()).
-        const lost = (why: string, e?: Error) => {
-          const index = busy.get(w);
-          if (index === undefined) fail(e ?? new Error(`a preprocessing worker ${why}`));
-          else fail(caseError(cases[index]!, `the preprocessing worker ${why}${e ? `: ${e.message}` : ''}`, true, e?.stack));
-        };
-        w.on('error', (e) => lost('failed', e));
-        w.on('exit', (code) => lost(`exited with code ${code}`));
-        feed(w);
-      }
+      cases.forEach((c, index) => {
+        pool.run({ index, case: c, steps: [...steps], dir }, `preprocessing case '${c.id}'`).then(
+          (r) => {
+            if (settled) return;
+            if ('error' in r) return fail(caseError(c, r.error, r.stack !== undefined, r.stack));
+            results[index] = r.entry;
+            opts.onDone?.(c);
+            if (++done === cases.length) {
+              settled = true;
+              resolve();
+            }
+          },
+          // A worker that crashed or died (out of memory, exit()) is a bug or the machine's, not bad data.
+          (e: Error) => fail(e instanceof WorkerLostError ? caseError(c, `the ${e.reason}`, true, e.stack) : e),
+        );
+      });
     });
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await pool.close();
     if (failed) await removeTempFiles(dir);
   }
   return results;

@@ -10,18 +10,12 @@ import { runSteps, type Sample, type StepSpec } from './pipeline.js';
 import { saveVolume } from './save.js';
 import { volume, type AppliedOp, type Vec3, type VoxelData } from './volume.js';
 import { mat4 } from './mat4.js';
+import type { z } from 'zod';
+import { parseWithSchema } from '../io/schema.js';
+import { CacheEntrySchema } from './plan-schema.js';
 
 /** One preprocessed case on disk: uncompressed NIfTI (fast to re-read), image float32, label compact int. */
-export interface CacheEntry {
-  id: string;
-  split: string;
-  shape: Vec3;
-  channels: number;
-  image: string;
-  label?: string;
-  foreground?: { start: Vec3; end: Vec3 };
-  ops: AppliedOp[];
-}
+export type CacheEntry = z.output<typeof CacheEntrySchema>;
 
 export function stepsHash(steps: readonly StepSpec[]): string {
   return createHash('sha256').update(JSON.stringify(steps)).digest('hex').slice(0, 16);
@@ -37,7 +31,7 @@ export async function cacheCase(c: Case, steps: readonly StepSpec[], dir: string
   const labelPath = c.label ? join(dir, `${c.id}.${h}.label.nii`) : undefined;
   const metaPath = join(dir, `${c.id}.${h}.json`);
   if (existsSync(imagePath) && existsSync(metaPath) && (!labelPath || existsSync(labelPath))) {
-    return JSON.parse(readFileSync(metaPath, 'utf8')) as CacheEntry;
+    return parseWithSchema(CacheEntrySchema, JSON.parse(readFileSync(metaPath, 'utf8')), metaPath);
   }
   await mkdir(dir, { recursive: true });
   const { sample } = runSteps(await loadCase(c), steps);

@@ -1,10 +1,27 @@
-import { columnNorms, mat4 } from './mat4.js';
-import { axcodesOf, orientation } from './transforms/orientation.js';
-import { spacing } from './transforms/spacing.js';
-import { crop, padArray } from './transforms/croppad.js';
-import { flip, rotate90 } from './transforms/flip.js';
+import { mat4 } from './mat4.js';
+import { invertOrientation } from './transforms/orientation.js';
+import { invertSpacing } from './transforms/spacing.js';
+import { invertCrop, invertPad } from './transforms/croppad.js';
+import { invertFlip, invertRotate90 } from './transforms/flip.js';
 import type { InterpMode } from './transforms/resample.js';
-import type { Volume, VoxelData } from './volume.js';
+import type { AppliedOp, Volume, VoxelData } from './volume.js';
+
+/** Each transform owns its inverse beside its forward; this only dispatches on the recorded kind. */
+export function invertStep(v: Volume<VoxelData>, op: AppliedOp, mode: InterpMode): Volume<VoxelData> {
+  switch (op.kind) {
+    case 'crop': return invertCrop(v, op);
+    case 'pad': return invertPad(v, op);
+    case 'orientation': return invertOrientation(v, op);
+    case 'spacing': return invertSpacing(v, op, mode);
+    case 'flip': return invertFlip(v, op);
+    case 'rotate90': return invertRotate90(v, op);
+    default: {
+      // A new AppliedOp kind without a case here fails to compile.
+      const unhandled: never = op;
+      throw new Error(`invert: unknown step kind ${JSON.stringify((unhandled as { kind?: unknown }).kind)}`);
+    }
+  }
+}
 
 /**
  * Maps a prediction made on a transformed volume back onto the original image grid by undoing the
@@ -25,30 +42,7 @@ export function invert<T extends VoxelData>(pred: { data: T; channels: number },
   let v: Volume<VoxelData> = { ...reference, data: pred.data, channels: pred.channels, ops: [] };
   for (let i = reference.ops.length - 1; i >= 0; i--) {
     const op = reference.ops[i]!;
-    switch (op.kind) {
-      case 'crop':
-        v = { ...v, data: padArray(v.data, v.channels, v.shape, op.start, op.inShape), shape: op.inShape };
-        break;
-      case 'pad': {
-        const end = [op.before[0] + op.inShape[0], op.before[1] + op.inShape[1], op.before[2] + op.inShape[2]] as typeof op.inShape;
-        v = crop(v, op.before, end);
-        break;
-      }
-      case 'orientation':
-        v = orientation({ ...v, affine: mat4(op.outAffine) }, axcodesOf(mat4(op.inAffine)));
-        break;
-      case 'spacing':
-        v = op.resampled
-          ? spacing({ ...v, affine: mat4(op.outAffine) }, columnNorms(mat4(op.inAffine)), mode, op.inShape)
-          : { ...v, shape: op.inShape };
-        break;
-      case 'flip':
-        v = flip(v, op.axes);
-        break;
-      case 'rotate90':
-        v = rotate90(v, -op.k, op.axes);
-        break;
-    }
+    v = invertStep(v, op, mode);
     if (v.shape.some((d, k) => d !== ('inShape' in op ? op.inShape[k] : v.shape[k]))) {
       throw new Error(`invert: step ${op.kind} did not restore shape ${'inShape' in op ? op.inShape.join('x') : '?'}`);
     }

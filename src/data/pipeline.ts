@@ -1,18 +1,13 @@
 import { orientation } from './transforms/orientation.js';
 import { spacing } from './transforms/spacing.js';
-import { clipPercentiles, scaleIntensityRange, zScore, type ScaleRangeOptions, type ZScoreOptions } from './transforms/intensity.js';
-import { cropForeground, spatialPad, type PadMethod } from './transforms/croppad.js';
+import { clipPercentiles, scaleIntensityRange, zScore } from './transforms/intensity.js';
+import { cropForeground, spatialPad } from './transforms/croppad.js';
+import { z } from 'zod';
+import { parseWithSchema } from '../io/schema.js';
+import { StepSpecSchema, type StepSpec } from './step-schema.js';
 import type { Vec3, Volume, VoxelData } from './volume.js';
 
-/** One deterministic step of a preset, as written in presets/*.json. */
-export type StepSpec =
-  | { op: 'spacing'; pixdim: Vec3 }
-  | { op: 'orientation'; axcodes: string }
-  | ({ op: 'scaleIntensityRange' } & ScaleRangeOptions)
-  | ({ op: 'zScore' } & ZScoreOptions)
-  | { op: 'clipPercentiles'; lower: number; upper: number; nonzero?: boolean }
-  | { op: 'cropForeground'; threshold?: number }
-  | { op: 'spatialPad'; size: number[]; method?: PadMethod };
+export type { StepSpec };
 
 /** An image with its (optional) label map; both go through the same spatial steps. */
 export interface Sample {
@@ -30,23 +25,9 @@ export interface StepRecord {
   detail?: Record<string, unknown>;
 }
 
-const STEP_OPS = new Set(['spacing', 'orientation', 'scaleIntensityRange', 'zScore', 'clipPercentiles', 'cropForeground', 'spatialPad']);
-
+/** Validates a deterministic chain; errors read "WHERE: [i].field: expected ..., got ...". */
 export function validateSteps(steps: unknown, where: string): StepSpec[] {
-  if (!Array.isArray(steps)) throw new Error(`${where}: steps must be an array`);
-  steps.forEach((s, i) => {
-    if (!s || typeof s !== 'object' || !STEP_OPS.has((s as { op?: string }).op ?? '')) {
-      throw new Error(`${where}: step ${i} has unknown op ${JSON.stringify((s as { op?: string })?.op)} (known: ${[...STEP_OPS].join(', ')})`);
-    }
-    const spec = s as StepSpec;
-    if (spec.op === 'spacing' && !(Array.isArray(spec.pixdim) && spec.pixdim.length === 3 && spec.pixdim.every((p) => typeof p === 'number' && p > 0))) {
-      throw new Error(`${where}: step ${i} (spacing) needs pixdim: three positive numbers`);
-    }
-    if (spec.op === 'scaleIntensityRange' && !(typeof spec.aMin === 'number' && typeof spec.aMax === 'number' && spec.aMin !== spec.aMax)) {
-      throw new Error(`${where}: step ${i} (scaleIntensityRange) needs numbers aMin != aMax`);
-    }
-  });
-  return steps as StepSpec[];
+  return parseWithSchema(z.array(StepSpecSchema), steps, where);
 }
 
 /** Applies one deterministic step to image and label, with MONAI's per-key modes. */

@@ -4,7 +4,7 @@ import { loadCase } from './dataset.js';
 import { percentileSorted } from './transforms/intensity.js';
 import type { StepSpec } from './pipeline.js';
 import type { Preset } from './presets.js';
-import { Rng } from './rng.js';
+import { Rng } from '../engine/rng.js';
 import type { Vec3 } from './volume.js';
 
 export interface ModalityStats {

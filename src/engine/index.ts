@@ -1,8 +1,9 @@
 export { Tensor, sizeOf, shapeString } from './tensor.js';
 export { tensor, zeros, ones, full, parameter, toBackend, toBackendAsync } from './creation.js';
-export { tidy, keep, noGrad, noGradAsync, isGradEnabled } from './scope.js';
+export { tidy, keep, noGrad, isGradEnabled } from './scope.js';
 export { releaseGraph } from './autograd.js';
 export { memory } from './storage.js';
+export { runKernel, setKernelObserver, setCheckNumerics, isCheckingNumerics, NonFiniteError, type KernelObserver } from './run-kernel.js';
 export { setBackend, getBackendName, listBackends, registerBackend, registerKernel, registerKernels, getKernel, hasKernel } from './registry.js';
 export type { Backend } from './backend.js';
 export type { Kernels, KernelName, KTensor, Conv3dAttrs, AdamWAttrs, Triple } from './kernels.js';

@@ -1,6 +1,7 @@
 import type { GradNode } from './autograd.js';
-import type { KTensor, Kernels, KernelName } from './kernels.js';
-import { getBackend, getKernel } from './registry.js';
+import type { KTensor } from './kernels.js';
+import { getBackend } from './registry.js';
+import { runKernel } from './run-kernel.js';
 import { isGradEnabled } from './scope.js';
 import { Storage } from './storage.js';
 import { Tensor, shapeString, sizeOf } from './tensor.js';
@@ -23,9 +24,7 @@ export function backendOf(op: string, ...ts: (Tensor | null | undefined)[]): str
   return name;
 }
 
-export function kernel<K extends KernelName>(name: K, backendName: string): Kernels[K] {
-  return getKernel(name, backendName);
-}
+export { runKernel };
 
 /**
  * Attaches an autograd node to `out` when grad mode is on and any input requires grad.
@@ -57,7 +56,7 @@ export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
 /** @internal untracked-by-autograd elementwise add, used for gradient accumulation. */
 export function addRaw(a: Tensor, b: Tensor): Tensor {
   const be = backendOf('add', a, b);
-  return wrap(kernel('add', be)(a.info, b.info), be);
+  return wrap(runKernel('add', be, a.info, b.info), be);
 }
 
 /** @internal the seed gradient of backward(). */

@@ -25,6 +25,9 @@ export function registerBackend(backend: Backend, priority = 0): void {
 export function registerKernel<K extends KernelName>(name: K, backendName: string, fn: Kernels[K]): void {
   const entry = backends.get(backendName);
   if (!entry) throw new Error(`registerKernel('${name}'): backend '${backendName}' is not registered`);
+  // A second registration would silently replace the first (two backends' modules loaded twice, or a
+  // typo in a kernel table); either way the wrong arithmetic would run without a sign.
+  if (entry.kernels[name]) throw new Error(`registerKernel('${name}'): backend '${backendName}' already has this kernel`);
   entry.kernels[name] = fn as KernelTable[K];
 }
 

@@ -18,12 +18,24 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
-function collect(value: unknown, out: Set<Tensor>, isTensor: (v: unknown) => v is Tensor, depth = 0): void {
-  if (depth > 4 || value === null || typeof value !== 'object') return;
-  if (isTensor(value)) { out.add(value); return; }
-  if (Array.isArray(value)) { for (const v of value) collect(v, out, isTensor, depth + 1); return; }
-  if (value instanceof Map) { for (const v of value.values()) collect(v, out, isTensor, depth + 1); return; }
-  if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, isTensor, depth + 1);
+/**
+ * Every tensor reachable from `root` through arrays, Maps (keys and values), Sets and objects' own
+ * enumerable properties, at any depth; a visited set makes cycles safe. Typed arrays hold no tensors.
+ */
+function collect(root: unknown, out: Set<Tensor>, isTensor: (v: unknown) => v is Tensor): void {
+  const seen = new Set<object>();
+  const stack: unknown[] = [root];
+  while (stack.length) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object' || seen.has(value)) continue;
+    seen.add(value);
+    if (isTensor(value)) { out.add(value); continue; }
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) continue;
+    if (Array.isArray(value)) { for (const v of value) stack.push(v); continue; }
+    if (value instanceof Map) { for (const [k, v] of value) stack.push(k, v); continue; }
+    if (value instanceof Set) { for (const v of value) stack.push(v); continue; }
+    for (const v of Object.values(value)) stack.push(v);
+  }
 }
 
 let tensorCheck: ((v: unknown) => v is Tensor) | null = null;
@@ -34,7 +46,8 @@ export function setTensorCheck(fn: (v: unknown) => v is Tensor): void {
 
 /**
  * Runs `fn` and disposes every tensor it created except those reachable from its result (a tensor,
- * or arrays/maps/plain objects of tensors). Returned tensors move to the enclosing scope.
+ * or arrays, Maps, Sets and objects holding tensors, nested to any depth). Returned tensors move to
+ * the enclosing scope.
  */
 export function tidy<T>(fn: () => T): T {
   const scope = new Set<Tensor>();
@@ -61,24 +74,25 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** Runs `fn` without recording operations for autograd (inference, optimiser updates). */
+/**
+ * Runs the synchronous `fn` without recording operations for autograd (inference, optimiser
+ * updates). Grad mode is one flag for the whole thread, so it is never held across an `await`:
+ * another task resuming in between would inherit it. Async code wraps each synchronous compute
+ * section in its own noGrad instead.
+ */
 export function noGrad<T>(fn: () => T): T {
   const prev = gradEnabled;
   gradEnabled = false;
+  let result: T;
   try {
-    return fn();
+    result = fn();
   } finally {
     gradEnabled = prev;
   }
-}
-
-/** Like noGrad, for async functions: grad mode is off until the promise settles. */
-export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
-  const prev = gradEnabled;
-  gradEnabled = false;
-  try {
-    return await fn();
-  } finally {
-    gradEnabled = prev;
+  if (result instanceof Promise) {
+    // Nothing awaited inside fn ran with grad off; say so rather than let the caller believe it did.
+    result.catch(() => {});
+    throw new Error('noGrad() takes a synchronous function: wrap each synchronous section, not an async function');
   }
+  return result;
 }

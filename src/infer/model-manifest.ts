@@ -1,52 +1,16 @@
-import { createNetwork, resolveNetwork, type NetworkSpec, type SegmentationNetwork } from '../models/registry.js';
-import { validateSteps, type StepSpec } from '../data/pipeline.js';
+import { createNetwork, resolveNetwork, type SegmentationNetwork } from '../models/registry.js';
 import type { RawTensorMap } from '../io/safetensors-format.js';
-import type { BlendMode } from './sliding-window-geometry.js';
+import { parseWithSchema } from '../io/schema.js';
+import { MODEL_FORMAT, MODEL_VERSION, ModelManifestSchema, specChannels, type ModelManifest } from './model-manifest-schema.js';
+
+export { MODEL_FORMAT, MODEL_VERSION, ModelManifestSchema, specChannels, type ModelManifest };
 
 /**
  * A trained model is a folder of data, nothing implicit (nnU-Net style):
  *   model.json          network config, preprocessing chain, ROI, label names, inference defaults
  *   weights.safetensors the state dict under PyTorch's key names (F32, or F16 to halve the size)
  */
-export const MODEL_FORMAT = 'uxnet3d-model/1';
-
-export interface ModelManifest {
-  format: typeof MODEL_FORMAT;
-  name: string;
-  description?: string;
-  /**
-   * The architecture: "uxnet" | "swin_unetr" | "unetr" with its constructor arguments in `networkArgs`,
-   * or (older folders, still written for UX-Net) an object of UX-Net options. After validateManifest
-   * a legacy object holds the normalised UX-Net config.
-   */
-  network: string | Record<string, unknown>;
-  /** Constructor arguments (official snake_case or camelCase) when `network` is a name. */
-  networkArgs?: Record<string, unknown>;
-  /** Filled in by validateManifest: the resolved network (not part of the file). */
-  spec?: NetworkSpec;
-  preprocessing: {
-    /** The deterministic chain applied to every input (the plan's validation chain). */
-    steps: StepSpec[];
-    /** Spacing used by `--fast` (coarser, e.g. 2x the plan's); absent = not offered. */
-    fastPixdim?: [number, number, number];
-  };
-  inference: {
-    roiSize: [number, number, number];
-    overlap: number;
-    mode: BlendMode;
-    swBatchSize: number;
-    /**
-     * Axes the model was trained to be mirror-invariant along (its flip augmentation); `--tta` only
-     * averages mirrorings along these. Mirroring along an axis never flipped in training gives
-     * out-of-distribution inputs (and for left/right-specific labels, wrong ones). Default: none.
-     */
-    mirrorAxes?: number[];
-  };
-  /** Class index -> name, background included. */
-  labels: Record<string, string>;
-  /** Free-form provenance: training config, steps, validation metrics. */
-  training?: Record<string, unknown>;
-}
+// The format itself is ./model-manifest-schema.ts.
 
 export class ModelFolderError extends Error {
   constructor(message: string) {
@@ -55,51 +19,9 @@ export class ModelFolderError extends Error {
   }
 }
 
+/** Validates a parsed model.json; errors name `where`, the field path and what was expected. */
 export function validateManifest(m: unknown, where: string): ModelManifest {
-  const o = m as Partial<ModelManifest>;
-  if (!o || typeof o !== 'object') throw new ModelFolderError(`${where}: not a JSON object`);
-  if (o.format !== MODEL_FORMAT) throw new ModelFolderError(`${where}: format is ${JSON.stringify(o.format)}, expected "${MODEL_FORMAT}"`);
-  let spec: NetworkSpec;
-  try {
-    spec = resolveNetwork(o.network, o.networkArgs);
-  } catch (e) {
-    throw new ModelFolderError(`${where}: network: ${(e as Error).message}`);
-  }
-  const inf = o.inference;
-  const roi = inf?.roiSize;
-  if (!inf || !Array.isArray(roi) || roi.length !== 3 || !roi.every((d) => Number.isInteger(d) && d > 0)) {
-    throw new ModelFolderError(`${where}: inference.roiSize must be three positive integers`);
-  }
-  const { inChannels, outChannels } = specChannels(spec);
-  try {
-    createNetwork(spec, { meta: true }).checkInputShape([1, inChannels, ...roi]);
-  } catch (e) {
-    throw new ModelFolderError(`${where}: inference.roiSize ${roi.join('x')} does not fit the network: ${(e as Error).message}`);
-  }
-  if (!(inf.overlap >= 0 && inf.overlap < 1)) throw new ModelFolderError(`${where}: inference.overlap must be in [0, 1)`);
-  if (inf.mode !== 'gaussian' && inf.mode !== 'constant') throw new ModelFolderError(`${where}: inference.mode must be gaussian or constant`);
-  if (!(Number.isInteger(inf.swBatchSize) && inf.swBatchSize >= 1)) throw new ModelFolderError(`${where}: inference.swBatchSize must be a positive integer`);
-  if (inf.mirrorAxes !== undefined && !(Array.isArray(inf.mirrorAxes) && inf.mirrorAxes.every((a) => a === 0 || a === 1 || a === 2))) {
-    throw new ModelFolderError(`${where}: inference.mirrorAxes must list spatial axes 0, 1 or 2`);
-  }
-  let steps: StepSpec[];
-  try {
-    steps = validateSteps(o.preprocessing?.steps ?? [], `${where}: preprocessing`);
-  } catch (e) {
-    throw new ModelFolderError((e as Error).message);
-  }
-  const labels = o.labels ?? {};
-  if (Object.keys(labels).length !== outChannels) {
-    throw new ModelFolderError(`${where}: labels names ${Object.keys(labels).length} classes but the network has ${outChannels} outputs`);
-  }
-  const network = spec.network === 'uxnet' && typeof o.network !== 'string' ? spec.args : o.network!;
-  return { ...(o as ModelManifest), network, spec, preprocessing: { ...o.preprocessing, steps }, labels };
-}
-
-/** Input channels and classes of a network spec, whichever its spelling. */
-export function specChannels(spec: NetworkSpec): { inChannels: number; outChannels: number } {
-  const a = spec.args;
-  return spec.network === 'uxnet' ? { inChannels: a.inChans as number, outChannels: a.outChans as number } : { inChannels: a.inChannels as number, outChannels: a.outChannels as number };
+  return parseWithSchema(ModelManifestSchema, m, where, (msg) => new ModelFolderError(msg));
 }
 
 /** Input channels and classes of a validated manifest. */

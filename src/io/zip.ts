@@ -3,12 +3,18 @@
  * of an open file.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { crc32, inflateRawSync } from 'node:zlib';
+import * as zlib from 'node:zlib';
+import { crc32 as plainCrc32 } from './crc32.js';
 import { runOnBufferWith, runWithReads, ZipError, type ByteReader, type ZipCodec } from './zip-format.js';
 
 export * from './zip-format.js';
 
-export const nodeZipCodec: ZipCodec = { inflateRaw: (raw) => inflateRawSync(raw), crc32: (data) => crc32(data) };
+// zlib.crc32 exists from Node 20.15 only; package.json allows any Node 20, so older ones use the
+// plain TypeScript CRC-32 the browser build uses (a namespace import, because a named import of a
+// missing export would fail to load the module at all).
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+
+export const nodeZipCodec: ZipCodec = { inflateRaw: (raw) => zlib.inflateRawSync(raw), crc32: nativeCrc32 ? (data) => nativeCrc32(data) : (data) => plainCrc32(data) };
 
 /** Runs a ByteReader over an in-memory buffer (no copies: requests are served as subarrays). */
 export function runOnBuffer<T>(reader: ByteReader<T>, buf: Uint8Array): T {

@@ -1,4 +1,4 @@
-export { Rng } from './rng.js';
+export { Rng, type RngAlgorithm } from '../engine/rng.js';
 export {
   Module, Sequential, ModuleList, StateDictError, initContext,
   type Layer, type LoadReport, type BufferSlot, type ShapeMismatch, type StateDictInput, type StateValue, type InitContext, type InitOptions,

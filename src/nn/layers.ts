@@ -2,7 +2,7 @@ import type { Triple } from '../engine/kernels.js';
 import { conv3d, convTranspose3d, gelu, instanceNorm, layerNorm, leakyRelu } from '../engine/ops/index.js';
 import type { Tensor } from '../engine/tensor.js';
 import { initContext, Module, type InitOptions, type Layer } from './module.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../engine/rng.js';
 
 export type Size3 = number | Triple;
 

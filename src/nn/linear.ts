@@ -1,7 +1,7 @@
 import type { Tensor } from '../engine/tensor.js';
 import { linear } from '../engine/ops/index.js';
 import { initContext, Module, type InitOptions, type Layer } from './module.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../engine/rng.js';
 
 export interface LinearOptions extends InitOptions {
   /** Default true, as in `nn.Linear`. */

@@ -1,6 +1,6 @@
 import { parameter } from '../engine/creation.js';
 import type { Tensor } from '../engine/tensor.js';
-import { Rng } from './rng.js';
+import { Rng } from '../engine/rng.js';
 
 /** A tensor value as found in a state dict: an engine Tensor or raw `{shape, data}` (e.g. from a safetensors file). */
 export type StateValue = Tensor | { readonly shape: readonly number[]; readonly data: Float32Array };
@@ -68,7 +68,7 @@ export interface InitOptions {
 }
 
 export function initContext(opts: InitOptions & { meta?: boolean } = {}): InitContext {
-  return opts.init ?? { rng: new Rng(opts.seed ?? 0), meta: opts.meta ?? false };
+  return opts.init ?? { rng: new Rng(opts.seed ?? 0, 'mulberry32'), meta: opts.meta ?? false };
 }
 
 interface ParamSlot {

@@ -1,5 +1,5 @@
 import { zeros } from '../engine/creation.js';
-import { getKernel } from '../engine/registry.js';
+import { runKernel } from '../engine/run-kernel.js';
 import { keep } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 
@@ -82,7 +82,7 @@ export class AdamW {
         this.state.set(p, s);
       }
       s.step += 1;
-      getKernel('adamwStep', p.backendName)(p.info, g.info, s.expAvg.info, s.expAvgSq.info, {
+      runKernel('adamwStep', p.backendName, p.info, g.info, s.expAvg.info, s.expAvgSq.info, {
         lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: s.step,
       });
     }

@@ -3,20 +3,22 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { readCached, type CacheEntry } from '../data/cache.js';
 import { PatchLoader } from '../data/loader/index.js';
-import type { RandomStepSpec } from '../data/presets.js';
+import type { RandomStepSpec } from '../data/step-schema.js';
 import type { StepSpec } from '../data/pipeline.js';
-import { Rng } from '../data/rng.js';
+import { Rng } from '../engine/rng.js';
 import { readWeightsFile } from '../io/weights.js';
 import { writeFileAtomic, writeSafetensorsFile } from '../io/safetensors.js';
 import { createNetwork, describeNetwork, networkToJSON, type NetworkSpec, type SegmentationNetwork } from '../models/registry.js';
 import { specChannels } from '../infer/model-manifest.js';
 import { modelPredictor, slidingWindowInference } from '../infer/sliding-window.js';
 import { argmaxChannels } from '../infer/predict.js';
-import { MODEL_FORMAT, type ModelManifest } from '../infer/model-folder.js';
+import { MODEL_FORMAT, MODEL_VERSION, type ModelManifest } from '../infer/model-folder.js';
 import { runPreprocess } from '../cli/commands/preprocess.js';
 import { getBackendName } from '../engine/registry.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { configuredClasses, trainNetworkSpec, type TrainConfig } from './config.js';
+import { parsePlan, type Plan } from '../data/plan-schema.js';
+import { parseSplitFile } from './split-file.js';
 import { Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
 
 /** A problem with the run's inputs (dataset, split, weights, output folder) that the user must fix. */
@@ -27,15 +29,8 @@ export class TrainRunError extends Error {
   }
 }
 
-export interface TrainPlan {
-  name: string;
-  numClasses?: number;
-  roiSize: [number, number, number];
-  val: StepSpec[];
-  train: RandomStepSpec[];
-  dataset?: { labels?: Record<string, string> | null };
-  cache: CacheEntry[];
-}
+/** plan.json as training reads it. */
+export type TrainPlan = Plan;
 
 export interface TrainRunResult {
   outDir: string;
@@ -48,8 +43,13 @@ export interface TrainRunResult {
 /** Train/val partition: an explicit split file, else the dataset's val split, else a seeded 20% hold-out. */
 export async function splitEntries(entries: CacheEntry[], cfg: TrainConfig): Promise<{ train: CacheEntry[]; val: CacheEntry[] }> {
   if (cfg.split) {
-    const s = JSON.parse(await readFile(cfg.split, 'utf8')) as { train?: string[]; val?: string[] };
-    if (!Array.isArray(s.train) || !Array.isArray(s.val)) throw new TrainRunError(`${cfg.split}: a split file is {"train": [case ids], "val": [case ids]}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(cfg.split, 'utf8'));
+    } catch (e) {
+      throw new TrainRunError(`${cfg.split}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const s = parseSplitFile(json, cfg.split, (m) => new TrainRunError(m));
     const byId = new Map(entries.map((e) => [e.id, e]));
     const pick = (ids: string[], what: string) => ids.map((id) => {
       const e = byId.get(id);
@@ -126,6 +126,7 @@ export async function exportModelFolder(dir: string, model: SegmentationNetwork,
   const spacing = plan.val.find((s) => s.op === 'spacing') as { pixdim: [number, number, number] } | undefined;
   const manifest: ModelManifest = {
     format: MODEL_FORMAT,
+    version: MODEL_VERSION,
     name: cfg.name ?? basename(resolve(cfg.dataset)),
     description: `${spec.network === 'uxnet' ? '3D UX-Net' : describeNetwork(spec)} trained with uxnet3d on ${basename(resolve(cfg.dataset))} (plan: ${plan.name})`,
     ...networkToJSON(spec),
@@ -153,7 +154,7 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
   await mkdir(outDir, { recursive: true });
 
   const { planPath } = await runPreprocess({ dataset: cfg.dataset, preset: cfg.preset, cache: cfg.cacheDir ?? join(outDir, 'cache'), workers: cfg.workers });
-  const plan = JSON.parse(await readFile(planPath, 'utf8')) as TrainPlan;
+  const plan = parsePlan(JSON.parse(await readFile(planPath, 'utf8')), planPath, (m) => new TrainRunError(m));
   const { train, val } = await splitEntries(plan.cache, cfg);
   if (!train.length) throw new TrainRunError('no training cases (with labels) were found');
   const K = configuredClasses(cfg) ?? plan.numClasses;

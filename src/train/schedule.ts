@@ -1,25 +1,23 @@
+import { z } from 'zod';
+import { parseWithSchema } from '../io/schema.js';
+
 /**
  * Learning-rate schedules as pure functions of the step, so a resumed run gets exactly the rate an
  * uninterrupted one would have had. `constant` is the official recipe (AdamW at a fixed 1e-4).
  */
-export interface ScheduleConfig {
-  type: 'constant' | 'poly' | 'cosine';
+export const ScheduleSchema = z.strictObject({
+  type: z.enum(['constant', 'poly', 'cosine']),
   /** Linear warm-up from 0 over this many steps (default 0). */
-  warmupSteps?: number;
+  warmupSteps: z.number().int().min(0).optional(),
   /** Exponent of the poly decay (nnU-Net uses 0.9). */
-  power?: number;
+  power: z.number().positive().optional(),
   /** Floor of the decayed rate as a fraction of the base rate (default 0). */
-  minFactor?: number;
-}
+  minFactor: z.number().min(0).max(1).optional(),
+});
+export type ScheduleConfig = z.output<typeof ScheduleSchema>;
 
-export function validateSchedule(s: ScheduleConfig): ScheduleConfig {
-  if (!['constant', 'poly', 'cosine'].includes(s.type)) throw new Error(`schedule.type must be constant, poly or cosine, got '${s.type}'`);
-  const w = s.warmupSteps ?? 0;
-  if (!Number.isInteger(w) || w < 0) throw new Error(`schedule.warmupSteps must be a non-negative integer, got ${w}`);
-  const m = s.minFactor ?? 0;
-  if (!(m >= 0 && m <= 1)) throw new Error(`schedule.minFactor must be in [0, 1], got ${m}`);
-  if (s.power !== undefined && !(s.power > 0)) throw new Error(`schedule.power must be positive, got ${s.power}`);
-  return s;
+export function validateSchedule(s: unknown): ScheduleConfig {
+  return parseWithSchema(ScheduleSchema, s, 'schedule');
 }
 
 /** The learning rate for 0-based `step` of `totalSteps`. */

@@ -9,8 +9,9 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { nativeAddon, nativeLoadError } from '../../src/backends/native/index.js';
+import { skipUnlessAvailable } from '../helpers/backends.js';
 
-const skip = nativeAddon ? false : `native addon not available: ${nativeLoadError}`;
+const skip = skipUnlessAvailable('native', !!nativeAddon, `native addon not available: ${nativeLoadError}`);
 const file = join(dirname(fileURLToPath(import.meta.url)), 'native.test.js');
 
 // UXNET_CONV_POSITIONS=24 shrinks the dense conv's blocks of output rows to a few rows, so that blocks end

@@ -9,8 +9,9 @@ import type { Conv3dAttrs, Kernels, KTensor, Triple } from '../../src/engine/ker
 import { referenceKernels } from '../../src/backends/reference/index.js';
 import { makeNativeKernels, nativeAddon, nativeLoadError } from '../../src/backends/native/index.js';
 import type { NativeHandle } from '../../src/backends/native/addon.js';
+import { skipUnlessAvailable } from '../helpers/backends.js';
 
-const skip = nativeAddon ? false : `native addon not available: ${nativeLoadError}`;
+const skip = skipUnlessAvailable('native', !!nativeAddon, `native addon not available: ${nativeLoadError}`);
 if (skip) console.log(`# skipping native backend tests: ${skip}`);
 const addon = nativeAddon!;
 const nk: Kernels | null = nativeAddon ? makeNativeKernels(nativeAddon) : null;
@@ -222,7 +223,7 @@ test('native elementwise, norms, activations, losses, reductions, adamw', { skip
   assert.deepEqual(nread(vn), vr.data, 'adamw v');
 });
 
-test('native: kernels run off the main thread; read() resolves, readSync() blocks, handles can be freed early', { skip }, async () => {
+test('native: kernels run off the main thread; read() resolves, readSync() blocks, handles can be freed early', { skip }, async (t) => {
   const attrs: Conv3dAttrs = { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 };
   const xs = [1, 48, 32, 32, 32];
   const x = { shape: xs, data: addon.upload(randArray(numel(xs))) };
@@ -236,7 +237,8 @@ test('native: kernels run off the main thread; read() resolves, readSync() block
   }
   const enqueueMs = performance.now() - t0;
   addon.free(x.data as NativeHandle);
-  assert.ok(enqueueMs < 50, `enqueueing 4 convolutions took ${enqueueMs.toFixed(1)} ms`);
+  // Reported, not asserted: a wall-clock bound fails on a loaded machine; the event-loop check below is the property.
+  t.diagnostic(`enqueueing 4 convolutions took ${enqueueMs.toFixed(1)} ms`);
   let ticks = 0;
   const timer = setInterval(() => ticks++, 1);
   const vals = await addon.read(y.data as NativeHandle, numel(y.shape));

@@ -11,17 +11,18 @@ import assert from 'node:assert/strict';
 import type { KTensor, Kernels } from '../../src/engine/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
 import { closeWebGPU, initWebGPU, webgpuBackend, webgpuInfo, webgpuKernels, webgpuMemory, webgpuUnavailableReason } from '../../src/backends/webgpu/index.js';
-import { Rng } from '../../src/nn/rng.js';
+import { Rng } from '../../src/engine/rng.js';
+import { skipUnlessAvailable } from '../helpers/backends.js';
 
 const available = await initWebGPU({ quiet: true });
-const skip = available ? false : `no WebGPU adapter: ${webgpuUnavailableReason()}`;
+const skip = skipUnlessAvailable('webgpu', available, `no WebGPU adapter: ${webgpuUnavailableReason()}`);
 if (skip) console.log(`# webgpu: tests skipped, ${webgpuUnavailableReason()}`);
 if (available) await closeWebGPU(); // each suite opens its own device below
 
 /** Uniform [0, 1) draws from the engine's seeded generator. */
 function rng(seed: number): () => number {
-  const g = new Rng(seed);
-  return () => g.next();
+  const g = new Rng(seed, 'mulberry32');
+  return () => g.random();
 }
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);

@@ -12,12 +12,12 @@ describe('uxnet train: user mistakes', () => {
   it('names what is missing or wrong, in one line, without a stack trace', () => {
     writeFileSync(join(dir, 'bad.json'), '{ not json');
     writeFileSync(join(dir, 'split.json'), JSON.stringify({ train: ['nope'], val: [] }));
-    assertUserError(uxnet(['train', '-o', join(dir, 'r')]), /dataset is required/);
+    assertUserError(uxnet(['train', '-o', join(dir, 'r')]), /training config: dataset: is required \(expected string\)/);
     assertUserError(uxnet(['train', '--dataset', join(dir, 'none'), '-o', join(dir, 'r')]), /is not a directory/);
     assertUserError(uxnet(['train', '--config', join(dir, 'bad.json')]), /not valid JSON/);
     assertUserError(uxnet(['train', '--config', join(dir, 'missing.json')]), /cannot read config/);
     assertUserError(uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--steps', 'x']), /--steps must be an integer/);
-    assertUserError(uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--roi', '40,40,40']), /roiSize must be three positive multiples of 16/);
+    assertUserError(uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--roi', '40,40,40']), /training config: roiSize\[0\]: expected a positive multiple of 16, got 40/);
     assertUserError(uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--feat-size', '8,16']), /featSize|feat_size/);
     assertUserError(uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--backend', 'tpu']), /unknown backend 'tpu'/);
   });

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../../src/data/rng.js';
+import { Rng } from '../../src/engine/rng.js';
 import { mat4 } from '../../src/data/mat4.js';
 import { applyRandomStep, gammaRange } from '../../src/data/transforms/random.js';
 import { adjustContrast } from '../../src/data/transforms/intensity.js';
@@ -91,7 +91,7 @@ describe('randGamma = MONAI 0.9.0 RandAdjustContrastd', () => {
     assert.deepEqual(gammaRange([2, 0.8]), [0.8, 2]);
     assert.throws(() => gammaRange(0.5), /greater than 0\.5/);
     assert.throws(() => gammaRange([1, 2, 3]), /number or a pair/);
-    assert.throws(() => parsePreset({ name: 'x', train: [{ op: 'randGamma', prob: 0.5, gamma: 0.3 }] }, 'p.json'), /p\.json: train step 0: randGamma/);
+    assert.throws(() => parsePreset({ name: 'x', train: [{ op: 'randGamma', prob: 0.5, gamma: 0.3 }] }, 'p.json'), /p\.json: train\[0\]\.gamma: a single gamma must be greater than 0\.5/);
     assert.doesNotThrow(() => parsePreset({ name: 'x', train: [{ op: 'randGamma', prob: 0.5, gamma: [0.7, 1.5] }] }, 'p.json'));
   });
 });

@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { noGrad, setBackend, tensor, type Tensor } from '../../src/engine/index.js';
 import * as ops from '../../src/engine/ops/index.js';
-import { Rng } from '../../src/nn/rng.js';
+import { Rng } from '../../src/engine/rng.js';
 
 await initTestBackends();
 
 /** Uniform [0, 1) draws from the engine's seeded generator. */
 function rng(seed: number): () => number {
-  const g = new Rng(seed);
-  return () => g.next();
+  const g = new Rng(seed, 'mulberry32');
+  return () => g.random();
 }
 
 function randArray(n: number, r: () => number, lo = -1, hi = 1): Float32Array {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { initTestBackends, testBackends } from '../helpers/backends.js';
 import { setBackend, tensor, type Tensor } from '../../src/engine/index.js';
 import * as ops from '../../src/engine/ops/index.js';
-import { Rng } from '../../src/nn/rng.js';
+import { Rng } from '../../src/engine/rng.js';
 
 await initTestBackends();
 
@@ -186,8 +186,8 @@ for (const backend of testBackends()) {
 // Larger random cases: every backend against the reference backend's values (tile edges of GPU
 // GEMMs, reductions long enough to take the multi-thread paths).
 function rand(n: number, seed: number): Float32Array {
-  const g = new Rng(seed);
-  return Float32Array.from({ length: n }, () => g.next() * 2 - 1);
+  const g = new Rng(seed, 'mulberry32');
+  return Float32Array.from({ length: n }, () => g.random() * 2 - 1);
 }
 
 interface ParityCase {

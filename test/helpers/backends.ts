@@ -40,3 +40,14 @@ export async function initTestBackends(): Promise<void> {
   webgpuReason = webgpuUnavailableReason();
   if (!wanted) console.log(`# webgpu: tests skipped, ${webgpuReason}`);
 }
+
+/**
+ * The `skip` option of a backend-specific test file: false when `backend` is there; the reason
+ * when it is not and nobody asked for it; and an error when UXNET_TEST_BACKENDS names it, so CI
+ * (which declares what must run) fails on a broken addon build or a lost adapter instead of skipping.
+ */
+export function skipUnlessAvailable(backend: string, available: boolean, reason: string): string | false {
+  if (available) return false;
+  if (wantedBackends()?.includes(backend)) throw new Error(`UXNET_TEST_BACKENDS names '${backend}', which is not available: ${reason}`);
+  return reason;
+}

@@ -21,8 +21,8 @@ describe('learning-rate schedules', () => {
     assert.ok(Math.abs(v - 0.5 ** 0.9) < 1e-12);
   });
   it('rejects bad settings with a message', () => {
-    assert.throws(() => validateSchedule({ type: 'linear' as 'poly' }), /constant, poly or cosine/);
-    assert.throws(() => validateSchedule({ type: 'cosine', warmupSteps: -1 }), /warmupSteps/);
-    assert.throws(() => validateSchedule({ type: 'cosine', minFactor: 2 }), /minFactor/);
+    assert.throws(() => validateSchedule({ type: 'linear' as 'poly' }), /schedule: type: expected one of "constant", "poly", "cosine", got "linear"/);
+    assert.throws(() => validateSchedule({ type: 'cosine', warmupSteps: -1 }), /schedule: warmupSteps: expected number to be >=0, got -1/);
+    assert.throws(() => validateSchedule({ type: 'cosine', minFactor: 2 }), /schedule: minFactor: expected number to be <=1, got 2/);
   });
 });

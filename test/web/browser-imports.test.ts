@@ -11,7 +11,8 @@ import { ROOT } from '../helpers/cli.js';
 
 const ENTRIES = ['web/src/main.ts', 'src/browser/segment-worker.ts'];
 /** Packages the app may import (bundled by Vite). */
-const ALLOWED_PACKAGES = ['@niivue/niivue'];
+// zod validates file formats (model.json) and is plain JavaScript with no Node dependency.
+const ALLOWED_PACKAGES = ['@niivue/niivue', 'zod'];
 
 /** Static import/export specifiers of a TypeScript file (type-only imports are erased, so skipped). */
 function specifiers(source: string): string[] {

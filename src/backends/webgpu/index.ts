@@ -69,8 +69,11 @@ export async function initWebGPU(opts: WebGPUInitOptions & { quiet?: boolean } =
     return false;
   }
   lastReason = null;
-  registerBackend(webgpuBackend, WEBGPU_PRIORITY);
-  registerKernels(webgpuBackend.name, webgpuKernels);
+  // After closeWebGPU() the backend and its kernels stay registered; only the device is new.
+  if (!hasBackend(webgpuBackend.name)) {
+    registerBackend(webgpuBackend, WEBGPU_PRIORITY);
+    registerKernels(webgpuBackend.name, webgpuKernels);
+  }
   return true;
 }
 

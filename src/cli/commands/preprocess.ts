@@ -8,6 +8,7 @@ import { cacheCasesParallel, CacheCaseError } from '../../data/cache-pool.js';
 import { discoverDataset, type Dataset } from '../../data/dataset.js';
 import { VolumeError } from '../../data/load.js';
 import { fingerprintDataset, planFromFingerprint } from '../../data/plan.js';
+import { PLAN_VERSION } from '../../data/plan-schema.js';
 import { loadPreset, type Preset } from '../../data/presets.js';
 import { createProgress } from '../progress.js';
 import { UserError } from '../errors.js';
@@ -74,6 +75,7 @@ export async function runPreprocess(opts: PreprocessOptions): Promise<{ planPath
   const planPath = join(cacheDir, 'plan.json');
   const plan = {
     ...preset,
+    version: PLAN_VERSION,
     ...(fingerprint ? { fingerprint } : {}),
     dataset: { root: ds.root, layout: ds.layout, modalities: ds.modalities, labels: ds.labels ?? null, cases: ds.cases.length },
     chainHash: stepsHash(preset.val),

@@ -98,7 +98,7 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
       roiSize: f.roi, network: f.network ?? network, networkArgs: f.networkArg, valEvery: f.valEvery, saveEvery: f.saveEvery, valOverlap: f.valOverlap, valMode: f.valMode, seed: f.seed,
       workers: f.workers, init: f.init, split: f.split, cacheDir: f.cache, backend: f.backend,
       schedule: f.schedule || f.warmup !== undefined ? { ...(file.schedule ?? { type: 'constant' }), ...(f.schedule ? { type: f.schedule } : {}), ...(f.warmup !== undefined ? { warmupSteps: f.warmup } : {}) } : undefined,
-    });
+    }, f.config);
   } catch (e) {
     if (e instanceof TrainConfigError) throw new UserError(e.message);
     throw e;

@@ -1,10 +1,15 @@
-import { Worker } from 'node:worker_threads';
 import type { CacheEntry } from '../cache.js';
-import type { RandomStepSpec } from '../presets.js';
-import { Rng } from '../rng.js';
+import type { RandomStepSpec } from '../step-schema.js';
+import { Rng } from '../../engine/rng.js';
+import { WorkerPool } from '../worker-pool.js';
 import type { LoadedPatch, LoadReply, LoadRequest } from './worker.js';
 
 export type { LoadedPatch };
+
+/** The RNG seed of request n: a pure function of (seed, n), so neither worker count nor resume changes it. */
+export function requestSeed(seed: number, n: number): number {
+  return (seed * 1000003 + n) >>> 0;
+}
 
 export interface PatchLoaderOptions {
   /** Worker threads reading the cache and running the random tail (default 2, MONAI's num_workers). */
@@ -22,8 +27,7 @@ export interface PatchLoaderOptions {
  * whatever the number of workers or their timing; results are handed out in request order.
  */
 export class PatchLoader {
-  private workers: Worker[] = [];
-  private pending = new Map<number, { resolve: (p: LoadedPatch[]) => void; reject: (e: Error) => void }>();
+  private pool: WorkerPool<LoadRequest, LoadReply>;
   private results = new Map<number, Promise<LoadedPatch[]>>();
   private nextRequest = 0;
   private nextDeliver = 0;
@@ -37,22 +41,12 @@ export class PatchLoader {
     const n = Math.max(1, opts.workers ?? 2);
     this.prefetch = Math.max(1, opts.prefetch ?? 2 * n);
     this.nextRequest = this.nextDeliver = opts.start ?? 0;
-    for (let i = 0; i < n; i++) {
-      const w = new Worker(new URL('./worker.js', import.meta.url));
-      w.on('message', (r: LoadReply) => {
-        const p = this.pending.get(r.id);
-        if (!p) return;
-        this.pending.delete(r.id);
-        if ('error' in r) p.reject(new Error(`loading case for request ${r.id}: ${r.error}`));
-        else p.resolve(r.patches);
-      });
-      w.on('error', (e) => { for (const p of this.pending.values()) p.reject(e); this.pending.clear(); });
-      this.workers.push(w);
-    }
+    this.pool = new WorkerPool('patch loader', new URL('./worker.js', import.meta.url), n);
     this.fill();
   }
 
-  private caseFor(n: number): CacheEntry {
+  /** The case of request n (a seeded shuffle per epoch; the same whatever order requests are asked in). */
+  caseFor(n: number): CacheEntry {
     while (this.order.length <= n) {
       const perm = this.entries.map((_, i) => i);
       for (let i = perm.length - 1; i > 0; i--) {
@@ -67,14 +61,22 @@ export class PatchLoader {
   private fill(): void {
     while (this.nextRequest < this.nextDeliver + this.prefetch) {
       const id = this.nextRequest++;
-      const req: LoadRequest = { id, entry: this.caseFor(id), tail: this.tail, seed: ((this.opts.seed ?? 0) * 1000003 + id) >>> 0 };
-      this.results.set(id, new Promise((resolve, reject) => this.pending.set(id, { resolve, reject })));
-      this.workers[id % this.workers.length]!.postMessage(req);
+      const entry = this.caseFor(id);
+      const req: LoadRequest = { entry, tail: this.tail, seed: requestSeed(this.opts.seed ?? 0, id) };
+      const patches = this.pool.run(req, `loading request ${id} (case '${entry.id}')`).then((r) => {
+        if ('error' in r) throw new Error(`loading case '${entry.id}' for request ${id}: ${r.error}`);
+        return r.patches;
+      });
+      // Prefetched requests may fail before anyone awaits them; next() still sees the rejection.
+      patches.catch(() => {});
+      this.results.set(id, patches);
     }
   }
 
   /** The patches of the next case (MONAI's num_samples crops of one volume). */
   async next(): Promise<LoadedPatch[]> {
+    // After a lost worker the stream has a gap; stop rather than hand out later requests.
+    if (this.pool.failure) throw this.pool.failure;
     const id = this.nextDeliver++;
     this.fill();
     const r = this.results.get(id)!;
@@ -83,7 +85,11 @@ export class PatchLoader {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-    this.workers = [];
+    await this.pool.close();
+  }
+
+  /** @internal the pool, so tests can kill a worker. */
+  get workerPool(): WorkerPool<LoadRequest, LoadReply> {
+    return this.pool;
   }
 }

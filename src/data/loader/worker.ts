@@ -1,15 +1,15 @@
-import { parentPort } from 'node:worker_threads';
 import { readCached, type CacheEntry } from '../cache.js';
-import type { RandomStepSpec } from '../presets.js';
-import { Rng } from '../rng.js';
+import type { RandomStepSpec } from '../step-schema.js';
+import { Rng } from '../../engine/rng.js';
 import { runRandomSteps } from '../transforms/random.js';
+import { serveJobs } from '../worker-pool.js';
 
-export interface LoadRequest { id: number; entry: CacheEntry; tail: RandomStepSpec[]; seed: number }
+export interface LoadRequest { entry: CacheEntry; tail: RandomStepSpec[]; seed: number }
 export interface LoadedPatch { image: Float32Array; label?: Float32Array; shape: [number, number, number]; channels: number }
-export type LoadReply = { id: number; patches: LoadedPatch[] } | { id: number; error: string };
+export type LoadReply = { patches: LoadedPatch[] } | { error: string };
 
 // Reads one cached case and runs the random tail; arrays are transferred, not copied, to the caller.
-parentPort?.on('message', async (req: LoadRequest) => {
+serveJobs<LoadRequest, LoadReply>(async (req) => {
   try {
     const sample = await readCached(req.entry);
     const out = runRandomSteps(sample, req.tail, new Rng(req.seed));
@@ -20,8 +20,8 @@ parentPort?.on('message', async (req: LoadRequest) => {
       channels: s.image.channels,
     }));
     const transfer = patches.flatMap((p) => [p.image.buffer, ...(p.label ? [p.label.buffer] : [])]) as ArrayBuffer[];
-    parentPort!.postMessage({ id: req.id, patches } satisfies LoadReply, transfer);
+    return { reply: { patches }, transfer };
   } catch (e) {
-    parentPort!.postMessage({ id: req.id, error: (e as Error).message } satisfies LoadReply);
+    return { reply: { error: (e as Error).message } };
   }
 });

@@ -1,5 +1,5 @@
 import { matmul, mat4, type Mat4 } from '../mat4.js';
-import { sameKind, voxelCount, type Vec3, type Volume, type VoxelData } from '../volume.js';
+import { sameKind, voxelCount, type AppliedOp, type Vec3, type Volume, type VoxelData } from '../volume.js';
 
 function translate(affine: Mat4, by: Vec3): Mat4 {
   const t = mat4();
@@ -111,4 +111,15 @@ export function spatialPad<T extends VoxelData>(v: Volume<T>, size: readonly num
 export function cropForeground<T extends VoxelData>(source: Volume, targets: Volume<T>[], threshold = 0): { box: { start: Vec3; end: Vec3 }; out: Volume<T>[] } {
   const box = foregroundBox(source, threshold);
   return { box, out: targets.map((t) => crop(t, box.start, box.end)) };
+}
+
+/** Undoes a crop as MONAI's inverse does: zero outside the box (probabilities there argmax to class 0). */
+export function invertCrop(v: Volume<VoxelData>, op: Extract<AppliedOp, { kind: 'crop' }>): Volume<VoxelData> {
+  return { ...v, data: padArray(v.data, v.channels, v.shape, op.start, op.inShape), shape: op.inShape };
+}
+
+/** Undoes a pad by cropping the original box back out. */
+export function invertPad(v: Volume<VoxelData>, op: Extract<AppliedOp, { kind: 'pad' }>): Volume<VoxelData> {
+  const end: Vec3 = [op.before[0] + op.inShape[0], op.before[1] + op.inShape[1], op.before[2] + op.inShape[2]];
+  return crop(v, op.before, end);
 }

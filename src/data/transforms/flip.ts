@@ -1,4 +1,4 @@
-import { sameKind, voxelCount, type Vec3, type Volume, type VoxelData } from '../volume.js';
+import { sameKind, voxelCount, type AppliedOp, type Vec3, type Volume, type VoxelData } from '../volume.js';
 import { matmul, mat4 } from '../mat4.js';
 
 /** np.flip on the listed spatial axes (all three when `axes` is empty, like MONAI's spatial_axis=None). */
@@ -62,4 +62,13 @@ function rot90Once<T extends VoxelData>(v: Volume<T>, [a0, a1]: [number, number]
   m[a1 * 4 + 3] = inShape[a1]! - 1;
   for (let d = 0; d < 3; d++) if (d !== a0 && d !== a1) m[d * 5] = 1;
   return { ...v, data: out, shape: outShape, affine: matmul(v.affine, m), gridAffine: matmul(v.gridAffine, m) };
+}
+
+/** A flip is its own inverse. */
+export function invertFlip(v: Volume<VoxelData>, op: Extract<AppliedOp, { kind: 'flip' }>): Volume<VoxelData> {
+  return flip(v, op.axes);
+}
+
+export function invertRotate90(v: Volume<VoxelData>, op: Extract<AppliedOp, { kind: 'rotate90' }>): Volume<VoxelData> {
+  return rotate90(v, -op.k, op.axes);
 }

@@ -1,5 +1,5 @@
-import { block3, fround4, matmul, nearestOrthogonal, toRows, type Mat4 } from '../mat4.js';
-import { sameKind, voxelCount, type Vec3, type Volume, type VoxelData } from '../volume.js';
+import { block3, fround4, mat4, matmul, nearestOrthogonal, toRows, type Mat4 } from '../mat4.js';
+import { sameKind, voxelCount, type AppliedOp, type Vec3, type Volume, type VoxelData } from '../volume.js';
 
 /** One row per input axis: [world axis it maps to, +1 or -1]. */
 export type Ornt = [number, number][];
@@ -119,3 +119,7 @@ export function axcodesOf(affine: Mat4): string {
   return orntToAxcodes(ioOrientation(affine));
 }
 
+/** Reorients back to the recorded input orientation (exact: a permutation and flips). */
+export function invertOrientation(v: Volume<VoxelData>, op: Extract<AppliedOp, { kind: 'orientation' }>): Volume<VoxelData> {
+  return orientation({ ...v, affine: mat4(op.outAffine) }, axcodesOf(mat4(op.inAffine)));
+}

@@ -1,5 +1,5 @@
-import type { Rng } from '../rng.js';
-import type { RandomStepSpec } from '../presets.js';
+import type { Rng } from '../../engine/rng.js';
+import { gammaRange, type RandomStepSpec } from '../step-schema.js';
 import type { Sample } from '../pipeline.js';
 import { sameKind, voxelCount, type Vec3, type Volume, type VoxelData } from '../volume.js';
 import { crop, spatialPad } from './croppad.js';
@@ -170,17 +170,7 @@ export function drawAffineParams(spec: Extract<RandomStepSpec, { op: 'randAffine
   return { rotate, scale };
 }
 
-/** MONAI RandAdjustContrast's gamma range: a number g > 0.5 means (0.5, g); a pair is sorted. */
-export function gammaRange(gamma: number | readonly number[]): [number, number] {
-  if (typeof gamma === 'number') {
-    if (!(gamma > 0.5)) throw new Error(`randGamma: a single gamma must be greater than 0.5 (the range is (0.5, gamma)), got ${gamma}`);
-    return [0.5, gamma];
-  }
-  if (!Array.isArray(gamma) || gamma.length !== 2 || !gamma.every((g) => typeof g === 'number' && Number.isFinite(g))) {
-    throw new Error(`randGamma: gamma must be a number or a pair of numbers, got ${JSON.stringify(gamma)}`);
-  }
-  return [Math.min(gamma[0]!, gamma[1]!), Math.max(gamma[0]!, gamma[1]!)];
-}
+export { gammaRange };
 
 /** Applies one random step to a sample (randCropByPosNegLabel returns several samples). */
 export function applyRandomStep(s: Sample, spec: RandomStepSpec, rng: Rng): Sample[] {

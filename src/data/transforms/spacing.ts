@@ -1,5 +1,5 @@
-import { apply, block3, fround4, gramSchmidt, inverse, mat4, solve, toRows, type Mat4 } from '../mat4.js';
-import type { Vec3, Volume, VoxelData } from '../volume.js';
+import { apply, block3, columnNorms, fround4, gramSchmidt, inverse, mat4, solve, toRows, type Mat4 } from '../mat4.js';
+import type { AppliedOp, Vec3, Volume, VoxelData } from '../volume.js';
 import { resampleVoxels, type InterpMode } from './resample.js';
 
 /** MONAI's AFFINE_TOL: affines this close count as equal and resampling is skipped. */
@@ -90,4 +90,12 @@ export function spacing<T extends VoxelData>(v: Volume<T>, pixdim: Vec3, mode: I
     ...v, data, shape: plan.outShape, affine: plan.dst, gridAffine: plan.dst,
     ops: [...v.ops, { kind: 'spacing', inShape: v.shape, inAffine: toRows(v.affine), outShape: plan.outShape, outAffine: toRows(plan.dst), pixdim, resampled: plan.resample }],
   };
+}
+
+/**
+ * Resamples back to the original voxel size with the original shape forced (MONAI's Spacingd
+ * inverse); `mode` is 'nearest' for label maps and 'bilinear' for probabilities.
+ */
+export function invertSpacing(v: Volume<VoxelData>, op: Extract<AppliedOp, { kind: 'spacing' }>, mode: InterpMode): Volume<VoxelData> {
+  return op.resampled ? spacing({ ...v, affine: mat4(op.outAffine) }, columnNorms(mat4(op.inAffine)), mode, op.inShape) : { ...v, shape: op.inShape };
 }

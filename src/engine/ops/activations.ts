@@ -1,17 +1,17 @@
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, runKernel, record, wrap } from '../op.js';
 import type { Tensor } from '../tensor.js';
 
 /** GELU with the exact erf form (PyTorch's default, approximate='none'). */
 export function gelu(x: Tensor): Tensor {
   const be = backendOf('gelu', x);
-  return record(wrap(kernel('gelu', be)(x.info), be), 'gelu', [x], [x], (dy, [xs]) => [wrap(kernel('geluGrad', be)(dy.info, xs!.info), be)]);
+  return record(wrap(runKernel('gelu', be, x.info), be), 'gelu', [x], [x], (dy, [xs]) => [wrap(runKernel('geluGrad', be, dy.info, xs!.info), be)]);
 }
 
 /** LeakyReLU; its gradient at exactly 0 is the slope, as in PyTorch. */
 export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
   const be = backendOf('leakyRelu', x);
-  return record(wrap(kernel('leakyRelu', be)(x.info, { slope }), be), 'leakyRelu', [x], [x], (dy, [xs]) => [
-    wrap(kernel('leakyReluGrad', be)(dy.info, xs!.info, { slope }), be),
+  return record(wrap(runKernel('leakyRelu', be, x.info, { slope }), be), 'leakyRelu', [x], [x], (dy, [xs]) => [
+    wrap(runKernel('leakyReluGrad', be, dy.info, xs!.info, { slope }), be),
   ]);
 }
 
@@ -19,8 +19,8 @@ export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
 export function softmax(x: Tensor): Tensor {
   if (x.rank < 2) throw new Error('softmax: input needs a channel axis (rank >= 2)');
   const be = backendOf('softmax', x);
-  const y = wrap(kernel('softmax', be)(x.info), be);
-  return record(y, 'softmax', [x], [y], (dy, [ys]) => [wrap(kernel('softmaxGrad', be)(dy.info, ys!.info), be)]);
+  const y = wrap(runKernel('softmax', be, x.info), be);
+  return record(y, 'softmax', [x], [y], (dy, [ys]) => [wrap(runKernel('softmaxGrad', be, dy.info, ys!.info), be)]);
 }
 
 /** Softmax over the last dim (attention rows): the channel softmax on an [rows, C, 1] view. */
@@ -30,10 +30,10 @@ export function softmaxLast(x: Tensor): Tensor {
   const c = x.shape[x.rank - 1]!;
   const v = [x.size / c, c, 1];
   const shape = x.shape;
-  const yk = kernel('softmax', be)({ shape: v, data: x.info.data });
+  const yk = runKernel('softmax', be, { shape: v, data: x.info.data });
   const y = wrap({ shape, data: yk.data }, be);
   return record(y, 'softmaxLast', [x], [y], (dy, [ys]) => {
-    const g = kernel('softmaxGrad', be)({ shape: v, data: dy.info.data }, { shape: v, data: ys!.info.data });
+    const g = runKernel('softmaxGrad', be, { shape: v, data: dy.info.data }, { shape: v, data: ys!.info.data });
     return [wrap({ shape, data: g.data }, be)];
   });
 }

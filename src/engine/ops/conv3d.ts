@@ -1,5 +1,5 @@
 import type { Conv3dAttrs, Triple } from '../kernels.js';
-import { assertShape, backendOf, kernel, record, wrap } from '../op.js';
+import { assertShape, backendOf, runKernel, record, wrap } from '../op.js';
 import { shapeString, type Tensor } from '../tensor.js';
 import { convOutSize } from '../conv-geometry.js';
 
@@ -40,10 +40,10 @@ export function conv3d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   const { attrs } = conv3dGeometry('conv3d', x, w, opts);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== w.shape[0])) throw new Error(`conv3d: bias ${shapeString(bias.shape)} must have shape [${w.shape[0]}]`);
   const be = backendOf('conv3d', x, w, bias);
-  const y = wrap(kernel('conv3d', be)(x.info, w.info, bias ? bias.info : null, attrs), be);
+  const y = wrap(runKernel('conv3d', be, x.info, w.info, bias ? bias.info : null, attrs), be);
   return record(y, 'conv3d', [x, w, bias], [x, w], (dy, [xs, ws], needs) => [
-    needs[0] ? wrap(kernel('conv3dGradInput', be)(dy.info, ws!.info, { ...attrs, inputShape: xs!.shape }), be) : null,
-    needs[1] ? wrap(kernel('conv3dGradWeight', be)(xs!.info, dy.info, { ...attrs, weightShape: ws!.shape }), be) : null,
-    needs[2] ? wrap(kernel('sumToChannels', be)(dy.info), be) : null,
+    needs[0] ? wrap(runKernel('conv3dGradInput', be, dy.info, ws!.info, { ...attrs, inputShape: xs!.shape }), be) : null,
+    needs[1] ? wrap(runKernel('conv3dGradWeight', be, xs!.info, dy.info, { ...attrs, weightShape: ws!.shape }), be) : null,
+    needs[2] ? wrap(runKernel('sumToChannels', be, dy.info), be) : null,
   ]);
 }

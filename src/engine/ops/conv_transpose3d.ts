@@ -1,5 +1,5 @@
 import type { Triple } from '../kernels.js';
-import { assertShape, backendOf, kernel, record, wrap } from '../op.js';
+import { assertShape, backendOf, runKernel, record, wrap } from '../op.js';
 import { shapeString, type Tensor } from '../tensor.js';
 import { triple } from './conv3d.js';
 
@@ -21,10 +21,10 @@ export function convTranspose3d(x: Tensor, w: Tensor, opts: { stride?: number | 
   const attrs = { stride, padding, groups: 1 };
   const outShape = [n!, cout!, ...outSp];
   const be = backendOf('convTranspose3d', x, w);
-  const y = wrap(kernel('conv3dGradInput', be)(x.info, w.info, { ...attrs, inputShape: outShape }), be);
+  const y = wrap(runKernel('conv3dGradInput', be, x.info, w.info, { ...attrs, inputShape: outShape }), be);
   return record(y, 'convTranspose3d', [x, w], [x, w], (dy, [xs, ws], needs) => [
-    needs[0] ? wrap(kernel('conv3d', be)(dy.info, ws!.info, null, attrs), be) : null,
+    needs[0] ? wrap(runKernel('conv3d', be, dy.info, ws!.info, null, attrs), be) : null,
     // dW[ci, co, k] = Σ x[ci, p]·dy[co, p·s + k − pad]: conv3d's weight gradient with the roles of x and dy swapped.
-    needs[1] ? wrap(kernel('conv3dGradWeight', be)(dy.info, xs!.info, { ...attrs, weightShape: ws!.shape }), be) : null,
+    needs[1] ? wrap(runKernel('conv3dGradWeight', be, dy.info, xs!.info, { ...attrs, weightShape: ws!.shape }), be) : null,
   ]);
 }

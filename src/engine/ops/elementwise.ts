@@ -1,10 +1,10 @@
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, record, wrap, runKernel } from '../op.js';
 import { shapeString, type Tensor } from '../tensor.js';
 
 /** Gradient of a broadcast operand: dy summed over the dims it was stretched along. */
 function reduceTo(dy: Tensor, shape: readonly number[], be: string): Tensor {
   if (dy.rank === shape.length && dy.shape.every((d, i) => d === shape[i])) return dy;
-  return wrap(kernel('sumToShape', be)(dy.info, { shape }), be);
+  return wrap(runKernel('sumToShape', be, dy.info, { shape }), be);
 }
 
 function checkBroadcast(op: string, a: Tensor, b: Tensor): void {
@@ -23,11 +23,11 @@ function sameShape(a: Tensor, b: Tensor): boolean {
 /** a + b with numpy/PyTorch broadcasting (residual connections, biases, attention masks). */
 export function add(a: Tensor, b: Tensor): Tensor {
   const be = backendOf('add', a, b);
-  if (sameShape(a, b)) return record(wrap(kernel('add', be)(a.info, b.info), be), 'add', [a, b], [], (dy) => [dy, dy]);
+  if (sameShape(a, b)) return record(wrap(runKernel('add', be, a.info, b.info), be), 'add', [a, b], [], (dy) => [dy, dy]);
   checkBroadcast('add', a, b);
   const sa = a.shape;
   const sb = b.shape;
-  return record(wrap(kernel('broadcastBinary', be)(a.info, b.info, { op: 'add' }), be), 'add', [a, b], [], (dy, _s, needs) => [
+  return record(wrap(runKernel('broadcastBinary', be, a.info, b.info, { op: 'add' }), be), 'add', [a, b], [], (dy, _s, needs) => [
     needs[0] ? reduceTo(dy, sa, be) : null,
     needs[1] ? reduceTo(dy, sb, be) : null,
   ]);
@@ -39,10 +39,10 @@ export function sub(a: Tensor, b: Tensor): Tensor {
   const be = backendOf('sub', a, b);
   const sa = a.shape;
   const sb = b.shape;
-  return record(wrap(kernel('broadcastBinary', be)(a.info, b.info, { op: 'sub' }), be), 'sub', [a, b], [], (dy, _s, needs) => {
+  return record(wrap(runKernel('broadcastBinary', be, a.info, b.info, { op: 'sub' }), be), 'sub', [a, b], [], (dy, _s, needs) => {
     if (!needs[1]) return [needs[0] ? reduceTo(dy, sa, be) : null, null];
     const gb = reduceTo(dy, sb, be);
-    const neg = wrap(kernel('scale', be)(gb.info, { factor: -1 }), be);
+    const neg = wrap(runKernel('scale', be, gb.info, { factor: -1 }), be);
     if (gb !== dy) gb.dispose();
     return [needs[0] ? reduceTo(dy, sa, be) : null, neg];
   });
@@ -52,10 +52,10 @@ export function sub(a: Tensor, b: Tensor): Tensor {
 export function mul(a: Tensor, b: Tensor): Tensor {
   checkBroadcast('mul', a, b);
   const be = backendOf('mul', a, b);
-  const y = wrap(kernel('broadcastBinary', be)(a.info, b.info, { op: 'mul' }), be);
+  const y = wrap(runKernel('broadcastBinary', be, a.info, b.info, { op: 'mul' }), be);
   return record(y, 'mul', [a, b], [a, b], (dy, [as, bs], needs) => {
     const grad = (other: Tensor, shape: readonly number[]): Tensor => {
-      const full = wrap(kernel('broadcastBinary', be)(dy.info, other.info, { op: 'mul' }), be);
+      const full = wrap(runKernel('broadcastBinary', be, dy.info, other.info, { op: 'mul' }), be);
       const g = reduceTo(full, shape, be);
       if (g !== full) full.dispose();
       return g;
@@ -67,15 +67,15 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 /** x · factor for a constant factor. */
 export function scale(x: Tensor, factor: number): Tensor {
   const be = backendOf('scale', x);
-  return record(wrap(kernel('scale', be)(x.info, { factor }), be), 'scale', [x], [], (dy) => [wrap(kernel('scale', be)(dy.info, { factor }), be)]);
+  return record(wrap(runKernel('scale', be, x.info, { factor }), be), 'scale', [x], [], (dy) => [wrap(runKernel('scale', be, dy.info, { factor }), be)]);
 }
 
 /** y[n, c, ...] = x[n, c, ...] · s[c]: the ux_block layer scale γ. */
 export function mulChannel(x: Tensor, s: Tensor): Tensor {
   if (x.rank < 2 || s.rank !== 1 || s.shape[0] !== x.shape[1]) throw new Error(`mulChannel: scale ${shapeString(s.shape)} must have shape [${x.shape[1]}] for input ${shapeString(x.shape)}`);
   const be = backendOf('mulChannel', x, s);
-  return record(wrap(kernel('mulChannel', be)(x.info, s.info), be), 'mulChannel', [x, s], [x, s], (dy, [xs, ss], needs) => [
-    needs[0] ? wrap(kernel('mulChannel', be)(dy.info, ss!.info), be) : null,
-    needs[1] ? wrap(kernel('mulChannelGradScale', be)(dy.info, xs!.info), be) : null,
+  return record(wrap(runKernel('mulChannel', be, x.info, s.info), be), 'mulChannel', [x, s], [x, s], (dy, [xs, ss], needs) => [
+    needs[0] ? wrap(runKernel('mulChannel', be, dy.info, ss!.info), be) : null,
+    needs[1] ? wrap(runKernel('mulChannelGradScale', be, dy.info, xs!.info), be) : null,
   ]);
 }

@@ -1,4 +1,4 @@
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, runKernel, record, wrap } from '../op.js';
 import { shapeString, type Tensor } from '../tensor.js';
 
 /**
@@ -11,10 +11,10 @@ export function instanceNorm(x: Tensor, opts: { eps?: number } = {}): Tensor {
   const spatial = x.shape.slice(2).reduce((a, b) => a * b, 1);
   if (spatial <= 1) throw new Error(`instanceNorm: needs more than one spatial element per channel, got input ${shapeString(x.shape)}`);
   const be = backendOf('instanceNorm', x);
-  const [yk, rk] = kernel('instanceNorm', be)(x.info, { eps });
+  const [yk, rk] = runKernel('instanceNorm', be, x.info, { eps });
   const y = wrap(yk, be);
   const rstd = wrap(rk, be);
-  const out = record(y, 'instanceNorm', [x], [y, rstd], (dy, [ys, rs]) => [wrap(kernel('instanceNormGrad', be)(dy.info, ys!.info, rs!.info), be)]);
+  const out = record(y, 'instanceNorm', [x], [y, rstd], (dy, [ys, rs]) => [wrap(runKernel('instanceNormGrad', be, dy.info, ys!.info, rs!.info), be)]);
   rstd.dispose();
   return out;
 }

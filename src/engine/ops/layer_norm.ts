@@ -1,4 +1,4 @@
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, runKernel, record, wrap } from '../op.js';
 import { shapeString, type Tensor } from '../tensor.js';
 import { full } from '../creation.js';
 
@@ -19,11 +19,11 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, opts: {
   const be = backendOf('layerNorm', x, w, b);
   const wt = w ?? full([c], 1, { backend: be });
   const bt = b ?? full([c], 0, { backend: be });
-  const [yk, mk, rk] = kernel('layerNorm', be)(x.info, wt.info, bt.info, { eps, channelsLast });
+  const [yk, mk, rk] = runKernel('layerNorm', be, x.info, wt.info, bt.info, { eps, channelsLast });
   const mean = wrap(mk, be);
   const rstd = wrap(rk, be);
   const y = record(wrap(yk, be), 'layerNorm', [x, w, b], [x, wt, mean, rstd], (dy, [xs, ws, ms, rs], needs) => {
-    const [dx, dw, db] = kernel('layerNormGrad', be)(dy.info, xs!.info, ws!.info, ms!.info, rs!.info, { channelsLast }).map((k) => wrap(k, be));
+    const [dx, dw, db] = runKernel('layerNormGrad', be, dy.info, xs!.info, ws!.info, ms!.info, rs!.info, { channelsLast }).map((k) => wrap(k, be));
     return [needs[0] ? dx! : null, needs[1] ? dw! : null, needs[2] ? db! : null];
   });
   mean.dispose();

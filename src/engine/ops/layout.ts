@@ -1,5 +1,5 @@
 import type { KTensor } from '../kernels.js';
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, record, wrap, runKernel } from '../op.js';
 import { shapeString, sizeOf, type Tensor } from '../tensor.js';
 
 /**
@@ -33,7 +33,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   if (p.length !== x.rank || new Set(p).size !== p.length) throw new Error(`permute: ${shapeString(perm)} is not a permutation of the ${x.rank} dims of ${shapeString(x.shape)}`);
   const be = backendOf('permute', x);
   const st = contiguousStrides(x.shape);
-  const y = wrap(kernel('stridedCopy', be)(x.info, { shape: p.map((d) => x.shape[d]!), offset: 0, strides: p.map((d) => st[d]!) }), be);
+  const y = wrap(runKernel('stridedCopy', be, x.info, { shape: p.map((d) => x.shape[d]!), offset: 0, strides: p.map((d) => st[d]!) }), be);
   const inv = new Array<number>(p.length);
   p.forEach((d, i) => { inv[d] = i; });
   return record(y, 'permute', [x], [], (dy) => [permute(dy, inv)]);
@@ -51,8 +51,8 @@ export function roll(x: Tensor, shifts: readonly number[], dims: readonly number
   const used = total.map((s, d) => [((s % x.shape[d]!) + x.shape[d]!) % x.shape[d]!, d] as const).filter(([s]) => s !== 0);
   const be = backendOf('roll', x);
   const y = used.length === 0
-    ? wrap(kernel('scale', be)(x.info, { factor: 1 }), be)
-    : wrap(kernel('roll', be)(x.info, { shifts: used.map(([s]) => s), dims: used.map(([, d]) => d) }), be);
+    ? wrap(runKernel('scale', be, x.info, { factor: 1 }), be)
+    : wrap(runKernel('roll', be, x.info, { shifts: used.map(([s]) => s), dims: used.map(([, d]) => d) }), be);
   return record(y, 'roll', [x], [], (dy) => [used.length === 0 ? dy : roll(dy, used.map(([s]) => -s), used.map(([, d]) => d))]);
 }
 
@@ -66,8 +66,8 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[]): Te
   const strides = contiguousStrides(shape);
   const offset = pads.reduce((acc, p, d) => acc + p[0] * strides[d]!, 0);
   const xShape = x.shape;
-  const y = wrap(kernel('stridedScatter', be)(x.info, { shape, offset, strides }), be);
-  return record(y, 'pad', [x], [], (dy) => [wrap(kernel('stridedCopy', be)(dy.info, { shape: xShape, offset, strides }), be)]);
+  const y = wrap(runKernel('stridedScatter', be, x.info, { shape, offset, strides }), be);
+  return record(y, 'pad', [x], [], (dy) => [wrap(runKernel('stridedCopy', be, dy.info, { shape: xShape, offset, strides }), be)]);
 }
 
 /**
@@ -101,8 +101,8 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
   }
   const be = backendOf('slice', x);
   const xShape = x.shape;
-  const y = wrap(kernel('stridedCopy', be)(x.info, { shape, offset, strides }), be);
-  return record(y, 'slice', [x], [], (dy) => [wrap(kernel('stridedScatter', be)(dy.info, { shape: xShape, offset, strides }), be)]);
+  const y = wrap(runKernel('stridedCopy', be, x.info, { shape, offset, strides }), be);
+  return record(y, 'slice', [x], [], (dy) => [wrap(runKernel('stridedScatter', be, dy.info, { shape: xShape, offset, strides }), be)]);
 }
 
 /** Concatenation along any dim (all other dims equal). */
@@ -124,13 +124,13 @@ export function concat(xs: readonly Tensor[], dim: number): Tensor {
   const total = bounds[bounds.length - 1]!;
   const shape = [...ref.shape];
   shape[d] = total;
-  const yk = kernel('concatChannels', be)(xs.map((t) => view(t, [outer, t.shape[d]!, inner])));
+  const yk = runKernel('concatChannels', be, xs.map((t) => view(t, [outer, t.shape[d]!, inner])));
   const y = wrap({ shape, data: yk.data }, be);
   const shapes = xs.map((t) => t.shape);
   return record(y, 'concat', [...xs], [], (dy, _s, needs) =>
     shapes.map((s, i) => {
       if (!needs[i]) return null;
-      const g = kernel('sliceChannels', be)(view(dy, [outer, total, inner]), { start: bounds[i]!, end: bounds[i + 1]! });
+      const g = runKernel('sliceChannels', be, view(dy, [outer, total, inner]), { start: bounds[i]!, end: bounds[i + 1]! });
       return wrap({ shape: s, data: g.data }, be);
     }),
   );
@@ -151,8 +151,8 @@ export function gatherRows(table: Tensor, index: Int32Array, outShape?: readonly
   if (sizeOf(shape) !== index.length * C) throw new Error(`gatherRows: outShape ${shapeString(shape)} does not hold ${index.length} rows of ${C}`);
   const be = backendOf('gatherRows', table);
   // The index is captured by the backward closure: callers must not modify it afterwards.
-  const yk = kernel('gatherRows', be)(table.info, { index });
+  const yk = runKernel('gatherRows', be, table.info, { index });
   return record(wrap({ shape, data: yk.data }, be), 'gatherRows', [table], [], (dy) => [
-    wrap(kernel('scatterAddRows', be)(view(dy, [index.length, C]), { index, rows: R }), be),
+    wrap(runKernel('scatterAddRows', be, view(dy, [index.length, C]), { index, rows: R }), be),
   ]);
 }

@@ -1,5 +1,5 @@
 import type { KTensor } from '../kernels.js';
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, record, wrap, runKernel } from '../op.js';
 import { shapeString, sizeOf, type Tensor } from '../tensor.js';
 
 /** A kernel-level view of t's storage under another shape of the same size (no copy). */
@@ -9,7 +9,7 @@ function view(t: Tensor, shape: readonly number[]): KTensor {
 
 /** One batched GEMM call; the result is relabelled to `outShape` (same size). */
 function mm(be: string, a: KTensor, b: KTensor, bias: Tensor | null, transA: boolean, transB: boolean, outShape: readonly number[]): Tensor {
-  const y = kernel('matmul', be)(a, b, bias ? bias.info : null, { transA, transB });
+  const y = runKernel('matmul', be, a, b, bias ? bias.info : null, { transA, transB });
   return wrap({ shape: outShape, data: y.data }, be);
 }
 
@@ -29,7 +29,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   return record(y, 'linear', [x, w, b], [x, w], (dy, [xs, ws], needs) => [
     needs[0] ? mm(be, view(dy, [1, rows, outF]), view(ws!, [1, outF, inF]), null, false, false, xs!.shape) : null,
     needs[1] ? mm(be, view(dy, [1, rows, outF]), view(xs!, [1, rows, inF]), null, true, false, [outF, inF]) : null,
-    needs[2] ? wrap(kernel('sumToShape', be)(view(dy, [rows, outF]), { shape: [outF] }), be) : null,
+    needs[2] ? wrap(runKernel('sumToShape', be, view(dy, [rows, outF]), { shape: [outF] }), be) : null,
   ]);
 }
 

@@ -1,4 +1,4 @@
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, runKernel, record, wrap } from '../op.js';
 import { shapeString, type Tensor } from '../tensor.js';
 
 function checkTarget(op: string, logits: Tensor, target: Tensor): void {
@@ -13,9 +13,9 @@ function checkTarget(op: string, logits: Tensor, target: Tensor): void {
 export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
   checkTarget('crossEntropy', logits, target);
   const be = backendOf('crossEntropy', logits, target);
-  const y = wrap(kernel('crossEntropy', be)(logits.info, target.info), be);
+  const y = wrap(runKernel('crossEntropy', be, logits.info, target.info), be);
   return record(y, 'crossEntropy', [logits, null], [logits, target], (dy, [ls, ts]) => [
-    wrap(kernel('crossEntropyGrad', be)(dy.info, ls!.info, ts!.info), be),
+    wrap(runKernel('crossEntropyGrad', be, dy.info, ls!.info, ts!.info), be),
     null,
   ]);
 }
@@ -29,11 +29,11 @@ export function diceLoss(probs: Tensor, target: Tensor, opts: { smoothNr?: numbe
   const smoothNr = opts.smoothNr ?? 1e-5;
   const smoothDr = opts.smoothDr ?? 1e-5;
   const be = backendOf('diceLoss', probs, target);
-  const [lk, sk] = kernel('diceLoss', be)(probs.info, target.info, { smoothNr, smoothDr });
+  const [lk, sk] = runKernel('diceLoss', be, probs.info, target.info, { smoothNr, smoothDr });
   const stats = wrap(sk, be);
   const channels = probs.shape[1]!;
   const y = record(wrap(lk, be), 'diceLoss', [probs, null], [target, stats], (dy, [ts, ss]) => [
-    wrap(kernel('diceLossGrad', be)(dy.info, ts!.info, ss!.info, { smoothNr, smoothDr, channels }), be),
+    wrap(runKernel('diceLossGrad', be, dy.info, ts!.info, ss!.info, { smoothNr, smoothDr, channels }), be),
     null,
   ]);
   stats.dispose();

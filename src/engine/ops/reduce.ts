@@ -1,11 +1,11 @@
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, runKernel, record, wrap } from '../op.js';
 import type { Tensor } from '../tensor.js';
 
 /** Sum of all elements, shape [1]. */
 export function sum(x: Tensor): Tensor {
   const be = backendOf('sum', x);
   const shape = x.shape;
-  return record(wrap(kernel('sum', be)(x.info), be), 'sum', [x], [], (dy) => [wrap(kernel('fillFromScalar', be)(dy.info, { shape, factor: 1 }), be)]);
+  return record(wrap(runKernel('sum', be, x.info), be), 'sum', [x], [], (dy) => [wrap(runKernel('fillFromScalar', be, dy.info, { shape, factor: 1 }), be)]);
 }
 
 /** Mean of all elements, shape [1]. */
@@ -13,10 +13,10 @@ export function mean(x: Tensor): Tensor {
   const be = backendOf('mean', x);
   const shape = x.shape;
   const n = x.size;
-  const s = kernel('sum', be)(x.info);
-  const y = wrap(kernel('scale', be)(s, { factor: 1 / n }), be);
+  const s = runKernel('sum', be, x.info);
+  const y = wrap(runKernel('scale', be, s, { factor: 1 / n }), be);
   wrap(s, be).dispose();
-  return record(y, 'mean', [x], [], (dy) => [wrap(kernel('fillFromScalar', be)(dy.info, { shape, factor: 1 / n }), be)]);
+  return record(y, 'mean', [x], [], (dy) => [wrap(runKernel('fillFromScalar', be, dy.info, { shape, factor: 1 / n }), be)]);
 }
 
 /** Mean over one dim (negative counts from the end); keepDim leaves it as size 1. */
@@ -27,8 +27,8 @@ export function meanDim(x: Tensor, dim: number, keepDim = false): Tensor {
   const n = x.shape[d]!;
   const kept = x.shape.map((v, i) => (i === d ? 1 : v));
   const outShape = keepDim ? kept : x.shape.filter((_, i) => i !== d);
-  const s = kernel('sumToShape', be)(x.info, { shape: kept });
-  const yk = kernel('scale', be)(s, { factor: 1 / n });
+  const s = runKernel('sumToShape', be, x.info, { shape: kept });
+  const yk = runKernel('scale', be, s, { factor: 1 / n });
   wrap(s, be).dispose();
   const y = wrap({ shape: outShape, data: yk.data }, be);
   const xShape = x.shape;
@@ -37,7 +37,7 @@ export function meanDim(x: Tensor, dim: number, keepDim = false): Tensor {
   let acc = 1;
   for (let i = kept.length - 1; i >= 0; i--) { strides[i] = i === d ? 0 : acc; acc *= kept[i]!; }
   return record(y, 'meanDim', [x], [], (dy) => {
-    const full = wrap(kernel('stridedCopy', be)(dy.info, { shape: xShape, offset: 0, strides }), be);
-    return [wrap(kernel('scale', be)(full.info, { factor: 1 / n }), be)];
+    const full = wrap(runKernel('stridedCopy', be, dy.info, { shape: xShape, offset: 0, strides }), be);
+    return [wrap(runKernel('scale', be, full.info, { factor: 1 / n }), be)];
   });
 }

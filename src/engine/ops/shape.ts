@@ -1,4 +1,4 @@
-import { backendOf, kernel, record, wrap } from '../op.js';
+import { backendOf, runKernel, record, wrap } from '../op.js';
 import { Tensor, shapeString, sizeOf } from '../tensor.js';
 import { zeros } from '../creation.js';
 
@@ -29,11 +29,11 @@ export function concatChannels(xs: readonly Tensor[]): Tensor {
     }
   }
   const be = backendOf('concatChannels', ...xs);
-  const y = wrap(kernel('concatChannels', be)(xs.map((t) => t.info)), be);
+  const y = wrap(runKernel('concatChannels', be, xs.map((t) => t.info)), be);
   const bounds: number[] = [0];
   for (const t of xs) bounds.push(bounds[bounds.length - 1]! + t.shape[1]!);
   return record(y, 'concatChannels', [...xs], [], (dy, _s, needs) =>
-    xs.map((_, i) => (needs[i] ? wrap(kernel('sliceChannels', be)(dy.info, { start: bounds[i]!, end: bounds[i + 1]! }), be) : null)),
+    xs.map((_, i) => (needs[i] ? wrap(runKernel('sliceChannels', be, dy.info, { start: bounds[i]!, end: bounds[i + 1]! }), be) : null)),
   );
 }
 
@@ -44,7 +44,7 @@ export function sliceChannels(x: Tensor, start: number, end: number): Tensor {
     throw new Error(`sliceChannels: range [${start}, ${end}) is not inside the ${c} channels of ${shapeString(x.shape)}`);
   }
   const be = backendOf('sliceChannels', x);
-  const y = wrap(kernel('sliceChannels', be)(x.info, { start, end }), be);
+  const y = wrap(runKernel('sliceChannels', be, x.info, { start, end }), be);
   const shape = x.shape;
   return record(y, 'sliceChannels', [x], [], (dy) => {
     const parts: Tensor[] = [];
@@ -52,6 +52,6 @@ export function sliceChannels(x: Tensor, start: number, end: number): Tensor {
     if (start > 0) parts.push(zeros([shape[0]!, start, ...rest], { backend: be }));
     parts.push(dy);
     if (end < c) parts.push(zeros([shape[0]!, c - end, ...rest], { backend: be }));
-    return [parts.length === 1 ? dy : wrap(kernel('concatChannels', be)(parts.map((p) => p.info)), be)];
+    return [parts.length === 1 ? dy : wrap(runKernel('concatChannels', be, parts.map((p) => p.info)), be)];
   });
 }
