@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.js';
-import { UserError } from './errors.js';
+import { InputError } from '../engine/errors.js';
+import { describeOsError } from './errors.js';
 import { releaseBackend } from './backend.js';
 
 export function buildProgram(): Command {
@@ -25,9 +26,16 @@ export async function run(argv: string[]): Promise<number> {
       // --help and --version exit through here with code 0; usage errors were already printed.
       return err.exitCode;
     }
-    if (err instanceof UserError) {
-      process.stderr.write(`uxnet: ${err.message}\n`);
+    // The one place user-facing errors become a line and an exit code: every I/O, config, model,
+    // weights and NIfTI error extends InputError; failed file-system calls carry a path and a code.
+    if (err instanceof InputError) {
+      process.stderr.write(`uxnet: ${oneLine(err.message)}\n`);
       return err.exitCode;
+    }
+    const os = describeOsError(err);
+    if (os) {
+      process.stderr.write(`uxnet: ${os}\n`);
+      return 1;
     }
     process.stderr.write(`uxnet: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
     return 70;
@@ -39,4 +47,9 @@ export async function run(argv: string[]): Promise<number> {
 
 export async function main(argv: string[]): Promise<void> {
   process.exitCode = await run(argv);
+}
+
+/** Messages may quote file content with newlines; the CLI promises one line. */
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ');
 }

@@ -3,6 +3,7 @@ import { spacing } from './transforms/spacing.js';
 import { clipPercentiles, scaleIntensityRange, zScore, type ScaleRangeOptions, type ZScoreOptions } from './transforms/intensity.js';
 import { cropForeground, spatialPad, type PadMethod } from './transforms/croppad.js';
 import type { Vec3, Volume, VoxelData } from './volume.js';
+import { InputError } from '../engine/errors.js';
 
 /** One deterministic step of a preset, as written in presets/*.json. */
 export type StepSpec =
@@ -33,17 +34,17 @@ export interface StepRecord {
 const STEP_OPS = new Set(['spacing', 'orientation', 'scaleIntensityRange', 'zScore', 'clipPercentiles', 'cropForeground', 'spatialPad']);
 
 export function validateSteps(steps: unknown, where: string): StepSpec[] {
-  if (!Array.isArray(steps)) throw new Error(`${where}: steps must be an array`);
+  if (!Array.isArray(steps)) throw new InputError(`${where}: steps must be an array`);
   steps.forEach((s, i) => {
     if (!s || typeof s !== 'object' || !STEP_OPS.has((s as { op?: string }).op ?? '')) {
-      throw new Error(`${where}: step ${i} has unknown op ${JSON.stringify((s as { op?: string })?.op)} (known: ${[...STEP_OPS].join(', ')})`);
+      throw new InputError(`${where}: step ${i} has unknown op ${JSON.stringify((s as { op?: string })?.op)} (known: ${[...STEP_OPS].join(', ')})`);
     }
     const spec = s as StepSpec;
     if (spec.op === 'spacing' && !(Array.isArray(spec.pixdim) && spec.pixdim.length === 3 && spec.pixdim.every((p) => typeof p === 'number' && p > 0))) {
-      throw new Error(`${where}: step ${i} (spacing) needs pixdim: three positive numbers`);
+      throw new InputError(`${where}: step ${i} (spacing) needs pixdim: three positive numbers`);
     }
     if (spec.op === 'scaleIntensityRange' && !(typeof spec.aMin === 'number' && typeof spec.aMax === 'number' && spec.aMin !== spec.aMax)) {
-      throw new Error(`${where}: step ${i} (scaleIntensityRange) needs numbers aMin != aMax`);
+      throw new InputError(`${where}: step ${i} (scaleIntensityRange) needs numbers aMin != aMax`);
     }
   });
   return steps as StepSpec[];

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { validateSteps, type StepSpec } from './pipeline.js';
 import { gammaRange } from './transforms/random.js';
 import type { Vec3 } from './volume.js';
+import { InputError } from '../engine/errors.js';
 
 /** A random step of a training tail (see random.ts for the semantics of each). */
 export type RandomStepSpec =
@@ -38,18 +39,18 @@ const RANDOM_OPS = new Set(['randCropByPosNegLabel', 'randShiftIntensity', 'rand
 
 export function parsePreset(json: unknown, where: string): Preset {
   const p = json as Partial<Preset>;
-  if (!p || typeof p !== 'object' || typeof p.name !== 'string') throw new Error(`${where}: a preset is a JSON object with a "name"`);
+  if (!p || typeof p !== 'object' || typeof p.name !== 'string') throw new InputError(`${where}: a preset is a JSON object with a "name"`);
   const roi = p.roiSize ?? [96, 96, 96];
-  if (!(Array.isArray(roi) && roi.length === 3 && roi.every((d) => Number.isInteger(d) && d > 0))) throw new Error(`${where}: roiSize must be three positive integers`);
+  if (!(Array.isArray(roi) && roi.length === 3 && roi.every((d) => Number.isInteger(d) && d > 0))) throw new InputError(`${where}: roiSize must be three positive integers`);
   const train = p.train ?? [];
-  if (!Array.isArray(train)) throw new Error(`${where}: "train" must be an array`);
+  if (!Array.isArray(train)) throw new InputError(`${where}: "train" must be an array`);
   train.forEach((s, i) => {
-    if (!RANDOM_OPS.has((s as { op?: string })?.op ?? '')) throw new Error(`${where}: train step ${i} has unknown op ${JSON.stringify((s as { op?: string })?.op)} (known: ${[...RANDOM_OPS].join(', ')})`);
+    if (!RANDOM_OPS.has((s as { op?: string })?.op ?? '')) throw new InputError(`${where}: train step ${i} has unknown op ${JSON.stringify((s as { op?: string })?.op)} (known: ${[...RANDOM_OPS].join(', ')})`);
     if ((s as RandomStepSpec).op === 'randGamma') {
       try {
         gammaRange((s as { gamma: number | [number, number] }).gamma);
       } catch (e) {
-        throw new Error(`${where}: train step ${i}: ${(e as Error).message}`);
+        throw new InputError(`${where}: train step ${i}: ${(e as Error).message}`);
       }
     }
   });
@@ -61,13 +62,13 @@ export function loadPreset(nameOrPath: string): Preset {
   const builtin = (BUILTIN_PRESETS as readonly string[]).includes(nameOrPath);
   const path = builtin ? join(PRESET_DIR, `${nameOrPath}.json`) : nameOrPath;
   if (!existsSync(path)) {
-    throw new Error(`unknown preset '${nameOrPath}': use one of ${BUILTIN_PRESETS.join(', ')} or the path of a preset JSON file`);
+    throw new InputError(`unknown preset '${nameOrPath}': use one of ${BUILTIN_PRESETS.join(', ')} or the path of a preset JSON file`);
   }
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new Error(`preset file '${path}' is not valid JSON: ${(e as Error).message}`);
+    throw new InputError(`preset file '${path}' is not valid JSON: ${(e as Error).message}`);
   }
   return parsePreset(json, path);
 }

@@ -3,6 +3,7 @@ import { UXNet } from '../models/uxnet.js';
 import { validateSteps, type StepSpec } from '../data/pipeline.js';
 import type { RawTensorMap } from '../io/safetensors-format.js';
 import type { BlendMode } from './sliding-window-geometry.js';
+import { InputError } from '../engine/errors.js';
 
 /**
  * A trained model is a folder of data, nothing implicit (nnU-Net style):
@@ -40,7 +41,7 @@ export interface ModelManifest {
   training?: Record<string, unknown>;
 }
 
-export class ModelFolderError extends Error {
+export class ModelFolderError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'ModelFolderError';

@@ -1,5 +1,6 @@
 import { normalizeUXNetConfig, type UXNetConfigInput } from '../models/config.js';
 import { validateSchedule, type ScheduleConfig } from './schedule.js';
+import { InputError } from '../engine/errors.js';
 
 /**
  * Everything a training run needs, as one JSON object (a file given with --config; any field can be
@@ -56,7 +57,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'dataset' | 'outDir'> = {
   workers: 2,
 };
 
-export class TrainConfigError extends Error {
+export class TrainConfigError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'TrainConfigError';

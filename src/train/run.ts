@@ -17,9 +17,10 @@ import { getBackendName } from '../engine/registry.js';
 import { loadCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
+import { InputError } from '../engine/errors.js';
 
 /** A problem with the run's inputs (dataset, split, weights, output folder) that the user must fix. */
-export class TrainRunError extends Error {
+export class TrainRunError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'TrainRunError';
