@@ -3,7 +3,7 @@
  * command that fails leaves nothing behind: no empty folder, no half-written file (files go through
  * writeFileAtomic), and folders this run created are removed again if nothing was written into them.
  */
-import { constants } from 'node:fs';
+import { constants, realpathSync } from 'node:fs';
 import { access, mkdir, rmdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { UserError } from './errors.js';
@@ -55,12 +55,17 @@ export async function checkWritableDir(dir: string, what = 'output folder'): Pro
   throw new UserError(`${what} '${dir}' cannot be created: '${shown(problem.at)}' ${problem.reason}`);
 }
 
-/** Checks that a file can be written at `path`: not a folder, and its folder writable or creatable. */
-export async function checkWritableFile(path: string, what = 'output'): Promise<void> {
+/**
+ * Checks that a file can be written at `path`: not a folder, and its folder writable — or, with
+ * `createDirs`, creatable (the command makes it when it writes).
+ */
+export async function checkWritableFile(path: string, what = 'output', opts: { createDirs?: boolean } = {}): Promise<void> {
   const s = await statOrNull(path);
-  if (s && s !== 'notdir' && s.isDirectory()) throw new UserError(`${what} '${path}' is a folder, not a file`);
-  const problem = await dirProblem(dirname(path));
-  if (problem) throw new UserError(`${what} '${path}' cannot be written: '${shown(problem.at)}' ${problem.reason}`);
+  if (s && s !== 'notdir' && s.isDirectory()) throw new UserError(`cannot write ${what} '${path}': it is a folder (EISDIR)`);
+  const dir = dirname(path);
+  if (!opts.createDirs && (await statOrNull(dir)) === null) throw new UserError(`cannot write ${what} '${path}': its folder '${dir}' does not exist (ENOENT)`);
+  const problem = await dirProblem(dir);
+  if (problem) throw new UserError(`cannot write ${what} '${path}': '${shown(problem.at)}' ${problem.reason}`);
 }
 
 /**
@@ -88,5 +93,21 @@ export class LazyDirs {
   async discardIfUnused(): Promise<void> {
     for (const d of [...this.created].reverse()) await rmdir(d).catch(() => {});
     this.created.length = 0;
+  }
+}
+
+/** Before any compute: the output can be written and is none of the files this command reads. */
+export async function checkOutputFile(output: string, reads: (string | undefined)[]): Promise<void> {
+  const same = reads.find((r) => r !== undefined && sameFile(r, output));
+  if (same !== undefined) throw new UserError(`output '${output}' is the file '${same}' this command reads; choose another output`);
+  await checkWritableFile(output, 'output file');
+}
+
+/** Whether two paths name one file (symlinks and relative paths followed). */
+export function sameFile(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return resolve(a) === resolve(b);
   }
 }

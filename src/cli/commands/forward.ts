@@ -13,11 +13,15 @@ import { UXNetConfigError } from '../../models/config.js';
 import { UXNet, UXNetInputError } from '../../models/uxnet.js';
 import { StateDictError } from '../../nn/module.js';
 import { UserError } from '../errors.js';
+import { checkOutputFile } from '../outputs.js';
+import { readModelFolder } from '../../infer/model-folder.js';
 import { createProgress, type Progress } from '../progress.js';
 
 export interface ForwardOptions {
-  config: string;
-  weights: string;
+  config?: string;
+  weights?: string;
+  /** A model folder: its model.json gives the config, its weights file the weights. */
+  model?: string;
   input: string;
   inputKey: string;
   output: string;
@@ -109,14 +113,16 @@ async function readWeights(path: string): Promise<Map<string, RawTensor>> {
  */
 export async function runForward(opts: ForwardOptions): Promise<{ shape: number[] }> {
   const sw = parseSlidingWindowOptions(opts);
+  const src = await resolveModelSource(opts);
+  await checkOutputFile(opts.output, [opts.input, src.weights]);
   await selectBackend(opts.backend);
-  const rawConfig = await readConfig(opts.config);
+  const rawConfig = src.config;
   let model: UXNet;
   try {
     // The config is validated before anything is allocated; the random init is overwritten right away.
     model = new UXNet(rawConfig as object);
   } catch (e) {
-    if (e instanceof UXNetConfigError) throw new UserError(`config file '${opts.config}': ${e.message}`);
+    if (e instanceof UXNetConfigError) throw new UserError(`config file '${src.configName}': ${e.message}`);
     throw e;
   }
   try {
@@ -128,11 +134,11 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
         throw e;
       }
     }
-    const weights = await readWeights(opts.weights);
+    const weights = await readWeights(src.weights);
     try {
       model.loadStateDict(weights);
     } catch (e) {
-      if (e instanceof StateDictError) throw new UserError(`weights file '${opts.weights}' does not fit the config: ${e.message}`);
+      if (e instanceof StateDictError) throw new UserError(`weights file '${src.weights}' does not fit the config${src.fromFolder ? ` in ${src.configName}` : ''}: ${e.message}`);
       throw e;
     }
     weights.clear();
@@ -179,28 +185,39 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
       shape = [...logits.shape];
       logits.dispose();
     }
-    try {
-      await writeSafetensorsFile(opts.output, [['logits', { shape, data }]], {
-        producer: 'uxnet3d forward',
-        backend: getBackendName(),
-        config: JSON.stringify(model.config),
-        ...meta,
-      });
-    } catch (e) {
-      throw new UserError(`cannot write output file '${opts.output}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    await writeSafetensorsFile(opts.output, [['logits', { shape, data }]], {
+      producer: 'uxnet3d forward',
+      backend: getBackendName(),
+      config: JSON.stringify(model.config),
+      ...meta,
+    });
     return { shape };
   } finally {
     model.dispose();
   }
 }
 
+/**
+ * The network config and weights file, from `-m MODEL_DIR` or from `--config` + `--weights` (one or
+ * the other, so it is never ambiguous which weights ran).
+ */
+export async function resolveModelSource(o: { config?: string; weights?: string; model?: string }): Promise<{ config: unknown; configName: string; weights: string; fromFolder: boolean }> {
+  if (o.model !== undefined) {
+    if (o.config !== undefined || o.weights !== undefined) throw new UserError('give either -m MODEL_DIR or --config and --weights, not both');
+    const { manifest, manifestPath, weightsPath } = await readModelFolder(o.model);
+    return { config: manifest.network, configName: manifestPath, weights: weightsPath, fromFolder: true };
+  }
+  if (o.config === undefined || o.weights === undefined) throw new UserError(`the model is missing: give -m MODEL_DIR, or --config and --weights${o.config === undefined && o.weights !== undefined ? ' (--config is missing)' : o.weights === undefined && o.config !== undefined ? ' (--weights is missing)' : ''}`);
+  return { config: await readConfig(o.config), configName: o.config, weights: o.weights, fromFolder: false };
+}
+
 export function registerForward(program: Command): void {
   program
     .command('forward')
     .description('run the network on one input tensor and write the raw logits (tensor "logits") to a safetensors file: one whole-volume pass, or MONAI 0.9.0 sliding-window inference with --roi')
-    .requiredOption('--config <file>', 'JSON file with the UX-Net constructor options (camelCase or official snake_case)')
-    .requiredOption('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
+    .option('-m, --model <dir>', 'model folder (model.json + weights.safetensors) instead of --config and --weights')
+    .option('--config <file>', 'JSON file with the UX-Net constructor options (camelCase or official snake_case)')
+    .option('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
     .requiredOption('--input <file>', 'safetensors file holding the input volume [N, C, D, H, W] (D, H, W multiples of 16 unless --roi is given)')
     .option('--input-key <name>', 'name of the input tensor in --input', 'input')
     .requiredOption('--output <file>', 'safetensors file to write (atomically)')

@@ -105,8 +105,9 @@ async function writtenByUxnet(path: string): Promise<boolean> {
  */
 export async function checkJobs(jobs: PredictJob[], inputRoot: string, force: boolean): Promise<void> {
   const inputs = new Map<string, string>();
-  const inputFiles = statSync(inputRoot).isDirectory() ? (await readdir(inputRoot)).map((f) => join(inputRoot, f)) : [inputRoot];
-  for (const f of inputFiles) inputs.set(realTarget(f), f);
+  const inputFiles = statSync(inputRoot).isDirectory() ? (await readdir(inputRoot)).sort().map((f) => join(inputRoot, f)) : [inputRoot];
+  // The first name wins, so a file is reported under its own name rather than a symlink's.
+  for (const f of inputFiles) if (!inputs.has(realTarget(f))) inputs.set(realTarget(f), f);
   const outputs = new Map<string, string>();
   for (const job of jobs) {
     for (const out of [job.labels, job.probabilities, job.png]) {
@@ -131,11 +132,12 @@ export async function checkJobs(jobs: PredictJob[], inputRoot: string, force: bo
       }
     }
     if (foreign.length) {
-      throw new UserError(`'${foreign[0]}'${foreign.length > 1 ? ` and ${foreign.length - 1} other output file(s)` : ''} already exist and were not written by uxnet; pass --force to replace them, or choose another output`);
+      const more = foreign.length > 1 ? ` and ${foreign.length - 1} other output file(s) already exist` : ' already exists';
+      throw new UserError(`'${foreign[0]}'${more} and ${foreign.length > 1 ? 'were' : 'was'} not written by uxnet; pass --force to replace, or choose another output`);
     }
   }
   for (const dir of new Set(jobs.map((j) => dirname(j.labels)))) await checkWritableDir(dir);
-  for (const job of jobs) for (const out of [job.labels, job.probabilities, job.png]) if (out) await checkWritableFile(out);
+  for (const job of jobs) for (const out of [job.labels, job.probabilities, job.png]) if (out) await checkWritableFile(out, 'output', { createDirs: true });
 }
 
 function parseNumber(v: string, what: string, check: (n: number) => boolean): number {
