@@ -33,8 +33,9 @@ async function dirProblem(dir: string): Promise<{ at: string; reason: string } |
   let p = resolve(dir);
   for (;;) {
     const s = await statOrNull(p);
-    if (s === 'notdir' || (s && !s.isDirectory())) return { at: p, reason: 'is a file, not a folder' };
-    if (s) break;
+    // ENOTDIR: some ancestor is a file; keep climbing until it is found and named.
+    if (s && s !== 'notdir' && !s.isDirectory()) return { at: p, reason: 'is a file, not a folder' };
+    if (s && s !== 'notdir') break;
     const up = dirname(p);
     if (up === p) break;
     p = up;
