@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadVolume } from '../../data/load.js';
 import { columnNorms } from '../../data/mat4.js';
 import { loadModel } from '../../infer/segment.js';
-import { writeOverlayPng } from '../../infer/overlay.js';
+import { legendOf, writeOverlayPng } from '../../infer/overlay.js';
 import { MetricAccumulator, jsonSafe } from '../../metrics/index.js';
 import { writeFileAtomic } from '../../io/safetensors.js';
 import { createProgress } from '../progress.js';
@@ -61,7 +61,7 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
       const image = pred.image;
       const gt = await loadVolume(lblPath, 'label');
       await writeFileAtomic(join(o.output, `${id}.nii.gz`), pred.labelsNifti);
-      await writeOverlayPng(join(o.output, `${id}.png`), image.data, pred.labels.data, image.shape);
+      await writeOverlayPng(join(o.output, `${id}.png`), image.data, pred.labels.data, image.shape, { legend: legendOf(loaded.manifest.labels) });
       const spacing = columnNorms(image.affine);
       const row = acc.add(id, pred.labels.data as Uint8Array, gt.data as Uint8Array, image.shape, spacing);
       rows.push([id, ...row.classes.flatMap((c) => [fmt(c.dice), fmt(c.hd95, 2)])]);

@@ -7,7 +7,7 @@ import { InputError } from '../../engine/errors.js';
 import { writeFileAtomic } from '../../io/safetensors.js';
 import { isGzip, parseHeader } from '../../io/nifti/index.js';
 import { loadModel, type SegmentationModel, type SegmentOptions } from '../../infer/segment.js';
-import { writeOverlayPng } from '../../infer/overlay.js';
+import { legendOf, writeOverlayPng } from '../../infer/overlay.js';
 import { createProgress } from '../progress.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
@@ -191,7 +191,7 @@ export async function runPredict(
       await writeFileAtomic(job.labels, job.labels.endsWith('.gz') ? result.labelsNifti : gunzipSync(result.labelsNifti));
       written++;
       if (job.probabilities && result.probabilitiesNifti) await writeFileAtomic(job.probabilities, result.probabilitiesNifti);
-      if (job.png) await writeOverlayPng(job.png, result.image.data, result.labels.data, result.image.shape);
+      if (job.png) await writeOverlayPng(job.png, result.image.data, result.labels.data, result.image.shape, { legend: legendOf(model.labelNames) });
       log(`${caseName(job.input)}: ${result.image.shape.join('x')} -> network ${result.networkShape.join('x')}, ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${job.labels}`);
     }
   } finally {
