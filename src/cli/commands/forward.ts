@@ -113,9 +113,9 @@ async function readWeights(path: string): Promise<Map<string, RawTensor>> {
  */
 export async function runForward(opts: ForwardOptions): Promise<{ shape: number[] }> {
   const sw = parseSlidingWindowOptions(opts);
+  await selectBackend(opts.backend);
   const src = await resolveModelSource(opts);
   await checkOutputFile(opts.output, [opts.input, src.weights]);
-  await selectBackend(opts.backend);
   const rawConfig = src.config;
   let model: UXNet;
   try {
