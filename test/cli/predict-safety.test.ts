@@ -64,6 +64,8 @@ describe('uxnet predict: safety and odd inputs', () => {
 
   it('refuses -i DIR -o DIR when names collide, and -i DIR -o file.nii.gz with the reason', () => {
     assertUserError(uxnet('predict', '-i', join(dir, 'in'), '-o', join(dir, 'in'), '-m', model), /output '.*a\.nii\.gz' would replace the input '.*a\.nii\.gz'/);
+    symlinkSync(join(dir, 'in'), join(dir, 'in-link'));
+    assertUserError(uxnet('predict', '-i', join(dir, 'in'), '-o', join(dir, 'in-link'), '-m', model), /output '.*in-link\/a\.nii\.gz' would replace the input '.*in\/a\.nii\.gz'/);
     const r = uxnet('predict', '-i', join(dir, 'in'), '-o', join(dir, 'x.nii.gz'), '-m', model);
     assertUserError(r, /input '.*in' is a folder, so --output must be a folder too, but '.*x\.nii\.gz' is a file name/);
     assert.equal(existsSync(join(dir, 'x.nii.gz')), false, 'no folder named x.nii.gz');
@@ -78,6 +80,12 @@ describe('uxnet predict: safety and odd inputs', () => {
     const pred = await readNiftiFile(join(d, 'case.nii.gz'));
     assert.deepEqual(pred.shape, S);
     assert.deepEqual(readFileSync(join(d, 'case_0000.nii.gz')), readFileSync(img));
+  });
+
+  it('-i FILE -o DIR/ writes DIR/<case>.nii.gz, creating DIR', async () => {
+    const r = uxnet('predict', '-i', img, '-o', join(dir, 'into') + '/', '-m', model);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual((await readNiftiFile(join(dir, 'into', 'a.nii.gz'))).shape, S);
   });
 
   it('refuses two inputs that would be written to one output', () => {
