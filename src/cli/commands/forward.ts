@@ -5,9 +5,9 @@ import { tensor } from '../../engine/creation.js';
 import { getBackendName } from '../../engine/registry.js';
 import { selectBackend } from '../backend.js';
 import { noGrad } from '../../engine/scope.js';
-import { readSafetensorsFile, writeSafetensorsFile, SafetensorsError, type RawTensor } from '../../io/safetensors.js';
-import { PthError } from '../../io/pth.js';
-import { readWeightsFile, WeightsFormatError } from '../../io/weights.js';
+import { readSafetensorsFile, writeSafetensorsFile, type RawTensor } from '../../io/safetensors.js';
+import { readWeightsFile } from '../../io/weights.js';
+import { InputError } from '../../engine/errors.js';
 import { modelPredictor, slidingWindowInference } from '../../infer/sliding-window.js';
 import { UXNetConfigError } from '../../models/config.js';
 import { UXNet, UXNetInputError } from '../../models/uxnet.js';
@@ -89,7 +89,7 @@ async function readTensors(path: string, what: string): Promise<Map<string, RawT
   try {
     return (await readSafetensorsFile(path)).tensors;
   } catch (e) {
-    if (e instanceof SafetensorsError) throw new UserError(`${what} file: ${e.message}`);
+    if (e instanceof InputError) throw new UserError(`${what} file: ${e.message}`);
     throw e;
   }
 }
@@ -99,7 +99,7 @@ async function readWeights(path: string): Promise<Map<string, RawTensor>> {
   try {
     return await readWeightsFile(path);
   } catch (e) {
-    if (e instanceof SafetensorsError || e instanceof PthError || e instanceof WeightsFormatError) throw new UserError(`weights file: ${e.message}`);
+    if (e instanceof InputError) throw new UserError(`weights file: ${e.message}`);
     throw e;
   }
 }

@@ -1,9 +1,9 @@
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { NiftiError } from '../../io/nifti/index.js';
+import { InputError } from '../../engine/errors.js';
 import { writeFileAtomic } from '../../io/safetensors.js';
-import { loadVolume, VolumeError } from '../../data/load.js';
+import { loadVolume } from '../../data/load.js';
 import { toRows } from '../../data/mat4.js';
 import { runSteps, type Sample } from '../../data/pipeline.js';
 import { loadPreset, type Preset } from '../../data/presets.js';
@@ -21,7 +21,7 @@ export interface TransformOptions {
 }
 
 function asUserError(e: unknown, what: string): never {
-  if (e instanceof NiftiError || e instanceof VolumeError) throw new UserError(`${what}: ${e.message}`);
+  if (e instanceof InputError) throw new UserError(`${what}: ${e.message}`);
   throw e;
 }
 
