@@ -32,7 +32,7 @@ async function run(req: SegmentRequest): Promise<void> {
     cached = { key: req.modelKey, backend: req.backend, loaded: await loadModel(req.model) };
   }
   post({ type: 'stage', stage: 'segmenting' });
-  const result = await segment(cached.loaded, image, { tta: req.tta, onProgress: (done, total) => post({ type: 'progress', done, total }) });
+  const result = await segment(cached.loaded, image, { tta: req.tta, name: req.imageName, onProgress: (done, total) => post({ type: 'progress', done, total }) });
   post({ type: 'result', result, backend: req.backend, device }, [result.labelsNifti.buffer as ArrayBuffer]);
 }
 

@@ -14,6 +14,7 @@ import { volumeToNifti } from '../data/nifti-volume.js';
 import type { Volume, VoxelData } from '../data/volume.js';
 import { buildModel, manifestChannels, ModelFolderError, validateManifest, type LoadedModel, type ModelManifest } from '../infer/model-manifest.js';
 import { predictVolume } from '../infer/predict.js';
+import { checkImage } from '../infer/image-checks.js';
 import { LABEL_COLORS } from '../infer/label-colors.js';
 import { InputError, isInputError } from './errors.js';
 
@@ -82,6 +83,8 @@ export interface SegmentResult {
   /** World position (mm) of the foreground's centre, where the viewer puts its crosshair; null when empty. */
   focusMm: [number, number, number] | null;
   seconds: number;
+  /** NaN/Inf voxels replaced, a constant image (the same checks as `uxnet predict`). */
+  warnings: string[];
 }
 
 /** Voxel volume in mm³ from the header's pixdim[1..3] (what viewers and nibabel's zooms report). */
@@ -119,12 +122,13 @@ export function classVolumes(labels: VoxelData, manifest: ModelManifest, voxelMm
  * Segments `image` as `uxnet predict` does (same predictVolume, same label encoding), and returns
  * the gzip NIfTI of the labels with the per-class volumes.
  */
-export async function segment(loaded: LoadedModel, image: Volume<Float32Array>, opts: { tta?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<SegmentResult> {
+export async function segment(loaded: LoadedModel, image: Volume<Float32Array>, opts: { tta?: boolean; onProgress?: (done: number, total: number) => void; name?: string } = {}): Promise<SegmentResult> {
   const t0 = performance.now();
   if (image.channels !== manifestChannels(loaded.manifest).inChannels) {
     throw new InputError(`the image has ${image.channels} channel(s) but model '${loaded.manifest.name}' expects ${manifestChannels(loaded.manifest).inChannels}`);
   }
-  const pred = await predictVolume(loaded, image, { tta: opts.tta, onProgress: opts.onProgress });
+  const checked = checkImage(image, opts.name ?? 'the image');
+  const pred = await predictVolume(loaded, checked.image, { tta: opts.tta, onProgress: opts.onProgress });
   const encoded = encodeNifti(volumeToNifti(pred.labels, { label: true, description: `uxnet3d ${loaded.manifest.name}` }));
   const labelsNifti = await gzip(encoded);
   const voxelMm3 = voxelVolumeMm3(pred.labels);
@@ -136,5 +140,6 @@ export async function segment(loaded: LoadedModel, image: Volume<Float32Array>, 
     classes: classVolumes(pred.labels.data, loaded.manifest, voxelMm3),
     focusMm: foregroundCentreMm(pred.labels),
     seconds: (performance.now() - t0) / 1000,
+    warnings: checked.warnings,
   };
 }

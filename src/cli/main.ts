@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.js';
-import { UserError } from './errors.js';
+import { InputError } from '../engine/errors.js';
+import { describeOsError } from './errors.js';
 import { releaseBackend } from './backend.js';
 
 export function buildProgram(): Command {
@@ -8,10 +12,17 @@ export function buildProgram(): Command {
   program
     .name('uxnet')
     .description('3D UX-Net volumetric segmentation: forward, train, predict, evaluate')
+    .version(packageVersion(), '-V, --version', 'print the version of uxnet3d')
     .showHelpAfterError()
     .exitOverride();
   for (const register of commands) register(program);
   return program;
+}
+
+/** package.json's version (this file is dist/src/cli/main.js once built). */
+export function packageVersion(): string {
+  const path = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json');
+  return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
 }
 
 /** Runs the CLI; resolves to the process exit code and never throws. */
@@ -25,12 +36,9 @@ export async function run(argv: string[]): Promise<number> {
       // --help and --version exit through here with code 0; usage errors were already printed.
       return err.exitCode;
     }
-    if (err instanceof UserError) {
-      process.stderr.write(`uxnet: ${err.message}\n`);
-      return err.exitCode;
-    }
-    process.stderr.write(`uxnet: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
-    return 70;
+    const { text, exitCode } = reportError(err);
+    process.stderr.write(text);
+    return exitCode;
   } finally {
     // A GPU device (--backend webgpu) keeps the event loop alive until it is destroyed.
     await releaseBackend().catch(() => {});
@@ -39,4 +47,21 @@ export async function run(argv: string[]): Promise<number> {
 
 export async function main(argv: string[]): Promise<void> {
   process.exitCode = await run(argv);
+}
+
+/**
+ * The one place an escaped error becomes output and an exit code. Every I/O, config, model, weights
+ * and NIfTI error extends InputError: one line, its exit code. A failed file-system call the user can
+ * fix (EACCES, ENOSPC, ...) is one line naming the path. Anything else is a bug: full stack, exit 70.
+ */
+export function reportError(err: unknown): { text: string; exitCode: number } {
+  if (err instanceof InputError) return { text: `uxnet: ${oneLine(err.message)}\n`, exitCode: err.exitCode };
+  const os = describeOsError(err);
+  if (os) return { text: `uxnet: ${os}\n`, exitCode: 1 };
+  return { text: `uxnet: internal error: ${(err as Error)?.stack ?? String(err)}\n`, exitCode: 70 };
+}
+
+/** Messages may quote file content with newlines; the CLI promises one line. */
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ');
 }

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseWithSchema } from '../io/schema.js';
 import { PresetSchema, type Preset } from './preset-schema.js';
+import { InputError } from '../engine/errors.js';
 
 export type { Preset };
 export type { RandomStepSpec } from './step-schema.js';
@@ -22,13 +23,13 @@ export function loadPreset(nameOrPath: string): Preset {
   const builtin = (BUILTIN_PRESETS as readonly string[]).includes(nameOrPath);
   const path = builtin ? join(PRESET_DIR, `${nameOrPath}.json`) : nameOrPath;
   if (!existsSync(path)) {
-    throw new Error(`unknown preset '${nameOrPath}': use one of ${BUILTIN_PRESETS.join(', ')} or the path of a preset JSON file`);
+    throw new InputError(`unknown preset '${nameOrPath}': use one of ${BUILTIN_PRESETS.join(', ')} or the path of a preset JSON file`);
   }
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new Error(`preset file '${path}' is not valid JSON: ${(e as Error).message}`);
+    throw new InputError(`preset file '${path}' is not valid JSON: ${(e as Error).message}`);
   }
   return parsePreset(json, path);
 }

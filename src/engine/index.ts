@@ -8,3 +8,4 @@ export { setBackend, getBackendName, listBackends, registerBackend, registerKern
 export type { Backend } from './backend.js';
 export type { Kernels, KernelName, KTensor, Conv3dAttrs, AdamWAttrs, Triple } from './kernels.js';
 export * from './ops/index.js';
+export { InputError, isInputError } from './errors.js';

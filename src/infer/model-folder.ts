@@ -1,25 +1,39 @@
 import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readWeightsFile } from '../io/weights.js';
-import { buildModel, ModelFolderError, validateManifest, type LoadedModel } from './model-manifest.js';
+import { buildModel, ModelFolderError, validateManifest, type LoadedModel, type ModelManifest } from './model-manifest.js';
 
 // The manifest format and model building live in ./model-manifest.ts (browser-safe); this reads folders.
 export * from './model-manifest.js';
 
-/** Reads model.json and the weights, builds the network on the current backend and loads it strictly. */
-export async function loadModelFolder(dir: string): Promise<LoadedModel> {
+/** The validated model.json of a model folder and the path of its weights (not read yet). */
+export async function readModelFolder(dir: string): Promise<{ manifest: ModelManifest; manifestPath: string; weightsPath: string }> {
   const manifestPath = join(dir, 'model.json');
+  if (!existsSync(dir)) throw new ModelFolderError(`model folder '${dir}' does not exist`);
+  if (!statSync(dir).isDirectory()) throw new ModelFolderError(`model '${dir}' is a file; give the folder that holds model.json and weights.safetensors`);
   if (!existsSync(manifestPath)) throw new ModelFolderError(`${dir} is not a model folder: model.json is missing`);
+  let text: string;
+  try {
+    text = await readFile(manifestPath, 'utf8');
+  } catch (e) {
+    throw new ModelFolderError(`${manifestPath}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(manifestPath, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
-    throw new ModelFolderError(`${manifestPath}: ${(e as Error).message}`);
+    throw new ModelFolderError(`${manifestPath}: not valid JSON (${(e as Error).message})`);
   }
   const manifest = validateManifest(json, manifestPath);
   const weightsPath = ['weights.safetensors', 'weights.pth'].map((f) => join(dir, f)).find((p) => existsSync(p));
   if (!weightsPath) throw new ModelFolderError(`${dir}: weights.safetensors is missing`);
+  return { manifest, manifestPath, weightsPath };
+}
+
+/** Reads model.json and the weights, builds the network on the current backend and loads it strictly. */
+export async function loadModelFolder(dir: string): Promise<LoadedModel> {
+  const { manifest, manifestPath, weightsPath } = await readModelFolder(dir);
   const weights = await readWeightsFile(weightsPath);
   const model = await buildModel(manifest, weights, { manifest: manifestPath, weights: weightsPath });
   return { manifest, model, dir };

@@ -4,6 +4,7 @@ import { parseWithSchema } from '../io/schema.js';
 import { MODEL_FORMAT, MODEL_VERSION, ModelManifestSchema, specChannels, type ModelManifest } from './model-manifest-schema.js';
 
 export { MODEL_FORMAT, MODEL_VERSION, ModelManifestSchema, specChannels, type ModelManifest };
+import { InputError } from '../engine/errors.js';
 
 /**
  * A trained model is a folder of data, nothing implicit (nnU-Net style):
@@ -12,7 +13,7 @@ export { MODEL_FORMAT, MODEL_VERSION, ModelManifestSchema, specChannels, type Mo
  */
 // The format itself is ./model-manifest-schema.ts.
 
-export class ModelFolderError extends Error {
+export class ModelFolderError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'ModelFolderError';

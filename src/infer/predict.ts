@@ -1,3 +1,4 @@
+import { InputError } from '../engine/errors.js';
 import { runSteps, type StepSpec } from '../data/pipeline.js';
 import { invert } from '../data/invert.js';
 import type { Volume, VoxelData } from '../data/volume.js';
@@ -82,7 +83,7 @@ export function preprocessingSteps(loaded: LoadedModel, fast: boolean): StepSpec
   const steps = loaded.manifest.preprocessing.steps;
   if (!fast) return steps;
   const fastPixdim = loaded.manifest.preprocessing.fastPixdim;
-  if (!fastPixdim) throw new Error(`model '${loaded.manifest.name}' offers no --fast spacing (preprocessing.fastPixdim is not set)`);
+  if (!fastPixdim) throw new InputError(`model '${loaded.manifest.name}' offers no --fast spacing (preprocessing.fastPixdim is not set)`);
   return steps.map((s) => (s.op === 'spacing' ? { ...s, pixdim: fastPixdim } : s));
 }
 
@@ -94,7 +95,7 @@ export function preprocessingSteps(loaded: LoadedModel, fast: boolean): StepSpec
 export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Array>, opts: PredictOptions = {}): Promise<Prediction> {
   const { manifest, model } = loaded;
   if (image.channels !== manifestChannels(manifest).inChannels) {
-    throw new Error(`the image has ${image.channels} channel(s) but model '${manifest.name}' expects ${manifestChannels(manifest).inChannels}`);
+    throw new InputError(`the image has ${image.channels} channel(s) but model '${manifest.name}' expects ${manifestChannels(manifest).inChannels}`);
   }
   const { sample } = runSteps({ image }, preprocessingSteps(loaded, !!opts.fast));
   const net = sample.image;
@@ -103,7 +104,7 @@ export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Ar
   const vox = net.shape[0] * net.shape[1] * net.shape[2];
   const predictor = modelPredictor(model);
   const mirrorAxes = manifest.inference.mirrorAxes ?? [];
-  if (opts.tta && mirrorAxes.length === 0) throw new Error(`model '${manifest.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring test-time augmentation would not help it`);
+  if (opts.tta && mirrorAxes.length === 0) throw new InputError(`model '${manifest.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring test-time augmentation would not help it`);
   const mirrors = opts.tta ? mirrorSets(mirrorAxes) : [[]];
   // Without TTA the blended logits buffer becomes the probabilities in place: the accumulator is
   // then the only full-size buffer. With TTA one more (the running sum) is needed.

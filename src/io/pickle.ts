@@ -10,8 +10,9 @@
  * str -> string, bytes/bytearray -> Uint8Array, list -> Array, tuple -> PyTuple, dict -> Map
  * (insertion order kept), set/frozenset -> Set.
  */
+import { InputError } from '../engine/errors.js';
 
-export class PickleError extends Error {
+export class PickleError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'PickleError';

@@ -22,8 +22,9 @@ import type { RawTensor, RawTensorMap } from './safetensors-format.js';
 import { halfToFloat } from './safetensors-format.js';
 import { PickleError, PyTuple, unpickle } from './pickle.js';
 import { ZipError, looksLikeZip, readCentralDirectory, readEntry, runOnBufferAsync, runOnBufferWith, type AsyncZipCodec, type ByteReader, type ZipCodec, type ZipEntry } from './zip-format.js';
+import { InputError } from '../engine/errors.js';
 
-export class PthError extends Error {
+export class PthError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'PthError';

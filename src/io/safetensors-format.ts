@@ -2,6 +2,7 @@
  * The safetensors format as bytes in, bytes out: parsing and serialising with no file system, so the
  * same code runs in Node (./safetensors.ts adds the file functions) and in browsers.
  */
+import { InputError } from '../engine/errors.js';
 
 /** One tensor as stored in a safetensors file, already converted to float32. */
 export interface RawTensor {
@@ -14,7 +15,7 @@ export interface RawTensor {
 /** Ordered name -> tensor map; order is the file's header order (safetensors writers keep insertion order). */
 export type RawTensorMap = Map<string, RawTensor>;
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'SafetensorsError';

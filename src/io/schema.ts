@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { InputError } from '../engine/errors.js';
 
 /**
  * File formats are schema-first (zod): each reader validates with its format's schema and reports
@@ -54,7 +55,7 @@ export function describeIssue(iss: z.core.$ZodIssue): string {
  * Parses `value` with `schema`; on failure throws `makeError(message)` where the message is
  * "WHERE: FIELD: what was expected, got what" (plus how many further problems there are).
  */
-export function parseWithSchema<S extends z.ZodType>(schema: S, value: unknown, where: string, makeError: (message: string) => Error = (m) => new Error(m)): z.output<S> {
+export function parseWithSchema<S extends z.ZodType>(schema: S, value: unknown, where: string, makeError: (message: string) => Error = (m) => new InputError(m)): z.output<S> {
   const r = schema.safeParse(value, { reportInput: true });
   if (r.success) return r.data;
   const [first, ...rest] = r.error.issues;

@@ -5,12 +5,13 @@
 import { parseSafetensors, type RawTensorMap } from './safetensors-format.js';
 import { parsePthAsync } from './pth-format.js';
 import type { AsyncZipCodec } from './zip-format.js';
+import { InputError } from '../engine/errors.js';
 
 /** Extensions read as torch.save zip checkpoints (.bin is what HF-style repos use for torch.save files). */
 export const PTH_EXTENSIONS = ['.pth', '.pt', '.bin', '.ckpt'] as const;
 export const SAFETENSORS_EXTENSIONS = ['.safetensors'] as const;
 
-export class WeightsFormatError extends Error {
+export class WeightsFormatError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'WeightsFormatError';

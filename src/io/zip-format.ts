@@ -8,8 +8,9 @@
  * whole, which matters for checkpoints beyond Node's maximum Buffer size), or over a buffer with the
  * browser's asynchronous DecompressionStream. Nothing here touches a file system or node:zlib.
  */
+import { InputError } from '../engine/errors.js';
 
-export class ZipError extends Error {
+export class ZipError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'ZipError';

@@ -4,6 +4,7 @@
  * layer_scale_init_value=1e-6, hidden_size=768, norm_name="instance", conv_block=True,
  * res_block=True, spatial_dims=3)`).
  */
+import { InputError } from '../engine/errors.js';
 export interface UXNetConfig {
   /** Input channels (official `in_chans`, default 1). */
   inChans: number;
@@ -60,7 +61,7 @@ export const DEFAULT_UXNET_CONFIG: Readonly<UXNetConfig> = Object.freeze({
   spatialDims: 3,
 });
 
-export class UXNetConfigError extends Error {
+export class UXNetConfigError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'UXNetConfigError';

@@ -6,9 +6,10 @@ import { UnetrBasicBlock } from './blocks/unet-res-block.js';
 import { UnetrUpBlock } from './blocks/unetr-up-block.js';
 import { normalizeUXNetConfig, type UXNetConfig, type UXNetConfigInput } from './config.js';
 import { UxNetConv } from './uxnet-encoder.js';
+import { InputError } from '../engine/errors.js';
 
 /** An input the network cannot process (wrong rank, channel count or spatial size). */
-export class UXNetInputError extends Error {
+export class UXNetInputError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'UXNetInputError';

@@ -1,6 +1,7 @@
 import { parameter } from '../engine/creation.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Rng } from '../engine/rng.js';
+import { InputError } from '../engine/errors.js';
 
 /** A tensor value as found in a state dict: an engine Tensor or raw `{shape, data}` (e.g. from a safetensors file). */
 export type StateValue = Tensor | { readonly shape: readonly number[]; readonly data: Float32Array };
@@ -35,7 +36,7 @@ function listNames(names: string[], max = 20): string {
 }
 
 /** Thrown by `loadStateDict` when the state dict does not fit the module; `report` has the details. */
-export class StateDictError extends Error {
+export class StateDictError extends InputError {
   constructor(readonly report: LoadReport) {
     const parts: string[] = [];
     if (report.mismatched.length) {

@@ -1,6 +1,7 @@
 import { parseWithSchema } from '../io/schema.js';
 import { isNetworkName, NETWORK_NAMES, withChannels } from '../models/registry.js';
 import { TrainConfigFileSchema, TrainConfigSchema, TRAIN_CONFIG_VERSION, type TrainConfig } from './config-schema.js';
+import { InputError } from '../engine/errors.js';
 
 export { TrainConfigSchema, TRAIN_CONFIG_VERSION, type TrainConfig };
 
@@ -20,7 +21,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'dataset' | 'outDir'> = {
   workers: 2,
 };
 
-export class TrainConfigError extends Error {
+export class TrainConfigError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'TrainConfigError';

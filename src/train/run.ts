@@ -20,9 +20,10 @@ import { configuredClasses, trainNetworkSpec, type TrainConfig } from './config.
 import { parsePlan, type Plan } from '../data/plan-schema.js';
 import { parseSplitFile } from './split-file.js';
 import { Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
+import { InputError } from '../engine/errors.js';
 
 /** A problem with the run's inputs (dataset, split, weights, output folder) that the user must fix. */
-export class TrainRunError extends Error {
+export class TrainRunError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'TrainRunError';

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { uxnet } from '../helpers/cli.js';
+import { alignTable } from '../../src/cli/commands/demo.js';
 
 describe('npm start (uxnet demo) with the shipped hippocampus model', () => {
   const out = mkdtempSync(join(tmpdir(), 'uxnet-demo-'));
@@ -26,5 +27,20 @@ describe('npm start (uxnet demo) with the shipped hippocampus model', () => {
     }
     for (const c of metrics.cases) for (const k of c.classes) assert.ok(k.dice > 0.75, `${c.caseId} class ${k.label}: Dice ${k.dice}`);
     assert.match(r.stdout, /mean foreground Dice 0\.[89]\d*/);
+    // The table: header, one row per case, the mean; numbers right-aligned under their headings.
+    const lines = r.stdout.split('\n');
+    const first = lines.findIndex((l) => l.startsWith('case '));
+    const table = lines.slice(first, first + 5);
+    assert.match(table[0]!, /^case\s+anterior Dice\s+HD95 mm\s+posterior Dice\s+HD95 mm$/);
+    assert.match(table[4]!, /^mean\s/);
+    for (const l of table) assert.equal(l.length, table[0]!.length, `aligned: '${l}'`);
+  });
+
+  it('aligns the table: names left, numbers right, each column as wide as its widest cell', () => {
+    assert.deepEqual(alignTable([['case', 'Dice'], ['hippocampus_001', '0.9'], ['mean', '0.875']]), [
+      'case              Dice',
+      'hippocampus_001    0.9',
+      'mean             0.875',
+    ]);
   });
 });

@@ -359,7 +359,7 @@ async function segment(): Promise<void> {
 async function finish(result: SegmentResult, backend: ComputeBackend, device: string, manifest: ModelManifest, inputName: string, seconds: number): Promise<void> {
   ui.progress.max = 1;
   ui.progress.value = 1;
-  ui.stage.textContent = `Done: ${result.shape.join(' × ')} labels on the input grid (network saw ${result.networkShape.join(' × ')}).`;
+  ui.stage.textContent = `Done: ${result.shape.join(' × ')} labels on the input grid (network saw ${result.networkShape.join(' × ')}).${result.warnings.map((w) => ` Warning: ${w}.`).join('')}`;
   ui.backendUsed.textContent = backend === 'webgpu' ? `WebGPU (${device})` : device;
   ui.backendUsed.dataset.backend = backend;
   ui.seconds.textContent = seconds.toFixed(1);

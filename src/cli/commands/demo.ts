@@ -1,20 +1,18 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { loadImage, loadVolume } from '../../data/load.js';
-import { saveVolume } from '../../data/save.js';
+import { loadVolume } from '../../data/load.js';
 import { columnNorms } from '../../data/mat4.js';
-import { loadModelFolder } from '../../infer/model-folder.js';
 import { manifestChannels } from '../../infer/model-manifest.js';
-import { predictVolume } from '../../infer/predict.js';
-import { writeOverlayPng } from '../../infer/overlay.js';
+import { loadModel } from '../../infer/segment.js';
+import { legendOf, writeOverlayPng } from '../../infer/overlay.js';
 import { MetricAccumulator, jsonSafe } from '../../metrics/index.js';
 import { writeFileAtomic } from '../../io/safetensors.js';
 import { createProgress } from '../progress.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
+import { checkWritableDir, LazyDirs } from '../outputs.js';
 
 /** The package root (this file is dist/src/cli/commands/demo.js once built). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
@@ -36,12 +34,18 @@ const fmt = (v: number, d = 3) => (Number.isFinite(v) ? v.toFixed(d) : v === Inf
 export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<{ meanDice: number; cases: number }> {
   const backend = await selectBackend(o.backend);
   if (!existsSync(join(o.model, 'model.json'))) throw new UserError(`no model at '${o.model}' (model.json missing)`);
-  const loaded = await loadModelFolder(o.model);
+  await checkWritableDir(o.output);
+  const model = await loadModel(o.model);
+  const loaded = model.loaded;
   const split = (loaded.manifest.training?.split ?? null) as { val?: string[] } | null;
   let ids = split?.val ?? [];
   if (!ids.length) throw new UserError(`model '${loaded.manifest.name}' records no held-out cases (training.split.val)`);
   if (o.limit) ids = ids.slice(0, o.limit);
-  await mkdir(o.output, { recursive: true });
+  for (const id of ids) {
+    for (const sub of ['imagesTr', 'labelsTr']) if (!existsSync(join(o.dataset, sub, `${id}.nii.gz`))) throw new UserError(`case '${id}' is missing from ${o.dataset} (${sub}/${id}.nii.gz)`);
+  }
+  const dirs = new LazyDirs();
+  await dirs.ensure(o.output);
   const K = manifestChannels(loaded.manifest).outChannels;
   const classes = Array.from({ length: K - 1 }, (_, i) => i + 1);
   const names = classes.map((c) => loaded.manifest.labels[String(c)] ?? `class ${c}`);
@@ -49,32 +53,45 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   log(`model '${loaded.manifest.name}' on backend '${backend}': segmenting ${ids.length} held-out cases -> ${o.output}`);
   const bar = createProgress({ label: 'segmenting', total: ids.length, fields: ['case'] });
   const t0 = Date.now();
-  const rows: string[] = [];
-  for (const [i, id] of ids.entries()) {
-    const imgPath = join(o.dataset, 'imagesTr', `${id}.nii.gz`);
-    const lblPath = join(o.dataset, 'labelsTr', `${id}.nii.gz`);
-    if (!existsSync(imgPath) || !existsSync(lblPath)) throw new UserError(`case '${id}' is missing from ${o.dataset}`);
-    const image = await loadImage(imgPath);
-    const pred = await predictVolume(loaded, image);
-    const gt = await loadVolume(lblPath, 'label');
-    await saveVolume(join(o.output, `${id}.nii.gz`), pred.labels, { label: true, description: `uxnet3d ${loaded.manifest.name}` });
-    await writeOverlayPng(join(o.output, `${id}.png`), image.data, pred.labels.data, image.shape);
-    const spacing = columnNorms(image.affine);
-    const row = acc.add(id, pred.labels.data as Uint8Array, gt.data as Uint8Array, image.shape, spacing);
-    rows.push(`${id.padEnd(18)} ${row.classes.map((c) => `${fmt(c.dice)} / ${fmt(c.hd95, 2).padStart(5)}`).join('   ')}`);
-    bar.update(i + 1, { case: id });
+  const rows: string[][] = [];
+  try {
+    for (const [i, id] of ids.entries()) {
+      const imgPath = join(o.dataset, 'imagesTr', `${id}.nii.gz`);
+      const lblPath = join(o.dataset, 'labelsTr', `${id}.nii.gz`);
+      const pred = await model.segment(imgPath);
+      const image = pred.image;
+      const gt = await loadVolume(lblPath, 'label');
+      await writeFileAtomic(join(o.output, `${id}.nii.gz`), pred.labelsNifti);
+      await writeOverlayPng(join(o.output, `${id}.png`), image.data, pred.labels.data, image.shape, { legend: legendOf(loaded.manifest.labels) });
+      const spacing = columnNorms(image.affine);
+      const row = acc.add(id, pred.labels.data as Uint8Array, gt.data as Uint8Array, image.shape, spacing);
+      rows.push([id, ...row.classes.flatMap((c) => [fmt(c.dice), fmt(c.hd95, 2)])]);
+      bar.update(i + 1, { case: id });
+    }
+  } catch (e) {
+    await dirs.discardIfUnused();
+    throw e;
+  } finally {
+    bar.stop();
+    model.dispose();
   }
-  bar.stop();
   const seconds = (Date.now() - t0) / 1000;
   const agg = acc.aggregate();
-  log(`\n${'case'.padEnd(18)} ${names.map((n) => `${n} Dice / HD95 mm`.padEnd(22)).join(' ')}`);
-  for (const r of rows) log(r);
-  log(`${'mean'.padEnd(18)} ${agg.perClass.map((c) => `${fmt(c.dice.mean)} / ${fmt(c.hd95.finiteMean, 2).padStart(5)}`).join('   ')}`);
+  const header = ['case', ...names.flatMap((n) => [`${n} Dice`, 'HD95 mm'])];
+  const mean = ['mean', ...agg.perClass.flatMap((c) => [fmt(c.dice.mean), fmt(c.hd95.finiteMean, 2)])];
+  log('');
+  for (const line of alignTable([header, ...rows, mean])) log(line);
   const meanDice = agg.perClass.reduce((a, c) => a + c.dice.mean, 0) / agg.perClass.length;
   log(`\nmean foreground Dice ${fmt(meanDice, 4)} over ${ids.length} cases; ${(seconds / ids.length).toFixed(2)} s per case (${seconds.toFixed(1)} s total)`);
   await writeFileAtomic(join(o.output, 'metrics.json'), new TextEncoder().encode(JSON.stringify(jsonSafe({ model: loaded.manifest.name, backend, seconds, ...(acc.toJSON() as object) }), null, 1) + '\n'));
   log(`labels, overlays (*.png) and metrics.json are in ${o.output}`);
   return { meanDice, cases: ids.length };
+}
+
+/** Columns padded to their widest cell: the first left-aligned (names), the rest right-aligned (numbers). */
+export function alignTable(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, j) => Math.max(...rows.map((r) => (r[j] ?? '').length)));
+  return rows.map((r) => r.map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join('  ').trimEnd());
 }
 
 export function registerDemo(program: Command): void {

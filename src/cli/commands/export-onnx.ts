@@ -1,39 +1,30 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { exportOnnx, ONNX_OPSET } from '../../io/onnx.js';
-import { SafetensorsError, type RawTensor } from '../../io/safetensors.js';
-import { PthError } from '../../io/pth.js';
-import { readWeightsFile, WeightsFormatError } from '../../io/weights.js';
+import { writeFileAtomic, type RawTensor } from '../../io/safetensors.js';
+import { readWeightsFile } from '../../io/weights.js';
+import { InputError } from '../../engine/errors.js';
 import { UXNetConfigError } from '../../models/config.js';
 import { createNetwork, describeNetwork, networkFromConfig, type NetworkSpec } from '../../models/registry.js';
 import { specChannels } from '../../infer/model-manifest.js';
 import { StateDictError } from '../../nn/module.js';
 import '../../backends/index.js';
 import { UserError } from '../errors.js';
+import { resolveModelSource } from './forward.js';
+import { checkOutputFile } from '../outputs.js';
 
 export interface ExportOnnxOptions {
-  config: string;
-  weights: string;
+  config?: string;
+  weights?: string;
+  /** A model folder instead of config + weights. */
+  model?: string;
   output: string;
 }
 
-async function readConfig(path: string): Promise<NetworkSpec> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read config file '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`config file '${path}' is not valid JSON: ${(e as Error).message}`);
-  }
+function normalizeConfig(raw: unknown, name: string): NetworkSpec {
   try {
     return networkFromConfig(raw);
   } catch (e) {
-    if (e instanceof UXNetConfigError) throw new UserError(`config file '${path}': ${e.message}`);
+    if (e instanceof UXNetConfigError) throw new UserError(`config file '${name}': ${e.message}`);
     throw e;
   }
 }
@@ -43,7 +34,10 @@ async function readConfig(path: string): Promise<NetworkSpec> {
  * symbolic batch and spatial dimensions (input "input" [N, inChans, D, H, W] → output "logits").
  */
 export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ bytes: number; nodes?: number }> {
-  const spec = await readConfig(opts.config);
+  if (!/\.onnx$/i.test(opts.output)) throw new UserError(`output '${opts.output}' must end in .onnx`);
+  const src = await resolveModelSource(opts);
+  await checkOutputFile(opts.output, [src.weights]);
+  const spec = normalizeConfig(src.config, src.configName);
   const { inChannels, outChannels } = specChannels(spec);
   // The trace input: the network's own size when it has one, else the smallest valid volume.
   const probe = createNetwork(spec, { meta: true });
@@ -52,11 +46,11 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
   const traceSpatial = probe.fixedInputSize ?? (swinSize && swinSize.some((d) => d > 32) ? swinSize : spec.network === 'swin_unetr' ? [32, 32, 64] : [32, 32, 32]);
   let weights: Map<string, RawTensor>;
   try {
-    weights = await readWeightsFile(opts.weights);
+    weights = await readWeightsFile(src.weights);
   } catch (e) {
-    if (e instanceof SafetensorsError || e instanceof PthError || e instanceof WeightsFormatError) throw new UserError(`weights file: ${e.message}`);
+    if (e instanceof InputError) throw new UserError(`weights file: ${e.message}`);
     const code = (e as NodeJS.ErrnoException).code;
-    if (code) throw new UserError(`cannot read weights file '${opts.weights}': ${code}`);
+    if (code) throw new UserError(`cannot read weights file '${src.weights}': ${code}`);
     throw e;
   }
   let bytes: Uint8Array;
@@ -75,16 +69,10 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
       docString: `${describeNetwork(spec)} ${JSON.stringify(spec.args)}`,
     });
   } catch (e) {
-    if (e instanceof StateDictError) throw new UserError(`weights file '${opts.weights}' does not fit the config: ${e.message}`);
+    if (e instanceof StateDictError) throw new UserError(`weights file '${src.weights}' does not fit the config${src.fromFolder ? ` in ${src.configName}` : ''}: ${e.message}`);
     throw e;
   }
-  const tmp = `${opts.output}.tmp-${process.pid}`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, opts.output);
-  } catch (e) {
-    throw new UserError(`cannot write output file '${opts.output}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  await writeFileAtomic(opts.output, bytes);
   return { bytes: bytes.length };
 }
 
@@ -92,8 +80,9 @@ export function registerExportOnnx(program: Command): void {
   program
     .command('export-onnx')
     .description(`export the model as ONNX (opset ${ONNX_OPSET}; input "input", output "logits"): UX-Net with dynamic batch and spatial dims, SwinUNETR and UNETR for one size (img_size, batch 1)`)
-    .requiredOption('--config <file>', 'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"')
-    .requiredOption('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
+    .option('-m, --model <dir>', 'model folder (model.json + weights.safetensors) instead of --config and --weights')
+    .option('--config <file>', 'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"')
+    .option('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
     .requiredOption('-o, --output <file>', 'ONNX file to write (atomically)')
     .action(async (opts: ExportOnnxOptions) => {
       const r = await exportOnnxCommand(opts);

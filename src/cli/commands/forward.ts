@@ -5,20 +5,24 @@ import { tensor } from '../../engine/creation.js';
 import { getBackendName } from '../../engine/registry.js';
 import { selectBackend } from '../backend.js';
 import { noGrad } from '../../engine/scope.js';
-import { readSafetensorsFile, writeSafetensorsFile, SafetensorsError, type RawTensor } from '../../io/safetensors.js';
-import { PthError } from '../../io/pth.js';
-import { readWeightsFile, WeightsFormatError } from '../../io/weights.js';
+import { readSafetensorsFile, writeSafetensorsFile, type RawTensor } from '../../io/safetensors.js';
+import { readWeightsFile } from '../../io/weights.js';
+import { InputError } from '../../engine/errors.js';
 import { modelPredictor, slidingWindowInference } from '../../infer/sliding-window.js';
 import { UXNetConfigError } from '../../models/config.js';
 import { UXNetInputError } from '../../models/uxnet.js';
 import { createNetwork, networkArgsSnake, networkFromConfig, type NetworkSpec, type SegmentationNetwork } from '../../models/registry.js';
 import { StateDictError } from '../../nn/module.js';
 import { UserError } from '../errors.js';
+import { checkOutputFile } from '../outputs.js';
+import { readModelFolder } from '../../infer/model-folder.js';
 import { createProgress, type Progress } from '../progress.js';
 
 export interface ForwardOptions {
-  config: string;
-  weights: string;
+  config?: string;
+  weights?: string;
+  /** A model folder: its model.json gives the config, its weights file the weights. */
+  model?: string;
   input: string;
   inputKey: string;
   output: string;
@@ -86,7 +90,7 @@ async function readTensors(path: string, what: string): Promise<Map<string, RawT
   try {
     return (await readSafetensorsFile(path)).tensors;
   } catch (e) {
-    if (e instanceof SafetensorsError) throw new UserError(`${what} file: ${e.message}`);
+    if (e instanceof InputError) throw new UserError(`${what} file: ${e.message}`);
     throw e;
   }
 }
@@ -96,7 +100,7 @@ async function readWeights(path: string): Promise<Map<string, RawTensor>> {
   try {
     return await readWeightsFile(path);
   } catch (e) {
-    if (e instanceof SafetensorsError || e instanceof PthError || e instanceof WeightsFormatError) throw new UserError(`weights file: ${e.message}`);
+    if (e instanceof InputError) throw new UserError(`weights file: ${e.message}`);
     throw e;
   }
 }
@@ -111,7 +115,9 @@ async function readWeights(path: string): Promise<Map<string, RawTensor>> {
 export async function runForward(opts: ForwardOptions): Promise<{ shape: number[] }> {
   const sw = parseSlidingWindowOptions(opts);
   await selectBackend(opts.backend);
-  const rawConfig = await readConfig(opts.config);
+  const src = await resolveModelSource(opts);
+  await checkOutputFile(opts.output, [opts.input, src.weights]);
+  const rawConfig = src.config;
   let model: SegmentationNetwork;
   let spec: NetworkSpec;
   try {
@@ -119,7 +125,7 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
     spec = networkFromConfig(rawConfig);
     model = createNetwork(spec);
   } catch (e) {
-    if (e instanceof UXNetConfigError) throw new UserError(`config file '${opts.config}': ${e.message}`);
+    if (e instanceof UXNetConfigError) throw new UserError(`config file '${src.configName}': ${e.message}`);
     throw e;
   }
   try {
@@ -131,11 +137,11 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
         throw e;
       }
     }
-    const weights = await readWeights(opts.weights);
+    const weights = await readWeights(src.weights);
     try {
       model.loadStateDict(weights);
     } catch (e) {
-      if (e instanceof StateDictError) throw new UserError(`weights file '${opts.weights}' does not fit the config: ${e.message}`);
+      if (e instanceof StateDictError) throw new UserError(`weights file '${src.weights}' does not fit the config${src.fromFolder ? ` in ${src.configName}` : ''}: ${e.message}`);
       throw e;
     }
     weights.clear();
@@ -182,29 +188,42 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
       shape = [...logits.shape];
       logits.dispose();
     }
-    try {
-      await writeSafetensorsFile(opts.output, [['logits', { shape, data }]], {
-        producer: 'uxnet3d forward',
-        backend: getBackendName(),
-        network: spec.network,
-        config: JSON.stringify(networkArgsSnake(spec)),
-        ...meta,
-      });
-    } catch (e) {
-      throw new UserError(`cannot write output file '${opts.output}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    await writeSafetensorsFile(opts.output, [['logits', { shape, data }]], {
+      producer: 'uxnet3d forward',
+      backend: getBackendName(),
+      network: spec.network,
+      config: JSON.stringify(networkArgsSnake(spec)),
+      ...meta,
+    });
     return { shape };
   } finally {
     model.dispose();
   }
 }
 
+/**
+ * The network config and weights file, from `-m MODEL_DIR` or from `--config` + `--weights` (one or
+ * the other, so it is never ambiguous which weights ran).
+ */
+export async function resolveModelSource(o: { config?: string; weights?: string; model?: string }): Promise<{ config: unknown; configName: string; weights: string; fromFolder: boolean }> {
+  if (o.model !== undefined) {
+    if (o.config !== undefined || o.weights !== undefined) throw new UserError('give either -m MODEL_DIR or --config and --weights, not both');
+    const { manifest, manifestPath, weightsPath } = await readModelFolder(o.model);
+    // The flat config form the registry reads: a name with its arguments, or the legacy UX-Net object.
+    const config = typeof manifest.network === 'string' ? { network: manifest.network, networkArgs: manifest.networkArgs ?? {} } : { network: manifest.network };
+    return { config, configName: manifestPath, weights: weightsPath, fromFolder: true };
+  }
+  if (o.config === undefined || o.weights === undefined) throw new UserError(`the model is missing: give -m MODEL_DIR, or --config and --weights${o.config === undefined && o.weights !== undefined ? ' (--config is missing)' : o.weights === undefined && o.config !== undefined ? ' (--weights is missing)' : ''}`);
+  return { config: await readConfig(o.config), configName: o.config, weights: o.weights, fromFolder: false };
+}
+
 export function registerForward(program: Command): void {
   program
     .command('forward')
     .description('run the network on one input tensor and write the raw logits (tensor "logits") to a safetensors file: one whole-volume pass, or MONAI 0.9.0 sliding-window inference with --roi')
-    .requiredOption('--config <file>', 'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"')
-    .requiredOption('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
+    .option('-m, --model <dir>', 'model folder (model.json + weights.safetensors) instead of --config and --weights')
+    .option('--config <file>', 'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"')
+    .option('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
     .requiredOption('--input <file>', 'safetensors file holding the input volume [N, C, D, H, W] (D, H, W: multiples of 16 for UX-Net, of 32 for SwinUNETR, exactly img_size for UNETR, unless --roi is given)')
     .option('--input-key <name>', 'name of the input tensor in --input', 'input')
     .requiredOption('--output <file>', 'safetensors file to write (atomically)')

@@ -5,7 +5,6 @@
  * and DataParallel `module.` prefixes are removed by readPth. With --config the keys and shapes are
  * checked against the model the config describes, and nothing is written unless they match exactly.
  */
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { PthError, readPth } from '../../io/pth.js';
 import { writeSafetensorsFile, type RawTensorMap } from '../../io/safetensors.js';
@@ -13,6 +12,7 @@ import { UXNetConfigError } from '../../models/config.js';
 import { networkFromConfig, networkStateShapes } from '../../models/registry.js';
 import { UserError } from '../errors.js';
 import { readConfig } from './forward.js';
+import { checkOutputFile } from '../outputs.js';
 
 export interface ImportPthOptions {
   checkpoint: string;
@@ -47,7 +47,7 @@ export function compareToConfig(weights: RawTensorMap, expected: [string, readon
 export async function runImportPth(opts: ImportPthOptions): Promise<ImportPthResult> {
   const err = opts.err ?? process.stderr;
   if (!/\.safetensors$/i.test(opts.output)) throw new UserError(`output '${opts.output}' must end in .safetensors (that is how weight readers recognise the format)`);
-  if (resolve(opts.output) === resolve(opts.checkpoint)) throw new UserError(`output '${opts.output}' is the checkpoint itself`);
+  await checkOutputFile(opts.output, [opts.checkpoint, opts.config]);
   // The config is checked before the (possibly large) checkpoint is read.
   let expected: [string, readonly number[]][] | undefined;
   if (opts.config !== undefined) {

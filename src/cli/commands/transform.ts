@@ -1,15 +1,16 @@
-import { mkdir } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { NiftiError } from '../../io/nifti/index.js';
+import { InputError } from '../../engine/errors.js';
 import { writeFileAtomic } from '../../io/safetensors.js';
-import { loadVolume, VolumeError } from '../../data/load.js';
+import { loadVolume } from '../../data/load.js';
 import { toRows } from '../../data/mat4.js';
 import { runSteps, type Sample } from '../../data/pipeline.js';
 import { loadPreset, type Preset } from '../../data/presets.js';
 import { saveVolume } from '../../data/save.js';
 import type { Volume } from '../../data/volume.js';
 import { UserError } from '../errors.js';
+import { checkWritableDir, LazyDirs, sameFile } from '../outputs.js';
 
 export interface TransformOptions {
   input: string;
@@ -20,7 +21,7 @@ export interface TransformOptions {
 }
 
 function asUserError(e: unknown, what: string): never {
-  if (e instanceof NiftiError || e instanceof VolumeError) throw new UserError(`${what}: ${e.message}`);
+  if (e instanceof InputError) throw new UserError(`${what}: ${e.message}`);
   throw e;
 }
 
@@ -41,6 +42,11 @@ export async function runTransform(opts: TransformOptions): Promise<{ meta: Reco
     throw new UserError((e as Error).message);
   }
   if (preset.auto) throw new UserError(`preset 'auto' is planned from a dataset: run 'uxnet preprocess --dataset DIR --preset auto' and pass the written plan.json as --preset`);
+  await checkWritableDir(opts.output);
+  for (const name of ['image.nii.gz', 'label.nii.gz', 'meta.json']) {
+    const same = [opts.input, opts.label].find((p) => p !== undefined && sameFile(p, join(opts.output, name)));
+    if (same !== undefined) throw new UserError(`output '${join(opts.output, name)}' would replace the input '${same}'; choose another output folder`);
+  }
   const image = (await loadVolume(opts.input, 'image').catch((e) => asUserError(e, 'image'))) as Volume<Float32Array>;
   const label = opts.label === undefined ? undefined : await loadVolume(opts.label, 'label').catch((e) => asUserError(e, 'label'));
   if (label && label.channels !== 1) throw new UserError(`label '${opts.label}' has ${label.channels} channels; a label map has one`);
@@ -53,11 +59,6 @@ export async function runTransform(opts: TransformOptions): Promise<{ meta: Reco
     throw new UserError(`preset '${preset.name}' failed on '${opts.input}': ${(e as Error).message}`);
   }
   const out = result.sample;
-  try {
-    await mkdir(opts.output, { recursive: true });
-  } catch (e) {
-    throw new UserError(`cannot create output directory '${opts.output}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
   const meta = {
     preset: preset.name,
     stage: opts.stage,
@@ -73,9 +74,24 @@ export async function runTransform(opts: TransformOptions): Promise<{ meta: Reco
     ops: out.image.ops,
   };
   const desc = `uxnet transform ${preset.name}`;
-  await saveVolume(join(opts.output, 'image.nii.gz'), out.image, { description: desc });
-  if (out.label) await saveVolume(join(opts.output, 'label.nii.gz'), out.label, { label: true, description: desc });
-  await writeFileAtomic(join(opts.output, 'meta.json'), new TextEncoder().encode(JSON.stringify(meta, null, 1) + '\n'));
+  // All three files or none: a failure part-way (disk full) removes what this run wrote.
+  const dirs = new LazyDirs();
+  const written: string[] = [];
+  const put = async (name: string, write: (path: string) => Promise<void>) => {
+    const path = join(opts.output, name);
+    await write(path);
+    written.push(path);
+  };
+  try {
+    await dirs.ensure(opts.output);
+    await put('image.nii.gz', (p) => saveVolume(p, out.image, { description: desc }));
+    if (out.label) await put('label.nii.gz', (p) => saveVolume(p, out.label!, { label: true, description: desc }));
+    await put('meta.json', (p) => writeFileAtomic(p, new TextEncoder().encode(JSON.stringify(meta, null, 1) + '\n')));
+  } catch (e) {
+    for (const p of written) await unlink(p).catch(() => {});
+    await dirs.discardIfUnused();
+    throw e;
+  }
   return { meta };
 }
 

@@ -2,6 +2,7 @@
  * Why a NIfTI file was rejected. Every rejection names the file and the exact problem, so a user can
  * tell a truncated download from a wrong file type without a debugger.
  */
+import { InputError } from '../../engine/errors.js';
 export type NiftiErrorCode =
   | 'EMPTY'
   | 'TRUNCATED_HEADER'
@@ -17,7 +18,7 @@ export type NiftiErrorCode =
   | 'IO'
   | 'WRITE';
 
-export class NiftiError extends Error {
+export class NiftiError extends InputError {
   constructor(readonly code: NiftiErrorCode, message: string, readonly file?: string) {
     super(file ? `${file}: ${message}` : message);
     this.name = 'NiftiError';
