@@ -56,14 +56,23 @@ void gemmBatched(const float* a, const float* b, const float* bias, float* y, in
   // Element (i, k) of op(A) and (k, n) of op(B) as strides.
   const int64_t asi = transA ? 1 : K, ask = transA ? M : 1;
   const int64_t bsk = transB ? 1 : N, bsn = transB ? K : 1;
-  const int64_t mb = (M + MC - 1) / MC, nb = (N + NC - 1) / NC;
+  // Smaller blocks when there are too few to keep every thread busy (UNETR's 216 tokens, one batch):
+  // halving keeps MC a multiple of every MR and NC of every NR.
+  int64_t mc = MC, nc = NC;
+  auto count = [&] { return batch * ((M + mc - 1) / mc) * ((N + nc - 1) / nc); };
+  while (count() < 2 * numThreads() && (nc > 32 || mc > 24)) {
+    if (nc > 32 && (N + nc - 1) / nc <= (M + mc - 1) / mc) nc /= 2;
+    else if (mc > 24) mc /= 2;
+    else nc /= 2;
+  }
+  const int64_t mb = (M + mc - 1) / mc, nb = (N + nc - 1) / nc;
   const int64_t tasks = batch * mb * nb;
   parallelFor(tasks, 1, [&](int64_t t0, int64_t t1, int) {
     Scratch<float> ap(static_cast<size_t>(MC * KC)), bp(static_cast<size_t>(NC * KC));
     for (int64_t t = t0; t < t1; t++) {
       const int64_t bi = t / (mb * nb), mi = (t / nb) % mb, ni = t % nb;
-      const int64_t m0 = mi * MC, mcur = std::min(MC, M - m0);
-      const int64_t n0 = ni * NC, ncur = std::min(NC, N - n0);
+      const int64_t m0 = mi * mc, mcur = std::min(mc, M - m0);
+      const int64_t n0 = ni * nc, ncur = std::min(nc, N - n0);
       const float* A = a + bi * M * K;
       const float* B = b + (bShared ? 0 : bi * K * N);
       float* Y = y + (bi * M + m0) * N + n0;
