@@ -49,7 +49,7 @@ export interface WaitProgress {
 export async function waitForJobs(queue: Queue, ids: readonly string[], opts: { pollMs?: number; onProgress?: (p: WaitProgress) => void } = {}): Promise<JobOutcome[]> {
   const pending = new Set(ids);
   const outcomes = new Map<string, JobOutcome>();
-  const pollMs = opts.pollMs ?? 1000;
+  const pollMs = opts.pollMs ?? 500;
   for (;;) {
     const list = [...pending];
     const states = await Promise.all(list.map((id) => queue.getJobState(id)));

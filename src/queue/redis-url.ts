@@ -29,10 +29,13 @@ export function parseRedisUrl(url: string | undefined): RedisTarget {
   const secrets: string[] = [];
   if (u.password) {
     secrets.push(u.password);
+    let decoded: string;
     try {
-      const decoded = decodeURIComponent(u.password);
-      if (decoded !== u.password) secrets.push(decoded);
-    } catch { /* a malformed escape stays as given */ }
+      decoded = decodeURIComponent(u.password);
+    } catch {
+      throw new QueueConfigError('the password in --redis must be percent-encoded (% as %25, @ as %40, / as %2F, : as %3A)');
+    }
+    if (decoded !== u.password) secrets.push(decoded);
   }
   const auth = u.username || u.password ? `${u.username ? decodeURIComponent(u.username) : ''}${u.password ? ':***' : ''}@` : '';
   const display = `${u.protocol}//${auth}${u.host}${u.pathname && u.pathname !== '/' ? u.pathname : ''}`;
