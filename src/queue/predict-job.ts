@@ -37,28 +37,33 @@ export async function fileSha256(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** Loaded models, by folder: a worker loads each model once. Two at most, so memory stays bounded. */
-const models = new Map<string, { digest: string; loaded: LoadedModel }>();
+/**
+ * Loaded models, by folder: a worker loads each model once, and concurrent jobs share one load (the
+ * map holds the promise). Two models at most, so memory stays bounded.
+ */
+const models = new Map<string, { digest: string; loading: Promise<LoadedModel> }>();
 const MAX_MODELS = 2;
+
+function dispose(entry: { loading: Promise<LoadedModel> }): void {
+  entry.loading.then((m) => m.model.dispose(), () => {});
+}
 
 async function modelFor(dir: string, digest: string): Promise<LoadedModel> {
   const hit = models.get(dir);
-  if (hit && hit.digest === digest) return hit.loaded;
-  if (hit) { hit.loaded.model.dispose(); models.delete(dir); }
-  let loaded: LoadedModel;
-  try {
-    loaded = await loadModelFolder(dir);
-  } catch (e) {
-    if (e instanceof ModelFolderError) throw new PermanentJobError(e.message);
-    throw e;
-  }
+  if (hit && hit.digest === digest) return hit.loading;
+  if (hit) { dispose(hit); models.delete(dir); }
   while (models.size >= MAX_MODELS) {
     const [oldest, m] = models.entries().next().value!;
-    m.loaded.model.dispose();
+    dispose(m);
     models.delete(oldest);
   }
-  models.set(dir, { digest, loaded });
-  return loaded;
+  const loading = loadModelFolder(dir).catch((e: unknown) => {
+    models.delete(dir);
+    if (e instanceof ModelFolderError) throw new PermanentJobError(e.message);
+    throw e;
+  });
+  models.set(dir, { digest, loading });
+  return loading;
 }
 
 /** Temporary files a killed attempt left beside the output (writeFileAtomic's `<name>.tmp-<pid>-<ms>`). */
