@@ -4,8 +4,8 @@
  * bundled MSD Hippocampus cases while one is SIGKILLed mid-job; outputs exist once and equal a
  * single-process `uxnet predict` byte for byte; a corrupt case fails after its attempts with its
  * reason; resubmission adds nothing and rewrites nothing; paths outside --root are refused; queued
- * jobs survive a Redis crash; a training job whose worker is killed finishes on another worker
- * bit-identically to an uninterrupted `uxnet train`; rediss:// works; the password never appears.
+ * jobs survive a Redis crash; a training job whose worker is killed, and whose next worker is stopped,
+ * finishes on a third bit-identically to an uninterrupted `uxnet train`; rediss:// works; the password never appears.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -211,9 +211,10 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     for (const c of few) assert.ok(readFileSync(join(work, 'out2', `${c}.nii.gz`)).equals(readFileSync(join(work, 'ref', `${c}.nii.gz`))), `${c} differs`);
   });
 
-  it('a training job whose worker is SIGKILLed continues from its checkpoint on another worker, bit-identical to uxnet train', async () => {
+  it('a training job whose worker is SIGKILLed, then whose next worker is stopped (SIGTERM), finishes on a third, bit-identical to uxnet train', async () => {
     await writeSyntheticDataset(join(work, 'data'), 5);
-    const train = (out: string) => ['--dataset', join(work, 'data'), '-o', out, '--preset', 'auto', '--steps', '6', '--save-every', '1', '--val-every', '100',
+    const steps = 8;
+    const train = (out: string) => ['--dataset', join(work, 'data'), '-o', out, '--preset', 'auto', '--steps', String(steps), '--save-every', '1', '--val-every', '100',
       '--feat-size', '4,8,16,32', '--hidden-size', '16', '--depths', '1,1,1,1', '--roi', '32,32,32', '--workers', '1', '--lr', '1e-3'];
     const ref = await run(['train', ...train(join(work, 'ref-run'))]);
     assert.equal(ref.status, 0, ref.out);
@@ -227,16 +228,27 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     await t1.exited;
     assert.doesNotMatch(t1.out(), /training done/);
 
+    // T2 takes the run over once T1's lock has expired, and is stopped while training: it hands the
+    // run back at once and exits 0.
     const t2 = worker('T2', ['--queue', 'train']);
+    await waitFor('T2 to resume the run', () => /resuming at step \d+/.test(t2.out()));
+    t2.child.kill('SIGTERM');
+    assert.equal(await t2.exited, 0, t2.out());
+    assert.match(t2.out(), /handed back; it continues from its last checkpoint/);
+    assert.doesNotMatch(t2.out(), /training done/);
+    const first = Number(/resuming at step (\d+)/.exec(t2.out())![1]);
+    assert.ok(first >= 1 && first < steps, `T2 resumed at ${first}`);
+
+    const t3 = worker('T3', ['--queue', 'train']);
     const wait = await run(['queue', 'train', '--redis', url, ...train(join(work, 'run')), '--wait']);
     assert.equal(wait.status, 0, wait.out);
-    const resumed = /resuming at step (\d+) of 6/.exec(t2.out());
-    assert.ok(resumed, `T2 did not resume:\n${t2.out()}`);
-    assert.ok(Number(resumed[1]) >= 1 && Number(resumed[1]) < 6, `resumed at ${resumed[1]}`);
+    const resumed = /resuming at step (\d+) of 8/.exec(t3.out());
+    assert.ok(resumed, `T3 did not resume:\n${t3.out()}`);
+    assert.ok(Number(resumed[1]) >= first, `T3 resumed at ${resumed[1]}`);
 
     const ca = await loadCheckpoint(join(work, 'ref-run', 'checkpoint_last.safetensors'));
     const cb = await loadCheckpoint(join(work, 'run', 'checkpoint_last.safetensors'));
-    assert.equal(cb.state.step, 6);
+    assert.equal(cb.state.step, steps);
     for (const [k, t] of ca.model) assert.deepEqual(cb.model.get(k)!.data, t.data, `parameter ${k}`);
     for (const [k, s] of ca.optimizer!.state) {
       assert.deepEqual(cb.optimizer!.state.get(k)!.expAvg, s.expAvg, `AdamW m of ${k}`);
