@@ -1,6 +1,6 @@
 /**
  * The queue's pure parts, without Redis: URL parsing and redaction, deterministic job ids, --root
- * confinement (including links), payload validation.
+ * confinement (including links), payload validation, and the command's one-line user errors.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +12,7 @@ import { canonicalJson, predictJobId, trainJobId } from '../../src/queue/job-id.
 import { confine, realPathOf, resolveRoots } from '../../src/queue/confine.js';
 import { QueueConfigError, RootRefusal } from '../../src/queue/errors.js';
 import { validatePredictJob, validateTrainJob, type PredictJobData } from '../../src/queue/schema.js';
+import { assertUserError, uxnet } from '../helpers/cli.js';
 
 describe('queue: Redis URLs', () => {
   it('hides the password in what it displays and lists it, raw and decoded, as a secret', () => {
@@ -96,5 +97,19 @@ describe('queue: payload schemas', () => {
     assert.throws(() => validatePredictJob('nonsense'), /invalid predict job payload/);
     assert.throws(() => validateTrainJob({ kind: 'train', config: { dataset: '/d', outDir: 'runs/x', preset: 'auto' } }), /config\.outDir: must be an absolute path/);
     assert.equal(validateTrainJob({ kind: 'train', config: { dataset: '/d', outDir: '/r', preset: 'auto', steps: 10 } }).config.steps, 10);
+  });
+});
+
+describe('uxnet queue: user mistakes, before or without a Redis server', () => {
+  it('says what is wrong in one line, never with the password', () => {
+    const env = { UXNET_REDIS_URL: '' };
+    assertUserError(uxnet(['queue', 'status'], { env }), /no Redis URL: pass --redis .* or set UXNET_REDIS_URL/);
+    assertUserError(uxnet(['queue', 'predict', '--redis', 'redis://127.0.0.1:1', '-i', '/nonexistent/in', '-o', '/tmp/x', '-m', 'models/hippocampus'], { env }), /input '\/nonexistent\/in' does not exist/);
+    assertUserError(uxnet(['queue', 'predict', '--redis', 'redis://127.0.0.1:1', '-i', 'datasets', '-o', '/tmp/x', '-m', '/nonexistent/model'], { env }), /model folder '\/nonexistent\/model' has no model\.json/);
+    assertUserError(uxnet(['queue', 'worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], { env }), /--concurrency must be an integer >= 1, got '0'/);
+    assertUserError(uxnet(['queue', 'worker', '--redis', 'redis://127.0.0.1:1', '--root', '/nonexistent/root'], { env }), /--root \/nonexistent\/root does not exist/);
+    const r = uxnet(['queue', 'retry', '--redis', 'redis://:hunter2-secret@127.0.0.1:1'], { env });
+    assertUserError(r, /^uxnet: cannot use Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: connect ECONNREFUSED/);
+    assert.ok(!r.stderr.includes('hunter2') && !r.stdout.includes('hunter2'));
   });
 });
