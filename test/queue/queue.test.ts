@@ -266,7 +266,14 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     try {
       await q.add('train', { kind: 'train', config: { dataset: 'relative/path', outDir: join(work, 'x'), preset: 'auto' } }, { jobId: 'bad-payload', attempts: 3 });
       await q.add('train', { kind: 'train', config: { dataset: join(work, 'data'), outDir: join(work, 'ref-run'), preset: 'auto', steps: 8 } }, { jobId: 'not-mine', attempts: 3 });
-      await waitFor('both jobs to fail', () => /bad-payload: failed/.test(workers.map((w) => w.out()).join('')) && /not-mine: failed/.test(workers.map((w) => w.out()).join('')), 20_000);
+      // The worker logs a failure just before BullMQ records it: wait for the recorded state.
+      for (const id of ['bad-payload', 'not-mine']) {
+        const t0 = Date.now();
+        while ((await q.getJobState(id)) !== 'failed') {
+          assert.ok(Date.now() - t0 < 30_000, `job ${id} did not fail`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
       const bad = await q.getJob('bad-payload');
       assert.equal(await bad!.getState(), 'failed');
       assert.equal(bad!.attemptsMade, 1);
