@@ -8,8 +8,10 @@ import { registerImportPth } from './import-pth.js';
 import { registerPredict } from './predict.js';
 import { registerTrain } from './train.js';
 import { registerDemo } from './demo.js';
+import { registerQueue } from './queue.js';
 
 /** Each CLI command lives in its own module and adds itself to the program. */
 export type CommandRegistrar = (program: Command) => void;
 
 export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess, registerEvaluate, registerImportPth, registerPredict, registerTrain, registerDemo];
+commands.push(registerQueue);

@@ -7,7 +7,7 @@ import { VolumeError } from '../../data/load.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
 
-interface TrainFlags {
+export interface TrainFlags {
   config?: string;
   dataset?: string;
   preset?: string;
@@ -81,7 +81,8 @@ async function readJson(path: string): Promise<Partial<TrainConfig>> {
   }
 }
 
-export async function runTrainCli(f: TrainFlags): Promise<void> {
+/** Resolves `uxnet train`'s flags (and --config file) into a validated configuration. */
+export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> {
   const file = f.config ? await readJson(f.config) : {};
   const network: Record<string, unknown> = {};
   if (f.featSize) network.featSize = f.featSize;
@@ -103,6 +104,11 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
     if (e instanceof TrainConfigError) throw new UserError(e.message);
     throw e;
   }
+  return cfg;
+}
+
+export async function runTrainCli(f: TrainFlags): Promise<void> {
+  const cfg = await trainConfigFromFlags(f);
   await selectBackend(cfg.backend);
   try {
     await runTraining(cfg, { resume: f.resume });
@@ -113,9 +119,18 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
 }
 
 export function registerTrain(program: Command): void {
-  program
+  addTrainOptions(program
     .command('train')
-    .description('train 3D UX-Net, SwinUNETR or UNETR on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)')
+    .description('train 3D UX-Net, SwinUNETR or UNETR on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)'))
+    .option('--resume', 'continue the run in --output from its last checkpoint, exactly as if never interrupted')
+    .action(async (f: TrainFlags) => {
+      await runTrainCli(f);
+    });
+}
+
+/** `uxnet train`'s flags, shared with `uxnet queue train`. */
+export function addTrainOptions(cmd: Command): Command {
+  return cmd
     .option('--config <file>', 'JSON training config; every field can be overridden by the flags below')
     .option('--dataset <dir>', 'dataset folder (dataset.json, or imagesTr/labelsTr[/imagesVal/labelsVal])')
     .option('--preset <name>', 'flare, amos, feta, auto (nnU-Net-style planning), or a preset/plan JSON file (default auto)')
@@ -141,9 +156,5 @@ export function registerTrain(program: Command): void {
     .option('--init <weights>', 'start from these weights (.safetensors or .pth): fine-tuning; a different class count reinitialises the out block')
     .option('--split <file>', 'JSON {"train": [ids], "val": [ids]} (default: the dataset\'s val split, else a seeded 20% hold-out)')
     .option('--cache <dir>', 'preprocessed-case cache (default: OUTPUT/cache)')
-    .option('--backend <name>', 'compute backend (default: native when built)')
-    .option('--resume', 'continue the run in --output from its last checkpoint, exactly as if never interrupted')
-    .action(async (f: TrainFlags) => {
-      await runTrainCli(f);
-    });
+    .option('--backend <name>', 'compute backend (default: native when built)');
 }

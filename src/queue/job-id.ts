@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { PredictJobData, TrainJobData } from './schema.js';
+
+/** JSON with object keys sorted, so equal payloads hash equally whatever order they were built in. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** BullMQ ids may not be plain integers and ':' separates Redis key parts: keep a readable, safe stem. */
+function stem(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60) || 'job';
+}
+
+/**
+ * Job ids are a hash of everything that determines the result (case, output, model content, options),
+ * so submitting the same work twice adds nothing: BullMQ ignores an add whose id already exists.
+ */
+export function predictJobId(d: PredictJobData): string {
+  return `predict-${stem(d.case)}-${sha256(canonicalJson(d)).slice(0, 20)}`;
+}
+
+export function trainJobId(d: TrainJobData): string {
+  return `train-${stem(basename(d.config.outDir))}-${sha256(canonicalJson(d)).slice(0, 20)}`;
+}
+
+async function hashFile(h: ReturnType<typeof createHash>, path: string): Promise<void> {
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+}
+
+const digestCache = new Map<string, { key: string; digest: string }>();
+
+/**
+ * sha256 over a model folder's model.json and weights. Cached by size and mtime, so a worker hashes
+ * a model once, not once per job, yet notices when the folder is replaced.
+ */
+export async function modelDigest(dir: string): Promise<string> {
+  const files = [join(dir, 'model.json'), join(dir, 'weights.safetensors')];
+  const stats = await Promise.all(files.map((f) => stat(f)));
+  const key = stats.map((s) => `${s.size}:${s.mtimeMs}:${s.ino}`).join('|');
+  const hit = digestCache.get(dir);
+  if (hit && hit.key === key) return hit.digest;
+  const h = createHash('sha256');
+  for (const f of files) {
+    await hashFile(h, f);
+    h.update('\0');
+  }
+  const digest = h.digest('hex');
+  digestCache.set(dir, { key, digest });
+  return digest;
+}

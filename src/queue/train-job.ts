@@ -1,0 +1,85 @@
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../train/config.js';
+import { runTraining, TrainRunError } from '../train/run.js';
+import { writeFileAtomic } from '../io/safetensors.js';
+import { NiftiError } from '../io/nifti/index.js';
+import { VolumeError } from '../data/load.js';
+import { confine } from './confine.js';
+import { JobPayloadError, PermanentJobError } from './errors.js';
+import { presetIsPath, TRAIN_READ_PATHS, TRAIN_WRITE_PATHS, type TrainJobData } from './schema.js';
+
+export interface TrainJobContext {
+  roots: readonly string[] | null;
+  log: (s: string) => void;
+}
+
+export interface TrainJobResult {
+  outDir: string;
+  modelDir: string;
+  steps: number;
+  /** Step of the checkpoint this attempt continued from (0: a fresh start). */
+  resumedFrom: number;
+  best: { step: number; metric: number } | null;
+}
+
+/** The file in a run folder that says which job owns the run, so a job never resumes someone else's run. */
+export const OWNER_FILE = 'queue-job.json';
+
+/** Step count stored in a checkpoint's metadata, read from the safetensors header alone (no tensors). */
+export async function checkpointStep(path: string): Promise<number> {
+  const f = await open(path, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    await f.read(len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    const header = Buffer.alloc(n);
+    await f.read(header, 0, n, 8);
+    const meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
+    const step = (JSON.parse(meta['uxnet3d.train_state'] ?? 'null') as { step?: number } | null)?.step;
+    if (!Number.isInteger(step)) throw new Error(`${path}: checkpoint has no training state`);
+    return step!;
+  } finally {
+    await f.close();
+  }
+}
+
+/**
+ * One training run, as `uxnet train` runs it. Every attempt after the first (the previous worker
+ * died or handed the job back) continues from checkpoint_last with `--resume`, which reproduces an
+ * uninterrupted run bit for bit; at most the steps since the last checkpoint are computed again.
+ */
+export async function runTrainJob(d: TrainJobData, jobId: string, ctx: TrainJobContext): Promise<TrainJobResult> {
+  let cfg: TrainConfig;
+  try {
+    cfg = resolveTrainConfig({}, d.config as Partial<TrainConfig>);
+  } catch (e) {
+    if (e instanceof TrainConfigError) throw new JobPayloadError(`invalid train job payload: ${e.message}`);
+    throw e;
+  }
+  for (const k of TRAIN_READ_PATHS) if (cfg[k]) confine(cfg[k]!, ctx.roots, k);
+  for (const k of TRAIN_WRITE_PATHS) if (cfg[k]) confine(cfg[k]!, ctx.roots, k);
+  if (presetIsPath(cfg.preset)) confine(cfg.preset, ctx.roots, 'preset');
+
+  const owner = join(cfg.outDir, OWNER_FILE);
+  const last = join(cfg.outDir, 'checkpoint_last.safetensors');
+  const resume = existsSync(last);
+  let resumedFrom = 0;
+  if (resume) {
+    const ownerId = existsSync(owner) ? (JSON.parse(await readFile(owner, 'utf8')) as { jobId?: string }).jobId : undefined;
+    if (ownerId !== jobId) throw new PermanentJobError(`${cfg.outDir} already holds a training run that this job did not start; choose another output folder`);
+    resumedFrom = await checkpointStep(last);
+  } else {
+    await mkdir(cfg.outDir, { recursive: true });
+    await writeFileAtomic(owner, new TextEncoder().encode(JSON.stringify({ jobId }) + '\n'));
+  }
+  try {
+    const r = await runTraining(cfg, { resume, log: ctx.log });
+    return { outDir: r.outDir, modelDir: r.modelDir, steps: r.steps, resumedFrom, best: r.best };
+  } catch (e) {
+    if (e instanceof TrainRunError) throw new PermanentJobError(e.message);
+    if (e instanceof NiftiError || e instanceof VolumeError) throw new Error(e.message);
+    throw e;
+  }
+}

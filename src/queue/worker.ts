@@ -1,0 +1,119 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { PermanentJobError } from './errors.js';
+import { runPredictJob, type OutputRecords } from './predict-job.js';
+import { connectionOptions, KEY_PREFIX, STALL_DEFAULTS, type QueueName } from './queues.js';
+import { redact, type RedisTarget } from './redis-url.js';
+import { validatePredictJob, validateTrainJob } from './schema.js';
+import { runTrainJob } from './train-job.js';
+
+export interface QueueWorkerOptions {
+  target: RedisTarget;
+  queues: readonly QueueName[];
+  /** Jobs run at once by this process, per queue. */
+  concurrency: number;
+  /** Real paths a job may read and write; null: anywhere. */
+  roots: readonly string[] | null;
+  /** Recorded on every job this process runs (BullMQ's processedBy). */
+  name: string;
+  lockDuration?: number;
+  stalledInterval?: number;
+  maxStalledCount?: number;
+  log: (s: string) => void;
+}
+
+export interface RunningWorker {
+  /**
+   * Stops taking jobs. Predictions in progress finish (seconds); training runs in progress are moved
+   * back to waiting at once (they continue from their last checkpoint elsewhere), and `handedBack`
+   * lists them: the caller must then exit the process, since their computation cannot be interrupted.
+   */
+  stop(): Promise<{ handedBack: string[] }>;
+}
+
+const OUTPUTS_KEY = `${KEY_PREFIX}:outputs`;
+
+export async function startQueueWorker(o: QueueWorkerOptions): Promise<RunningWorker> {
+  const log = (s: string) => o.log(redact(s, o.target.secrets));
+  const client = new Redis(o.target.url, { maxRetriesPerRequest: null });
+  client.on('error', () => { /* the BullMQ workers report connection trouble */ });
+  const records: OutputRecords = {
+    get: async (k) => client.hget(OUTPUTS_KEY, k),
+    set: async (k, v) => { await client.hset(OUTPUTS_KEY, k, v); },
+  };
+  const activeTrain = new Map<string, { job: Job; token: string }>();
+
+  const processor = (queue: QueueName) => async (job: Job, token?: string): Promise<unknown> => {
+    const id = job.id!;
+    const t0 = Date.now();
+    log(`${id}: start, attempt ${job.attemptsMade + 1} of ${job.opts.attempts ?? 1}`);
+    try {
+      let result: unknown;
+      if (queue === 'predict') {
+        const r = await runPredictJob(validatePredictJob(job.data), id, { roots: o.roots, records });
+        log(`${id}: ${r.skipped ? 'identical output already there, kept' : `wrote ${r.output}`} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+        result = r;
+      } else {
+        activeTrain.set(id, { job, token: token! });
+        try {
+          const r = await runTrainJob(validateTrainJob(job.data), id, { roots: o.roots, log: (s) => log(`${id}: ${s}`) });
+          log(`${id}: training done (${((Date.now() - t0) / 60000).toFixed(1)} min)`);
+          result = r;
+        } finally {
+          activeTrain.delete(id);
+        }
+      }
+      return result;
+    } catch (e) {
+      const msg = redact((e as Error)?.message ?? String(e), o.target.secrets);
+      log(`${id}: failed: ${msg}`);
+      // Refusals and malformed payloads fail at once: retrying cannot change their outcome.
+      if (e instanceof PermanentJobError) throw new UnrecoverableError(msg);
+      if (e instanceof Error) e.message = msg;
+      throw e;
+    }
+  };
+
+  const workers = o.queues.map((q) => {
+    const w = new Worker(q, processor(q), {
+      connection: connectionOptions(o.target),
+      prefix: KEY_PREFIX,
+      name: o.name,
+      concurrency: q === 'train' ? 1 : o.concurrency,
+      lockDuration: o.lockDuration ?? STALL_DEFAULTS.lockDuration,
+      stalledInterval: o.stalledInterval ?? STALL_DEFAULTS.stalledInterval,
+      maxStalledCount: o.maxStalledCount ?? STALL_DEFAULTS.maxStalledCount,
+    });
+    let lastError = '';
+    w.on('error', (e) => {
+      // ioredis repeats the same connection error on every retry while Redis is down: say it once.
+      const msg = redact(e.message, o.target.secrets);
+      if (msg !== lastError) log(`queue ${q}: ${msg}`);
+      lastError = msg;
+    });
+    w.on('ready', () => { lastError = ''; });
+    w.on('stalled', (jobId) => log(`${jobId}: a worker stopped renewing its lock; the job goes back to waiting`));
+    return w;
+  });
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+
+  return {
+    async stop() {
+      const handedBack: string[] = [];
+      const closing = workers.map((w) => w.close());
+      for (const [id, { job, token }] of activeTrain) {
+        try {
+          await job.moveToWait(token);
+          log(`${id}: handed back; it continues from its last checkpoint on the next worker`);
+        } catch (e) {
+          log(`${id}: could not hand back (${redact((e as Error).message, o.target.secrets)}); another worker takes it over once its lock expires`);
+        }
+        handedBack.push(id);
+      }
+      // Predictions finish; a training worker's close would wait for the whole run, so it is not awaited.
+      await Promise.all(closing.filter((_, i) => !(o.queues[i] === 'train' && handedBack.length)));
+      if (!handedBack.length) client.disconnect();
+      return { handedBack };
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The queue's pure parts, without Redis: URL parsing and redaction, deterministic job ids, --root
+ * confinement (including links), payload validation, and the command's one-line user errors.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseRedisUrl, redact } from '../../src/queue/redis-url.js';
+import { canonicalJson, predictJobId, trainJobId } from '../../src/queue/job-id.js';
+import { confine, realPathOf, resolveRoots } from '../../src/queue/confine.js';
+import { QueueConfigError, RootRefusal } from '../../src/queue/errors.js';
+import { validatePredictJob, validateTrainJob, type PredictJobData } from '../../src/queue/schema.js';
+import { assertUserError, uxnet } from '../helpers/cli.js';
+
+describe('queue: Redis URLs', () => {
+  it('hides the password in what it displays and lists it, raw and decoded, as a secret', () => {
+    const t = parseRedisUrl('rediss://alice:p%40ss%25w@redis.example:6380/2');
+    assert.equal(t.display, 'rediss://alice:***@redis.example:6380/2');
+    assert.equal(t.tls, true);
+    assert.deepEqual(t.secrets, ['p%40ss%25w', 'p@ss%w']);
+    assert.equal(redact('auth p@ss%w failed for p%40ss%25w', t.secrets), 'auth *** failed for ***');
+    const plain = parseRedisUrl('redis://127.0.0.1:6379');
+    assert.equal(plain.display, 'redis://127.0.0.1:6379');
+    assert.deepEqual(plain.secrets, []);
+    assert.equal(parseRedisUrl('redis://:pw@h:1').display, 'redis://:***@h:1');
+  });
+
+  it('rejects other schemes, unparsable URLs and unescaped passwords without echoing them', () => {
+    assert.throws(() => parseRedisUrl('http://h:1'), (e: Error) => e instanceof QueueConfigError && /redis:\/\/ or rediss:\/\//.test(e.message));
+    assert.throws(() => parseRedisUrl('redis://:top secret@'), (e: Error) => e instanceof QueueConfigError && !e.message.includes('top secret'));
+    assert.throws(() => parseRedisUrl('redis://:50%off@h:1'), (e: Error) => /percent-encoded/.test(e.message) && !e.message.includes('50%off'));
+    assert.throws(() => parseRedisUrl(undefined), /UXNET_REDIS_URL/);
+  });
+});
+
+describe('queue: job ids', () => {
+  const job: PredictJobData = {
+    kind: 'predict', case: 'hippocampus_001', input: '/data/in/hippocampus_001.nii.gz', output: '/data/out/hippocampus_001.nii.gz',
+    model: '/models/h', modelDigest: 'a'.repeat(64), options: { tta: false, fast: false },
+  };
+
+  it('are a hash of case, paths, model content and options, independent of key order', () => {
+    const id = predictJobId(job);
+    assert.match(id, /^predict-hippocampus_001-[0-9a-f]{20}$/);
+    const reordered = JSON.parse(JSON.stringify({ options: job.options, modelDigest: job.modelDigest, model: job.model, output: job.output, input: job.input, case: job.case, kind: job.kind }));
+    assert.equal(predictJobId(reordered), id);
+    assert.notEqual(predictJobId({ ...job, options: { tta: true, fast: false } }), id);
+    assert.notEqual(predictJobId({ ...job, modelDigest: 'b'.repeat(64) }), id);
+    assert.notEqual(predictJobId({ ...job, output: '/data/other/hippocampus_001.nii.gz' }), id);
+    assert.equal(canonicalJson({ b: 1, a: [2, { d: undefined, c: 'x' }] }), '{"a":[2,{"c":"x"}],"b":1}');
+    assert.match(trainJobId({ kind: 'train', config: { dataset: '/d', outDir: '/runs/fold 0:a', preset: 'auto' } }), /^train-fold_0_a-[0-9a-f]{20}$/);
+  });
+});
+
+describe('queue: --root confinement', () => {
+  let dir: string;
+  before(() => {
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'uxnet-confine-')));
+    mkdirSync(join(dir, 'root', 'sub'), { recursive: true });
+    mkdirSync(join(dir, 'rootish'));
+    mkdirSync(join(dir, 'other'));
+    writeFileSync(join(dir, 'other', 'f.nii.gz'), 'x');
+    symlinkSync(join(dir, 'other'), join(dir, 'root', 'escape'));
+    symlinkSync(join(dir, 'root', 'sub'), join(dir, 'other', 'into-root'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('accepts paths inside a root, existing or not, and refuses everything else', () => {
+    const roots = resolveRoots([join(dir, 'root')]);
+    assert.equal(confine(join(dir, 'root', 'sub', 'new', 'out.nii.gz'), roots, 'output'), join(dir, 'root', 'sub', 'new', 'out.nii.gz'));
+    assert.equal(confine(join(dir, 'root'), roots, 'output'), join(dir, 'root'));
+    // A link from outside into the root is fine: what counts is where the file really is.
+    assert.equal(confine(join(dir, 'other', 'into-root', 'x.nii.gz'), roots, 'output'), join(dir, 'root', 'sub', 'x.nii.gz'));
+    for (const p of [join(dir, 'other', 'f.nii.gz'), join(dir, 'rootish', 'a.nii.gz'), join(dir, 'root', '..', 'other', 'f.nii.gz'), join(dir, 'root', 'escape', 'f.nii.gz'), join(dir, 'root', 'escape', 'new.nii.gz')]) {
+      assert.throws(() => confine(p, roots, 'input'), (e: Error) => e instanceof RootRefusal && e.message.startsWith(`input ${p} is outside the worker's --root`), p);
+    }
+    assert.equal(confine(join(dir, 'other', 'f.nii.gz'), null, 'input'), join(dir, 'other', 'f.nii.gz'));
+    assert.equal(realPathOf(join(dir, 'root', 'escape', 'a', 'b')), join(dir, 'other', 'a', 'b'));
+    assert.throws(() => resolveRoots([join(dir, 'missing')]), (e: Error) => e instanceof QueueConfigError && /--root .*missing does not exist/.test(e.message));
+  });
+});
+
+describe('queue: payload schemas', () => {
+  const ok = {
+    kind: 'predict', case: 'c', input: '/in/c.nii.gz', output: '/out/c.nii.gz', model: '/m', modelDigest: '0'.repeat(64), options: { tta: true, fast: false, overlap: 0.5 },
+  };
+
+  it('accept a well-formed payload and name every wrong field', () => {
+    assert.deepEqual(validatePredictJob(ok), ok);
+    assert.throws(() => validatePredictJob({ ...ok, input: 'in/c.nii.gz' }), /invalid predict job payload: input: must be an absolute path/);
+    assert.throws(() => validatePredictJob({ ...ok, output: '/out/c.txt' }), /output: must end in \.nii or \.nii\.gz/);
+    assert.throws(() => validatePredictJob({ ...ok, options: { ...ok.options, overlap: 1 } }), /options\.overlap/);
+    assert.throws(() => validatePredictJob({ ...ok, options: { ...ok.options, script: 'rm -rf /' } }), /options: .*script/);
+    assert.throws(() => validatePredictJob({ ...ok, kind: 'train' }), /kind/);
+    assert.throws(() => validatePredictJob('nonsense'), /invalid predict job payload/);
+    assert.throws(() => validateTrainJob({ kind: 'train', config: { dataset: '/d', outDir: 'runs/x', preset: 'auto' } }), /config\.outDir: must be an absolute path/);
+    assert.equal(validateTrainJob({ kind: 'train', config: { dataset: '/d', outDir: '/r', preset: 'auto', steps: 10 } }).config.steps, 10);
+  });
+});
+
+describe('uxnet queue: user mistakes, before or without a Redis server', () => {
+  it('says what is wrong in one line, never with the password', () => {
+    const env = { UXNET_REDIS_URL: '' };
+    assertUserError(uxnet(['queue', 'status'], { env }), /no Redis URL: pass --redis .* or set UXNET_REDIS_URL/);
+    assertUserError(uxnet(['queue', 'predict', '--redis', 'redis://127.0.0.1:1', '-i', '/nonexistent/in', '-o', '/tmp/x', '-m', 'models/hippocampus'], { env }), /input '\/nonexistent\/in' does not exist/);
+    assertUserError(uxnet(['queue', 'predict', '--redis', 'redis://127.0.0.1:1', '-i', 'datasets', '-o', '/tmp/x', '-m', '/nonexistent/model'], { env }), /model folder '\/nonexistent\/model' has no model\.json/);
+    assertUserError(uxnet(['queue', 'worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], { env }), /--concurrency must be an integer >= 1, got '0'/);
+    assertUserError(uxnet(['queue', 'worker', '--redis', 'redis://127.0.0.1:1', '--root', '/nonexistent/root'], { env }), /--root \/nonexistent\/root does not exist/);
+    const r = uxnet(['queue', 'retry', '--redis', 'redis://:hunter2-secret@127.0.0.1:1'], { env });
+    assertUserError(r, /^uxnet: cannot use Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: connect ECONNREFUSED/);
+    assert.ok(!r.stderr.includes('hunter2') && !r.stdout.includes('hunter2'));
+  });
+});
