@@ -1,5 +1,5 @@
 import { parseWithSchema } from '../io/schema.js';
-import { isNetworkName, NETWORK_NAMES, withChannels } from '../models/registry.js';
+import { createNetwork, isNetworkName, NETWORK_NAMES, withChannels } from '../models/registry.js';
 import { TrainConfigFileSchema, TrainConfigSchema, TRAIN_CONFIG_VERSION, type TrainConfig } from './config-schema.js';
 import { InputError } from '../engine/errors.js';
 
@@ -39,11 +39,20 @@ export function resolveTrainConfig(file: Partial<TrainConfig>, flags: Partial<Tr
   const c = { ...TRAIN_DEFAULTS, ...defined(file), ...defined(flags) } as TrainConfig;
   Object.assign(c, mergeNetwork(file, flags));
   const parsed = parseWithSchema(TrainConfigSchema, c, 'training config', toError);
+  let spec: ReturnType<typeof trainNetworkSpec>;
   try {
     // Channel/class counts (and img_size) are filled in from the data later; check the rest now.
-    trainNetworkSpec(parsed, 1, 2, parsed.roiSize ?? [96, 96, 96]);
+    spec = trainNetworkSpec(parsed, 1, 2, parsed.roiSize ?? [96, 96, 96]);
   } catch (e) {
     throw new TrainConfigError((e as Error).message);
+  }
+  // Which crop sizes fit is the network's to say (UX-Net: multiples of 16, SwinUNETR: of 32, ...).
+  if (parsed.roiSize) {
+    try {
+      createNetwork(spec, { meta: true }).checkInputShape([1, 1, ...parsed.roiSize]);
+    } catch (e) {
+      throw new TrainConfigError(`training config: roiSize ${parsed.roiSize.join('x')} does not fit the network: ${(e as Error).message}`);
+    }
   }
   return parsed;
 }
