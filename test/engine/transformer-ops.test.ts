@@ -7,9 +7,10 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initTestBackends, testBackends } from '../helpers/backends.js';
-import { setBackend, tensor, type Tensor } from '../../src/engine/index.js';
+import { memory, setBackend, tensor, tidy, type Tensor } from '../../src/engine/index.js';
 import * as ops from '../../src/engine/ops/index.js';
 import { Rng } from '../../src/nn/rng.js';
+import { referenceMemory } from '../../src/backends/reference/index.js';
 
 await initTestBackends();
 
@@ -163,6 +164,41 @@ for (const backend of testBackends()) {
       assertClose(await gradOf(e), [6, 15], 0, 'de');
       assertClose(await gradOf(f), [-5, -7, -9], 0, 'df');
       assert.throws(() => ops.add(a, t([1, 2], [2])), /do not broadcast/);
+    });
+
+    it('forward and backward through every new op leave no storage behind', async () => {
+      // Backend-level counts also catch raw kernel outputs an op forgot to wrap (never freed).
+      const live = async (): Promise<number | null> => {
+        if (backend === 'reference') return referenceMemory().count;
+        if (backend === 'webgpu') return (await import('../../src/backends/webgpu/index.js')).webgpuMemory().count;
+        return null;
+      };
+      const base = memory().storages;
+      const baseLive = await live();
+      const x = tensor(Float32Array.from({ length: 24 }, (_, i) => Math.sin(i)), [2, 3, 4], { requiresGrad: true });
+      const w = tensor(Float32Array.from({ length: 20 }, (_, i) => Math.cos(i)), [5, 4], { requiresGrad: true });
+      const b = tensor([0.1, 0.2, 0.3, 0.4, 0.5], [5], { requiresGrad: true });
+      const table = tensor(Float32Array.from({ length: 15 }, (_, i) => i / 10), [3, 5], { requiresGrad: true });
+      const loss = tidy(() => {
+        const h = ops.linear(x, w, b); // [2, 3, 5]
+        const g = ops.gatherRows(table, Int32Array.from([2, 0, 2]), [3, 5]);
+        const a = ops.softmaxLast(ops.add(h, g));
+        const m = ops.mul(ops.sub(a, ops.meanDim(a, 1, true)), ops.layerNorm(h, null, null, { eps: 1e-5, channelsLast: true }));
+        const p = ops.pad(ops.roll(ops.permute(m, [2, 0, 1]), [1], [2]), [[0, 1], [1, 0], [0, 0]]);
+        const even = ops.slice(p, [0], [Infinity], [2]);
+        const odd = ops.slice(p, [1], [Infinity], [2]);
+        const c = ops.concat([even, ops.relu(ops.matmul(even, odd, { transB: true }))], -1);
+        return ops.sum(c);
+      });
+      loss.backward();
+      for (const t of [x, w, b, table]) {
+        assert.ok(t.grad, 'every input gets a gradient');
+        t.grad.dispose();
+        t.dispose();
+      }
+      loss.dispose();
+      assert.equal(memory().storages, base);
+      assert.equal(await live(), baseLive);
     });
 
     it('softmaxLast, meanDim, relu and layerNorm without affine', async () => {
