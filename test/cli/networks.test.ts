@@ -53,9 +53,9 @@ describe('uxnet forward / import-pth with SwinUNETR and UNETR', () => {
     });
   }
 
-  it('SwinUNETR: the fixture config form too (reference backend, first input)', async () => {
+  it('SwinUNETR: the fixture config form too (first input; the default backend)', async () => {
     const out = join(dir, 'swin-fixture-cfg.safetensors');
-    const r = cli(['forward', '--config', F('swin_unetr_config.json'), '--weights', F('swin_unetr_weights.safetensors'), '--input', F('swin_unetr_forward.safetensors'), '--output', out, '--backend', 'reference']);
+    const r = cli(['forward', '--config', F('swin_unetr_config.json'), '--weights', F('swin_unetr_weights.safetensors'), '--input', F('swin_unetr_forward.safetensors'), '--output', out]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(checkForward((await readSafetensorsFile(out)).tensors.get('logits')!.data, 'swin_unetr_forward.safetensors', 'logits'), null);
   });

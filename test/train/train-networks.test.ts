@@ -15,6 +15,7 @@ import { loadModelFolder } from '../../src/infer/model-folder.js';
 import { predictVolume } from '../../src/infer/predict.js';
 import { loadImage } from '../../src/data/load.js';
 import { createNetwork, resolveNetwork, SwinUNETR, UNETR } from '../../src/models/index.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensors.js';
 import '../../src/backends/index.js';
 
 let dir: string;
@@ -66,6 +67,13 @@ describe('uxnet train with SwinUNETR and UNETR', () => {
     assert.deepEqual(r.reinitialised.sort(), ['out.conv.conv.bias', 'out.conv.conv.weight']);
     assert.equal(r.loaded.length, m5.namedParameters().length - 2);
     assert.equal(r.skipped.length, 0);
+    // A MONAI checkpoint carries the int64 index buffers too: they are recomputed, not reported as skipped.
+    const withBuffers = join(dir, 'swin-with-buffers.safetensors');
+    const { tensors } = await readSafetensorsFile(join(dir, 'swin', 'model', 'weights.safetensors'));
+    await writeSafetensorsFile(withBuffers, [...tensors, ...m5.namedBuffers().map(([k, b]) => [k, { shape: b.shape, data: b.values }] as [string, { shape: readonly number[]; data: Float32Array }])]);
+    const r2 = await initFromWeights(m5, withBuffers);
+    assert.deepEqual(r2.skipped, []);
+    assert.equal(r2.loaded.length, r.loaded.length);
     m5.dispose();
   });
 
