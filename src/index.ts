@@ -19,3 +19,7 @@ export { readPth, parsePth, PthError } from './io/pth.js';
 export { readWeightsFile, WeightsFormatError } from './io/weights.js';
 export * as nifti from './io/nifti/index.js';
 export * as metrics from './metrics/index.js';
+export {
+  loadSegmenter, segmentVolume, predictEnsemble, writeEnsembleFolder, isEnsemble, segmenterParameters, disposeSegmenter, ENSEMBLE_FORMAT,
+  type EnsembleManifest, type LoadedEnsemble, type Segmenter,
+} from './infer/ensemble.js';

@@ -6,8 +6,7 @@ import type { Command } from 'commander';
 import { loadImage, loadVolume } from '../../data/load.js';
 import { saveVolume } from '../../data/save.js';
 import { columnNorms } from '../../data/mat4.js';
-import { loadModelFolder } from '../../infer/model-folder.js';
-import { predictVolume } from '../../infer/predict.js';
+import { loadSegmenter, segmentVolume } from '../../infer/ensemble.js';
 import { writeOverlayPng } from '../../infer/overlay.js';
 import { MetricAccumulator, jsonSafe } from '../../metrics/index.js';
 import { writeFileAtomic } from '../../io/safetensors.js';
@@ -35,13 +34,13 @@ const fmt = (v: number, d = 3) => (Number.isFinite(v) ? v.toFixed(d) : v === Inf
 export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<{ meanDice: number; cases: number }> {
   const backend = await selectBackend(o.backend);
   if (!existsSync(join(o.model, 'model.json'))) throw new UserError(`no model at '${o.model}' (model.json missing)`);
-  const loaded = await loadModelFolder(o.model);
+  const loaded = await loadSegmenter(o.model);
   const split = (loaded.manifest.training?.split ?? null) as { val?: string[] } | null;
   let ids = split?.val ?? [];
   if (!ids.length) throw new UserError(`model '${loaded.manifest.name}' records no held-out cases (training.split.val)`);
   if (o.limit) ids = ids.slice(0, o.limit);
   await mkdir(o.output, { recursive: true });
-  const K = loaded.manifest.network.outChans;
+  const K = Object.keys(loaded.manifest.labels).length;
   const classes = Array.from({ length: K - 1 }, (_, i) => i + 1);
   const names = classes.map((c) => loaded.manifest.labels[String(c)] ?? `class ${c}`);
   const acc = new MetricAccumulator({ classes, classNames: names });
@@ -54,7 +53,7 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
     const lblPath = join(o.dataset, 'labelsTr', `${id}.nii.gz`);
     if (!existsSync(imgPath) || !existsSync(lblPath)) throw new UserError(`case '${id}' is missing from ${o.dataset}`);
     const image = await loadImage(imgPath);
-    const pred = await predictVolume(loaded, image);
+    const pred = await segmentVolume(loaded, image);
     const gt = await loadVolume(lblPath, 'label');
     await saveVolume(join(o.output, `${id}.nii.gz`), pred.labels, { label: true, description: `uxnet3d ${loaded.manifest.name}` });
     await writeOverlayPng(join(o.output, `${id}.png`), image.data, pred.labels.data, image.shape);

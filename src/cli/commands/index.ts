@@ -8,8 +8,9 @@ import { registerImportPth } from './import-pth.js';
 import { registerPredict } from './predict.js';
 import { registerTrain } from './train.js';
 import { registerDemo } from './demo.js';
+import { registerCrossval } from './crossval.js';
 
 /** Each CLI command lives in its own module and adds itself to the program. */
 export type CommandRegistrar = (program: Command) => void;
 
-export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess, registerEvaluate, registerImportPth, registerPredict, registerTrain, registerDemo];
+export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess, registerEvaluate, registerImportPth, registerPredict, registerTrain, registerDemo, registerCrossval];

@@ -4,8 +4,9 @@ import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { loadImage, loadVolume, NiftiError, VolumeError } from '../../data/load.js';
 import { saveVolume } from '../../data/save.js';
-import { loadModelFolder, ModelFolderError, type LoadedModel } from '../../infer/model-folder.js';
-import { predictVolume, type PredictOptions } from '../../infer/predict.js';
+import { ModelFolderError } from '../../infer/model-folder.js';
+import type { PredictOptions } from '../../infer/predict.js';
+import { loadSegmenter, segmentVolume, segmenterParameters, isEnsemble, type Segmenter } from '../../infer/ensemble.js';
 import { writeOverlayPng } from '../../infer/overlay.js';
 import { createProgress } from '../progress.js';
 import { selectBackend } from '../backend.js';
@@ -56,14 +57,15 @@ function parseNumber(v: string, what: string, check: (n: number) => boolean): nu
 export async function runPredict(opts: PredictCliOptions, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<{ cases: number }> {
   const backend = await selectBackend(opts.backend);
   const pairs = await resolvePairs(opts.input, opts.output);
-  let loaded: LoadedModel;
+  let loaded: Segmenter;
   try {
-    loaded = await loadModelFolder(opts.model);
+    // A model folder or an ensemble of them (model.json with "members").
+    loaded = await loadSegmenter(opts.model);
   } catch (e) {
     if (e instanceof ModelFolderError) throw new UserError(e.message);
     throw e;
   }
-  log(`model '${loaded.manifest.name}' (${loaded.model.numParameters().toLocaleString('en-US')} parameters) on backend '${backend}', ${pairs.length} case(s)`);
+  log(`${isEnsemble(loaded) ? `ensemble of ${loaded.members.length}` : 'model'} '${loaded.manifest.name}' (${segmenterParameters(loaded).toLocaleString('en-US')} parameters) on backend '${backend}', ${pairs.length} case(s)`);
   const popts: PredictOptions = { overlap: opts.overlap, mode: opts.mode, swBatchSize: opts.swBatch, tta: opts.tta, fast: opts.fast, probabilities: opts.probabilities };
   for (const [inPath, outPath] of pairs) {
     const t0 = Date.now();
@@ -77,7 +79,7 @@ export async function runPredict(opts: PredictCliOptions, log: (s: string) => vo
     const bar = createProgress({ label: caseName(inPath), total: 1 });
     let pred;
     try {
-      pred = await predictVolume(loaded, image, { ...popts, onProgress: (d, t) => { bar.setTotal(t); bar.update(d); } });
+      pred = await segmentVolume(loaded, image, { ...popts, onProgress: (d, t) => { bar.setTotal(t); bar.update(d); } });
     } catch (e) {
       if (e instanceof UserError) throw e;
       throw new UserError(`${inPath}: ${(e as Error).message}`);
@@ -98,7 +100,7 @@ export function registerPredict(program: Command): void {
     .description('segment NIfTI images with a trained model folder; labels are written on the input\'s own grid')
     .requiredOption('-i, --input <path>', 'input image (.nii/.nii.gz) or a folder of them')
     .requiredOption('-o, --output <path>', 'output label file (.nii.gz), or a folder when --input is a folder')
-    .requiredOption('-m, --model <dir>', 'model folder (model.json + weights.safetensors), e.g. models/hippocampus')
+    .requiredOption('-m, --model <dir>', 'model folder (model.json + weights.safetensors), e.g. models/hippocampus, or an ensemble folder (its members\' probabilities are averaged)')
     .option('--backend <name>', 'compute backend (default: native when built, else reference)')
     .option('--overlap <f>', 'sliding-window overlap in [0, 1) (default: the model\'s, usually 0.5)', (v) => parseNumber(v, '--overlap', (n) => n >= 0 && n < 1))
     .option('--mode <mode>', 'window blending: gaussian or constant (default: the model\'s)', (v) => {
