@@ -113,6 +113,8 @@ export async function readSplitFile(path: string, ids: readonly string[]): Promi
       if (seenVal.has(id)) throw new TrainRunError(`${path}: case '${id}' is held out in fold ${seenVal.get(id)} and fold ${k}`);
       seenVal.set(id, k);
     }
+  });
+  out.forEach((f, k) => {
     const tr = new Set(f.train);
     const both = f.val.find((id) => tr.has(id));
     if (both) throw new TrainRunError(`${path}: fold ${k} trains and validates on case '${both}'`);
