@@ -122,6 +122,20 @@ describe('ensemble folders', () => {
     assert.deepEqual(Array.from(labels.data as Uint8Array), Array.from(argmaxChannels(hand.probs, 3)));
   });
 
+  it('uxnet demo segments and scores the held-out cases an ensemble records', async () => {
+    const held = join(dir, 'ens-held');
+    await writeEnsembleFolder(held, [{ name: 'm_a', from: a }, { name: 'm_b', from: b }], { name: 'pair', training: { split: { train: [], val: ['case_003'] } } });
+    const out = join(dir, 'demo');
+    const r = uxnet(['demo', '-m', held, '--dataset', join(dir, 'data'), '-o', out], { env: { UXNET_QUIET: '1', UXNET_THREADS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8'));
+    assert.deepEqual(metrics.cases.map((c: { caseId: string }) => c.caseId), ['case_003']);
+    // the same labels as `uxnet predict -m ENSEMBLE` wrote for this case in the test above
+    const demoLabels = await loadVolume(join(out, 'case_003.nii.gz'), 'label');
+    const predLabels = await loadVolume(join(dir, 'pred', 'case_003.nii.gz'), 'label');
+    assert.deepEqual(Array.from(demoLabels.data), Array.from(predLabels.data));
+  });
+
   it('refuses malformed ensembles with one line naming the problem', async () => {
     const bad = async (name: string, edit: (m: Record<string, unknown>) => void, re: RegExp) => {
       const d = join(dir, name);
