@@ -21,8 +21,16 @@ export interface CrossvalFlags {
   workers?: number;
   tta?: boolean;
   backend?: string;
+  featSize?: number[];
+  hiddenSize?: number;
+  depths?: number[];
 }
 
+const ints = (name: string) => (v: string) => {
+  const a = v.split(',').map(Number);
+  if (!a.length || !a.every(Number.isInteger)) throw new UserError(`${name} must be comma-separated integers, got '${v}'`);
+  return a;
+};
 const int = (name: string, min: number) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new UserError(`${name} must be an integer >= ${min}, got '${v}'`);
@@ -48,7 +56,11 @@ export async function runCrossvalCli(f: CrossvalFlags, log?: (s: string) => void
   let cfg: TrainConfig;
   try {
     // The recipe's own split and model folder belong to single runs; crossval sets them per fold.
-    cfg = resolveTrainConfig({ ...file, split: undefined, modelDir: undefined }, { dataset: f.dataset, outDir: f.output, steps: f.steps, seed: f.seed, workers: f.workers, backend: f.backend });
+    const network: Record<string, unknown> = {};
+    if (f.featSize) network.featSize = f.featSize;
+    if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
+    if (f.depths) network.depths = f.depths;
+    cfg = resolveTrainConfig({ ...file, split: undefined, modelDir: undefined }, { dataset: f.dataset, outDir: f.output, steps: f.steps, seed: f.seed, workers: f.workers, backend: f.backend, network });
   } catch (e) {
     if (e instanceof TrainConfigError) throw new UserError(e.message);
     throw e;
@@ -75,6 +87,9 @@ export function registerCrossval(program: Command): void {
     .option('--steps <n>', 'optimiser steps per fold (overrides the recipe)', int('--steps', 1))
     .option('--seed <n>', 'seed of the split, initialisation and sampling (overrides the recipe)', int('--seed', 0))
     .option('--workers <n>', 'data loader worker threads', int('--workers', 1))
+    .option('--feat-size <a,b,c,d>', 'UX-Net stage widths (overrides the recipe)', ints('--feat-size'))
+    .option('--hidden-size <n>', 'UX-Net bottleneck width (overrides the recipe)', int('--hidden-size', 1))
+    .option('--depths <a,b,c,d>', 'ux_blocks per stage (overrides the recipe)', ints('--depths'))
     .option('--tta', 'mirroring test-time augmentation when predicting the held-out cases')
     .option('--backend <name>', 'compute backend (default: native when built)')
     .action(async (f: CrossvalFlags) => {
