@@ -136,6 +136,27 @@ describe('ensemble folders', () => {
     assert.deepEqual(Array.from(demoLabels.data), Array.from(predLabels.data));
   });
 
+  it('the browser app\'s loadModel/segment (bytes in memory, no file system) take an ensemble and match uxnet predict', async () => {
+    const { loadModel, segment } = await import('../../src/browser/segment.js');
+    const bytesOf = async (d: string, name: string) => ({
+      manifestText: await readFile(join(d, 'model.json'), 'utf8'), manifestName: `${name}/model.json`,
+      weights: new Uint8Array(await readFile(join(d, 'weights.safetensors'))), weightsName: `${name}/weights.safetensors`,
+    });
+    const loaded = await loadModel({
+      manifestText: await readFile(join(ens, 'model.json'), 'utf8'), manifestName: 'model.json', weights: new Uint8Array(0), weightsName: '',
+      members: [await bytesOf(join(ens, 'm_a'), 'm_a'), await bytesOf(join(ens, 'm_b'), 'm_b')],
+    });
+    assert.ok(isEnsemble(loaded));
+    const image = await loadImage(join(dir, 'data', 'imagesTr', 'case_003.nii.gz'));
+    const r = await segment(loaded, image);
+    disposeSegmenter(loaded);
+    const expected = await loadVolume(join(dir, 'pred', 'case_003.nii.gz'), 'label');
+    const counts = [0, 0, 0];
+    for (const v of expected.data) counts[v as number]!++;
+    assert.deepEqual(r.classes.map((c) => c.voxels), counts.slice(1), 'per-class voxel counts equal those of predict -m ENSEMBLE');
+    await assert.rejects(loadModel({ manifestText: await readFile(join(ens, 'model.json'), 'utf8'), manifestName: 'model.json', weights: new Uint8Array(0), weightsName: '', members: [] }), /lists 2 members but 0 were given/);
+  });
+
   it('refuses malformed ensembles with one line naming the problem', async () => {
     const bad = async (name: string, edit: (m: Record<string, unknown>) => void, re: RegExp) => {
       const d = join(dir, name);
