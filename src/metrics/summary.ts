@@ -38,3 +38,9 @@ export function formatMeanSd(s: Stat, digits = 4): string {
   if (!s.n) return 'n/a';
   return Number.isFinite(s.sd) ? `${s.mean.toFixed(digits)} ± ${s.sd.toFixed(digits)}` : s.mean.toFixed(digits);
 }
+
+/** HD95 cell: mean ± sd over the finite cases, with the count of infinite ones (one side empty). */
+export function formatHd95(s: Stat): string {
+  if (!s.n && s.infinite) return `inf (${s.infinite} cases)`;
+  return `${formatMeanSd(s, 2)}${s.infinite ? ` (${s.infinite} inf)` : ''}`;
+}

@@ -10,7 +10,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/safetensors.js';
 import { jsonSafe } from '../metrics/accumulator.js';
-import { describe, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
+import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
 import { wilcoxonSignedRank, type WilcoxonResult } from '../metrics/wilcoxon.js';
 import { BOX_COLORS, renderBoxPlotPng, renderBoxPlotSvg } from './boxplot.js';
 import type { CrossvalSummary } from './crossval-summary.js';
@@ -160,7 +160,7 @@ export function compareMarkdown(c: Comparison): string {
   const head = ['run', 'network', ...c.classes.map((k) => `Dice ${k.name}`), 'Dice mean', ...c.classes.map((k) => `HD95 ${k.name} (mm)`), 'params (M)', 'GMACs', 'train (min/fold)', 's / volume', 'peak MB'];
   lines.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
   for (const r of c.runs) {
-    lines.push(`| ${r.name} | ${r.network} | ${r.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(r.meanDice)} | ${r.perClass.map((p) => `${formatMeanSd(p.hd95, 2)}${p.hd95.infinite ? ` (${p.hd95.infinite} inf)` : ''}`).join(' | ')} | ${f(r.parameters === null ? null : r.parameters / 1e6, 2)} | ${f(r.macs === null ? null : r.macs / 1e9, 2)} | ${f(r.trainSecondsPerFold / 60, 1)} | ${f(r.inferenceSecondsPerCase, 2)} | ${f(r.peakRssMB, 0)} |`);
+    lines.push(`| ${r.name} | ${r.network} | ${r.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(r.meanDice)} | ${r.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${f(r.parameters === null ? null : r.parameters / 1e6, 2)} | ${f(r.macs === null ? null : r.macs / 1e9, 2)} | ${f(r.trainSecondsPerFold / 60, 1)} | ${f(r.inferenceSecondsPerCase, 2)} | ${f(r.peakRssMB, 0)} |`);
   }
   if (c.runs.length > 1) {
     lines.push('', `Paired Wilcoxon signed-rank test over the held-out cases against ${c.runs[0]!.name} (two-sided p; scipy.stats.wilcoxon defaults):`, '');

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/safetensors.js';
 import { jsonSafe } from '../metrics/accumulator.js';
-import { describe, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
+import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
 import { BOX_COLORS, renderBoxPlotPng, renderBoxPlotSvg, type BoxGroup } from './boxplot.js';
 import type { Splits } from './crossval.js';
 
@@ -125,7 +125,6 @@ export function crossvalCsv(s: CrossvalSummary): string {
 }
 
 const fmt = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
-const hd = (st: Stat) => `${formatMeanSd(st, 2)}${st.infinite ? ` (${st.infinite} inf)` : ''}`;
 
 export function crossvalMarkdown(s: CrossvalSummary): string {
   const out: string[] = [];
@@ -136,9 +135,9 @@ export function crossvalMarkdown(s: CrossvalSummary): string {
   const head = ['fold', 'cases', ...s.classes.map((c) => c.name), 'mean', ...s.classes.map((c) => `HD95 ${c.name} (mm)`), 'train (min)', 's / volume'];
   out.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
   for (const f of s.perFold) {
-    out.push(`| ${f.fold} | ${f.cases} | ${f.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(f.meanDice)} | ${f.perClass.map((p) => hd(p.hd95)).join(' | ')} | ${fmt(f.trainSeconds / 60, 1)} | ${fmt(f.inferenceSecondsPerCase)} |`);
+    out.push(`| ${f.fold} | ${f.cases} | ${f.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(f.meanDice)} | ${f.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(f.trainSeconds / 60, 1)} | ${fmt(f.inferenceSecondsPerCase)} |`);
   }
-  out.push(`| **all** | ${s.overall.cases} | ${s.overall.perClass.map((p) => `**${formatMeanSd(p.dice)}**`).join(' | ')} | **${formatMeanSd(s.overall.meanDice)}** | ${s.overall.perClass.map((p) => hd(p.hd95)).join(' | ')} | ${fmt(s.timing.trainSeconds / 60, 1)} | ${fmt(s.timing.inferenceSecondsPerCase)} |`);
+  out.push(`| **all** | ${s.overall.cases} | ${s.overall.perClass.map((p) => `**${formatMeanSd(p.dice)}**`).join(' | ')} | **${formatMeanSd(s.overall.meanDice)}** | ${s.overall.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(s.timing.trainSeconds / 60, 1)} | ${fmt(s.timing.inferenceSecondsPerCase)} |`);
   out.push('', `NSD (1 mm): ${s.overall.perClass.map((p) => `${p.name} ${formatMeanSd(p.nsd)}`).join(', ')}. Peak memory ${fmt(s.timing.peakRssMB, 0)} MB. Training time is the sum of optimiser-step times (validation excluded).`, '');
   return out.join('\n');
 }

@@ -123,6 +123,12 @@ export async function readSplitFile(path: string, ids: readonly string[]): Promi
 }
 
 const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o, null, 2) + '\n');
+/** fold.json keeps infinite HD95 (one side empty) and NaN (class absent on both) apart, which JSON null would not. */
+export const encodeFoldRecord = (o: FoldRecord) => new TextEncoder().encode(JSON.stringify(o, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 1) + '\n');
+const NON_FINITE: Record<string, number> = { Infinity, '-Infinity': -Infinity, NaN };
+export function parseFoldRecord(text: string): FoldRecord {
+  return JSON.parse(text, (k, v) => (/^\d+$/.test(k) && typeof v === 'string' && v in NON_FINITE ? NON_FINITE[v] : v)) as FoldRecord;
+}
 
 /** The parts of the recipe that make a run what it is (paths to outputs and the backend aside). */
 function identity(cfg: TrainConfig): Record<string, unknown> {
@@ -260,14 +266,14 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
       classes: classes.map((label, i) => ({ label, name: names[i]! })),
       cases: acc.rows().map((r) => ({ caseId: r.caseId, dice: r.classes.map((c) => c.dice), hd95: r.classes.map((c) => c.hd95), nsd: r.classes.map((c) => c.nsd) })),
     };
-    await writeFileAtomic(donePath, enc(record));
+    await writeFileAtomic(donePath, encodeFoldRecord(record));
     log(`fold ${k}: mean Dice ${(record.cases.reduce((a, c) => a + c.dice.reduce((x, y) => x + y, 0) / c.dice.length, 0) / Math.max(1, record.cases.length)).toFixed(4)} over ${record.cases.length} held-out cases`);
   }
 
   const records: FoldRecord[] = [];
   for (let k = 0; k < K; k++) {
     const p = join(runDir, `fold_${k}`, 'fold.json');
-    if (existsSync(p)) records.push(JSON.parse(await readFile(p, 'utf8')) as FoldRecord);
+    if (existsSync(p)) records.push(parseFoldRecord(await readFile(p, 'utf8')));
   }
   const complete = records.length === K;
   let macs: number | null = null;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
 import { uxnet, assertUserError, ROOT } from '../helpers/cli.js';
-import { makeFolds, readSplitFile } from '../../src/train/crossval.js';
+import { makeFolds, readSplitFile, encodeFoldRecord, parseFoldRecord } from '../../src/train/crossval.js';
 import { runEvaluate } from '../../src/cli/commands/evaluate.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 
@@ -63,6 +63,13 @@ describe('uxnet crossval', () => {
     await assert.rejects(readSplitFile(p, ids), /fold 1 names case 'x'/);
     await writeFile(p, JSON.stringify({ folds: [['a'], ['a', 'b']] }));
     await assert.rejects(readSplitFile(p, ids), /case 'a' is held out in fold 0 and fold 1/);
+  });
+
+  it('fold records keep infinite HD95 and NaN apart (JSON alone would write both as null)', () => {
+    const rec = { fold: 0, steps: 1, trainSeconds: 1, inferenceSeconds: { NaN: 0.5 }, peakRssMB: 1, parameters: 1, network: {}, classes: [{ label: 1, name: 'NaN' }],
+      cases: [{ caseId: 'Infinity', dice: [NaN, 0], hd95: [NaN, Infinity], nsd: [NaN, 0] }] };
+    const back = parseFoldRecord(new TextDecoder().decode(encodeFoldRecord(rec)));
+    assert.deepEqual(back, rec);
   });
 
   it('trains every fold, scores the held-out cases as uxnet evaluate does, summarises and writes the ensemble', async () => {
