@@ -155,12 +155,13 @@ async function trimMetricsLog(foldDir: string, step: number): Promise<void> {
   await writeFile(path, lines.map((l) => l + '\n').join(''));
 }
 
-async function trainFold(cfg: TrainConfig, log: (s: string) => void): Promise<{ trainSeconds: number; steps: number }> {
+async function trainFold(cfg: TrainConfig, log: (s: string) => void): Promise<{ trainSeconds: number; steps: number; trainedNow: boolean }> {
   const foldDir = cfg.outDir;
   const last = join(foldDir, 'checkpoint_last.safetensors');
   const modelJson = join(cfg.modelDir!, 'model.json');
-  let state = existsSync(last) ? (await loadCheckpoint(last)).state : null;
-  if (!(state && state.step >= cfg.steps && existsSync(modelJson))) {
+  const state = existsSync(last) ? (await loadCheckpoint(last)).state : null;
+  const trainedNow = !(state && state.step >= cfg.steps && existsSync(modelJson));
+  if (trainedNow) {
     if (state) {
       await trimMetricsLog(foldDir, state.step);
       await runTraining(cfg, { resume: true, log });
@@ -168,11 +169,11 @@ async function trainFold(cfg: TrainConfig, log: (s: string) => void): Promise<{ 
       await rm(join(foldDir, 'metrics.jsonl'), { force: true });
       await runTraining(cfg, { log });
     }
-    state = (await loadCheckpoint(last)).state;
   }
+  const final = (await loadCheckpoint(last)).state;
   // Optimiser-step time from the checkpoint's history: it survives resumes (validation time is not included).
-  const trainSeconds = (state.history as { seconds?: number }[]).reduce((a, h) => a + (h.seconds ?? 0), 0);
-  return { trainSeconds, steps: state.step };
+  const trainSeconds = (final.history as { seconds?: number }[]).reduce((a, h) => a + (h.seconds ?? 0), 0);
+  return { trainSeconds, steps: final.step, trainedNow };
 }
 
 /** Runs (or continues) a cross-validation; see the file comment. */
@@ -227,8 +228,13 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
     // model is its final one, as in nnU-Net), or the cross-validated Dice would be optimistic.
     const foldCfg: TrainConfig = { ...cfg, valEvery: cfg.steps, outDir: foldDir, split: splitPath, modelDir: join(foldDir, 'model'), cacheDir: cfg.cacheDir ?? join(runDir, 'cache') };
     log(`fold ${k} of ${K}: ${splits.folds[k]!.train.length} training, ${splits.folds[k]!.val.length} held-out cases`);
-    const { trainSeconds, steps } = await trainFold(foldCfg, log);
-    const peakAfterTraining = process.resourceUsage().maxRSS / 1024;
+    const { trainSeconds, steps, trainedNow } = await trainFold(foldCfg, log);
+    // The process's memory high-water mark after training, kept across sessions: a fold finished
+    // by a later session (after a kill) still reports the peak of the session that trained it.
+    const peakPath = join(foldDir, 'peak-memory.json');
+    const prevPeak = existsSync(peakPath) ? (JSON.parse(await readFile(peakPath, 'utf8')) as { trainingRssMB: number }).trainingRssMB : 0;
+    const peakAfterTraining = trainedNow ? Math.max(prevPeak, process.resourceUsage().maxRSS / 1024) : prevPeak;
+    if (trainedNow) await writeFileAtomic(peakPath, enc({ trainingRssMB: peakAfterTraining }));
 
     const loaded = await loadModelFolder(foldCfg.modelDir!);
     const classes = Object.keys(loaded.manifest.labels).map(Number).filter((c) => c > 0).sort((a, b) => a - b);

@@ -150,6 +150,10 @@ describe('uxnet crossval', () => {
     }
     const steps = (await readFile(join(run, 'fold_1', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l).step);
     assert.deepEqual(steps, [1, 2, 3, 4], 'the per-step log has each step once');
+    // the peak memory of training is kept across the kill (the session that finished fold 1 trained it too)
+    const peak = JSON.parse(await readFile(join(run, 'fold_1', 'peak-memory.json'), 'utf8')).trainingRssMB;
+    const rec = JSON.parse(await readFile(join(run, 'fold_1', 'fold.json'), 'utf8'));
+    assert.ok(peak > 0 && rec.peakRssMB >= peak);
     assert.ok(existsSync(join(run, 'ensemble', 'model.json')));
   });
 
