@@ -27,3 +27,10 @@ export { loadModelFolder, ModelFolderError, type ModelManifest, type LoadedModel
 export { NiftiError } from './io/nifti/errors.js';
 export { VolumeError } from './data/nifti-volume.js';
 export type { Volume, VoxelData } from './data/volume.js';
+export {
+  loadSegmenter, segmentVolume, predictEnsemble, writeEnsembleFolder, isEnsemble, segmenterParameters, disposeSegmenter, ENSEMBLE_FORMAT,
+  type EnsembleManifest, type LoadedEnsemble, type Segmenter,
+} from './infer/ensemble.js';
+export { runCrossval, makeFolds, readSplitFile, type CrossvalOptions, type CrossvalResult, type Splits } from './train/crossval.js';
+export { compareRuns, writeComparison, CompareError, type Comparison } from './train/compare.js';
+export { countMacs } from './nn/macs.js';

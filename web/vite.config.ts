@@ -6,24 +6,52 @@
  * so retraining the model never means editing the app.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 
 const WEB = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(WEB, '..');
-export const MODEL_DIR = join(ROOT, 'models', 'hippocampus');
+// UXNET_WEB_MODEL=DIR bundles another model folder (or ensemble folder) instead.
+export const MODEL_DIR = process.env.UXNET_WEB_MODEL ? resolve(process.env.UXNET_WEB_MODEL) : join(ROOT, 'models', 'hippocampus');
 
-/** The files of the bundled model, looked up as loadModelFolder does (safetensors, else .pth). */
+function weightsIn(dir: string): string {
+  const weights = ['weights.safetensors', 'weights.pth'].find((f) => existsSync(join(dir, f)));
+  if (!existsSync(join(dir, 'model.json')) || !weights) throw new Error(`the bundled model folder ${dir} needs model.json and weights.safetensors (or weights.pth)`);
+  return weights;
+}
+
+/** Member folders of an ensemble model.json ("members": [{"path": ...}]), else null. */
+function ensembleMembers(): string[] | null {
+  const json = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { members?: { path: string }[] };
+  return Array.isArray(json.members) ? json.members.map((m) => m.path) : null;
+}
+
+/** The files of the bundled model, looked up as loadModelFolder does (safetensors, else .pth); an ensemble brings its members' files. */
 function modelFiles(): Record<string, string> {
-  const manifest = join(MODEL_DIR, 'model.json');
-  const weights = ['weights.safetensors', 'weights.pth'].find((f) => existsSync(join(MODEL_DIR, f)));
-  if (!existsSync(manifest) || !weights) throw new Error(`the bundled model folder ${MODEL_DIR} needs model.json and weights.safetensors (or weights.pth)`);
-  return { 'model.json': manifest, [weights]: join(MODEL_DIR, weights), 'files.json': '' };
+  if (!existsSync(join(MODEL_DIR, 'model.json'))) throw new Error(`the bundled model folder ${MODEL_DIR} needs model.json`);
+  const members = ensembleMembers();
+  if (!members) {
+    const weights = weightsIn(MODEL_DIR);
+    return { 'model.json': join(MODEL_DIR, 'model.json'), [weights]: join(MODEL_DIR, weights), 'files.json': '' };
+  }
+  const files: Record<string, string> = { 'model.json': join(MODEL_DIR, 'model.json'), 'files.json': '' };
+  for (const m of members) {
+    const dir = join(MODEL_DIR, m);
+    const weights = weightsIn(dir);
+    files[`${m}/model.json`] = join(dir, 'model.json');
+    files[`${m}/${weights}`] = join(dir, weights);
+  }
+  return files;
 }
 
 function filesJson(files: Record<string, string>): string {
-  return JSON.stringify({ manifest: 'model.json', weights: Object.keys(files).find((f) => f.startsWith('weights.')) });
+  const members = ensembleMembers();
+  if (!members) return JSON.stringify({ manifest: 'model.json', weights: Object.keys(files).find((f) => f.startsWith('weights.')) });
+  return JSON.stringify({
+    manifest: 'model.json',
+    members: members.map((m) => ({ path: m, manifest: `${m}/model.json`, weights: Object.keys(files).find((f) => f.startsWith(`${m}/weights.`)) })),
+  });
 }
 
 function bundledModel(): Plugin {

@@ -3,7 +3,7 @@
  * the same) and segments on the backend the page asks for. Running here keeps the page responsive
  * (the reference backend computes for minutes), and cancelling is terminating the worker.
  */
-import type { LoadedModel } from '../infer/model-manifest.js';
+import { disposeSegmenter, type Segmenter } from '../infer/ensemble-manifest.js';
 import type { SegmentRequest, WorkerMessage } from './protocol.js';
 import { isInputError, loadModel, readImage, segment, useBackend, type ComputeBackend } from './segment.js';
 
@@ -13,7 +13,7 @@ interface WorkerScope {
 }
 const scope = globalThis as unknown as WorkerScope;
 
-let cached: { key: string; backend: ComputeBackend; loaded: LoadedModel } | null = null;
+let cached: { key: string; backend: ComputeBackend; loaded: Segmenter } | null = null;
 
 function post(msg: WorkerMessage, transfer: Transferable[] = []): void {
   scope.postMessage(msg, transfer);
@@ -26,7 +26,7 @@ async function run(req: SegmentRequest): Promise<void> {
   post({ type: 'stage', stage: `reading ${req.imageName}` });
   const image = await readImage(req.image, req.imageName);
   if (!cached || cached.key !== req.modelKey || cached.backend !== req.backend) {
-    cached?.loaded.model.dispose();
+    if (cached) disposeSegmenter(cached.loaded);
     cached = null;
     post({ type: 'stage', stage: 'loading the model' });
     cached = { key: req.modelKey, backend: req.backend, loaded: await loadModel(req.model) };

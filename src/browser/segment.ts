@@ -13,8 +13,8 @@ import { parseWeights } from '../io/weights-format.js';
 import { volumeToNifti } from '../data/nifti-volume.js';
 import type { Volume, VoxelData } from '../data/volume.js';
 import { buildModel, manifestChannels, ModelFolderError, validateManifest, type LoadedModel, type ModelManifest } from '../infer/model-manifest.js';
-import { predictVolume } from '../infer/predict.js';
 import { checkImage } from '../infer/image-checks.js';
+import { checkMemberFormat, checkMembers, ENSEMBLE_FORMAT, manifestFormat, segmentVolume, validateEnsembleManifest, type Segmenter } from '../infer/ensemble-manifest.js';
 import { LABEL_COLORS } from '../infer/label-colors.js';
 import { InputError, isInputError } from './errors.js';
 
@@ -41,16 +41,47 @@ export interface ModelBytes {
   weights: Uint8Array;
   /** The weights' file name: its extension selects safetensors or .pth. */
   weightsName: string;
+  /**
+   * For an ensemble (model.json with "members"): each member's bytes, in the manifest's order;
+   * `weights` and `weightsName` of the ensemble itself are then unused.
+   */
+  members?: ModelBytes[];
 }
 
-/** Parses and validates model.json, reads the weights and builds the network on the current backend. */
-export async function loadModel(src: ModelBytes): Promise<LoadedModel> {
+/** Parses and validates model.json, reads the weights and builds the network (every member's, for an ensemble) on the current backend. */
+export async function loadModel(src: ModelBytes): Promise<Segmenter> {
   let json: unknown;
   try {
     json = JSON.parse(src.manifestText);
   } catch (e) {
     throw new ModelFolderError(`${src.manifestName}: not valid JSON (${(e as Error).message})`);
   }
+  if (manifestFormat(json) === ENSEMBLE_FORMAT) {
+    const manifest = validateEnsembleManifest(json, src.manifestName);
+    if (src.members?.length !== manifest.members.length) throw new ModelFolderError(`${src.manifestName}: the ensemble lists ${manifest.members.length} members but ${src.members?.length ?? 0} were given`);
+    const members: LoadedModel[] = [];
+    try {
+      for (const m of src.members) {
+        let mj: unknown;
+        try {
+          mj = JSON.parse(m.manifestText);
+        } catch (e) {
+          throw new ModelFolderError(`${m.manifestName}: not valid JSON (${(e as Error).message})`);
+        }
+        checkMemberFormat(mj, m.manifestName);
+        members.push(await loadSingleModel(m, mj));
+      }
+      checkMembers(manifest, members, src.manifestName);
+    } catch (e) {
+      for (const m of members) m.model.dispose();
+      throw e;
+    }
+    return { manifest, members, dir: src.manifestName };
+  }
+  return loadSingleModel(src, json);
+}
+
+async function loadSingleModel(src: ModelBytes, json: unknown): Promise<LoadedModel> {
   const manifest = validateManifest(json, src.manifestName);
   let weights;
   try {
@@ -107,8 +138,8 @@ export function foregroundCentreMm(v: Volume<VoxelData>): [number, number, numbe
   return [0, 1, 2].map((r) => a[r * 4]! * p[0]! + a[r * 4 + 1]! * p[1]! + a[r * 4 + 2]! * p[2]! + a[r * 4 + 3]!) as [number, number, number];
 }
 
-export function classVolumes(labels: VoxelData, manifest: ModelManifest, voxelMm3: number): ClassVolume[] {
-  const K = manifestChannels(manifest).outChannels;
+export function classVolumes(labels: VoxelData, manifest: Pick<ModelManifest, 'labels'>, voxelMm3: number): ClassVolume[] {
+  const K = Object.keys(manifest.labels).length;
   const counts = new Array<number>(K).fill(0);
   for (let i = 0; i < labels.length; i++) counts[labels[i] as number]!++;
   const out: ClassVolume[] = [];
@@ -122,13 +153,14 @@ export function classVolumes(labels: VoxelData, manifest: ModelManifest, voxelMm
  * Segments `image` as `uxnet predict` does (same predictVolume, same label encoding), and returns
  * the gzip NIfTI of the labels with the per-class volumes.
  */
-export async function segment(loaded: LoadedModel, image: Volume<Float32Array>, opts: { tta?: boolean; onProgress?: (done: number, total: number) => void; name?: string } = {}): Promise<SegmentResult> {
+export async function segment(loaded: Segmenter, image: Volume<Float32Array>, opts: { tta?: boolean; onProgress?: (done: number, total: number) => void; name?: string } = {}): Promise<SegmentResult> {
   const t0 = performance.now();
-  if (image.channels !== manifestChannels(loaded.manifest).inChannels) {
-    throw new InputError(`the image has ${image.channels} channel(s) but model '${loaded.manifest.name}' expects ${manifestChannels(loaded.manifest).inChannels}`);
+  const inChans = manifestChannels(('members' in loaded ? loaded.members[0]! : loaded).manifest).inChannels;
+  if (image.channels !== inChans) {
+    throw new InputError(`the image has ${image.channels} channel(s) but model '${loaded.manifest.name}' expects ${inChans}`);
   }
   const checked = checkImage(image, opts.name ?? 'the image');
-  const pred = await predictVolume(loaded, checked.image, { tta: opts.tta, onProgress: opts.onProgress });
+  const pred = await segmentVolume(loaded, checked.image, { tta: opts.tta, onProgress: opts.onProgress });
   const encoded = encodeNifti(volumeToNifti(pred.labels, { label: true, description: `uxnet3d ${loaded.manifest.name}` }));
   const labelsNifti = await gzip(encoded);
   const voxelMm3 = voxelVolumeMm3(pred.labels);

@@ -11,9 +11,10 @@ import { loadImage } from '../data/load.js';
 import { niftiToVolume, volumeToNifti } from '../data/nifti-volume.js';
 import type { Volume, VoxelData } from '../data/volume.js';
 import { encodeNifti, parseNifti } from '../io/nifti/index.js';
-import { loadModelFolder, type LoadedModel, type ModelManifest } from './model-folder.js';
-import { predictVolume, type PredictOptions } from './predict.js';
+import type { LoadedModel } from './model-folder.js';
+import type { PredictOptions } from './predict.js';
 import { manifestChannels } from './model-manifest.js';
+import { disposeSegmenter, isEnsemble, loadSegmenter, segmentVolume, segmenterParameters, type AnyManifest, type Segmenter } from './ensemble.js';
 import { checkImage } from './image-checks.js';
 
 const gzipAsync = promisify(gzip);
@@ -56,11 +57,17 @@ export interface SegmentResult {
 }
 
 /** A loaded model folder: the network on the current backend plus its manifest. */
+/** A model folder or an ensemble folder (members' softmax probabilities averaged), ready to segment. */
 export class SegmentationModel {
-  constructor(readonly loaded: LoadedModel) {}
+  constructor(readonly loaded: Segmenter) {}
 
-  get manifest(): ModelManifest {
+  get manifest(): AnyManifest {
     return this.loaded.manifest;
+  }
+
+  /** The single models: the model itself, or an ensemble's members. */
+  get members(): LoadedModel[] {
+    return isEnsemble(this.loaded) ? this.loaded.members : [this.loaded];
   }
 
   get dir(): string {
@@ -73,7 +80,7 @@ export class SegmentationModel {
   }
 
   numParameters(): number {
-    return this.loaded.model.numParameters();
+    return segmenterParameters(this.loaded);
   }
 
   /**
@@ -82,16 +89,7 @@ export class SegmentationModel {
    * before reading or writing anything.
    */
   checkOptions(opts: SegmentOptions): void {
-    const m = this.loaded.manifest;
-    if (opts.fast && !m.preprocessing.fastPixdim) {
-      throw new InputError(`--fast: model '${m.name}' offers no faster spacing (model.json has no preprocessing.fastPixdim${m.preprocessing.steps.some((s) => s.op === 'spacing') ? '' : ', and it does not resample at all'}); run without --fast`);
-    }
-    if (opts.tta && !(m.inference.mirrorAxes ?? []).length) {
-      throw new InputError(`--tta: model '${m.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring would not help it`);
-    }
-    if (opts.overlap !== undefined && !(opts.overlap >= 0 && opts.overlap < 1)) throw new InputError(`overlap must be in [0, 1), got ${opts.overlap}`);
-    if (opts.mode !== undefined && opts.mode !== 'gaussian' && opts.mode !== 'constant') throw new InputError(`mode must be 'gaussian' or 'constant', got '${String(opts.mode)}'`);
-    if (opts.swBatchSize !== undefined && !(Number.isInteger(opts.swBatchSize) && opts.swBatchSize >= 1)) throw new InputError(`swBatchSize must be a positive integer, got ${opts.swBatchSize}`);
+    for (const member of this.members) checkModelOptions(member, opts);
   }
 
   /** Segments one image: a NIfTI path, or a NIfTI file's bytes (gzip or not). */
@@ -105,12 +103,12 @@ export class SegmentationModel {
       image = niftiToVolume(parseNifti(input, name), 'image') as Volume<Float32Array>;
     }
     const m = this.loaded.manifest;
-    const inChannels = manifestChannels(m).inChannels;
+    const inChannels = manifestChannels(this.members[0]!.manifest).inChannels;
     if (image.channels !== inChannels) throw new InputError(`${name}: the image has ${image.channels} channel(s) but model '${m.name}' expects ${inChannels}`);
     const checked = checkImage(image, name);
     for (const w of checked.warnings) opts.onWarning?.(w);
     const popts: PredictOptions = { overlap: opts.overlap, mode: opts.mode, swBatchSize: opts.swBatchSize, tta: opts.tta, fast: opts.fast, probabilities: opts.probabilities, onProgress: opts.onProgress };
-    const pred = await predictVolume(this.loaded, checked.image, popts);
+    const pred = await segmentVolume(this.loaded, checked.image, popts);
     const compress = opts.gzip ?? true;
     const encode = async (v: Volume<VoxelData>, label: boolean, description: string) => {
       const raw = encodeNifti(volumeToNifti(v, { label, description }));
@@ -123,7 +121,7 @@ export class SegmentationModel {
 
   /** Frees the network's tensors (GPU memory on webgpu). */
   dispose(): void {
-    this.loaded.model.dispose();
+    disposeSegmenter(this.loaded);
   }
 }
 
@@ -131,6 +129,21 @@ export class SegmentationModel {
  * Reads a model folder (model.json + weights.safetensors), builds the network on the current
  * backend and loads the weights strictly. Errors are InputErrors naming the file.
  */
+
+/** The checks of SegmentationModel.checkOptions for one model folder. */
+function checkModelOptions(loaded: LoadedModel, opts: SegmentOptions): void {
+  const m = loaded.manifest;
+  if (opts.fast && !m.preprocessing.fastPixdim) {
+    throw new InputError(`--fast: model '${m.name}' offers no faster spacing (model.json has no preprocessing.fastPixdim${m.preprocessing.steps.some((s) => s.op === 'spacing') ? '' : ', and it does not resample at all'}); run without --fast`);
+  }
+  if (opts.tta && !(m.inference.mirrorAxes ?? []).length) {
+    throw new InputError(`--tta: model '${m.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring would not help it`);
+  }
+  if (opts.overlap !== undefined && !(opts.overlap >= 0 && opts.overlap < 1)) throw new InputError(`overlap must be in [0, 1), got ${opts.overlap}`);
+  if (opts.mode !== undefined && opts.mode !== 'gaussian' && opts.mode !== 'constant') throw new InputError(`mode must be 'gaussian' or 'constant', got '${String(opts.mode)}'`);
+  if (opts.swBatchSize !== undefined && !(Number.isInteger(opts.swBatchSize) && opts.swBatchSize >= 1)) throw new InputError(`swBatchSize must be a positive integer, got ${opts.swBatchSize}`);
+}
+
 export async function loadModel(dir: string): Promise<SegmentationModel> {
-  return new SegmentationModel(await loadModelFolder(dir));
+  return new SegmentationModel(await loadSegmenter(dir));
 }

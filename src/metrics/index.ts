@@ -5,3 +5,4 @@ export {
   MetricAccumulator, jsonSafe, METRIC_NAMES, type MetricName, type CaseMetrics, type MetricSummary, type ClassSummary,
   type AggregateMetrics, type MetricAccumulatorOptions,
 } from './accumulator.js';
+export { wilcoxonSignedRank, averageRanks, type WilcoxonResult } from './wilcoxon.js';

@@ -13,6 +13,7 @@ import { readImage } from '../../src/browser/image.js';
 import { isInputError } from '../../src/browser/errors.js';
 import { weightsFormat } from '../../src/io/weights-format.js';
 import { manifestChannels, validateManifest, type ModelManifest } from '../../src/infer/model-manifest.js';
+import { validateEnsembleManifest } from '../../src/infer/ensemble-manifest.js';
 import { LABEL_COLORS } from '../../src/infer/label-colors.js';
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -55,7 +56,8 @@ type PageState = 'idle' | 'loading' | 'running' | 'done' | 'error';
 const state: {
   backend: ComputeBackend | null;
   image: { file: File; bytes: Uint8Array } | null;
-  bundled: { manifestText: string; manifest: ModelManifest; weightsName: string; weights?: Uint8Array } | null;
+  /** For an ensemble, `manifest` is the page's view (the ensemble's name and labels, the first member's settings) and `members` its folders. */
+  bundled: { manifestText: string; manifest: ModelManifest; weightsName: string; weights?: Uint8Array; members?: { path: string; manifestText: string; weightsName: string; weights?: Uint8Array }[] } | null;
   worker: Worker | null;
   result: { url: string; name: string } | null;
 } = { backend: null, image: null, bundled: null, worker: null, result: null };
@@ -225,10 +227,21 @@ async function updateTta(): Promise<void> {
 
 async function loadBundled(): Promise<void> {
   try {
-    const files = (await (await fetch('model/files.json')).json()) as { manifest: string; weights: string };
+    const files = (await (await fetch('model/files.json')).json()) as { manifest: string; weights?: string; members?: { path: string; manifest: string; weights: string }[] };
     const manifestText = await (await fetch(`model/${files.manifest}`)).text();
-    const manifest = validateManifest(JSON.parse(manifestText), 'bundled model.json');
-    state.bundled = { manifestText, manifest, weightsName: files.weights };
+    let manifest: ModelManifest;
+    if (files.members) {
+      // An ensemble: the page shows the ensemble's name and labels; the members are fetched (and checked) by the worker's loadModel.
+      const ens = validateEnsembleManifest(JSON.parse(manifestText), 'bundled model.json');
+      const members = await Promise.all(files.members.map(async (m) => ({ path: m.path, manifestText: await (await fetch(`model/${m.manifest}`)).text(), weightsName: m.weights })));
+      const views = members.map((m) => validateManifest(JSON.parse(m.manifestText), `bundled ${m.path}/model.json`));
+      const axes = views.every((v) => (v.inference.mirrorAxes ?? []).length) ? views[0]!.inference.mirrorAxes : [];
+      manifest = { ...views[0]!, name: ens.name, description: ens.description ?? `ensemble of ${members.length} models`, labels: ens.labels, inference: { ...views[0]!.inference, mirrorAxes: axes } };
+      state.bundled = { manifestText, manifest, weightsName: '', members };
+    } else {
+      manifest = validateManifest(JSON.parse(manifestText), 'bundled model.json');
+      state.bundled = { manifestText, manifest, weightsName: files.weights! };
+    }
     ui.bundledName.textContent = manifest.name;
     const classes = Object.entries(manifest.labels).filter(([k]) => k !== '0').map(([, n]) => n).join(', ');
     ui.bundledDescription.textContent = `${manifest.description ?? ''} Labels: ${classes}.`;
@@ -252,6 +265,14 @@ async function modelBytes(): Promise<{ key: string; bytes: ModelBytes; manifest:
     return { key, manifest: m.manifest, bytes: { manifestText: m.text, manifestName: m.name, weights: new Uint8Array(await w.arrayBuffer()), weightsName: w.name } };
   }
   const b = state.bundled!;
+  if (b.members) {
+    const members: ModelBytes[] = [];
+    for (const mem of b.members) {
+      mem.weights ??= new Uint8Array(await (await fetch(`model/${mem.weightsName}`)).arrayBuffer());
+      members.push({ manifestText: mem.manifestText, manifestName: `${mem.path}/model.json (bundled)`, weights: mem.weights, weightsName: mem.weightsName });
+    }
+    return { key: 'bundled', manifest: m.manifest, bytes: { manifestText: b.manifestText, manifestName: m.name, weights: new Uint8Array(0), weightsName: '', members } };
+  }
   b.weights ??= new Uint8Array(await (await fetch(`model/${b.weightsName}`)).arrayBuffer());
   return { key: 'bundled', manifest: m.manifest, bytes: { manifestText: b.manifestText, manifestName: m.name, weights: b.weights, weightsName: b.weightsName } };
 }

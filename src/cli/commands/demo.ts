@@ -4,7 +4,6 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { loadVolume } from '../../data/load.js';
 import { columnNorms } from '../../data/mat4.js';
-import { manifestChannels } from '../../infer/model-manifest.js';
 import { loadModel } from '../../infer/segment.js';
 import { legendOf, writeOverlayPng } from '../../infer/overlay.js';
 import { MetricAccumulator, jsonSafe } from '../../metrics/index.js';
@@ -36,7 +35,7 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   if (!existsSync(join(o.model, 'model.json'))) throw new UserError(`no model at '${o.model}' (model.json missing)`);
   await checkWritableDir(o.output);
   const model = await loadModel(o.model);
-  const loaded = model.loaded;
+  const loaded = model;
   const split = (loaded.manifest.training?.split ?? null) as { val?: string[] } | null;
   let ids = split?.val ?? [];
   if (!ids.length) throw new UserError(`model '${loaded.manifest.name}' records no held-out cases (training.split.val)`);
@@ -46,7 +45,7 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   }
   const dirs = new LazyDirs();
   await dirs.ensure(o.output);
-  const K = manifestChannels(loaded.manifest).outChannels;
+  const K = Object.keys(loaded.manifest.labels).length;
   const classes = Array.from({ length: K - 1 }, (_, i) => i + 1);
   const names = classes.map((c) => loaded.manifest.labels[String(c)] ?? `class ${c}`);
   const acc = new MetricAccumulator({ classes, classNames: names });

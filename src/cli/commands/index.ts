@@ -9,9 +9,11 @@ import { registerPredict } from './predict.js';
 import { registerTrain } from './train.js';
 import { registerDemo } from './demo.js';
 import { registerQueue } from './queue.js';
+import { registerCrossval } from './crossval.js';
+import { registerCompare } from './compare.js';
 
 /** Each CLI command lives in its own module and adds itself to the program. */
 export type CommandRegistrar = (program: Command) => void;
 
-export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess, registerEvaluate, registerImportPth, registerPredict, registerTrain, registerDemo];
+export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess, registerEvaluate, registerImportPth, registerPredict, registerTrain, registerDemo, registerCrossval, registerCompare];
 commands.push(registerQueue);

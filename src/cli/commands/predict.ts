@@ -211,7 +211,7 @@ export function registerPredict(program: Command): void {
     .description('segment NIfTI images with a trained model folder; labels are written on the input\'s own grid. Never overwrites an input; replaces earlier uxnet predictions but no other existing file unless --force')
     .requiredOption('-i, --input <path>', 'input image (.nii/.nii.gz) or a folder of them')
     .requiredOption('-o, --output <path>', 'output label file (.nii.gz), or a folder (required when --input is a folder)')
-    .requiredOption('-m, --model <dir>', 'model folder (model.json + weights.safetensors), e.g. models/hippocampus')
+    .requiredOption('-m, --model <dir>', 'model folder (model.json + weights.safetensors), e.g. models/hippocampus, or an ensemble folder (its members\' probabilities are averaged)')
     .option('--backend <name>', 'compute backend (default: native when built, else reference)')
     .option('--overlap <f>', 'sliding-window overlap in [0, 1) (default: the model\'s, usually 0.5)', (v) => parseNumber(v, '--overlap', (n) => n >= 0 && n < 1))
     .option('--mode <mode>', 'window blending: gaussian or constant (default: the model\'s)', (v) => {

@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import { compareRuns, CompareError, writeComparison } from '../../train/compare.js';
+import { UserError } from '../errors.js';
+
+export async function runCompareCli(runs: string[], o: { output: string }, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  let md: string;
+  try {
+    md = await writeComparison(o.output, await compareRuns(runs));
+  } catch (e) {
+    if (e instanceof CompareError) throw new UserError(e.message);
+    throw e;
+  }
+  out.write(md);
+  out.write(`wrote ${o.output}/compare.{md,csv,json} and compare-dice.{svg,png}\n`);
+}
+
+export function registerCompare(program: Command): void {
+  program
+    .command('compare')
+    .description('the paper\'s comparison table from `uxnet crossval` runs on the same dataset and folds: Dice and HD95 mean ± sd per class, parameters, MACs, training and inference time, peak memory, and paired Wilcoxon signed-rank p-values against the first run')
+    .argument('<runs...>', 'crossval run folders (each with summary.json and splits.json); the first is the reference of the tests')
+    .requiredOption('-o, --output <dir>', 'folder for compare.md, compare.csv, compare.json and compare-dice.{svg,png}')
+    .action(async (runs: string[], o: { output: string }) => {
+      await runCompareCli(runs, o);
+    });
+}

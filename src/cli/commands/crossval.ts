@@ -1,0 +1,98 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../../train/config.js';
+import { TrainRunError } from '../../train/run.js';
+import { runCrossval, type CrossvalResult } from '../../train/crossval.js';
+import { ModelFolderError } from '../../infer/model-folder.js';
+import { NiftiError } from '../../io/nifti/index.js';
+import { VolumeError } from '../../data/load.js';
+import { selectBackend } from '../backend.js';
+import { UserError } from '../errors.js';
+
+export interface CrossvalFlags {
+  dataset?: string;
+  config?: string;
+  output?: string;
+  folds?: number;
+  fold?: number;
+  split?: string;
+  steps?: number;
+  seed?: number;
+  workers?: number;
+  tta?: boolean;
+  backend?: string;
+  featSize?: number[];
+  hiddenSize?: number;
+  depths?: number[];
+}
+
+const ints = (name: string) => (v: string) => {
+  const a = v.split(',').map(Number);
+  if (!a.length || !a.every(Number.isInteger)) throw new UserError(`${name} must be comma-separated integers, got '${v}'`);
+  return a;
+};
+const int = (name: string, min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
+};
+
+async function readRecipe(path: string): Promise<Partial<TrainConfig>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read config '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`config '${path}' is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export async function runCrossvalCli(f: CrossvalFlags, log?: (s: string) => void): Promise<CrossvalResult> {
+  const file = f.config ? await readRecipe(f.config) : {};
+  let cfg: TrainConfig;
+  try {
+    // The recipe's own split and model folder belong to single runs; crossval sets them per fold.
+    const network: Record<string, unknown> = {};
+    if (f.featSize) network.featSize = f.featSize;
+    if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
+    if (f.depths) network.depths = f.depths;
+    cfg = resolveTrainConfig({ ...file, split: undefined, modelDir: undefined }, { dataset: f.dataset, outDir: f.output, steps: f.steps, seed: f.seed, workers: f.workers, backend: f.backend, network });
+  } catch (e) {
+    if (e instanceof TrainConfigError) throw new UserError(e.message);
+    throw e;
+  }
+  await selectBackend(cfg.backend);
+  try {
+    return await runCrossval({ config: cfg, folds: f.folds, fold: f.fold, splitFile: f.split, tta: f.tta, log });
+  } catch (e) {
+    if (e instanceof NiftiError || e instanceof VolumeError || e instanceof TrainRunError || e instanceof ModelFolderError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+export function registerCrossval(program: Command): void {
+  program
+    .command('crossval')
+    .description('k-fold cross-validation: trains every fold as its own run (RUN/fold_k), predicts and scores its held-out cases, writes RUN/summary.{json,csv,md}, box plots and the fold ensemble RUN/ensemble; re-run the same command to continue after an interruption')
+    .option('--dataset <dir>', 'dataset folder (overrides the recipe\'s)')
+    .option('--config <file>', 'training recipe (the JSON of `uxnet train --config`); its split and modelDir are replaced per fold')
+    .option('-o, --output <dir>', 'crossval run folder (overrides the recipe\'s outDir)')
+    .option('--folds <k>', 'number of folds of a new seeded split (default 5)', int('--folds', 2))
+    .option('--fold <k>', 'run only fold k (0-based), e.g. one fold per machine; the summary covers the finished folds', int('--fold', 0))
+    .option('--split <file>', 'use these folds: {"folds": [{"train": [ids], "val": [ids]}, ...]} or {"folds": [[held-out ids], ...]}')
+    .option('--steps <n>', 'optimiser steps per fold (overrides the recipe)', int('--steps', 1))
+    .option('--seed <n>', 'seed of the split, initialisation and sampling (overrides the recipe)', int('--seed', 0))
+    .option('--workers <n>', 'data loader worker threads', int('--workers', 1))
+    .option('--feat-size <a,b,c,d>', 'UX-Net stage widths (overrides the recipe)', ints('--feat-size'))
+    .option('--hidden-size <n>', 'UX-Net bottleneck width (overrides the recipe)', int('--hidden-size', 1))
+    .option('--depths <a,b,c,d>', 'ux_blocks per stage (overrides the recipe)', ints('--depths'))
+    .option('--tta', 'mirroring test-time augmentation when predicting the held-out cases')
+    .option('--backend <name>', 'compute backend (default: native when built)')
+    .action(async (f: CrossvalFlags) => {
+      await runCrossvalCli(f);
+    });
+}

@@ -1,0 +1,318 @@
+/**
+ * `uxnet crossval`: k-fold cross-validation as nnU-Net runs it. One stored, seeded split
+ * (RUN/splits.json); each fold is an ordinary training run folder RUN/fold_k/ (its own checkpoints,
+ * `--resume` semantics, model folder); the fold's held-out cases are predicted with that fold's model
+ * and scored (Dice, HD95, NSD per case and class, as `uxnet evaluate`), and RUN/summary.* aggregates
+ * the folds; once every fold is done, RUN/ensemble/ holds the fold models as one ensemble folder.
+ *
+ * Resuming is by state on disk, so re-running the same command after a kill continues where it
+ * stopped: a fold with fold.json is finished; a fold with a checkpoint continues training from it
+ * (bit-identical to an uninterrupted run, as `uxnet train --resume`); prediction and scoring of a
+ * fold are redone as a whole (they take seconds). RUN/crossval.json records the configuration and a
+ * re-run with a different one is refused, naming the field.
+ */
+import { manifestChannels } from '../infer/model-manifest.js';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { discoverDataset, loadCase } from '../data/dataset.js';
+import { loadVolume } from '../data/load.js';
+import { saveVolume } from '../data/save.js';
+import { Rng } from '../engine/rng.js';
+import { fixGeometry } from '../io/nifti/index.js';
+import { writeFileAtomic } from '../io/safetensors.js';
+import { MetricAccumulator } from '../metrics/accumulator.js';
+import type { Spacing3 } from '../metrics/edt.js';
+import { loadModelFolder } from '../infer/model-folder.js';
+import { predictVolume } from '../infer/predict.js';
+import { writeEnsembleFolder } from '../infer/ensemble.js';
+import { countMacs } from '../nn/macs.js';
+import { loadCheckpoint } from './checkpoint.js';
+import type { TrainConfig } from './config.js';
+import { runTraining, TrainRunError } from './run.js';
+import { summariseCrossval, writeCrossvalSummary, type FoldRecord } from './crossval-summary.js';
+
+export const SPLITS_FORMAT = 'uxnet3d-splits/1';
+
+export interface FoldSplit { train: string[]; val: string[] }
+
+export interface Splits {
+  format: typeof SPLITS_FORMAT;
+  /** How the folds were made: "seeded" (seed below) or the file they came from. */
+  source: string;
+  seed?: number;
+  folds: FoldSplit[];
+}
+
+export interface CrossvalOptions {
+  /** The recipe with outDir = the crossval run folder; `split` and `modelDir` of the recipe are replaced per fold. */
+  config: TrainConfig;
+  /** Number of folds for a new split (default 5). */
+  folds?: number;
+  /** Run only this fold (then summarise whatever folds are finished). */
+  fold?: number;
+  /** A split file to use instead of a seeded one: {"folds": [{"train": [...], "val": [...]}, ...]} or {"folds": [[val ids], ...]}. */
+  splitFile?: string;
+  /** Mirroring test-time augmentation when predicting the held-out cases. */
+  tta?: boolean;
+  log?: (s: string) => void;
+}
+
+export interface CrossvalResult {
+  runDir: string;
+  foldsDone: number[];
+  complete: boolean;
+  summaryPath: string;
+  ensembleDir: string | null;
+}
+
+/** Seeded k-fold split of `ids`: sorted, shuffled with the project's RNG, dealt round-robin. */
+export function makeFolds(ids: readonly string[], k: number, seed: number): FoldSplit[] {
+  if (!Number.isInteger(k) || k < 2) throw new TrainRunError(`--folds must be an integer >= 2, got ${k}`);
+  if (ids.length < k) throw new TrainRunError(`${k} folds need at least ${k} labelled cases; the dataset has ${ids.length}`);
+  const order = [...ids].sort();
+  const rng = new Rng(seed + 1009);
+  for (let i = order.length - 1; i > 0; i--) { const j = rng.int(i + 1); [order[i], order[j]] = [order[j]!, order[i]!]; }
+  return Array.from({ length: k }, (_, f) => {
+    const val = order.filter((_, i) => i % k === f).sort();
+    const held = new Set(val);
+    return { train: order.filter((id) => !held.has(id)).sort(), val };
+  });
+}
+
+/** Reads a user split file; checks that every id is a labelled case and that validation sets do not overlap. */
+export async function readSplitFile(path: string, ids: readonly string[]): Promise<FoldSplit[]> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new TrainRunError(code ? `cannot read split file '${path}': ${code}` : `split file '${path}' is not valid JSON: ${(e as Error).message}`);
+  }
+  const folds = (raw as { folds?: unknown })?.folds;
+  const bad = () => new TrainRunError(`${path}: a split file is {"folds": [{"train": [ids], "val": [ids]}, ...]} or {"folds": [[validation ids of fold 0], ...]}`);
+  if (!Array.isArray(folds) || folds.length < 2) throw bad();
+  const known = new Set(ids);
+  const isIds = (a: unknown): a is string[] => Array.isArray(a) && a.every((s) => typeof s === 'string');
+  const out: FoldSplit[] = folds.map((f) => {
+    if (isIds(f)) {
+      const held = new Set(f);
+      return { val: [...f], train: [] as string[], held };
+    }
+    const o = f as { train?: unknown; val?: unknown };
+    if (!o || !isIds(o.train) || !isIds(o.val)) throw bad();
+    return { train: [...o.train], val: [...o.val] };
+  }).map((f, k, all) => {
+    // The list form gives validation sets only: a fold trains on every other fold's cases.
+    if ('held' in f) return { val: f.val, train: all.flatMap((g, j) => (j === k ? [] : g.val)) };
+    return f;
+  });
+  const seenVal = new Map<string, number>();
+  out.forEach((f, k) => {
+    for (const id of [...f.train, ...f.val]) if (!known.has(id)) throw new TrainRunError(`${path}: fold ${k} names case '${id}', which is not a labelled case of the dataset`);
+    for (const id of f.val) {
+      if (seenVal.has(id)) throw new TrainRunError(`${path}: case '${id}' is held out in fold ${seenVal.get(id)} and fold ${k}`);
+      seenVal.set(id, k);
+    }
+  });
+  out.forEach((f, k) => {
+    const tr = new Set(f.train);
+    const both = f.val.find((id) => tr.has(id));
+    if (both) throw new TrainRunError(`${path}: fold ${k} trains and validates on case '${both}'`);
+  });
+  return out;
+}
+
+const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o, null, 2) + '\n');
+/** fold.json keeps infinite HD95 (one side empty) and NaN (class absent on both) apart, which JSON null would not. */
+export const encodeFoldRecord = (o: FoldRecord) => new TextEncoder().encode(JSON.stringify(o, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 1) + '\n');
+const NON_FINITE: Record<string, number> = { Infinity, '-Infinity': -Infinity, NaN };
+export function parseFoldRecord(text: string): FoldRecord {
+  return JSON.parse(text, (k, v) => (/^\d+$/.test(k) && typeof v === 'string' && v in NON_FINITE ? NON_FINITE[v] : v)) as FoldRecord;
+}
+
+/** The parts of the recipe that make a run what it is (paths to outputs and the backend aside). */
+function identity(cfg: TrainConfig): Record<string, unknown> {
+  const { outDir: _o, split: _s, modelDir: _m, cacheDir: _c, backend: _b, workers: _w, ...rest } = cfg;
+  return { ...rest, dataset: resolve(cfg.dataset) };
+}
+
+function firstDifference(a: unknown, b: unknown, path = ''): string | null {
+  if (JSON.stringify(a) === JSON.stringify(b)) return null;
+  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      if (d) return d;
+    }
+  }
+  return `${path || 'value'} (${JSON.stringify(a)} then, ${JSON.stringify(b)} now)`;
+}
+
+/** Keeps the per-step log in step with the checkpoint a resume starts from (steps after it are redone). */
+async function trimMetricsLog(foldDir: string, step: number): Promise<void> {
+  const path = join(foldDir, 'metrics.jsonl');
+  if (!existsSync(path)) return;
+  const lines = (await readFile(path, 'utf8')).split('\n').filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= step);
+  await writeFile(path, lines.map((l) => l + '\n').join(''));
+}
+
+async function trainFold(cfg: TrainConfig, log: (s: string) => void): Promise<{ trainSeconds: number; steps: number; trainedNow: boolean }> {
+  const foldDir = cfg.outDir;
+  const last = join(foldDir, 'checkpoint_last.safetensors');
+  const modelJson = join(cfg.modelDir!, 'model.json');
+  const state = existsSync(last) ? (await loadCheckpoint(last)).state : null;
+  const trainedNow = !(state && state.step >= cfg.steps && existsSync(modelJson));
+  if (trainedNow) {
+    if (state) {
+      await trimMetricsLog(foldDir, state.step);
+      await runTraining(cfg, { resume: true, log });
+    } else {
+      await rm(join(foldDir, 'metrics.jsonl'), { force: true });
+      await runTraining(cfg, { log });
+    }
+  }
+  const final = (await loadCheckpoint(last)).state;
+  // Optimiser-step time from the checkpoint's history: it survives resumes (validation time is not included).
+  const trainSeconds = (final.history as { seconds?: number }[]).reduce((a, h) => a + (h.seconds ?? 0), 0);
+  return { trainSeconds, steps: final.step, trainedNow };
+}
+
+/** Runs (or continues) a cross-validation; see the file comment. */
+export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const cfg = o.config;
+  const runDir = resolve(cfg.outDir);
+  await mkdir(runDir, { recursive: true });
+  const ds = discoverDataset(cfg.dataset);
+  const labelled = ds.cases.filter((c) => c.label);
+  const ids = labelled.map((c) => c.id);
+  const byId = new Map(labelled.map((c) => [c.id, c]));
+
+  // The run's identity: refuse to continue RUN with another recipe.
+  const idPath = join(runDir, 'crossval.json');
+  const id = identity(cfg);
+  if (existsSync(idPath)) {
+    const prev = JSON.parse(await readFile(idPath, 'utf8')) as { config: unknown };
+    const d = firstDifference(prev.config, id);
+    if (d) throw new TrainRunError(`${runDir} holds a crossval run with another configuration: ${d}; use another output folder`);
+  } else {
+    await writeFileAtomic(idPath, enc({ format: 'uxnet3d-crossval/1', config: id }));
+  }
+
+  const splitsPath = join(runDir, 'splits.json');
+  let splits: Splits;
+  if (existsSync(splitsPath)) {
+    splits = JSON.parse(await readFile(splitsPath, 'utf8')) as Splits;
+    if (o.folds !== undefined && o.folds !== splits.folds.length) throw new TrainRunError(`${splitsPath} has ${splits.folds.length} folds, --folds asks for ${o.folds}; use another output folder`);
+    if (o.splitFile) {
+      const given = await readSplitFile(o.splitFile, ids);
+      if (JSON.stringify(given) !== JSON.stringify(splits.folds)) throw new TrainRunError(`${splitsPath} differs from --split ${o.splitFile}; use another output folder`);
+    }
+  } else {
+    const folds = o.splitFile ? await readSplitFile(o.splitFile, ids) : makeFolds(ids, o.folds ?? 5, cfg.seed);
+    if (o.splitFile && o.folds !== undefined && o.folds !== folds.length) throw new TrainRunError(`--split ${o.splitFile} has ${folds.length} folds, --folds asks for ${o.folds}`);
+    splits = o.splitFile ? { format: SPLITS_FORMAT, source: basename(o.splitFile), folds } : { format: SPLITS_FORMAT, source: 'seeded', seed: cfg.seed, folds };
+    await writeFileAtomic(splitsPath, enc(splits));
+  }
+  const K = splits.folds.length;
+  if (o.fold !== undefined && !(Number.isInteger(o.fold) && o.fold >= 0 && o.fold < K)) throw new TrainRunError(`--fold must be in 0..${K - 1}, got ${o.fold}`);
+
+  const todo = o.fold !== undefined ? [o.fold] : [...Array(K).keys()];
+  for (const k of todo) {
+    const foldDir = join(runDir, `fold_${k}`);
+    const donePath = join(foldDir, 'fold.json');
+    if (existsSync(donePath)) { log(`fold ${k}: finished earlier`); continue; }
+    await mkdir(foldDir, { recursive: true });
+    const splitPath = join(foldDir, 'split.json');
+    await writeFileAtomic(splitPath, enc(splits.folds[k]));
+    // Validation only at the last step: the held-out cases must not choose the checkpoint (the fold's
+    // model is its final one, as in nnU-Net), or the cross-validated Dice would be optimistic.
+    const foldCfg: TrainConfig = { ...cfg, valEvery: cfg.steps, outDir: foldDir, split: splitPath, modelDir: join(foldDir, 'model'), cacheDir: cfg.cacheDir ?? join(runDir, 'cache') };
+    log(`fold ${k} of ${K}: ${splits.folds[k]!.train.length} training, ${splits.folds[k]!.val.length} held-out cases`);
+    const { trainSeconds, steps, trainedNow } = await trainFold(foldCfg, log);
+    // The process's memory high-water mark after training, kept across sessions: a fold finished
+    // by a later session (after a kill) still reports the peak of the session that trained it.
+    const peakPath = join(foldDir, 'peak-memory.json');
+    const prevPeak = existsSync(peakPath) ? (JSON.parse(await readFile(peakPath, 'utf8')) as { trainingRssMB: number }).trainingRssMB : 0;
+    const peakAfterTraining = trainedNow ? Math.max(prevPeak, process.resourceUsage().maxRSS / 1024) : prevPeak;
+    if (trainedNow) await writeFileAtomic(peakPath, enc({ trainingRssMB: peakAfterTraining }));
+
+    const loaded = await loadModelFolder(foldCfg.modelDir!);
+    const classes = Object.keys(loaded.manifest.labels).map(Number).filter((c) => c > 0).sort((a, b) => a - b);
+    const names = classes.map((c) => loaded.manifest.labels[String(c)]!);
+    const acc = new MetricAccumulator({ classes, classNames: names, nsdTolerance: 1 });
+    const predDir = join(foldDir, 'predictions');
+    await mkdir(predDir, { recursive: true });
+    const inferSeconds: Record<string, number> = {};
+    const parameters = loaded.model.numParameters();
+    try {
+      for (const cid of splits.folds[k]!.val) {
+        const c = byId.get(cid)!;
+        const sample = await loadCase({ ...c, label: undefined });
+        const t0 = performance.now();
+        const pred = await predictVolume(loaded, sample.image, { tta: o.tta });
+        inferSeconds[cid] = (performance.now() - t0) / 1000;
+        await saveVolume(join(predDir, `${cid}.nii.gz`), pred.labels, { label: true, description: `uxnet3d crossval fold ${k}` });
+        const gt = await loadVolume(c.label!, 'label');
+        const px = fixGeometry(gt.header!).pixdim;
+        const spacing: Spacing3 = [px[1]!, px[2]!, px[3]!];
+        if (gt.shape.join('x') !== pred.labels.shape.join('x')) throw new Error(`case '${cid}': prediction ${pred.labels.shape.join('x')} and label ${gt.shape.join('x')} differ`);
+        acc.add(cid, pred.labels.data, gt.data, gt.shape, spacing);
+      }
+    } finally {
+      loaded.model.dispose();
+    }
+    const record: FoldRecord = {
+      fold: k,
+      steps,
+      trainSeconds,
+      inferenceSeconds: inferSeconds,
+      peakRssMB: Math.max(peakAfterTraining, process.resourceUsage().maxRSS / 1024),
+      parameters,
+      network: loaded.manifest.network as unknown as Record<string, unknown>,
+      classes: classes.map((label, i) => ({ label, name: names[i]! })),
+      cases: acc.rows().map((r) => ({ caseId: r.caseId, dice: r.classes.map((c) => c.dice), hd95: r.classes.map((c) => c.hd95), nsd: r.classes.map((c) => c.nsd) })),
+    };
+    await writeFileAtomic(donePath, encodeFoldRecord(record));
+    log(`fold ${k}: mean Dice ${(record.cases.reduce((a, c) => a + c.dice.reduce((x, y) => x + y, 0) / c.dice.length, 0) / Math.max(1, record.cases.length)).toFixed(4)} over ${record.cases.length} held-out cases`);
+  }
+
+  const records: FoldRecord[] = [];
+  for (let k = 0; k < K; k++) {
+    const p = join(runDir, `fold_${k}`, 'fold.json');
+    if (existsSync(p)) records.push(parseFoldRecord(await readFile(p, 'utf8')));
+  }
+  const complete = records.length === K;
+  let macs: number | null = null;
+  let patch: [number, number, number] | null = null;
+  if (records.length) {
+    // MACs at the training patch, counted from the real network of the first finished fold.
+    const m = await loadModelFolder(join(runDir, `fold_${records[0]!.fold}`, 'model'));
+    try {
+      patch = m.manifest.inference.roiSize;
+      macs = countMacs(m.model, [1, manifestChannels(m.manifest).inChannels, ...patch]);
+    } finally {
+      m.model.dispose();
+    }
+  }
+  const summary = summariseCrossval({
+    dataset: resolve(cfg.dataset), datasetName: basename(resolve(cfg.dataset)), name: cfg.name ?? basename(runDir),
+    splits, records, macs, patch, config: id,
+  });
+  const summaryPath = await writeCrossvalSummary(runDir, summary);
+  let ensembleDir: string | null = null;
+  if (complete) {
+    ensembleDir = join(runDir, 'ensemble');
+    if (!existsSync(join(ensembleDir, 'model.json'))) {
+      await writeEnsembleFolder(ensembleDir, records.map((r) => ({ name: `fold_${r.fold}`, from: join(runDir, `fold_${r.fold}`, 'model') })), {
+        name: `${cfg.name ?? basename(resolve(cfg.dataset))}-ensemble`,
+        description: `${K}-fold ensemble from uxnet crossval (${basename(runDir)}); every labelled case trained ${K - 1} of the ${K} members`,
+        training: { crossval: basename(runDir), folds: K, split: { train: ids, val: [] as string[] } },
+      });
+    }
+    log(`all ${K} folds done; ensemble folder ${ensembleDir}`);
+  } else {
+    log(`${records.length} of ${K} folds done; run again (without --fold) to finish the rest`);
+  }
+  return { runDir, foldsDone: records.map((r) => r.fold), complete, summaryPath, ensembleDir };
+}

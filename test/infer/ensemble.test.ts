@@ -1,0 +1,176 @@
+/**
+ * Ensemble folders: two members' averaged softmax equals the hand-averaged probabilities of the two
+ * single-model predictions (same preprocessing: averaged on the network grid; different
+ * preprocessing: averaged on the input grid), with and without TTA, through the library and the CLI;
+ * malformed ensembles are refused with one line naming the problem.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
+import { uxnet, assertUserError } from '../helpers/cli.js';
+import { resolveTrainConfig } from '../../src/train/config.js';
+import { runTraining } from '../../src/train/run.js';
+import { loadModelFolder } from '../../src/infer/model-folder.js';
+import { predictVolume, argmaxChannels } from '../../src/infer/predict.js';
+import { loadSegmenter, writeEnsembleFolder, isEnsemble, predictEnsemble, disposeSegmenter, type LoadedEnsemble } from '../../src/infer/ensemble.js';
+import { loadImage, loadVolume } from '../../src/data/load.js';
+import '../../src/backends/index.js';
+
+let dir: string;
+const net = { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] };
+
+async function train(out: string, seed: number): Promise<string> {
+  await runTraining(resolveTrainConfig({}, {
+    dataset: join(dir, 'data'), outDir: out, preset: 'auto', cacheDir: join(dir, 'cache'), network: net,
+    roiSize: [32, 32, 32], steps: 2, valEvery: 2, workers: 1, lr: 1e-2, seed,
+  }), { log: () => {} });
+  return join(out, 'model');
+}
+
+/** max |a - b| */
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+async function handAverage(members: string[], imagePath: string, tta: boolean): Promise<{ probs: Float32Array; labels: ArrayLike<number>[] }> {
+  const image = await loadImage(imagePath);
+  let sum: Float32Array | null = null;
+  const labels: ArrayLike<number>[] = [];
+  for (const m of members) {
+    const loaded = await loadModelFolder(m);
+    const p = await predictVolume(loaded, image, { probabilities: true, tta });
+    loaded.model.dispose();
+    const d = p.probabilities!.data as Float32Array;
+    labels.push(p.labels.data);
+    sum = sum ? sum.map((v, i) => v + d[i]!) : Float32Array.from(d);
+  }
+  return { probs: sum!.map((v) => v / members.length), labels };
+}
+
+describe('ensemble folders', () => {
+  let a: string, b: string, ens: string;
+  before(async () => {
+    process.env.UXNET_QUIET = '1';
+    dir = await mkdtemp(join(tmpdir(), 'uxnet-ensemble-'));
+    await writeSyntheticDataset(join(dir, 'data'), 4);
+    a = await train(join(dir, 'a'), 1);
+    b = await train(join(dir, 'b'), 2);
+    ens = join(dir, 'ens');
+    await writeEnsembleFolder(ens, [{ name: 'm_a', from: a }, { name: 'm_b', from: b }], { name: 'pair' });
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes a self-contained folder whose model.json lists the members', async () => {
+    const m = JSON.parse(await readFile(join(ens, 'model.json'), 'utf8'));
+    assert.equal(m.format, 'uxnet3d-ensemble/1');
+    assert.deepEqual(m.members, [{ path: 'm_a' }, { path: 'm_b' }]);
+    assert.deepEqual(m.labels, { 0: 'background', 1: 'bright', 2: 'dark' });
+    assert.deepEqual(await readFile(join(ens, 'm_b', 'weights.safetensors')), await readFile(join(b, 'weights.safetensors')));
+  });
+
+  for (const tta of [false, true]) {
+    it(`averages the members' probabilities, then argmax${tta ? ' (after each member\'s TTA)' : ''}`, async () => {
+      const image = join(dir, 'data', 'imagesTr', 'case_001.nii.gz');
+      const hand = await handAverage([a, b], image, tta);
+      assert.ok(maxDiff(hand.labels[0]!, hand.labels[1]!) > 0, 'the two members disagree somewhere, so the average matters');
+      const s = await loadSegmenter(ens);
+      assert.ok(isEnsemble(s));
+      const p = await predictEnsemble(s as LoadedEnsemble, await loadImage(image), { probabilities: true, tta });
+      disposeSegmenter(s);
+      assert.ok(maxDiff(p.probabilities!.data, hand.probs) < 1e-6, `probabilities ${maxDiff(p.probabilities!.data, hand.probs)}`);
+      // This dataset needs no resampling, so mapping back is pure re-indexing and argmax commutes with it.
+      assert.deepEqual(Array.from(p.labels.data), Array.from(argmaxChannels(hand.probs, 3)));
+    });
+  }
+
+  it('members with different preprocessing are averaged on the input grid', async () => {
+    const b2 = join(dir, 'b2');
+    await cp(b, b2, { recursive: true });
+    const mj = JSON.parse(await readFile(join(b2, 'model.json'), 'utf8'));
+    mj.preprocessing.steps.push({ op: 'spacing', pixdim: [1.25, 1.25, 1.25] });
+    await writeFile(join(b2, 'model.json'), JSON.stringify(mj));
+    const mixed = join(dir, 'mixed');
+    await writeEnsembleFolder(mixed, [{ name: 'a', from: a }, { name: 'b2', from: b2 }], { name: 'mixed' });
+    const image = join(dir, 'data', 'imagesTr', 'case_002.nii.gz');
+    const hand = await handAverage([a, b2], image, false);
+    const s = await loadSegmenter(mixed);
+    const p = await predictEnsemble(s as LoadedEnsemble, await loadImage(image), { probabilities: true });
+    disposeSegmenter(s);
+    assert.ok(maxDiff(p.probabilities!.data, hand.probs) < 1e-6);
+    assert.deepEqual(Array.from(p.labels.data), Array.from(argmaxChannels(hand.probs, 3)));
+  });
+
+  it('uxnet predict -m ENSEMBLE writes the averaged result', async () => {
+    const image = join(dir, 'data', 'imagesTr', 'case_003.nii.gz');
+    const out = join(dir, 'pred', 'case_003.nii.gz');
+    const r = uxnet(['predict', '-i', image, '-o', out, '-m', ens, '--probabilities'], { env: { UXNET_QUIET: '1', UXNET_THREADS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /ensemble of 2 'pair'/);
+    const hand = await handAverage([a, b], image, false);
+    const probs = await loadVolume(join(dir, 'pred', 'case_003_probabilities.nii.gz'));
+    assert.equal(probs.channels, 3);
+    assert.ok(maxDiff(probs.data, hand.probs) < 1e-6);
+    const labels = await loadVolume(out, 'label');
+    assert.deepEqual(Array.from(labels.data as Uint8Array), Array.from(argmaxChannels(hand.probs, 3)));
+  });
+
+  it('uxnet demo segments and scores the held-out cases an ensemble records', async () => {
+    const held = join(dir, 'ens-held');
+    await writeEnsembleFolder(held, [{ name: 'm_a', from: a }, { name: 'm_b', from: b }], { name: 'pair', training: { split: { train: [], val: ['case_003'] } } });
+    const out = join(dir, 'demo');
+    const r = uxnet(['demo', '-m', held, '--dataset', join(dir, 'data'), '-o', out], { env: { UXNET_QUIET: '1', UXNET_THREADS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8'));
+    assert.deepEqual(metrics.cases.map((c: { caseId: string }) => c.caseId), ['case_003']);
+    // the same labels as `uxnet predict -m ENSEMBLE` wrote for this case in the test above
+    const demoLabels = await loadVolume(join(out, 'case_003.nii.gz'), 'label');
+    const predLabels = await loadVolume(join(dir, 'pred', 'case_003.nii.gz'), 'label');
+    assert.deepEqual(Array.from(demoLabels.data), Array.from(predLabels.data));
+  });
+
+  it('the browser app\'s loadModel/segment (bytes in memory, no file system) take an ensemble and match uxnet predict', async () => {
+    const { loadModel, segment } = await import('../../src/browser/segment.js');
+    const bytesOf = async (d: string, name: string) => ({
+      manifestText: await readFile(join(d, 'model.json'), 'utf8'), manifestName: `${name}/model.json`,
+      weights: new Uint8Array(await readFile(join(d, 'weights.safetensors'))), weightsName: `${name}/weights.safetensors`,
+    });
+    const loaded = await loadModel({
+      manifestText: await readFile(join(ens, 'model.json'), 'utf8'), manifestName: 'model.json', weights: new Uint8Array(0), weightsName: '',
+      members: [await bytesOf(join(ens, 'm_a'), 'm_a'), await bytesOf(join(ens, 'm_b'), 'm_b')],
+    });
+    assert.ok(isEnsemble(loaded));
+    const image = await loadImage(join(dir, 'data', 'imagesTr', 'case_003.nii.gz'));
+    const r = await segment(loaded, image);
+    disposeSegmenter(loaded);
+    const expected = await loadVolume(join(dir, 'pred', 'case_003.nii.gz'), 'label');
+    const counts = [0, 0, 0];
+    for (const v of expected.data) counts[v as number]!++;
+    assert.deepEqual(r.classes.map((c) => c.voxels), counts.slice(1), 'per-class voxel counts equal those of predict -m ENSEMBLE');
+    await assert.rejects(loadModel({ manifestText: await readFile(join(ens, 'model.json'), 'utf8'), manifestName: 'model.json', weights: new Uint8Array(0), weightsName: '', members: [] }), /lists 2 members but 0 were given/);
+  });
+
+  it('refuses malformed ensembles with one line naming the problem', async () => {
+    const bad = async (name: string, edit: (m: Record<string, unknown>) => void, re: RegExp) => {
+      const d = join(dir, name);
+      await cp(ens, d, { recursive: true });
+      const m = JSON.parse(await readFile(join(d, 'model.json'), 'utf8'));
+      edit(m);
+      await writeFile(join(d, 'model.json'), JSON.stringify(m));
+      const r = uxnet(['predict', '-i', join(dir, 'data', 'imagesTr', 'case_000.nii.gz'), '-o', join(dir, 'x.nii.gz'), '-m', d]);
+      assertUserError(r, re);
+    };
+    await bad('up', (m) => { m.members = [{ path: '../a/model' }]; }, /members\[0\]\.path must be a folder inside the ensemble folder/);
+    await bad('none', (m) => { m.members = []; }, /members must list at least one model folder/);
+    await bad('missing', (m) => { m.members = [{ path: 'm_a' }, { path: 'nope' }]; }, /nope is not a model folder: model\.json is missing/);
+    await bad('labels', (m) => { m.labels = { 0: 'background', 1: 'x', 2: 'dark' }; }, /member 'm_a' has labels/);
+  });
+});
+

@@ -1,0 +1,113 @@
+/**
+ * `uxnet compare` on crossval run folders made from hand-chosen per-case scores, so every number in
+ * the table can be checked by hand: means, sample sds, the exact Wilcoxon p-value, the resource
+ * columns; and the refusals (other dataset, other folds, other finished folds) naming the difference.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { summariseCrossval, writeCrossvalSummary, type FoldRecord } from '../../src/train/crossval-summary.js';
+import type { Splits } from '../../src/train/crossval.js';
+import { compareRuns, pairingProblem } from '../../src/train/compare.js';
+import { uxnet, assertUserError } from '../helpers/cli.js';
+
+let dir: string;
+const classes = [{ label: 1, name: 'anterior' }, { label: 2, name: 'posterior' }];
+const SPLITS: Splits = { format: 'uxnet3d-splits/1', source: 'seeded', seed: 0, folds: [{ train: ['d', 'e', 'f'], val: ['a', 'b', 'c'] }, { train: ['a', 'b', 'c'], val: ['d', 'e', 'f'] }] };
+
+/** A crossval run folder whose held-out Dice per case are `dice[case] = [class 1, class 2]`. */
+async function makeRun(name: string, dice: Record<string, [number, number]>, o: { splits?: Splits; folds?: number[]; params?: number; macs?: number; trainSeconds?: number; network?: Record<string, unknown> } = {}): Promise<string> {
+  const run = join(dir, name);
+  await mkdir(run, { recursive: true });
+  const splits = o.splits ?? SPLITS;
+  const records: FoldRecord[] = (o.folds ?? [0, 1]).map((k) => ({
+    fold: k, steps: 10, trainSeconds: o.trainSeconds ?? 60, inferenceSeconds: Object.fromEntries(splits.folds[k]!.val.map((c) => [c, 0.5])), peakRssMB: 1000 + k,
+    parameters: o.params ?? 1000, network: o.network ?? { featSize: [4, 8, 16, 32], hiddenSize: 16 }, classes,
+    cases: splits.folds[k]!.val.map((c) => ({ caseId: c, dice: dice[c]!, hd95: c === 'a' ? [Infinity, 2] : [1, 2], nsd: [0.9, 0.8] })),
+  }));
+  const s = summariseCrossval({ name, dataset: '/data/hippo', datasetName: 'hippo', splits, records, macs: o.macs ?? 5e9, patch: [48, 64, 48], config: {} });
+  await writeCrossvalSummary(run, s);
+  await writeFile(join(run, 'splits.json'), JSON.stringify(splits));
+  return run;
+}
+
+const base: Record<string, [number, number]> = { a: [0.80, 0.70], b: [0.82, 0.74], c: [0.84, 0.72], d: [0.86, 0.76], e: [0.88, 0.78], f: [0.90, 0.80] };
+
+describe('uxnet compare', () => {
+  let A: string, B: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'uxnet-compare-'));
+    A = await makeRun('uxnet', base);
+    // B is better on every case for class 1 (distinct gains: no ties), worse on 5 of 6 for class 2.
+    B = await makeRun('swin', {
+      a: [0.81, 0.69], b: [0.84, 0.73], c: [0.87, 0.71], d: [0.90, 0.75], e: [0.93, 0.77], f: [0.96, 0.81],
+    }, { params: 2_500_000, macs: 12e9, trainSeconds: 120, network: { name: 'SwinUNETR' } });
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('computes the table by hand-checkable numbers and the exact Wilcoxon p-value', async () => {
+    const c = await compareRuns([A, B]);
+    assert.equal(c.cases, 6);
+    const [ra, rb] = c.runs;
+    // run A, class 1: 0.80..0.90 step 0.02 -> mean 0.85, sd = 0.02 * sqrt(3.5) (sd of 0..5 is sqrt(3.5))
+    assert.ok(Math.abs(ra!.perClass[0]!.dice.mean - 0.85) < 1e-12);
+    assert.ok(Math.abs(ra!.perClass[0]!.dice.sd - 0.02 * Math.sqrt(3.5)) < 1e-12);
+    // per-case mean Dice of A: (0.80+0.70)/2 = 0.75, ... mean of the six = (0.85 + 0.75) / 2 = 0.80
+    assert.ok(Math.abs(ra!.meanDice.mean - 0.8) < 1e-12);
+    // HD95 class 1: case a is infinite (one side empty): counted apart, mean over the other five = 1
+    assert.equal(ra!.perClass[0]!.hd95.infinite, 1);
+    assert.equal(ra!.perClass[0]!.hd95.mean, 1);
+    assert.equal(ra!.perClass[0]!.wilcoxon, null, 'the first run is the reference');
+    // class 1: six positive differences, no ties -> R- = 0, exact p = 2 / 2^6
+    assert.equal(rb!.perClass[0]!.wilcoxon!.method, 'exact');
+    assert.equal(rb!.perClass[0]!.wilcoxon!.statistic, 0);
+    assert.equal(rb!.perClass[0]!.wilcoxon!.pValue, 2 / 64);
+    // class 2: d = -0.01 x5 (ties) and +0.01 (f) -> all |d| tied at rank 3.5, R+ = 3.5; permutation test:
+    // P(R+ <= 3.5) = P(at most one positive sign of six) = 7/64, two-sided 14/64
+    assert.equal(rb!.perClass[1]!.wilcoxon!.method, 'permutation');
+    assert.ok(Math.abs(rb!.perClass[1]!.wilcoxon!.pValue - 14 / 64) < 1e-12);
+    assert.equal(rb!.network, 'SwinUNETR');
+    assert.equal(ra!.network, 'UX-Net 4/8/16/32, hidden 16');
+    assert.equal(rb!.parameters, 2_500_000);
+    assert.equal(rb!.macs, 12e9);
+    assert.equal(rb!.trainSecondsPerFold, 120);
+    assert.equal(rb!.inferenceSecondsPerCase, 0.5);
+    assert.equal(rb!.peakRssMB, 1001);
+  });
+
+  it('writes Markdown, CSV, JSON and the plot through the CLI', async () => {
+    const out = join(dir, 'cmp');
+    const r = uxnet(['compare', A, B, '-o', out]);
+    assert.equal(r.status, 0, r.stderr);
+    const md = await readFile(join(out, 'compare.md'), 'utf8');
+    // per-case means 0.75, 0.78, 0.78, 0.81, 0.83, 0.85: squared deviations sum to 0.0068, sd = sqrt(0.0068 / 5) = 0.0369
+    assert.match(md, /\| uxnet \| UX-Net 4\/8\/16\/32, hidden 16 \| 0\.8500 ± 0\.0374 \| 0\.7500 ± 0\.0374 \| 0\.8000 ± 0\.0369 \|/);
+    assert.match(md, /\| swin \| 0\.0313 \| 0\.2188 \|/);
+    assert.match(md, /\| 2\.50 \| 12\.00 \| 2\.0 \| 0\.50 \| 1001 \|/);
+    const csv = (await readFile(join(out, 'compare.csv'), 'utf8')).trim().split('\n');
+    assert.equal(csv.length, 1 + 2 * 3);
+    assert.match(csv[4]!, /^swin,SwinUNETR,1,anterior,/);
+    assert.ok(Math.abs(Number(csv[4]!.split(',')[4]) - 0.885) < 1e-12, 'mean of 0.81..0.96');
+    assert.match(csv[4]!, /,0\.03125,2500000,12000000000,120,0\.5,1001$/);
+    const json = JSON.parse(await readFile(join(out, 'compare.json'), 'utf8'));
+    assert.deepEqual(json.runs[1].perCase.a, [0.81, 0.69]);
+    assert.ok(existsSync(join(out, 'compare-dice.svg')) && existsSync(join(out, 'compare-dice.png')));
+  });
+
+  it('refuses runs whose dataset, folds or finished folds differ, naming the difference', async () => {
+    const other = await makeRun('other-data', { ...base, g: [0.5, 0.5] }, { splits: { ...SPLITS, folds: [{ train: ['d', 'e', 'f'], val: ['a', 'b', 'g'] }, { train: ['a', 'b', 'g'], val: ['d', 'e', 'f'] }] } });
+    assertUserError(uxnet(['compare', A, other, '-o', join(dir, 'x')]), /other-data was run on another dataset than uxnet: only in uxnet: c; only in other-data: g/);
+    const swapped = await makeRun('swapped', base, { splits: { ...SPLITS, folds: [{ train: ['c', 'e', 'f'], val: ['a', 'b', 'd'] }, { train: ['a', 'b', 'd'], val: ['c', 'e', 'f'] }] } });
+    assertUserError(uxnet(['compare', A, swapped, '-o', join(dir, 'x')]), /fold 0 holds out other cases in swapped than in uxnet \(uxnet only: c; swapped only: d\)/);
+    const partial = await makeRun('partial', base, { folds: [0] });
+    assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'x')]), /partial has finished folds \[0\], uxnet \[0, 1\]/);
+    assertUserError(uxnet(['compare', A, join(dir, 'nothing'), '-o', join(dir, 'x')]), /nothing: no summary\.json/);
+    assert.equal(pairingProblem({ dir: A, s: JSON.parse(await readFile(join(A, 'summary.json'), 'utf8')), splits: SPLITS }, { dir: B, s: JSON.parse(await readFile(join(B, 'summary.json'), 'utf8')), splits: SPLITS }), null);
+  });
+});

@@ -1,0 +1,175 @@
+/**
+ * `uxnet crossval` end to end on a tiny synthetic dataset: the stored seeded split, per-fold run
+ * folders, held-out scores equal to `uxnet evaluate` on the fold's predictions, the summary's
+ * statistics recomputed by hand, box plots, the ensemble folder; a crossval SIGKILLed in the middle
+ * of a fold's training and re-run gives the same models and scores as an uninterrupted one; one
+ * fold alone (--fold) equals that fold of a full run; a re-run with another recipe is refused.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
+import { uxnet, assertUserError, ROOT } from '../helpers/cli.js';
+import { makeFolds, readSplitFile, encodeFoldRecord, parseFoldRecord } from '../../src/train/crossval.js';
+import { runEvaluate } from '../../src/cli/commands/evaluate.js';
+import { loadCheckpoint } from '../../src/train/checkpoint.js';
+
+let dir: string;
+const env = { UXNET_QUIET: '1', UXNET_THREADS: '1' };
+const sink = () => new Writable({ write(_c, _e, cb) { cb(); } });
+
+function crossvalArgs(out: string, extra: string[] = []): string[] {
+  return ['crossval', '--dataset', join(dir, 'data'), '--config', join(dir, 'recipe.json'), '-o', out, '--folds', '2', ...extra];
+}
+
+async function summary(run: string): Promise<any> {
+  return JSON.parse(await readFile(join(run, 'summary.json'), 'utf8'));
+}
+
+describe('uxnet crossval', () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'uxnet-crossval-'));
+    await writeSyntheticDataset(join(dir, 'data'), 6);
+    await writeFile(join(dir, 'recipe.json'), JSON.stringify({
+      preset: 'auto', network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] }, roiSize: [32, 32, 32],
+      steps: 4, saveEvery: 1, workers: 1, lr: 0.01, split: 'ignored-by-crossval.json', modelDir: 'ignored',
+    }));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('makes seeded folds that partition the cases', () => {
+    const ids = ['e', 'a', 'c', 'b', 'd', 'f', 'g'];
+    const f = makeFolds(ids, 3, 0);
+    assert.deepEqual(f, makeFolds([...ids].reverse(), 3, 0), 'independent of the listing order');
+    assert.notDeepEqual(f, makeFolds(ids, 3, 1), 'the seed changes the split');
+    assert.deepEqual(f.flatMap((x) => x.val).sort(), [...ids].sort(), 'every case held out exactly once');
+    assert.deepEqual(f.map((x) => x.val.length).sort(), [2, 2, 3]);
+    for (const x of f) assert.deepEqual([...x.train, ...x.val].sort(), [...ids].sort());
+  });
+
+  it('reads split files in both forms and names bad ids', async () => {
+    const ids = ['a', 'b', 'c', 'd'];
+    const p = join(dir, 'split.json');
+    await writeFile(p, JSON.stringify({ folds: [['a', 'b'], ['c', 'd']] }));
+    assert.deepEqual(await readSplitFile(p, ids), [{ val: ['a', 'b'], train: ['c', 'd'] }, { val: ['c', 'd'], train: ['a', 'b'] }]);
+    await writeFile(p, JSON.stringify({ folds: [{ train: ['a'], val: ['b'] }, { train: ['b'], val: ['x'] }] }));
+    await assert.rejects(readSplitFile(p, ids), /fold 1 names case 'x'/);
+    await writeFile(p, JSON.stringify({ folds: [['a'], ['a', 'b']] }));
+    await assert.rejects(readSplitFile(p, ids), /case 'a' is held out in fold 0 and fold 1/);
+  });
+
+  it('fold records keep infinite HD95 and NaN apart (JSON alone would write both as null)', () => {
+    const rec = { fold: 0, steps: 1, trainSeconds: 1, inferenceSeconds: { NaN: 0.5 }, peakRssMB: 1, parameters: 1, network: {}, classes: [{ label: 1, name: 'NaN' }],
+      cases: [{ caseId: 'Infinity', dice: [NaN, 0], hd95: [NaN, Infinity], nsd: [NaN, 0] }] };
+    const back = parseFoldRecord(new TextDecoder().decode(encodeFoldRecord(rec)));
+    assert.deepEqual(back, rec);
+  });
+
+  it('trains every fold, scores the held-out cases as uxnet evaluate does, summarises and writes the ensemble', async () => {
+    const run = join(dir, 'full');
+    const r = uxnet(crossvalArgs(run), { env, timeoutMs: 300_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const splits = JSON.parse(await readFile(join(run, 'splits.json'), 'utf8'));
+    assert.equal(splits.source, 'seeded');
+    assert.equal(splits.folds.length, 2);
+    const s = await summary(run);
+    assert.equal(s.complete, true);
+    assert.deepEqual(s.foldsDone, [0, 1]);
+    assert.equal(s.cases.length, 6);
+    for (const k of [0, 1]) {
+      const ev = await runEvaluate({ predDir: join(run, `fold_${k}`, 'predictions'), gtDir: join(dir, 'data', 'labelsTr'), output: join(dir, `ev${k}`), classes: '1,2', out: sink(), err: sink() });
+      const held = splits.folds[k].val as string[];
+      assert.deepEqual(ev.pairs, held);
+      const evJson = JSON.parse(await readFile(ev.jsonPath, 'utf8'));
+      for (const c of evJson.cases) {
+        const mine = s.cases.find((x: any) => x.caseId === c.caseId);
+        assert.equal(mine.fold, k);
+        assert.deepEqual(mine.dice, c.classes.map((m: any) => m.dice), `Dice of ${c.caseId}`);
+        assert.deepEqual(mine.hd95, c.classes.map((m: any) => m.hd95), `HD95 of ${c.caseId}`);
+        assert.deepEqual(mine.nsd, c.classes.map((m: any) => m.nsd), `NSD of ${c.caseId}`);
+      }
+      // the fold's model was its final checkpoint (validation only at the last step)
+      const ck = await loadCheckpoint(join(run, `fold_${k}`, 'checkpoint_last.safetensors'));
+      assert.equal(ck.state.step, 4);
+      assert.deepEqual((ck.state.history as any[]).filter((h) => h.val_dice).map((h) => h.step), [4]);
+    }
+    // mean ± sample sd over cases, by hand
+    const dice1 = s.cases.map((c: any) => c.dice[0]);
+    const mean = dice1.reduce((a: number, b: number) => a + b, 0) / 6;
+    const sd = Math.sqrt(dice1.reduce((a: number, b: number) => a + (b - mean) ** 2, 0) / 5);
+    assert.ok(Math.abs(s.overall.perClass[0].dice.mean - mean) < 1e-12);
+    assert.ok(Math.abs(s.overall.perClass[0].dice.sd - sd) < 1e-12);
+    const f0 = s.cases.filter((c: any) => c.fold === 0).map((c: any) => c.dice[1]);
+    assert.ok(Math.abs(s.perFold[0].perClass[1].dice.mean - f0.reduce((a: number, b: number) => a + b, 0) / f0.length) < 1e-12);
+    assert.ok(s.parameters > 0 && s.macs > 0);
+    assert.deepEqual(s.patch, [32, 32, 32]);
+    assert.ok(s.timing.trainSeconds > 0 && s.timing.inferenceSecondsPerCase > 0 && s.timing.peakRssMB > 0);
+    const csv = (await readFile(join(run, 'summary.csv'), 'utf8')).trim().split('\n');
+    assert.equal(csv[0], 'fold,case,label,name,dice,hd95,nsd');
+    assert.equal(csv.length, 1 + 6 * 2 + 3 * 2 * 2, 'case rows, then mean and sd rows for fold 0, fold 1 and all');
+    assert.ok(csv.includes(`all,mean,1,bright,${s.overall.perClass[0].dice.mean},${s.overall.perClass[0].hd95.mean},${s.overall.perClass[0].nsd.mean}`));
+    const md = await readFile(join(run, 'summary.md'), 'utf8');
+    assert.match(md, /\| \*\*all\*\* \| 6 \|/);
+    assert.match(await readFile(join(run, 'dice-boxplot.svg'), 'utf8'), /<svg[^>]*>[\s\S]*<rect/);
+    assert.deepEqual([...(await readFile(join(run, 'dice-boxplot.png'))).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+    const ens = JSON.parse(await readFile(join(run, 'ensemble', 'model.json'), 'utf8'));
+    assert.deepEqual(ens.members, [{ path: 'fold_0' }, { path: 'fold_1' }]);
+    assert.deepEqual(await readFile(join(run, 'ensemble', 'fold_1', 'weights.safetensors')), await readFile(join(run, 'fold_1', 'model', 'weights.safetensors')));
+  });
+
+  it('continues fold by fold after a SIGKILL in the middle of a fold, with results identical to an uninterrupted run', async () => {
+    const run = join(dir, 'killed');
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), ...crossvalArgs(run)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: 'ignore' });
+    const exited = new Promise<void>((res) => child.on('exit', () => res()));
+    // Kill once fold 1 has saved a checkpoint: fold 0 finished, fold 1 part-trained.
+    const ck = join(run, 'fold_1', 'checkpoint_last.safetensors');
+    const deadline = Date.now() + 240_000;
+    while (!existsSync(ck) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 25));
+    child.kill('SIGKILL');
+    await exited;
+    assert.ok(existsSync(join(run, 'fold_0', 'fold.json')), 'fold 0 had finished');
+    assert.ok(!existsSync(join(run, 'fold_1', 'model', 'model.json')), 'killed while fold 1 was training');
+    const stepAtKill = (await loadCheckpoint(ck)).state.step;
+    assert.ok(stepAtKill < 4, `killed at step ${stepAtKill} of 4`);
+
+    const r = uxnet(crossvalArgs(run), { env, timeoutMs: 300_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const a = await summary(join(dir, 'full'));
+    const b = await summary(run);
+    const scores = (s: any) => s.cases.map((c: any) => [c.caseId, c.fold, c.dice, c.hd95, c.nsd]);
+    assert.deepEqual(scores(b), scores(a));
+    for (const k of [0, 1]) {
+      assert.deepEqual(await readFile(join(run, `fold_${k}`, 'model', 'weights.safetensors')), await readFile(join(dir, 'full', `fold_${k}`, 'model', 'weights.safetensors')), `fold ${k} weights`);
+    }
+    const steps = (await readFile(join(run, 'fold_1', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l).step);
+    assert.deepEqual(steps, [1, 2, 3, 4], 'the per-step log has each step once');
+    // the peak memory of training is kept across the kill (the session that finished fold 1 trained it too)
+    const peak = JSON.parse(await readFile(join(run, 'fold_1', 'peak-memory.json'), 'utf8')).trainingRssMB;
+    const rec = JSON.parse(await readFile(join(run, 'fold_1', 'fold.json'), 'utf8'));
+    assert.ok(peak > 0 && rec.peakRssMB >= peak);
+    assert.ok(existsSync(join(run, 'ensemble', 'model.json')));
+  });
+
+  it('--fold k runs that fold alone (same result as in the full run); no ensemble until all folds are done', async () => {
+    const run = join(dir, 'one');
+    const r = uxnet(crossvalArgs(run, ['--fold', '1']), { env, timeoutMs: 300_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const s = await summary(run);
+    assert.equal(s.complete, false);
+    assert.deepEqual(s.foldsDone, [1]);
+    assert.ok(!existsSync(join(run, 'ensemble')));
+    assert.deepEqual(await readFile(join(run, 'fold_1', 'model', 'weights.safetensors')), await readFile(join(dir, 'full', 'fold_1', 'model', 'weights.safetensors')));
+  });
+
+  it('refuses to continue a run with another recipe or fold count, naming the difference', () => {
+    assertUserError(uxnet([...crossvalArgs(join(dir, 'full')), '--steps', '5'], { env }), /another configuration: steps \(4 then, 5 now\)/);
+    assertUserError(uxnet(['crossval', '--dataset', join(dir, 'data'), '--config', join(dir, 'recipe.json'), '-o', join(dir, 'full'), '--folds', '3'], { env }), /has 2 folds, --folds asks for 3/);
+  });
+});
