@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { loadImage, loadVolume, NiftiError, VolumeError } from '../../data/load.js';
+import { loadImage, NiftiError, VolumeError } from '../../data/load.js';
 import { saveVolume } from '../../data/save.js';
 import { loadModelFolder, ModelFolderError, type LoadedModel } from '../../infer/model-folder.js';
 import { predictVolume, type PredictOptions } from '../../infer/predict.js';
