@@ -61,7 +61,8 @@ export async function cacheCasesParallel(cases: Case[], steps: readonly StepSpec
         reject(e);
       };
       cases.forEach((c, index) => {
-        pool.run({ index, case: c, steps: [...steps], dir }, `preprocessing case '${c.id}'`).then(
+        const what = `preprocessing case '${c.id}'`;
+        pool.run({ index, case: c, steps: [...steps], dir }, what).then(
           (r) => {
             if (settled) return;
             if ('error' in r) return fail(caseError(c, r.error, r.stack !== undefined, r.stack));
@@ -73,7 +74,8 @@ export async function cacheCasesParallel(cases: Case[], steps: readonly StepSpec
             }
           },
           // A worker that crashed or died (out of memory, exit()) is a bug or the machine's, not bad data.
-          (e: Error) => fail(e instanceof WorkerLostError ? caseError(c, `the ${e.reason}`, true, e.stack) : e),
+          // Only the case the worker held is named; cases still queued behind it get the plain error.
+          (e: Error) => fail(e instanceof WorkerLostError && e.job === what ? caseError(c, `the ${e.reason}`, true, e.stack) : e),
         );
       });
     });

@@ -1,4 +1,4 @@
-import { mat4 } from './mat4.js';
+import { mat4 } from '../io/nifti/mat4.js';
 import { invertOrientation } from './transforms/orientation.js';
 import { invertSpacing } from './transforms/spacing.js';
 import { invertCrop, invertPad } from './transforms/croppad.js';

@@ -4,7 +4,7 @@
  */
 import { decodeFloat32, type NiftiImage } from '../io/nifti/parse.js';
 import { compactLabelArray, type NiftiWriteInput } from '../io/nifti/encode.js';
-import type { Mat4 } from './mat4.js';
+import type { Mat4 } from '../io/nifti/mat4.js';
 import { volume, type Vec3, type Volume, type VoxelData } from './volume.js';
 import { InputError } from '../engine/errors.js';
 

@@ -1,4 +1,4 @@
-import { columnNorms } from './mat4.js';
+import { columnNorms } from '../io/nifti/mat4.js';
 import type { Dataset } from './dataset.js';
 import { loadCase } from './dataset.js';
 import { percentileSorted } from './transforms/intensity.js';

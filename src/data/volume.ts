@@ -1,4 +1,4 @@
-import type { Mat4 } from './mat4.js';
+import type { Mat4 } from '../io/nifti/mat4.js';
 import type { NiftiHeader } from '../io/nifti/header.js';
 
 /** Voxel storage of a volume: float32 for images and probabilities; labels may use an integer type. */

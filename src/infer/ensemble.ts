@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/fs.js';
 import { loadModelFolder, ModelFolderError, type LoadedModel } from './model-folder.js';
 import {
   checkMemberFormat, checkMembers, ENSEMBLE_FORMAT, manifestFormat, validateEnsembleManifest, validMemberPath,

@@ -1,5 +1,5 @@
 import { PNG } from 'pngjs';
-import { writeFileAtomic } from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/fs.js';
 import type { VoxelData } from '../data/volume.js';
 import { LABEL_COLORS } from './label-colors.js';
 import { drawText, GLYPH_H, textWidth } from './bitmap-font.js';

@@ -35,8 +35,6 @@ export interface UnpicklerHooks {
   build(obj: unknown, state: unknown): unknown;
 }
 
-const MARK = Symbol('mark');
-
 export function unpickle(bytes: Uint8Array, hooks: UnpicklerHooks): unknown {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });

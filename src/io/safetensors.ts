@@ -1,4 +1,5 @@
-import { readFile, writeFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from './fs.js';
 import { parseSafetensors, serializeSafetensors, SafetensorsError, type RawTensorMap } from './safetensors-format.js';
 
 // The byte-level format lives in ./safetensors-format.ts (browser-safe); this module adds files.
@@ -15,18 +16,6 @@ export async function readSafetensorsFile(path: string): Promise<{ tensors: RawT
     return parseSafetensors(buf);
   } catch (e) {
     if (e instanceof SafetensorsError) throw new SafetensorsError(`${path}: ${e.message}`);
-    throw e;
-  }
-}
-
-/** Writes atomically: a temporary file next to the target, then rename, so a crash never leaves half a file. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
     throw e;
   }
 }

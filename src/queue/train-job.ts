@@ -3,7 +3,7 @@ import { mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../train/config.js';
 import { runTraining, TrainRunError } from '../train/run.js';
-import { writeFileAtomic } from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/fs.js';
 import { NiftiError } from '../io/nifti/index.js';
 import { VolumeError } from '../data/load.js';
 import { confine } from './confine.js';

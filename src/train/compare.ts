@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/fs.js';
 import { jsonSafe } from '../metrics/accumulator.js';
 import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
 import { wilcoxonSignedRank, type WilcoxonResult } from '../metrics/wilcoxon.js';

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/fs.js';
 import { jsonSafe } from '../metrics/accumulator.js';
 import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
 import { BOX_COLORS, renderBoxPlotPng, renderBoxPlotSvg, type BoxGroup } from './boxplot.js';

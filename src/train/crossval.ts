@@ -20,7 +20,7 @@ import { loadVolume } from '../data/load.js';
 import { saveVolume } from '../data/save.js';
 import { Rng } from '../engine/rng.js';
 import { fixGeometry } from '../io/nifti/index.js';
-import { writeFileAtomic } from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/fs.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { Spacing3 } from '../metrics/edt.js';
 import { loadModelFolder } from '../infer/model-folder.js';

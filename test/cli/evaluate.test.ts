@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES } from '../helpers/fixtures.js';
 import { writeNiftiFile } from '../../src/io/nifti/index.js';
-import { mat4 } from '../../src/data/mat4.js';
+import { mat4 } from '../../src/io/nifti/mat4.js';
 
 const ROOT = join(FIXTURES, '..', '..');
 

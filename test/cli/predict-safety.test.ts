@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { decodeRaw, writeNiftiFile, readNiftiFile } from '../../src/io/nifti/index.js';
-import { mat4 } from '../../src/data/mat4.js';
+import { mat4 } from '../../src/io/nifti/mat4.js';
 import { uxnet as runCli, assertUserError, ROOT } from '../helpers/cli.js';
 import { writeTinyModelFolder } from '../helpers/tiny-model.js';
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { FIXTURES, fixtureTensors, readJson, type TypedTensor } from './fixture-tensors.js';
-import { mat4, type Mat4 } from '../../src/data/mat4.js';
+import { mat4, type Mat4 } from '../../src/io/nifti/mat4.js';
 import { volume, type Vec3, type Volume, type VoxelData } from '../../src/data/volume.js';
 
 export const TDIR = join(FIXTURES, 'transforms');

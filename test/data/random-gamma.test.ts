@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/engine/rng.js';
-import { mat4 } from '../../src/data/mat4.js';
+import { mat4 } from '../../src/io/nifti/mat4.js';
 import { applyRandomStep, gammaRange } from '../../src/data/transforms/random.js';
 import { adjustContrast } from '../../src/data/transforms/intensity.js';
 import { parsePreset, type RandomStepSpec } from '../../src/data/presets.js';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/engine/rng.js';
-import { mat4 } from '../../src/data/mat4.js';
+import { mat4 } from '../../src/io/nifti/mat4.js';
 import { affineMatrix, affineResample, correctCenter, posNegIndices, randCropByPosNegLabel, runRandomSteps, sampleCropCenter, unravel } from '../../src/data/transforms/random.js';
 import { flip, rotate90 } from '../../src/data/transforms/flip.js';
 import { crop } from '../../src/data/transforms/croppad.js';

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadVolume } from '../../src/data/load.js';
-import { mat4, type Mat4 } from '../../src/data/mat4.js';
+import { mat4, type Mat4 } from '../../src/io/nifti/mat4.js';
 import { orientation } from '../../src/data/transforms/orientation.js';
 import { planSpacing, spacing } from '../../src/data/transforms/spacing.js';
 import { scaleIntensityRange } from '../../src/data/transforms/intensity.js';

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeNiftiFile } from '../../src/io/nifti/index.js';
-import { mat4 } from '../../src/data/mat4.js';
+import { mat4 } from '../../src/io/nifti/mat4.js';
 
 /**
  * A small MSD-style dataset of ellipsoid "organs" on noise: class 1 is a bright blob, class 2 a

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, InputError, initWebGPU, slidingWindowInference, type SegmentationModel } from '../../src/index.js';
 import { writeNiftiFile, parseNifti, decodeRaw } from '../../src/io/nifti/index.js';
-import { mat4 } from '../../src/data/mat4.js';
+import { mat4 } from '../../src/io/nifti/mat4.js';
 import { writeTinyModelFolder } from '../helpers/tiny-model.js';
 import { uxnet } from '../helpers/cli.js';
 

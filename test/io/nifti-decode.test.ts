@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DATATYPES, decodeFloat32, decodeFloat64, decodeRaw, encodeNifti, parseDecompressed, type DatatypeInfo, type NiftiImage, type VoxelArray } from '../../src/io/nifti/index.js';
-import { mat4 } from '../../src/data/mat4.js';
+import { mat4 } from '../../src/io/nifti/mat4.js';
 
 /**
  * The bulk decoders (typed views, tiled transposition, bulk byte swaps) against a per-voxel DataView

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { compactLabelArray, decodeFloat64, decodeRaw, encodeNifti, parseNifti, readNiftiFile, writeNiftiFile } from '../../src/io/nifti/index.js';
-import { mat4 } from '../../src/data/mat4.js';
+import { mat4 } from '../../src/io/nifti/mat4.js';
 import * as geometry from '../../src/io/nifti/geometry.js';
 import { FIXTURES } from '../data/fixture-tensors.js';
 

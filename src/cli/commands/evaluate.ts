@@ -21,7 +21,7 @@ import type { Command } from 'commander';
 import { loadVolume, VolumeError } from '../../data/load.js';
 import type { VoxelData } from '../../data/volume.js';
 import { fixGeometry, NiftiError, parseHeader, type NiftiHeader } from '../../io/nifti/index.js';
-import { writeFileAtomic } from '../../io/safetensors.js';
+import { writeFileAtomic } from '../../io/fs.js';
 import { computeSegmentationMetrics, type ClassMetrics } from '../../metrics/segmentation.js';
 import { MetricAccumulator, jsonSafe, METRIC_NAMES, type AggregateMetrics, type CaseMetrics } from '../../metrics/accumulator.js';
 import type { Spacing3 } from '../../metrics/edt.js';

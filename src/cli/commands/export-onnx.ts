@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { exportOnnx, ONNX_OPSET } from '../../io/onnx.js';
-import { writeFileAtomic, type RawTensor } from '../../io/safetensors.js';
+import { type RawTensor } from '../../io/safetensors.js';
+import { writeFileAtomic } from '../../io/fs.js';
 import { readWeightsFile } from '../../io/weights.js';
 import { InputError } from '../../engine/errors.js';
 import { UXNetConfigError } from '../../models/config.js';

@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { gunzipSync, constants as zc } from 'node:zlib';
 import type { Command } from 'commander';
 import { InputError } from '../../engine/errors.js';
-import { writeFileAtomic } from '../../io/safetensors.js';
+import { writeFileAtomic } from '../../io/fs.js';
 import { isGzip, parseHeader } from '../../io/nifti/index.js';
 import { loadModel, type SegmentationModel, type SegmentOptions } from '../../infer/segment.js';
 import { legendOf, writeOverlayPng } from '../../infer/overlay.js';

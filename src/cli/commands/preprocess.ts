@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NiftiError } from '../../io/nifti/index.js';
-import { writeFileAtomic } from '../../io/safetensors.js';
+import { writeFileAtomic } from '../../io/fs.js';
 import { stepsHash, type CacheEntry } from '../../data/cache.js';
 import { cacheCasesParallel, CacheCaseError } from '../../data/cache-pool.js';
 import { discoverDataset, type Dataset } from '../../data/dataset.js';

@@ -1,4 +1,4 @@
-import { matmul, mat4, type Mat4 } from '../mat4.js';
+import { matmul, mat4, type Mat4 } from '../../io/nifti/mat4.js';
 import { sameKind, voxelCount, type AppliedOp, type Vec3, type Volume, type VoxelData } from '../volume.js';
 
 function translate(affine: Mat4, by: Vec3): Mat4 {

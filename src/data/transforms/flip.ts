@@ -1,5 +1,5 @@
 import { sameKind, voxelCount, type AppliedOp, type Vec3, type Volume, type VoxelData } from '../volume.js';
-import { matmul, mat4 } from '../mat4.js';
+import { matmul, mat4 } from '../../io/nifti/mat4.js';
 
 /** np.flip on the listed spatial axes (all three when `axes` is empty, like MONAI's spatial_axis=None). */
 export function flip<T extends VoxelData>(v: Volume<T>, axes: readonly number[] = [0, 1, 2]): Volume<T> {

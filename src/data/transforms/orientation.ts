@@ -1,4 +1,4 @@
-import { block3, fround4, mat4, matmul, nearestOrthogonal, toRows, type Mat4 } from '../mat4.js';
+import { block3, fround4, mat4, matmul, nearestOrthogonal, toRows, type Mat4 } from '../../io/nifti/mat4.js';
 import { sameKind, voxelCount, type AppliedOp, type Vec3, type Volume, type VoxelData } from '../volume.js';
 
 /** One row per input axis: [world axis it maps to, +1 or -1]. */

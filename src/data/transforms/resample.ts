@@ -1,5 +1,5 @@
 import { voxelCount, type Vec3, type VoxelData } from '../volume.js';
-import type { Mat4 } from '../mat4.js';
+import type { Mat4 } from '../../io/nifti/mat4.js';
 
 export type InterpMode = 'bilinear' | 'nearest';
 

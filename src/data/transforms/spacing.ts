@@ -1,4 +1,4 @@
-import { apply, block3, columnNorms, fround4, gramSchmidt, inverse, mat4, solve, toRows, type Mat4 } from '../mat4.js';
+import { apply, block3, columnNorms, fround4, gramSchmidt, inverse, mat4, solve, toRows, type Mat4 } from '../../io/nifti/mat4.js';
 import type { AppliedOp, Vec3, Volume, VoxelData } from '../volume.js';
 import { resampleVoxels, type InterpMode } from './resample.js';
 

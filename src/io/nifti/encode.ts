@@ -2,7 +2,7 @@
  * NIfTI-1/2 encoding to bytes in memory (header, geometry carried over from a source image, voxels in
  * disk order), with no file system or zlib: the Node writer (./write.ts) and browsers share it.
  */
-import type { Mat4 } from '../../data/mat4.js';
+import type { Mat4 } from './mat4.js';
 import { datatypeOfArray, type VoxelArray } from './datatypes.js';
 import { NiftiError } from './errors.js';
 import { affineToQuaternion, qformMatrix, sformMatrix, fixGeometry } from './geometry.js';

@@ -1,4 +1,4 @@
-import { block3, det3, mat4, nearestOrthogonal, type Mat4 } from '../../data/mat4.js';
+import { block3, det3, mat4, nearestOrthogonal, type Mat4 } from './mat4.js';
 import type { NiftiHeader } from './header.js';
 
 /**

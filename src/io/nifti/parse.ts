@@ -3,7 +3,7 @@
  * reader (./read.ts) and browsers share it. Decompression is the caller's (node:zlib there,
  * DecompressionStream here via parseNiftiAsync).
  */
-import type { Mat4 } from '../../data/mat4.js';
+import type { Mat4 } from './mat4.js';
 import { datatypeByCode, UNSUPPORTED_DATATYPES, type DatatypeInfo, type VoxelArray } from './datatypes.js';
 import { NiftiError } from './errors.js';
 import { bestAffine, fixGeometry, monaiAffine, type AffineSource, type FixedGeometry } from './geometry.js';

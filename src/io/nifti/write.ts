@@ -1,6 +1,6 @@
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { writeFileAtomic } from '../safetensors.js';
+import { writeFileAtomic } from '../fs.js';
 import { encodeNifti, type NiftiWriteInput } from './encode.js';
 
 // Encoding lives in ./encode.ts (browser-safe); this module adds gzip and the atomic file write.
