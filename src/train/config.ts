@@ -1,4 +1,6 @@
+import { isAbsolute, resolve } from 'node:path';
 import { normalizeUXNetConfig, type UXNetConfigInput } from '../models/config.js';
+import { BUILTIN_PRESETS } from '../data/presets.js';
 import { validateSchedule, type ScheduleConfig } from './schedule.js';
 
 /**
@@ -34,7 +36,10 @@ export interface TrainConfig {
   split?: string;
   cacheDir?: string;
   backend?: string;
-  /** Where the trained model folder goes (default OUTDIR/model). */
+  /**
+   * Export target of the trained model folder (default OUTDIR/model). A folder outside the run that
+   * already exists is never replaced unless the run is started with `force` (`--force`).
+   */
   modelDir?: string;
   /** Weight precision of the exported model folder: F16 halves its size (checkpoints stay F32). */
   modelDtype?: 'F32' | 'F16';
@@ -93,4 +98,22 @@ export function resolveTrainConfig(file: Partial<TrainConfig>, flags: Partial<Tr
     throw new TrainConfigError((e as Error).message);
   }
   return c;
+}
+
+const PATH_FIELDS = ['dataset', 'outDir', 'split', 'init', 'cacheDir', 'modelDir'] as const;
+
+/**
+ * The config with every relative path resolved against `base`. A run stores its config.json this way
+ * (absolute), and relative paths in a stored config.json are read relative to its run folder, so
+ * `uxnet train -o RUN --resume` works from any working directory.
+ */
+export function resolveConfigPaths<T extends Partial<TrainConfig>>(c: T, base: string): T {
+  const out: Partial<TrainConfig> = { ...c };
+  for (const k of PATH_FIELDS) {
+    const v = out[k];
+    if (typeof v === 'string' && v.length > 0 && !isAbsolute(v)) out[k] = resolve(base, v);
+  }
+  // A preset is a built-in name or a file path.
+  if (typeof out.preset === 'string' && !(BUILTIN_PRESETS as readonly string[]).includes(out.preset) && !isAbsolute(out.preset)) out.preset = resolve(base, out.preset);
+  return out as T;
 }

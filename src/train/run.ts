@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, join, relative, resolve, isAbsolute } from 'node:path';
 import { readCached, type CacheEntry } from '../data/cache.js';
 import { PatchLoader } from '../data/loader/index.js';
 import type { RandomStepSpec } from '../data/presets.js';
@@ -12,10 +12,11 @@ import { UXNet } from '../models/uxnet.js';
 import { modelPredictor, slidingWindowInference } from '../infer/sliding-window.js';
 import { argmaxChannels } from '../infer/predict.js';
 import { MODEL_FORMAT, type ModelManifest } from '../infer/model-folder.js';
-import { runPreprocess } from '../cli/commands/preprocess.js';
+import { preprocessDataset, type PreprocessPlan } from '../data/preprocess.js';
 import { getBackendName } from '../engine/registry.js';
 import { loadCheckpoint } from './checkpoint.js';
-import type { TrainConfig } from './config.js';
+import { resolveConfigPaths, type TrainConfig } from './config.js';
+import type { TrainHandlers } from './events.js';
 import { Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
 
 /** A problem with the run's inputs (dataset, split, weights, output folder) that the user must fix. */
@@ -26,20 +27,29 @@ export class TrainRunError extends Error {
   }
 }
 
-export interface TrainPlan {
-  name: string;
-  numClasses?: number;
-  roiSize: [number, number, number];
-  val: StepSpec[];
-  train: RandomStepSpec[];
-  dataset?: { labels?: Record<string, string> | null };
-  cache: CacheEntry[];
+/** The plan training runs on: what preprocessing returned (and wrote to plan.json). */
+export type TrainPlan = PreprocessPlan;
+
+export interface TrainRunOptions {
+  /** Continue the run in cfg.outDir from its checkpoint_last. */
+  resume?: boolean;
+  /** Replace an existing model folder named by cfg.modelDir outside the run folder. */
+  force?: boolean;
+  handlers?: TrainHandlers;
+  /** Shorthand for handlers.onLog. */
+  log?: (line: string) => void;
+  /** Abort to stop: the step in progress finishes, checkpoint_last is saved, and the result says `stopped`. */
+  signal?: AbortSignal;
 }
 
 export interface TrainRunResult {
   outDir: string;
-  modelDir: string;
+  /** The exported model folder; null when the run was stopped before its last step. */
+  modelDir: string | null;
   steps: number;
+  /** Steps completed (less than `steps` when stopped). */
+  completed: number;
+  stopped: boolean;
   best: { step: number; metric: number } | null;
   seconds: number;
 }
@@ -116,7 +126,7 @@ export async function initFromWeights(model: UXNet, path: string): Promise<{ loa
   return { loaded: [...loadable.keys()], reinitialised, skipped };
 }
 
-export async function exportModelFolder(dir: string, model: UXNet, plan: TrainPlan, cfg: TrainConfig, extra: Record<string, unknown>): Promise<void> {
+export async function exportModelFolder(dir: string, model: UXNet, plan: Omit<TrainPlan, 'cache' | 'chainHash'> & Partial<TrainPlan>, cfg: TrainConfig, extra: Record<string, unknown>): Promise<void> {
   await mkdir(dir, { recursive: true });
   const K = model.config.outChans;
   const names = plan.dataset?.labels ?? null;
@@ -142,17 +152,65 @@ export async function exportModelFolder(dir: string, model: UXNet, plan: TrainPl
   await writeFileAtomic(join(dir, 'model.json'), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
 }
 
-/** `uxnet train`: preprocess (cached), then the official loop; writes checkpoints, logs, curves and a model folder. */
-export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; log?: (s: string) => void } = {}): Promise<TrainRunResult> {
-  const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  const outDir = resolve(cfg.outDir);
+/** What a run folder may hold besides temporaries: anything else means it is not one. */
+const RUN_ENTRIES = new Set(['cache', 'config.json', 'metrics.jsonl', 'curves.svg', 'checkpoint_last.safetensors', 'checkpoint_best.safetensors', 'model']);
+
+const inside = (dir: string, path: string) => {
+  const r = relative(dir, path);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+};
+
+/** Everything that could destroy what the user has is refused here, before any compute. */
+function checkOutputs(outDir: string, modelDir: string, opts: TrainRunOptions): void {
   const lastPath = join(outDir, 'checkpoint_last.safetensors');
+  if (existsSync(outDir)) {
+    if (!statSync(outDir).isDirectory()) throw new TrainRunError(`${outDir} is not a folder`);
+    const foreign = readdirSync(outDir).filter((n) => !RUN_ENTRIES.has(n) && !/\.tmp(-|$)/.test(n));
+    if (foreign.length) throw new TrainRunError(`${outDir} holds files that are not a training run's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); choose a new or empty run folder`);
+  }
   if (!opts.resume && existsSync(lastPath)) throw new TrainRunError(`${outDir} already holds a training run; pass --resume to continue it, or choose another output folder`);
   if (opts.resume && !existsSync(lastPath)) throw new TrainRunError(`--resume: ${lastPath} does not exist`);
+  if (!inside(outDir, modelDir) && existsSync(modelDir)) {
+    if (!statSync(modelDir).isDirectory()) throw new TrainRunError(`model export target ${modelDir} exists and is not a folder`);
+    if (readdirSync(modelDir).length > 0 && !opts.force) throw new TrainRunError(`model export target ${modelDir} already exists; pass --force to replace it, or export elsewhere`);
+  }
+  if (inside(modelDir, outDir) && modelDir !== join(outDir, 'model')) throw new TrainRunError(`model export target ${modelDir} contains the run folder ${outDir}`);
+}
+
+/** Writes the model folder; an existing folder outside the run is replaced only once the new one is complete. */
+async function exportReplacing(modelDir: string, outDir: string, write: (dir: string) => Promise<void>): Promise<void> {
+  if (inside(outDir, modelDir) || !existsSync(modelDir)) return write(modelDir);
+  const fresh = `${modelDir}.tmp-${process.pid}`;
+  const old = `${modelDir}.old-${process.pid}`;
+  await rm(fresh, { recursive: true, force: true });
+  try {
+    await write(fresh);
+  } catch (e) {
+    await rm(fresh, { recursive: true, force: true });
+    throw e;
+  }
+  await rename(modelDir, old);
+  await rename(fresh, modelDir);
+  await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * A training run: preprocess (cached), then the official loop; writes checkpoints, logs and curves in
+ * the run folder `cfg.outDir` and exports the best model to `cfg.modelDir` (default RUN/model).
+ * Nothing is written outside the run folder except that export target. Reports through `handlers`.
+ */
+export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}): Promise<TrainRunResult> {
+  const h: TrainHandlers = { ...opts.handlers };
+  const log = (s: string) => (h.onLog ?? opts.log)?.(s);
+  // Relative paths are the caller's (cwd); config.json stores them absolute, so a resume works from anywhere.
+  const cfg = resolveConfigPaths(cfgIn, process.cwd());
+  const outDir = resolve(cfg.outDir);
+  const lastPath = join(outDir, 'checkpoint_last.safetensors');
+  const modelDir = resolve(cfg.modelDir ?? join(outDir, 'model'));
+  checkOutputs(outDir, modelDir, opts);
   await mkdir(outDir, { recursive: true });
 
-  const { planPath } = await runPreprocess({ dataset: cfg.dataset, preset: cfg.preset, cache: cfg.cacheDir ?? join(outDir, 'cache'), workers: cfg.workers });
-  const plan = JSON.parse(await readFile(planPath, 'utf8')) as TrainPlan;
+  const { plan } = await preprocessDataset({ dataset: cfg.dataset, preset: cfg.preset, cache: cfg.cacheDir ?? join(outDir, 'cache'), workers: cfg.workers, onProgress: h.onProgress });
   const { train, val } = await splitEntries(plan.cache, cfg);
   if (!train.length) throw new TrainRunError('no training cases (with labels) were found');
   const roi = cfg.roiSize ?? plan.roiSize;
@@ -180,6 +238,7 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
 
   const ck = opts.resume ? await loadCheckpoint(lastPath) : null;
   const start = ck?.state.step ?? 0;
+  if (start > cfg.steps) throw new TrainRunError(`--resume: the checkpoint is at step ${start}, past the ${cfg.steps} steps asked for`);
   let loader: PatchLoader | null = null;
   let expected = start;
   const source: BatchSource = {
@@ -190,9 +249,10 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
       return stackPatches(await loader!.next());
     },
   };
+  const { cache: _cache, ...planNoCache } = plan;
   const trainer = new Trainer(model, source, validate, {
     steps: cfg.steps, lr: cfg.lr, weightDecay: cfg.weightDecay, schedule: cfg.schedule, valEvery: cfg.valEvery, saveEvery: cfg.saveEvery,
-    outDir, config: cfg, plan: { ...plan, cache: undefined },
+    outDir, config: cfg, plan: planNoCache, handlers: h, signal: opts.signal,
   });
   if (ck) {
     await model.loadStateDictAsync(ck.model, { strict: true });
@@ -212,17 +272,24 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
   } finally {
     await loader.close();
   }
-  const modelDir = resolve(cfg.modelDir ?? join(outDir, 'model'));
+  if (result.stopped) {
+    log(`stopped after step ${result.completed} of ${cfg.steps}; ${result.completed > start ? `checkpoint saved in ${lastPath}` : 'no step was run'}; continue with: uxnet train -o ${outDir} --resume`);
+    model.dispose();
+    return { outDir, modelDir: null, steps: cfg.steps, completed: result.completed, stopped: true, best: result.best, seconds: result.seconds };
+  }
   const bestPath = join(outDir, 'checkpoint_best.safetensors');
   if (existsSync(bestPath)) {
     const best = await loadCheckpoint(bestPath);
     await model.loadStateDictAsync(best.model, { strict: true });
   }
-  await exportModelFolder(modelDir, model, plan, cfg, { steps: cfg.steps, best: result.best, seconds: result.seconds, split: { train: train.map((e) => e.id), val: val.map((e) => e.id) } });
-  // The model folder is self-describing: it carries the curves and per-step log of the run that made it.
-  for (const [from, to] of [['curves.svg', 'training-curves.svg'], ['metrics.jsonl', 'training-metrics.jsonl']] as const) {
-    if (existsSync(join(outDir, from))) await writeFileAtomic(join(modelDir, to), await readFile(join(outDir, from)));
-  }
+  await exportReplacing(modelDir, outDir, async (dir) => {
+    await exportModelFolder(dir, model, plan, cfg, { steps: cfg.steps, best: result.best, seconds: result.seconds, split: { train: train.map((e) => e.id), val: val.map((e) => e.id) } });
+    // The model folder is self-describing: it carries the curves and per-step log of the run that made it.
+    for (const [from, to] of [['curves.svg', 'training-curves.svg'], ['metrics.jsonl', 'training-metrics.jsonl']] as const) {
+      if (existsSync(join(outDir, from))) await writeFileAtomic(join(dir, to), await readFile(join(outDir, from)));
+    }
+  });
+  model.dispose();
   log(`done in ${(result.seconds / 60).toFixed(1)} min; best validation Dice ${result.best ? `${result.best.metric.toFixed(4)} at step ${result.best.step}` : 'n/a'}; model folder ${modelDir}`);
-  return { outDir, modelDir, steps: cfg.steps, best: result.best, seconds: result.seconds };
+  return { outDir, modelDir, steps: cfg.steps, completed: result.completed, stopped: false, best: result.best, seconds: result.seconds };
 }

@@ -1,11 +1,14 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../../train/config.js';
+import { resolveConfigPaths, resolveTrainConfig, TrainConfigError, type TrainConfig } from '../../train/config.js';
 import { runTraining, TrainRunError } from '../../train/run.js';
-import { NiftiError } from '../../io/nifti/index.js';
-import { VolumeError } from '../../data/load.js';
+import type { TrainHandlers } from '../../train/events.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
+import { createProgress, type Progress } from '../progress.js';
+import { preprocessProgressBars, preprocessUserError } from './preprocess.js';
 
 interface TrainFlags {
   config?: string;
@@ -33,6 +36,8 @@ interface TrainFlags {
   cache?: string;
   backend?: string;
   resume?: boolean;
+  exportModel?: string;
+  force?: boolean;
 }
 
 const int = (name: string) => (v: string) => {
@@ -65,8 +70,42 @@ async function readJson(path: string): Promise<Partial<TrainConfig>> {
   }
 }
 
+/** The terminal's handlers: progress bars for preprocessing and training, log lines on stderr. */
+function terminalHandlers(): TrainHandlers & { stop(): void } {
+  const prep = preprocessProgressBars();
+  let bar: Progress | null = null;
+  let recentLoss = NaN;
+  let dice = '';
+  return {
+    onProgress: prep.onProgress,
+    onLog: (line) => process.stderr.write(line + '\n'),
+    onStart: ({ startStep, totalSteps }) => {
+      prep.stop();
+      bar = createProgress({ label: 'train', total: totalSteps, fields: ['loss', 'lr', 'it/s', 'dice'] });
+      bar.update(startStep);
+    },
+    onValidationEnd: (e) => { dice = e.meanDice.toFixed(3); },
+    onStepEnd: (e) => {
+      recentLoss = Number.isNaN(recentLoss) ? e.loss : 0.95 * recentLoss + 0.05 * e.loss;
+      bar?.update(e.step, { loss: recentLoss.toFixed(4), lr: e.lr.toExponential(2), 'it/s': (1 / Math.max(1e-3, e.seconds)).toFixed(2), dice });
+    },
+    onEnd: () => { bar?.stop(); bar = null; },
+    stop: () => { prep.stop(); bar?.stop(); bar = null; },
+  };
+}
+
+async function storedRunConfig(runDir: string): Promise<Partial<TrainConfig>> {
+  const path = join(runDir, 'config.json');
+  if (!existsSync(path)) throw new UserError(`--resume: ${path} does not exist (is ${runDir} a training run folder?)`);
+  // Relative paths in a run's config.json are relative to the run folder, not to the working directory.
+  return resolveConfigPaths(await readJson(path), resolve(runDir));
+}
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
 export async function runTrainCli(f: TrainFlags): Promise<void> {
-  const file = f.config ? await readJson(f.config) : {};
+  // `--resume -o RUN` alone continues from the run's own config.json; flags still override its fields.
+  const file = f.config ? await readJson(f.config) : f.resume && f.output ? await storedRunConfig(f.output) : {};
   const network: Record<string, unknown> = {};
   if (f.featSize) network.featSize = f.featSize;
   if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
@@ -76,7 +115,7 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
     cfg = resolveTrainConfig(file, {
       dataset: f.dataset, preset: f.preset, outDir: f.output, steps: f.steps, lr: f.lr, weightDecay: f.weightDecay, cropsPerVolume: f.crops,
       roiSize: f.roi, network, valEvery: f.valEvery, saveEvery: f.saveEvery, valOverlap: f.valOverlap, valMode: f.valMode, seed: f.seed,
-      workers: f.workers, init: f.init, split: f.split, cacheDir: f.cache, backend: f.backend,
+      workers: f.workers, init: f.init, split: f.split, cacheDir: f.cache, backend: f.backend, modelDir: f.exportModel,
       schedule: f.schedule || f.warmup !== undefined ? { ...(file.schedule ?? { type: 'constant' }), ...(f.schedule ? { type: f.schedule } : {}), ...(f.warmup !== undefined ? { warmupSteps: f.warmup } : {}) } : undefined,
     });
   } catch (e) {
@@ -84,11 +123,29 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
     throw e;
   }
   await selectBackend(cfg.backend);
+  // Ctrl-C / kill: finish the step in progress, save the checkpoint and exit 130 / 143 saying so; a
+  // second signal quits at once.
+  const stop = new AbortController();
+  let received = '';
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (received) process.exit(SIGNAL_EXIT[sig] ?? 1);
+    received = sig;
+    process.stderr.write(`\nuxnet: ${sig}: stopping after the current step and saving a checkpoint (send it again to quit without saving)\n`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const handlers = terminalHandlers();
   try {
-    await runTraining(cfg, { resume: f.resume });
+    const r = await runTraining(cfg, { resume: f.resume, force: f.force, handlers, signal: stop.signal });
+    if (r.stopped) throw new UserError(`${received || 'stop'}: stopped after step ${r.completed} of ${r.steps}; continue with: uxnet train -o ${r.outDir} --resume`, SIGNAL_EXIT[received] ?? 1);
   } catch (e) {
-    if (e instanceof NiftiError || e instanceof VolumeError || e instanceof TrainRunError) throw new UserError(e.message);
-    throw e;
+    if (e instanceof TrainRunError) throw new UserError(e.message);
+    throw preprocessUserError(e);
+  } finally {
+    handlers.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
@@ -120,7 +177,9 @@ export function registerTrain(program: Command): void {
     .option('--split <file>', 'JSON {"train": [ids], "val": [ids]} (default: the dataset\'s val split, else a seeded 20% hold-out)')
     .option('--cache <dir>', 'preprocessed-case cache (default: OUTPUT/cache)')
     .option('--backend <name>', 'compute backend (default: native when built)')
-    .option('--resume', 'continue the run in --output from its last checkpoint, exactly as if never interrupted')
+    .option('--resume', 'continue the run in --output from its last checkpoint and its config.json, exactly as if never interrupted (Ctrl-C saves a checkpoint first)')
+    .option('--export-model <dir>', 'also the model folder\'s destination (default: OUTPUT/model); an existing folder needs --force')
+    .option('--force', 'replace an existing --export-model folder (only once the new model is complete)')
     .action(async (f: TrainFlags) => {
       await runTrainCli(f);
     });
