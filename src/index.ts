@@ -19,3 +19,8 @@ export { readPth, parsePth, PthError } from './io/pth.js';
 export { readWeightsFile, WeightsFormatError } from './io/weights.js';
 export * as nifti from './io/nifti/index.js';
 export * as metrics from './metrics/index.js';
+// Training and preprocessing without a terminal: progress arrives through handlers.
+export { runTraining, TrainRunError, type TrainRunOptions, type TrainRunResult } from './train/run.js';
+export { resolveTrainConfig, TRAIN_DEFAULTS, TrainConfigError, type TrainConfig } from './train/config.js';
+export type { TrainHandlers, StepEndEvent, ValidationEndEvent, CheckpointEvent } from './train/events.js';
+export { preprocessDataset, PresetError, type PreprocessPlan, type PreprocessProgress } from './data/preprocess.js';
