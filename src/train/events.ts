@@ -37,7 +37,8 @@ export interface ValidationEndEvent {
   meanDice: number;
   /** True when this validation is the best so far (checkpoint_best was written). */
   isBest: boolean;
-  best: { step: number; metric: number };
+  /** Best so far (null while every validation Dice was NaN: no class present in the validation set). */
+  best: { step: number; metric: number } | null;
 }
 
 export interface CheckpointEvent {

@@ -14,6 +14,7 @@ import { argmaxChannels } from '../infer/predict.js';
 import { MODEL_FORMAT, type ModelManifest } from '../infer/model-folder.js';
 import { preprocessDataset, type PreprocessPlan } from '../data/preprocess.js';
 import { getBackendName } from '../engine/registry.js';
+import { diceFromCounts } from '../metrics/segmentation.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { resolveConfigPaths, type TrainConfig } from './config.js';
 import type { TrainHandlers } from './events.js';
@@ -94,7 +95,11 @@ export function stackPatches(patches: { image: Float32Array; label?: Float32Arra
   return { image, label, shape: [patches.length, p0.channels, d, h, w] };
 }
 
-/** Dice per foreground class on the preprocessed grid (as the official validation does). */
+/**
+ * Dice per foreground class on the preprocessed grid (as the official validation does), with the one
+ * convention `evaluate` and `demo` use too (diceFromCounts): a class absent from both sides is NaN and
+ * left out of means, as MONAI's DiceMetric reduction does; one side empty gives 0.
+ */
 export function dicePerClass(pred: ArrayLike<number>, gt: ArrayLike<number>, classes: number): number[] {
   const inter = new Float64Array(classes), ps = new Float64Array(classes), gs = new Float64Array(classes);
   for (let i = 0; i < gt.length; i++) {
@@ -103,8 +108,14 @@ export function dicePerClass(pred: ArrayLike<number>, gt: ArrayLike<number>, cla
     if (p === g) inter[p]++;
   }
   const out: number[] = [];
-  for (let c = 1; c < classes; c++) out.push(ps[c]! + gs[c]! === 0 ? 1 : (2 * inter[c]!) / (ps[c]! + gs[c]!));
+  for (let c = 1; c < classes; c++) out.push(diceFromCounts(inter[c]!, ps[c]!, gs[c]!));
   return out;
+}
+
+/** Mean of the non-NaN values (NaN when there is none). */
+export function nanMean(values: readonly number[]): number {
+  const v = values.filter((x) => !Number.isNaN(x));
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
 }
 
 /** Loads matching tensors from `path` into the model; a differently shaped tensor keeps its fresh init (the out block when the class count differs). */
@@ -224,15 +235,14 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
   const validate = val.length
     ? async (m: UXNet): Promise<ValidationResult> => {
         m.eval();
-        const sums = new Array(K - 1).fill(0);
+        const perCase: number[][] = [];
         for (const e of val) {
           const s = await readCached(e);
           const { data } = await slidingWindowInference({ data: s.image.data, shape: [1, s.image.channels, ...s.image.shape] }, roi, modelPredictor(m), { overlap: cfg.valOverlap, mode: cfg.valMode });
-          const d = dicePerClass(argmaxChannels(data, K), s.label!.data, K);
-          d.forEach((v, i) => (sums[i] += v));
+          perCase.push(dicePerClass(argmaxChannels(data, K), s.label!.data, K));
         }
         m.train();
-        return { dicePerClass: sums.map((v) => v / val.length) };
+        return { dicePerClass: Array.from({ length: K - 1 }, (_, c) => nanMean(perCase.map((d) => d[c]!))) };
       }
     : null;
 

@@ -144,18 +144,20 @@ export class Trainer {
       const validateNow = this.validate && (done % this.opts.valEvery === 0 || done === steps);
       if (validateNow) {
         const v = await this.validate!(this.model, done);
-        const meanDice = v.dicePerClass.reduce((a, c) => a + c, 0) / Math.max(1, v.dicePerClass.length);
+        // Classes absent from every validation case (NaN) are left out, as in `evaluate`.
+        const finite = v.dicePerClass.filter((d) => !Number.isNaN(d));
+        const meanDice = finite.length ? finite.reduce((a, c) => a + c, 0) / finite.length : NaN;
         entry.val_dice = v.dicePerClass;
         entry.val_mean_dice = meanDice;
         Object.assign(entry, v.extra ?? {});
-        const isBest = !this.best || meanDice > this.best.metric;
+        const isBest = !Number.isNaN(meanDice) && (!this.best || meanDice > this.best.metric);
         if (isBest) {
           this.best = { step: done, metric: meanDice };
           const path = join(outDir, 'checkpoint_best.safetensors');
           await saveCheckpoint(path, this.model, null, this.state(done));
           h.onCheckpoint?.({ step: done, kind: 'best', path });
         }
-        h.onValidationEnd?.({ step: done, dicePerClass: v.dicePerClass, meanDice, isBest, best: this.best! });
+        h.onValidationEnd?.({ step: done, dicePerClass: v.dicePerClass, meanDice, isBest, best: this.best });
       }
       this.history.push(entry);
       await appendFile(logPath, JSON.stringify(entry) + '\n');

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { loadImage, loadVolume } from '../../data/load.js';
 import { saveVolume } from '../../data/save.js';
-import { columnNorms } from '../../data/mat4.js';
+import { voxelSpacing } from '../../io/nifti/index.js';
 import { loadModelFolder } from '../../infer/model-folder.js';
 import { predictVolume } from '../../infer/predict.js';
 import { writeOverlayPng } from '../../infer/overlay.js';
@@ -58,7 +58,8 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
     const gt = await loadVolume(lblPath, 'label');
     await saveVolume(join(o.output, `${id}.nii.gz`), pred.labels, { label: true, description: `uxnet3d ${loaded.manifest.name}` });
     await writeOverlayPng(join(o.output, `${id}.png`), image.data, pred.labels.data, image.shape);
-    const spacing = columnNorms(image.affine);
+    // Spacing from the ground truth's header, as `evaluate` takes it; Dice follows diceFromCounts there too.
+    const spacing = voxelSpacing(gt.header!);
     const row = acc.add(id, pred.labels.data as Uint8Array, gt.data as Uint8Array, image.shape, spacing);
     rows.push(`${id.padEnd(18)} ${row.classes.map((c) => `${fmt(c.dice)} / ${fmt(c.hd95, 2).padStart(5)}`).join('   ')}`);
     bar.update(i + 1, { case: id });
