@@ -39,6 +39,11 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   const split = (loaded.manifest.training?.split ?? null) as { val?: string[] } | null;
   let ids = split?.val ?? [];
   if (!ids.length) throw new UserError(`model '${loaded.manifest.name}' records no held-out cases (training.split.val)`);
+  // The npm package carries only a few of the held-out cases; a clone has them all.
+  const present = ids.filter((id) => existsSync(join(o.dataset, 'imagesTr', `${id}.nii.gz`)) && existsSync(join(o.dataset, 'labelsTr', `${id}.nii.gz`)));
+  if (!present.length) throw new UserError(`none of the ${ids.length} held-out cases of model '${loaded.manifest.name}' is in ${o.dataset} (imagesTr/ and labelsTr/)`);
+  if (present.length < ids.length) log(`${present.length} of the ${ids.length} held-out cases are in ${o.dataset}; scoring those`);
+  ids = present;
   if (o.limit) ids = ids.slice(0, o.limit);
   await mkdir(o.output, { recursive: true });
   const K = loaded.manifest.network.outChans;
