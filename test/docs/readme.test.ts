@@ -1,0 +1,113 @@
+/**
+ * README doc-test: every README block marked `<!-- doctest: ... -->` runs as written, so the examples
+ * cannot rot. The marker comment sits on the line before the fenced block:
+ *
+ *   <!-- doctest: run -->                               run the block, it must exit 0
+ *   <!-- doctest: run; replace "--steps 60" "--steps 2" -->   substitute first (small step counts)
+ *   <!-- doctest: run; expect "3 case\(s\) evaluated" -->     its output must match this regex
+ *
+ * ```ts blocks are transpiled by TypeScript and run as ES modules that import 'uxnet3d' (this
+ * checkout); shell blocks run in bash, `$ ` lines only when the block is a transcript. All blocks run
+ * in order in one scratch folder that holds links to this checkout's datasets/, recipes/, models/ and
+ * presets/, with `uxnet` and `npx uxnet` resolving to this checkout's CLI, so nothing is written into
+ * the checkout.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ts from 'typescript';
+import { ROOT } from '../helpers/cli.js';
+
+export interface DocBlock { line: number; lang: string; code: string; replace: [string, string][]; expect: RegExp[] }
+
+/** The marked blocks of a Markdown text, with their directives. */
+export function markedBlocks(md: string): DocBlock[] {
+  const lines = md.split('\n');
+  const blocks: DocBlock[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^<!-- doctest: (.*) -->$/.exec(lines[i]!.trim());
+    if (!m) continue;
+    const fence = /^```(\w*)$/.exec(lines[i + 1] ?? '');
+    if (!fence) throw new Error(`README line ${i + 1}: a doctest marker must be followed by a fenced block`);
+    const end = lines.indexOf('```', i + 2);
+    if (end < 0) throw new Error(`README line ${i + 2}: unclosed block`);
+    const parts = m[1]!.split(';').map((p) => p.trim());
+    if (parts[0] !== 'run') throw new Error(`README line ${i + 1}: unknown doctest directive '${parts[0]}'`);
+    const replace: [string, string][] = [];
+    const expect: RegExp[] = [];
+    for (const p of parts.slice(1)) {
+      const r = /^replace "([^"]*)" "([^"]*)"$/.exec(p);
+      const e = /^expect "([^"]*)"$/.exec(p);
+      if (r) replace.push([r[1]!, r[2]!]);
+      else if (e) expect.push(new RegExp(e[1]!, 'm'));
+      else throw new Error(`README line ${i + 1}: cannot parse '${p}'`);
+    }
+    blocks.push({ line: i + 2, lang: fence[1]!, code: lines.slice(i + 2, end).join('\n'), replace, expect });
+    i = end;
+  }
+  return blocks;
+}
+
+/** A transcript's commands (`$ ` lines and their `\` continuations), else the block as it is. */
+export function shellScript(code: string): string {
+  const lines = code.split('\n');
+  if (!lines.some((l) => l.startsWith('$ '))) return code;
+  const out: string[] = [];
+  let cont = false;
+  for (const l of lines) {
+    if (l.startsWith('$ ')) out.push(l.slice(2));
+    else if (cont) out.push(l);
+    else continue;
+    cont = l.trimEnd().endsWith('\\');
+  }
+  return out.join('\n');
+}
+
+describe('README examples run as written', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const blocks = markedBlocks(readme);
+  let work: string;
+  const env: NodeJS.ProcessEnv = { ...process.env, UXNET_QUIET: '1' };
+
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), 'uxnet-readme-'));
+    for (const d of ['datasets', 'recipes', 'models', 'presets']) symlinkSync(join(ROOT, d), join(work, d));
+    mkdirSync(join(work, 'node_modules', '.bin'), { recursive: true });
+    symlinkSync(ROOT, join(work, 'node_modules', 'uxnet3d'));
+    symlinkSync(join(ROOT, 'bin', 'uxnet.js'), join(work, 'node_modules', '.bin', 'uxnet'));
+    writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'readme-doctest', private: true, type: 'module' }));
+    env.PATH = `${join(work, 'node_modules', '.bin')}:${process.env.PATH}`;
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  it('marks the quick start in code, the command-line examples and the walk-through', () => {
+    assert.ok(blocks.some((b) => b.lang === 'ts' && /models\/hippocampus/.test(b.code)), 'the quick start in code runs with the bundled model');
+    assert.ok(blocks.some((b) => /uxnet predict -i ts -o preds/.test(b.code) && /uxnet evaluate preds gt/.test(b.code)), 'the walk-through');
+    // Never anything that writes into the bundled model.
+    for (const b of blocks) assert.doesNotMatch(b.code, /--export-model models\/hippocampus/);
+  });
+
+  for (const [k, b] of markedBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8')).entries()) {
+    it(`block ${k + 1} (README line ${b.line}, ${b.lang || 'shell'})`, () => {
+      let code = b.code;
+      for (const [from, to] of b.replace) {
+        assert.ok(code.includes(from), `replace: "${from}" is not in the block`);
+        code = code.split(from).join(to);
+      }
+      let r;
+      if (b.lang === 'ts') {
+        const js = ts.transpileModule(code, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+        const file = join(work, `block-${k + 1}.mjs`);
+        writeFileSync(file, js);
+        r = spawnSync(process.execPath, [file], { cwd: work, env, encoding: 'utf8', timeout: 300_000 });
+      } else {
+        r = spawnSync('bash', ['-e', '-o', 'pipefail', '-c', shellScript(code)], { cwd: work, env, encoding: 'utf8', timeout: 300_000 });
+      }
+      assert.equal(r.status, 0, `README line ${b.line} failed:\n${r.stdout}\n${r.stderr}`);
+      for (const e of b.expect) assert.match(r.stdout + r.stderr, e);
+    });
+  }
+});
