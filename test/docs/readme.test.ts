@@ -8,14 +8,17 @@
  *
  * ```ts blocks are transpiled by TypeScript and run as ES modules that import 'uxnet3d' (this
  * checkout); shell blocks run in bash, `$ ` lines only when the block is a transcript. All blocks run
- * in order in one scratch folder that holds links to this checkout's datasets/, recipes/, models/ and
- * presets/, with `uxnet` and `npx uxnet` resolving to this checkout's CLI, so nothing is written into
- * the checkout.
+ * in order in one scratch folder, with `uxnet` and `npx uxnet` resolving to this checkout's CLI, so
+ * nothing is written into the checkout. That folder links this checkout's models/ and presets/, and
+ * holds SMALL DATA in place of the real: datasets/msd-hippocampus has 8 of the 208 cases (5 training
+ * cases of fold 0 and 3 of its validation cases, with a dataset.json listing only those), and
+ * recipes/hippocampus/split-fold0.json splits those 8 the same way. Together with the `replace`
+ * directives (step counts) that keeps the whole README under a couple of minutes.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
@@ -74,7 +77,25 @@ describe('README examples run as written', () => {
 
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'uxnet-readme-'));
-    for (const d of ['datasets', 'recipes', 'models', 'presets']) symlinkSync(join(ROOT, d), join(work, d));
+    for (const d of ['models', 'presets']) symlinkSync(join(ROOT, d), join(work, d));
+    // Small data: a subset of MSD Hippocampus, split as fold 0 splits it.
+    const fold0 = JSON.parse(readFileSync(join(ROOT, 'recipes', 'hippocampus', 'split-fold0.json'), 'utf8')) as { train: string[]; val: string[] };
+    const split = { train: fold0.train.slice(0, 5), val: ['hippocampus_053', 'hippocampus_058', 'hippocampus_065'] };
+    assert.ok(split.val.every((id) => fold0.val.includes(id)));
+    const src = join(ROOT, 'datasets', 'msd-hippocampus');
+    const dst = join(work, 'datasets', 'msd-hippocampus');
+    for (const sub of ['imagesTr', 'labelsTr']) {
+      mkdirSync(join(dst, sub), { recursive: true });
+      for (const id of [...split.train, ...split.val]) copyFileSync(join(src, sub, `${id}.nii.gz`), join(dst, sub, `${id}.nii.gz`));
+    }
+    const ds = JSON.parse(readFileSync(join(src, 'dataset.json'), 'utf8')) as { cases: { id: string }[] } & Record<string, unknown>;
+    const keep = new Set([...split.train, ...split.val]);
+    ds.cases = ds.cases.filter((c) => keep.has(c.id));
+    assert.equal(ds.cases.length, 8);
+    writeFileSync(join(dst, 'dataset.json'), JSON.stringify({ ...ds, numCases: 8 }));
+    mkdirSync(join(work, 'recipes', 'hippocampus'), { recursive: true });
+    for (const f of ['preset.json', 'train.json']) copyFileSync(join(ROOT, 'recipes', 'hippocampus', f), join(work, 'recipes', 'hippocampus', f));
+    writeFileSync(join(work, 'recipes', 'hippocampus', 'split-fold0.json'), JSON.stringify(split));
     mkdirSync(join(work, 'node_modules', '.bin'), { recursive: true });
     symlinkSync(ROOT, join(work, 'node_modules', 'uxnet3d'));
     symlinkSync(join(ROOT, 'bin', 'uxnet.js'), join(work, 'node_modules', '.bin', 'uxnet'));
