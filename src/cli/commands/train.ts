@@ -127,18 +127,30 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
   // second signal quits at once.
   const stop = new AbortController();
   let received = '';
+  let training = false;
+  const handlers = terminalHandlers();
   const onSignal = (sig: NodeJS.Signals) => {
     if (received) process.exit(SIGNAL_EXIT[sig] ?? 1);
     received = sig;
+    if (!training) {
+      // Before the first step there is nothing to save; preprocessing can be long, so do not wait for it.
+      handlers.stop();
+      process.stderr.write(`\nuxnet: ${sig}: stopped before training started; nothing to resume\n`);
+      process.exit(SIGNAL_EXIT[sig] ?? 1);
+    }
     process.stderr.write(`\nuxnet: ${sig}: stopping after the current step and saving a checkpoint (send it again to quit without saving)\n`);
     stop.abort();
   };
+  const onStart = handlers.onStart!;
+  handlers.onStart = (e) => { training = true; onStart(e); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const handlers = terminalHandlers();
   try {
     const r = await runTraining(cfg, { resume: f.resume, force: f.force, handlers, signal: stop.signal });
-    if (r.stopped) throw new UserError(`${received || 'stop'}: stopped after step ${r.completed} of ${r.steps}; continue with: uxnet train -o ${r.outDir} --resume`, SIGNAL_EXIT[received] ?? 1);
+    if (r.stopped) {
+      const resumable = existsSync(join(r.outDir, 'checkpoint_last.safetensors'));
+      throw new UserError(`${received || 'stop'}: stopped after step ${r.completed} of ${r.steps}; ${resumable ? `continue with: uxnet train -o ${r.outDir} --resume` : 'nothing to resume'}`, SIGNAL_EXIT[received] ?? 1);
+    }
   } catch (e) {
     if (e instanceof TrainRunError) throw new UserError(e.message);
     throw preprocessUserError(e);
