@@ -69,6 +69,20 @@ export function shellScript(code: string): string {
   return out.join('\n');
 }
 
+describe('README doc-test parsing', () => {
+  it('reads directives and runs only the commands of a transcript', () => {
+    const md = ['text', '<!-- doctest: run; replace "--steps 60" "--steps 2"; expect "^done" -->', '```', '$ uxnet train -o run \\', '    --steps 60', 'train 60/60', '$ ls run', 'model', '```', '```', 'not marked', '```'].join('\n');
+    const blocks = markedBlocks(md);
+    assert.equal(blocks.length, 1);
+    assert.deepEqual(blocks[0]!.replace, [['--steps 60', '--steps 2']]);
+    assert.deepEqual(blocks[0]!.expect.map(String), ['/^done/m']);
+    assert.equal(blocks[0]!.line, 3);
+    assert.equal(shellScript(blocks[0]!.code), 'uxnet train -o run \\\n    --steps 60\nls run');
+    assert.equal(shellScript('uxnet demo\nuxnet predict'), 'uxnet demo\nuxnet predict', 'a plain block runs as it is');
+    assert.throws(() => markedBlocks('<!-- doctest: skip -->\n```\nx\n```'), /unknown doctest directive 'skip'/);
+  });
+});
+
 describe('README examples run as written', () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const blocks = markedBlocks(readme);
