@@ -34,3 +34,8 @@ export {
 export { runCrossval, makeFolds, readSplitFile, type CrossvalOptions, type CrossvalResult, type Splits } from './train/crossval.js';
 export { compareRuns, writeComparison, CompareError, type Comparison } from './train/compare.js';
 export { countMacs } from './nn/macs.js';
+// Training and preprocessing without a terminal: progress arrives through handlers.
+export { runTraining, TrainRunError, type TrainRunOptions, type TrainRunResult } from './train/run.js';
+export { resolveTrainConfig, TRAIN_DEFAULTS, TrainConfigError, type TrainConfig } from './train/config.js';
+export type { TrainHandlers, StepEndEvent, ValidationEndEvent, CheckpointEvent } from './train/events.js';
+export { preprocessDataset, PresetError, type PreprocessPlan, type PreprocessProgress } from './data/preprocess.js';

@@ -3,7 +3,8 @@
  *
  * The bundled model is whatever models/hippocampus holds when the app is built (or served): its
  * model.json and weights are copied as static files under model/, with model/files.json naming them,
- * so retraining the model never means editing the app.
+ * so retraining the model never means editing the app. One of that model's held-out cases is copied
+ * to sample/ (with sample/files.json naming it) for the page's "Try a sample" button.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -75,6 +76,35 @@ function bundledModel(): Plugin {
   };
 }
 
+/** The sample: the first held-out case of the bundled model (its training.split.val) found in the dataset. */
+function sampleFiles(): Record<string, string> {
+  const manifest = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { training?: { split?: { val?: string[] } } };
+  const images = join(ROOT, 'datasets', 'msd-hippocampus', 'imagesTr');
+  const id = (manifest.training?.split?.val ?? []).find((c) => existsSync(join(images, `${c}.nii.gz`)));
+  if (!id) return {};
+  return { [`${id}.nii.gz`]: join(images, `${id}.nii.gz`), 'files.json': JSON.stringify({ image: `${id}.nii.gz`, description: `${id}: an MSD Hippocampus MRI the bundled model never trained on (CC BY-SA 4.0)` }) };
+}
+
+function bundledSample(): Plugin {
+  return {
+    name: 'uxnet-bundled-sample',
+    configureServer(server) {
+      server.middlewares.use('/sample/', (req, res, next) => {
+        const files = sampleFiles();
+        const name = (req.url ?? '').replace(/^\//, '').split('?')[0]!;
+        if (!(name in files)) return next();
+        res.setHeader('Content-Type', name.endsWith('.json') ? 'application/json' : 'application/octet-stream');
+        res.end(name === 'files.json' ? files[name] : readFileSync(files[name]!));
+      });
+    },
+    generateBundle() {
+      for (const [name, v] of Object.entries(sampleFiles())) {
+        this.emitFile({ type: 'asset', fileName: `sample/${name}`, source: name === 'files.json' ? v : readFileSync(v) });
+      }
+    },
+  };
+}
+
 /** Browser code must not import Node built-ins (they would fail at run time, not at build time). */
 function noNodeBuiltins(): Plugin {
   return {
@@ -90,7 +120,7 @@ function noNodeBuiltins(): Plugin {
 export default defineConfig({
   root: WEB,
   base: './',
-  plugins: [noNodeBuiltins(), bundledModel()],
+  plugins: [noNodeBuiltins(), bundledModel(), bundledSample()],
   build: {
     outDir: join(WEB, 'dist'),
     emptyOutDir: true,

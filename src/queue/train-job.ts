@@ -76,6 +76,8 @@ export async function runTrainJob(d: TrainJobData, jobId: string, ctx: TrainJobC
   }
   try {
     const r = await runTraining(cfg, { resume, log: ctx.log });
+    // Nothing signals a queued run to stop, so it always reaches its last step and exports a model.
+    if (r.stopped || !r.modelDir) throw new Error(`training in ${r.outDir} stopped after step ${r.completed} of ${r.steps}`);
     return { outDir: r.outDir, modelDir: r.modelDir, steps: r.steps, resumedFrom, best: r.best };
   } catch (e) {
     if (e instanceof TrainRunError) throw new PermanentJobError(e.message);

@@ -1,3 +1,5 @@
+import { isAbsolute, resolve } from 'node:path';
+import { BUILTIN_PRESETS } from '../data/presets.js';
 import { parseWithSchema } from '../io/schema.js';
 import { createNetwork, isNetworkName, NETWORK_NAMES, withChannels } from '../models/registry.js';
 import { TrainConfigFileSchema, TrainConfigSchema, TRAIN_CONFIG_VERSION, type TrainConfig } from './config-schema.js';
@@ -97,4 +99,22 @@ export function configuredClasses(c: Pick<TrainConfig, 'network' | 'networkArgs'
   const a = (isObject(c.network) ? c.network : c.networkArgs ?? {}) as Record<string, unknown>;
   const v = a.outChans ?? a.out_chans ?? a.outChannels ?? a.out_channels;
   return typeof v === 'number' ? v : undefined;
+}
+
+const PATH_FIELDS = ['dataset', 'outDir', 'split', 'init', 'cacheDir', 'modelDir'] as const;
+
+/**
+ * The config with every relative path resolved against `base`. A run stores its config.json this way
+ * (absolute), and relative paths in a stored config.json are read relative to its run folder, so
+ * `uxnet train -o RUN --resume` works from any working directory.
+ */
+export function resolveConfigPaths<T extends Partial<TrainConfig>>(c: T, base: string): T {
+  const out: Partial<TrainConfig> = { ...c };
+  for (const k of PATH_FIELDS) {
+    const v = out[k];
+    if (typeof v === 'string' && v.length > 0 && !isAbsolute(v)) out[k] = resolve(base, v);
+  }
+  // A preset is a built-in name or a file path.
+  if (typeof out.preset === 'string' && !(BUILTIN_PRESETS as readonly string[]).includes(out.preset) && !isAbsolute(out.preset)) out.preset = resolve(base, out.preset);
+  return out as T;
 }

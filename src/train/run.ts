@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, join, relative, resolve, isAbsolute } from 'node:path';
 import { readCached, type CacheEntry } from '../data/cache.js';
 import { PatchLoader } from '../data/loader/index.js';
 import type { RandomStepSpec } from '../data/step-schema.js';
@@ -13,11 +13,12 @@ import { specChannels } from '../infer/model-manifest.js';
 import { modelPredictor, slidingWindowInference } from '../infer/sliding-window.js';
 import { argmaxChannels } from '../infer/predict.js';
 import { MODEL_FORMAT, MODEL_VERSION, type ModelManifest } from '../infer/model-folder.js';
-import { runPreprocess } from '../cli/commands/preprocess.js';
+import { preprocessDataset, type PreprocessPlan } from '../data/preprocess.js';
 import { getBackendName } from '../engine/registry.js';
+import { diceFromCounts } from '../metrics/segmentation.js';
 import { loadCheckpoint } from './checkpoint.js';
-import { configuredClasses, trainNetworkSpec, type TrainConfig } from './config.js';
-import { parsePlan, type Plan } from '../data/plan-schema.js';
+import { configuredClasses, resolveConfigPaths, trainNetworkSpec, type TrainConfig } from './config.js';
+import type { TrainHandlers } from './events.js';
 import { parseSplitFile } from './split-file.js';
 import { Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
 import { InputError } from '../engine/errors.js';
@@ -30,13 +31,29 @@ export class TrainRunError extends InputError {
   }
 }
 
-/** plan.json as training reads it. */
-export type TrainPlan = Plan;
+/** The plan training runs on: what preprocessing returned (and wrote to plan.json). */
+export type TrainPlan = PreprocessPlan;
+
+export interface TrainRunOptions {
+  /** Continue the run in cfg.outDir from its checkpoint_last. */
+  resume?: boolean;
+  /** Replace an existing model folder named by cfg.modelDir outside the run folder. */
+  force?: boolean;
+  handlers?: TrainHandlers;
+  /** Shorthand for handlers.onLog. */
+  log?: (line: string) => void;
+  /** Abort to stop: the step in progress finishes, checkpoint_last is saved, and the result says `stopped`. */
+  signal?: AbortSignal;
+}
 
 export interface TrainRunResult {
   outDir: string;
-  modelDir: string;
+  /** The exported model folder; null when the run was stopped before its last step. */
+  modelDir: string | null;
   steps: number;
+  /** Steps completed (less than `steps` when stopped). */
+  completed: number;
+  stopped: boolean;
   best: { step: number; metric: number } | null;
   seconds: number;
 }
@@ -86,7 +103,11 @@ export function stackPatches(patches: { image: Float32Array; label?: Float32Arra
   return { image, label, shape: [patches.length, p0.channels, d, h, w] };
 }
 
-/** Dice per foreground class on the preprocessed grid (as the official validation does). */
+/**
+ * Dice per foreground class on the preprocessed grid (as the official validation does), with the one
+ * convention `evaluate` and `demo` use too (diceFromCounts): a class absent from both sides is NaN and
+ * left out of means, as MONAI's DiceMetric reduction does; one side empty gives 0.
+ */
 export function dicePerClass(pred: ArrayLike<number>, gt: ArrayLike<number>, classes: number): number[] {
   const inter = new Float64Array(classes), ps = new Float64Array(classes), gs = new Float64Array(classes);
   for (let i = 0; i < gt.length; i++) {
@@ -95,8 +116,14 @@ export function dicePerClass(pred: ArrayLike<number>, gt: ArrayLike<number>, cla
     if (p === g) inter[p]++;
   }
   const out: number[] = [];
-  for (let c = 1; c < classes; c++) out.push(ps[c]! + gs[c]! === 0 ? 1 : (2 * inter[c]!) / (ps[c]! + gs[c]!));
+  for (let c = 1; c < classes; c++) out.push(diceFromCounts(inter[c]!, ps[c]!, gs[c]!));
   return out;
+}
+
+/** Mean of the non-NaN values (NaN when there is none). */
+export function nanMean(values: readonly number[]): number {
+  const v = values.filter((x) => !Number.isNaN(x));
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
 }
 
 /** Loads matching tensors from `path` into the model; a differently shaped tensor keeps its fresh init (the out block when the class count differs). */
@@ -120,7 +147,7 @@ export async function initFromWeights(model: SegmentationNetwork, path: string):
   return { loaded: [...loadable.keys()], reinitialised, skipped };
 }
 
-export async function exportModelFolder(dir: string, model: SegmentationNetwork, spec: NetworkSpec, plan: TrainPlan, cfg: TrainConfig, extra: Record<string, unknown>): Promise<void> {
+export async function exportModelFolder(dir: string, model: SegmentationNetwork, spec: NetworkSpec, plan: Omit<TrainPlan, 'cache' | 'chainHash'> & Partial<TrainPlan>, cfg: TrainConfig, extra: Record<string, unknown>): Promise<void> {
   await mkdir(dir, { recursive: true });
   const K = specChannels(spec).outChannels;
   const names = plan.dataset?.labels ?? null;
@@ -147,17 +174,65 @@ export async function exportModelFolder(dir: string, model: SegmentationNetwork,
   await writeFileAtomic(join(dir, 'model.json'), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
 }
 
-/** `uxnet train`: preprocess (cached), then the official loop; writes checkpoints, logs, curves and a model folder. */
-export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; log?: (s: string) => void } = {}): Promise<TrainRunResult> {
-  const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  const outDir = resolve(cfg.outDir);
+/** What a run folder may hold besides temporaries: anything else means it is not one. */
+const RUN_ENTRIES = new Set(['cache', 'config.json', 'metrics.jsonl', 'curves.svg', 'checkpoint_last.safetensors', 'checkpoint_best.safetensors', 'model']);
+
+const inside = (dir: string, path: string) => {
+  const r = relative(dir, path);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+};
+
+/** Everything that could destroy what the user has is refused here, before any compute. */
+function checkOutputs(outDir: string, modelDir: string, opts: TrainRunOptions): void {
   const lastPath = join(outDir, 'checkpoint_last.safetensors');
+  if (existsSync(outDir)) {
+    if (!statSync(outDir).isDirectory()) throw new TrainRunError(`${outDir} is not a folder`);
+    const foreign = readdirSync(outDir).filter((n) => !RUN_ENTRIES.has(n) && !/\.tmp(-|$)/.test(n));
+    if (foreign.length) throw new TrainRunError(`${outDir} holds files that are not a training run's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); choose a new or empty run folder`);
+  }
   if (!opts.resume && existsSync(lastPath)) throw new TrainRunError(`${outDir} already holds a training run; pass --resume to continue it, or choose another output folder`);
   if (opts.resume && !existsSync(lastPath)) throw new TrainRunError(`--resume: ${lastPath} does not exist`);
+  if (!inside(outDir, modelDir) && existsSync(modelDir)) {
+    if (!statSync(modelDir).isDirectory()) throw new TrainRunError(`model export target ${modelDir} exists and is not a folder`);
+    if (readdirSync(modelDir).length > 0 && !opts.force) throw new TrainRunError(`model export target ${modelDir} already exists; pass --force to replace it, or export elsewhere`);
+  }
+  if (inside(modelDir, outDir) && modelDir !== join(outDir, 'model')) throw new TrainRunError(`model export target ${modelDir} contains the run folder ${outDir}`);
+}
+
+/** Writes the model folder; an existing folder outside the run is replaced only once the new one is complete. */
+async function exportReplacing(modelDir: string, outDir: string, write: (dir: string) => Promise<void>): Promise<void> {
+  if (inside(outDir, modelDir) || !existsSync(modelDir)) return write(modelDir);
+  const fresh = `${modelDir}.tmp-${process.pid}`;
+  const old = `${modelDir}.old-${process.pid}`;
+  await rm(fresh, { recursive: true, force: true });
+  try {
+    await write(fresh);
+  } catch (e) {
+    await rm(fresh, { recursive: true, force: true });
+    throw e;
+  }
+  await rename(modelDir, old);
+  await rename(fresh, modelDir);
+  await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * A training run: preprocess (cached), then the official loop; writes checkpoints, logs and curves in
+ * the run folder `cfg.outDir` and exports the best model to `cfg.modelDir` (default RUN/model).
+ * Nothing is written outside the run folder except that export target. Reports through `handlers`.
+ */
+export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}): Promise<TrainRunResult> {
+  const h: TrainHandlers = { ...opts.handlers };
+  const log = (s: string) => (h.onLog ?? opts.log)?.(s);
+  // Relative paths are the caller's (cwd); config.json stores them absolute, so a resume works from anywhere.
+  const cfg = resolveConfigPaths(cfgIn, process.cwd());
+  const outDir = resolve(cfg.outDir);
+  const lastPath = join(outDir, 'checkpoint_last.safetensors');
+  const modelDir = resolve(cfg.modelDir ?? join(outDir, 'model'));
+  checkOutputs(outDir, modelDir, opts);
   await mkdir(outDir, { recursive: true });
 
-  const { planPath } = await runPreprocess({ dataset: cfg.dataset, preset: cfg.preset, cache: cfg.cacheDir ?? join(outDir, 'cache'), workers: cfg.workers });
-  const plan = parsePlan(JSON.parse(await readFile(planPath, 'utf8')), planPath, (m) => new TrainRunError(m));
+  const { plan } = await preprocessDataset({ dataset: cfg.dataset, preset: cfg.preset, cache: cfg.cacheDir ?? join(outDir, 'cache'), workers: cfg.workers, onProgress: h.onProgress });
   const { train, val } = await splitEntries(plan.cache, cfg);
   if (!train.length) throw new TrainRunError('no training cases (with labels) were found');
   const K = configuredClasses(cfg) ?? plan.numClasses;
@@ -188,20 +263,20 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
   const validate = val.length
     ? async (m: SegmentationNetwork): Promise<ValidationResult> => {
         m.eval();
-        const sums = new Array(K - 1).fill(0);
+        const perCase: number[][] = [];
         for (const e of val) {
           const s = await readCached(e);
           const { data } = await slidingWindowInference({ data: s.image.data, shape: [1, s.image.channels, ...s.image.shape] }, roi, modelPredictor(m), { overlap: cfg.valOverlap, mode: cfg.valMode });
-          const d = dicePerClass(argmaxChannels(data, K), s.label!.data, K);
-          d.forEach((v, i) => (sums[i] += v));
+          perCase.push(dicePerClass(argmaxChannels(data, K), s.label!.data, K));
         }
         m.train();
-        return { dicePerClass: sums.map((v) => v / val.length) };
+        return { dicePerClass: Array.from({ length: K - 1 }, (_, c) => nanMean(perCase.map((d) => d[c]!))) };
       }
     : null;
 
   const ck = opts.resume ? await loadCheckpoint(lastPath) : null;
   const start = ck?.state.step ?? 0;
+  if (start > cfg.steps) throw new TrainRunError(`--resume: the checkpoint is at step ${start}, past the ${cfg.steps} steps asked for`);
   let loader: PatchLoader | null = null;
   let expected = start;
   const source: BatchSource = {
@@ -212,9 +287,10 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
       return stackPatches(await loader!.next());
     },
   };
+  const { cache: _cache, ...planNoCache } = plan;
   const trainer = new Trainer(model, source, validate, {
     steps: cfg.steps, lr: cfg.lr, weightDecay: cfg.weightDecay, schedule: cfg.schedule, valEvery: cfg.valEvery, saveEvery: cfg.saveEvery,
-    outDir, config: cfg, plan: { ...plan, cache: undefined },
+    outDir, config: cfg, plan: planNoCache, handlers: h, signal: opts.signal,
   });
   if (ck) {
     await model.loadStateDictAsync(ck.model, { strict: true });
@@ -234,17 +310,24 @@ export async function runTraining(cfg: TrainConfig, opts: { resume?: boolean; lo
   } finally {
     await loader.close();
   }
-  const modelDir = resolve(cfg.modelDir ?? join(outDir, 'model'));
+  if (result.stopped) {
+    log(`stopped after step ${result.completed} of ${cfg.steps}; ${result.completed > start ? `checkpoint saved in ${lastPath}` : 'no step was run'}; continue with: uxnet train -o ${outDir} --resume`);
+    model.dispose();
+    return { outDir, modelDir: null, steps: cfg.steps, completed: result.completed, stopped: true, best: result.best, seconds: result.seconds };
+  }
   const bestPath = join(outDir, 'checkpoint_best.safetensors');
   if (existsSync(bestPath)) {
     const best = await loadCheckpoint(bestPath);
     await model.loadStateDictAsync(best.model, { strict: true });
   }
-  await exportModelFolder(modelDir, model, spec, plan, cfg, { steps: cfg.steps, best: result.best, seconds: result.seconds, split: { train: train.map((e) => e.id), val: val.map((e) => e.id) } });
-  // The model folder is self-describing: it carries the curves and per-step log of the run that made it.
-  for (const [from, to] of [['curves.svg', 'training-curves.svg'], ['metrics.jsonl', 'training-metrics.jsonl']] as const) {
-    if (existsSync(join(outDir, from))) await writeFileAtomic(join(modelDir, to), await readFile(join(outDir, from)));
-  }
+  await exportReplacing(modelDir, outDir, async (dir) => {
+    await exportModelFolder(dir, model, spec, plan, cfg, { steps: cfg.steps, best: result.best, seconds: result.seconds, split: { train: train.map((e) => e.id), val: val.map((e) => e.id) } });
+    // The model folder is self-describing: it carries the curves and per-step log of the run that made it.
+    for (const [from, to] of [['curves.svg', 'training-curves.svg'], ['metrics.jsonl', 'training-metrics.jsonl']] as const) {
+      if (existsSync(join(outDir, from))) await writeFileAtomic(join(dir, to), await readFile(join(outDir, from)));
+    }
+  });
+  model.dispose();
   log(`done in ${(result.seconds / 60).toFixed(1)} min; best validation Dice ${result.best ? `${result.best.metric.toFixed(4)} at step ${result.best.step}` : 'n/a'}; model folder ${modelDir}`);
-  return { outDir, modelDir, steps: cfg.steps, best: result.best, seconds: result.seconds };
+  return { outDir, modelDir, steps: cfg.steps, completed: result.completed, stopped: false, best: result.best, seconds: result.seconds };
 }

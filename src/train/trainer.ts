@@ -8,7 +8,8 @@ import { DiceCELoss } from './dice-ce-loss.js';
 import { learningRate, type ScheduleConfig } from './schedule.js';
 import { saveCheckpoint, type TrainState } from './checkpoint.js';
 import { renderCurvesSvg, smooth } from './curves.js';
-import { createProgress } from '../cli/progress.js';
+import { writeFileAtomic } from '../io/fs.js';
+import type { TrainHandlers } from './events.js';
 
 /** One training batch, NCDHW float32 image and [N,1,D,H,W] float class-index label. */
 export interface Batch {
@@ -43,20 +44,25 @@ export interface TrainerOptions {
   /** Everything needed to rebuild the run: stored in checkpoints. */
   config: unknown;
   plan: unknown;
-  log?: (line: string) => void;
+  handlers?: TrainHandlers;
+  /** When aborted, the loop finishes the step in progress, saves `last` and returns with `stopped`. */
+  signal?: AbortSignal;
 }
 
 export interface TrainerResult {
   steps: number;
   best: { step: number; metric: number } | null;
   seconds: number;
+  /** Steps completed: `steps` unless the run was stopped early through the signal. */
+  completed: number;
+  stopped: boolean;
 }
 
 interface HistoryEntry extends Record<string, unknown> { step: number }
 
 /**
  * The official training loop (DiceCE + AdamW, validation by sliding window, best/last checkpoints),
- * with a progress bar, a JSONL metrics log, SVG curves and atomic checkpoints.
+ * with a JSONL metrics log, SVG curves and atomic checkpoints; progress is reported to the handlers.
  */
 export class Trainer {
   readonly optimizer: AdamW;
@@ -97,16 +103,26 @@ export class Trainer {
     await rename(`${path}.tmp`, path);
   }
 
+  private async saveLast(done: number): Promise<void> {
+    const path = join(this.opts.outDir, 'checkpoint_last.safetensors');
+    await saveCheckpoint(path, this.model, this.optimizer, this.state(done));
+    await this.writeCurves();
+    this.opts.handlers?.onCheckpoint?.({ step: done, kind: 'last', path });
+  }
+
   async run(): Promise<TrainerResult> {
-    const { outDir, steps } = this.opts;
+    const { outDir, steps, signal } = this.opts;
+    const h = this.opts.handlers ?? {};
     await mkdir(outDir, { recursive: true });
     const logPath = join(outDir, 'metrics.jsonl');
+    // The log restarts from the checkpoint's history, so steps logged after the last checkpoint by a
+    // killed run are dropped instead of appearing twice once they are trained again.
+    await writeFileAtomic(logPath, new TextEncoder().encode(this.history.map((e) => JSON.stringify(e) + '\n').join('')));
     const t0 = Date.now();
-    const progress = createProgress({ label: 'train', total: steps, fields: ['loss', 'lr', 'it/s', 'dice'] });
-    progress.update(this.startStep);
-    let lastDice = this.best ? this.best.metric.toFixed(3) : '';
-    let recentLoss = NaN;
-    for (let step = this.startStep; step < steps; step++) {
+    h.onStart?.({ startStep: this.startStep, totalSteps: steps });
+    let done = this.startStep;
+    let saved = this.startStep;
+    for (let step = this.startStep; step < steps && !signal?.aborted; step++) {
       const tStep = Date.now();
       const b = await this.source.batch(step);
       const lr = learningRate(this.opts.lr, step, steps, this.opts.schedule);
@@ -123,32 +139,38 @@ export class Trainer {
       const [loss, dice, ce] = await Promise.all([terms.loss.data(), terms.dice.data(), terms.ce.data()]);
       terms.loss.dispose(); terms.dice.dispose(); terms.ce.dispose();
       if (!Number.isFinite(loss[0]!)) throw new Error(`training diverged at step ${step + 1}: loss is ${loss[0]}`);
-      recentLoss = Number.isNaN(recentLoss) ? loss[0]! : 0.95 * recentLoss + 0.05 * loss[0]!;
       const entry: HistoryEntry = { step: step + 1, loss: loss[0]!, loss_dice: dice[0]!, loss_ce: ce[0]!, lr, seconds: (Date.now() - tStep) / 1000 };
-      const done = step + 1;
+      done = step + 1;
       const validateNow = this.validate && (done % this.opts.valEvery === 0 || done === steps);
       if (validateNow) {
         const v = await this.validate!(this.model, done);
-        const meanDice = v.dicePerClass.reduce((a, c) => a + c, 0) / Math.max(1, v.dicePerClass.length);
+        // Classes absent from every validation case (NaN) are left out, as in `evaluate`.
+        const finite = v.dicePerClass.filter((d) => !Number.isNaN(d));
+        const meanDice = finite.length ? finite.reduce((a, c) => a + c, 0) / finite.length : NaN;
         entry.val_dice = v.dicePerClass;
         entry.val_mean_dice = meanDice;
         Object.assign(entry, v.extra ?? {});
-        lastDice = meanDice.toFixed(3);
-        if (!this.best || meanDice > this.best.metric) {
+        const isBest = !Number.isNaN(meanDice) && (!this.best || meanDice > this.best.metric);
+        if (isBest) {
           this.best = { step: done, metric: meanDice };
-          await saveCheckpoint(join(outDir, 'checkpoint_best.safetensors'), this.model, null, this.state(done));
+          const path = join(outDir, 'checkpoint_best.safetensors');
+          await saveCheckpoint(path, this.model, null, this.state(done));
+          h.onCheckpoint?.({ step: done, kind: 'best', path });
         }
+        h.onValidationEnd?.({ step: done, dicePerClass: v.dicePerClass, meanDice, isBest, best: this.best });
       }
       this.history.push(entry);
       await appendFile(logPath, JSON.stringify(entry) + '\n');
       if (validateNow || done % this.opts.saveEvery === 0 || done === steps) {
-        await saveCheckpoint(join(outDir, 'checkpoint_last.safetensors'), this.model, this.optimizer, this.state(done));
-        await this.writeCurves();
+        await this.saveLast(done);
+        saved = done;
       }
-      const rate = 1000 / Math.max(1, Date.now() - tStep);
-      progress.update(done, { loss: recentLoss.toFixed(4), lr: lr.toExponential(2), 'it/s': rate.toFixed(2), dice: lastDice });
+      h.onStepEnd?.({ step: done, totalSteps: steps, loss: loss[0]!, lossDice: dice[0]!, lossCe: ce[0]!, lr, seconds: entry.seconds as number });
     }
-    progress.stop();
-    return { steps, best: this.best, seconds: (Date.now() - t0) / 1000 };
+    const stopped = done < steps;
+    // A stop request loses nothing: the steps since the last periodic save are saved now.
+    if (stopped && done > saved) await this.saveLast(done);
+    h.onEnd?.({ step: done, totalSteps: steps, stopped });
+    return { steps, best: this.best, seconds: (Date.now() - t0) / 1000, completed: done, stopped };
   }
 }

@@ -72,13 +72,16 @@ describe('uxnet evaluate CLI', () => {
     await write(join(gt, 'c.nii.gz'), labels({ label: 1, lo: [0, 0, 0], hi: [1, 1, 1] }));
     await write(join(pred, 'd.nii.gz'), labels());
     writeFileSync(join(pred, 'notes.txt'), 'not a NIfTI file, ignored');
+    // What `predict --probabilities` writes next to the labels: skipped (else it would be a case
+    // missing in the ground truth, and a 4-D float map).
+    await writeNiftiFile(join(pred, 'a_probabilities.nii.gz'), { data: new Float32Array(2 * 8 * 6 * 6).fill(0.5), shape: [8, 6, 6, 2], affine: AFFINE });
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('--help explains every flag', () => {
     const r = uxnet(['evaluate', '--help']);
     assert.equal(r.status, 0);
-    for (const flag of ['<pred_dir>', '<gt_dir>', '--output', '--classes', '--nsd-tolerance', '--labels']) assert.ok(r.stdout.includes(flag), flag);
+    for (const flag of ['<pred>', '<gt>', '--output', '--classes', '--nsd-tolerance', '--labels', '--model']) assert.ok(r.stdout.includes(flag), flag);
   });
 
   it('hand-computed Dice, HD95 and NSD; missing cases warned and listed', () => {
@@ -151,8 +154,8 @@ describe('uxnet evaluate CLI', () => {
 
   it('user mistakes: one-line messages, non-zero exit', () => {
     const o = ['-o', join(dir, 'never')];
-    assertUserError(uxnet(['evaluate', join(dir, 'nope'), gt, ...o]), /cannot read prediction directory '.*nope': no such directory/);
-    assertUserError(uxnet(['evaluate', pred, join(dir, 'dataset.json'), ...o]), /cannot read ground truth directory .*not a directory/);
+    assertUserError(uxnet(['evaluate', join(dir, 'nope'), gt, ...o]), /^uxnet: cannot read prediction '.*nope': no such file or directory$/);
+    assertUserError(uxnet(['evaluate', pred, join(dir, 'dataset.json'), ...o]), /^uxnet: ground truth '.*dataset\.json' is not a \.nii or \.nii\.gz file$/);
     const empty = join(dir, 'empty');
     mkdirSync(empty);
     assertUserError(uxnet(['evaluate', pred, empty, ...o]), /no case has both a prediction and a ground truth/);
@@ -161,5 +164,22 @@ describe('uxnet evaluate CLI', () => {
     assertUserError(uxnet(['evaluate', pred, gt, ...o, '--nsd-tolerance', '-1']), /--nsd-tolerance '-1'/);
     assertUserError(uxnet(['evaluate', pred, gt, ...o, '--labels', join(dir, 'none.json')]), /cannot read labels file/);
     assert.ok(!existsSync(join(dir, 'never.csv')));
+  });
+
+  it('two single files pair whatever their names; --model names the classes as its model.json does', () => {
+    const model = join(dir, 'model');
+    mkdirSync(model);
+    writeFileSync(join(model, 'model.json'), JSON.stringify({ format: 'uxnet3d-model/1', labels: { 0: 'background', 1: 'anterior', 2: 'posterior' } }));
+    const out = join(dir, 'single');
+    const r = uxnet(['evaluate', join(pred, 'a.nii'), join(gt, 'a.nii.gz'), '-o', out, '-m', model]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /warning/, 'nothing missing on either side');
+    assert.match(r.stdout, /^1 case\(s\) evaluated, 2 class\(es\)/);
+    // Case a alone: class 1 Dice 0.75, HD95 2 mm, NSD 5/7; class 2 exact.
+    assert.match(r.stdout, /^1 +anterior +0\.7500 +2\.0000 +0\.7143 +1$/m);
+    assert.match(r.stdout, /^2 +posterior +1\.0000 +0\.0000 +1\.0000 +1$/m);
+    const json = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
+    assert.deepEqual(json.classes, [{ label: 1, name: 'anterior' }, { label: 2, name: 'posterior' }]);
+    assert.deepEqual(json.files, { a: { pred: 'a.nii', gt: 'a.nii.gz', shape: [8, 6, 6] } });
   });
 });

@@ -156,6 +156,7 @@ test('browser app: WebGPU and CPU-worker segmentation in chromium', { skip: !exi
     const dist = join(work, 'dist');
     await build({ configFile: join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error', build: { outDir: dist, emptyOutDir: true } });
     assert.ok(existsSync(join(dist, 'index.html')) && existsSync(join(dist, 'model', 'model.json')), 'the build holds the app and the bundled model');
+    assert.deepEqual(readFileSync(join(dist, 'sample', `${caseId}.nii.gz`)), readFileSync(imagePath), 'the build bundles the held-out case as its sample');
     const built = Date.now();
     const served = await serve(dist);
     server = served.server;
@@ -183,8 +184,15 @@ test('browser app: WebGPU and CPU-worker segmentation in chromium', { skip: !exi
     await gpu.page.setInputFiles('#image-input', { name: 'notes.nii.gz', mimeType: 'application/gzip', buffer: Buffer.from('these are not voxels') });
     await gpu.page.waitForFunction(() => document.body.dataset.state === 'error');
     assert.match((await gpu.page.textContent('#error')) ?? '', /notes\.nii\.gz.*NIfTI/s);
-    await gpu.page.setInputFiles('#image-input', imagePath);
+    // The empty viewer says what to do; "Try a sample" loads the bundled held-out case (the same file
+    // as imagePath: the labels below are checked against its expert labels and `uxnet predict`).
+    assert.equal(await gpu.page.isVisible('#viewer-empty'), true, 'the empty viewer shows a hint');
+    assert.match((await gpu.page.textContent('#viewer-empty')) ?? '', /No image yet.*Try a sample/s);
+    assert.equal(await gpu.page.getAttribute('#sample', 'data-image'), `${caseId}.nii.gz`);
+    await gpu.page.click('#sample');
     await gpu.page.waitForFunction(() => document.body.dataset.state === 'idle');
+    assert.match((await gpu.page.textContent('#stage')) ?? '', new RegExp(`^${caseId}\\.nii\\.gz: \\d+ × \\d+ × \\d+ voxels$`));
+    await gpu.page.waitForFunction(() => (document.getElementById('viewer-empty') as HTMLElement).hidden, null, { timeout: 30_000 });
     await gpu.page.check('#model-custom');
     await gpu.page.setInputFiles('#weights-input', join(ROOT, 'test', 'fixtures', 'tiny_blocks.safetensors'));
     await gpu.page.click('#segment');

@@ -27,6 +27,9 @@ const ui = {
   drop: $('drop'),
   dropText: $('drop-text'),
   imageInput: $<HTMLInputElement>('image-input'),
+  sample: $<HTMLButtonElement>('sample'),
+  sampleNote: $('sample-note'),
+  viewerEmpty: $('viewer-empty'),
   bundled: $<HTMLInputElement>('model-bundled'),
   custom: $<HTMLInputElement>('model-custom'),
   bundledName: $('bundled-name'),
@@ -109,6 +112,7 @@ async function showImage(file: File): Promise<void> {
   for (const vol of [...v.volumes]) v.removeVolume(vol);
   const img = await NVImage.loadFromFile({ file, name: file.name });
   v.addVolume(img);
+  ui.viewerEmpty.hidden = true;
 }
 
 async function showLabels(bytes: Uint8Array, result: SegmentResult, manifest: ModelManifest): Promise<void> {
@@ -160,6 +164,37 @@ async function takeImage(file: File | undefined): Promise<void> {
 }
 
 ui.imageInput.addEventListener('change', () => void takeImage(ui.imageInput.files?.[0]));
+
+/** The build bundles one held-out case (sample/files.json); without it the button stays hidden. */
+async function loadSampleInfo(): Promise<void> {
+  try {
+    const res = await fetch('sample/files.json');
+    if (!res.ok) return;
+    const info = (await res.json()) as { image: string; description?: string };
+    ui.sample.hidden = false;
+    ui.sample.dataset.image = info.image;
+    ui.sampleNote.textContent = info.description ?? '';
+  } catch {
+    // No sample in this build: the page works the same with the user's own images.
+  }
+}
+
+async function trySample(): Promise<void> {
+  const name = ui.sample.dataset.image;
+  if (!name) return;
+  clearError();
+  ui.sample.disabled = true;
+  try {
+    const res = await fetch(`sample/${name}`);
+    if (!res.ok) throw new Error(`sample/${name}: HTTP ${res.status}`);
+    await takeImage(new File([await res.arrayBuffer()], name));
+  } catch (e) {
+    showError(`The sample could not be loaded (${(e as Error).message}).`);
+  } finally {
+    ui.sample.disabled = false;
+  }
+}
+ui.sample.addEventListener('click', () => void trySample());
 for (const ev of ['dragenter', 'dragover'] as const) {
   ui.drop.addEventListener(ev, (e) => {
     e.preventDefault();
@@ -433,7 +468,7 @@ ui.download.addEventListener('click', () => {
 });
 
 setState('loading');
-void Promise.all([initBackend(), loadBundled()]).then(() => {
+void Promise.all([initBackend(), loadBundled(), loadSampleInfo()]).then(() => {
   if (document.body.dataset.state === 'loading') setState('idle');
   document.body.dataset.ready = 'true';
 });

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { loadVolume } from '../../data/load.js';
-import { columnNorms } from '../../io/nifti/mat4.js';
+import { voxelSpacing } from '../../io/nifti/index.js';
 import { loadModel } from '../../infer/segment.js';
 import { legendOf, writeOverlayPng } from '../../infer/overlay.js';
 import { MetricAccumulator, jsonSafe } from '../../metrics/index.js';
@@ -39,6 +39,11 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   const split = (loaded.manifest.training?.split ?? null) as { val?: string[] } | null;
   let ids = split?.val ?? [];
   if (!ids.length) throw new UserError(`model '${loaded.manifest.name}' records no held-out cases (training.split.val)`);
+  // The npm package carries only a few of the held-out cases; a clone has them all.
+  const present = ids.filter((id) => existsSync(join(o.dataset, 'imagesTr', `${id}.nii.gz`)) && existsSync(join(o.dataset, 'labelsTr', `${id}.nii.gz`)));
+  if (!present.length) throw new UserError(`none of the ${ids.length} held-out cases of model '${loaded.manifest.name}' is in ${o.dataset} (imagesTr/ and labelsTr/)`);
+  if (present.length < ids.length) log(`${present.length} of the ${ids.length} held-out cases are in ${o.dataset}; scoring those`);
+  ids = present;
   if (o.limit) ids = ids.slice(0, o.limit);
   for (const id of ids) {
     for (const sub of ['imagesTr', 'labelsTr']) if (!existsSync(join(o.dataset, sub, `${id}.nii.gz`))) throw new UserError(`case '${id}' is missing from ${o.dataset} (${sub}/${id}.nii.gz)`);
@@ -62,7 +67,8 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
       const gt = await loadVolume(lblPath, 'label');
       await writeFileAtomic(join(o.output, `${id}.nii.gz`), pred.labelsNifti);
       await writeOverlayPng(join(o.output, `${id}.png`), image.data, pred.labels.data, image.shape, { legend: legendOf(loaded.manifest.labels) });
-      const spacing = columnNorms(image.affine);
+      // Spacing from the ground truth's header, as `evaluate` takes it; Dice follows diceFromCounts there too.
+      const spacing = voxelSpacing(gt.header!);
       const row = acc.add(id, pred.labels.data as Uint8Array, gt.data as Uint8Array, image.shape, spacing);
       rows.push([id, ...row.classes.flatMap((c) => [fmt(c.dice), fmt(c.hd95, 2)])]);
       bar.update(i + 1, { case: id });

@@ -1,6 +1,8 @@
 /**
- * `uxnet evaluate PRED_DIR GT_DIR`: per-case, per-class Dice / HD95 / NSD of predicted label maps
- * against ground truth, both folders of NIfTI files paired by base name (`case.nii.gz` ↔ `case.nii`).
+ * `uxnet evaluate PRED GT`: per-case, per-class Dice / HD95 / NSD of predicted label maps against
+ * ground truth: two folders of NIfTI files paired by base name (`case.nii.gz` ↔ `case.nii`; the
+ * `*_probabilities` files `predict` writes are skipped), or two single files. Pairing and scoring live
+ * in src/metrics/evaluate.ts, header reading in src/io/nifti; this module is flags, files and the table.
  *
  * Order of work, so that mistakes surface before any heavy work:
  *   1. list and pair the files (missing cases on either side are warnings; no pair at all is an error);
@@ -14,24 +16,21 @@
  * Spacing comes from the ground truth header's pixdim (with nibabel's repairs: |pixdim|, 0 -> 1), in
  * the file's own unit (normally mm); NSD tolerances are in that unit too.
  */
-import { mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises';
-import { createGunzip } from 'node:zlib';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { loadVolume, VolumeError } from '../../data/load.js';
-import type { VoxelData } from '../../data/volume.js';
-import { fixGeometry, NiftiError, parseHeader, type NiftiHeader } from '../../io/nifti/index.js';
 import { writeFileAtomic } from '../../io/fs.js';
-import { computeSegmentationMetrics, type ClassMetrics } from '../../metrics/segmentation.js';
 import { MetricAccumulator, jsonSafe, METRIC_NAMES, type AggregateMetrics, type CaseMetrics } from '../../metrics/accumulator.js';
-import type { Spacing3 } from '../../metrics/edt.js';
+import { checkPairShapes, EvaluationError, listLabelFiles, pairCases, readLabelNames, scorePair, type ScoredCase } from '../../metrics/evaluate.js';
 import { UserError } from '../errors.js';
 import { createProgress } from '../progress.js';
 
 export interface EvaluateOptions {
+  /** Folder of predicted label maps, or one file. */
   predDir: string;
+  /** Folder of ground-truth label maps, or one file. */
   gtDir: string;
-  /** Output prefix: writes PREFIX.csv and PREFIX.json (default PRED_DIR/metrics). */
+  /** Output prefix: writes PREFIX.csv and PREFIX.json (default PRED_DIR/metrics, or next to a single prediction file). */
   output?: string;
   /** "1,2": labels to score (default: every label > 0 in the ground truth). */
   classes?: string;
@@ -39,6 +38,8 @@ export interface EvaluateOptions {
   nsdTolerance?: string;
   /** JSON file naming the labels. */
   labels?: string;
+  /** Model folder whose model.json names the labels (used when --labels is not given). */
+  model?: string;
   /** Force the plain (line) progress output. */
   plain?: boolean;
   /** Where warnings and the summary go (tests). */
@@ -54,87 +55,6 @@ export interface EvaluateResult {
   aggregate: AggregateMetrics;
   csvPath: string;
   jsonPath: string;
-}
-
-const NIFTI_SUFFIX = /\.nii(\.gz)?$/i;
-
-/** case id -> file name, for the NIfTI files directly in `dir`. Two files of one case are refused. */
-async function listCases(dir: string, what: string): Promise<Map<string, string>> {
-  let names: string[];
-  try {
-    names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile() || d.isSymbolicLink()).map((d) => d.name);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read ${what} directory '${dir}': ${code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : code ?? (e as Error).message}`);
-  }
-  const cases = new Map<string, string>();
-  for (const name of names.sort()) {
-    if (!NIFTI_SUFFIX.test(name)) continue;
-    const id = name.replace(NIFTI_SUFFIX, '');
-    const prev = cases.get(id);
-    if (prev !== undefined) throw new UserError(`${what} directory '${dir}' holds two files for case '${id}' ('${prev}' and '${name}'); keep one`);
-    cases.set(id, name);
-  }
-  return cases;
-}
-
-/** The header only: reads (and for .gz inflates) just the first bytes of the file. */
-async function readHeaderOnly(path: string): Promise<NiftiHeader> {
-  const NEED = 540 + 4;
-  let head: Uint8Array;
-  try {
-    const fh = await open(path, 'r');
-    try {
-      const first = new Uint8Array(NEED);
-      const { bytesRead } = await fh.read(first, 0, NEED, 0);
-      head = first.subarray(0, bytesRead);
-      if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) head = await inflatePrefix(path, fh, NEED);
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if (e instanceof NiftiError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new NiftiError('IO', code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (e as Error).message})`, path);
-  }
-  return parseHeader(head, path);
-}
-
-async function inflatePrefix(path: string, fh: FileHandle, need: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const gunzip = createGunzip();
-    const stream = fh.createReadStream({ start: 0, autoClose: false, highWaterMark: 16384 });
-    const chunks: Buffer[] = [];
-    let got = 0;
-    let done = false;
-    const finish = (err?: Error) => {
-      if (done) return;
-      done = true;
-      stream.unpipe(gunzip);
-      stream.destroy();
-      gunzip.destroy();
-      if (err && got < need) reject(new NiftiError('GZIP', `corrupt gzip data (${err.message})`, path));
-      else resolve(new Uint8Array(Buffer.concat(chunks)).subarray(0, Math.min(got, need)));
-    };
-    gunzip.on('data', (c: Buffer) => {
-      chunks.push(c);
-      got += c.length;
-      if (got >= need) finish();
-    });
-    gunzip.on('end', () => finish());
-    gunzip.on('error', (e) => finish(e));
-    stream.on('error', (e) => finish(e));
-    stream.pipe(gunzip);
-  });
-}
-
-/** nibabel's shape (trailing singletons beyond 3-D dropped) from a header. */
-function headerShape(h: NiftiHeader): number[] {
-  const n = Math.max(1, Math.min(7, h.dim[0]!));
-  const s = h.dim.slice(1, n + 1);
-  while (s.length > 3 && s[s.length - 1] === 1) s.pop();
-  while (s.length < 3) s.push(1);
-  return s;
 }
 
 function parseIntList(text: string, flag: string): number[] {
@@ -153,51 +73,6 @@ function parseTolerances(text: string): number[] {
     throw new UserError(`--nsd-tolerance '${text}': expected a non-negative distance in mm, or one per class separated by commas`);
   }
   return values;
-}
-
-/**
- * Label names from JSON: {"1": "liver"}, ["background", "liver"] (index = label), nnU-Net v2
- * {"background": 0, "liver": 1}, or any of these under a "labels" key (MSD / nnU-Net dataset.json).
- */
-async function readLabelNames(path: string): Promise<Map<number, string>> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code ? `cannot read labels file '${path}': ${code}` : `labels file '${path}' is not valid JSON: ${(e as Error).message}`);
-  }
-  if (raw && typeof raw === 'object' && !Array.isArray(raw) && 'labels' in raw) raw = (raw as { labels: unknown }).labels;
-  const names = new Map<number, string>();
-  const bad = () => new UserError(`labels file '${path}': expected {"1": "name", ...}, ["background", "name", ...] or {"name": 1, ...} (optionally under "labels")`);
-  if (Array.isArray(raw)) {
-    raw.forEach((n, i) => { if (typeof n !== 'string') throw bad(); names.set(i, n); });
-  } else if (raw && typeof raw === 'object') {
-    for (const [k, v] of Object.entries(raw)) {
-      if (typeof v === 'string' && /^\d+$/.test(k)) names.set(Number(k), v);
-      else if (typeof v === 'number' && Number.isInteger(v) && v >= 0) names.set(v, k);
-      else throw bad();
-    }
-  } else {
-    throw bad();
-  }
-  return names;
-}
-
-function asUserError(e: unknown, what: string): never {
-  if (e instanceof NiftiError || e instanceof VolumeError) throw new UserError(`${what}: ${e.message}`);
-  throw e;
-}
-
-/** Sorted labels > 0 present in a label map. */
-function labelsOf(data: VoxelData): number[] {
-  const seen = new Set<number>();
-  let last = 0;
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i]!;
-    if (v !== last) { last = v; if (v > 0) seen.add(v); }
-  }
-  return [...seen].sort((a, b) => a - b);
 }
 
 function fmtCsv(v: number): string {
@@ -223,6 +98,15 @@ function table(rows: string[][]): string {
 }
 
 export async function runEvaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
+  try {
+    return await evaluate(opts);
+  } catch (e) {
+    if (e instanceof EvaluationError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   const out = opts.out ?? process.stdout;
   const err = opts.err ?? process.stderr;
   const warn = (msg: string) => err.write(`uxnet: warning: ${msg}\n`);
@@ -234,18 +118,20 @@ export async function runEvaluate(opts: EvaluateOptions): Promise<EvaluateResult
   if (fixedClasses && tolerances.length !== 1 && tolerances.length !== fixedClasses.length) {
     throw new UserError(`--nsd-tolerance '${opts.nsdTolerance}' gives ${tolerances.length} values for ${fixedClasses.length} classes (--classes ${opts.classes}); give one, or one per class`);
   }
-  const names = opts.labels === undefined ? new Map<number, string>() : await readLabelNames(opts.labels);
-  let prefix = opts.output ?? join(opts.predDir, 'metrics');
+  const namesFrom = opts.labels ?? (opts.model === undefined ? undefined : join(opts.model, 'model.json'));
+  const names = namesFrom === undefined ? new Map<number, string>() : await readLabelNames(namesFrom);
+
+  // 1. Pair the cases.
+  const predFiles = await listLabelFiles(opts.predDir, 'prediction');
+  const gtFiles = await listLabelFiles(opts.gtDir, 'ground truth');
+  const preds = predFiles.cases, gts = gtFiles.cases;
+  let prefix = opts.output ?? join(predFiles.dir, 'metrics');
   prefix = prefix.replace(/\.(csv|json)$/i, '');
   const csvPath = `${prefix}.csv`;
   const jsonPath = `${prefix}.json`;
-
-  // 1. Pair the cases.
-  const preds = await listCases(opts.predDir, 'prediction');
-  const gts = await listCases(opts.gtDir, 'ground truth');
-  const pairs = [...gts.keys()].filter((id) => preds.has(id));
-  const missingInPred = [...gts.keys()].filter((id) => !preds.has(id));
-  const missingInGt = [...preds.keys()].filter((id) => !gts.has(id));
+  const paired = pairCases(predFiles, gtFiles);
+  const { missingInPred, missingInGt } = paired;
+  const pairs = paired.pairs.map((p) => p.id);
   const show = (ids: string[]) => (ids.length > 10 ? `${ids.slice(0, 10).join(', ')}, … (${ids.length - 10} more)` : ids.join(', '));
   if (missingInPred.length) warn(`${missingInPred.length} ground-truth case(s) have no prediction in '${opts.predDir}': ${show(missingInPred)}`);
   if (missingInGt.length) warn(`${missingInGt.length} prediction(s) have no ground truth in '${opts.gtDir}': ${show(missingInGt)}`);
@@ -254,15 +140,7 @@ export async function runEvaluate(opts: EvaluateOptions): Promise<EvaluateResult
   }
 
   // 2. Shapes, from the headers alone.
-  const mismatched: string[] = [];
-  for (const id of pairs) {
-    const ph = await readHeaderOnly(join(opts.predDir, preds.get(id)!)).catch((e) => asUserError(e, `case '${id}' prediction`));
-    const gh = await readHeaderOnly(join(opts.gtDir, gts.get(id)!)).catch((e) => asUserError(e, `case '${id}' ground truth`));
-    const ps = headerShape(ph), gs = headerShape(gh);
-    if (gs.length > 3) throw new UserError(`case '${id}': ground truth '${gts.get(id)}' is ${gs.join('x')}; a label map is 3-D`);
-    if (ps.length > 3) throw new UserError(`case '${id}': prediction '${preds.get(id)}' is ${ps.join('x')}; a label map is 3-D (write argmax labels, not probabilities)`);
-    if (ps.join('x') !== gs.join('x')) mismatched.push(`'${id}' (prediction ${ps.join('x')}, ground truth ${gs.join('x')})`);
-  }
+  const mismatched = await checkPairShapes(paired.pairs);
   if (mismatched.length) {
     throw new UserError(`prediction and ground truth shapes differ for ${mismatched.length} case(s): ${show(mismatched)}; resample predictions to the ground-truth grid first`);
   }
@@ -270,28 +148,14 @@ export async function runEvaluate(opts: EvaluateOptions): Promise<EvaluateResult
   // 3. Metrics.
   const tolFor = (label: number): number => (tolerances.length === 1 ? tolerances[0]! : tolerances[fixedClasses!.indexOf(label)]!);
   const gtLabels = new Set<number>();
-  const perCase: { id: string; spacing: Spacing3; shape: number[]; metrics: Map<number, ClassMetrics> }[] = [];
+  const perCase: ScoredCase[] = [];
   const bar = createProgress({ label: 'evaluate', total: pairs.length, fields: ['case'], plain: opts.plain });
   try {
-    for (const id of pairs) {
-      bar.update(perCase.length, { case: id });
-      const gt = await loadVolume(join(opts.gtDir, gts.get(id)!), 'label').catch((e) => asUserError(e, `case '${id}' ground truth`));
-      const pred = await loadVolume(join(opts.predDir, preds.get(id)!), 'label').catch((e) => asUserError(e, `case '${id}' prediction`));
-      if (pred.data instanceof Float32Array) {
-        throw new UserError(`case '${id}': prediction '${preds.get(id)}' holds non-integer values; evaluate expects label maps (argmax of the logits), not probabilities`);
-      }
-      if (pred.shape.join('x') !== gt.shape.join('x')) throw new UserError(`case '${id}': prediction ${pred.shape.join('x')} and ground truth ${gt.shape.join('x')} differ in shape`);
-      const px = fixGeometry(gt.header!).pixdim;
-      const spacing: Spacing3 = [px[1]!, px[2]!, px[3]!];
-      const inGt = labelsOf(gt.data);
-      for (const l of inGt) gtLabels.add(l);
-      const labels = fixedClasses ?? [...new Set([...inGt, ...labelsOf(pred.data)])].sort((a, b) => a - b);
-      const metrics = new Map<number, ClassMetrics>();
-      if (labels.length) {
-        const rows = computeSegmentationMetrics(pred.data, gt.data, gt.shape, { classes: labels, spacing, nsdTolerance: labels.map(tolFor) });
-        for (const r of rows) metrics.set(r.label, r);
-      }
-      perCase.push({ id, spacing, shape: [...gt.shape], metrics });
+    for (const p of paired.pairs) {
+      bar.update(perCase.length, { case: p.id });
+      const c = await scorePair(p, { classes: fixedClasses, tolerance: tolFor });
+      for (const l of c.gtLabels) gtLabels.add(l);
+      perCase.push(c);
     }
     bar.update(perCase.length, { case: '' });
   } finally {
@@ -300,7 +164,7 @@ export async function runEvaluate(opts: EvaluateOptions): Promise<EvaluateResult
   const classes = fixedClasses ?? [...gtLabels].sort((a, b) => a - b);
   if (!classes.length) throw new UserError(`the ground truth of the ${pairs.length} paired case(s) holds no label > 0; pass --classes to score anyway`);
   const classNames = classes.map((c) => names.get(c) ?? '');
-  const acc = new MetricAccumulator({ classes, classNames: opts.labels === undefined ? undefined : classNames, nsdTolerance: classes.map(tolFor) });
+  const acc = new MetricAccumulator({ classes, classNames: namesFrom === undefined ? undefined : classNames, nsdTolerance: classes.map(tolFor) });
   for (const c of perCase) {
     const row: CaseMetrics = {
       caseId: c.id,
@@ -334,7 +198,7 @@ export async function runEvaluate(opts: EvaluateOptions): Promise<EvaluateResult
     missing_in_pred: missingInPred,
     missing_in_gt: missingInGt,
     ...(acc.toJSON() as object),
-    files: Object.fromEntries(perCase.map((c) => [c.id, { pred: preds.get(c.id), gt: gts.get(c.id), shape: c.shape }])),
+    files: Object.fromEntries(perCase.map((c, i) => [c.id, { pred: paired.pairs[i]!.pred.slice(predFiles.dir.length + 1), gt: paired.pairs[i]!.gt.slice(gtFiles.dir.length + 1), shape: c.shape }])),
   };
   try {
     await mkdir(dirname(csvPath), { recursive: true });
@@ -362,14 +226,15 @@ export function registerEvaluate(program: Command): void {
   program
     .command('evaluate')
     .description('score predicted label maps against ground truth: per case and per class Dice, HD95 (mm) and NSD, spacing-aware (ground-truth pixdim); writes OUT.csv and OUT.json and prints a summary')
-    .argument('<pred_dir>', 'folder of predicted label maps (.nii/.nii.gz), one per case')
-    .argument('<gt_dir>', 'folder of ground-truth label maps; cases are paired by file name without .nii/.nii.gz')
+    .argument('<pred>', 'folder of predicted label maps (.nii/.nii.gz), one per case (*_probabilities files are skipped), or one file')
+    .argument('<gt>', 'folder of ground-truth label maps, paired by file name without .nii/.nii.gz, or one file')
     .option('-o, --output <prefix>', 'output prefix: writes PREFIX.csv (one row per case and class, then mean rows) and PREFIX.json (default: PRED_DIR/metrics)')
     .option('--classes <labels>', 'comma-separated labels to score, e.g. 1,2 (default: every label > 0 found in the ground truth)')
     .option('--nsd-tolerance <mm>', 'NSD tolerance in mm (pixdim units): one value, or one per --classes entry (default: 1)')
     .option('--labels <file>', 'JSON naming the labels: {"1": "liver"}, ["background", "liver"], {"liver": 1}, or a dataset.json with "labels"')
+    .option('-m, --model <dir>', 'model folder: name the labels as its model.json does (when --labels is not given)')
     .addHelpText('after', '\nCases present on one side only are reported (warning) and listed in OUT.json; the exit status is non-zero when no case pairs, or when a pair differs in shape.')
-    .action(async (predDir: string, gtDir: string, o: { output?: string; classes?: string; nsdTolerance?: string; labels?: string }) => {
+    .action(async (predDir: string, gtDir: string, o: { output?: string; classes?: string; nsdTolerance?: string; labels?: string; model?: string }) => {
       await runEvaluate({ predDir, gtDir, ...o });
     });
 }

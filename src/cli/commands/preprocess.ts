@@ -1,16 +1,10 @@
-import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NiftiError } from '../../io/nifti/index.js';
-import { writeFileAtomic } from '../../io/fs.js';
-import { stepsHash, type CacheEntry } from '../../data/cache.js';
-import { cacheCasesParallel, CacheCaseError } from '../../data/cache-pool.js';
-import { discoverDataset, type Dataset } from '../../data/dataset.js';
+import type { CacheEntry } from '../../data/cache.js';
+import { CacheCaseError } from '../../data/cache-pool.js';
 import { VolumeError } from '../../data/load.js';
-import { fingerprintDataset, planFromFingerprint } from '../../data/plan.js';
-import { PLAN_VERSION } from '../../data/plan-schema.js';
-import { loadPreset, type Preset } from '../../data/presets.js';
-import { createProgress } from '../progress.js';
+import { preprocessDataset, PresetError, type PreprocessPlan, type PreprocessProgress } from '../../data/preprocess.js';
+import { createProgress, type Progress } from '../progress.js';
 import { UserError } from '../errors.js';
 
 export interface PreprocessOptions {
@@ -22,67 +16,41 @@ export interface PreprocessOptions {
   workers?: number;
 }
 
-function userError(e: unknown): never {
-  if (e instanceof NiftiError || e instanceof VolumeError) throw new UserError(e.message);
-  throw e;
+/** Maps the library's data errors to one-line user errors; a crashed worker or a bug keeps its stack. */
+export function preprocessUserError(e: unknown): unknown {
+  if (e instanceof CacheCaseError) return e.internal ? e : new UserError(e.message);
+  if (e instanceof NiftiError || e instanceof VolumeError || e instanceof PresetError) return new UserError(e.message);
+  return e;
 }
 
-/**
- * `uxnet preprocess`: discovers the dataset, fingerprints it (preset `auto` plans spacing and
- * normalisation from it), runs the deterministic chain on every train/val case and caches the
- * result on disk, then writes plan.json (preset, fingerprint, chain hash, cache entries) next to it.
- */
-export async function runPreprocess(opts: PreprocessOptions): Promise<{ planPath: string; entries: CacheEntry[] }> {
-  let preset: Preset;
-  try {
-    preset = loadPreset(opts.preset);
-  } catch (e) {
-    throw new UserError((e as Error).message);
-  }
-  let ds: Dataset;
-  try {
-    ds = discoverDataset(opts.dataset);
-  } catch (e) {
-    userError(e);
-  }
-  const cacheDir = resolve(opts.cache ?? join(ds.root, 'uxnet-cache', preset.name));
-  const cases = ds.cases.filter((c) => c.split !== 'test');
-  let fingerprint;
-  if (preset.auto) {
-    const bar = createProgress({ label: 'fingerprint', total: cases.filter((c) => c.split === 'train').length, plain: opts.plain });
-    try {
-      fingerprint = await fingerprintDataset(ds, { onCase: () => bar.increment() });
-    } catch (e) {
-      userError(e);
-    } finally {
-      bar.stop();
-    }
-    preset = planFromFingerprint(fingerprint, preset);
-  }
-  const bar = createProgress({ label: 'caching', total: cases.length, plain: opts.plain });
-  let entries: CacheEntry[];
-  try {
-    entries = await cacheCasesParallel(cases, preset.val, cacheDir, { workers: opts.workers, onDone: () => bar.increment() });
-  } catch (e) {
-    // Bad data in a case is the user's to fix: one line naming the case and file. A crashed worker
-    // or a programming error keeps its stack.
-    if (e instanceof CacheCaseError && !e.internal) throw new UserError(e.message);
-    userError(e);
-  } finally {
-    bar.stop();
-  }
-  await mkdir(cacheDir, { recursive: true });
-  const planPath = join(cacheDir, 'plan.json');
-  const plan = {
-    ...preset,
-    version: PLAN_VERSION,
-    ...(fingerprint ? { fingerprint } : {}),
-    dataset: { root: ds.root, layout: ds.layout, modalities: ds.modalities, labels: ds.labels ?? null, cases: ds.cases.length },
-    chainHash: stepsHash(preset.val),
-    cache: entries,
+/** A progress handler drawing one bar per preprocessing stage (fingerprint, caching). */
+export function preprocessProgressBars(plain?: boolean): { onProgress: (p: PreprocessProgress) => void; stop: () => void } {
+  let bar: Progress | null = null;
+  let stage = '';
+  return {
+    onProgress: (p) => {
+      if (p.stage !== stage) {
+        bar?.stop();
+        stage = p.stage;
+        bar = createProgress({ label: p.stage, total: p.total, plain });
+      }
+      bar!.update(p.done);
+    },
+    stop: () => { bar?.stop(); bar = null; },
   };
-  await writeFileAtomic(planPath, new TextEncoder().encode(JSON.stringify(plan, null, 1) + '\n'));
-  return { planPath, entries };
+}
+
+/** `uxnet preprocess`: the library's preprocessDataset with progress bars and one-line errors. */
+export async function runPreprocess(opts: PreprocessOptions): Promise<{ planPath: string; plan: PreprocessPlan; entries: CacheEntry[] }> {
+  const bars = preprocessProgressBars(opts.plain);
+  try {
+    const { plan, planPath } = await preprocessDataset({ dataset: opts.dataset, preset: opts.preset, cache: opts.cache, workers: opts.workers, onProgress: bars.onProgress });
+    return { planPath, plan, entries: plan.cache };
+  } catch (e) {
+    throw preprocessUserError(e);
+  } finally {
+    bars.stop();
+  }
 }
 
 export function registerPreprocess(program: Command): void {

@@ -1,11 +1,14 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../../train/config.js';
+import { resolveConfigPaths, resolveTrainConfig, TrainConfigError, type TrainConfig } from '../../train/config.js';
 import { runTraining, TrainRunError } from '../../train/run.js';
-import { NiftiError } from '../../io/nifti/index.js';
-import { VolumeError } from '../../data/load.js';
+import type { TrainHandlers } from '../../train/events.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
+import { createProgress, type Progress } from '../progress.js';
+import { preprocessProgressBars, preprocessUserError } from './preprocess.js';
 
 export interface TrainFlags {
   config?: string;
@@ -35,6 +38,8 @@ export interface TrainFlags {
   cache?: string;
   backend?: string;
   resume?: boolean;
+  exportModel?: string;
+  force?: boolean;
 }
 
 const int = (name: string) => (v: string) => {
@@ -81,9 +86,43 @@ async function readJson(path: string): Promise<Partial<TrainConfig>> {
   }
 }
 
+/** The terminal's handlers: progress bars for preprocessing and training, log lines on stderr. */
+function terminalHandlers(): TrainHandlers & { stop(): void } {
+  const prep = preprocessProgressBars();
+  let bar: Progress | null = null;
+  let recentLoss = NaN;
+  let dice = '';
+  return {
+    onProgress: prep.onProgress,
+    onLog: (line) => process.stderr.write(line + '\n'),
+    onStart: ({ startStep, totalSteps }) => {
+      prep.stop();
+      bar = createProgress({ label: 'train', total: totalSteps, fields: ['loss', 'lr', 'it/s', 'dice'] });
+      bar.update(startStep);
+    },
+    onValidationEnd: (e) => { dice = e.meanDice.toFixed(3); },
+    onStepEnd: (e) => {
+      recentLoss = Number.isNaN(recentLoss) ? e.loss : 0.95 * recentLoss + 0.05 * e.loss;
+      bar?.update(e.step, { loss: recentLoss.toFixed(4), lr: e.lr.toExponential(2), 'it/s': (1 / Math.max(1e-3, e.seconds)).toFixed(2), dice });
+    },
+    onEnd: () => { bar?.stop(); bar = null; },
+    stop: () => { prep.stop(); bar?.stop(); bar = null; },
+  };
+}
+
+async function storedRunConfig(runDir: string): Promise<Partial<TrainConfig>> {
+  const path = join(runDir, 'config.json');
+  if (!existsSync(path)) throw new UserError(`--resume: ${path} does not exist (is ${runDir} a training run folder?)`);
+  // Relative paths in a run's config.json are relative to the run folder, not to the working directory.
+  return resolveConfigPaths(await readJson(path), resolve(runDir));
+}
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
 /** Resolves `uxnet train`'s flags (and --config file) into a validated configuration. */
 export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> {
-  const file = f.config ? await readJson(f.config) : {};
+  // `--resume -o RUN` alone continues from the run's own config.json; flags still override its fields.
+  const file = f.config ? await readJson(f.config) : f.resume && f.output ? await storedRunConfig(f.output) : {};
   const network: Record<string, unknown> = {};
   if (f.featSize) network.featSize = f.featSize;
   if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
@@ -97,7 +136,7 @@ export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> 
     cfg = resolveTrainConfig(file, {
       dataset: f.dataset, preset: f.preset, outDir: f.output, steps: f.steps, lr: f.lr, weightDecay: f.weightDecay, cropsPerVolume: f.crops,
       roiSize: f.roi, network: f.network ?? network, networkArgs: f.networkArg, valEvery: f.valEvery, saveEvery: f.saveEvery, valOverlap: f.valOverlap, valMode: f.valMode, seed: f.seed,
-      workers: f.workers, init: f.init, split: f.split, cacheDir: f.cache, backend: f.backend,
+      workers: f.workers, init: f.init, split: f.split, cacheDir: f.cache, backend: f.backend, modelDir: f.exportModel,
       schedule: f.schedule || f.warmup !== undefined ? { ...(file.schedule ?? { type: 'constant' }), ...(f.schedule ? { type: f.schedule } : {}), ...(f.warmup !== undefined ? { warmupSteps: f.warmup } : {}) } : undefined,
     }, f.config);
   } catch (e) {
@@ -110,11 +149,41 @@ export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> 
 export async function runTrainCli(f: TrainFlags): Promise<void> {
   const cfg = await trainConfigFromFlags(f);
   await selectBackend(cfg.backend);
+  // Ctrl-C / kill: finish the step in progress, save the checkpoint and exit 130 / 143 saying so; a
+  // second signal quits at once.
+  const stop = new AbortController();
+  let received = '';
+  let training = false;
+  const handlers = terminalHandlers();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (received) process.exit(SIGNAL_EXIT[sig] ?? 1);
+    received = sig;
+    if (!training) {
+      // Before the first step there is nothing to save; preprocessing can be long, so do not wait for it.
+      handlers.stop();
+      process.stderr.write(`\nuxnet: ${sig}: stopped before training started; nothing to resume\n`);
+      process.exit(SIGNAL_EXIT[sig] ?? 1);
+    }
+    process.stderr.write(`\nuxnet: ${sig}: stopping after the current step and saving a checkpoint (send it again to quit without saving)\n`);
+    stop.abort();
+  };
+  const onStart = handlers.onStart!;
+  handlers.onStart = (e) => { training = true; onStart(e); };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    await runTraining(cfg, { resume: f.resume });
+    const r = await runTraining(cfg, { resume: f.resume, force: f.force, handlers, signal: stop.signal });
+    if (r.stopped) {
+      const resumable = existsSync(join(r.outDir, 'checkpoint_last.safetensors'));
+      throw new UserError(`${received || 'stop'}: stopped after step ${r.completed} of ${r.steps}; ${resumable ? `continue with: uxnet train -o ${r.outDir} --resume` : 'nothing to resume'}`, SIGNAL_EXIT[received] ?? 1);
+    }
   } catch (e) {
-    if (e instanceof NiftiError || e instanceof VolumeError || e instanceof TrainRunError) throw new UserError(e.message);
-    throw e;
+    if (e instanceof TrainRunError) throw new UserError(e.message);
+    throw preprocessUserError(e);
+  } finally {
+    handlers.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
@@ -122,7 +191,7 @@ export function registerTrain(program: Command): void {
   addTrainOptions(program
     .command('train')
     .description('train 3D UX-Net, SwinUNETR or UNETR on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)'))
-    .option('--resume', 'continue the run in --output from its last checkpoint, exactly as if never interrupted')
+    .option('--resume', 'continue the run in --output from its last checkpoint and its config.json, exactly as if never interrupted (Ctrl-C saves a checkpoint first)')
     .action(async (f: TrainFlags) => {
       await runTrainCli(f);
     });
@@ -156,5 +225,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--init <weights>', 'start from these weights (.safetensors or .pth): fine-tuning; a different class count reinitialises the out block')
     .option('--split <file>', 'JSON {"train": [ids], "val": [ids]} (default: the dataset\'s val split, else a seeded 20% hold-out)')
     .option('--cache <dir>', 'preprocessed-case cache (default: OUTPUT/cache)')
-    .option('--backend <name>', 'compute backend (default: native when built)');
+    .option('--backend <name>', 'compute backend (default: native when built)')
+    .option('--export-model <dir>', 'also the model folder\'s destination (default: OUTPUT/model); an existing folder needs --force')
+    .option('--force', 'replace an existing --export-model folder (only once the new model is complete)');
 }

@@ -4,3 +4,4 @@ export { parseHeader, serializeHeader, emptyHeader, type NiftiHeader } from './h
 export { bestAffine, fixGeometry, monaiAffine, qformMatrix, sformMatrix, baseAffine, affineToQuaternion, type AffineSource } from './geometry.js';
 export { parseNifti, parseDecompressed, parseNiftiAsync, isGzip, readNiftiFile, decodeRaw, decodeFloat32, decodeFloat64, maybeGunzip, type NiftiImage, type NiftiExtension, type DecodeOptions } from './read.js';
 export { encodeNifti, writeNiftiFile, buildHeader, compactLabelArray, type NiftiWriteInput } from './write.js';
+export { readNiftiHeaderFile, headerShape, voxelSpacing } from './header-file.js';

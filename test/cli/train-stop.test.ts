@@ -1,0 +1,73 @@
+/**
+ * `uxnet train` as a user runs it: Ctrl-C (a real SIGINT to a child process) finishes the step,
+ * saves a checkpoint, says so and exits 130; `uxnet train -o RUN --resume` alone then continues from
+ * another working directory, and metrics.jsonl holds every step exactly once.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../helpers/cli.js';
+import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
+import { loadCheckpoint } from '../../src/train/checkpoint.js';
+
+const BIN = join(ROOT, 'bin', 'uxnet.js');
+const env = { ...process.env, UXNET_QUIET: '1', UXNET_THREADS: '1' };
+const steps = (run: string) => existsSync(join(run, 'metrics.jsonl'))
+  ? readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).step as number)
+  : [];
+
+describe('uxnet train: stop and resume', () => {
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'uxnet-train-stop-'));
+    await writeSyntheticDataset(join(dir, 'data'), 4);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('SIGINT saves a checkpoint after the current step; --resume with only -o continues', async () => {
+    // Relative paths from the first working directory: the resume below runs from another one.
+    const child = spawn(process.execPath, [BIN, 'train', '--dataset', 'data', '-o', 'run', '--preset', 'auto', '--steps', '400',
+      '--feat-size', '4,8,16,32', '--hidden-size', '16', '--depths', '1,1,1,1', '--roi', '32,32,32', '--crops', '1',
+      '--val-every', '1000', '--save-every', '1000', '--workers', '1', '--lr', '1e-3'], { cwd: dir, env });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    const run = join(dir, 'run');
+    const t0 = Date.now();
+    while (steps(run).length < 2) {
+      assert.ok(Date.now() - t0 < 120_000 && child.exitCode === null, `training did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.equal(code, 130, stderr);
+    const done = steps(run);
+    const n = done.length;
+    assert.ok(n >= 2 && n < 400);
+    assert.deepEqual(done, Array.from({ length: n }, (_, i) => i + 1));
+    // save-every 1000: the only checkpoint is the one written because of the signal.
+    assert.equal((await loadCheckpoint(join(run, 'checkpoint_last.safetensors'))).state.step, n);
+    assert.match(stderr, /SIGINT: stopping after the current step and saving a checkpoint/);
+    assert.match(stderr, new RegExp(`stopped after step ${n} of 400; checkpoint saved in ${join(run, 'checkpoint_last.safetensors')}`));
+    assert.match(stderr.trim().split('\n').at(-1)!, new RegExp(`^uxnet: SIGINT: stopped after step ${n} of 400; continue with: uxnet train -o ${run} --resume$`));
+    assert.doesNotMatch(stderr, /\n\s+at /);
+    assert.equal(existsSync(join(run, 'model')), false);
+    const cfg = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+    assert.equal(cfg.dataset, join(dir, 'data'), 'config.json stores the dataset path absolute');
+
+    const r = spawnSync(process.execPath, [BIN, 'train', '-o', run, '--resume', '--steps', String(n + 2)], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`resuming at step ${n} of ${n + 2}`));
+    assert.deepEqual(steps(run), Array.from({ length: n + 2 }, (_, i) => i + 1), 'every step once');
+    assert.ok(existsSync(join(run, 'model', 'model.json')));
+  });
+
+  it('--resume on a folder that is not a run names the missing config', () => {
+    const r = spawnSync(process.execPath, [BIN, 'train', '-o', join(dir, 'nothing'), '--resume'], { cwd: ROOT, env, encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `uxnet: --resume: ${join(dir, 'nothing', 'config.json')} does not exist (is ${join(dir, 'nothing')} a training run folder?)\n`);
+  });
+});
