@@ -25,19 +25,7 @@ module.exports = {
     above('engine-is-the-base', ENGINE, [...F1, ...F2, ...F3, ...QUEUE, ...TOP]),
     above('backends-nn-io-below-models-data', F1, [...F2, ...F3, ...QUEUE, ...TOP]),
     above('models-data-metrics-below-infer-train', F2, [...F3, ...QUEUE, ...TOP]),
-    {
-      ...above('infer-train-below-cli-browser', F3, [...QUEUE, ...TOP]),
-      // Known until issue 15 item 1 lands (branch i16b): training still calls the CLI's preprocess
-      // and progress bar. Delete these two paths once it has; nothing else may be added here.
-      from: { path: floor(F3), pathNot: ['^src/train/run\\.ts$', '^src/train/trainer\\.ts$'] },
-    },
-    {
-      name: 'train-run-only-known-cli-imports',
-      severity: 'error',
-      comment: 'the two known imports of the CLI by training (item 1 removes them); no new ones',
-      from: { path: ['^src/train/run\\.ts$', '^src/train/trainer\\.ts$'] },
-      to: { path: [floor([...QUEUE, ...TOP]), '^web/'], pathNot: ['^src/cli/commands/preprocess\\.ts$', '^src/cli/progress\\.ts$'] },
-    },
+    above('infer-train-below-cli-browser', F3, [...QUEUE, ...TOP]),
     above('queue-below-cli-browser', QUEUE, TOP),
     { name: 'cli-not-browser', severity: 'error', comment: 'the CLI and the browser app are separate tops', from: { path: '^src/cli/' }, to: { path: ['^src/browser/', '^web/'] } },
     { name: 'browser-not-cli', severity: 'error', comment: 'the browser app never imports the CLI', from: { path: ['^src/browser/', '^web/'] }, to: { path: '^src/cli/' } },
