@@ -29,7 +29,7 @@ export function checkImage(image: Volume<Float32Array>, name: string): CheckedIm
   let hi = -Infinity;
   for (let i = 0; i < a.length; i++) {
     const v = a[i]!;
-    if (v !== v || v === Infinity || v === -Infinity) nonFinite++;
+    if (!Number.isFinite(v)) nonFinite++;
     else {
       if (v < lo) lo = v;
       if (v > hi) hi = v;

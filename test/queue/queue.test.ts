@@ -33,14 +33,27 @@ const ENV = { UXNET_THREADS: '1', UXNET_QUIET: '1' };
 /** Everything any process printed, checked for the password at the end. */
 const transcript: string[] = [];
 
-interface Proc { child: ChildProcess; out: () => string; exited: Promise<number | null> }
+interface Proc {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<number | null>;
+}
 
 function start(args: string[], env: Record<string, string> = {}): Proc {
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), ...args], { cwd: ROOT, env: { ...process.env, ...ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => { transcript.push(out); resolve(code); }));
+  child.stdout!.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  child.stderr!.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      transcript.push(out);
+      resolve(code);
+    }),
+  );
   return { child, out: () => out, exited };
 }
 
@@ -138,7 +151,11 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     }
 
     const produced = readdirSync(join(work, 'out')).sort();
-    assert.deepEqual(produced, CASES.map((c) => `${c}.nii.gz`), 'each output exactly once, no temporary files, nothing for the poison case');
+    assert.deepEqual(
+      produced,
+      CASES.map((c) => `${c}.nii.gz`),
+      'each output exactly once, no temporary files, nothing for the poison case',
+    );
     for (const f of produced) assert.ok(readFileSync(join(work, 'out', f)).equals(readFileSync(join(work, 'ref', f))), `${f} differs from uxnet predict`);
 
     const status = await run(['queue', 'status', '--redis', url]);
@@ -153,7 +170,11 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     assert.equal(clean.status, 0, clean.out);
     assert.match(clean.out, /predict: removed 4 failed and completed job\(s\)/);
     // Counted from here: under load a lock can lapse and a job run twice earlier, which is also kept.
-    const kept = () => workers.map((w) => w.out()).join('').split('identical output already there, kept').length - 1;
+    const kept = () =>
+      workers
+        .map((w) => w.out())
+        .join('')
+        .split('identical output already there, kept').length - 1;
     const keptBefore = kept();
     const again = await run(['queue', 'predict', '--redis', url, '-i', join(work, 'batch'), '-o', join(work, 'out'), '-m', MODEL, '--attempts', '1', '--wait']);
     assert.equal(again.status, 1, again.out);
@@ -174,7 +195,19 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
   });
 
   it('refuses a job whose paths lie outside --root, also through a symbolic link, at the first attempt', async () => {
-    const outside = await run(['queue', 'predict', '--redis', url, '-i', join(dir, 'outside', 'secret.nii.gz'), '-o', join(work, 'refused', 'secret.nii.gz'), '-m', MODEL, '--wait']);
+    const outside = await run([
+      'queue',
+      'predict',
+      '--redis',
+      url,
+      '-i',
+      join(dir, 'outside', 'secret.nii.gz'),
+      '-o',
+      join(work, 'refused', 'secret.nii.gz'),
+      '-m',
+      MODEL,
+      '--wait',
+    ]);
     assert.equal(outside.status, 1, outside.out);
     assert.match(outside.out, /^failed: case secret after 1 attempt\(s\): input .*outside[/\\]secret\.nii\.gz is outside the worker's --root/m);
     mkdirSync(join(work, 'linked'));
@@ -182,9 +215,21 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     const linked = await run(['queue', 'predict', '--redis', url, '-i', join(work, 'linked'), '-o', join(work, 'refused'), '-m', MODEL, '--wait']);
     assert.equal(linked.status, 1, linked.out);
     assert.match(linked.out, /^failed: case innocent after 1 attempt\(s\): input .*innocent\.nii\.gz is outside the worker's --root/m);
-    const escape = await run(['queue', 'predict', '--redis', url, '-i', join(work, 'good', `${CASES[0]}.nii.gz`), '-o', join(dir, 'outside', 'written.nii.gz'), '-m', MODEL, '--wait']);
-    assert.equal(escape.status, 1, escape.out);
-    assert.match(escape.out, /output .*written\.nii\.gz is outside the worker's --root/);
+    const escaped = await run([
+      'queue',
+      'predict',
+      '--redis',
+      url,
+      '-i',
+      join(work, 'good', `${CASES[0]}.nii.gz`),
+      '-o',
+      join(dir, 'outside', 'written.nii.gz'),
+      '-m',
+      MODEL,
+      '--wait',
+    ]);
+    assert.equal(escaped.status, 1, escaped.out);
+    assert.match(escaped.out, /output .*written\.nii\.gz is outside the worker's --root/);
     assert.deepEqual(readdirSync(join(dir, 'outside')), ['secret.nii.gz']);
     assert.equal(existsSync(join(work, 'refused')) && readdirSync(join(work, 'refused')).length > 0, false);
   });
@@ -218,8 +263,32 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
   it('a training job whose worker is SIGKILLed, then whose next worker is stopped (SIGTERM), finishes on a third, bit-identical to uxnet train', async () => {
     await writeSyntheticDataset(join(work, 'data'), 5);
     const steps = 8;
-    const train = (out: string) => ['--dataset', join(work, 'data'), '-o', out, '--preset', 'auto', '--steps', String(steps), '--save-every', '1', '--val-every', '100',
-      '--feat-size', '4,8,16,32', '--hidden-size', '16', '--depths', '1,1,1,1', '--roi', '32,32,32', '--workers', '1', '--lr', '1e-3'];
+    const train = (out: string) => [
+      '--dataset',
+      join(work, 'data'),
+      '-o',
+      out,
+      '--preset',
+      'auto',
+      '--steps',
+      String(steps),
+      '--save-every',
+      '1',
+      '--val-every',
+      '100',
+      '--feat-size',
+      '4,8,16,32',
+      '--hidden-size',
+      '16',
+      '--depths',
+      '1,1,1,1',
+      '--roi',
+      '32,32,32',
+      '--workers',
+      '1',
+      '--lr',
+      '1e-3',
+    ];
     const ref = await run(['train', ...train(join(work, 'ref-run'))]);
     assert.equal(ref.status, 0, ref.out);
 
@@ -286,7 +355,10 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
   });
 
   it('rediss:// with a password works; a wrong password or host fails in one line; the password is never printed', async () => {
-    const tls = new TestRedis({ password: PASSWORD, tls: { cert: join(FIXTURES, 'queue', 'server.crt'), key: join(FIXTURES, 'queue', 'server.key'), ca: join(FIXTURES, 'queue', 'ca.crt') } });
+    const tls = new TestRedis({
+      password: PASSWORD,
+      tls: { cert: join(FIXTURES, 'queue', 'server.crt'), key: join(FIXTURES, 'queue', 'server.key'), ca: join(FIXTURES, 'queue', 'ca.crt') },
+    });
     await tls.start();
     try {
       const env = { NODE_EXTRA_CA_CERTS: join(FIXTURES, 'queue', 'ca.crt') };
