@@ -1,4 +1,4 @@
-import { createNetwork, resolveNetwork, type NetworkSpec, type SegmentationNetwork } from '../models/registry.js';
+import { CHANNEL_KEYS, createNetwork, resolveNetwork, type NetworkSpec, type SegmentationNetwork } from '../models/registry.js';
 import { validateSteps, type StepSpec } from '../data/pipeline.js';
 import type { RawTensorMap } from '../io/safetensors-format.js';
 import type { BlendMode } from './sliding-window-geometry.js';
@@ -99,7 +99,8 @@ export function validateManifest(m: unknown, where: string): ModelManifest {
 /** Input channels and classes of a network spec, whichever its spelling. */
 export function specChannels(spec: NetworkSpec): { inChannels: number; outChannels: number } {
   const a = spec.args;
-  return spec.network === 'uxnet' ? { inChannels: a.inChans as number, outChannels: a.outChans as number } : { inChannels: a.inChannels as number, outChannels: a.outChannels as number };
+  const [inKey, , outKey] = CHANNEL_KEYS[spec.network];
+  return { inChannels: a[inKey] as number, outChannels: a[outKey] as number };
 }
 
 /** Input channels and classes of a validated manifest. */

@@ -150,7 +150,7 @@ export function countNetworkParameters(spec: NetworkSpec): number {
 }
 
 /** Each network's spelling of its channel counts: [in camel, in snake, out camel, out snake]. */
-const CHANNEL_KEYS: Record<NetworkName, readonly [string, string, string, string]> = {
+export const CHANNEL_KEYS: Record<NetworkName, readonly [string, string, string, string]> = {
   uxnet: ['inChans', 'in_chans', 'outChans', 'out_chans'],
   swin_unetr: ['inChannels', 'in_channels', 'outChannels', 'out_channels'],
   unetr: ['inChannels', 'in_channels', 'outChannels', 'out_channels'],

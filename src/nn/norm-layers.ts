@@ -1,4 +1,5 @@
 import { batchNormEval, batchNormTrain, groupNorm } from '../engine/ops/index.js';
+import { keep } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { initContext, Module, type BufferSlot, type InitOptions, type Layer } from './module.js';
 
@@ -58,7 +59,8 @@ export class BatchNorm3d extends Module implements Layer {
       return batchNormEval(x, this.runningMean.values, this.runningVar.values, this.weight, this.bias, { eps: this.eps });
     }
     const { y, mean, varUnbiased } = batchNormTrain(x, this.weight, this.bias, { eps: this.eps });
-    this.pending.push({ mean, varUnbiased });
+    // keep(): the statistics outlive the forward's tidy scopes until they are folded in.
+    this.pending.push({ mean: keep(mean), varUnbiased: keep(varUnbiased) });
     try {
       this.flushStats();
     } catch {
