@@ -5,6 +5,7 @@ import { getBackendName, getKernel, registerKernel, setBackend } from '../src/en
 import { tensor } from '../src/engine/creation.js';
 import { noGrad, tidy } from '../src/engine/scope.js';
 import { UXNet } from '../src/models/uxnet.js';
+import { createNetwork, resolveNetwork, type SegmentationNetwork } from '../src/models/registry.js';
 import { DiceCELoss } from '../src/train/dice-ce-loss.js';
 import { AdamW } from '../src/train/adamw.js';
 import { exportOnnx } from '../src/io/onnx.js';
@@ -71,9 +72,29 @@ function peakRssMb(): number {
 }
 
 // ---------------- ours ----------------
-async function oursModel(size: number, train: boolean): Promise<WorkerResult> {
+/**
+ * The comparator networks at the official FLARE configuration (5 classes; TransBTS with the class count
+ * from the config), or small ones with `--tiny`. Their inputs are fixed at 96³ (crop_size / img_dim).
+ */
+const BASELINE_ARGS: Record<string, { paper: Record<string, unknown>; tiny: Record<string, unknown> }> = {
+  nnformer: { paper: { input_channels: 1, num_classes: 5 }, tiny: { input_channels: 1, num_classes: 5, embedding_dim: 12, num_heads: [1, 2, 4, 8] } },
+  transbts: { paper: { num_classes: 5 }, tiny: { num_classes: 5, unet_base_channels: 8, embedding_dim: 256, hidden_dim: 64 } },
+};
+
+function benchModel(net: string | undefined): SegmentationNetwork {
+  if (!net) return new UXNet(PAPER, { seed: 0 }) as unknown as SegmentationNetwork;
+  const args = BASELINE_ARGS[net];
+  if (!args) throw new Error(`bench: no network '${net}'`);
+  const m = createNetwork(resolveNetwork(net, configArg === 'tiny' ? args.tiny : args.paper), { seed: 0 });
+  // Timing runs are deterministic: no dropout / DropPath masks (their cost is a few elementwise products).
+  (m as unknown as { stochastic?: { enabled: boolean } }).stochastic!.enabled = false;
+  return m;
+}
+
+async function oursModel(size: number, train: boolean, net?: string): Promise<WorkerResult> {
   countConvFlops();
-  const model = new UXNet(PAPER, { seed: 0 });
+  const model = benchModel(net);
+  if (!train) model.eval();
   const shape = [1, 1, size, size, size];
   const xd = rand(numel(shape));
   const ld = new Float32Array(numel(shape)).map((_, i) => (i * 7919) % 13);
@@ -250,9 +271,13 @@ async function main(): Promise<void> {
     if (!(await initWebGPU({ quiet: true }))) throw new Error(`webgpu: ${webgpuUnavailableReason()}`);
     setBackend('webgpu');
   } else if (impl === 'ours' && !nativeAddon) throw new Error('the native addon is not built');
+  const net = workload.match(/^(nnformer|transbts)\.(fwd|train)(\d+)$/);
   const model = workload.match(/^(fwd|train)(\d+)$/);
   let r: WorkerResult;
-  if (model) r = impl === 'ours' ? await oursModel(Number(model[2]), model[1] === 'train') : await ortModel(Number(model[2]));
+  if (net) {
+    if (impl !== 'ours') throw new Error(`bench: ${workload} has no onnxruntime run yet (the ONNX trace of the transformer ops is pending)`);
+    r = await oursModel(Number(net[3]), net[2] === 'train', net[1]);
+  } else if (model) r = impl === 'ours' ? await oursModel(Number(model[2]), model[1] === 'train') : await ortModel(Number(model[2]));
   else r = impl === 'ours' ? await oursMicro(workload) : await ortMicro(workload);
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
   if (impl === 'ours' && backend === 'webgpu') await (await import('../src/backends/webgpu/index.js')).closeWebGPU();
