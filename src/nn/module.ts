@@ -149,6 +149,11 @@ export abstract class Module {
     return out;
   }
 
+  /** The mutable buffers (BatchNorm running statistics) as state-dict entries (copies), saved beside the parameters. */
+  namedStateBuffers(): [string, { shape: readonly number[]; data: Float32Array }][] {
+    return this.namedBuffers().filter(([, b]) => b.mutable).map(([k, b]) => [k, { shape: b.shape, data: b.values.slice() }]);
+  }
+
   /** Every state-dict key with its shape, in PyTorch's order: each module's parameters, then its buffers, then its children. */
   namedStateShapes(prefix = ''): [string, readonly number[]][] {
     const out: [string, readonly number[]][] = [];
