@@ -12,11 +12,12 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const WORKLOADS = ['fwd64', 'fwd96', 'train64', 'train96', 'conv3x3', 'dw7', 'convT', 'norm', 'nnformer.fwd96', 'nnformer.train96', 'transbts.fwd96', 'transbts.train96'] as const;
+const WORKLOADS = ['fwd64', 'fwd96', 'train64', 'train96', 'conv3x3', 'dw7', 'convT', 'norm', 'gemm', 'attn', 'swin_unetr.fwd96', 'swin_unetr.train96', 'unetr.fwd96', 'unetr.train96', 'nnformer.fwd96', 'nnformer.train96', 'transbts.fwd96', 'transbts.train96'] as const;
 type Workload = (typeof WORKLOADS)[number];
 const HAS_ORT: Record<Workload, boolean> = {
-  fwd64: true, fwd96: true, train64: false, train96: false, conv3x3: true, dw7: true, convT: true, norm: true,
-  // No onnxruntime peer yet: the ONNX export of the transformer ops is pending.
+  fwd64: true, fwd96: true, train64: false, train96: false, conv3x3: true, dw7: true, convT: true, norm: true, gemm: true, attn: true,
+  'swin_unetr.fwd96': true, 'swin_unetr.train96': false, 'unetr.fwd96': true, 'unetr.train96': false,
+  // No onnxruntime peer yet for these two (see the README).
   'nnformer.fwd96': false, 'nnformer.train96': false, 'transbts.fwd96': false, 'transbts.train96': false,
 };
 const DESCRIPTION: Record<Workload, string> = {
@@ -28,6 +29,12 @@ const DESCRIPTION: Record<Workload, string> = {
   dw7: 'depthwise 7^3 x 48 at 48^3',
   convT: 'conv-transpose 96->48 k2s2 to 96^3',
   norm: 'instance norm + LeakyReLU 48 ch at 96^3',
+  gemm: 'linear 4096x768 -> 768 (x·wT, transformer MLP/QKV size)',
+  attn: 'batched q·kT 1029 x (343x16 · 16x343) (Swin 7^3 windows, 3 heads)',
+  'swin_unetr.fwd96': 'SwinUNETR forward 1x1x96^3 (official FLARE config, feature_size 48, out 5)',
+  'swin_unetr.train96': 'SwinUNETR train step 96^3 (fwd+DiceCE+bwd+AdamW)',
+  'unetr.fwd96': 'UNETR forward 1x1x96^3 (official FLARE config, hidden 768, out 5)',
+  'unetr.train96': 'UNETR train step 96^3 (fwd+DiceCE+bwd+AdamW)',
   'nnformer.fwd96': 'nnFormer forward 1x1x96^3 (official FLARE config, 149.3 M params)',
   'nnformer.train96': 'nnFormer train step 96^3 (fwd+DiceCE+bwd+AdamW)',
   'transbts.fwd96': 'TransBTS forward 1x1x96^3 (official config, 5 classes)',
@@ -75,7 +82,7 @@ function torchPython(): string | null {
 /** `NAME: min X s, median Y s ...` lines of bench/torch_bench.py as {name: [min, median]}. */
 function parseTorchLines(text: string): Map<string, [number, number]> {
   const out = new Map<string, [number, number]>();
-  for (const m of text.matchAll(/^(\w+): min ([\d.]+) s, median ([\d.]+) s/gm)) out.set(m[1]!, [Number(m[2]), Number(m[3])]);
+  for (const m of text.matchAll(/^([\w.]+): min ([\d.]+) s, median ([\d.]+) s/gm)) out.set(m[1]!, [Number(m[2]), Number(m[3])]);
   return out;
 }
 
@@ -94,7 +101,7 @@ function main(): void {
     else if (a === '--only') only = (args[++i] ?? '').split(',').filter((x): x is Workload => (WORKLOADS as readonly string[]).includes(x));
     else if (a === '--reps') reps = Math.max(3, Number(args[++i]) || 3);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,nnformer.fwd96,nnformer.train96,transbts.fwd96,transbts.train96] [--reps N>=3] [--backend native|webgpu] [--tiny]');
+      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,gemm,attn,swin_unetr.fwd96,swin_unetr.train96,unetr.fwd96,unetr.train96,nnformer.fwd96,nnformer.train96,transbts.fwd96,transbts.train96] [--reps N>=3] [--backend native|webgpu] [--tiny]');
       return;
     }
   }
@@ -123,7 +130,7 @@ function main(): void {
     const o = 'error' in ours ? null : ours;
     const r = ort && !('error' in ort) ? ort : null;
     const entry = {
-      description: config === 'tiny' && w.match(/^(fwd|train)/) ? DESCRIPTION[w].replace('(paper config)', '').trimEnd() + ' (tiny config 8/16/32/64)' : DESCRIPTION[w],
+      description: config === 'tiny' && w.match(/^(fwd|train)/) ? DESCRIPTION[w].replace('(paper config)', '').trimEnd() + ' (tiny config 8/16/32/64)' : config === 'tiny' && w.includes('.') ? DESCRIPTION[w].replace(/\(official FLARE config[^)]*\)/, '(tiny config)') : DESCRIPTION[w],
       ours_min_s: o ? Math.min(...o.times) : null,
       ours_median_s: o ? median(o.times) : null,
       ours_times_s: o?.times ?? null,

@@ -21,6 +21,35 @@ const PAPER_CONFIG = { inChans: 1, outChans: 13, depths: [2, 2, 2, 2], featSize:
 /** `--tiny`: the fixture-sized network (8/16/32/64, hidden 128), for slow devices such as SwiftShader. */
 const TINY_CONFIG = { inChans: 1, outChans: 13, depths: [2, 2, 2, 2], featSize: [8, 16, 32, 64], hiddenSize: 128 };
 const PAPER = configArg === 'tiny' ? TINY_CONFIG : PAPER_CONFIG;
+/**
+ * The comparators at the official FLARE calls of the 3D UX-Net repository (baselines_param_counts.json:
+ * 62,186,855 and 92,783,893 parameters), or small versions with --tiny.
+ */
+/**
+ * nnFormer and TransBTS at the official FLARE configuration (5 classes; TransBTS with the class count
+ * from the config), or small ones with `--tiny`. Their inputs are fixed at 96³ (crop_size / img_dim).
+ */
+const BASELINE_ARGS: Record<string, { paper: Record<string, unknown>; tiny: Record<string, unknown> }> = {
+  nnformer: { paper: { input_channels: 1, num_classes: 5 }, tiny: { input_channels: 1, num_classes: 5, embedding_dim: 12, num_heads: [1, 2, 4, 8] } },
+  transbts: { paper: { num_classes: 5 }, tiny: { num_classes: 5, unet_base_channels: 8, embedding_dim: 256, hidden_dim: 64 } },
+};
+
+function buildNetwork(net: string): { model: SegmentationNetwork; classes: number } {
+  if (net === 'uxnet') return { model: new UXNet(PAPER, { seed: 0 }), classes: 13 };
+  const baseline = BASELINE_ARGS[net];
+  if (baseline) {
+    const m = createNetwork(resolveNetwork(net, configArg === 'tiny' ? baseline.tiny : baseline.paper), { seed: 0 });
+    // Timing runs are deterministic: no dropout / DropPath masks (their cost is a few elementwise products).
+    (m as unknown as { stochastic: { enabled: boolean } }).stochastic.enabled = false;
+    return { model: m, classes: 5 };
+  }
+  const tiny = configArg === 'tiny';
+  const args = net === 'swin_unetr'
+    ? { img_size: [96, 96, 96], in_channels: 1, out_channels: 5, feature_size: tiny ? 12 : 48, use_checkpoint: false }
+    : { in_channels: 1, out_channels: 5, img_size: [96, 96, 96], feature_size: tiny ? 4 : 16, hidden_size: tiny ? 48 : 768, mlp_dim: tiny ? 96 : 3072, num_heads: tiny ? 4 : 12, pos_embed: 'perceptron', norm_name: 'instance', res_block: true, dropout_rate: 0.0 };
+  return { model: createNetwork(resolveNetwork(net, args), { seed: 0 }), classes: 5 };
+}
+
 const threads = Number(process.env.UXNET_THREADS) || (nativeInfo()?.threads ?? 1);
 
 function rand(n: number, scale = 1): Float32Array {
@@ -47,11 +76,11 @@ async function timeIt(fn: () => Promise<void> | void): Promise<number[]> {
   return ts;
 }
 
-/** Counts conv FLOPs (2·MAC) of every conv kernel call on the current backend. */
+/** Counts conv and GEMM FLOPs (2·MAC) of every conv / matmul kernel call on the current backend. */
 let flops = 0;
 function countConvFlops(): void {
   const be = getBackendName();
-  const wrap = <K extends 'conv3d' | 'conv3dGradInput' | 'conv3dGradWeight'>(name: K, count: (...a: Parameters<Kernels[K]>) => number) => {
+  const wrap = <K extends 'conv3d' | 'conv3dGradInput' | 'conv3dGradWeight' | 'matmul'>(name: K, count: (...a: Parameters<Kernels[K]>) => number) => {
     const f = getKernel(name, be) as (...a: unknown[]) => unknown;
     registerKernel(name, be, ((...a: unknown[]) => {
       flops += count(...(a as Parameters<Kernels[K]>));
@@ -65,6 +94,12 @@ function countConvFlops(): void {
   });
   wrap('conv3dGradInput', (dy, w) => macs(w.shape, numel(dy.shape.slice(2)), dy.shape[0]!));
   wrap('conv3dGradWeight', (_x, dy, a) => macs(a.weightShape, numel(dy.shape.slice(2)), dy.shape[0]!));
+  // [B, M, K]·[K, N]: the linear layers and attention products of the transformer networks
+  wrap('matmul', (a, _b, _bias, t) => {
+    const [bt, r, c] = a.shape as [number, number, number];
+    const n = (_b.shape as number[])[t.transB ? _b.shape.length - 2 : _b.shape.length - 1]!;
+    return 2 * bt * r * c * n;
+  });
 }
 
 function peakRssMb(): number {
@@ -72,34 +107,15 @@ function peakRssMb(): number {
 }
 
 // ---------------- ours ----------------
-/**
- * The comparator networks at the official FLARE configuration (5 classes; TransBTS with the class count
- * from the config), or small ones with `--tiny`. Their inputs are fixed at 96³ (crop_size / img_dim).
- */
-const BASELINE_ARGS: Record<string, { paper: Record<string, unknown>; tiny: Record<string, unknown> }> = {
-  nnformer: { paper: { input_channels: 1, num_classes: 5 }, tiny: { input_channels: 1, num_classes: 5, embedding_dim: 12, num_heads: [1, 2, 4, 8] } },
-  transbts: { paper: { num_classes: 5 }, tiny: { num_classes: 5, unet_base_channels: 8, embedding_dim: 256, hidden_dim: 64 } },
-};
-
-function benchModel(net: string | undefined): SegmentationNetwork {
-  if (!net) return new UXNet(PAPER, { seed: 0 }) as unknown as SegmentationNetwork;
-  const args = BASELINE_ARGS[net];
-  if (!args) throw new Error(`bench: no network '${net}'`);
-  const m = createNetwork(resolveNetwork(net, configArg === 'tiny' ? args.tiny : args.paper), { seed: 0 });
-  // Timing runs are deterministic: no dropout / DropPath masks (their cost is a few elementwise products).
-  (m as unknown as { stochastic?: { enabled: boolean } }).stochastic!.enabled = false;
-  return m;
-}
-
-async function oursModel(size: number, train: boolean, net?: string): Promise<WorkerResult> {
+async function oursModel(net: string, size: number, train: boolean): Promise<WorkerResult> {
   countConvFlops();
-  const model = benchModel(net);
-  if (!train) model.eval();
+  const { model, classes } = buildNetwork(net);
   const shape = [1, 1, size, size, size];
   const xd = rand(numel(shape));
-  const ld = new Float32Array(numel(shape)).map((_, i) => (i * 7919) % 13);
+  const ld = new Float32Array(numel(shape)).map((_, i) => (i * 7919) % classes);
   let flopPerRun = 0;
   if (!train) {
+    model.eval();
     const x = tensor(xd, shape);
     const run = async () => {
       const before = flops;
@@ -171,6 +187,25 @@ function micro(name: string): Micro {
         onnx: { nodes: [{ opType: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'strides', type: 'ints', value: [2, 2, 2] }, { name: 'kernel_shape', type: 'ints', value: [2, 2, 2] }] }], inits: [w], outShape: [1, 48, 96, 96, 96] },
       };
     }
+    case 'gemm': {
+      const w = { ...c([768, 768]), name: 'w' };
+      return {
+        inputs: [{ name: 'x', shape: [4096, 768] }, { name: 'w', shape: [768, 768] }],
+        gflop: (2 * 4096 * 768 * 768) / 1e9,
+        ours: (k, [x, wt]) => [k.matmul({ shape: [1, 4096, 768], data: x!.data }, { shape: [1, 768, 768], data: wt!.data }, null, { transA: false, transB: true })],
+        onnx: { nodes: [{ opType: 'Gemm', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'transB', type: 'int', value: 1 }] }], inits: [w], outShape: [4096, 768] },
+      };
+    }
+    case 'attn': {
+      // ORT takes k already transposed (MatMul has no transB); ours reads it transposed in the packing.
+      const kt = { ...c([1029, 16, 343]), name: 'kt' };
+      return {
+        inputs: [{ name: 'x', shape: [1029, 343, 16] }, { name: 'k', shape: [1029, 343, 16] }],
+        gflop: (2 * 1029 * 343 * 343 * 16) / 1e9,
+        ours: (k, [q, kk]) => [k.matmul(q!, kk!, null, { transA: false, transB: true })],
+        onnx: { nodes: [{ opType: 'MatMul', inputs: ['x', 'kt'], outputs: ['y'] }], inits: [kt], outShape: [1029, 343, 343] },
+      };
+    }
     default: {
       const sc = floatTensor('s', [48], new Float32Array(48).fill(1));
       const b = floatTensor('b', [48], new Float32Array(48));
@@ -225,8 +260,10 @@ async function ortSession(bytes: Uint8Array) {
   return { ort, session };
 }
 
-async function ortModel(size: number): Promise<WorkerResult> {
-  const bytes = exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] });
+async function ortModel(net: string, size: number): Promise<WorkerResult> {
+  const bytes = net === 'uxnet'
+    ? exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] })
+    : exportOnnx({ build: () => buildNetwork(net).model, inChans: 1, outChans: 5, traceSpatial: [size, size, size] });
   const { ort, session } = await ortSession(bytes);
   const shape = [1, 1, size, size, size];
   const x = new ort.Tensor('float32', rand(numel(shape)), shape);
@@ -271,13 +308,10 @@ async function main(): Promise<void> {
     if (!(await initWebGPU({ quiet: true }))) throw new Error(`webgpu: ${webgpuUnavailableReason()}`);
     setBackend('webgpu');
   } else if (impl === 'ours' && !nativeAddon) throw new Error('the native addon is not built');
-  const net = workload.match(/^(nnformer|transbts)\.(fwd|train)(\d+)$/);
-  const model = workload.match(/^(fwd|train)(\d+)$/);
+  const model = workload.match(/^(?:(swin_unetr|unetr|nnformer|transbts)\.)?(fwd|train)(\d+)$/);
   let r: WorkerResult;
-  if (net) {
-    if (impl !== 'ours') throw new Error(`bench: ${workload} has no onnxruntime run yet (the ONNX trace of the transformer ops is pending)`);
-    r = await oursModel(Number(net[3]), net[2] === 'train', net[1]);
-  } else if (model) r = impl === 'ours' ? await oursModel(Number(model[2]), model[1] === 'train') : await ortModel(Number(model[2]));
+  if (model && impl !== 'ours' && (model[1] === 'nnformer' || model[1] === 'transbts')) throw new Error(`bench: ${workload} has no onnxruntime run yet`);
+  if (model) r = impl === 'ours' ? await oursModel(model[1] ?? 'uxnet', Number(model[3]), model[2] === 'train') : await ortModel(model[1] ?? 'uxnet', Number(model[3]));
   else r = impl === 'ours' ? await oursMicro(workload) : await ortMicro(workload);
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
   if (impl === 'ours' && backend === 'webgpu') await (await import('../src/backends/webgpu/index.js')).closeWebGPU();

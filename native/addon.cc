@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "conv.h"
+#include "gemm.h"
+#include "layout.h"
 #include "kernels.h"
 #include "runtime.h"
 
@@ -146,7 +148,8 @@ Napi::Value Sync(const Napi::CallbackInfo& info) {
 
 enum Op {
   kConv = 0, kConvGI, kConvGW, kSumToC, kINorm, kINormG, kLNorm, kLNormG, kGeluOp, kGeluG, kLRelu, kLReluG, kAddOp, kScaleOp,
-  kMulC, kMulCG, kConcat, kSlice, kSoftmaxOp, kSoftmaxG, kCE, kCEG, kDice, kDiceG, kSumOp, kFillOp, kAdamWOp
+  kMulC, kMulCG, kConcat, kSlice, kSoftmaxOp, kSoftmaxG, kCE, kCEG, kDice, kDiceG, kSumOp, kFillOp, kAdamWOp,
+  kMatmul, kStridedCopyOp, kStridedScatterOp, kRollOp, kBroadcastOp, kSumToShapeOp, kGatherRowsOp, kScatterAddRowsOp
 };
 
 ConvGeom geomFrom(const std::vector<double>& p) {
@@ -160,6 +163,12 @@ ConvGeom geomFrom(const std::vector<double>& p) {
     g.p[d] = static_cast<int>(p[16 + d]);
   }
   return g;
+}
+
+std::vector<int64_t> dims(const std::vector<double>& p, int64_t at, int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i++) v[i] = static_cast<int64_t>(p[at + i]);
+  return v;
 }
 
 void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, const std::vector<double>& p) {
@@ -229,6 +238,36 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
       kAdamW(in[0]->data(), I(1), in[2]->data(), in[3]->data(), L(0), p[1], p[2], p[3], p[4], p[5], L(6));
       in[0]->version++, in[2]->version++, in[3]->version++;
       break;
+    case kMatmul:  // p = [B, M, N, K, transA, transB, bShared, hasBias]
+      gemmBatched(I(0), I(1), p[7] != 0 ? I(2) : nullptr, O(0), L(0), L(1), L(2), L(3), p[4] != 0, p[5] != 0, p[6] != 0);
+      break;
+    case kStridedCopyOp: {  // p = [rank, shape..., strides..., offset]
+      const int64_t r = L(0);
+      kStridedCopy(I(0), dims(p, 1, r), dims(p, 1 + r, r), L(1 + 2 * r), O(0));
+      break;
+    }
+    case kStridedScatterOp: {  // p = [rank, x shape..., strides..., offset, y size]
+      const int64_t r = L(0);
+      kStridedScatter(I(0), dims(p, 1, r), dims(p, 1 + r, r), L(1 + 2 * r), O(0), L(2 + 2 * r));
+      break;
+    }
+    case kRollOp: {  // p = [rank, shape..., shifts...]
+      const int64_t r = L(0);
+      kRoll(I(0), dims(p, 1, r), dims(p, 1 + r, r), O(0));
+      break;
+    }
+    case kBroadcastOp: {  // p = [op, rank, shape..., a strides..., b strides...]
+      const int64_t r = L(1);
+      kBroadcastBinary(I(0), I(1), dims(p, 2, r), dims(p, 2 + r, r), dims(p, 2 + 2 * r, r), static_cast<int>(L(0)), O(0));
+      break;
+    }
+    case kSumToShapeOp: {  // p = [rank, x shape..., out strides..., out size]
+      const int64_t r = L(0);
+      kSumToShape(I(0), dims(p, 1, r), dims(p, 1 + r, r), O(0), L(1 + 2 * r));
+      break;
+    }
+    case kGatherRowsOp: kGatherRows(I(0), I(1), L(0), L(1), O(0)); break;  // p = [n, C]
+    case kScatterAddRowsOp: kScatterAddRows(I(0), I(1), L(0), L(1), L(2), O(0)); break;  // p = [n, C, rows]
     default: throw std::runtime_error("unknown op");
   }
 }
@@ -238,7 +277,8 @@ const char* const kOpNames[] = {"conv3d", "conv3d grad input", "conv3d grad weig
                                 "instance norm grad", "layer norm", "layer norm grad", "gelu", "gelu grad", "leaky relu",
                                 "leaky relu grad", "add", "scale", "mul channel", "mul channel grad", "concat", "slice",
                                 "softmax", "softmax grad", "cross entropy", "cross entropy grad", "dice", "dice grad", "sum",
-                                "fill", "adamw"};
+                                "fill", "adamw", "matmul", "strided copy", "strided scatter", "roll", "broadcast binary",
+                                "sum to shape", "gather rows", "scatter add rows"};
 
 struct Profiler {
   bool on = false;
@@ -261,7 +301,7 @@ Profiler& profiler() {
 
 // Convolutions are told apart by geometry (the same layer's calls aggregate); other kernels by name.
 void recordOp(int op, const std::vector<double>& p, double secs) {
-  std::string key = op >= 0 && op <= kAdamWOp ? kOpNames[op] : "op " + std::to_string(op);
+  std::string key = op >= 0 && op <= kScatterAddRowsOp ? kOpNames[op] : "op " + std::to_string(op);
   double flop = 0;
   if (op == kConv || op == kConvGI || op == kConvGW) {
     ConvGeom g = geomFrom(p);
@@ -270,6 +310,13 @@ void recordOp(int op, const std::vector<double>& p, double secs) {
                   g.G > 1 ? (" g" + std::to_string(g.G)).c_str() : "", g.k[0], g.k[1], g.k[2], g.s[0], g.p[0], g.out[0], g.out[1], g.out[2]);
     key += buf;
     flop = 2.0 * g.N * g.Cout * (g.Cin / g.G) * g.k[0] * g.k[1] * g.k[2] * static_cast<double>(g.out[0]) * g.out[1] * g.out[2];
+  }
+  if (op == kMatmul) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " %lldx%lldx%lld%s%s", static_cast<long long>(p[1]), static_cast<long long>(p[2]), static_cast<long long>(p[3]),
+                  p[4] != 0 ? " tA" : "", p[5] != 0 ? " tB" : "");
+    key += buf;
+    flop = 2.0 * p[0] * p[1] * p[2] * p[3];
   }
   Profiler& pr = profiler();
   std::lock_guard<std::mutex> lk(pr.mu);

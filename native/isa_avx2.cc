@@ -39,13 +39,18 @@ constexpr int GwBudget = 12;
 #define UX_ISA_NS avx2
 #define UX_ISA_NAME "avx2"
 #include "conv_cores.h"
+#define UX_GEMM_MR 6
+#define UX_GEMM_NV 2
+#include "gemm_cores.h"
 
 namespace ux {
 const IsaCores* isaAvx2() { return &avx2::kCores; }
+const GemmCores* gemmAvx2() { return &avx2::kGemm; }
 }  // namespace ux
 
 #else
 namespace ux {
 const IsaCores* isaAvx2() { return nullptr; }
+const GemmCores* gemmAvx2() { return nullptr; }
 }  // namespace ux
 #endif

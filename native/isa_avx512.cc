@@ -46,6 +46,9 @@ constexpr int GwBudget = 24;
 #define UX_STORE_TILE storeTile16
 #define UX_LOAD_TILE_T loadTileT16
 #include "conv_cores.h"
+#define UX_GEMM_MR 12
+#define UX_GEMM_NV 2
+#include "gemm_cores.h"
 
 namespace ux {
 namespace avx512 {
@@ -115,10 +118,12 @@ static void loadTileT16(const float* src0, int64_t cstride, int nl, int qw, floa
 
 namespace ux {
 const IsaCores* isaAvx512() { return &avx512::kCores; }
+const GemmCores* gemmAvx512() { return &avx512::kGemm; }
 }  // namespace ux
 
 #else
 namespace ux {
 const IsaCores* isaAvx512() { return nullptr; }
+const GemmCores* gemmAvx512() { return nullptr; }
 }  // namespace ux
 #endif

@@ -55,7 +55,11 @@ constexpr int GwBudget = 8;
 #define UX_ISA_NS generic
 #define UX_ISA_NAME "generic"
 #include "conv_cores.h"
+#define UX_GEMM_MR 4
+#define UX_GEMM_NV 2
+#include "gemm_cores.h"
 
 namespace ux {
 const IsaCores* isaGeneric() { return &generic::kCores; }
+const GemmCores* gemmGeneric() { return &generic::kGemm; }
 }  // namespace ux

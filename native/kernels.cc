@@ -139,6 +139,46 @@ UX_MULTIVERSION void geluGradRow(const float* dy, const float* x, int64_t n, flo
   }
 }
 
+// Softmax of one contiguous row (attention scores): max and sum in 8 independent lanes so the loops
+// vectorise, e^x by expVec (no libm call), the sum in double.
+UX_MULTIVERSION void softmaxRow(const float* x, int64_t n, float* y) {
+  float m8[8];
+  for (int l = 0; l < 8; l++) m8[l] = -std::numeric_limits<float>::infinity();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) m8[l] = x[i + l] > m8[l] ? x[i + l] : m8[l];
+  float mx = -std::numeric_limits<float>::infinity();
+  for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  for (int l = 0; l < 8; l++) mx = m8[l] > mx ? m8[l] : mx;
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (i = 0; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) {
+      const float e = expVec(x[i + l] - mx);
+      y[i + l] = e;
+      a[l] += e;
+    }
+  double s = 0;
+  for (; i < n; i++) {
+    y[i] = expVec(x[i] - mx);
+    s += y[i];
+  }
+  for (int l = 0; l < 8; l++) s += a[l];
+  const float inv = static_cast<float>(1.0 / s);
+  for (i = 0; i < n; i++) y[i] *= inv;
+}
+
+UX_MULTIVERSION void softmaxGradRow(const float* dy, const float* y, int64_t n, float* dx) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) a[l] += static_cast<double>(dy[i + l]) * y[i + l];
+  double s = 0;
+  for (; i < n; i++) s += static_cast<double>(dy[i]) * y[i];
+  for (int l = 0; l < 8; l++) s += a[l];
+  const float d = static_cast<float>(s);
+  for (i = 0; i < n; i++) dx[i] = y[i] * (dy[i] - d);
+}
+
 // Per-thread double partial sums, reduced in thread order (deterministic for a fixed thread count and grain).
 struct Partials {
   int nt;
@@ -398,6 +438,12 @@ void kCopy(const float* x, int64_t n, float* y) {
 
 // Channel softmax on [N, C, S]: voxel blocks, float64 math.
 void kSoftmax(const float* x, int64_t N, int64_t C, int64_t S, float* y) {
+  if (S == 1) {  // rows over the last dim (softmaxLast): contiguous, vectorised
+    parallelFor(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, C)), [&](int64_t lo, int64_t hi, int) {
+      for (int64_t r = lo; r < hi; r++) softmaxRow(x + r * C, C, y + r * C);
+    });
+    return;
+  }
   int64_t nb = (S + kVB - 1) / kVB;
   parallelFor(N * nb, 1, [&](int64_t lo, int64_t hi, int) {
     double mx[kVB], sm[kVB];
@@ -417,6 +463,12 @@ void kSoftmax(const float* x, int64_t N, int64_t C, int64_t S, float* y) {
 }
 
 void kSoftmaxGrad(const float* dy, const float* y, int64_t N, int64_t C, int64_t S, float* dx) {
+  if (S == 1) {
+    parallelFor(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, C)), [&](int64_t lo, int64_t hi, int) {
+      for (int64_t r = lo; r < hi; r++) softmaxGradRow(dy + r * C, y + r * C, C, dx + r * C);
+    });
+    return;
+  }
   int64_t nb = (S + kVB - 1) / kVB;
   parallelFor(N * nb, 1, [&](int64_t lo, int64_t hi, int) {
     double dot[kVB];

@@ -23,7 +23,15 @@ interface TraceHandle {
   name?: string;
   /** set for outputs that exist in our kernels but have no ONNX counterpart (e.g. instance-norm rstd) */
   unsupported?: string;
+  /**
+   * The value's shape in the ONNX graph. Ops hand kernels reshaped views of a storage (linear's
+   * [1, rows, in], softmaxLast's [rows, C, 1], concat's [outer, C, inner]); when a kernel asks for a
+   * shape other than this, `ref` emits a Reshape. Unset for the dynamic input: UX-Net never views it.
+   */
+  shape?: readonly number[];
 }
+
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 class TraceState {
   nodes: OnnxNode[] = [];
@@ -33,6 +41,7 @@ class TraceState {
   counter = 0;
   constCounter = 0;
   input: TraceHandle | null = null;
+  private reshaped = new Map<string, string>();
 
   fresh(prefix: string): string {
     return `${prefix}_${this.counter++}`;
@@ -41,21 +50,32 @@ class TraceState {
   ref(t: KTensor): string {
     const h = t.data as TraceHandle;
     if (h.unsupported) throw new Error(`ONNX export: ${h.unsupported} is used by the graph but has no ONNX counterpart`);
-    if (h === this.input) return h.name!;
-    if (h.data) {
+    let name: string;
+    if (h === this.input) name = h.name!;
+    else if (h.data) {
       if (!this.emitted.has(h)) {
-        const name = h.name ?? `const_${this.constCounter++}`;
-        h.name = name;
-        this.initializers.push(floatTensor(name, t.shape, h.data));
+        h.name ??= `const_${this.constCounter++}`;
+        h.shape ??= [...t.shape];
+        this.initializers.push(floatTensor(h.name, h.shape, h.data));
         this.emitted.add(h);
       }
-      return h.name!;
+      name = h.name!;
+    } else {
+      if (!h.name) throw new Error('ONNX export: internal error, a traced value has no name');
+      name = h.name;
     }
-    if (!h.name) throw new Error('ONNX export: internal error, a traced value has no name');
-    return h.name;
+    if (!h.shape || sameShape(h.shape, t.shape)) return name;
+    const key = `${name}|${t.shape.join(',')}`;
+    let r = this.reshaped.get(key);
+    if (!r) {
+      r = this.fresh('view');
+      this.node('Reshape', [name, this.ints(t.shape)], [r]);
+      this.reshaped.set(key, r);
+    }
+    return r;
   }
   out(shape: readonly number[], prefix: string): KTensor {
-    const h: TraceHandle = { id: ++handleIds, name: this.fresh(prefix) };
+    const h: TraceHandle = { id: ++handleIds, name: this.fresh(prefix), shape: [...shape] };
     return { shape: [...shape], data: h };
   }
   node(opType: string, inputs: string[], outputs: string[], attrs?: OnnxAttr[]): void {
@@ -231,7 +251,112 @@ const traceKernels: Partial<Kernels> = {
     s.node('Softmax', [s.ref(x)], [(y.data as TraceHandle).name!], [{ name: 'axis', type: 'int', value: 1 }]);
     return y;
   },
+  // The transformer kernels (SwinUNETR, UNETR). Their graphs have static shapes (window partition
+  // reshapes depend on the volume size), so those networks export for one input size.
+  matmul(a, b, bias, t) {
+    const s = st();
+    const [B, ar, ac] = a.shape as [number, number, number];
+    const [Bb, br, bc] = b.shape as [number, number, number];
+    const M = t.transA ? ac : ar;
+    const N = t.transB ? br : bc;
+    const y = s.out([B, M, N], 'matmul');
+    let an = s.ref(a);
+    if (t.transA) { const n = s.fresh('mm_at'); s.node('Transpose', [an], [n], [{ name: 'perm', type: 'ints', value: [0, 2, 1] }]); an = n; }
+    // A matrix shared by every batch entry stays 2-D so that MatMul broadcasts it.
+    let bn = Bb === 1 && B !== 1 ? s.ref({ shape: [br, bc], data: b.data }) : s.ref(b);
+    if (t.transB) { const n = s.fresh('mm_bt'); s.node('Transpose', [bn], [n], [{ name: 'perm', type: 'ints', value: Bb === 1 && B !== 1 ? [1, 0] : [0, 2, 1] }]); bn = n; }
+    const yn = (y.data as TraceHandle).name!;
+    if (!bias) s.node('MatMul', [an, bn], [yn]);
+    else { const p = s.fresh('mm'); s.node('MatMul', [an, bn], [p]); s.node('Add', [p, s.ref(bias)], [yn]); }
+    return y;
+  },
+  stridedCopy(x, a) {
+    const s = st();
+    const y = s.out(a.shape, 'copy');
+    const yn = (y.data as TraceHandle).name!;
+    const xs = x.shape;
+    const cs = contiguous(xs);
+    // permute: every output dim is an input dim with its own stride
+    if (a.offset === 0 && a.shape.length === xs.length) {
+      const used = new Set<number>();
+      const perm = a.shape.map((n, i) => {
+        const d = xs.findIndex((m, j) => !used.has(j) && m === n && cs[j] === a.strides[i]);
+        if (d >= 0) used.add(d);
+        return d;
+      });
+      if (perm.every((d) => d >= 0)) {
+        s.node('Transpose', [s.ref(x)], [yn], [{ name: 'perm', type: 'ints', value: perm }]);
+        return y;
+      }
+    }
+    // strided slice: dim d starts at a_d with step strides[d] / cs[d]
+    if (a.shape.length === xs.length && a.strides.every((v, d) => v % cs[d]! === 0)) {
+      let rem = a.offset;
+      const starts = cs.map((c) => { const v = Math.floor(rem / c); rem -= v * c; return v; });
+      const steps = a.strides.map((v, d) => v / cs[d]!);
+      if (rem === 0 && starts.every((v, d) => v + (a.shape[d]! - 1) * steps[d]! < xs[d]!)) {
+        const ends = starts.map((v, d) => v + (a.shape[d]! - 1) * steps[d]! + 1);
+        s.node('Slice', [s.ref(x), s.ints(starts), s.ints(ends), s.ints(xs.map((_, d) => d)), s.ints(steps)], [yn]);
+        return y;
+      }
+    }
+    return unsupported('stridedCopy with this layout');
+  },
+  // In an inference graph stridedScatter is zero padding (pad's forward): x placed at an offset of a larger contiguous grid.
+  stridedScatter(x, a) {
+    const s = st();
+    const cs = contiguous(a.shape);
+    if (a.shape.length !== x.shape.length || a.strides.some((v, d) => v !== cs[d])) return unsupported('stridedScatter other than zero padding');
+    let rem = a.offset;
+    const begin = cs.map((c) => { const v = Math.floor(rem / c); rem -= v * c; return v; });
+    const end = a.shape.map((n, d) => n - x.shape[d]! - begin[d]!);
+    if (rem !== 0 || end.some((v) => v < 0)) return unsupported('stridedScatter other than zero padding');
+    const y = s.out(a.shape, 'pad');
+    s.node('Pad', [s.ref(x), s.ints([...begin, ...end])], [(y.data as TraceHandle).name!]);
+    return y;
+  },
+  roll(x, a) {
+    // torch.roll as slices and a concat per rolled dim: y = cat(x[n−s:], x[:n−s]).
+    const s = st();
+    let cur = s.ref(x);
+    a.dims.forEach((d, k) => {
+      const n = x.shape[d]!;
+      const sh = a.shifts[k]!;
+      const tail = s.fresh('roll_t');
+      const head = s.fresh('roll_h');
+      s.node('Slice', [cur, s.ints([n - sh]), s.ints([n]), s.ints([d])], [tail]);
+      s.node('Slice', [cur, s.ints([0]), s.ints([n - sh]), s.ints([d])], [head]);
+      const next = s.fresh('roll');
+      s.node('Concat', [tail, head], [next], [{ name: 'axis', type: 'int', value: d }]);
+      cur = next;
+    });
+    const y = s.out(x.shape, 'roll');
+    s.node('Identity', [cur], [(y.data as TraceHandle).name!]);
+    return y;
+  },
+  broadcastBinary(a, b, t) {
+    const s = st();
+    const r = Math.max(a.shape.length, b.shape.length);
+    const pa = [...Array(r - a.shape.length).fill(1), ...a.shape];
+    const pb = [...Array(r - b.shape.length).fill(1), ...b.shape];
+    const y = s.out(pa.map((d, i) => Math.max(d, pb[i]!)), t.op);
+    s.node(t.op === 'add' ? 'Add' : t.op === 'sub' ? 'Sub' : 'Mul', [s.ref(a), s.ref(b)], [(y.data as TraceHandle).name!]);
+    return y;
+  },
+  gatherRows(table, a) {
+    const s = st();
+    const y = s.out([a.index.length, table.shape[1]!], 'gather');
+    s.node('Gather', [s.ref(table), s.ints([...a.index])], [(y.data as TraceHandle).name!], [{ name: 'axis', type: 'int', value: 0 }]);
+    return y;
+  },
 };
+
+function contiguous(shape: readonly number[]): number[] {
+  const out = new Array<number>(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) { out[d] = acc; acc *= shape[d]!; }
+  return out;
+}
 
 function ensureTraceBackend(): void {
   if (hasBackend(TRACE)) return;
@@ -253,6 +378,8 @@ export interface OnnxExportOptions {
   outChans: number;
   traceSpatial: readonly [number, number, number];
   docString?: string;
+  /** Export for exactly the trace size (fixed dims): needed by networks whose graph depends on the volume size. */
+  staticShape?: boolean;
 }
 
 /** Traces the model's forward pass and returns the ONNX model bytes (opset 17, dynamic N, D, H, W). */
@@ -264,16 +391,17 @@ export function exportOnnx(opts: OnnxExportOptions): Uint8Array {
   try {
     setBackend(TRACE);
     const model = opts.build();
-    for (const [name, p] of model.namedParameters()) (p.storage.handle as TraceHandle).name = name;
+    for (const [name, p] of model.namedParameters()) Object.assign(p.storage.handle as TraceHandle, { name, shape: [...p.shape] });
     const x = tensor(new Float32Array(opts.inChans * opts.traceSpatial[0] * opts.traceSpatial[1] * opts.traceSpatial[2]), [1, opts.inChans, ...opts.traceSpatial]);
     const xh = x.storage.handle as TraceHandle;
     xh.name = 'input';
     delete xh.data;
+    if (opts.staticShape) xh.shape = [...x.shape];
     s.input = xh;
     const y = noGrad(() => model.forward(x));
     const yname = s.ref(y.info);
     s.node('Identity', [yname], ['logits']);
-    const dims = (c: number) => ['N', c, 'D', 'H', 'W'] as const;
+    const dims = (c: number) => (opts.staticShape ? [1, c, ...opts.traceSpatial] : ['N', c, 'D', 'H', 'W']);
     return encodeOnnxModel({
       producer: 'uxnet3d',
       opset: ONNX_OPSET,

@@ -1,5 +1,5 @@
-import { gelu, reshape, scale, add, tensor } from '../engine/index.js';
-import { tidy } from '../engine/scope.js';
+import { add, concat, gatherRows, gelu, layerNorm, matmul, pad, permute, reshape, roll, scale, slice, softmaxLast, tensor } from '../engine/index.js';
+import { keep, tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, LayerNorm } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
@@ -10,7 +10,6 @@ import { UnetrUpBlock } from './blocks/unetr-up-block.js';
 import { checkBasicInput, NetworkInputError } from './network-input.js';
 import { normalizeSwinUNETRConfig, SWIN_PATCH, SWIN_WINDOW, type SwinUNETRConfig } from './swin-unetr-config.js';
 import { attentionMask, biasRows, getWindowSize, paddedSize, regionIds, relativePositionIndex, type Size3 } from './swin-windows.js';
-import { addB, concat, gatherRows, layerNormLast, matmul, pad, permute, roll, slice, softmaxLast } from './tx-ops.js';
 
 type Put = (name: string, t: Tensor) => void;
 
@@ -62,10 +61,10 @@ class WindowAttention extends Module {
       let attn = matmul(q, part(1), { transB: true });
       const bias = this.bias(n);
       put?.('relative_position_bias', bias);
-      attn = addB(attn, bias);
+      attn = add(attn, bias);
       if (mask) {
         const nW = mask.shape[1]!;
-        attn = reshape(addB(reshape(attn, [b / nW, nW, this.heads, n, n]), mask), [b, this.heads, n, n]);
+        attn = reshape(add(reshape(attn, [b / nW, nW, this.heads, n, n]), mask), [b, this.heads, n, n]);
       }
       attn = softmaxLast(attn);
       const o = reshape(permute(matmul(attn, part(2)), [0, 2, 1, 3]), [b, n, c]);
@@ -316,14 +315,15 @@ export class SwinUNETR extends Module {
     this.checkInputShape(x.shape);
     return tidy(() => {
       const acts = new Map<string, Tensor>([['input', x]]);
-      acts.set('logits', this.run(x, (n, t) => acts.set(n, t)));
+      // keep(): intermediates created inside nested tidy scopes must outlive them; the caller owns them.
+      acts.set('logits', this.run(x, (n, t) => acts.set(n, keep(t))));
       return acts;
     });
   }
 
   private projOut(x: Tensor): Tensor {
     if (!this.config.normalize) return x;
-    return tidy(() => permute(layerNormLast(permute(x, [0, 2, 3, 4, 1]), null, null, 1e-5), [0, 4, 1, 2, 3]));
+    return tidy(() => permute(layerNorm(permute(x, [0, 2, 3, 4, 1]), null, null, { eps: 1e-5, channelsLast: true }), [0, 4, 1, 2, 3]));
   }
 
   private run(x: Tensor, put?: Put): Tensor {

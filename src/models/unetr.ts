@@ -1,5 +1,5 @@
-import { gelu, reshape, scale, add } from '../engine/ops/index.js';
-import { tidy } from '../engine/scope.js';
+import { add, gelu, matmul, permute, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
+import { keep, tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, LayerNorm } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
@@ -8,7 +8,6 @@ import { Convolution } from './blocks/convolution.js';
 import { UnetOutBlock } from './blocks/unet-out-block.js';
 import { UnetResBlock, UnetrBasicBlock } from './blocks/unet-res-block.js';
 import { UnetrUpBlock } from './blocks/unetr-up-block.js';
-import { addB, matmul, permute, slice, softmaxLast } from './tx-ops.js';
 import { normalizeUNETRConfig, UNETR_PATCH, type UNETRConfig } from './unetr-config.js';
 import { NetworkInputError, checkBasicInput } from './network-input.js';
 
@@ -125,7 +124,7 @@ class PatchEmbeddingBlock extends Module {
         tokens = permute(reshape(y, [b, hidden, -1]), [0, 2, 1]);
       }
       put?.('tokens', tokens);
-      const emb = addB(tokens, this.position_embeddings);
+      const emb = add(tokens, this.position_embeddings);
       put?.('embeddings', emb);
       return emb;
     });
@@ -243,7 +242,8 @@ export class UNETR extends Module {
     this.checkInputShape(x.shape);
     return tidy(() => {
       const acts = new Map<string, Tensor>([['input', x]]);
-      acts.set('logits', this.run(x, (n, t) => acts.set(n, t)));
+      // keep(): intermediates created inside nested tidy scopes must outlive them; the caller owns them.
+      acts.set('logits', this.run(x, (n, t) => acts.set(n, keep(t))));
       return acts;
     });
   }

@@ -1,5 +1,5 @@
 import type { Tensor } from '../engine/tensor.js';
-import { linear } from '../models/tx-ops.js';
+import { linear } from '../engine/ops/index.js';
 import { initContext, Module, type InitOptions, type Layer } from './module.js';
 import type { Rng } from './rng.js';
 

@@ -106,9 +106,11 @@ export async function initFromWeights(model: SegmentationNetwork, path: string):
   const loadable = new Map<string, { shape: readonly number[]; data: Float32Array }>();
   const reinitialised: string[] = [];
   const skipped: string[] = [];
+  // Constant buffers (SwinUNETR's relative_position_index) are recomputed by the model, not loaded.
+  const buffers = new Set(model.namedBuffers().map(([k]) => k));
   for (const [k, t] of weights) {
     const p = own.get(k);
-    if (!p) { skipped.push(k); continue; }
+    if (!p) { if (!buffers.has(k)) skipped.push(k); continue; }
     if (p.shape.length !== t.shape.length || p.shape.some((d, i) => d !== t.shape[i])) { reinitialised.push(k); continue; }
     loadable.set(k, t);
   }

@@ -287,3 +287,51 @@ test('native: an invalid class index is reported at the next read', { skip }, ()
   const l = nk!.crossEntropy(xn, tn);
   assert.throws(() => nread(l), /class index/);
 });
+
+test('native GEMM (every transpose, shared and per-batch b, bias, K of 1) and the layout kernels', { skip }, () => {
+  // Sizes straddle the GEMM's blocks (K slices of 256, 96-row and 256-column blocks) and every ISA's
+  // register tile (12x32, 6x16, 4x16), so native-isa.test re-running this file covers each micro-kernel.
+  for (const [B, M, N, K] of [[1, 193, 270, 520], [3, 13, 33, 257], [2, 7, 5, 1]] as const) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        for (const shared of [false, true]) {
+          const [ar, an] = pair([B, transA ? K : M, transA ? M : K]);
+          const [br, bn] = pair([shared ? 1 : B, transB ? N : K, transB ? K : N]);
+          const [cr, cn] = pair([N]);
+          const at = { transA, transB };
+          const what = `matmul ${B}x${M}x${N}x${K} tA=${transA} tB=${transB} shared=${shared}`;
+          close(what, rk.matmul(ar, br, cr, at), nk!.matmul(an, bn, cn, at));
+          if (!shared) close(`${what} no bias`, rk.matmul(ar, br, null, at), nk!.matmul(an, bn, null, at));
+        }
+      }
+    }
+  }
+  const [xr, xn] = pair([3, 4, 5, 6]);
+  const perm = { shape: [6, 3, 5, 4], offset: 0, strides: [1, 120, 6, 30] };
+  close('stridedCopy (permute)', rk.stridedCopy(xr, perm), nk!.stridedCopy(xn, perm));
+  const sl = { shape: [2, 2, 3, 2], offset: 1 * 120 + 6 + 1, strides: [120, 60, 12, 3] };
+  close('stridedCopy (strided slice)', rk.stridedCopy(xr, sl), nk!.stridedCopy(xn, sl));
+  const [pr, pn] = pair([2, 2, 3, 2]);
+  const sc = { shape: [3, 4, 5, 6], offset: 127, strides: [120, 60, 12, 3] };
+  close('stridedScatter', rk.stridedScatter(pr, sc), nk!.stridedScatter(pn, sc));
+  const roll = { shifts: [2, 5, 1], dims: [1, 3, 0] };
+  close('roll', rk.roll(xr, roll), nk!.roll(xn, roll));
+  const [mr, mn] = pair([4, 1, 6]);
+  const [vr, vn] = pair([5, 1]);
+  for (const op of ['add', 'sub', 'mul'] as const) {
+    close(`broadcastBinary ${op}`, rk.broadcastBinary(xr, mr, { op }), nk!.broadcastBinary(xn, mn, { op }));
+    close(`broadcastBinary ${op} (row broadcast)`, rk.broadcastBinary(xr, vr, { op }), nk!.broadcastBinary(xn, vn, { op }));
+  }
+  for (const shape of [[6], [4, 1, 6], [3, 1, 5, 1], [1]]) close(`sumToShape [${shape}]`, rk.sumToShape(xr, { shape }), nk!.sumToShape(xn, { shape }));
+  const [tr, tn] = pair([7, 9]);
+  const index = Int32Array.from([6, 0, 6, 3, 6, 1]);
+  close('gatherRows', rk.gatherRows(tr, { index }), nk!.gatherRows(tn, { index }));
+  const [dr, dn] = pair([6, 9]);
+  close('scatterAddRows', rk.scatterAddRows(dr, { index, rows: 7 }), nk!.scatterAddRows(dn, { index, rows: 7 }));
+  const [rr, rn] = pair([50, 343], randArray(50 * 343, 8));
+  const [gr, gn] = pair([50, 343, 1]);
+  const v = (t: KTensor) => ({ shape: [50, 343, 1], data: t.data });
+  const yr = rk.softmax(v(rr));
+  close('softmax over rows', yr, nk!.softmax(v(rn)));
+  close('softmax grad over rows', rk.softmaxGrad(gr, yr), nk!.softmaxGrad(gn, nk!.softmax(v(rn))));
+});

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initTestBackends, testBackends } from '../helpers/backends.js';
-import { FIXTURES, fixture, get, maxAbsDiff, relL2 } from '../helpers/fixtures.js';
+import { FIXTURES, fixture, get, maxAbsDiff } from '../helpers/fixtures.js';
+import { BASELINES, checkForward, checkGrad } from '../helpers/baselines.js';
 import { memory, noGrad, setBackend, tensor, type Tensor } from '../../src/engine/index.js';
 import { networkFromConfig, createNetwork, type SegmentationNetwork } from '../../src/models/index.js';
 import { readWeightsFile } from '../../src/io/weights.js';
@@ -19,35 +20,7 @@ import { AdamW } from '../../src/train/adamw.js';
 
 await initTestBackends();
 
-const B = 'baselines/';
-interface Tol { kind: string; max_abs?: number; tol?: string; tol_abs?: number; tol_rel_l2?: number; note?: string }
-const tolerances = JSON.parse(readFileSync(join(FIXTURES, B, 'baseline_tolerances.json'), 'utf8')) as { files: Record<string, Record<string, Tol>> };
-
-function tol(file: string, name: string): Tol {
-  const t = tolerances.files[file]?.[name];
-  if (!t) throw new Error(`no tolerance for ${file}:${name}`);
-  return t;
-}
-
-/** README rule: exact tensors bit for bit, forward tensors elementwise within tol_abs. */
-function checkForward(ours: ArrayLike<number>, file: string, name: string): string | null {
-  const ref = get(B + file, name).data;
-  if (ours.length !== ref.length) return `${name}: ${ours.length} values, expected ${ref.length}`;
-  const t = tol(file, name);
-  const d = maxAbsDiff(ours, ref);
-  const limit = t.tol === 'exact' ? 0 : t.tol_abs!;
-  return d <= limit ? null : `${name}: max |Δ| ${d.toExponential(3)} > ${limit.toExponential(3)}`;
-}
-
-/** README rule for gradients: rel-L2 ≤ tol_rel_l2, or elementwise ≤ tol_abs (gradients that are ≈ 0). */
-function checkGrad(ours: ArrayLike<number>, file: string, name: string): string | null {
-  const ref = get(B + file, name).data;
-  const t = tol(file, name);
-  const r = relL2(ours, ref);
-  if (r <= t.tol_rel_l2!) return null;
-  const d = maxAbsDiff(ours, ref);
-  return d <= t.tol_abs! ? null : `${name}: rel-L2 ${r.toExponential(2)} > ${t.tol_rel_l2!.toExponential(2)} and max |Δ| ${d.toExponential(2)} > ${t.tol_abs!.toExponential(2)}`;
-}
+const B = BASELINES;
 
 function input(file: string, name: string): Tensor {
   const t = get(B + file, name);

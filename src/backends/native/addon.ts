@@ -50,6 +50,14 @@ export const OP = {
   sum: 24,
   fillFromScalar: 25,
   adamwStep: 26,
+  matmul: 27,
+  stridedCopy: 28,
+  stridedScatter: 29,
+  roll: 30,
+  broadcastBinary: 31,
+  sumToShape: 32,
+  gatherRows: 33,
+  scatterAddRows: 34,
 } as const;
 
 function packageRoot(): string {

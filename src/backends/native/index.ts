@@ -10,7 +10,6 @@ import type { Backend } from '../../engine/backend.js';
 import type { AdamWAttrs, Conv3dAttrs, Kernels, KTensor } from '../../engine/kernels.js';
 import { registerBackend, registerKernels } from '../../engine/registry.js';
 import { loadAddon, OP, type NativeAddon, type NativeHandle } from './addon.js';
-import { hostFallbacks } from '../host-fallback.js';
 
 export const NATIVE_PRIORITY = 10;
 
@@ -54,10 +53,75 @@ function outSize(n: number, k: number, s: number, p: number): number {
 
 export function makeNativeKernels(addon: NativeAddon): Kernels {
   const op = (code: number, ins: NativeHandle[], sizes: number[], params: number[]): NativeHandle[] => addon.op(code, ins, sizes, params);
-  const host = { readSync: (hd: unknown, n: number) => addon.readSync(hd as NativeHandle, n), upload: (d: Float32Array) => addon.upload(d) };
+  // Row indices travel as a float32 buffer (exact below 2^24): one memcpy instead of a JS array of numbers.
+  const withIndex = <T>(index: Int32Array, fn: (ix: NativeHandle) => T): T => {
+    const ix = addon.upload(Float32Array.from(index));
+    try {
+      return fn(ix);
+    } finally {
+      addon.free(ix); // queued work keeps its own reference
+    }
+  };
   return {
-    // Not native yet: exact through a host copy (slow), so these ops run here too.
-    ...hostFallbacks(['matmul', 'stridedCopy', 'stridedScatter', 'roll', 'broadcastBinary', 'sumToShape', 'gatherRows', 'scatterAddRows'], host),
+    matmul(a, b, bias, at) {
+      check(a.shape.length === 3 && b.shape.length === 3, 'matmul: a and b must be 3-D');
+      const [B, a1, a2] = a.shape as [number, number, number];
+      const [Bb, b1, b2] = b.shape as [number, number, number];
+      const M = at.transA ? a2 : a1;
+      const K = at.transA ? a1 : a2;
+      const N = at.transB ? b1 : b2;
+      check((at.transB ? b2 : b1) === K, `matmul: inner dimensions differ (${K} and ${at.transB ? b2 : b1})`);
+      check(Bb === B || Bb === 1, `matmul: batch sizes ${B} and ${Bb} differ`);
+      if (bias) check(numel(bias.shape) === N, `matmul: bias must have ${N} values`);
+      const ins = [h(a), h(b)];
+      if (bias) ins.push(h(bias));
+      const [y] = op(OP.matmul, ins, [B * M * N], [B, M, N, K, at.transA ? 1 : 0, at.transB ? 1 : 0, Bb === 1 && B > 1 ? 1 : 0, bias ? 1 : 0]);
+      return out([B, M, N], y!);
+    },
+    stridedCopy(x, a) {
+      checkStrided('stridedCopy', a.shape, a.offset, a.strides, numel(x.shape));
+      return out(a.shape, op(OP.stridedCopy, [h(x)], [numel(a.shape)], [a.shape.length, ...a.shape, ...a.strides, a.offset])[0]!);
+    },
+    stridedScatter(x, a) {
+      const size = numel(a.shape);
+      checkStrided('stridedScatter', x.shape, a.offset, a.strides, size);
+      return out(a.shape, op(OP.stridedScatter, [h(x)], [size], [x.shape.length, ...x.shape, ...a.strides, a.offset, size])[0]!);
+    },
+    roll(x, a) {
+      check(a.shifts.length === a.dims.length, 'roll: shifts and dims differ in length');
+      const shift = x.shape.map(() => 0);
+      a.dims.forEach((d, k) => {
+        check(Number.isInteger(d) && d >= 0 && d < x.shape.length, `roll: dim ${d} is not a dimension of [${x.shape.join(', ')}]`);
+        const n = x.shape[d]!;
+        shift[d] = ((a.shifts[k]! % n) + n) % n;
+      });
+      return out(x.shape, op(OP.roll, [h(x)], [numel(x.shape)], [x.shape.length, ...x.shape, ...shift])[0]!);
+    },
+    broadcastBinary(a, b, at) {
+      const shape = broadcastShape('broadcastBinary', a.shape, b.shape);
+      const code = at.op === 'add' ? 0 : at.op === 'sub' ? 1 : 2;
+      return out(shape, op(OP.broadcastBinary, [h(a), h(b)], [numel(shape)], [code, shape.length, ...shape, ...broadcastStrides(shape, a.shape), ...broadcastStrides(shape, b.shape)])[0]!);
+    },
+    sumToShape(x, a) {
+      const full = broadcastShape('sumToShape', x.shape, a.shape);
+      check(full.length === x.shape.length && full.every((d, i) => d === x.shape[i]), `sumToShape: [${a.shape.join(', ')}] does not broadcast to [${x.shape.join(', ')}]`);
+      const size = numel(a.shape);
+      return out(a.shape, op(OP.sumToShape, [h(x)], [size], [x.shape.length, ...x.shape, ...broadcastStrides(x.shape, a.shape), size])[0]!);
+    },
+    gatherRows(table, a) {
+      check(table.shape.length === 2, `gatherRows: table must be [R, C], got [${table.shape.join(', ')}]`);
+      const [R, C] = table.shape as [number, number];
+      checkIndex(a.index, R, 'gatherRows');
+      const n = a.index.length;
+      return out([n, C], withIndex(a.index, (ix) => op(OP.gatherRows, [h(table), ix], [n * C], [n, C])[0]!));
+    },
+    scatterAddRows(dy, a) {
+      const n = a.index.length;
+      check(dy.shape.length === 2 && dy.shape[0] === n, `scatterAddRows: dy must be [${n}, C], got [${dy.shape.join(', ')}]`);
+      const C = dy.shape[1]!;
+      checkIndex(a.index, a.rows, 'scatterAddRows');
+      return out([a.rows, C], withIndex(a.index, (ix) => op(OP.scatterAddRows, [h(dy), ix], [a.rows * C], [n, C, a.rows])[0]!));
+    },
     conv3d(x, w, bias, a) {
       check(x.shape.length === 5 && w.shape.length === 5, 'conv3d: input and weight must be 5-D');
       const [N, Cin, ...sp] = x.shape as number[];
@@ -232,6 +296,38 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       op(OP.adamwStep, [h(p), h(g), h(m), h(v)], [], [n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step]);
     },
   };
+}
+
+function checkStrided(op: string, shape: readonly number[], offset: number, strides: readonly number[], bound: number): void {
+  check(strides.length === shape.length && strides.every((s) => Number.isInteger(s) && s >= 0) && Number.isInteger(offset) && offset >= 0, `${op}: strides and offset must be non-negative integers, one stride per dim`);
+  const maxPos = offset + shape.reduce((acc, n, d) => acc + (n - 1) * strides[d]!, 0);
+  check(numel(shape) === 0 || maxPos < bound, `${op}: position ${maxPos} is outside a storage of ${bound} values`);
+}
+
+function checkIndex(index: Int32Array, rows: number, op: string): void {
+  check(rows <= 1 << 24, `${op}: tables of more than 2^24 rows are not supported`);
+  for (let i = 0; i < index.length; i++) check(index[i]! >= 0 && index[i]! < rows, `${op}: index ${index[i]} at position ${i} is not a row of [0, ${rows})`);
+}
+
+function broadcastShape(op: string, a: readonly number[], b: readonly number[]): number[] {
+  const rank = Math.max(a.length, b.length);
+  const shape: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    check(da === db || da === 1 || db === 1, `${op}: shapes [${a.join(', ')}] and [${b.join(', ')}] do not broadcast`);
+    shape.push(da === 1 ? db : da);
+  }
+  return shape;
+}
+
+/** Strides reading `src` (right-aligned in `shape`), 0 along broadcast dims. */
+function broadcastStrides(shape: readonly number[], src: readonly number[]): number[] {
+  const st: number[] = new Array<number>(src.length);
+  let acc = 1;
+  for (let d = src.length - 1; d >= 0; d--) { st[d] = acc; acc *= src[d]!; }
+  const lead = shape.length - src.length;
+  return shape.map((_, d) => (d < lead || src[d - lead] === 1 ? 0 : st[d - lead]!));
 }
 
 function lnLayout(shape: readonly number[], channelsLast: boolean): { outer: number; C: number; S: number; statShape: number[] } {

@@ -451,8 +451,70 @@ fn kmain(wg: u32, li: u32) {
 // ---------------------------------------------------------------------------------------------
 // Softmax and losses
 
+/**
+ * Softmax over contiguous rows (softmaxLast: attention scores, S = 1): one workgroup per row, so
+ * neighbouring threads read neighbouring values; max and sum by the workgroup tree reductions.
+ */
+const ROW_SOFTMAX_MIN = 64;
+const WGSL_WG_MAX = /* wgsl */ `
+var<workgroup> redmax: array<f32, 256>;
+fn wg_max(li: u32, v: f32) -> f32 {
+  redmax[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (li < s) { redmax[li] = max(redmax[li], redmax[li + s]); }
+    workgroupBarrier();
+  }
+  let r = redmax[0];
+  workgroupBarrier();
+  return r;
+}
+`;
+
+function softmaxRows(x: KTensor, rows: number, C: number): GpuStorage {
+  const y = allocStorage(rows * C);
+  run({
+    label: 'softmax rows',
+    src: `${WGSL_REDUCE}${WGSL_WG_MAX}
+fn kmain(wg: u32, li: u32) {
+  let b = wg * C;
+  var mx = -3.0e38f;
+  for (var c = li; c < C; c = c + WG) { mx = max(mx, ld_x(b + c)); }
+  mx = wg_max(li, mx);
+  var k = vec2<f32>(0.0f, 0.0f);
+  for (var c = li; c < C; c = c + WG) { k = kadd(k, exp(ld_x(b + c) - mx)); }
+  let se = wg_sum(li, k.x + k.y);
+  for (var c = li; c < C; c = c + WG) { st_y(b + c, exp(ld_x(b + c) - mx) / se); }
+}`,
+    tensors: [r('x', x, 'softmax'), w('y', y)],
+    consts: { C },
+    workgroups: rows,
+  });
+  return y;
+}
+
+function softmaxRowsGrad(dy: KTensor, y: KTensor, rows: number, C: number): GpuStorage {
+  const dx = allocStorage(rows * C);
+  run({
+    label: 'softmaxGrad rows',
+    src: `${WGSL_REDUCE}
+fn kmain(wg: u32, li: u32) {
+  let b = wg * C;
+  var k = vec2<f32>(0.0f, 0.0f);
+  for (var c = li; c < C; c = c + WG) { k = kadd(k, ld_dy(b + c) * ld_yy(b + c)); }
+  let dot = wg_sum(li, k.x + k.y);
+  for (var c = li; c < C; c = c + WG) { st_y(b + c, ld_yy(b + c) * (ld_dy(b + c) - dot)); }
+}`,
+    tensors: [r('dy', dy, 'softmaxGrad'), r('yy', y, 'softmaxGrad'), w('y', dx)],
+    consts: { C },
+    workgroups: rows,
+  });
+  return dx;
+}
+
 function softmax(x: KTensor): KTensor {
   const [N, C, S] = nc('softmax', x);
+  if (S === 1 && C >= ROW_SOFTMAX_MIN) return out(x.shape, softmaxRows(x, N, C));
   const size = N * C * S;
   const y = allocStorage(size);
   run({
@@ -479,6 +541,7 @@ fn kmain(wg: u32, li: u32) {
 function softmaxGrad(dy: KTensor, y: KTensor): KTensor {
   sameShape('softmaxGrad', dy, y);
   const [N, C, S] = nc('softmaxGrad', y);
+  if (S === 1 && C >= ROW_SOFTMAX_MIN) return out(y.shape, softmaxRowsGrad(dy, y, N, C));
   const dx = allocStorage(N * C * S);
   run({
     label: 'softmaxGrad',

@@ -203,11 +203,18 @@ export function matmul(a: KTensor, b: KTensor, bias: KTensor | null, attrs: { tr
   if (bias) check(numel(bias.shape) === N, `matmul: bias must have ${N} values`);
   const [asi, ask] = attrs.transA ? [1, M] : [K, 1];
   const [bsk, bsn] = attrs.transB ? [1, K] : [N, 1];
-  const tm = Math.ceil(M / TILE);
-  const tn = Math.ceil(N / TILE);
   const y = allocStorage(B * M * N);
   const tensors = [r('a', a, 'matmul'), r('b', b, 'matmul')];
   if (bias) tensors.push(r('bias', bias, 'matmul'));
+  const consts = { M, N, K, ASI: asi, ASK: ask, BSK: bsk, BSN: bsn };
+  if (M >= 64 && N >= 64) {
+    const tm = Math.ceil(M / 64);
+    const tn = Math.ceil(N / 64);
+    run({ label: 'matmul 64x64', src: matmulBlocked(Bb === 1, !!bias), tensors: [...tensors, w('y', y)], consts: { ...consts, TM: tm, TN: tn }, workgroups: B * tm * tn });
+    return out([B, M, N], y);
+  }
+  const tm = Math.ceil(M / TILE);
+  const tn = Math.ceil(N / TILE);
   run({
     label: 'matmul',
     src: `
@@ -242,10 +249,71 @@ fn kmain(wg: u32, li: u32) {
   if (m < M && n < N) { st_y((bi * M + m) * N + n, acc${bias ? ' + ld_bias(n)' : ''}); }
 }`,
     tensors: [...tensors, w('y', y)],
-    consts: { M, N, K, TM: tm, TN: tn, ASI: asi, ASK: ask, BSK: bsk, BSN: bsn },
+    consts: { ...consts, TM: tm, TN: tn },
     workgroups: B * tm * tn,
   });
   return out([B, M, N], y);
+}
+
+/**
+ * 64×64 output tile per workgroup, each of the 256 threads accumulating a 4×4 block in registers;
+ * A and B move through workgroup memory in K slices of 16 (k-major, so the inner loop reads
+ * 4 consecutive floats of each).
+ */
+function matmulBlocked(sharedB: boolean, hasBias: boolean): string {
+  return `
+var<workgroup> As: array<f32, 1024>;
+var<workgroup> Bs: array<f32, 1024>;
+fn kmain(wg: u32, li: u32) {
+  let tn = wg % TN;
+  let t2 = wg / TN;
+  let tm = t2 % TM;
+  let bi = t2 / TM;
+  let tx = li % 16u;
+  let ty = li / 16u;
+  let ao = bi * M * K;
+  let bo = ${sharedB ? '0u' : 'bi * K * N'};
+  var acc: array<vec4<f32>, 4>;
+  for (var i = 0u; i < 4u; i = i + 1u) { acc[i] = vec4<f32>(0.0f); }
+  for (var k0 = 0u; k0 < K; k0 = k0 + 16u) {
+    for (var l = 0u; l < 4u; l = l + 1u) {
+      let e = li + l * 256u;
+      let row = e / 16u;
+      let kk = e % 16u;
+      let m = tm * 64u + row;
+      let k = k0 + kk;
+      var av = 0.0f;
+      if (m < M && k < K) { av = ld_a(ao + m * ASI + k * ASK); }
+      As[kk * 64u + row] = av;
+      let kb = e / 64u;
+      let col = e % 64u;
+      let n = tn * 64u + col;
+      let k2 = k0 + kb;
+      var bv = 0.0f;
+      if (n < N && k2 < K) { bv = ld_b(bo + k2 * BSK + n * BSN); }
+      Bs[kb * 64u + col] = bv;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk = kk + 1u) {
+      let ab = kk * 64u + ty * 4u;
+      let bb = kk * 64u + tx * 4u;
+      let bv = vec4<f32>(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+      acc[0] = fma(vec4<f32>(As[ab]), bv, acc[0]);
+      acc[1] = fma(vec4<f32>(As[ab + 1u]), bv, acc[1]);
+      acc[2] = fma(vec4<f32>(As[ab + 2u]), bv, acc[2]);
+      acc[3] = fma(vec4<f32>(As[ab + 3u]), bv, acc[3]);
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    let m = tm * 64u + ty * 4u + i;
+    if (m >= M) { break; }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      let n = tn * 64u + tx * 4u + j;
+      if (n < N) { st_y((bi * M + m) * N + n, acc[i][j]${hasBias ? ' + ld_bias(n)' : ''}); }
+    }
+  }
+}`;
 }
 
 function uploadFloats(values: ArrayLike<number>): GpuStorage {

@@ -47,7 +47,9 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
   const { inChannels, outChannels } = specChannels(spec);
   // The trace input: the network's own size when it has one, else the smallest valid volume.
   const probe = createNetwork(spec, { meta: true });
-  const traceSpatial = probe.fixedInputSize ?? (spec.network === 'swin_unetr' ? [32, 32, 64] : [32, 32, 32]);
+  // SwinUNETR exports for its img_size (any multiple of 32 runs; 32³ alone has a one-voxel bottleneck).
+  const swinSize = spec.network === 'swin_unetr' ? (spec.args.imgSize as number[]) : null;
+  const traceSpatial = probe.fixedInputSize ?? (swinSize && swinSize.some((d) => d > 32) ? swinSize : spec.network === 'swin_unetr' ? [32, 32, 64] : [32, 32, 32]);
   let weights: Map<string, RawTensor>;
   try {
     weights = await readWeightsFile(opts.weights);
@@ -70,6 +72,8 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
       inChans: inChannels,
       outChans: outChannels,
       traceSpatial: traceSpatial as [number, number, number],
+      // SwinUNETR's window partition and UNETR's token grid depend on the volume size: one fixed size.
+      staticShape: spec.network !== 'uxnet',
       docString: `${describeNetwork(spec)} ${JSON.stringify(spec.args)}`,
     });
   } catch (e) {
@@ -89,8 +93,8 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
 export function registerExportOnnx(program: Command): void {
   program
     .command('export-onnx')
-    .description(`export the model as ONNX (opset ${ONNX_OPSET}, dynamic batch and spatial dims; input "input", output "logits")`)
-    .requiredOption('--config <file>', 'JSON file with the UX-Net constructor options (camelCase or official snake_case)')
+    .description(`export the model as ONNX (opset ${ONNX_OPSET}; input "input", output "logits"): UX-Net with dynamic batch and spatial dims, SwinUNETR and UNETR for one size (img_size, batch 1)`)
+    .requiredOption('--config <file>', 'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"')
     .requiredOption('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
     .requiredOption('-o, --output <file>', 'ONNX file to write (atomically)')
     .action(async (opts: ExportOnnxOptions) => {

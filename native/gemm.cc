@@ -1,0 +1,140 @@
+// GEMM driver: op(B) is first packed (in parallel) into NR-column panels per KC slice of K; then the
+// output is cut into MC×NC blocks (over every batch entry) that the pool threads take independently; each
+// block walks K in KC slices, packs its slice of op(A) into MR-row panels (zero-padded like the B panels,
+// so the micro-kernel has no edge cases in its loop) and runs the register-tiled micro-kernel of the
+// machine's ISA. Transposed operands are handled by the packing, so
+// every variant runs the same kernel. Each output element is summed in one fixed order (k ascending in
+// KC slices), whatever the thread count.
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "gemm_isa.h"
+#include "runtime.h"
+
+namespace ux {
+namespace {
+
+const GemmCores* pickGemm() {
+  static const GemmCores* g = [] {
+    const char* env = std::getenv("UXNET_ISA");
+    std::string force = env ? env : "";
+    bool has512 = false, has2 = false;
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    has512 = __builtin_cpu_supports("avx512f");
+    has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    if (force != "avx2" && force != "generic" && has512 && gemmAvx512()) return gemmAvx512();
+    if (force != "generic" && has2 && gemmAvx2()) return gemmAvx2();
+    return gemmGeneric();
+  }();
+  return g;
+}
+
+constexpr int64_t KC = 256;
+// MC and NC are multiples of every ISA's MR (12, 6, 4) and NR (32, 16).
+constexpr int64_t MC = 96;
+constexpr int64_t NC = 256;
+
+}  // namespace
+
+const char* gemmIsaName() { return pickGemm()->name; }
+
+void gemmBatched(const float* a, const float* b, const float* bias, float* y, int64_t batch, int64_t M, int64_t N, int64_t K,
+                 bool transA, bool transB, bool bShared) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t r = 0; r < batch * M; r++)
+      for (int64_t n = 0; n < N; n++) y[r * N + n] = bias ? bias[n] : 0.f;
+    return;
+  }
+  const GemmCores* g = pickGemm();
+  const int MR = g->MR, NR = g->NR;
+  // Element (i, k) of op(A) and (k, n) of op(B) as strides.
+  const int64_t asi = transA ? 1 : K, ask = transA ? M : 1;
+  const int64_t bsk = transB ? 1 : N, bsn = transB ? K : 1;
+  // Smaller blocks when there are too few to keep every thread busy (UNETR's 216 tokens, one batch):
+  // halving keeps MC a multiple of every MR and NC of every NR.
+  int64_t mc = MC, nc = NC;
+  auto count = [&] { return batch * ((M + mc - 1) / mc) * ((N + nc - 1) / nc); };
+  while (count() < 2 * numThreads() && (nc > 32 || mc > 24)) {
+    if (nc > 32 && (N + nc - 1) / nc <= (M + mc - 1) / mc) nc /= 2;
+    else if (mc > 24) mc /= 2;
+    else nc /= 2;
+  }
+  const int64_t mb = (M + mc - 1) / mc, nb = (N + nc - 1) / nc;
+  const int64_t tasks = batch * mb * nb;
+  const int64_t Bb = bShared ? 1 : batch;
+  // op(B) is packed once, in parallel, before the blocks run: every M block of a column block reads the
+  // same panels. Layout per batch entry: K slices of KC, each holding all NR-column panels [kc][NR].
+  const int64_t npan = (N + NR - 1) / NR, nks = (K + KC - 1) / KC;
+  Scratch<float> bpack(static_cast<size_t>(Bb * K * npan * NR));
+  auto panelAt = [&](int64_t bb, int64_t ks, int64_t jp) {
+    const int64_t kc = std::min(KC, K - ks * KC);
+    return bpack.get() + bb * K * npan * NR + ks * KC * npan * NR + jp * kc * NR;
+  };
+  parallelFor(Bb * nks * npan, std::max<int64_t>(1, 64 / nks), [&](int64_t p0, int64_t p1, int) {
+    for (int64_t p = p0; p < p1; p++) {
+      const int64_t bb = p / (nks * npan), ks = (p / npan) % nks, jp = p % npan;
+      const int64_t k0 = ks * KC, kc = std::min(KC, K - k0);
+      const int64_t nn = std::min<int64_t>(NR, N - jp * NR);
+      float* dst = panelAt(bb, ks, jp);
+      const float* src = b + bb * K * N + k0 * bsk + jp * NR * bsn;
+      if (!transB) {
+        for (int64_t k = 0; k < kc; k++) {
+          std::memcpy(dst + k * NR, src + k * bsk, nn * sizeof(float));
+          for (int64_t j = nn; j < NR; j++) dst[k * NR + j] = 0.f;
+        }
+      } else {
+        for (int64_t j = 0; j < nn; j++)
+          for (int64_t k = 0; k < kc; k++) dst[k * NR + j] = src[j * bsn + k];
+        for (int64_t j = nn; j < NR; j++)
+          for (int64_t k = 0; k < kc; k++) dst[k * NR + j] = 0.f;
+      }
+    }
+  });
+  parallelFor(tasks, 1, [&](int64_t t0, int64_t t1, int) {
+    Scratch<float> ap(static_cast<size_t>(MC * KC));
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t bi = t / (mb * nb), mi = (t / nb) % mb, ni = t % nb;
+      const int64_t m0 = mi * mc, mcur = std::min(mc, M - m0);
+      const int64_t n0 = ni * nc, ncur = std::min(nc, N - n0);
+      const float* A = a + bi * M * K;
+      const int64_t bb = bShared ? 0 : bi;
+      float* Y = y + (bi * M + m0) * N + n0;
+      const int64_t bpan = (ncur + NR - 1) / NR, mpan = (mcur + MR - 1) / MR;
+      for (int64_t ks = 0; ks < nks; ks++) {
+        const int64_t k0 = ks * KC, kc = std::min(KC, K - k0);
+        // op(A)[m0 + ip·MR + i][k0 + k] -> ap[(ip·kc + k)·MR + i]
+        for (int64_t ip = 0; ip < mpan; ip++) {
+          float* dst = ap.get() + ip * kc * MR;
+          const int64_t mm = std::min<int64_t>(MR, mcur - ip * MR);
+          const float* src = A + (m0 + ip * MR) * asi + k0 * ask;
+          if (!transA) {
+            for (int64_t i = 0; i < mm; i++)
+              for (int64_t k = 0; k < kc; k++) dst[k * MR + i] = src[i * asi + k];
+          } else {
+            for (int64_t k = 0; k < kc; k++) std::memcpy(dst + k * MR, src + k * ask, mm * sizeof(float));
+          }
+          for (int64_t i = mm; i < MR; i++)
+            for (int64_t k = 0; k < kc; k++) dst[k * MR + i] = 0.f;
+        }
+        for (int64_t jp = 0; jp < bpan; jp++) {
+          const int nr = static_cast<int>(std::min<int64_t>(NR, ncur - jp * NR));
+          const float* bj = panelAt(bb, ks, n0 / NR + jp);
+          const float* biasj = bias && k0 == 0 ? bias + n0 + jp * NR : nullptr;
+          for (int64_t ip = 0; ip < mpan; ip++) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, mcur - ip * MR));
+            g->micro(static_cast<int>(kc), ap.get() + ip * kc * MR, bj, Y + ip * MR * N + jp * NR, N, mr, nr, k0 > 0, biasj);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace ux

@@ -1,0 +1,14 @@
+// Blocked, packed single-precision GEMM (the transformer layers' linear and batched matmul).
+#pragma once
+#include <cstdint>
+
+namespace ux {
+
+// For every batch entry b: y[b] = op(A_b)·op(B_b) (+ bias on every row), row-major, float32 accumulation.
+// A_b is [M×K] ([K×M] with transA) at a + b·M·K; B_b is [K×N] ([N×K] with transB) at b + b·K·N, or the
+// same matrix for every b when bShared. y is [batch×M×N]; bias [N] or null.
+void gemmBatched(const float* a, const float* b, const float* bias, float* y, int64_t batch, int64_t M, int64_t N, int64_t K,
+                 bool transA, bool transB, bool bShared);
+const char* gemmIsaName();
+
+}  // namespace ux

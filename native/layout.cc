@@ -1,0 +1,178 @@
+#include "layout.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime.h"
+
+namespace ux {
+namespace {
+
+// Rows are all dims but the last; a row's source offset is its index decomposed over the outer dims.
+struct Rows {
+  int64_t count = 1, len = 1;
+  std::vector<int64_t> outer;
+  explicit Rows(const std::vector<int64_t>& shape) {
+    if (shape.empty()) return;
+    len = shape.back();
+    outer.assign(shape.begin(), shape.end() - 1);
+    for (int64_t d : outer) count *= d;
+  }
+  // Σ_d i_d·strides[d] for the outer dims of row r.
+  int64_t offset(int64_t r, const std::vector<int64_t>& strides) const {
+    int64_t off = 0;
+    for (int64_t d = static_cast<int64_t>(outer.size()) - 1; d >= 0; d--) {
+      const int64_t q = r % outer[d];
+      r /= outer[d];
+      off += q * strides[d];
+    }
+    return off;
+  }
+};
+
+int64_t grainFor(int64_t len) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, len)); }
+
+}  // namespace
+
+void kStridedCopy(const float* x, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides, int64_t offset, float* y) {
+  Rows rows(shape);
+  const int64_t len = rows.len, s = strides.empty() ? 0 : strides.back();
+  parallelFor(rows.count, grainFor(len), [&](int64_t b, int64_t e, int) {
+    for (int64_t r = b; r < e; r++) {
+      const float* src = x + offset + rows.offset(r, strides);
+      float* dst = y + r * len;
+      if (s == 1) std::memcpy(dst, src, len * sizeof(float));
+      else
+        for (int64_t j = 0; j < len; j++) dst[j] = src[j * s];
+    }
+  });
+}
+
+void kStridedScatter(const float* x, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides, int64_t offset, float* y,
+                     int64_t ysize) {
+  std::memset(y, 0, ysize * sizeof(float));
+  Rows rows(shape);
+  const int64_t len = rows.len, s = strides.empty() ? 0 : strides.back();
+  parallelFor(rows.count, grainFor(len), [&](int64_t b, int64_t e, int) {
+    for (int64_t r = b; r < e; r++) {
+      float* dst = y + offset + rows.offset(r, strides);
+      const float* src = x + r * len;
+      if (s == 1) std::memcpy(dst, src, len * sizeof(float));
+      else
+        for (int64_t j = 0; j < len; j++) dst[j * s] = src[j];
+    }
+  });
+}
+
+void kRoll(const float* x, const std::vector<int64_t>& shape, const std::vector<int64_t>& shifts, float* y) {
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  if (rank == 0) {
+    y[0] = x[0];
+    return;
+  }
+  std::vector<int64_t> st(rank);
+  int64_t acc = 1;
+  for (int64_t d = rank - 1; d >= 0; d--) st[d] = acc, acc *= shape[d];
+  Rows rows(shape);
+  const int64_t len = rows.len, sh = shifts[rank - 1];
+  parallelFor(rows.count, grainFor(len), [&](int64_t b, int64_t e, int) {
+    for (int64_t r = b; r < e; r++) {
+      int64_t rem = r, src = 0;
+      for (int64_t d = rank - 2; d >= 0; d--) {
+        const int64_t q = rem % shape[d];
+        rem /= shape[d];
+        src += ((q - shifts[d] + shape[d]) % shape[d]) * st[d];
+      }
+      // y[j] = x[(j − sh) mod len]: two contiguous runs
+      std::memcpy(y + r * len + sh, x + src, (len - sh) * sizeof(float));
+      std::memcpy(y + r * len, x + src + len - sh, sh * sizeof(float));
+    }
+  });
+}
+
+void kBroadcastBinary(const float* a, const float* b, const std::vector<int64_t>& shape, const std::vector<int64_t>& sa,
+                      const std::vector<int64_t>& sb, int op, float* y) {
+  Rows rows(shape);
+  const int64_t len = rows.len, la = sa.empty() ? 0 : sa.back(), lb = sb.empty() ? 0 : sb.back();
+  parallelFor(rows.count, grainFor(len), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* pa = a + rows.offset(r, sa);
+      const float* pb = b + rows.offset(r, sb);
+      float* py = y + r * len;
+      if (la == 1 && lb == 1) {
+        if (op == 0) for (int64_t j = 0; j < len; j++) py[j] = pa[j] + pb[j];
+        else if (op == 1) for (int64_t j = 0; j < len; j++) py[j] = pa[j] - pb[j];
+        else for (int64_t j = 0; j < len; j++) py[j] = pa[j] * pb[j];
+      } else if (la == 1 && lb == 0) {
+        const float v = pb[0];
+        if (op == 0) for (int64_t j = 0; j < len; j++) py[j] = pa[j] + v;
+        else if (op == 1) for (int64_t j = 0; j < len; j++) py[j] = pa[j] - v;
+        else for (int64_t j = 0; j < len; j++) py[j] = pa[j] * v;
+      } else {
+        for (int64_t j = 0; j < len; j++) {
+          const float u = pa[j * la], v = pb[j * lb];
+          py[j] = op == 0 ? u + v : op == 1 ? u - v : u * v;
+        }
+      }
+    }
+  });
+}
+
+void kSumToShape(const float* x, const std::vector<int64_t>& shape, const std::vector<int64_t>& ostrides, float* y, int64_t ysize) {
+  Rows rows(shape);
+  const int64_t len = rows.len, ls = ostrides.empty() ? 0 : ostrides.back();
+  // A fixed split of the rows into one part per thread, each summed into its own double buffer, then the
+  // parts added in order: the result depends on the thread count only, not on scheduling.
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(numThreads(), rows.count));
+  std::vector<double> acc(static_cast<size_t>(parts * ysize), 0.0);
+  parallelFor(parts, 1, [&](int64_t p0, int64_t p1, int) {
+    for (int64_t p = p0; p < p1; p++) {
+      double* out = acc.data() + p * ysize;
+      const int64_t r0 = rows.count * p / parts, r1 = rows.count * (p + 1) / parts;
+      for (int64_t r = r0; r < r1; r++) {
+        const float* src = x + r * len;
+        double* o = out + rows.offset(r, ostrides);
+        if (ls == 1) for (int64_t j = 0; j < len; j++) o[j] += src[j];
+        else if (ls == 0) {
+          double s = 0;
+          for (int64_t j = 0; j < len; j++) s += src[j];
+          o[0] += s;
+        } else
+          for (int64_t j = 0; j < len; j++) o[j * ls] += src[j];
+      }
+    }
+  });
+  for (int64_t i = 0; i < ysize; i++) {
+    double s = 0;
+    for (int64_t p = 0; p < parts; p++) s += acc[p * ysize + i];
+    y[i] = static_cast<float>(s);
+  }
+}
+
+void kGatherRows(const float* table, const float* index, int64_t n, int64_t C, float* y) {
+  parallelFor(n, grainFor(C), [&](int64_t b, int64_t e, int) {
+    for (int64_t r = b; r < e; r++) std::memcpy(y + r * C, table + static_cast<int64_t>(index[r]) * C, C * sizeof(float));
+  });
+}
+
+void kScatterAddRows(const float* dy, const float* index, int64_t n, int64_t C, int64_t rows, float* y) {
+  // Per-row position lists, then each output row sums its own inputs in index order: no write conflicts.
+  std::vector<int64_t> offs(rows + 1, 0), pos(n);
+  for (int64_t i = 0; i < n; i++) offs[static_cast<int64_t>(index[i]) + 1]++;
+  for (int64_t r = 0; r < rows; r++) offs[r + 1] += offs[r];
+  std::vector<int64_t> fill(offs.begin(), offs.end() - 1);
+  for (int64_t i = 0; i < n; i++) pos[fill[static_cast<int64_t>(index[i])]++] = i;
+  parallelFor(rows, grainFor(C * 4), [&](int64_t b, int64_t e, int) {
+    std::vector<double> acc(C);
+    for (int64_t r = b; r < e; r++) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j = offs[r]; j < offs[r + 1]; j++) {
+        const float* src = dy + pos[j] * C;
+        for (int64_t c = 0; c < C; c++) acc[c] += src[c];
+      }
+      for (int64_t c = 0; c < C; c++) y[r * C + c] = static_cast<float>(acc[c]);
+    }
+  });
+}
+
+}  // namespace ux
