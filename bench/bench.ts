@@ -17,8 +17,7 @@ type Workload = (typeof WORKLOADS)[number];
 const HAS_ORT: Record<Workload, boolean> = {
   fwd64: true, fwd96: true, train64: false, train96: false, conv3x3: true, dw7: true, convT: true, norm: true, gemm: true, attn: true,
   'swin_unetr.fwd96': true, 'swin_unetr.train96': false, 'unetr.fwd96': true, 'unetr.train96': false,
-  // No onnxruntime peer yet for these two (see the README).
-  'nnformer.fwd96': false, 'nnformer.train96': false, 'transbts.fwd96': false, 'transbts.train96': false,
+  'nnformer.fwd96': true, 'nnformer.train96': false, 'transbts.fwd96': true, 'transbts.train96': false,
 };
 const DESCRIPTION: Record<Workload, string> = {
   fwd64: 'UX-Net forward 1x1x64^3 (paper config)',

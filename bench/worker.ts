@@ -263,7 +263,7 @@ async function ortSession(bytes: Uint8Array) {
 async function ortModel(net: string, size: number): Promise<WorkerResult> {
   const bytes = net === 'uxnet'
     ? exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] })
-    : exportOnnx({ build: () => buildNetwork(net).model, inChans: 1, outChans: 5, traceSpatial: [size, size, size] });
+    : exportOnnx({ build: () => buildNetwork(net).model.eval(), inChans: 1, outChans: 5, traceSpatial: [size, size, size] });
   const { ort, session } = await ortSession(bytes);
   const shape = [1, 1, size, size, size];
   const x = new ort.Tensor('float32', rand(numel(shape)), shape);
@@ -310,7 +310,6 @@ async function main(): Promise<void> {
   } else if (impl === 'ours' && !nativeAddon) throw new Error('the native addon is not built');
   const model = workload.match(/^(?:(swin_unetr|unetr|nnformer|transbts)\.)?(fwd|train)(\d+)$/);
   let r: WorkerResult;
-  if (model && impl !== 'ours' && (model[1] === 'nnformer' || model[1] === 'transbts')) throw new Error(`bench: ${workload} has no onnxruntime run yet`);
   if (model) r = impl === 'ours' ? await oursModel(model[1] ?? 'uxnet', Number(model[3]), model[2] === 'train') : await ortModel(model[1] ?? 'uxnet', Number(model[3]));
   else r = impl === 'ours' ? await oursMicro(workload) : await ortMicro(workload);
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
