@@ -12,11 +12,12 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const WORKLOADS = ['fwd64', 'fwd96', 'train64', 'train96', 'conv3x3', 'dw7', 'convT', 'norm', 'gemm', 'attn', 'swin_unetr.fwd96', 'swin_unetr.train96', 'unetr.fwd96', 'unetr.train96'] as const;
+const WORKLOADS = ['fwd64', 'fwd96', 'train64', 'train96', 'conv3x3', 'dw7', 'convT', 'norm', 'gemm', 'attn', 'swin_unetr.fwd96', 'swin_unetr.train96', 'unetr.fwd96', 'unetr.train96', 'nnformer.fwd96', 'nnformer.train96', 'transbts.fwd96', 'transbts.train96'] as const;
 type Workload = (typeof WORKLOADS)[number];
 const HAS_ORT: Record<Workload, boolean> = {
   fwd64: true, fwd96: true, train64: false, train96: false, conv3x3: true, dw7: true, convT: true, norm: true, gemm: true, attn: true,
   'swin_unetr.fwd96': true, 'swin_unetr.train96': false, 'unetr.fwd96': true, 'unetr.train96': false,
+  'nnformer.fwd96': true, 'nnformer.train96': false, 'transbts.fwd96': true, 'transbts.train96': false,
 };
 const DESCRIPTION: Record<Workload, string> = {
   fwd64: 'UX-Net forward 1x1x64^3 (paper config)',
@@ -33,6 +34,10 @@ const DESCRIPTION: Record<Workload, string> = {
   'swin_unetr.train96': 'SwinUNETR train step 96^3 (fwd+DiceCE+bwd+AdamW)',
   'unetr.fwd96': 'UNETR forward 1x1x96^3 (official FLARE config, hidden 768, out 5)',
   'unetr.train96': 'UNETR train step 96^3 (fwd+DiceCE+bwd+AdamW)',
+  'nnformer.fwd96': 'nnFormer forward 1x1x96^3 (official FLARE config, 149.3 M params)',
+  'nnformer.train96': 'nnFormer train step 96^3 (fwd+DiceCE+bwd+AdamW)',
+  'transbts.fwd96': 'TransBTS forward 1x1x96^3 (official config, 5 classes)',
+  'transbts.train96': 'TransBTS train step 96^3 (fwd+DiceCE+bwd+AdamW)',
 };
 
 export interface WorkerResult {
@@ -95,7 +100,7 @@ function main(): void {
     else if (a === '--only') only = (args[++i] ?? '').split(',').filter((x): x is Workload => (WORKLOADS as readonly string[]).includes(x));
     else if (a === '--reps') reps = Math.max(3, Number(args[++i]) || 3);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,gemm,attn,swin_unetr.fwd96,swin_unetr.train96,unetr.fwd96,unetr.train96] [--reps N>=3] [--backend native|webgpu] [--tiny]');
+      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,gemm,attn,swin_unetr.fwd96,swin_unetr.train96,unetr.fwd96,unetr.train96,nnformer.fwd96,nnformer.train96,transbts.fwd96,transbts.train96] [--reps N>=3] [--backend native|webgpu] [--tiny]');
       return;
     }
   }

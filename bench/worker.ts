@@ -26,8 +26,24 @@ const PAPER = configArg === 'tiny' ? TINY_CONFIG : PAPER_CONFIG;
  * The comparators at the official FLARE calls of the 3D UX-Net repository (baselines_param_counts.json:
  * 62,186,855 and 92,783,893 parameters), or small versions with --tiny.
  */
+/**
+ * nnFormer and TransBTS at the official FLARE configuration (5 classes; TransBTS with the class count
+ * from the config), or small ones with `--tiny`. Their inputs are fixed at 96³ (crop_size / img_dim).
+ */
+const BASELINE_ARGS: Record<string, { paper: Record<string, unknown>; tiny: Record<string, unknown> }> = {
+  nnformer: { paper: { input_channels: 1, num_classes: 5 }, tiny: { input_channels: 1, num_classes: 5, embedding_dim: 12, num_heads: [1, 2, 4, 8] } },
+  transbts: { paper: { num_classes: 5 }, tiny: { num_classes: 5, unet_base_channels: 8, embedding_dim: 256, hidden_dim: 64 } },
+};
+
 function buildNetwork(net: string): { model: SegmentationNetwork; classes: number } {
   if (net === 'uxnet') return { model: new UXNet(PAPER, { seed: 0 }), classes: 13 };
+  const baseline = BASELINE_ARGS[net];
+  if (baseline) {
+    const m = createNetwork(resolveNetwork(net, configArg === 'tiny' ? baseline.tiny : baseline.paper), { seed: 0 });
+    // Timing runs are deterministic: no dropout / DropPath masks (their cost is a few elementwise products).
+    (m as unknown as { stochastic: { enabled: boolean } }).stochastic.enabled = false;
+    return { model: m, classes: 5 };
+  }
   const tiny = configArg === 'tiny';
   const args = net === 'swin_unetr'
     ? { img_size: [96, 96, 96], in_channels: 1, out_channels: 5, feature_size: tiny ? 12 : 48, use_checkpoint: false }
@@ -101,6 +117,7 @@ async function oursModel(net: string, size: number, train: boolean): Promise<Wor
   const ld = new Float32Array(numel(shape)).map((_, i) => (i * 7919) % classes);
   let flopPerRun = 0;
   if (!train) {
+    model.eval();
     const x = tensor(xd, shape);
     const run = async () => {
       const before = flops;
@@ -248,7 +265,7 @@ async function ortSession(bytes: Uint8Array) {
 async function ortModel(net: string, size: number): Promise<WorkerResult> {
   const bytes = net === 'uxnet'
     ? exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] })
-    : exportOnnx({ build: () => buildNetwork(net).model, inChans: 1, outChans: 5, traceSpatial: [size, size, size] });
+    : exportOnnx({ build: () => buildNetwork(net).model.eval(), inChans: 1, outChans: 5, traceSpatial: [size, size, size] });
   const { ort, session } = await ortSession(bytes);
   const shape = [1, 1, size, size, size];
   const x = new ort.Tensor('float32', rand(numel(shape)), shape);
@@ -293,7 +310,7 @@ async function main(): Promise<void> {
     if (!(await initWebGPU({ quiet: true }))) throw new Error(`webgpu: ${webgpuUnavailableReason()}`);
     setBackend('webgpu');
   } else if (impl === 'ours' && !nativeAddon) throw new Error('the native addon is not built');
-  const model = workload.match(/^(?:(swin_unetr|unetr)\.)?(fwd|train)(\d+)$/);
+  const model = workload.match(/^(?:(swin_unetr|unetr|nnformer|transbts)\.)?(fwd|train)(\d+)$/);
   let r: WorkerResult;
   if (model) r = impl === 'ours' ? await oursModel(model[1] ?? 'uxnet', Number(model[3]), model[2] === 'train') : await ortModel(model[1] ?? 'uxnet', Number(model[3]));
   else r = impl === 'ours' ? await oursMicro(workload) : await ortMicro(workload);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createNetwork, resolveNetwork, type NetworkSpec } from '../models/registry.js';
+import { CHANNEL_KEYS, createNetwork, resolveNetwork, type NetworkSpec } from '../models/registry.js';
 import { StepSpecSchema } from '../data/step-schema.js';
 
 export const MODEL_FORMAT = 'uxnet3d-model/1';
@@ -19,7 +19,8 @@ const NetworkSchema = z.union([z.string(), z.record(z.string(), z.unknown())]);
 /** Input channels and classes of a network spec, whichever its spelling. */
 export function specChannels(spec: NetworkSpec): { inChannels: number; outChannels: number } {
   const a = spec.args;
-  return spec.network === 'uxnet' ? { inChannels: a.inChans as number, outChannels: a.outChans as number } : { inChannels: a.inChannels as number, outChannels: a.outChannels as number };
+  const [inKey, , outKey] = CHANNEL_KEYS[spec.network];
+  return { inChannels: a[inKey] as number, outChannels: a[outKey] as number };
 }
 
 export const ModelManifestSchema = z.object({

@@ -17,8 +17,12 @@ import { SwinUNETR } from './swin-unetr.js';
 import { normalizeUNETRConfig, unetrConfigToArgs, type UNETRConfig } from './unetr-config.js';
 import { UNETR } from './unetr.js';
 import { UXNet } from './uxnet.js';
+import { normalizeTransBTSConfig, transBTSConfigToArgs, type TransBTSConfig } from './transbts-config.js';
+import { TransBTS } from './transbts.js';
+import { normalizeNnFormerConfig, nnFormerConfigToArgs, type NnFormerConfig } from './nnformer-config.js';
+import { NnFormer } from './nnformer.js';
 
-export const NETWORK_NAMES = ['uxnet', 'swin_unetr', 'unetr'] as const;
+export const NETWORK_NAMES = ['uxnet', 'swin_unetr', 'unetr', 'nnformer', 'transbts'] as const;
 export type NetworkName = (typeof NETWORK_NAMES)[number];
 
 /** What every segmentation network offers the workflows (train, predict, forward, export). */
@@ -54,6 +58,8 @@ export function normalizeNetworkArgs(network: NetworkName, args: unknown): Recor
     case 'uxnet': return normalizeUXNetConfig(args) as unknown as Record<string, unknown>;
     case 'swin_unetr': return normalizeSwinUNETRConfig(args) as unknown as Record<string, unknown>;
     case 'unetr': return normalizeUNETRConfig(args) as unknown as Record<string, unknown>;
+    case 'nnformer': return normalizeNnFormerConfig(args) as unknown as Record<string, unknown>;
+    case 'transbts': return normalizeTransBTSConfig(args) as unknown as Record<string, unknown>;
   }
 }
 
@@ -75,6 +81,16 @@ export function resolveNetwork(network: unknown, args?: unknown): NetworkSpec {
 const FIXTURE_FIELDS = new Set(['class', 'input_shape', 'second_input_shape', 'train_input_shape', 'param_count', 'state_dict_keys', 'module_patches']);
 
 /**
+ * The fixtures' TransBTS `module_patches` (the generalised literals, e.g. `unet_base_channels`) are network
+ * arguments here; `description` and `official_factory` are prose.
+ */
+function withModulePatches(args: unknown, patches: unknown): unknown {
+  if (patches === undefined || patches === null || typeof patches !== 'object' || typeof args !== 'object' || args === null) return args;
+  const extra = Object.fromEntries(Object.entries(patches as Record<string, unknown>).filter(([k]) => k !== 'description' && k !== 'official_factory'));
+  return { ...(args as Record<string, unknown>), ...extra };
+}
+
+/**
  * The network of a standalone config file (`uxnet forward/export-onnx/import-pth --config`): the fixture
  * form (constructor_args), the new form (networkArgs), the flat form (arguments beside "network"), or a
  * plain object of UX-Net options (no "network").
@@ -82,7 +98,7 @@ const FIXTURE_FIELDS = new Set(['class', 'input_shape', 'second_input_shape', 't
 export function networkFromConfig(raw: unknown): NetworkSpec {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new NetworkConfigError(`the config must be a JSON object, got ${Array.isArray(raw) ? 'an array' : JSON.stringify(raw)}`);
   const o = raw as Record<string, unknown>;
-  if ('constructor_args' in o) return resolveNetwork(o.network ?? 'uxnet', o.constructor_args);
+  if ('constructor_args' in o) return resolveNetwork(o.network ?? 'uxnet', withModulePatches(o.constructor_args, o.module_patches));
   if ('networkArgs' in o) return resolveNetwork(o.network ?? 'uxnet', o.networkArgs);
   if (typeof o.network === 'object' && o.network !== null) {
     const rest = Object.keys(o).filter((k) => k !== 'network');
@@ -99,6 +115,8 @@ export function networkArgsSnake(spec: NetworkSpec): Record<string, unknown> {
     case 'uxnet': return { ...spec.args };
     case 'swin_unetr': return swinUNETRConfigToArgs(spec.args as unknown as SwinUNETRConfig);
     case 'unetr': return unetrConfigToArgs(spec.args as unknown as UNETRConfig);
+    case 'nnformer': return nnFormerConfigToArgs(spec.args as unknown as NnFormerConfig);
+    case 'transbts': return transBTSConfigToArgs(spec.args as unknown as TransBTSConfig);
   }
 }
 
@@ -116,6 +134,8 @@ export function createNetwork(spec: NetworkSpec, opts: { seed?: number; meta?: b
     case 'uxnet': return new UXNet(spec.args, opts) as SegmentationNetwork;
     case 'swin_unetr': return new SwinUNETR(spec.args, opts);
     case 'unetr': return new UNETR(spec.args, opts);
+    case 'nnformer': return new NnFormer(spec.args, opts);
+    case 'transbts': return new TransBTS(spec.args, opts);
   }
 }
 
@@ -129,12 +149,21 @@ export function countNetworkParameters(spec: NetworkSpec): number {
   return createNetwork(spec, { meta: true }).numParameters();
 }
 
+/** Each network's spelling of its channel counts: [in camel, in snake, out camel, out snake]. */
+export const CHANNEL_KEYS: Record<NetworkName, readonly [string, string, string, string]> = {
+  uxnet: ['inChans', 'in_chans', 'outChans', 'out_chans'],
+  swin_unetr: ['inChannels', 'in_channels', 'outChannels', 'out_channels'],
+  unetr: ['inChannels', 'in_channels', 'outChannels', 'out_channels'],
+  nnformer: ['inputChannels', 'input_channels', 'numClasses', 'num_classes'],
+  transbts: ['numChannels', 'num_channels', 'numClasses', 'num_classes'],
+};
+
 /** The same spec with the channel counts set (train fills them in from the data). */
 export function withChannels(network: unknown, args: Record<string, unknown> | undefined, inChannels: number, outChannels: number | undefined): NetworkSpec {
   const legacy = typeof network === 'object' && network !== null;
   const name = legacy || network === undefined ? 'uxnet' : checkName(network);
   const given = (legacy ? network : args ?? {}) as Record<string, unknown>;
-  const keys = name === 'uxnet' ? (['inChans', 'in_chans', 'outChans', 'out_chans'] as const) : (['inChannels', 'in_channels', 'outChannels', 'out_channels'] as const);
+  const keys = CHANNEL_KEYS[name];
   const hasIn = given[keys[0]] !== undefined || given[keys[1]] !== undefined;
   const hasOut = given[keys[2]] !== undefined || given[keys[3]] !== undefined;
   const filled = { ...given, ...(hasIn ? {} : { [keys[0]]: inChannels }), ...(hasOut || outChannels === undefined ? {} : { [keys[2]]: outChannels }) };
@@ -148,6 +177,8 @@ export function describeNetwork(spec: NetworkSpec): string {
     case 'uxnet': return `UX-Net ${(a.featSize as number[]).join('/')} hidden ${a.hiddenSize}`;
     case 'swin_unetr': return `SwinUNETR feature_size ${a.featureSize}, depths ${(a.depths as number[]).join('/')}, heads ${(a.numHeads as number[]).join('/')}`;
     case 'unetr': return `UNETR feature_size ${a.featureSize}, hidden ${a.hiddenSize}, img_size ${(a.imgSize as number[]).join('x')}`;
+    case 'nnformer': return `nnFormer embedding_dim ${a.embeddingDim}, depths ${(a.depths as number[]).join('/')}, heads ${(a.numHeads as number[]).join('/')}, crop_size ${(a.cropSize as number[]).join('x')}`;
+    case 'transbts': return `TransBTS embedding_dim ${a.embeddingDim}, unet_base_channels ${a.unetBaseChannels}, img_dim ${a.imgDim}`;
   }
 }
 

@@ -5,3 +5,4 @@ export {
 } from './module.js';
 export { Conv3d, ConvTranspose3d, LayerNorm, InstanceNorm3d, LeakyReLU, GELU, type Conv3dOptions, type ConvTranspose3dOptions, type LayerNormOptions, type Size3 } from './layers.js';
 export { step } from './step.js';
+export { GroupNorm, BatchNorm3d, flushBatchNormStats } from './norm-layers.js';

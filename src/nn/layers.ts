@@ -1,5 +1,6 @@
 import type { Triple } from '../engine/kernels.js';
-import { conv3d, convTranspose3d, gelu, instanceNorm, layerNorm, leakyRelu } from '../engine/ops/index.js';
+import { add, channelView, conv3d, convTranspose3d, gelu, instanceNorm, layerNorm, leakyRelu } from '../engine/ops/index.js';
+import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { initContext, Module, type InitOptions, type Layer } from './module.js';
 import type { Rng } from '../engine/rng.js';
@@ -64,6 +65,8 @@ export class Conv3d extends Module implements Layer {
 export interface ConvTranspose3dOptions extends InitOptions {
   stride?: Size3;
   padding?: Size3;
+  /** Default false (MONAI's blocks); nnFormer and TransBTS use PyTorch's default, true. */
+  bias?: boolean;
 }
 
 /**
@@ -85,10 +88,14 @@ export class ConvTranspose3d extends Module implements Layer {
     const ctx = initContext(opts);
     const fanIn = outChannels * k[0] * k[1] * k[2];
     this.weight = this.createParameter(ctx, 'weight', [inChannels, outChannels, ...k], uniformInit(1 / Math.sqrt(fanIn)));
+    this.bias = opts.bias ? this.createParameter(ctx, 'bias', [outChannels], uniformInit(1 / Math.sqrt(fanIn))) : null;
   }
+  readonly bias: Tensor | null;
 
   forward(x: Tensor): Tensor {
-    return convTranspose3d(x, this.weight, { stride: this.stride, padding: this.padding });
+    const y = convTranspose3d(x, this.weight, { stride: this.stride, padding: this.padding });
+    if (!this.bias) return y;
+    return tidy(() => add(y, channelView(this.bias!, 5)));
   }
 }
 

@@ -84,6 +84,8 @@ export interface BufferSlot {
   values: Float32Array;
   /** dtype PyTorch stores it with (I64 for index buffers). */
   dtype: 'I64' | 'F32';
+  /** State that changes (BatchNorm running statistics): a state dict's values are loaded into it, not compared. */
+  mutable?: boolean;
 }
 
 /**
@@ -132,10 +134,12 @@ export abstract class Module {
    * as in PyTorch) but not a parameter: optimisers never see it, a state dict may omit it (the values
    * are recomputed), and a state dict that carries it must carry exactly these values.
    */
-  registerBuffer(name: string, shape: readonly number[], values: Float32Array, dtype: BufferSlot['dtype'] = 'I64'): void {
+  registerBuffer(name: string, shape: readonly number[], values: Float32Array, dtype: BufferSlot['dtype'] = 'I64', opts: { mutable?: boolean } = {}): BufferSlot {
     this.checkName(name, 'buffer');
     if (values.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`buffer '${name}': ${values.length} values for shape ${fmt(shape)}`);
-    this._buffers.set(name, { shape: [...shape], values, dtype });
+    const slot: BufferSlot = { shape: [...shape], values, dtype, ...(opts.mutable ? { mutable: true } : {}) };
+    this._buffers.set(name, slot);
+    return slot;
   }
 
   /** Ordered [key, buffer] pairs (constant buffers only). */
@@ -144,6 +148,11 @@ export abstract class Module {
     for (const [name, b] of this._buffers) out.push([prefix + name, b]);
     for (const [name, child] of this._children) out.push(...child.namedBuffers(`${prefix}${name}.`));
     return out;
+  }
+
+  /** The mutable buffers (BatchNorm running statistics) as state-dict entries (copies), saved beside the parameters. */
+  namedStateBuffers(): [string, { shape: readonly number[]; data: Float32Array }][] {
+    return this.namedBuffers().filter(([, b]) => b.mutable).map(([k, b]) => [k, { shape: b.shape, data: b.values.slice() }]);
   }
 
   /** Every state-dict key with its shape, in PyTorch's order: each module's parameters, then its buffers, then its children. */
@@ -222,6 +231,7 @@ export abstract class Module {
     const ownKeys = new Set(own.map(([k]) => k));
     const report: LoadReport = { missing: [], unexpected: [], mismatched: [], loaded: [] };
     const toLoad: [Tensor, StateValue][] = [];
+    const statesToLoad: [BufferSlot, StateValue][] = [];
     for (const [key, p] of own) {
       const v = given.get(key);
       if (!v) { report.missing.push(key); continue; }
@@ -235,6 +245,7 @@ export abstract class Module {
       const v = given.get(key);
       if (!v) continue;
       if (v.shape.length !== b.shape.length || v.shape.some((d, i) => d !== b.shape[i])) { report.mismatched.push({ key, expected: [...b.shape], got: [...v.shape] }); continue; }
+      if (b.mutable) { statesToLoad.push([b, v]); continue; }
       const data = 'dataSync' in v ? v.dataSync() : v.data;
       let same = data.length === b.values.length;
       for (let i = 0; same && i < data.length; i++) same = data[i] === b.values[i];
@@ -250,6 +261,7 @@ export abstract class Module {
       if (data.length !== p.size) throw new Error(`state dict value for shape ${fmt(p.shape)} holds ${data.length} values`);
       p.assign(data);
     }
+    for (const [b, v] of statesToLoad) b.values.set('dataSync' in v ? v.dataSync() : v.data);
     return report;
   }
 

@@ -1,4 +1,5 @@
 import type { Module } from '../nn/module.js';
+import { flushBatchNormStats } from '../nn/norm-layers.js';
 import type { AdamW, AdamWStateDict } from './adamw.js';
 import { readSafetensorsFile, writeSafetensorsFile, type RawTensor } from '../io/safetensors.js';
 
@@ -32,6 +33,9 @@ const OPT_V = 'optim.exp_avg_sq.';
 export async function saveCheckpoint(path: string, model: Module, optimizer: AdamW | null, state: TrainState): Promise<void> {
   const entries: [string, { shape: readonly number[]; data: Float32Array }][] = [];
   for (const [name, t] of model.namedParameters()) entries.push([name, { shape: t.shape, data: await t.data() }]);
+  // BatchNorm running statistics (TransBTS) are state too.
+  await flushBatchNormStats(model);
+  entries.push(...model.namedStateBuffers());
   let optimMeta: unknown = null;
   if (optimizer) {
     const sd = await optimizer.stateDictAsync(); // asynchronous reads: works on WebGPU too

@@ -91,6 +91,15 @@ export function trainNetworkSpec(c: Pick<TrainConfig, 'network' | 'networkArgs'>
     const a = args ?? {};
     if (a.img_size === undefined && a.imgSize === undefined) args = { ...a, img_size: [...roi] };
   }
+  // nnFormer's crop_size and TransBTS's img_dim (a cube) also default to the training crop.
+  if (c.network === 'nnformer') {
+    const a = args ?? {};
+    if (a.crop_size === undefined && a.cropSize === undefined) args = { ...a, crop_size: [...roi] };
+  }
+  if (c.network === 'transbts') {
+    const a = args ?? {};
+    if (a.img_dim === undefined && a.imgDim === undefined && roi.every((d) => d === roi[0])) args = { ...a, img_dim: roi[0] };
+  }
   return withChannels(c.network, args, inChannels, outChannels);
 }
 

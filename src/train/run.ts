@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, join, relative, resolve, isAbsolute } from 'node:path';
+import { flushBatchNormStats } from '../nn/norm-layers.js';
 import { readCached, type CacheEntry } from '../data/cache.js';
 import { PatchLoader } from '../data/loader/index.js';
 import type { RandomStepSpec } from '../data/step-schema.js';
@@ -142,6 +143,13 @@ export async function initFromWeights(model: SegmentationNetwork, path: string):
     loadable.set(k, t);
   }
   for (const k of own.keys()) if (!weights.has(k) && !reinitialised.includes(k)) reinitialised.push(k);
+  // BatchNorm running statistics of the same shape come along (they are skipped above, not being parameters).
+  for (const [k, b] of model.namedBuffers()) {
+    const t = weights.get(k);
+    if (!b.mutable || !t) continue;
+    skipped.splice(skipped.indexOf(k), 1);
+    if (t.shape.length === b.shape.length && t.shape.every((d, i) => d === b.shape[i])) loadable.set(k, t);
+  }
   if (loadable.size === 0) throw new TrainRunError(`${path}: no tensor matches this network (is it a state dict of the same architecture?)`);
   await model.loadStateDictAsync(loadable, { strict: false });
   return { loaded: [...loadable.keys()], reinitialised, skipped };
@@ -170,6 +178,9 @@ export async function exportModelFolder(dir: string, model: SegmentationNetwork,
   };
   const entries: [string, { shape: readonly number[]; data: Float32Array }][] = [];
   for (const [k, t] of model.namedParameters()) entries.push([k, { shape: t.shape, data: await t.data() }]);
+  // BatchNorm running statistics (TransBTS) are state too.
+  await flushBatchNormStats(model);
+  entries.push(...model.namedStateBuffers());
   await writeSafetensorsFile(join(dir, 'weights.safetensors'), entries, { format: 'pt' }, { dtype: cfg.modelDtype ?? 'F32' });
   await writeFileAtomic(join(dir, 'model.json'), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
 }

@@ -102,7 +102,7 @@ test('bad arguments: one clear message naming the argument', () => {
   err(() => resolveNetwork('swin_unetr', { ...SWIN_FLARE, drop_rate: 0.1 }), /drop_rate must be 0/);
   err(() => resolveNetwork('unetr', { ...UNETR_FLARE, num_heads: 7 }), /hidden_size \(768\) must be divisible by num_heads \(7\)/);
   err(() => resolveNetwork('unetr', { ...UNETR_FLARE, img_size: [96, 96, 40] }), /multiple of the patch size 16/);
-  err(() => resolveNetwork('nnformer', {}), /network must be one of "uxnet", "swin_unetr", "unetr"/);
+  err(() => resolveNetwork('vnet', {}), /network must be one of "uxnet", "swin_unetr", "unetr", "nnformer", "transbts"/);
   assert.ok(new NetworkConfigError('x') instanceof UXNetConfigError);
 });
 

@@ -60,6 +60,8 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
       build: () => {
         const m = createNetwork(spec);
         m.loadStateDict(weights);
+        // Inference graph: dropout and BatchNorm in eval mode (TransBTS, nnFormer).
+        m.eval();
         return m;
       },
       inChans: inChannels,

@@ -145,6 +145,8 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
       throw e;
     }
     weights.clear();
+    // Inference: BatchNorm on its running statistics, no dropout / DropPath (TransBTS, nnFormer).
+    model.eval();
     const inputs = await readTensors(opts.input, 'input');
     const raw = inputs.get(opts.inputKey);
     if (!raw) throw new UserError(`input file '${opts.input}' has no tensor '${opts.inputKey}' (it has: ${[...inputs.keys()].join(', ') || 'none'}); choose one with --input-key`);

@@ -209,7 +209,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--weight-decay <f>', 'AdamW decoupled weight decay (default 0.01)', num('--weight-decay'))
     .option('--crops <n>', 'random crops per volume per step, i.e. the batch (default 2, official)', int('--crops'))
     .option('--roi <d,h,w>', 'crop and sliding-window size, multiples of 16 (default: the preset\'s)', ints('--roi'))
-    .option('--network <name>', 'uxnet (default), swin_unetr or unetr (MONAI 0.9.0, exact)')
+    .option('--network <name>', 'uxnet (default), swin_unetr or unetr (MONAI 0.9.0, exact), nnformer or transbts (the official repository\'s copies, exact)')
     .option('--network-arg <name=value>', 'a constructor argument of the network, official snake_case name, repeatable (e.g. --network-arg feature_size=48); in/out channels come from the data, img_size from --roi', networkArg)
     .option('--feat-size <a,b,c,d>', 'stage widths (default 48,96,192,384)', ints('--feat-size'))
     .option('--hidden-size <n>', 'bottleneck width (default 768)', int('--hidden-size'))

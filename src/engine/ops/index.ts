@@ -9,3 +9,6 @@ export { sum, mean, meanDim } from './reduce.js';
 export { crossEntropy, diceLoss } from './losses.js';
 export { linear, matmul } from './linalg.js';
 export { permute, roll, pad, slice, concat, gatherRows } from './layout.js';
+export { groupNorm, channelView } from './group_norm.js';
+export { batchNormTrain, batchNormEval } from './batch_norm.js';
+export { dropout, dropoutChannels, dropPath, bernoulliKeepMask } from './dropout.js';

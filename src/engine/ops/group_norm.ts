@@ -1,0 +1,27 @@
+import { shapeString, type Tensor } from '../tensor.js';
+import { add, mulChannel } from './elementwise.js';
+import { instanceNorm } from './instance_norm.js';
+import { reshape } from './shape.js';
+
+/**
+ * `nn.GroupNorm(groups, C)` on [N, C, ...]: channels split into `groups` contiguous groups, each (n, group)
+ * normalised over its channels and all positions (biased variance, eps inside the root), then the
+ * per-channel affine γ_c·x̂ + β_c. Same in training and eval. A group is one instance-norm "channel" of
+ * the view [N, groups, C/groups·positions], so it runs (with its gradient) on every backend's
+ * instance-norm kernels.
+ */
+export function groupNorm(x: Tensor, groups: number, w: Tensor | null, b: Tensor | null, opts: { eps?: number } = {}): Tensor {
+  if (x.rank < 3) throw new Error(`groupNorm: input must be [N, C, ...spatial], got ${shapeString(x.shape)}`);
+  const c = x.shape[1]!;
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) throw new Error(`groupNorm: ${c} channels cannot be split into ${groups} groups`);
+  const rest = x.size / (x.shape[0]! * groups);
+  let y = reshape(instanceNorm(reshape(x, [x.shape[0]!, groups, rest]), { eps: opts.eps ?? 1e-5 }), x.shape);
+  if (w) y = mulChannel(y, w);
+  if (b) y = add(y, channelView(b, x.rank));
+  return y;
+}
+
+/** A per-channel vector [C] viewed as [1, C, 1, ...] to broadcast over an [N, C, ...] tensor. */
+export function channelView(v: Tensor, rank: number): Tensor {
+  return reshape(v, [1, v.size, ...new Array<number>(rank - 2).fill(1)]);
+}
