@@ -12,12 +12,46 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const WORKLOADS = ['fwd64', 'fwd96', 'train64', 'train96', 'conv3x3', 'dw7', 'convT', 'norm', 'gemm', 'attn', 'swin_unetr.fwd96', 'swin_unetr.train96', 'unetr.fwd96', 'unetr.train96', 'nnformer.fwd96', 'nnformer.train96', 'transbts.fwd96', 'transbts.train96'] as const;
+const WORKLOADS = [
+  'fwd64',
+  'fwd96',
+  'train64',
+  'train96',
+  'conv3x3',
+  'dw7',
+  'convT',
+  'norm',
+  'gemm',
+  'attn',
+  'swin_unetr.fwd96',
+  'swin_unetr.train96',
+  'unetr.fwd96',
+  'unetr.train96',
+  'nnformer.fwd96',
+  'nnformer.train96',
+  'transbts.fwd96',
+  'transbts.train96',
+] as const;
 type Workload = (typeof WORKLOADS)[number];
 const HAS_ORT: Record<Workload, boolean> = {
-  fwd64: true, fwd96: true, train64: false, train96: false, conv3x3: true, dw7: true, convT: true, norm: true, gemm: true, attn: true,
-  'swin_unetr.fwd96': true, 'swin_unetr.train96': false, 'unetr.fwd96': true, 'unetr.train96': false,
-  'nnformer.fwd96': true, 'nnformer.train96': false, 'transbts.fwd96': true, 'transbts.train96': false,
+  fwd64: true,
+  fwd96: true,
+  train64: false,
+  train96: false,
+  conv3x3: true,
+  dw7: true,
+  convT: true,
+  norm: true,
+  gemm: true,
+  attn: true,
+  'swin_unetr.fwd96': true,
+  'swin_unetr.train96': false,
+  'unetr.fwd96': true,
+  'unetr.train96': false,
+  'nnformer.fwd96': true,
+  'nnformer.train96': false,
+  'transbts.fwd96': true,
+  'transbts.train96': false,
 };
 const DESCRIPTION: Record<Workload, string> = {
   fwd64: 'UX-Net forward 1x1x64^3 (paper config)',
@@ -100,7 +134,9 @@ function main(): void {
     else if (a === '--only') only = (args[++i] ?? '').split(',').filter((x): x is Workload => (WORKLOADS as readonly string[]).includes(x));
     else if (a === '--reps') reps = Math.max(3, Number(args[++i]) || 3);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,gemm,attn,swin_unetr.fwd96,swin_unetr.train96,unetr.fwd96,unetr.train96,nnformer.fwd96,nnformer.train96,transbts.fwd96,transbts.train96] [--reps N>=3] [--backend native|webgpu] [--tiny]');
+      console.log(
+        'usage: npm run bench -- [--json FILE] [--only fwd64,fwd96,train64,train96,conv3x3,dw7,convT,norm,gemm,attn,swin_unetr.fwd96,swin_unetr.train96,unetr.fwd96,unetr.train96,nnformer.fwd96,nnformer.train96,transbts.fwd96,transbts.train96] [--reps N>=3] [--backend native|webgpu] [--tiny]',
+      );
       return;
     }
   }
@@ -112,7 +148,9 @@ function main(): void {
   const gpu = backend === 'webgpu';
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const threads = process.env.UXNET_THREADS ?? String(cpus().length);
-  console.log(`machine: ${cpu}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; node ${process.version}; ${gpu ? 'backend webgpu' : `threads ${threads} (ours and ORT)`}; model ${config === 'tiny' ? 'tiny (8/16/32/64, hidden 128)' : 'paper (48/96/192/384, hidden 768)'}`);
+  console.log(
+    `machine: ${cpu}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; node ${process.version}; ${gpu ? 'backend webgpu' : `threads ${threads} (ours and ORT)`}; model ${config === 'tiny' ? 'tiny (8/16/32/64, hidden 128)' : 'paper (48/96/192/384, hidden 768)'}`,
+  );
   let adapterShown = false;
   const results: Record<string, unknown> = {};
   const rows: string[][] = [['workload', 'ours min s', 'ours median s', 'GFLOP/s', 'ORT min s', 'ORT median s', 'ratio ours/ORT', 'peak RSS MB']];
@@ -129,7 +167,12 @@ function main(): void {
     const o = 'error' in ours ? null : ours;
     const r = ort && !('error' in ort) ? ort : null;
     const entry = {
-      description: config === 'tiny' && w.match(/^(fwd|train)/) ? DESCRIPTION[w].replace('(paper config)', '').trimEnd() + ' (tiny config 8/16/32/64)' : config === 'tiny' && w.includes('.') ? DESCRIPTION[w].replace(/\(official FLARE config[^)]*\)/, '(tiny config)') : DESCRIPTION[w],
+      description:
+        config === 'tiny' && w.match(/^(fwd|train)/)
+          ? DESCRIPTION[w].replace('(paper config)', '').trimEnd() + ' (tiny config 8/16/32/64)'
+          : config === 'tiny' && w.includes('.')
+            ? DESCRIPTION[w].replace(/\(official FLARE config[^)]*\)/, '(tiny config)')
+            : DESCRIPTION[w],
       ours_min_s: o ? Math.min(...o.times) : null,
       ours_median_s: o ? median(o.times) : null,
       ours_times_s: o?.times ?? null,
@@ -144,7 +187,16 @@ function main(): void {
     };
     results[w] = entry;
     const f = (v: number | null, d = 3) => (v === null ? '-' : v.toFixed(d));
-    rows.push([w, f(entry.ours_min_s), f(entry.ours_median_s), f(entry.gflops_per_s, entry.gflops_per_s !== null && entry.gflops_per_s < 10 ? 2 : 0), f(entry.ort_min_s), f(entry.ort_median_s), f(entry.ratio, 2), f(entry.peak_rss_mb, 0)]);
+    rows.push([
+      w,
+      f(entry.ours_min_s),
+      f(entry.ours_median_s),
+      f(entry.gflops_per_s, entry.gflops_per_s !== null && entry.gflops_per_s < 10 ? 2 : 0),
+      f(entry.ort_min_s),
+      f(entry.ort_median_s),
+      f(entry.ratio, 2),
+      f(entry.peak_rss_mb, 0),
+    ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((c, i) => c.padStart(widths[i]!)).join('  '));

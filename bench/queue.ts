@@ -24,8 +24,12 @@ function arg(name: string): string | undefined {
 function launch(args: string[], env: Record<string, string>): { child: ChildProcess; out: () => string; done: Promise<number | null> } {
   const child = spawn(process.execPath, [UXNET, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stdout!.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  child.stderr!.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
   return { child, out: () => out, done: new Promise((r) => child.on('close', r)) };
 }
 
@@ -49,7 +53,10 @@ async function main(): Promise<void> {
   const env = { UXNET_THREADS: threads, UXNET_QUIET: '1' };
   const dir = mkdtempSync(join(tmpdir(), 'uxnet-bench-queue-'));
   const images = join(ROOT, 'datasets', 'msd-hippocampus', 'imagesTr');
-  const cases = readdirSync(images).filter((f) => f.endsWith('.nii.gz')).sort().slice(0, n);
+  const cases = readdirSync(images)
+    .filter((f) => f.endsWith('.nii.gz'))
+    .sort()
+    .slice(0, n);
   mkdirSync(join(dir, 'in'));
   for (const c of cases) copyFileSync(join(images, c), join(dir, 'in', c));
   const model = join(ROOT, 'models', 'hippocampus');
@@ -59,7 +66,8 @@ async function main(): Promise<void> {
     await redis.start();
     const url = redis.url();
     const rows: { setup: string; seconds: number; perVolume: number; jobsPerMin: number; computePerVolume: number }[] = [];
-    const add = (setup: string, seconds: number, compute: number) => rows.push({ setup, seconds, perVolume: seconds / cases.length, jobsPerMin: (60 * cases.length) / seconds, computePerVolume: compute / cases.length });
+    const add = (setup: string, seconds: number, compute: number) =>
+      rows.push({ setup, seconds, perVolume: seconds / cases.length, jobsPerMin: (60 * cases.length) / seconds, computePerVolume: compute / cases.length });
 
     const plainRun = await timed(['predict', '-i', join(dir, 'in'), '-o', join(dir, 'plain'), '-m', model], env);
     add('uxnet predict (1 process)', plainRun.seconds, caseSeconds(plainRun.out, /, ([\d.]+) s -> /g));
@@ -75,14 +83,27 @@ async function main(): Promise<void> {
       const r = await timed(['queue', 'predict', '--redis', url, '-i', join(dir, 'in'), '-o', join(dir, `queue${count}`), '-m', model, '--wait'], env);
       for (const w of workers) w.child.kill('SIGTERM');
       await Promise.all(workers.map((w) => w.done));
-      add(`uxnet queue predict --wait, ${count} worker${count > 1 ? 's' : ''}`, r.seconds, caseSeconds(workers.splice(0).map((w) => w.out()).join(''), /: wrote .* \(([\d.]+) s\)/g));
+      add(
+        `uxnet queue predict --wait, ${count} worker${count > 1 ? 's' : ''}`,
+        r.seconds,
+        caseSeconds(
+          workers
+            .splice(0)
+            .map((w) => w.out())
+            .join(''),
+          /: wrote .* \(([\d.]+) s\)/g,
+        ),
+      );
     }
     const plain = rows[0]!.perVolume;
     console.log(`${cases.length} cases, UXNET_THREADS=${threads} per process`);
     // Per-case compute is what each log reports for the case itself (load, predict, write); wall minus
     // compute is what the process, the queue and the producer's polling add around it.
     console.log('setup                                   wall s   s/volume   jobs/min   compute s/case   overhead s/job vs plain');
-    for (const r of rows) console.log(`${r.setup.padEnd(40)}${r.seconds.toFixed(1).padStart(6)}${r.perVolume.toFixed(2).padStart(11)}${r.jobsPerMin.toFixed(1).padStart(11)}${r.computePerVolume.toFixed(2).padStart(17)}${(r === rows[1] ? (r.perVolume - plain).toFixed(2) : '-').padStart(26)}`);
+    for (const r of rows)
+      console.log(
+        `${r.setup.padEnd(40)}${r.seconds.toFixed(1).padStart(6)}${r.perVolume.toFixed(2).padStart(11)}${r.jobsPerMin.toFixed(1).padStart(11)}${r.computePerVolume.toFixed(2).padStart(17)}${(r === rows[1] ? (r.perVolume - plain).toFixed(2) : '-').padStart(26)}`,
+      );
     const json = arg('--json');
     if (json) writeFileSync(json, JSON.stringify({ cases: cases.length, threads: Number(threads), rows }, null, 1) + '\n');
   } finally {

@@ -45,9 +45,22 @@ function buildNetwork(net: string): { model: SegmentationNetwork; classes: numbe
     return { model: m, classes: 5 };
   }
   const tiny = configArg === 'tiny';
-  const args = net === 'swin_unetr'
-    ? { img_size: [96, 96, 96], in_channels: 1, out_channels: 5, feature_size: tiny ? 12 : 48, use_checkpoint: false }
-    : { in_channels: 1, out_channels: 5, img_size: [96, 96, 96], feature_size: tiny ? 4 : 16, hidden_size: tiny ? 48 : 768, mlp_dim: tiny ? 96 : 3072, num_heads: tiny ? 4 : 12, pos_embed: 'perceptron', norm_name: 'instance', res_block: true, dropout_rate: 0.0 };
+  const args =
+    net === 'swin_unetr'
+      ? { img_size: [96, 96, 96], in_channels: 1, out_channels: 5, feature_size: tiny ? 12 : 48, use_checkpoint: false }
+      : {
+          in_channels: 1,
+          out_channels: 5,
+          img_size: [96, 96, 96],
+          feature_size: tiny ? 4 : 16,
+          hidden_size: tiny ? 48 : 768,
+          mlp_dim: tiny ? 96 : 3072,
+          num_heads: tiny ? 4 : 12,
+          pos_embed: 'perceptron',
+          norm_name: 'instance',
+          res_block: true,
+          dropout_rate: 0.0,
+        };
   return { model: createNetwork(resolveNetwork(net, args), { seed: 0 }), classes: 5 };
 }
 
@@ -165,34 +178,89 @@ function micro(name: string): Micro {
     case 'conv3x3': {
       const w = { ...c([48, 48, 3, 3, 3]), name: 'w' };
       return {
-        inputs: [{ name: 'x', shape: [1, 48, 96, 96, 96] }, { name: 'w', shape: [48, 48, 3, 3, 3] }],
+        inputs: [
+          { name: 'x', shape: [1, 48, 96, 96, 96] },
+          { name: 'w', shape: [48, 48, 3, 3, 3] },
+        ],
         gflop: (2 * 48 * 48 * 27 * 96 ** 3) / 1e9,
         ours: (k, [x, wt]) => [k.conv3d(x!, wt!, null, { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 })],
-        onnx: { nodes: [{ opType: 'Conv', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'pads', type: 'ints', value: [1, 1, 1, 1, 1, 1] }, { name: 'kernel_shape', type: 'ints', value: [3, 3, 3] }] }], inits: [w], outShape: [1, 48, 96, 96, 96] },
+        onnx: {
+          nodes: [
+            {
+              opType: 'Conv',
+              inputs: ['x', 'w'],
+              outputs: ['y'],
+              attrs: [
+                { name: 'pads', type: 'ints', value: [1, 1, 1, 1, 1, 1] },
+                { name: 'kernel_shape', type: 'ints', value: [3, 3, 3] },
+              ],
+            },
+          ],
+          inits: [w],
+          outShape: [1, 48, 96, 96, 96],
+        },
       };
     }
     case 'dw7': {
       const w = { ...c([48, 1, 7, 7, 7]), name: 'w' };
       return {
-        inputs: [{ name: 'x', shape: [1, 48, 48, 48, 48] }, { name: 'w', shape: [48, 1, 7, 7, 7] }],
+        inputs: [
+          { name: 'x', shape: [1, 48, 48, 48, 48] },
+          { name: 'w', shape: [48, 1, 7, 7, 7] },
+        ],
         gflop: (2 * 48 * 343 * 48 ** 3) / 1e9,
         ours: (k, [x, wt]) => [k.conv3d(x!, wt!, null, { stride: [1, 1, 1], padding: [3, 3, 3], groups: 48 })],
-        onnx: { nodes: [{ opType: 'Conv', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'pads', type: 'ints', value: [3, 3, 3, 3, 3, 3] }, { name: 'group', type: 'int', value: 48 }, { name: 'kernel_shape', type: 'ints', value: [7, 7, 7] }] }], inits: [w], outShape: [1, 48, 48, 48, 48] },
+        onnx: {
+          nodes: [
+            {
+              opType: 'Conv',
+              inputs: ['x', 'w'],
+              outputs: ['y'],
+              attrs: [
+                { name: 'pads', type: 'ints', value: [3, 3, 3, 3, 3, 3] },
+                { name: 'group', type: 'int', value: 48 },
+                { name: 'kernel_shape', type: 'ints', value: [7, 7, 7] },
+              ],
+            },
+          ],
+          inits: [w],
+          outShape: [1, 48, 48, 48, 48],
+        },
       };
     }
     case 'convT': {
       const w = { ...c([96, 48, 2, 2, 2]), name: 'w' };
       return {
-        inputs: [{ name: 'x', shape: [1, 96, 48, 48, 48] }, { name: 'w', shape: [96, 48, 2, 2, 2] }],
+        inputs: [
+          { name: 'x', shape: [1, 96, 48, 48, 48] },
+          { name: 'w', shape: [96, 48, 2, 2, 2] },
+        ],
         gflop: (2 * 96 * 48 * 8 * 48 ** 3) / 1e9,
         ours: (k, [x, wt]) => [k.conv3dGradInput(x!, wt!, { stride: [2, 2, 2], padding: [0, 0, 0], groups: 1, inputShape: [1, 48, 96, 96, 96] })],
-        onnx: { nodes: [{ opType: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'strides', type: 'ints', value: [2, 2, 2] }, { name: 'kernel_shape', type: 'ints', value: [2, 2, 2] }] }], inits: [w], outShape: [1, 48, 96, 96, 96] },
+        onnx: {
+          nodes: [
+            {
+              opType: 'ConvTranspose',
+              inputs: ['x', 'w'],
+              outputs: ['y'],
+              attrs: [
+                { name: 'strides', type: 'ints', value: [2, 2, 2] },
+                { name: 'kernel_shape', type: 'ints', value: [2, 2, 2] },
+              ],
+            },
+          ],
+          inits: [w],
+          outShape: [1, 48, 96, 96, 96],
+        },
       };
     }
     case 'gemm': {
       const w = { ...c([768, 768]), name: 'w' };
       return {
-        inputs: [{ name: 'x', shape: [4096, 768] }, { name: 'w', shape: [768, 768] }],
+        inputs: [
+          { name: 'x', shape: [4096, 768] },
+          { name: 'w', shape: [768, 768] },
+        ],
         gflop: (2 * 4096 * 768 * 768) / 1e9,
         ours: (k, [x, wt]) => [k.matmul({ shape: [1, 4096, 768], data: x!.data }, { shape: [1, 768, 768], data: wt!.data }, null, { transA: false, transB: true })],
         onnx: { nodes: [{ opType: 'Gemm', inputs: ['x', 'w'], outputs: ['y'], attrs: [{ name: 'transB', type: 'int', value: 1 }] }], inits: [w], outShape: [4096, 768] },
@@ -202,7 +270,10 @@ function micro(name: string): Micro {
       // ORT takes k already transposed (MatMul has no transB); ours reads it transposed in the packing.
       const kt = { ...c([1029, 16, 343]), name: 'kt' };
       return {
-        inputs: [{ name: 'x', shape: [1029, 343, 16] }, { name: 'k', shape: [1029, 343, 16] }],
+        inputs: [
+          { name: 'x', shape: [1029, 343, 16] },
+          { name: 'k', shape: [1029, 343, 16] },
+        ],
         gflop: (2 * 1029 * 343 * 343 * 16) / 1e9,
         ours: (k, [q, kk]) => [k.matmul(q!, kk!, null, { transA: false, transB: true })],
         onnx: { nodes: [{ opType: 'MatMul', inputs: ['x', 'kt'], outputs: ['y'] }], inits: [kt], outShape: [1029, 343, 343] },
@@ -263,9 +334,10 @@ async function ortSession(bytes: Uint8Array) {
 }
 
 async function ortModel(net: string, size: number): Promise<WorkerResult> {
-  const bytes = net === 'uxnet'
-    ? exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] })
-    : exportOnnx({ build: () => buildNetwork(net).model.eval(), inChans: 1, outChans: 5, traceSpatial: [size, size, size] });
+  const bytes =
+    net === 'uxnet'
+      ? exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] })
+      : exportOnnx({ build: () => buildNetwork(net).model.eval(), inChans: 1, outChans: 5, traceSpatial: [size, size, size] });
   const { ort, session } = await ortSession(bytes);
   const shape = [1, 1, size, size, size];
   const x = new ort.Tensor('float32', rand(numel(shape)), shape);
@@ -301,7 +373,13 @@ async function backendInfo(): Promise<string> {
   if (backend !== 'webgpu') return JSON.stringify(nativeInfo());
   const { webgpuInfo } = await import('../src/backends/webgpu/index.js');
   const i = webgpuInfo();
-  return JSON.stringify({ backend: 'webgpu', adapter: i?.adapter ?? null, shaderF16: i?.shaderF16 ?? null, maxBindingBytes: i?.maxBindingBytes ?? null, maxBufferBytes: i?.maxBufferBytes ?? null });
+  return JSON.stringify({
+    backend: 'webgpu',
+    adapter: i?.adapter ?? null,
+    shaderF16: i?.shaderF16 ?? null,
+    maxBindingBytes: i?.maxBindingBytes ?? null,
+    maxBufferBytes: i?.maxBufferBytes ?? null,
+  });
 }
 
 async function main(): Promise<void> {

@@ -13,9 +13,11 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 
 function warn(msg) {
-  process.stderr.write(`\nuxnet3d: the native CPU backend was not built (${msg}).\n` +
-    'uxnet3d: installation continues; the slower reference backend will be used.\n' +
-    'uxnet3d: to build it later: install a C++17 compiler, python3 and make, then run `npm rebuild uxnet3d` (or `node native/build.cjs`).\n\n');
+  process.stderr.write(
+    `\nuxnet3d: the native CPU backend was not built (${msg}).\n` +
+      'uxnet3d: installation continues; the slower reference backend will be used.\n' +
+      'uxnet3d: to build it later: install a C++17 compiler, python3 and make, then run `npm rebuild uxnet3d` (or `node native/build.cjs`).\n\n',
+  );
   process.exit(0);
 }
 
@@ -27,7 +29,11 @@ if (process.env.UXNET_SKIP_NATIVE === '1') {
 function findNodeGyp() {
   const cands = [];
   if (process.env.npm_config_node_gyp) cands.push(process.env.npm_config_node_gyp);
-  try { cands.push(require.resolve('node-gyp/bin/node-gyp.js')); } catch { /* not a local dependency */ }
+  try {
+    cands.push(require.resolve('node-gyp/bin/node-gyp.js'));
+  } catch {
+    /* not a local dependency */
+  }
   if (process.env.npm_execpath) cands.push(path.join(path.dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
   const prefix = path.resolve(path.dirname(process.execPath), '..');
   cands.push(path.join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
@@ -65,15 +71,21 @@ function missingToolchain() {
 }
 
 function fail(msg) {
-  process.stderr.write(`\nuxnet3d: ERROR: building the native CPU backend failed (${msg}).\n` +
-    'uxnet3d: a C++ compiler, make and python3 are installed, so this is a real build failure, not a missing toolchain.\n' +
-    'uxnet3d: to install without the native backend anyway: UXNET_SKIP_NATIVE=1 npm install (the reference backend is then used).\n\n');
+  process.stderr.write(
+    `\nuxnet3d: ERROR: building the native CPU backend failed (${msg}).\n` +
+      'uxnet3d: a C++ compiler, make and python3 are installed, so this is a real build failure, not a missing toolchain.\n' +
+      'uxnet3d: to install without the native backend anyway: UXNET_SKIP_NATIVE=1 npm install (the reference backend is then used).\n\n',
+  );
   process.exit(1);
 }
 
 const missing = missingToolchain();
 if (missing) warn(missing);
-try { require.resolve('node-addon-api'); } catch { warn('the node-addon-api package is missing'); }
+try {
+  require.resolve('node-addon-api');
+} catch {
+  warn('the node-addon-api package is missing');
+}
 const gyp = findNodeGyp();
 if (!gyp) warn('node-gyp was not found');
 const nodedir = findNodeDir();

@@ -6,9 +6,27 @@ import './backends/index.js';
 
 export * from './engine/index.js';
 export {
-  Rng, Module, Sequential, ModuleList, StateDictError, initContext, Conv3d, ConvTranspose3d, LayerNorm, InstanceNorm3d, LeakyReLU, GELU,
-  type Layer, type LoadReport, type ShapeMismatch, type StateDictInput, type StateValue, type InitOptions,
-  type Conv3dOptions as Conv3dLayerOptions, type ConvTranspose3dOptions, type LayerNormOptions,
+  Rng,
+  Module,
+  Sequential,
+  ModuleList,
+  StateDictError,
+  initContext,
+  Conv3d,
+  ConvTranspose3d,
+  LayerNorm,
+  InstanceNorm3d,
+  LeakyReLU,
+  GELU,
+  type Layer,
+  type LoadReport,
+  type ShapeMismatch,
+  type StateDictInput,
+  type StateValue,
+  type InitOptions,
+  type Conv3dOptions as Conv3dLayerOptions,
+  type ConvTranspose3dOptions,
+  type LayerNormOptions,
 } from './nn/index.js';
 export * from './models/index.js';
 export { DiceCELoss, type DiceCELossOptions, type DiceCELossResult } from './train/dice-ce-loss.js';
@@ -28,8 +46,17 @@ export { NiftiError } from './io/nifti/errors.js';
 export { VolumeError } from './data/nifti-volume.js';
 export type { Volume, VoxelData } from './data/volume.js';
 export {
-  loadSegmenter, segmentVolume, predictEnsemble, writeEnsembleFolder, isEnsemble, segmenterParameters, disposeSegmenter, ENSEMBLE_FORMAT,
-  type EnsembleManifest, type LoadedEnsemble, type Segmenter,
+  loadSegmenter,
+  segmentVolume,
+  predictEnsemble,
+  writeEnsembleFolder,
+  isEnsemble,
+  segmenterParameters,
+  disposeSegmenter,
+  ENSEMBLE_FORMAT,
+  type EnsembleManifest,
+  type LoadedEnsemble,
+  type Segmenter,
 } from './infer/ensemble.js';
 export { runCrossval, makeFolds, readSplitFile, type CrossvalOptions, type CrossvalResult, type Splits } from './train/crossval.js';
 export { compareRuns, writeComparison, CompareError, type Comparison } from './train/compare.js';

@@ -82,7 +82,10 @@ function sampleFiles(): Record<string, string> {
   const images = join(ROOT, 'datasets', 'msd-hippocampus', 'imagesTr');
   const id = (manifest.training?.split?.val ?? []).find((c) => existsSync(join(images, `${c}.nii.gz`)));
   if (!id) return {};
-  return { [`${id}.nii.gz`]: join(images, `${id}.nii.gz`), 'files.json': JSON.stringify({ image: `${id}.nii.gz`, description: `${id}: an MSD Hippocampus MRI the bundled model never trained on (CC BY-SA 4.0)` }) };
+  return {
+    [`${id}.nii.gz`]: join(images, `${id}.nii.gz`),
+    'files.json': JSON.stringify({ image: `${id}.nii.gz`, description: `${id}: an MSD Hippocampus MRI the bundled model never trained on (CC BY-SA 4.0)` }),
+  };
 }
 
 function bundledSample(): Plugin {

@@ -58,7 +58,8 @@ export async function loadModel(src: ModelBytes): Promise<Segmenter> {
   }
   if (manifestFormat(json) === ENSEMBLE_FORMAT) {
     const manifest = validateEnsembleManifest(json, src.manifestName);
-    if (src.members?.length !== manifest.members.length) throw new ModelFolderError(`${src.manifestName}: the ensemble lists ${manifest.members.length} members but ${src.members?.length ?? 0} were given`);
+    if (src.members?.length !== manifest.members.length)
+      throw new ModelFolderError(`${src.manifestName}: the ensemble lists ${manifest.members.length} members but ${src.members?.length ?? 0} were given`);
     const members: LoadedModel[] = [];
     try {
       for (const m of src.members) {
@@ -128,10 +129,20 @@ export function voxelVolumeMm3(v: Volume<VoxelData>): number {
 /** Centre of mass of the foreground voxels, mapped through the volume's affine to world mm. */
 export function foregroundCentreMm(v: Volume<VoxelData>): [number, number, number] | null {
   const [X, Y, Z] = v.shape;
-  let n = 0, sx = 0, sy = 0, sz = 0;
-  for (let x = 0, i = 0; x < X; x++) for (let y = 0; y < Y; y++) for (let z = 0; z < Z; z++, i++) {
-    if (v.data[i]! > 0) { n++; sx += x; sy += y; sz += z; }
-  }
+  let n = 0,
+    sx = 0,
+    sy = 0,
+    sz = 0;
+  for (let x = 0, i = 0; x < X; x++)
+    for (let y = 0; y < Y; y++)
+      for (let z = 0; z < Z; z++, i++) {
+        if (v.data[i]! > 0) {
+          n++;
+          sx += x;
+          sy += y;
+          sz += z;
+        }
+      }
   if (!n) return null;
   const p = [sx / n, sy / n, sz / n];
   const a = v.affine;
@@ -144,7 +155,13 @@ export function classVolumes(labels: VoxelData, manifest: Pick<ModelManifest, 'l
   for (let i = 0; i < labels.length; i++) counts[labels[i] as number]!++;
   const out: ClassVolume[] = [];
   for (let c = 1; c < K; c++) {
-    out.push({ id: c, name: manifest.labels[String(c)] ?? `class ${c}`, voxels: counts[c]!, ml: (counts[c]! * voxelMm3) / 1000, rgb: LABEL_COLORS[(c - 1) % LABEL_COLORS.length]! });
+    out.push({
+      id: c,
+      name: manifest.labels[String(c)] ?? `class ${c}`,
+      voxels: counts[c]!,
+      ml: (counts[c]! * voxelMm3) / 1000,
+      rgb: LABEL_COLORS[(c - 1) % LABEL_COLORS.length]!,
+    });
   }
   return out;
 }
@@ -153,7 +170,11 @@ export function classVolumes(labels: VoxelData, manifest: Pick<ModelManifest, 'l
  * Segments `image` as `uxnet predict` does (same predictVolume, same label encoding), and returns
  * the gzip NIfTI of the labels with the per-class volumes.
  */
-export async function segment(loaded: Segmenter, image: Volume<Float32Array>, opts: { tta?: boolean; onProgress?: (done: number, total: number) => void; name?: string } = {}): Promise<SegmentResult> {
+export async function segment(
+  loaded: Segmenter,
+  image: Volume<Float32Array>,
+  opts: { tta?: boolean; onProgress?: (done: number, total: number) => void; name?: string } = {},
+): Promise<SegmentResult> {
   const t0 = performance.now();
   const inChans = manifestChannels(('members' in loaded ? loaded.members[0]! : loaded).manifest).inChannels;
   if (image.channels !== inChans) {

@@ -36,7 +36,23 @@ export function describeOsError(e: unknown): string | null {
   const err = e as (NodeJS.ErrnoException & { dest?: string }) | null;
   if (!err || typeof err !== 'object' || typeof err.code !== 'string' || !(err.code in OS_REASONS)) return null;
   if (typeof err.syscall !== 'string') return null;
-  const verb = ({ open: 'cannot open', read: 'cannot read', write: 'cannot write', mkdir: 'cannot create folder', rename: 'cannot write', unlink: 'cannot remove', rmdir: 'cannot remove', scandir: 'cannot list', stat: 'cannot read', lstat: 'cannot read', access: 'cannot access', copyfile: 'cannot copy' } as Record<string, string>)[err.syscall] ?? `${err.syscall} failed on`;
+  const verb =
+    (
+      {
+        open: 'cannot open',
+        read: 'cannot read',
+        write: 'cannot write',
+        mkdir: 'cannot create folder',
+        rename: 'cannot write',
+        unlink: 'cannot remove',
+        rmdir: 'cannot remove',
+        scandir: 'cannot list',
+        stat: 'cannot read',
+        lstat: 'cannot read',
+        access: 'cannot access',
+        copyfile: 'cannot copy',
+      } as Record<string, string>
+    )[err.syscall] ?? `${err.syscall} failed on`;
   // rename's error names the temporary file as path and the real target as dest.
   const path = err.syscall === 'rename' && err.dest ? err.dest : err.path;
   return path ? `${verb} '${path}': ${OS_REASONS[err.code]} (${err.code})` : `${verb}: ${OS_REASONS[err.code]} (${err.code})`;

@@ -59,8 +59,13 @@ export function createProgress(opts: ProgressOptions): Progress {
     if (quiet) return;
     const elapsed = (Date.now() - start) / 1000;
     const eta = value > 0 ? (elapsed / value) * (total - value) : NaN;
-    const extra = fields.filter((f) => current[f] !== undefined && current[f] !== '').map((f) => ` ${f} ${current[f]}`).join('');
-    stream.write(`${opts.label} ${value}/${total} (${total ? Math.floor((100 * value) / total) : 100}%) elapsed ${fmtSeconds(elapsed)}${final ? '' : ` eta ${fmtSeconds(eta)}`}${extra}\n`);
+    const extra = fields
+      .filter((f) => current[f] !== undefined && current[f] !== '')
+      .map((f) => ` ${f} ${current[f]}`)
+      .join('');
+    stream.write(
+      `${opts.label} ${value}/${total} (${total ? Math.floor((100 * value) / total) : 100}%) elapsed ${fmtSeconds(elapsed)}${final ? '' : ` eta ${fmtSeconds(eta)}`}${extra}\n`,
+    );
   };
   const maybe = () => {
     const now = Date.now();
@@ -70,9 +75,21 @@ export function createProgress(opts: ProgressOptions): Progress {
     }
   };
   return {
-    update: (v, f) => { value = v; Object.assign(current, f); maybe(); },
-    increment: (by = 1, f) => { value += by; Object.assign(current, f); maybe(); },
-    setTotal: (t) => { total = t; },
-    stop: () => { if (value < total) line(true); },
+    update: (v, f) => {
+      value = v;
+      Object.assign(current, f);
+      maybe();
+    },
+    increment: (by = 1, f) => {
+      value += by;
+      Object.assign(current, f);
+      maybe();
+    },
+    setTotal: (t) => {
+      total = t;
+    },
+    stop: () => {
+      if (value < total) line(true);
+    },
   };
 }

@@ -13,7 +13,12 @@ import { liveWorkers, WorkerLostError, WorkerPool } from './worker-pool.js';
  * bad data (the CLI shows those with their stack).
  */
 export class CacheCaseError extends Error {
-  constructor(readonly caseId: string, message: string, readonly internal = false, workerStack?: string) {
+  constructor(
+    readonly caseId: string,
+    message: string,
+    readonly internal = false,
+    workerStack?: string,
+  ) {
     super(`case '${caseId}': ${message}`);
     this.name = 'CacheCaseError';
     if (workerStack) this.stack = `${this.name}: ${this.message}\n(in worker) ${workerStack}`;
@@ -44,7 +49,12 @@ export function poolSize(requested: number | undefined, cases: number): number {
  * case. Entries already written stay valid (each file is written atomically and the meta file last,
  * so the cache resumes); temporary files of interrupted writes are removed.
  */
-export async function cacheCasesParallel(cases: Case[], steps: readonly StepSpec[], dir: string, opts: { workers?: number; onDone?: (c: Case) => void } = {}): Promise<CacheEntry[]> {
+export async function cacheCasesParallel(
+  cases: Case[],
+  steps: readonly StepSpec[],
+  dir: string,
+  opts: { workers?: number; onDone?: (c: Case) => void } = {},
+): Promise<CacheEntry[]> {
   const results: CacheEntry[] = new Array(cases.length);
   if (!cases.length) return results;
   const pool = new WorkerPool<CacheRequest, CacheReply>(POOL, new URL('./cache-worker.js', import.meta.url), poolSize(opts.workers, cases.length));

@@ -3,7 +3,12 @@ import type { Case } from './dataset.js';
 import type { StepSpec } from './pipeline.js';
 import { serveJobs } from './worker-pool.js';
 
-export interface CacheRequest { index: number; case: Case; steps: StepSpec[]; dir: string }
+export interface CacheRequest {
+  index: number;
+  case: Case;
+  steps: StepSpec[];
+  dir: string;
+}
 /** `stack` is set for programming errors (TypeError, ...), not for bad data, which is the user's to fix. */
 export type CacheReply = { index: number; entry: CacheEntry } | { index: number; error: string; stack?: string };
 

@@ -39,8 +39,14 @@ export async function cacheCase(c: Case, steps: readonly StepSpec[], dir: string
   await saveVolume(imagePath, sample.image, { affine: sample.image.gridAffine });
   if (labelPath && sample.label) await saveVolume(labelPath, sample.label, { label: true, affine: sample.label.gridAffine });
   const entry: CacheEntry = {
-    id: c.id, split: c.split, shape: sample.image.shape, channels: sample.image.channels,
-    image: imagePath, ...(labelPath ? { label: labelPath } : {}), ...(sample.foreground ? { foreground: sample.foreground } : {}), ops: sample.image.ops,
+    id: c.id,
+    split: c.split,
+    shape: sample.image.shape,
+    channels: sample.image.channels,
+    image: imagePath,
+    ...(labelPath ? { label: labelPath } : {}),
+    ...(sample.foreground ? { foreground: sample.foreground } : {}),
+    ops: sample.image.ops,
   };
   await writeFileAtomic(metaPath, new TextEncoder().encode(JSON.stringify(entry)));
   return entry;

@@ -31,7 +31,10 @@ function stem(file: string): string {
 
 function listNifti(dir: string): string[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
-  return readdirSync(dir).filter((f) => NII.test(f) && !f.startsWith('.')).sort().map((f) => join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => NII.test(f) && !f.startsWith('.'))
+    .sort()
+    .map((f) => join(dir, f));
 }
 
 /** Groups image files by case id, stripping nnU-Net's `_XXXX` channel suffix (channels sorted by it). */
@@ -60,7 +63,9 @@ function folderCases(root: string, imagesDir: string, labelsDir: string | null, 
 function fromJson(root: string, json: Record<string, unknown>): Dataset {
   const rel = (p: string) => resolve(root, p);
   const modalityMap = (json.modality ?? json.channel_names ?? { 0: 'unknown' }) as Record<string, string>;
-  const modalities = Object.keys(modalityMap).sort((a, b) => Number(a) - Number(b)).map((k) => modalityMap[k]!);
+  const modalities = Object.keys(modalityMap)
+    .sort((a, b) => Number(a) - Number(b))
+    .map((k) => modalityMap[k]!);
   const labelsRaw = json.labels as Record<string, string | number> | undefined;
   const labels = labelsRaw && Object.fromEntries(Object.entries(labelsRaw).map(([k, v]) => (typeof v === 'number' ? [String(v), k] : [k, v])));
   const cases: Case[] = [];
@@ -111,11 +116,7 @@ export function discoverDataset(dir: string): Dataset {
     }
     ds = fromJson(root, json);
   } else {
-    const cases = [
-      ...folderCases(root, 'imagesTr', 'labelsTr', 'train'),
-      ...folderCases(root, 'imagesVal', 'labelsVal', 'val'),
-      ...folderCases(root, 'imagesTs', null, 'test'),
-    ];
+    const cases = [...folderCases(root, 'imagesTr', 'labelsTr', 'train'), ...folderCases(root, 'imagesVal', 'labelsVal', 'val'), ...folderCases(root, 'imagesTs', null, 'test')];
     const nCh = Math.max(1, ...cases.map((c) => c.images.length));
     ds = { root, cases, modalities: Array(nCh).fill('unknown'), layout: 'folders' };
   }
@@ -134,11 +135,15 @@ export async function loadCase(c: Case): Promise<Sample> {
   let image = parts[0]!;
   if (parts.length > 1) {
     for (const p of parts) {
-      if (p.shape.some((d, k) => d !== image.shape[k])) throw new VolumeError(`case '${c.id}': channel files have different shapes (${parts.map((q) => q.shape.join('x')).join(' vs ')})`);
+      if (p.shape.some((d, k) => d !== image.shape[k]))
+        throw new VolumeError(`case '${c.id}': channel files have different shapes (${parts.map((q) => q.shape.join('x')).join(' vs ')})`);
     }
     const data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
     let off = 0;
-    for (const p of parts) { data.set(p.data, off); off += p.data.length; }
+    for (const p of parts) {
+      data.set(p.data, off);
+      off += p.data.length;
+    }
     image = { ...image, data, channels: parts.reduce((a, p) => a + p.channels, 0) };
   }
   const label = c.label ? await loadVolume(c.label, 'label') : undefined;

@@ -9,12 +9,18 @@ import type { AppliedOp, Volume, VoxelData } from './volume.js';
 /** Each transform owns its inverse beside its forward; this only dispatches on the recorded kind. */
 export function invertStep(v: Volume<VoxelData>, op: AppliedOp, mode: InterpMode): Volume<VoxelData> {
   switch (op.kind) {
-    case 'crop': return invertCrop(v, op);
-    case 'pad': return invertPad(v, op);
-    case 'orientation': return invertOrientation(v, op);
-    case 'spacing': return invertSpacing(v, op, mode);
-    case 'flip': return invertFlip(v, op);
-    case 'rotate90': return invertRotate90(v, op);
+    case 'crop':
+      return invertCrop(v, op);
+    case 'pad':
+      return invertPad(v, op);
+    case 'orientation':
+      return invertOrientation(v, op);
+    case 'spacing':
+      return invertSpacing(v, op, mode);
+    case 'flip':
+      return invertFlip(v, op);
+    case 'rotate90':
+      return invertRotate90(v, op);
     default: {
       // A new AppliedOp kind without a case here fails to compile.
       const unhandled: never = op;

@@ -19,19 +19,23 @@ export const CacheEntrySchema = z.object({
   label: z.string().optional(),
   foreground: z.object({ start: int3, end: int3 }).optional(),
   // Replayed by invert(); written by the transforms themselves, so only their kind is checked here.
-  ops: z.array(z.custom<AppliedOp>((v) => typeof v === 'object' && v !== null && typeof (v as { kind?: unknown }).kind === 'string', { message: 'expected a recorded step {kind, ...}' })),
+  ops: z.array(
+    z.custom<AppliedOp>((v) => typeof v === 'object' && v !== null && typeof (v as { kind?: unknown }).kind === 'string', { message: 'expected a recorded step {kind, ...}' }),
+  ),
 });
 
 export const PlanSchema = PresetSchema.extend({
   version: z.literal(PLAN_VERSION).optional(),
   fingerprint: z.record(z.string(), z.unknown()).optional(),
-  dataset: z.object({
-    root: z.string().optional(),
-    layout: z.string().optional(),
-    modalities: z.array(z.string()).optional(),
-    labels: z.record(z.string(), z.string()).nullable().optional(),
-    cases: z.number().int().min(0).optional(),
-  }).optional(),
+  dataset: z
+    .object({
+      root: z.string().optional(),
+      layout: z.string().optional(),
+      modalities: z.array(z.string()).optional(),
+      labels: z.record(z.string(), z.string()).nullable().optional(),
+      cases: z.number().int().min(0).optional(),
+    })
+    .optional(),
   chainHash: z.string().optional(),
   cache: z.array(CacheEntrySchema),
 });

@@ -40,7 +40,8 @@ export async function fingerprintDataset(ds: Dataset, opts: { samplesPerCase?: n
   if (train.length === 0) throw new Error('the dataset has no labelled training cases to fingerprint');
   const per = opts.samplesPerCase ?? 10000;
   const rng = new Rng(1234);
-  const spacings: Vec3[] = [], shapes: Vec3[] = [];
+  const spacings: Vec3[] = [],
+    shapes: Vec3[] = [];
   const samples: number[][] = ds.modalities.map(() => []);
   const labelValues = new Set<number>();
   for (const c of train) {
@@ -64,15 +65,24 @@ export async function fingerprintDataset(ds: Dataset, opts: { samplesPerCase?: n
     const mean = vals.reduce((a, b) => a + b, 0) / Math.max(1, vals.length);
     const std = Math.sqrt(vals.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, vals.length));
     return {
-      name: ds.modalities[ch] ?? 'unknown', mean, std, median: percentileSorted(sorted, 50),
-      p00_5: percentileSorted(sorted, 0.5), p99_5: percentileSorted(sorted, 99.5), min: sorted[0] ?? NaN, max: sorted.at(-1) ?? NaN,
+      name: ds.modalities[ch] ?? 'unknown',
+      mean,
+      std,
+      median: percentileSorted(sorted, 50),
+      p00_5: percentileSorted(sorted, 0.5),
+      p99_5: percentileSorted(sorted, 99.5),
+      min: sorted[0] ?? NaN,
+      max: sorted.at(-1) ?? NaN,
     };
   });
   return {
-    cases: train.length, spacings, shapes,
+    cases: train.length,
+    spacings,
+    shapes,
     medianSpacing: [0, 1, 2].map((k) => median(spacings.map((s) => s[k]!))) as Vec3,
     medianShape: [0, 1, 2].map((k) => median(shapes.map((s) => s[k]!))) as Vec3,
-    modalities, labelValues: [...labelValues].sort((a, b) => a - b),
+    modalities,
+    labelValues: [...labelValues].sort((a, b) => a - b),
   };
 }
 

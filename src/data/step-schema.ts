@@ -16,7 +16,8 @@ const vec3 = z.tuple([num, num, num]);
 export const StepSpecSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('spacing'), pixdim: z.tuple([positive, positive, positive]) }),
   z.strictObject({ op: z.literal('orientation'), axcodes: z.string().regex(/^[LRAPSI]{3}$/i, 'expected three axis codes such as "RAS"') }),
-  z.strictObject({ op: z.literal('scaleIntensityRange'), aMin: num, aMax: num, bMin: num.optional(), bMax: num.optional(), clip: z.boolean().optional() })
+  z
+    .strictObject({ op: z.literal('scaleIntensityRange'), aMin: num, aMax: num, bMin: num.optional(), bMax: num.optional(), clip: z.boolean().optional() })
     .refine((s) => s.aMin !== s.aMax, { message: 'aMax must differ from aMin', path: ['aMax'] }),
   // Key order is the order the planner writes (parsing rebuilds objects in schema order, and the cache
   // key hashes the chain's JSON): keep it so caches planned before the schemas stay valid.
@@ -42,8 +43,13 @@ export function gammaRange(gamma: number | readonly number[]): [number, number] 
 
 export const RandomStepSpecSchema = z.discriminatedUnion('op', [
   z.strictObject({
-    op: z.literal('randCropByPosNegLabel'), spatialSize: z.tuple([posInt, posInt, posInt]), pos: z.number().min(0), neg: z.number().min(0),
-    numSamples: posInt, imageThreshold: num, allowSmaller: z.boolean().optional(),
+    op: z.literal('randCropByPosNegLabel'),
+    spatialSize: z.tuple([posInt, posInt, posInt]),
+    pos: z.number().min(0),
+    neg: z.number().min(0),
+    numSamples: posInt,
+    imageThreshold: num,
+    allowSmaller: z.boolean().optional(),
   }),
   z.strictObject({ op: z.literal('randShiftIntensity'), offsets: num, prob }),
   z.strictObject({ op: z.literal('randAffine'), prob, rotateRange: vec3, scaleRange: vec3 }),

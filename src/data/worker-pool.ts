@@ -10,7 +10,13 @@ import { Worker, parentPort } from 'node:worker_threads';
 export class WorkerLostError extends Error {
   /** What happened, without the job: "patch loader worker 1 exited with code 7". */
   readonly reason: string;
-  constructor(readonly pool: string, readonly worker: number, readonly job: string | null, why: string, cause?: Error) {
+  constructor(
+    readonly pool: string,
+    readonly worker: number,
+    readonly job: string | null,
+    why: string,
+    cause?: Error,
+  ) {
     const reason = `${pool} worker ${worker} ${why}${cause ? `: ${cause.message}` : ''}`;
     super(job !== null ? `${reason} (while ${job})` : reason);
     this.reason = reason;
@@ -19,8 +25,17 @@ export class WorkerLostError extends Error {
   }
 }
 
-interface Job<Req, Rep> { req: Req; what: string; transfer?: ArrayBuffer[]; resolve: (r: Rep) => void; reject: (e: Error) => void }
-interface Envelope<T> { job: number; body: T }
+interface Job<Req, Rep> {
+  req: Req;
+  what: string;
+  transfer?: ArrayBuffer[];
+  resolve: (r: Rep) => void;
+  reject: (e: Error) => void;
+}
+interface Envelope<T> {
+  job: number;
+  body: T;
+}
 
 const live = new Map<string, number>();
 /** Workers of pools with this name that were started and have not exited yet. */
@@ -37,7 +52,11 @@ export class WorkerPool<Req, Rep> {
   private closing = false;
 
   /** `name` says what the workers do, for errors ("patch loader", "preprocessing"). */
-  constructor(readonly name: string, script: URL, size: number) {
+  constructor(
+    readonly name: string,
+    script: URL,
+    size: number,
+  ) {
     for (let i = 0; i < Math.max(1, size); i++) {
       const w = new Worker(script);
       live.set(name, liveWorkers(name) + 1);

@@ -67,7 +67,10 @@ export function backward(root: Tensor, grad?: Tensor): void {
       const g = grads.get(t);
       grads.delete(t);
       const node = t.node!;
-      if (!g) { releaseNode(t); continue; }
+      if (!g) {
+        releaseNode(t);
+        continue;
+      }
       const needs = node.inputs.map((x) => !!x && x.requiresGrad);
       const inputGrads = tidy(() => node.backward(g, node.saved, needs));
       const used = new Set<Tensor>();
@@ -75,7 +78,10 @@ export function backward(root: Tensor, grad?: Tensor): void {
         const x = node.inputs[i];
         let gi = inputGrads[i] ?? null;
         if (!gi) continue;
-        if (!x || !needs[i]) { gi.dispose(); continue; }
+        if (!x || !needs[i]) {
+          gi.dispose();
+          continue;
+        }
         if (gi.size !== x.size) throw new Error(`internal: ${node.op} backward gave a gradient of shape [${gi.shape}] for an input of shape [${x.shape}]`);
         // The same tensor may come back for several inputs (add) or be the incoming gradient itself:
         // give each consumer its own reference so disposal stays one-to-one.
@@ -83,12 +89,19 @@ export function backward(root: Tensor, grad?: Tensor): void {
         used.add(gi);
         if (x.node) {
           const prev = grads.get(x);
-          if (prev) { grads.set(x, addRaw(prev, gi)); prev.dispose(); gi.dispose(); }
-          else grads.set(x, gi);
+          if (prev) {
+            grads.set(x, addRaw(prev, gi));
+            prev.dispose();
+            gi.dispose();
+          } else grads.set(x, gi);
         } else {
           keep(gi);
-          if (x.grad) { const sum = keep(addRaw(x.grad, gi)); x.grad.dispose(); gi.dispose(); x.grad = sum; }
-          else x.grad = gi;
+          if (x.grad) {
+            const sum = keep(addRaw(x.grad, gi));
+            x.grad.dispose();
+            gi.dispose();
+            x.grad = sum;
+          } else x.grad = gi;
         }
       }
       g.dispose();

@@ -2,13 +2,28 @@ import type { Conv3dAttrs } from './kernels.js';
 
 /** Sizes a conv3d kernel needs, derived once from the input/weight shapes and attributes. */
 export interface ConvGeometry {
-  N: number; Cin: number; Cout: number; D: number; H: number; W: number;
-  KD: number; KH: number; KW: number; OD: number; OH: number; OW: number;
+  N: number;
+  Cin: number;
+  Cout: number;
+  D: number;
+  H: number;
+  W: number;
+  KD: number;
+  KH: number;
+  KW: number;
+  OD: number;
+  OH: number;
+  OW: number;
   /** input channels per group (= weight dim 1) */
   cpg: number;
   /** output channels per group */
   opg: number;
-  sd: number; sh: number; sw: number; pd: number; ph: number; pw: number;
+  sd: number;
+  sh: number;
+  sw: number;
+  pd: number;
+  ph: number;
+  pw: number;
 }
 
 /** PyTorch's output size: floor((n + 2p − k) / s) + 1. */
@@ -21,7 +36,9 @@ export function convOutSize(n: number, k: number, s: number, p: number): number 
  * they agree on sizes and on the messages for malformed calls. `where` prefixes errors (the backend).
  */
 export function convGeometry(where: string, op: string, xShape: readonly number[], wShape: readonly number[], a: Conv3dAttrs): ConvGeometry {
-  const check = (cond: boolean, msg: string) => { if (!cond) throw new Error(`${where}: ${op}: ${msg}`); };
+  const check = (cond: boolean, msg: string) => {
+    if (!cond) throw new Error(`${where}: ${op}: ${msg}`);
+  };
   check(xShape.length === 5, `input must be [N, C, D, H, W], got [${xShape.join(', ')}]`);
   check(wShape.length === 5, `weight must be [Cout, Cin/groups, kd, kh, kw], got [${wShape.join(', ')}]`);
   const [N, Cin, D, H, W] = xShape as [number, number, number, number, number];

@@ -30,13 +30,7 @@ export { runKernel };
  * Attaches an autograd node to `out` when grad mode is on and any input requires grad.
  * `saved` tensors are kept alive (aliased) until backward consumes the node.
  */
-export function record(
-  out: Tensor,
-  op: string,
-  inputs: (Tensor | null)[],
-  saved: Tensor[],
-  backward: GradNode['backward'],
-): Tensor {
+export function record(out: Tensor, op: string, inputs: (Tensor | null)[], saved: Tensor[], backward: GradNode['backward']): Tensor {
   if (!isGradEnabled() || !inputs.some((t) => t?.requiresGrad)) return out;
   out.requiresGrad = true;
   out.node = { op, inputs, saved: saved.map((t) => t.alias()), backward };

@@ -14,7 +14,10 @@ export class Rng {
   private readonly s = new Uint32Array(4);
   private spare: number | null = null;
 
-  constructor(seed = 0, readonly algorithm: RngAlgorithm = 'xoshiro128**') {
+  constructor(
+    seed = 0,
+    readonly algorithm: RngAlgorithm = 'xoshiro128**',
+  ) {
     if (!Number.isFinite(seed)) throw new Error(`Rng: seed must be a finite number, got ${seed}`);
     // Fold any integer (negative or beyond 32 bits) into 32 bits; below 2^32 this is seed >>> 0.
     let x = (Math.trunc(seed) ^ Math.trunc(seed / 2 ** 32)) >>> 0;
@@ -44,7 +47,10 @@ export class Rng {
     }
     const result = Math.imul(rotl(Math.imul(s[1]!, 5) >>> 0, 7), 9) >>> 0;
     const t = (s[1]! << 9) >>> 0;
-    s[2]! ^= s[0]!; s[3]! ^= s[1]!; s[1]! ^= s[2]!; s[0]! ^= s[3]!;
+    s[2]! ^= s[0]!;
+    s[3]! ^= s[1]!;
+    s[1]! ^= s[2]!;
+    s[0]! ^= s[3]!;
     s[2]! ^= t;
     s[3] = rotl(s[3]!, 11);
     return result;
@@ -53,7 +59,8 @@ export class Rng {
   /** Uniform in [0, 1). */
   random(): number {
     if (this.algorithm === 'mulberry32') return this.nextU32() / 4294967296;
-    const hi = this.nextU32() >>> 5, lo = this.nextU32() >>> 6;
+    const hi = this.nextU32() >>> 5,
+      lo = this.nextU32() >>> 6;
     return (hi * 67108864 + lo) / 9007199254740992;
   }
 

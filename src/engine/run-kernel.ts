@@ -29,7 +29,12 @@ export function isCheckingNumerics(): boolean {
 
 /** Thrown by the numerics check; `kernel` names the op that first produced a non-finite value. */
 export class NonFiniteError extends Error {
-  constructor(readonly kernel: KernelName, readonly backendName: string, readonly index: number, readonly value: number) {
+  constructor(
+    readonly kernel: KernelName,
+    readonly backendName: string,
+    readonly index: number,
+    readonly value: number,
+  ) {
     super(`UXNET_CHECK_NUMERICS: kernel '${kernel}' on backend '${backendName}' produced ${value} at flat index ${index} of its output`);
     this.name = 'NonFiniteError';
   }

@@ -29,11 +29,23 @@ function collect(root: unknown, out: Set<Tensor>, isTensor: (v: unknown) => v is
     const value = stack.pop();
     if (value === null || typeof value !== 'object' || seen.has(value)) continue;
     seen.add(value);
-    if (isTensor(value)) { out.add(value); continue; }
+    if (isTensor(value)) {
+      out.add(value);
+      continue;
+    }
     if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) continue;
-    if (Array.isArray(value)) { for (const v of value) stack.push(v); continue; }
-    if (value instanceof Map) { for (const [k, v] of value) stack.push(k, v); continue; }
-    if (value instanceof Set) { for (const v of value) stack.push(v); continue; }
+    if (Array.isArray(value)) {
+      for (const v of value) stack.push(v);
+      continue;
+    }
+    if (value instanceof Map) {
+      for (const [k, v] of value) stack.push(k, v);
+      continue;
+    }
+    if (value instanceof Set) {
+      for (const v of value) stack.push(v);
+      continue;
+    }
     for (const v of Object.values(value)) stack.push(v);
   }
 }

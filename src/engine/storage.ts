@@ -7,7 +7,11 @@ import type { Backend } from './backend.js';
  */
 export class Storage {
   private refs = 1;
-  constructor(readonly backend: Backend, readonly handle: unknown, readonly size: number) {
+  constructor(
+    readonly backend: Backend,
+    readonly handle: unknown,
+    readonly size: number,
+  ) {
     liveStats.count++;
     liveStats.bytes += size * 4;
   }

@@ -62,8 +62,9 @@ export function manifestFormat(json: unknown): unknown {
 
 /** A member path must name a folder inside the ensemble folder. */
 export function validMemberPath(p: unknown): p is string {
-  return typeof p === 'string' && p.length > 0 && !p.startsWith('/') && !p.includes('\\') && !/^[A-Za-z]:/.test(p)
-    && p.split('/').every((s) => s !== '..' && s !== '' && s !== '.');
+  return (
+    typeof p === 'string' && p.length > 0 && !p.startsWith('/') && !p.includes('\\') && !/^[A-Za-z]:/.test(p) && p.split('/').every((s) => s !== '..' && s !== '' && s !== '.')
+  );
 }
 
 export function validateEnsembleManifest(m: unknown, where: string): EnsembleManifest {
@@ -92,7 +93,8 @@ export function checkMembers(manifest: EnsembleManifest, members: LoadedModel[],
     const got = JSON.stringify(Object.entries(m.manifest.labels).sort(([a], [b]) => Number(a) - Number(b)));
     if (got !== want) throw new ModelFolderError(`${where}: member '${path}' has labels ${got}, the ensemble ${want}`);
     const c0 = manifestChannels(members[0]!.manifest).inChannels;
-    if (manifestChannels(m.manifest).inChannels !== c0) throw new ModelFolderError(`${where}: member '${path}' reads ${manifestChannels(m.manifest).inChannels} input channel(s), member '${manifest.members[0]!.path}' ${c0}`);
+    if (manifestChannels(m.manifest).inChannels !== c0)
+      throw new ModelFolderError(`${where}: member '${path}' reads ${manifestChannels(m.manifest).inChannels} input channel(s), member '${manifest.members[0]!.path}' ${c0}`);
   });
 }
 
@@ -125,12 +127,18 @@ export function disposeSegmenter(s: Segmenter): void {
  * TTA. The same sequence of operations as predictVolume, so a single-member ensemble predicts what
  * the member alone does.
  */
-export async function memberProbabilities(loaded: LoadedModel, net: Volume<Float32Array>, opts: PredictOptions, progress?: (done: number, total: number) => void): Promise<Float32Array> {
+export async function memberProbabilities(
+  loaded: LoadedModel,
+  net: Volume<Float32Array>,
+  opts: PredictOptions,
+  progress?: (done: number, total: number) => void,
+): Promise<Float32Array> {
   const { manifest, model } = loaded;
   const C = net.channels;
   const K = manifestChannels(manifest).outChannels;
   const mirrorAxes = manifest.inference.mirrorAxes ?? [];
-  if (opts.tta && mirrorAxes.length === 0) throw new Error(`model '${manifest.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring test-time augmentation would not help it`);
+  if (opts.tta && mirrorAxes.length === 0)
+    throw new Error(`model '${manifest.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring test-time augmentation would not help it`);
   const mirrors = opts.tta ? mirrorSets(mirrorAxes) : [[]];
   let probs: Float32Array | null = null;
   let flipped: Float32Array | undefined;
@@ -186,7 +194,10 @@ export async function predictEnsemble(ens: LoadedEnsemble, image: Volume<Float32
     if (i === 0) networkShape = net.shape;
     const p = invert({ data: await memberProbabilities(m, net, opts, progressOf(i)), channels: K }, net, 'bilinear');
     const data = p.data as Float32Array;
-    if (!sum) { sum = data; ref = p; } else for (let j = 0; j < sum.length; j++) sum[j] = sum[j]! + data[j]!;
+    if (!sum) {
+      sum = data;
+      ref = p;
+    } else for (let j = 0; j < sum.length; j++) sum[j] = sum[j]! + data[j]!;
   }
   for (let j = 0; j < sum!.length; j++) sum![j] = sum![j]! / M;
   const labels: Volume<VoxelData> = { ...ref!, data: argmaxChannels(sum!, K), channels: 1 };

@@ -8,8 +8,15 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../io/fs.js';
 import { loadModelFolder, ModelFolderError, type LoadedModel } from './model-folder.js';
 import {
-  checkMemberFormat, checkMembers, ENSEMBLE_FORMAT, manifestFormat, validateEnsembleManifest, validMemberPath,
-  type EnsembleManifest, type LoadedEnsemble, type Segmenter,
+  checkMemberFormat,
+  checkMembers,
+  ENSEMBLE_FORMAT,
+  manifestFormat,
+  validateEnsembleManifest,
+  validMemberPath,
+  type EnsembleManifest,
+  type LoadedEnsemble,
+  type Segmenter,
 } from './ensemble-manifest.js';
 
 export * from './ensemble-manifest.js';
@@ -49,7 +56,11 @@ export async function loadSegmenter(dir: string): Promise<Segmenter> {
  * weights and anything else in it), so the ensemble is self-contained; model.json is written last,
  * so a folder without it is an unfinished copy.
  */
-export async function writeEnsembleFolder(dir: string, members: { name: string; from: string }[], info: { name: string; description?: string; training?: Record<string, unknown> }): Promise<EnsembleManifest> {
+export async function writeEnsembleFolder(
+  dir: string,
+  members: { name: string; from: string }[],
+  info: { name: string; description?: string; training?: Record<string, unknown> },
+): Promise<EnsembleManifest> {
   if (!members.length) throw new Error('an ensemble needs at least one member');
   let labels: Record<string, string> | null = null;
   await mkdir(dir, { recursive: true });
@@ -60,7 +71,8 @@ export async function writeEnsembleFolder(dir: string, members: { name: string; 
     checkMemberFormat(json, path);
     const l = (json as { labels: Record<string, string> }).labels;
     if (!labels) labels = l;
-    else if (JSON.stringify(l) !== JSON.stringify(labels)) throw new ModelFolderError(`${path}: labels ${JSON.stringify(l)} differ from the first member's ${JSON.stringify(labels)}`);
+    else if (JSON.stringify(l) !== JSON.stringify(labels))
+      throw new ModelFolderError(`${path}: labels ${JSON.stringify(l)} differ from the first member's ${JSON.stringify(labels)}`);
     const target = join(dir, m.name);
     await mkdir(target, { recursive: true });
     for (const f of await readdir(m.from, { withFileTypes: true })) {

@@ -23,61 +23,70 @@ export function specChannels(spec: NetworkSpec): { inChannels: number; outChanne
   return { inChannels: a[inKey] as number, outChannels: a[outKey] as number };
 }
 
-export const ModelManifestSchema = z.object({
-  format: z.literal(MODEL_FORMAT),
-  version: z.literal(MODEL_VERSION).optional(),
-  name: z.string(),
-  description: z.string().optional(),
-  network: NetworkSchema,
-  /** Constructor arguments (official snake_case or camelCase) when `network` is a name. */
-  networkArgs: z.record(z.string(), z.unknown()).optional(),
-  preprocessing: z.object({
-    /** The deterministic chain applied to every input (the plan's validation chain). */
-    steps: z.array(StepSpecSchema).default([]),
-    /** Spacing used by `--fast` (coarser, e.g. 2x the plan's); absent = not offered. */
-    fastPixdim: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).optional(),
-  }).default({ steps: [] }),
-  inference: z.object({
-    // What sizes fit is the network's to say (UX-Net: multiples of 16, SwinUNETR: of 32, UNETR: img_size).
-    roiSize: z.tuple([posInt, posInt, posInt]),
-    overlap: z.number().min(0).lt(1),
-    mode: z.enum(['gaussian', 'constant']),
-    swBatchSize: posInt,
-    /**
-     * Axes the model was trained to be mirror-invariant along (its flip augmentation); `--tta` only
-     * averages mirrorings along these. Mirroring along an axis never flipped in training gives
-     * out-of-distribution inputs (and for left/right-specific labels, wrong ones). Default: none.
-     */
-    mirrorAxes: z.array(axis).optional(),
-  }),
-  /** Class index -> name, background included. */
-  labels: z.record(z.string(), z.string()).default({}),
-  /** Free-form provenance: training config, steps, validation metrics. */
-  training: z.record(z.string(), z.unknown()).optional(),
-}).transform((m, ctx) => {
-  let spec: NetworkSpec;
-  try {
-    spec = resolveNetwork(m.network, m.networkArgs);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', path: ['network'], message: (e as Error).message, input: m.network });
-    return z.NEVER;
-  }
-  const { inChannels, outChannels } = specChannels(spec);
-  try {
-    createNetwork(spec, { meta: true }).checkInputShape([1, inChannels, ...m.inference.roiSize]);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', path: ['inference', 'roiSize'], message: `${m.inference.roiSize.join('x')} does not fit the network: ${(e as Error).message}`, input: m.inference.roiSize });
-    return z.NEVER;
-  }
-  const n = Object.keys(m.labels).length;
-  if (n !== outChannels) {
-    ctx.addIssue({ code: 'custom', path: ['labels'], message: `names ${n} classes but the network has ${outChannels} outputs`, input: m.labels });
-    return z.NEVER;
-  }
-  // A legacy object becomes the normalised UX-Net config; a name stays as written.
-  const network = spec.network === 'uxnet' && typeof m.network !== 'string' ? spec.args : m.network;
-  return { ...m, network, spec };
-});
+export const ModelManifestSchema = z
+  .object({
+    format: z.literal(MODEL_FORMAT),
+    version: z.literal(MODEL_VERSION).optional(),
+    name: z.string(),
+    description: z.string().optional(),
+    network: NetworkSchema,
+    /** Constructor arguments (official snake_case or camelCase) when `network` is a name. */
+    networkArgs: z.record(z.string(), z.unknown()).optional(),
+    preprocessing: z
+      .object({
+        /** The deterministic chain applied to every input (the plan's validation chain). */
+        steps: z.array(StepSpecSchema).default([]),
+        /** Spacing used by `--fast` (coarser, e.g. 2x the plan's); absent = not offered. */
+        fastPixdim: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).optional(),
+      })
+      .default({ steps: [] }),
+    inference: z.object({
+      // What sizes fit is the network's to say (UX-Net: multiples of 16, SwinUNETR: of 32, UNETR: img_size).
+      roiSize: z.tuple([posInt, posInt, posInt]),
+      overlap: z.number().min(0).lt(1),
+      mode: z.enum(['gaussian', 'constant']),
+      swBatchSize: posInt,
+      /**
+       * Axes the model was trained to be mirror-invariant along (its flip augmentation); `--tta` only
+       * averages mirrorings along these. Mirroring along an axis never flipped in training gives
+       * out-of-distribution inputs (and for left/right-specific labels, wrong ones). Default: none.
+       */
+      mirrorAxes: z.array(axis).optional(),
+    }),
+    /** Class index -> name, background included. */
+    labels: z.record(z.string(), z.string()).default({}),
+    /** Free-form provenance: training config, steps, validation metrics. */
+    training: z.record(z.string(), z.unknown()).optional(),
+  })
+  .transform((m, ctx) => {
+    let spec: NetworkSpec;
+    try {
+      spec = resolveNetwork(m.network, m.networkArgs);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: ['network'], message: (e as Error).message, input: m.network });
+      return z.NEVER;
+    }
+    const { inChannels, outChannels } = specChannels(spec);
+    try {
+      createNetwork(spec, { meta: true }).checkInputShape([1, inChannels, ...m.inference.roiSize]);
+    } catch (e) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['inference', 'roiSize'],
+        message: `${m.inference.roiSize.join('x')} does not fit the network: ${(e as Error).message}`,
+        input: m.inference.roiSize,
+      });
+      return z.NEVER;
+    }
+    const n = Object.keys(m.labels).length;
+    if (n !== outChannels) {
+      ctx.addIssue({ code: 'custom', path: ['labels'], message: `names ${n} classes but the network has ${outChannels} outputs`, input: m.labels });
+      return z.NEVER;
+    }
+    // A legacy object becomes the normalised UX-Net config; a name stays as written.
+    const network = spec.network === 'uxnet' && typeof m.network !== 'string' ? spec.args : m.network;
+    return { ...m, network, spec };
+  });
 
 /** A model folder's model.json (the type is the schema's). */
 export type ModelManifest = Omit<z.output<typeof ModelManifestSchema>, 'spec'> & {

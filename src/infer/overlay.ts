@@ -6,7 +6,6 @@ import { drawText, GLYPH_H, textWidth } from './bitmap-font.js';
 
 export { LABEL_COLORS } from './label-colors.js';
 
-
 function percentiles(data: Float32Array, lo: number, hi: number): [number, number] {
   const step = Math.max(1, Math.floor(data.length / 100000));
   const s: number[] = [];
@@ -21,10 +20,20 @@ function percentiles(data: Float32Array, lo: number, hi: number): [number, numbe
 /** Centre of mass of the foreground (or the volume centre when there is none). */
 function focus(labels: VoxelData, shape: readonly number[]): [number, number, number] {
   const [X, Y, Z] = shape as [number, number, number];
-  let n = 0, sx = 0, sy = 0, sz = 0;
-  for (let x = 0; x < X; x++) for (let y = 0; y < Y; y++) for (let z = 0; z < Z; z++) {
-    if (labels[(x * Y + y) * Z + z]! > 0) { n++; sx += x; sy += y; sz += z; }
-  }
+  let n = 0,
+    sx = 0,
+    sy = 0,
+    sz = 0;
+  for (let x = 0; x < X; x++)
+    for (let y = 0; y < Y; y++)
+      for (let z = 0; z < Z; z++) {
+        if (labels[(x * Y + y) * Z + z]! > 0) {
+          n++;
+          sx += x;
+          sy += y;
+          sz += z;
+        }
+      }
   return n ? [Math.round(sx / n), Math.round(sy / n), Math.round(sz / n)] : [X >> 1, Y >> 1, Z >> 1];
 }
 
@@ -62,7 +71,11 @@ const PLANES = ['axial', 'coronal', 'sagittal'] as const;
  */
 export function overlayLayout(shape: readonly number[], legend: readonly OverlayLegendEntry[], scale?: number): OverlayLayout {
   const [X, Y, Z] = shape as [number, number, number];
-  const dims = [[X, Y], [X, Z], [Y, Z]] as const;
+  const dims = [
+    [X, Y],
+    [X, Z],
+    [Y, Z],
+  ] as const;
   const maxH = Math.max(Y, Z);
   const s = scale ?? Math.max(1, Math.min(8, Math.floor(384 / maxH)));
   const gap = 4;
@@ -82,7 +95,10 @@ export function overlayLayout(shape: readonly number[], legend: readonly Overlay
   let ly = top + maxH * s + MARGIN;
   for (const e of legend) {
     const w = lineH + MARGIN + textWidth(e.name, textScale);
-    if (lx > MARGIN && lx + w > width) { lx = MARGIN; ly += lineH + MARGIN; }
+    if (lx > MARGIN && lx + w > width) {
+      lx = MARGIN;
+      ly += lineH + MARGIN;
+    }
     out.push({ id: e.id, name: e.name, x: lx, y: ly, textX: lx + lineH + MARGIN });
     lx += w + 3 * MARGIN;
   }
@@ -123,31 +139,41 @@ export function renderOverlayPng(image: Float32Array, labels: VoxelData, shape: 
   png.data.fill(0);
   for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
   for (const [k, p] of layout.panels.entries()) {
-    const pw = p.w / scale, ph = p.h / scale;
-    for (let v = 0; v < ph; v++) for (let u = 0; u < pw; u++) {
-      const idx = at[k]!(u, v);
-      const g = Math.max(0, Math.min(255, Math.round(((image[idx]! - lo) / (hi - lo)) * 255)));
-      let r = g, gg = g, b = g;
-      const l = labels[idx]!;
-      if (l > 0) {
-        const c = labelColor(l);
-        r = Math.round((1 - alpha) * g + alpha * c[0]);
-        gg = Math.round((1 - alpha) * g + alpha * c[1]);
-        b = Math.round((1 - alpha) * g + alpha * c[2]);
+    const pw = p.w / scale,
+      ph = p.h / scale;
+    for (let v = 0; v < ph; v++)
+      for (let u = 0; u < pw; u++) {
+        const idx = at[k]!(u, v);
+        const g = Math.max(0, Math.min(255, Math.round(((image[idx]! - lo) / (hi - lo)) * 255)));
+        let r = g,
+          gg = g,
+          b = g;
+        const l = labels[idx]!;
+        if (l > 0) {
+          const c = labelColor(l);
+          r = Math.round((1 - alpha) * g + alpha * c[0]);
+          gg = Math.round((1 - alpha) * g + alpha * c[1]);
+          b = Math.round((1 - alpha) * g + alpha * c[2]);
+        }
+        for (let dy = 0; dy < scale; dy++)
+          for (let dx = 0; dx < scale; dx++) {
+            const o = ((p.y + v * scale + dy) * width + p.x + u * scale + dx) * 4;
+            png.data[o] = r;
+            png.data[o + 1] = gg;
+            png.data[o + 2] = b;
+          }
       }
-      for (let dy = 0; dy < scale; dy++) for (let dx = 0; dx < scale; dx++) {
-        const o = ((p.y + v * scale + dy) * width + p.x + u * scale + dx) * 4;
-        png.data[o] = r; png.data[o + 1] = gg; png.data[o + 2] = b;
-      }
-    }
     drawText(png.data, width, p.tx, p.ty, p.title, layout.textScale, WHITE, p.x + p.w);
   }
   for (const e of layout.legend) {
     const c = labelColor(e.id);
-    for (let dy = 0; dy < layout.swatch; dy++) for (let dx = 0; dx < layout.swatch; dx++) {
-      const o = ((e.y + dy) * width + e.x + dx) * 4;
-      png.data[o] = c[0]; png.data[o + 1] = c[1]; png.data[o + 2] = c[2];
-    }
+    for (let dy = 0; dy < layout.swatch; dy++)
+      for (let dx = 0; dx < layout.swatch; dx++) {
+        const o = ((e.y + dy) * width + e.x + dx) * 4;
+        png.data[o] = c[0];
+        png.data[o + 1] = c[1];
+        png.data[o + 2] = c[2];
+      }
     drawText(png.data, width, e.textX, e.y, e.name, layout.textScale, WHITE);
   }
   return PNG.sync.write(png);
@@ -159,5 +185,9 @@ export async function writeOverlayPng(path: string, image: Float32Array, labels:
 
 /** The legend of a model's classes (background left out), from model.json's label names. */
 export function legendOf(labelNames: Record<string, string>): OverlayLegendEntry[] {
-  return Object.keys(labelNames).map(Number).filter((id) => id > 0).sort((a, b) => a - b).map((id) => ({ id, name: labelNames[String(id)]! }));
+  return Object.keys(labelNames)
+    .map(Number)
+    .filter((id) => id > 0)
+    .sort((a, b) => a - b)
+    .map((id) => ({ id, name: labelNames[String(id)]! }));
 }

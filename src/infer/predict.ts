@@ -30,7 +30,9 @@ export interface Prediction {
 /** Flips a channel-first [C, X, Y, Z] array along the given spatial axes (0..2), into `out`. */
 export function flipAxes(src: Float32Array, channels: number, shape: readonly number[], axes: readonly number[], out: Float32Array = new Float32Array(src.length)): Float32Array {
   const [X, Y, Z] = shape as [number, number, number];
-  const fx = axes.includes(0), fy = axes.includes(1), fz = axes.includes(2);
+  const fx = axes.includes(0),
+    fy = axes.includes(1),
+    fz = axes.includes(2);
   for (let c = 0; c < channels; c++) {
     const base = c * X * Y * Z;
     for (let x = 0; x < X; x++) {
@@ -66,7 +68,11 @@ export function argmaxChannels(a: Float32Array, channels: number): Uint8Array | 
   for (let i = 0; i < v; i++) {
     let best = 0;
     let bv = a[i]!;
-    for (let c = 1; c < channels; c++) if (a[c * v + i]! > bv) { bv = a[c * v + i]!; best = c; }
+    for (let c = 1; c < channels; c++)
+      if (a[c * v + i]! > bv) {
+        bv = a[c * v + i]!;
+        best = c;
+      }
     out[i] = best;
   }
   return out;
@@ -104,7 +110,8 @@ export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Ar
   const vox = net.shape[0] * net.shape[1] * net.shape[2];
   const predictor = modelPredictor(model);
   const mirrorAxes = manifest.inference.mirrorAxes ?? [];
-  if (opts.tta && mirrorAxes.length === 0) throw new InputError(`model '${manifest.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring test-time augmentation would not help it`);
+  if (opts.tta && mirrorAxes.length === 0)
+    throw new InputError(`model '${manifest.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring test-time augmentation would not help it`);
   const mirrors = opts.tta ? mirrorSets(mirrorAxes) : [[]];
   // Without TTA the blended logits buffer becomes the probabilities in place: the accumulator is
   // then the only full-size buffer. With TTA one more (the running sum) is needed.

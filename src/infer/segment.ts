@@ -107,7 +107,15 @@ export class SegmentationModel {
     if (image.channels !== inChannels) throw new InputError(`${name}: the image has ${image.channels} channel(s) but model '${m.name}' expects ${inChannels}`);
     const checked = checkImage(image, name);
     for (const w of checked.warnings) opts.onWarning?.(w);
-    const popts: PredictOptions = { overlap: opts.overlap, mode: opts.mode, swBatchSize: opts.swBatchSize, tta: opts.tta, fast: opts.fast, probabilities: opts.probabilities, onProgress: opts.onProgress };
+    const popts: PredictOptions = {
+      overlap: opts.overlap,
+      mode: opts.mode,
+      swBatchSize: opts.swBatchSize,
+      tta: opts.tta,
+      fast: opts.fast,
+      probabilities: opts.probabilities,
+      onProgress: opts.onProgress,
+    };
     const pred = await segmentVolume(this.loaded, checked.image, popts);
     const compress = opts.gzip ?? true;
     const encode = async (v: Volume<VoxelData>, label: boolean, description: string) => {
@@ -116,7 +124,15 @@ export class SegmentationModel {
     };
     const labelsNifti = await encode(pred.labels, true, `uxnet3d ${m.name}`);
     const probabilitiesNifti = pred.probabilities ? await encode(pred.probabilities, false, `uxnet3d ${m.name} probabilities`) : undefined;
-    return { labelsNifti, labels: pred.labels, probabilities: pred.probabilities, probabilitiesNifti, image: checked.image, networkShape: pred.networkShape, warnings: checked.warnings };
+    return {
+      labelsNifti,
+      labels: pred.labels,
+      probabilities: pred.probabilities,
+      probabilitiesNifti,
+      image: checked.image,
+      networkShape: pred.networkShape,
+      warnings: checked.warnings,
+    };
   }
 
   /** Frees the network's tensors (GPU memory on webgpu). */
@@ -134,14 +150,17 @@ export class SegmentationModel {
 function checkModelOptions(loaded: LoadedModel, opts: SegmentOptions): void {
   const m = loaded.manifest;
   if (opts.fast && !m.preprocessing.fastPixdim) {
-    throw new InputError(`--fast: model '${m.name}' offers no faster spacing (model.json has no preprocessing.fastPixdim${m.preprocessing.steps.some((s) => s.op === 'spacing') ? '' : ', and it does not resample at all'}); run without --fast`);
+    throw new InputError(
+      `--fast: model '${m.name}' offers no faster spacing (model.json has no preprocessing.fastPixdim${m.preprocessing.steps.some((s) => s.op === 'spacing') ? '' : ', and it does not resample at all'}); run without --fast`,
+    );
   }
   if (opts.tta && !(m.inference.mirrorAxes ?? []).length) {
     throw new InputError(`--tta: model '${m.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring would not help it`);
   }
   if (opts.overlap !== undefined && !(opts.overlap >= 0 && opts.overlap < 1)) throw new InputError(`overlap must be in [0, 1), got ${opts.overlap}`);
   if (opts.mode !== undefined && opts.mode !== 'gaussian' && opts.mode !== 'constant') throw new InputError(`mode must be 'gaussian' or 'constant', got '${String(opts.mode)}'`);
-  if (opts.swBatchSize !== undefined && !(Number.isInteger(opts.swBatchSize) && opts.swBatchSize >= 1)) throw new InputError(`swBatchSize must be a positive integer, got ${opts.swBatchSize}`);
+  if (opts.swBatchSize !== undefined && !(Number.isInteger(opts.swBatchSize) && opts.swBatchSize >= 1))
+    throw new InputError(`swBatchSize must be a positive integer, got ${opts.swBatchSize}`);
 }
 
 export async function loadModel(dir: string): Promise<SegmentationModel> {

@@ -99,7 +99,10 @@ export function windowStarts(imageSize: readonly number[], roi: readonly number[
     if (step !== 0) {
       const num = Math.ceil(size / step);
       for (let d = 0; d < num; d++) {
-        if (d * step + patch >= size) { scanNum = d + 1; break; }
+        if (d * step + patch >= size) {
+          scanNum = d + 1;
+          break;
+        }
       }
     }
     const starts: number[] = [];
@@ -261,10 +264,7 @@ export function clampImportanceMap(map: Float32Array, variant: 'monai09' | 'mona
  * C x D x H x W input into `out` (C x roi), writing `cval` where the window lies in the padding
  * (MONAI pads with mode "constant", cval 0). `out` may be a subarray of a batch buffer.
  */
-export function extractWindow(
-  input: Float32Array, channels: number, imageSize: Size3, padBefore: Size3,
-  start: Size3, roi: Size3, out: Float32Array, cval = 0,
-): Float32Array {
+export function extractWindow(input: Float32Array, channels: number, imageSize: Size3, padBefore: Size3, start: Size3, roi: Size3, out: Float32Array, cval = 0): Float32Array {
   const [D, H, W] = imageSize;
   const [rd, rh, rw] = roi;
   if (input.length < channels * D * H * W) throw new RangeError(`input has ${input.length} values, expected ${channels}x${D}x${H}x${W}`);
@@ -279,7 +279,10 @@ export function extractWindow(
       const d = start[0] + i - padBefore[0];
       for (let j = 0; j < rh; j++, p += rw) {
         const h = start[1] + j - padBefore[1];
-        if (d < 0 || d >= D || h < 0 || h >= H || kHi <= kLo) { out.fill(cval, p, p + rw); continue; }
+        if (d < 0 || d >= D || h < 0 || h >= H || kHi <= kLo) {
+          out.fill(cval, p, p + rw);
+          continue;
+        }
         const src = ((c * D + d) * H + h) * W + w0;
         if (kLo > 0) out.fill(cval, p, p + kLo);
         out.set(input.subarray(src + kLo, src + kHi), p + kLo);
@@ -361,9 +364,12 @@ export class SlidingWindowAccumulator {
     const h0 = windowStart[1]! - this.padBefore[1];
     const w0 = windowStart[2]! - this.padBefore[2];
     // Clip the window to the unpadded image; padded voxels are cropped away by MONAI anyway.
-    const iLo = Math.max(0, -d0), iHi = Math.min(rd, D - d0);
-    const jLo = Math.max(0, -h0), jHi = Math.min(rh, H - h0);
-    const kLo = Math.max(0, -w0), kHi = Math.min(rw, W - w0);
+    const iLo = Math.max(0, -d0),
+      iHi = Math.min(rd, D - d0);
+    const jLo = Math.max(0, -h0),
+      jHi = Math.min(rh, H - h0);
+    const kLo = Math.max(0, -w0),
+      kHi = Math.min(rw, W - w0);
     const out = this.output;
     const cnt = this.count;
     const vox = D * H * W;

@@ -13,9 +13,7 @@
 import { noGrad } from '../engine/scope.js';
 import { tensor } from '../engine/creation.js';
 import type { Tensor } from '../engine/tensor.js';
-import {
-  planSlidingWindow, importanceMap, extractWindow, SlidingWindowAccumulator, type BlendMode, type Size3,
-} from './sliding-window-geometry.js';
+import { planSlidingWindow, importanceMap, extractWindow, SlidingWindowAccumulator, type BlendMode, type Size3 } from './sliding-window-geometry.js';
 
 /** Runs the model on a batch of windows [B, Cin, d, h, w] (C order) and returns logits [B, Cout, d, h, w]. */
 export type WindowPredictor = (batch: Float32Array, shape: [number, number, number, number, number]) => Promise<Float32Array> | Float32Array;
@@ -46,7 +44,10 @@ export interface VolumeData {
 }
 
 export async function slidingWindowInference(
-  input: VolumeData, roi: readonly number[], predictor: WindowPredictor, opts: SlidingWindowOptions = {},
+  input: VolumeData,
+  roi: readonly number[],
+  predictor: WindowPredictor,
+  opts: SlidingWindowOptions = {},
 ): Promise<{ data: Float32Array; shape: [number, number, number, number, number] }> {
   if (input.shape.length !== 5) throw new RangeError(`input must be [N, C, D, H, W], got ${JSON.stringify(input.shape)}`);
   const [N, C, D, H, W] = input.shape as [number, number, number, number, number];
@@ -73,8 +74,16 @@ export async function slidingWindowInference(
     for (let b = 0; b < count; b++) {
       const idx = g + b;
       const img = Math.floor(idx / numWin);
-      extractWindow(input.data.subarray(img * C * vox, (img + 1) * C * vox), C, imageSize, plan.padding.before,
-        plan.starts[idx % numWin]!, plan.roi, batchBuf.subarray(b * C * rv, (b + 1) * C * rv), opts.cval ?? 0);
+      extractWindow(
+        input.data.subarray(img * C * vox, (img + 1) * C * vox),
+        C,
+        imageSize,
+        plan.padding.before,
+        plan.starts[idx % numWin]!,
+        plan.roi,
+        batchBuf.subarray(b * C * rv, (b + 1) * C * rv),
+        opts.cval ?? 0,
+      );
     }
     const batch = count === batchBuf.length / (C * rv) ? batchBuf : batchBuf.subarray(0, count * C * rv);
     const pred = await predictor(batch, [count, C, rd, rh, rw]);

@@ -136,12 +136,17 @@ const traceKernels: Partial<Kernels> = {
     const y = s.out([N!, w.shape[0]!, ...outSp], 'conv');
     const ins = [s.ref(x), s.ref(w)];
     if (bias) ins.push(s.ref(bias));
-    s.node('Conv', ins, [(y.data as TraceHandle).name!], [
-      { name: 'group', type: 'int', value: a.groups },
-      { name: 'kernel_shape', type: 'ints', value: k },
-      { name: 'pads', type: 'ints', value: pads(a.padding) },
-      { name: 'strides', type: 'ints', value: [...a.stride] },
-    ]);
+    s.node(
+      'Conv',
+      ins,
+      [(y.data as TraceHandle).name!],
+      [
+        { name: 'group', type: 'int', value: a.groups },
+        { name: 'kernel_shape', type: 'ints', value: k },
+        { name: 'pads', type: 'ints', value: pads(a.padding) },
+        { name: 'strides', type: 'ints', value: [...a.stride] },
+      ],
+    );
     return y;
   },
   // In an inference graph, conv3dGradInput is conv_transpose3d's forward.
@@ -149,11 +154,16 @@ const traceKernels: Partial<Kernels> = {
     const s = st();
     if (a.groups !== 1) unsupported('conv3dGradInput with groups');
     const y = s.out(a.inputShape, 'convT');
-    s.node('ConvTranspose', [s.ref(dy), s.ref(w)], [(y.data as TraceHandle).name!], [
-      { name: 'kernel_shape', type: 'ints', value: w.shape.slice(2) },
-      { name: 'pads', type: 'ints', value: pads(a.padding) },
-      { name: 'strides', type: 'ints', value: [...a.stride] },
-    ]);
+    s.node(
+      'ConvTranspose',
+      [s.ref(dy), s.ref(w)],
+      [(y.data as TraceHandle).name!],
+      [
+        { name: 'kernel_shape', type: 'ints', value: w.shape.slice(2) },
+        { name: 'pads', type: 'ints', value: pads(a.padding) },
+        { name: 'strides', type: 'ints', value: [...a.stride] },
+      ],
+    );
     return y;
   },
   instanceNorm(x, a) {
@@ -171,7 +181,10 @@ const traceKernels: Partial<Kernels> = {
     const yn = (y.data as TraceHandle).name!;
     const stat = { id: ++handleIds, unsupported: 'layer-norm statistics' };
     const statShape = a.channelsLast ? x.shape.slice(0, -1) : [x.shape[0]!, ...x.shape.slice(2)];
-    const attrs: OnnxAttr[] = [{ name: 'axis', type: 'int', value: -1 }, { name: 'epsilon', type: 'float', value: a.eps }];
+    const attrs: OnnxAttr[] = [
+      { name: 'axis', type: 'int', value: -1 },
+      { name: 'epsilon', type: 'float', value: a.eps },
+    ];
     if (a.channelsLast) {
       s.node('LayerNormalization', [s.ref(x), s.ref(w), s.ref(b)], [yn], attrs);
     } else {
@@ -234,7 +247,12 @@ const traceKernels: Partial<Kernels> = {
     const shape = [...xs[0]!.shape];
     shape[1] = xs.reduce((a, t) => a + t.shape[1]!, 0);
     const y = s.out(shape, 'concat');
-    s.node('Concat', xs.map((t) => s.ref(t)), [(y.data as TraceHandle).name!], [{ name: 'axis', type: 'int', value: 1 }]);
+    s.node(
+      'Concat',
+      xs.map((t) => s.ref(t)),
+      [(y.data as TraceHandle).name!],
+      [{ name: 'axis', type: 'int', value: 1 }],
+    );
     return y;
   },
   sliceChannels(x, a) {
@@ -261,13 +279,25 @@ const traceKernels: Partial<Kernels> = {
     const N = t.transB ? br : bc;
     const y = s.out([B, M, N], 'matmul');
     let an = s.ref(a);
-    if (t.transA) { const n = s.fresh('mm_at'); s.node('Transpose', [an], [n], [{ name: 'perm', type: 'ints', value: [0, 2, 1] }]); an = n; }
+    if (t.transA) {
+      const n = s.fresh('mm_at');
+      s.node('Transpose', [an], [n], [{ name: 'perm', type: 'ints', value: [0, 2, 1] }]);
+      an = n;
+    }
     // A matrix shared by every batch entry stays 2-D so that MatMul broadcasts it.
     let bn = Bb === 1 && B !== 1 ? s.ref({ shape: [br, bc], data: b.data }) : s.ref(b);
-    if (t.transB) { const n = s.fresh('mm_bt'); s.node('Transpose', [bn], [n], [{ name: 'perm', type: 'ints', value: Bb === 1 && B !== 1 ? [1, 0] : [0, 2, 1] }]); bn = n; }
+    if (t.transB) {
+      const n = s.fresh('mm_bt');
+      s.node('Transpose', [bn], [n], [{ name: 'perm', type: 'ints', value: Bb === 1 && B !== 1 ? [1, 0] : [0, 2, 1] }]);
+      bn = n;
+    }
     const yn = (y.data as TraceHandle).name!;
     if (!bias) s.node('MatMul', [an, bn], [yn]);
-    else { const p = s.fresh('mm'); s.node('MatMul', [an, bn], [p]); s.node('Add', [p, s.ref(bias)], [yn]); }
+    else {
+      const p = s.fresh('mm');
+      s.node('MatMul', [an, bn], [p]);
+      s.node('Add', [p, s.ref(bias)], [yn]);
+    }
     return y;
   },
   stridedCopy(x, a) {
@@ -292,7 +322,11 @@ const traceKernels: Partial<Kernels> = {
     // strided slice: dim d starts at a_d with step strides[d] / cs[d]
     if (a.shape.length === xs.length && a.strides.every((v, d) => v % cs[d]! === 0)) {
       let rem = a.offset;
-      const starts = cs.map((c) => { const v = Math.floor(rem / c); rem -= v * c; return v; });
+      const starts = cs.map((c) => {
+        const v = Math.floor(rem / c);
+        rem -= v * c;
+        return v;
+      });
       const steps = a.strides.map((v, d) => v / cs[d]!);
       if (rem === 0 && starts.every((v, d) => v + (a.shape[d]! - 1) * steps[d]! < xs[d]!)) {
         const ends = starts.map((v, d) => v + (a.shape[d]! - 1) * steps[d]! + 1);
@@ -308,7 +342,11 @@ const traceKernels: Partial<Kernels> = {
     const cs = contiguous(a.shape);
     if (a.shape.length !== x.shape.length || a.strides.some((v, d) => v !== cs[d])) return unsupported('stridedScatter other than zero padding');
     let rem = a.offset;
-    const begin = cs.map((c) => { const v = Math.floor(rem / c); rem -= v * c; return v; });
+    const begin = cs.map((c) => {
+      const v = Math.floor(rem / c);
+      rem -= v * c;
+      return v;
+    });
     const end = a.shape.map((n, d) => n - x.shape[d]! - begin[d]!);
     if (rem !== 0 || end.some((v) => v < 0)) return unsupported('stridedScatter other than zero padding');
     const y = s.out(a.shape, 'pad');
@@ -339,7 +377,10 @@ const traceKernels: Partial<Kernels> = {
     const r = Math.max(a.shape.length, b.shape.length);
     const pa = [...Array(r - a.shape.length).fill(1), ...a.shape];
     const pb = [...Array(r - b.shape.length).fill(1), ...b.shape];
-    const y = s.out(pa.map((d, i) => Math.max(d, pb[i]!)), t.op);
+    const y = s.out(
+      pa.map((d, i) => Math.max(d, pb[i]!)),
+      t.op,
+    );
     s.node(t.op === 'add' ? 'Add' : t.op === 'sub' ? 'Sub' : 'Mul', [s.ref(a), s.ref(b)], [(y.data as TraceHandle).name!]);
     return y;
   },
@@ -354,7 +395,10 @@ const traceKernels: Partial<Kernels> = {
 function contiguous(shape: readonly number[]): number[] {
   const out = new Array<number>(shape.length);
   let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) { out[d] = acc; acc *= shape[d]!; }
+  for (let d = shape.length - 1; d >= 0; d--) {
+    out[d] = acc;
+    acc *= shape[d]!;
+  }
   return out;
 }
 

@@ -21,7 +21,18 @@
 import type { RawTensor, RawTensorMap } from './safetensors-format.js';
 import { halfToFloat } from './safetensors-format.js';
 import { PickleError, PyTuple, unpickle } from './pickle.js';
-import { ZipError, looksLikeZip, readCentralDirectory, readEntry, runOnBufferAsync, runOnBufferWith, type AsyncZipCodec, type ByteReader, type ZipCodec, type ZipEntry } from './zip-format.js';
+import {
+  ZipError,
+  looksLikeZip,
+  readCentralDirectory,
+  readEntry,
+  runOnBufferAsync,
+  runOnBufferWith,
+  type AsyncZipCodec,
+  type ByteReader,
+  type ZipCodec,
+  type ZipEntry,
+} from './zip-format.js';
 import { InputError } from '../engine/errors.js';
 
 export class PthError extends InputError {
@@ -37,22 +48,39 @@ type Dtype = 'F32' | 'F64' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8
 const ELEMENT_BYTES: Record<Dtype, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 const STORAGE_CLASSES: Record<string, Dtype> = {
-  FloatStorage: 'F32', DoubleStorage: 'F64', HalfStorage: 'F16', BFloat16Storage: 'BF16', LongStorage: 'I64',
-  IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8', ByteStorage: 'U8', BoolStorage: 'BOOL',
+  FloatStorage: 'F32',
+  DoubleStorage: 'F64',
+  HalfStorage: 'F16',
+  BFloat16Storage: 'BF16',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
 };
 
 const TORCH_DTYPES: Record<string, Dtype> = {
-  float32: 'F32', float: 'F32', float64: 'F64', double: 'F64', float16: 'F16', half: 'F16', bfloat16: 'BF16',
-  int64: 'I64', long: 'I64', int32: 'I32', int: 'I32', int16: 'I16', short: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  float32: 'F32',
+  float: 'F32',
+  float64: 'F64',
+  double: 'F64',
+  float16: 'F16',
+  half: 'F16',
+  bfloat16: 'BF16',
+  int64: 'I64',
+  long: 'I64',
+  int32: 'I32',
+  int: 'I32',
+  int16: 'I16',
+  short: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 
 /** The only objects a GLOBAL can produce. */
-type TorchGlobal =
-  | { kind: 'OrderedDict' }
-  | { kind: 'rebuild_tensor_v2' }
-  | { kind: 'rebuild_parameter' }
-  | { kind: 'storage'; dtype: Dtype }
-  | { kind: 'dtype'; dtype: Dtype };
+type TorchGlobal = { kind: 'OrderedDict' } | { kind: 'rebuild_tensor_v2' } | { kind: 'rebuild_parameter' } | { kind: 'storage'; dtype: Dtype } | { kind: 'dtype'; dtype: Dtype };
 
 const GLOBAL = Symbol('torch-global');
 type GlobalObj = TorchGlobal & { [GLOBAL]: string };
@@ -198,20 +226,40 @@ function decodeStorage(bytes: Uint8Array, dtype: Dtype, count: number, little: b
   }
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
-    case 'F32': for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, little); break;
-    case 'F64': for (let i = 0; i < count; i++) out[i] = v.getFloat64(8 * i, little); break;
-    case 'F16': for (let i = 0; i < count; i++) out[i] = halfToFloat(v.getUint16(2 * i, little)); break;
+    case 'F32':
+      for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, little);
+      break;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = v.getFloat64(8 * i, little);
+      break;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(v.getUint16(2 * i, little));
+      break;
     case 'BF16': {
       const u = new Uint32Array(1);
       const f = new Float32Array(u.buffer);
-      for (let i = 0; i < count; i++) { u[0] = v.getUint16(2 * i, little) << 16; out[i] = f[0]!; }
+      for (let i = 0; i < count; i++) {
+        u[0] = v.getUint16(2 * i, little) << 16;
+        out[i] = f[0]!;
+      }
       break;
     }
-    case 'I64': for (let i = 0; i < count; i++) out[i] = Number(v.getBigInt64(8 * i, little)); break;
-    case 'I32': for (let i = 0; i < count; i++) out[i] = v.getInt32(4 * i, little); break;
-    case 'I16': for (let i = 0; i < count; i++) out[i] = v.getInt16(2 * i, little); break;
-    case 'I8': for (let i = 0; i < count; i++) out[i] = v.getInt8(i); break;
-    case 'U8': case 'BOOL': for (let i = 0; i < count; i++) out[i] = bytes[i]!; break;
+    case 'I64':
+      for (let i = 0; i < count; i++) out[i] = Number(v.getBigInt64(8 * i, little));
+      break;
+    case 'I32':
+      for (let i = 0; i < count; i++) out[i] = v.getInt32(4 * i, little);
+      break;
+    case 'I16':
+      for (let i = 0; i < count; i++) out[i] = v.getInt16(2 * i, little);
+      break;
+    case 'I8':
+      for (let i = 0; i < count; i++) out[i] = v.getInt8(i);
+      break;
+    case 'U8':
+    case 'BOOL':
+      for (let i = 0; i < count; i++) out[i] = bytes[i]!;
+      break;
   }
   return out;
 }
@@ -225,7 +273,9 @@ function materialise(name: string, t: TensorRef, storage: Float32Array): RawTens
   let last = offset;
   for (let d = 0; d < size.length; d++) last += (size[d]! - 1) * stride[d]!;
   if (last >= storage.length) {
-    throw new PthError(`tensor '${name}' (size ${JSON.stringify(size)}, stride ${JSON.stringify(stride)}, offset ${offset}) reaches element ${last} of a ${storage.length}-element storage`);
+    throw new PthError(
+      `tensor '${name}' (size ${JSON.stringify(size)}, stride ${JSON.stringify(stride)}, offset ${offset}) reaches element ${last} of a ${storage.length}-element storage`,
+    );
   }
   let contiguous = true;
   for (let d = size.length - 1, s = 1; d >= 0; s *= size[d]!, d--) if (size[d]! !== 1 && stride[d]! !== s) contiguous = false;
@@ -242,7 +292,10 @@ function materialise(name: string, t: TensorRef, storage: Float32Array): RawTens
     data[i] = storage[src]!;
     // Odometer increment over the index, last dimension fastest (C order).
     for (let d = nd - 1; d >= 0; d--) {
-      if (++idx[d]! < size[d]!) { src += stride[d]!; break; }
+      if (++idx[d]! < size[d]!) {
+        src += stride[d]!;
+        break;
+      }
       src -= (size[d]! - 1) * stride[d]!;
       idx[d] = 0;
     }

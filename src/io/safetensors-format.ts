@@ -23,7 +23,16 @@ export class SafetensorsError extends InputError {
 }
 
 const BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** IEEE half-precision bits to a number (exact). */
@@ -44,20 +53,39 @@ function decode(dtype: string, bytes: Uint8Array, count: number, name: string): 
       if (bytes.byteOffset % 4 === 0) out.set(new Float32Array(bytes.buffer, bytes.byteOffset, count));
       else for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
       return out;
-    case 'F64': for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true); return out;
-    case 'F16': for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true)); return out;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true);
+      return out;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+      return out;
     case 'BF16': {
       const u = new Uint32Array(1);
       const f = new Float32Array(u.buffer);
-      for (let i = 0; i < count; i++) { u[0] = view.getUint16(i * 2, true) << 16; out[i] = f[0]!; }
+      for (let i = 0; i < count; i++) {
+        u[0] = view.getUint16(i * 2, true) << 16;
+        out[i] = f[0]!;
+      }
       return out;
     }
-    case 'I64': for (let i = 0; i < count; i++) out[i] = Number(view.getBigInt64(i * 8, true)); return out;
-    case 'I32': for (let i = 0; i < count; i++) out[i] = view.getInt32(i * 4, true); return out;
-    case 'I16': for (let i = 0; i < count; i++) out[i] = view.getInt16(i * 2, true); return out;
-    case 'I8': for (let i = 0; i < count; i++) out[i] = view.getInt8(i); return out;
-    case 'U8': case 'BOOL': for (let i = 0; i < count; i++) out[i] = bytes[i]!; return out;
-    default: throw new SafetensorsError(`tensor '${name}': unsupported dtype ${dtype}`);
+    case 'I64':
+      for (let i = 0; i < count; i++) out[i] = Number(view.getBigInt64(i * 8, true));
+      return out;
+    case 'I32':
+      for (let i = 0; i < count; i++) out[i] = view.getInt32(i * 4, true);
+      return out;
+    case 'I16':
+      for (let i = 0; i < count; i++) out[i] = view.getInt16(i * 2, true);
+      return out;
+    case 'I8':
+      for (let i = 0; i < count; i++) out[i] = view.getInt8(i);
+      return out;
+    case 'U8':
+    case 'BOOL':
+      for (let i = 0; i < count; i++) out[i] = bytes[i]!;
+      return out;
+    default:
+      throw new SafetensorsError(`tensor '${name}': unsupported dtype ${dtype}`);
   }
 }
 
@@ -79,7 +107,10 @@ export function parseSafetensors(buf: Uint8Array): { tensors: RawTensorMap; meta
   const tensors: RawTensorMap = new Map();
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') { metadata = (entry ?? {}) as Record<string, string>; continue; }
+    if (name === '__metadata__') {
+      metadata = (entry ?? {}) as Record<string, string>;
+      continue;
+    }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e?.dtype !== 'string' || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets) || e.data_offsets.length !== 2) {
       throw new SafetensorsError(`tensor '${name}': malformed header entry`);
@@ -131,7 +162,11 @@ export function floatToHalf(v: number): number {
  * Serialises tensors (in map order) to the safetensors format, as F32 or, to halve the size of
  * shipped weights, F16 (values outside ±65504 are refused rather than silently made infinite).
  */
-export function serializeSafetensors(tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>, metadata?: Record<string, string>, opts: { dtype?: 'F32' | 'F16' } = {}): Uint8Array {
+export function serializeSafetensors(
+  tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>,
+  metadata?: Record<string, string>,
+  opts: { dtype?: 'F32' | 'F16' } = {},
+): Uint8Array {
   const dtype = opts.dtype ?? 'F32';
   const width = dtype === 'F16' ? 2 : 4;
   const header: Record<string, unknown> = {};

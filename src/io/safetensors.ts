@@ -20,6 +20,11 @@ export async function readSafetensorsFile(path: string): Promise<{ tensors: RawT
   }
 }
 
-export async function writeSafetensorsFile(path: string, tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>, metadata?: Record<string, string>, opts: { dtype?: 'F32' | 'F16' } = {}): Promise<void> {
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>,
+  metadata?: Record<string, string>,
+  opts: { dtype?: 'F32' | 'F16' } = {},
+): Promise<void> {
   await writeFileAtomic(path, serializeSafetensors(tensors, metadata, opts));
 }

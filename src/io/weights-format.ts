@@ -31,8 +31,7 @@ export function weightsFormat(path: string): 'safetensors' | 'pth' {
   if ((SAFETENSORS_EXTENSIONS as readonly string[]).includes(ext)) return 'safetensors';
   if ((PTH_EXTENSIONS as readonly string[]).includes(ext)) return 'pth';
   throw new WeightsFormatError(
-    `don't know how to read weights from '${path}' (extension '${ext || '(none)'}'); ` +
-      `expected ${[...SAFETENSORS_EXTENSIONS, ...PTH_EXTENSIONS].join(', ')}`,
+    `don't know how to read weights from '${path}' (extension '${ext || '(none)'}'); ` + `expected ${[...SAFETENSORS_EXTENSIONS, ...PTH_EXTENSIONS].join(', ')}`,
   );
 }
 

@@ -115,7 +115,7 @@ export function* readCentralDirectory(fileSize: number): ByteReader<Map<string, 
   // whose 64-bit fields replace the saturated (0xFFFF / 0xFFFFFFFF) 32-bit ones.
   const eocdAbs = tailStart + eocd;
   if (eocdAbs >= 20) {
-    const loc = eocd >= 20 ? tail.subarray(eocd - 20, eocd) : (yield { offset: eocdAbs - 20, length: 20 });
+    const loc = eocd >= 20 ? tail.subarray(eocd - 20, eocd) : yield { offset: eocdAbs - 20, length: 20 };
     const lv = view(loc);
     if (lv.getUint32(0, true) === SIG_ZIP64_LOCATOR) {
       const recOffset = u64(lv, 8, 'ZIP64 end-of-central-directory offset');
@@ -206,9 +206,10 @@ function inflateError(entry: ZipEntry, err: unknown): ZipError {
 
 /** Checks the uncompressed size and the CRC-32 against the central directory. */
 function verified(entry: ZipEntry, data: Uint8Array, codec: { crc32(data: Uint8Array): number }): Uint8Array {
-  if (entry.method !== 0 && data.byteLength !== entry.uncompressedSize) throw new ZipError(`corrupt zip archive ('${entry.name}' inflated to ${data.byteLength} bytes, expected ${entry.uncompressedSize})`);
+  if (entry.method !== 0 && data.byteLength !== entry.uncompressedSize)
+    throw new ZipError(`corrupt zip archive ('${entry.name}' inflated to ${data.byteLength} bytes, expected ${entry.uncompressedSize})`);
   // CRC-32 catches bit rot and truncated downloads that still happen to have a valid directory.
-  if ((codec.crc32(data) >>> 0) !== entry.crc32) throw new ZipError(`corrupt zip archive (CRC-32 mismatch in '${entry.name}')`);
+  if (codec.crc32(data) >>> 0 !== entry.crc32) throw new ZipError(`corrupt zip archive (CRC-32 mismatch in '${entry.name}')`);
   return data;
 }
 

@@ -23,14 +23,18 @@ export function runOnBuffer<T>(reader: ByteReader<T>, buf: Uint8Array): T {
 
 /** Runs a ByteReader over an open file, with positional reads (the file is never loaded whole). */
 export async function runOnFile<T>(reader: ByteReader<T>, fh: FileHandle): Promise<T> {
-  return runWithReads(reader, async ({ offset, length }) => {
-    const out = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await fh.read(out, got, length - got, offset + got);
-      if (bytesRead === 0) throw new ZipError(`truncated file (needs bytes ${offset}..${offset + length}, read only ${got})`);
-      got += bytesRead;
-    }
-    return out;
-  }, nodeZipCodec);
+  return runWithReads(
+    reader,
+    async ({ offset, length }) => {
+      const out = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await fh.read(out, got, length - got, offset + got);
+        if (bytesRead === 0) throw new ZipError(`truncated file (needs bytes ${offset}..${offset + length}, read only ${got})`);
+        got += bytesRead;
+      }
+      return out;
+    },
+    nodeZipCodec,
+  );
 }

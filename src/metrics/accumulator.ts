@@ -60,9 +60,16 @@ export interface MetricAccumulatorOptions extends Omit<SegmentationMetricOptions
 }
 
 function summarise(values: number[]): MetricSummary {
-  let sum = 0, count = 0, nan = 0, infinite = 0, fsum = 0;
+  let sum = 0,
+    count = 0,
+    nan = 0,
+    infinite = 0,
+    fsum = 0;
   for (const v of values) {
-    if (Number.isNaN(v)) { nan++; continue; }
+    if (Number.isNaN(v)) {
+      nan++;
+      continue;
+    }
     count++;
     sum += v;
     if (Number.isFinite(v)) fsum += v;

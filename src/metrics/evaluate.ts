@@ -40,7 +40,7 @@ export async function listLabelFiles(path: string, what: string): Promise<LabelF
     isFile = (await stat(path)).isFile();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new EvaluationError(`cannot read ${what} '${path}': ${code === 'ENOENT' ? 'no such file or directory' : code ?? (e as Error).message}`);
+    throw new EvaluationError(`cannot read ${what} '${path}': ${code === 'ENOENT' ? 'no such file or directory' : (code ?? (e as Error).message)}`);
   }
   if (isFile) {
     if (!NIFTI_SUFFIX.test(path)) throw new EvaluationError(`${what} '${path}' is not a .nii or .nii.gz file`);
@@ -63,7 +63,11 @@ export async function listLabelFiles(path: string, what: string): Promise<LabelF
   return { dir: path, cases, single: false };
 }
 
-export interface CasePair { id: string; pred: string; gt: string }
+export interface CasePair {
+  id: string;
+  pred: string;
+  gt: string;
+}
 
 /** Pairs by case id; two single files pair whatever their names (the case takes the ground truth's). */
 export function pairCases(pred: LabelFiles, gt: LabelFiles): { pairs: CasePair[]; missingInPred: string[]; missingInGt: string[] } {
@@ -81,10 +85,12 @@ export function pairCases(pred: LabelFiles, gt: LabelFiles): { pairs: CasePair[]
   };
 }
 
-const inCase = (id: string, side: string) => (e: unknown): never => {
-  if (e instanceof NiftiError || e instanceof VolumeError) throw new EvaluationError(`case '${id}' ${side}: ${e.message}`);
-  throw e;
-};
+const inCase =
+  (id: string, side: string) =>
+  (e: unknown): never => {
+    if (e instanceof NiftiError || e instanceof VolumeError) throw new EvaluationError(`case '${id}' ${side}: ${e.message}`);
+    throw e;
+  };
 
 /** Refuses pairs that are not 3-D or differ in shape, reading headers only; names every mismatched case. */
 export async function checkPairShapes(pairs: CasePair[]): Promise<string[]> {
@@ -93,7 +99,8 @@ export async function checkPairShapes(pairs: CasePair[]): Promise<string[]> {
     const ps = headerShape(await readNiftiHeaderFile(p.pred).catch(inCase(p.id, 'prediction')));
     const gs = headerShape(await readNiftiHeaderFile(p.gt).catch(inCase(p.id, 'ground truth')));
     if (gs.length > 3) throw new EvaluationError(`case '${p.id}': ground truth '${basename(p.gt)}' is ${gs.join('x')}; a label map is 3-D`);
-    if (ps.length > 3) throw new EvaluationError(`case '${p.id}': prediction '${basename(p.pred)}' is ${ps.join('x')}; a label map is 3-D (write argmax labels, not probabilities)`);
+    if (ps.length > 3)
+      throw new EvaluationError(`case '${p.id}': prediction '${basename(p.pred)}' is ${ps.join('x')}; a label map is 3-D (write argmax labels, not probabilities)`);
     if (ps.join('x') !== gs.join('x')) mismatched.push(`'${p.id}' (prediction ${ps.join('x')}, ground truth ${gs.join('x')})`);
   }
   return mismatched;
@@ -105,12 +112,21 @@ export function labelsOf(data: VoxelData): number[] {
   let last = 0;
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
-    if (v !== last) { last = v; if (v > 0) seen.add(v); }
+    if (v !== last) {
+      last = v;
+      if (v > 0) seen.add(v);
+    }
   }
   return [...seen].sort((a, b) => a - b);
 }
 
-export interface ScoredCase { id: string; spacing: Spacing3; shape: number[]; metrics: Map<number, ClassMetrics>; gtLabels: number[] }
+export interface ScoredCase {
+  id: string;
+  spacing: Spacing3;
+  shape: number[];
+  metrics: Map<number, ClassMetrics>;
+  gtLabels: number[];
+}
 
 /**
  * One case's metrics for `classes` (default: the labels either side holds), with the spacing of the
@@ -122,7 +138,8 @@ export async function scorePair(p: CasePair, opts: { classes?: number[]; toleran
   if (pred.data instanceof Float32Array) {
     throw new EvaluationError(`case '${p.id}': prediction '${basename(p.pred)}' holds non-integer values; evaluate expects label maps (argmax of the logits), not probabilities`);
   }
-  if (pred.shape.join('x') !== gt.shape.join('x')) throw new EvaluationError(`case '${p.id}': prediction ${pred.shape.join('x')} and ground truth ${gt.shape.join('x')} differ in shape`);
+  if (pred.shape.join('x') !== gt.shape.join('x'))
+    throw new EvaluationError(`case '${p.id}': prediction ${pred.shape.join('x')} and ground truth ${gt.shape.join('x')} differ in shape`);
   const spacing = voxelSpacing(gt.header!);
   const gtLabels = labelsOf(gt.data);
   const labels = opts.classes ?? [...new Set([...gtLabels, ...labelsOf(pred.data)])].sort((a, b) => a - b);
@@ -150,7 +167,10 @@ export async function readLabelNames(path: string): Promise<Map<number, string>>
   const names = new Map<number, string>();
   const bad = () => new EvaluationError(`labels file '${path}': expected {"1": "name", ...}, ["background", "name", ...] or {"name": 1, ...} (optionally under "labels")`);
   if (Array.isArray(raw)) {
-    raw.forEach((n, i) => { if (typeof n !== 'string') throw bad(); names.set(i, n); });
+    raw.forEach((n, i) => {
+      if (typeof n !== 'string') throw bad();
+      names.set(i, n);
+    });
   } else if (raw && typeof raw === 'object') {
     for (const [k, v] of Object.entries(raw)) {
       if (typeof v === 'string' && /^\d+$/.test(k)) names.set(Number(k), v);

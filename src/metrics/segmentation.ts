@@ -94,20 +94,33 @@ export function computeSegmentationMetrics(pred: LabelArray, gt: LabelArray, sha
   const hi = Array.from({ length: nc }, () => [-1, -1, -1] as [number, number, number]);
   const [D, H, W] = shape;
   const grow = (k: number, d: number, h: number, w: number) => {
-    const l = lo[k]!, u = hi[k]!;
-    if (d < l[0]) l[0] = d; if (d > u[0]) u[0] = d;
-    if (h < l[1]) l[1] = h; if (h > u[1]) u[1] = h;
-    if (w < l[2]) l[2] = w; if (w > u[2]) u[2] = w;
+    const l = lo[k]!,
+      u = hi[k]!;
+    if (d < l[0]) l[0] = d;
+    if (d > u[0]) u[0] = d;
+    if (h < l[1]) l[1] = h;
+    if (h > u[1]) u[1] = h;
+    if (w < l[2]) l[2] = w;
+    if (w > u[2]) u[2] = w;
   };
   let i = 0;
-  for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++, i++) {
-    const p = pred[i]!;
-    const g = gt[i]!;
-    const kp = index.get(p);
-    const kg = p === g ? kp : index.get(g);
-    if (kp !== undefined) { pc[kp]++; grow(kp, d, h, w); }
-    if (kg !== undefined) { gc[kg]++; if (kg !== kp) grow(kg, d, h, w); else inter[kg]++; }
-  }
+  for (let d = 0; d < D; d++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++, i++) {
+        const p = pred[i]!;
+        const g = gt[i]!;
+        const kp = index.get(p);
+        const kg = p === g ? kp : index.get(g);
+        if (kp !== undefined) {
+          pc[kp]++;
+          grow(kp, d, h, w);
+        }
+        if (kg !== undefined) {
+          gc[kg]++;
+          if (kg !== kp) grow(kg, d, h, w);
+          else inter[kg]++;
+        }
+      }
 
   return classes.map((label, k) => {
     const base = { label, predVoxels: pc[k]!, gtVoxels: gc[k]! };
@@ -128,9 +141,10 @@ function binaryMask(labels: LabelArray, label: number, shape: Shape3, box: Box3)
   const [cd, ch, cw] = boxShape(box);
   const out = new Uint8Array(cd * ch * cw);
   let p = 0;
-  for (let d = 0; d < cd; d++) for (let h = 0; h < ch; h++) {
-    const src = ((box.lo[0] + d) * H + box.lo[1] + h) * W + box.lo[2];
-    for (let w = 0; w < cw; w++, p++) if (labels[src + w] === label) out[p] = 1;
-  }
+  for (let d = 0; d < cd; d++)
+    for (let h = 0; h < ch; h++) {
+      const src = ((box.lo[0] + d) * H + box.lo[1] + h) * W + box.lo[2];
+      for (let w = 0; w < cw; w++, p++) if (labels[src + w] === label) out[p] = 1;
+    }
   return out;
 }

@@ -36,9 +36,20 @@ export function maskEdges(mask: Uint8Array, shape: Shape3): Uint8Array {
         const i = row + w;
         if (!mask[i]) continue;
         if (
-          w === 0 || w === W - 1 || h === 0 || h === H - 1 || d === 0 || d === D - 1 ||
-          !mask[i - 1] || !mask[i + 1] || !mask[i - W] || !mask[i + W] || !mask[i - HW] || !mask[i + HW]
-        ) edges[i] = 1;
+          w === 0 ||
+          w === W - 1 ||
+          h === 0 ||
+          h === H - 1 ||
+          d === 0 ||
+          d === D - 1 ||
+          !mask[i - 1] ||
+          !mask[i + 1] ||
+          !mask[i - W] ||
+          !mask[i + W] ||
+          !mask[i - HW] ||
+          !mask[i + HW]
+        )
+          edges[i] = 1;
       }
     }
   }
@@ -51,7 +62,11 @@ export function directedDistances(from: Uint8Array, to: Uint8Array, shape: Shape
   for (let i = 0; i < from.length; i++) if (from[i]) count++;
   const out = new Float64Array(count);
   let any = false;
-  for (let i = 0; i < to.length; i++) if (to[i]) { any = true; break; }
+  for (let i = 0; i < to.length; i++)
+    if (to[i]) {
+      any = true;
+      break;
+    }
   if (!any) return out.fill(Infinity);
   const dt = squaredEdt(to, shape, spacing);
   let k = 0;
@@ -90,13 +105,18 @@ export function unionBox(a: Uint8Array, b: Uint8Array, shape: Shape3): Box3 | nu
   const lo: [number, number, number] = [D, H, W];
   const hi: [number, number, number] = [-1, -1, -1];
   let i = 0;
-  for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++, i++) {
-    if (a[i] || b[i]) {
-      if (d < lo[0]) lo[0] = d; if (d > hi[0]) hi[0] = d;
-      if (h < lo[1]) lo[1] = h; if (h > hi[1]) hi[1] = h;
-      if (w < lo[2]) lo[2] = w; if (w > hi[2]) hi[2] = w;
-    }
-  }
+  for (let d = 0; d < D; d++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++, i++) {
+        if (a[i] || b[i]) {
+          if (d < lo[0]) lo[0] = d;
+          if (d > hi[0]) hi[0] = d;
+          if (h < lo[1]) lo[1] = h;
+          if (h > hi[1]) hi[1] = h;
+          if (w < lo[2]) lo[2] = w;
+          if (w > hi[2]) hi[2] = w;
+        }
+      }
   if (hi[0] < 0) return null;
   return { lo, hi: [hi[0] + 1, hi[1] + 1, hi[2] + 1] };
 }
@@ -107,10 +127,11 @@ export function crop(v: Uint8Array, shape: Shape3, b: Box3): Uint8Array {
   const [cd, ch, cw] = boxShape(b);
   const out = new Uint8Array(cd * ch * cw);
   let p = 0;
-  for (let d = 0; d < cd; d++) for (let h = 0; h < ch; h++, p += cw) {
-    const src = ((b.lo[0] + d) * H + b.lo[1] + h) * W + b.lo[2];
-    out.set(v.subarray(src, src + cw), p);
-  }
+  for (let d = 0; d < cd; d++)
+    for (let h = 0; h < ch; h++, p += cw) {
+      const src = ((b.lo[0] + d) * H + b.lo[1] + h) * W + b.lo[2];
+      out.set(v.subarray(src, src + cw), p);
+    }
   return out;
 }
 

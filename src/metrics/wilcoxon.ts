@@ -26,7 +26,7 @@ export interface WilcoxonResult {
 export function averageRanks(v: readonly number[]): number[] {
   const idx = v.map((_, i) => i).sort((a, b) => v[a]! - v[b]!);
   const r = new Array<number>(v.length);
-  for (let i = 0; i < idx.length;) {
+  for (let i = 0; i < idx.length; ) {
     let j = i;
     while (j + 1 < idx.length && v[idx[j + 1]!] === v[idx[i]!]) j++;
     const avg = (i + j + 2) / 2;
@@ -58,12 +58,13 @@ export function wilcoxonSignedRank(x: readonly number[], y: readonly number[]): 
   if (n === 0) return { statistic: 0, pValue: NaN, method: 'exact', n: 0, zeros };
   const abs = d.map(Math.abs);
   const r = averageRanks(abs);
-  let rPlus = 0, rMinus = 0;
+  let rPlus = 0,
+    rMinus = 0;
   d.forEach((v, i) => (v > 0 ? (rPlus += r[i]!) : (rMinus += r[i]!)));
   const statistic = Math.min(rPlus, rMinus);
   const sorted = [...abs].sort((a, b) => a - b);
   const ties: number[] = [];
-  for (let i = 0; i < sorted.length;) {
+  for (let i = 0; i < sorted.length; ) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[i]) j++;
     ties.push(j - i + 1);
@@ -73,8 +74,10 @@ export function wilcoxonSignedRank(x: readonly number[], y: readonly number[]): 
   if (!hasTies && zeros === 0 && all.length <= 50) {
     const c = signedRankCounts(n);
     const total = 2 ** n;
-    const lo = Math.floor(rPlus), hi = Math.ceil(rPlus);
-    let sf = 0, cdf = 0;
+    const lo = Math.floor(rPlus),
+      hi = Math.ceil(rPlus);
+    let sf = 0,
+      cdf = 0;
     for (let s = 0; s < c.length; s++) {
       if (s >= lo) sf += c[s]!;
       if (s <= hi) cdf += c[s]!;
@@ -83,7 +86,8 @@ export function wilcoxonSignedRank(x: readonly number[], y: readonly number[]): 
   }
   if (all.length <= 13) {
     // Every sign assignment of the non-zero differences; zeros flip to themselves, so they scale both counts alike.
-    let ge = 0, le = 0;
+    let ge = 0,
+      le = 0;
     const total = 2 ** n;
     for (let mask = 0; mask < total; mask++) {
       let s = 0;

@@ -132,15 +132,19 @@ export function normalizeUXNetConfig(input: unknown = {}): UXNetConfig {
     kernelSize: posInt(picked.kernelSize ?? d.kernelSize, 'kernelSize (kernel_size)'),
     spatialDims: (picked.spatialDims ?? d.spatialDims) as number,
   };
-  if (typeof cfg.dropPathRate !== 'number' || !Number.isFinite(cfg.dropPathRate)) throw new UXNetConfigError(`dropPathRate (drop_path_rate) must be a number, got ${JSON.stringify(cfg.dropPathRate)}`);
-  if (cfg.dropPathRate !== 0) throw new UXNetConfigError(`dropPathRate (drop_path_rate) must be 0: stochastic depth is not implemented (the official training scripts use 0), got ${cfg.dropPathRate}`);
+  if (typeof cfg.dropPathRate !== 'number' || !Number.isFinite(cfg.dropPathRate))
+    throw new UXNetConfigError(`dropPathRate (drop_path_rate) must be a number, got ${JSON.stringify(cfg.dropPathRate)}`);
+  if (cfg.dropPathRate !== 0)
+    throw new UXNetConfigError(`dropPathRate (drop_path_rate) must be 0: stochastic depth is not implemented (the official training scripts use 0), got ${cfg.dropPathRate}`);
   if (typeof cfg.layerScaleInit !== 'number' || !Number.isFinite(cfg.layerScaleInit) || cfg.layerScaleInit < 0) {
     throw new UXNetConfigError(`layerScaleInit (layer_scale_init_value) must be a non-negative number, got ${JSON.stringify(cfg.layerScaleInit)}`);
   }
   if (cfg.kernelSize % 2 === 0) throw new UXNetConfigError(`kernelSize (kernel_size) must be odd, got ${cfg.kernelSize}`);
   if (cfg.spatialDims !== 3) throw new UXNetConfigError(`spatialDims (spatial_dims) must be 3, got ${JSON.stringify(cfg.spatialDims)}`);
-  if (picked.normName !== undefined && picked.normName !== 'instance') throw new UXNetConfigError(`norm_name must be "instance" (the only normalisation implemented), got ${JSON.stringify(picked.normName)}`);
-  if (picked.resBlock !== undefined && picked.resBlock !== true) throw new UXNetConfigError(`res_block must be true (the only variant implemented), got ${JSON.stringify(picked.resBlock)}`);
+  if (picked.normName !== undefined && picked.normName !== 'instance')
+    throw new UXNetConfigError(`norm_name must be "instance" (the only normalisation implemented), got ${JSON.stringify(picked.normName)}`);
+  if (picked.resBlock !== undefined && picked.resBlock !== true)
+    throw new UXNetConfigError(`res_block must be true (the only variant implemented), got ${JSON.stringify(picked.resBlock)}`);
   if (picked.convBlock !== undefined && typeof picked.convBlock !== 'boolean') throw new UXNetConfigError(`conv_block must be a boolean, got ${JSON.stringify(picked.convBlock)}`);
   return cfg;
 }

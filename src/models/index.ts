@@ -9,6 +9,19 @@ export { normalizeUNETRConfig, type UNETRConfig } from './unetr-config.js';
 export { NetworkConfigError } from './network-args.js';
 export { NetworkInputError } from './network-input.js';
 export {
-  NETWORK_NAMES, isNetworkName, resolveNetwork, networkFromConfig, normalizeNetworkArgs, networkArgsSnake, networkToJSON, createNetwork,
-  networkStateShapes, countNetworkParameters, withChannels, describeNetwork, type NetworkName, type NetworkSpec, type SegmentationNetwork,
+  NETWORK_NAMES,
+  isNetworkName,
+  resolveNetwork,
+  networkFromConfig,
+  normalizeNetworkArgs,
+  networkArgsSnake,
+  networkToJSON,
+  createNetwork,
+  networkStateShapes,
+  countNetworkParameters,
+  withChannels,
+  describeNetwork,
+  type NetworkName,
+  type NetworkSpec,
+  type SegmentationNetwork,
 } from './registry.js';

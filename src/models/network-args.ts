@@ -37,7 +37,8 @@ export function intListArg(len: number, allowZero = false) {
   return (v: unknown, name: string): number[] => {
     if (!Array.isArray(v) || v.length !== len) fail(`${name} must be a list of ${len} integers, got ${JSON.stringify(v)}`);
     return v.map((d, i) => {
-      if (!(typeof d === 'number' && Number.isInteger(d) && d >= (allowZero ? 0 : 1))) fail(`${name}[${i}] must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(d)}`);
+      if (!(typeof d === 'number' && Number.isInteger(d) && d >= (allowZero ? 0 : 1)))
+        fail(`${name}[${i}] must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(d)}`);
       return d;
     });
   };
@@ -85,8 +86,14 @@ export function normalizeArgs<T>(input: unknown, spec: Record<string, ArgSpec>, 
   for (const [key, value] of Object.entries(input as Record<string, unknown>)) {
     if (value === undefined) continue;
     const camel = byName.get(key);
-    if (!camel) fail(`unknown ${label} argument '${key}' (known: ${Object.values(spec).map((s) => s.snake).join(', ')})`);
-    if (camel in picked && JSON.stringify(picked[camel]) !== JSON.stringify(value)) fail(`${label} arguments '${from[camel]}' and '${key}' are the same setting with different values`);
+    if (!camel)
+      fail(
+        `unknown ${label} argument '${key}' (known: ${Object.values(spec)
+          .map((s) => s.snake)
+          .join(', ')})`,
+      );
+    if (camel in picked && JSON.stringify(picked[camel]) !== JSON.stringify(value))
+      fail(`${label} arguments '${from[camel]}' and '${key}' are the same setting with different values`);
     picked[camel] = value;
     from[camel] = key;
   }

@@ -29,9 +29,14 @@ const SPEC: Record<string, ArgSpec> = {
   numHeads: { snake: 'num_heads', default: [6, 12, 24, 48], check: intListArg(4) },
   patchSize: { snake: 'patch_size', default: [2, 4, 4], check: intListArg(3) },
   windowSize: { snake: 'window_size', default: [4, 4, 8, 4], check: intListArg(4) },
-  deepSupervision: { snake: 'deep_supervision', default: false, check: (v, n) => (boolArg(v, n) ? fail(`${n} must be false (deep-supervision outputs are not implemented; the official call uses false)`) : v) },
+  deepSupervision: {
+    snake: 'deep_supervision',
+    default: false,
+    check: (v, n) => (boolArg(v, n) ? fail(`${n} must be false (deep-supervision outputs are not implemented; the official call uses false)`) : v),
+  },
   dropPathRate: {
-    snake: 'drop_path_rate', default: 0.2,
+    snake: 'drop_path_rate',
+    default: 0.2,
     check: (v, n) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < 1 ? v : fail(`${n} must be a number in [0, 1), got ${JSON.stringify(v)}`)),
   },
 };
@@ -40,11 +45,16 @@ export function normalizeNnFormerConfig(input: unknown): NnFormerConfig {
   const c = normalizeArgs<NnFormerConfig>(input, SPEC, 'nnFormer');
   const e = c.embeddingDim;
   if (e % 2 !== 0) fail(`nnFormer embedding_dim must be even (the first projection has embedding_dim/2 channels), got ${e}`);
-  c.numHeads.forEach((h, i) => { if ((e * 2 ** i) % h !== 0) fail(`nnFormer num_heads[${i}] (${h}) must divide the stage width ${e * 2 ** i}`); });
+  c.numHeads.forEach((h, i) => {
+    if ((e * 2 ** i) % h !== 0) fail(`nnFormer num_heads[${i}] (${h}) must divide the stage width ${e * 2 ** i}`);
+  });
   const p = c.patchSize;
   if (p[1]! % 2 || p[2]! % 2 || p[0]! % 2) fail(`nnFormer patch_size ${JSON.stringify(p)}: every entry must be even (two strided projections)`);
   c.cropSize.forEach((d, i) => {
-    if (d % (p[i]! * 8) !== 0) fail(`nnFormer crop_size ${JSON.stringify(c.cropSize)}: dimension ${i} must be a multiple of patch_size[${i}]·8 = ${p[i]! * 8} (three halvings after the patch embedding, mirrored by the decoder)`);
+    if (d % (p[i]! * 8) !== 0)
+      fail(
+        `nnFormer crop_size ${JSON.stringify(c.cropSize)}: dimension ${i} must be a multiple of patch_size[${i}]·8 = ${p[i]! * 8} (three halvings after the patch embedding, mirrored by the decoder)`,
+      );
   });
   return c;
 }

@@ -24,9 +24,13 @@ export function nnFormerPositionIndex(w: number): Float32Array {
   const n = w * w * w;
   const out = new Float32Array(n * n);
   for (let i = 0; i < n; i++) {
-    const di = Math.floor(i / (w * w)), hi = Math.floor(i / w) % w, wi = i % w;
+    const di = Math.floor(i / (w * w)),
+      hi = Math.floor(i / w) % w,
+      wi = i % w;
     for (let j = 0; j < n; j++) {
-      const dj = Math.floor(j / (w * w)), hj = Math.floor(j / w) % w, wj = j % w;
+      const dj = Math.floor(j / (w * w)),
+        hj = Math.floor(j / w) % w,
+        wj = j % w;
       out[i * n + j] = (di - dj + w - 1) * (3 * w - 1) + (hi - hj + w - 1) * (2 * w - 1) + (wi - wj + w - 1);
     }
   }
@@ -55,7 +59,13 @@ class WindowAttention extends Module {
   readonly kv: Linear | null = null;
   readonly proj: Linear;
   private readonly rows: Int32Array;
-  constructor(readonly dim: number, readonly window: number, readonly heads: number, kvOnly: boolean, init: InitContext) {
+  constructor(
+    readonly dim: number,
+    readonly window: number,
+    readonly heads: number,
+    kvOnly: boolean,
+    init: InitContext,
+  ) {
     super();
     const m = 2 * window - 1;
     this.relative_position_bias_table = this.createParameter(init, 'relative_position_bias_table', [m * m * m, heads], (n, rng) => rng.normalArray(n, 0, 0.02));
@@ -131,7 +141,17 @@ class Block extends Module {
   readonly mlp: Mlp;
   readonly window: number;
   readonly shift: number;
-  constructor(readonly dim: number, readonly res: Size3, heads: number, window: number, shift: number, readonly kv: boolean, readonly dropPathRate: number, private readonly st: Stochastic, init: InitContext) {
+  constructor(
+    readonly dim: number,
+    readonly res: Size3,
+    heads: number,
+    window: number,
+    shift: number,
+    readonly kv: boolean,
+    readonly dropPathRate: number,
+    private readonly st: Stochastic,
+    init: InitContext,
+  ) {
     super();
     const small = Math.min(...res) <= window;
     this.window = small ? Math.min(...res) : window;
@@ -151,7 +171,14 @@ class Block extends Module {
       const needsPad = padded.some((p, i) => p !== [r0, r1, r2][i]);
       const prep = (t: Tensor) => {
         let h = this.norm1.forward(t);
-        if (needsPad) h = pad(h, [[0, 0], [0, padded[0] - r0!], [0, padded[1] - r1!], [0, padded[2] - r2!], [0, 0]]);
+        if (needsPad)
+          h = pad(h, [
+            [0, 0],
+            [0, padded[0] - r0!],
+            [0, padded[1] - r1!],
+            [0, padded[2] - r2!],
+            [0, 0],
+          ]);
         if (this.shift > 0) h = roll(h, [-this.shift, -this.shift, -this.shift], [1, 2, 3]);
         return partition(h, w);
       };
@@ -254,7 +281,17 @@ class PatchEmbed extends Module {
 class EncoderLayer extends Module {
   readonly blocks: ModuleList<Block>;
   readonly downsample: PatchMerging | null;
-  constructor(readonly dim: number, readonly res: Size3, depth: number, heads: number, readonly window: number, dpr: number[], last: boolean, st: Stochastic, init: InitContext) {
+  constructor(
+    readonly dim: number,
+    readonly res: Size3,
+    depth: number,
+    heads: number,
+    readonly window: number,
+    dpr: number[],
+    last: boolean,
+    st: Stochastic,
+    init: InitContext,
+  ) {
     super();
     const blocks: Block[] = [];
     for (let j = 0; j < depth; j++) blocks.push(new Block(dim, res, heads, window, j % 2 === 0 ? 0 : Math.floor(window / 2), false, dpr[j]!, st, init));
@@ -267,7 +304,16 @@ class EncoderLayer extends Module {
 class DecoderLayer extends Module {
   readonly blocks: ModuleList<Block>;
   readonly Upsample: PatchExpanding;
-  constructor(readonly dim: number, readonly res: Size3, depth: number, heads: number, readonly window: number, dpr: number[], st: Stochastic, init: InitContext) {
+  constructor(
+    readonly dim: number,
+    readonly res: Size3,
+    depth: number,
+    heads: number,
+    readonly window: number,
+    dpr: number[],
+    st: Stochastic,
+    init: InitContext,
+  ) {
     super();
     const blocks = [new Block(dim, res, heads, window, 0, true, dpr[0]!, st, init)];
     for (let j = 1; j < depth; j++) blocks.push(new Block(dim, res, heads, window, Math.floor(window / 2), false, dpr[j]!, st, init));
@@ -314,12 +360,17 @@ export class NnFormer extends Module {
     const res = (i: number): Size3 => cfg.cropSize.map((d, k) => d / cfg.patchSize[k]! / 2 ** i) as Size3;
     const md = this.registerModule('model_down', new Container());
     this.patchEmbed = md.registerModule('patch_embed', new PatchEmbed(cfg.inputChannels, e, cfg.patchSize, init));
-    const dprE = linspace(cfg.dropPathRate, cfg.depths.reduce((a, b) => a + b, 0));
+    const dprE = linspace(
+      cfg.dropPathRate,
+      cfg.depths.reduce((a, b) => a + b, 0),
+    );
     const layers = md.registerModule('layers', new Container());
     let at = 0;
     for (let i = 0; i < 4; i++) {
       const d = cfg.depths[i]!;
-      this.down.push(layers.registerModule(String(i), new EncoderLayer(e * 2 ** i, res(i), d, cfg.numHeads[i]!, cfg.windowSize[i]!, dprE.slice(at, at + d), i === 3, this.stochastic, init)));
+      this.down.push(
+        layers.registerModule(String(i), new EncoderLayer(e * 2 ** i, res(i), d, cfg.numHeads[i]!, cfg.windowSize[i]!, dprE.slice(at, at + d), i === 3, this.stochastic, init)),
+      );
       at += d;
     }
     for (let i = 0; i < 4; i++) this.norms.push(md.registerModule(`norm${i}`, new LayerNorm(e * 2 ** i, { eps: 1e-5, channelsLast: true, init })));
@@ -328,27 +379,41 @@ export class NnFormer extends Module {
     const dec = this.registerModule('decoder', new Container());
     const decLayers = dec.registerModule('layers', new Container());
     const decDepths = [cfg.depths[2]!, cfg.depths[1]!, cfg.depths[0]!];
-    const dprD = linspace(cfg.dropPathRate, decDepths.reduce((a, b) => a + b, 0));
+    const dprD = linspace(
+      cfg.dropPathRate,
+      decDepths.reduce((a, b) => a + b, 0),
+    );
     for (let k = 0; k < 3; k++) {
       const iLayer = 2 - k;
       const start = decDepths.slice(0, iLayer).reduce((a, b) => a + b, 0);
       const d = cfg.depths[k]!;
-      this.up.push(decLayers.registerModule(String(k), new DecoderLayer(e * 2 ** k, res(k), d, cfg.numHeads[k]!, cfg.windowSize[k]!, dprD.slice(start, start + d), this.stochastic, init)));
+      this.up.push(
+        decLayers.registerModule(String(k), new DecoderLayer(e * 2 ** k, res(k), d, cfg.numHeads[k]!, cfg.windowSize[k]!, dprD.slice(start, start + d), this.stochastic, init)),
+      );
     }
     const fin = this.registerModule('final', new Container());
     const f0 = fin.registerModule('0', new Container());
     this.finalUp = f0.registerModule('up', new ConvTranspose3d(e, cfg.numClasses, cfg.patchSize, { stride: cfg.patchSize, bias: true, init }));
   }
 
-  get inChannels(): number { return this.config.inputChannels; }
-  get outChannels(): number { return this.config.numClasses; }
+  get inChannels(): number {
+    return this.config.inputChannels;
+  }
+  get outChannels(): number {
+    return this.config.numClasses;
+  }
   /** Windows and token counts are fixed at construction from crop_size. */
-  get fixedInputSize(): [number, number, number] { return [...this.config.cropSize] as [number, number, number]; }
+  get fixedInputSize(): [number, number, number] {
+    return [...this.config.cropSize] as [number, number, number];
+  }
 
   checkInputShape(shape: readonly number[]): void {
     checkBasicInput('nnFormer', shape, this.config.inputChannels);
     const c = this.config.cropSize;
-    if (shape.slice(2).some((s, i) => s !== c[i])) throw new NetworkInputError(`nnFormer input spatial size ${shape.slice(2).join('×')} is invalid: the network takes exactly crop_size = ${c.join('×')} (its windows are fixed at construction); use sliding-window inference with that window`);
+    if (shape.slice(2).some((s, i) => s !== c[i]))
+      throw new NetworkInputError(
+        `nnFormer input spatial size ${shape.slice(2).join('×')} is invalid: the network takes exactly crop_size = ${c.join('×')} (its windows are fixed at construction); use sliding-window inference with that window`,
+      );
   }
 
   forward(x: Tensor): Tensor {
@@ -361,7 +426,10 @@ export class NnFormer extends Module {
     return tidy(() => {
       const acts = new Map<string, Tensor>([['input', x]]);
       // keep(): intermediates recorded inside nested tidy scopes belong to the caller.
-      acts.set('logits', this.run(x, (n, t) => acts.set(n, keep(t))));
+      acts.set(
+        'logits',
+        this.run(x, (n, t) => acts.set(n, keep(t))),
+      );
       return acts;
     });
   }

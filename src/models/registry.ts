@@ -55,11 +55,16 @@ function checkName(v: unknown): NetworkName {
 /** Validates and normalises the arguments of a named network (throws UXNetConfigError naming the argument). */
 export function normalizeNetworkArgs(network: NetworkName, args: unknown): Record<string, unknown> {
   switch (network) {
-    case 'uxnet': return normalizeUXNetConfig(args) as unknown as Record<string, unknown>;
-    case 'swin_unetr': return normalizeSwinUNETRConfig(args) as unknown as Record<string, unknown>;
-    case 'unetr': return normalizeUNETRConfig(args) as unknown as Record<string, unknown>;
-    case 'nnformer': return normalizeNnFormerConfig(args) as unknown as Record<string, unknown>;
-    case 'transbts': return normalizeTransBTSConfig(args) as unknown as Record<string, unknown>;
+    case 'uxnet':
+      return normalizeUXNetConfig(args) as unknown as Record<string, unknown>;
+    case 'swin_unetr':
+      return normalizeSwinUNETRConfig(args) as unknown as Record<string, unknown>;
+    case 'unetr':
+      return normalizeUNETRConfig(args) as unknown as Record<string, unknown>;
+    case 'nnformer':
+      return normalizeNnFormerConfig(args) as unknown as Record<string, unknown>;
+    case 'transbts':
+      return normalizeTransBTSConfig(args) as unknown as Record<string, unknown>;
   }
 }
 
@@ -70,7 +75,8 @@ export function normalizeNetworkArgs(network: NetworkName, args: unknown): Recor
 export function resolveNetwork(network: unknown, args?: unknown): NetworkSpec {
   if (network === undefined || network === null) return { network: 'uxnet', args: normalizeNetworkArgs('uxnet', args ?? {}) };
   if (typeof network === 'object' && !Array.isArray(network)) {
-    if (args !== undefined) throw new NetworkConfigError('"network" is an object of UX-Net options (the older form), so "networkArgs" cannot be given too; write "network": "uxnet" with "networkArgs"');
+    if (args !== undefined)
+      throw new NetworkConfigError('"network" is an object of UX-Net options (the older form), so "networkArgs" cannot be given too; write "network": "uxnet" with "networkArgs"');
     return { network: 'uxnet', args: normalizeNetworkArgs('uxnet', network) };
   }
   const name = checkName(network);
@@ -96,7 +102,8 @@ function withModulePatches(args: unknown, patches: unknown): unknown {
  * plain object of UX-Net options (no "network").
  */
 export function networkFromConfig(raw: unknown): NetworkSpec {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new NetworkConfigError(`the config must be a JSON object, got ${Array.isArray(raw) ? 'an array' : JSON.stringify(raw)}`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new NetworkConfigError(`the config must be a JSON object, got ${Array.isArray(raw) ? 'an array' : JSON.stringify(raw)}`);
   const o = raw as Record<string, unknown>;
   if ('constructor_args' in o) return resolveNetwork(o.network ?? 'uxnet', withModulePatches(o.constructor_args, o.module_patches));
   if ('networkArgs' in o) return resolveNetwork(o.network ?? 'uxnet', o.networkArgs);
@@ -112,11 +119,16 @@ export function networkFromConfig(raw: unknown): NetworkSpec {
 /** The official snake_case arguments of a spec (what configs and model.json store). */
 export function networkArgsSnake(spec: NetworkSpec): Record<string, unknown> {
   switch (spec.network) {
-    case 'uxnet': return { ...spec.args };
-    case 'swin_unetr': return swinUNETRConfigToArgs(spec.args as unknown as SwinUNETRConfig);
-    case 'unetr': return unetrConfigToArgs(spec.args as unknown as UNETRConfig);
-    case 'nnformer': return nnFormerConfigToArgs(spec.args as unknown as NnFormerConfig);
-    case 'transbts': return transBTSConfigToArgs(spec.args as unknown as TransBTSConfig);
+    case 'uxnet':
+      return { ...spec.args };
+    case 'swin_unetr':
+      return swinUNETRConfigToArgs(spec.args as unknown as SwinUNETRConfig);
+    case 'unetr':
+      return unetrConfigToArgs(spec.args as unknown as UNETRConfig);
+    case 'nnformer':
+      return nnFormerConfigToArgs(spec.args as unknown as NnFormerConfig);
+    case 'transbts':
+      return transBTSConfigToArgs(spec.args as unknown as TransBTSConfig);
   }
 }
 
@@ -131,11 +143,16 @@ export function networkToJSON(spec: NetworkSpec): { network: string | Record<str
 
 export function createNetwork(spec: NetworkSpec, opts: { seed?: number; meta?: boolean } = {}): SegmentationNetwork {
   switch (spec.network) {
-    case 'uxnet': return new UXNet(spec.args, opts) as SegmentationNetwork;
-    case 'swin_unetr': return new SwinUNETR(spec.args, opts);
-    case 'unetr': return new UNETR(spec.args, opts);
-    case 'nnformer': return new NnFormer(spec.args, opts);
-    case 'transbts': return new TransBTS(spec.args, opts);
+    case 'uxnet':
+      return new UXNet(spec.args, opts) as SegmentationNetwork;
+    case 'swin_unetr':
+      return new SwinUNETR(spec.args, opts);
+    case 'unetr':
+      return new UNETR(spec.args, opts);
+    case 'nnformer':
+      return new NnFormer(spec.args, opts);
+    case 'transbts':
+      return new TransBTS(spec.args, opts);
   }
 }
 
@@ -162,7 +179,7 @@ export const CHANNEL_KEYS: Record<NetworkName, readonly [string, string, string,
 export function withChannels(network: unknown, args: Record<string, unknown> | undefined, inChannels: number, outChannels: number | undefined): NetworkSpec {
   const legacy = typeof network === 'object' && network !== null;
   const name = legacy || network === undefined ? 'uxnet' : checkName(network);
-  const given = (legacy ? network : args ?? {}) as Record<string, unknown>;
+  const given = (legacy ? network : (args ?? {})) as Record<string, unknown>;
   const keys = CHANNEL_KEYS[name];
   const hasIn = given[keys[0]] !== undefined || given[keys[1]] !== undefined;
   const hasOut = given[keys[2]] !== undefined || given[keys[3]] !== undefined;
@@ -174,11 +191,15 @@ export function withChannels(network: unknown, args: Record<string, unknown> | u
 export function describeNetwork(spec: NetworkSpec): string {
   const a = spec.args;
   switch (spec.network) {
-    case 'uxnet': return `UX-Net ${(a.featSize as number[]).join('/')} hidden ${a.hiddenSize}`;
-    case 'swin_unetr': return `SwinUNETR feature_size ${a.featureSize}, depths ${(a.depths as number[]).join('/')}, heads ${(a.numHeads as number[]).join('/')}`;
-    case 'unetr': return `UNETR feature_size ${a.featureSize}, hidden ${a.hiddenSize}, img_size ${(a.imgSize as number[]).join('x')}`;
-    case 'nnformer': return `nnFormer embedding_dim ${a.embeddingDim}, depths ${(a.depths as number[]).join('/')}, heads ${(a.numHeads as number[]).join('/')}, crop_size ${(a.cropSize as number[]).join('x')}`;
-    case 'transbts': return `TransBTS embedding_dim ${a.embeddingDim}, unet_base_channels ${a.unetBaseChannels}, img_dim ${a.imgDim}`;
+    case 'uxnet':
+      return `UX-Net ${(a.featSize as number[]).join('/')} hidden ${a.hiddenSize}`;
+    case 'swin_unetr':
+      return `SwinUNETR feature_size ${a.featureSize}, depths ${(a.depths as number[]).join('/')}, heads ${(a.numHeads as number[]).join('/')}`;
+    case 'unetr':
+      return `UNETR feature_size ${a.featureSize}, hidden ${a.hiddenSize}, img_size ${(a.imgSize as number[]).join('x')}`;
+    case 'nnformer':
+      return `nnFormer embedding_dim ${a.embeddingDim}, depths ${(a.depths as number[]).join('/')}, heads ${(a.numHeads as number[]).join('/')}, crop_size ${(a.cropSize as number[]).join('x')}`;
+    case 'transbts':
+      return `TransBTS embedding_dim ${a.embeddingDim}, unet_base_channels ${a.unetBaseChannels}, img_dim ${a.imgDim}`;
   }
 }
-

@@ -32,7 +32,11 @@ class WindowAttention extends Module {
   readonly proj: Linear;
   private readonly rows = new Map<number, Int32Array>();
 
-  constructor(readonly dim: number, readonly heads: number, init: InitContext) {
+  constructor(
+    readonly dim: number,
+    readonly heads: number,
+    init: InitContext,
+  ) {
     super();
     const m = 2 * SWIN_WINDOW - 1;
     // MONAI: trunc_normal_(std=0.02); checkpoints overwrite it.
@@ -116,7 +120,12 @@ class SwinTransformerBlock extends Module {
   readonly norm2: LayerNorm;
   readonly mlp: SwinMLP;
 
-  constructor(readonly dim: number, heads: number, readonly shift: Size3, init: InitContext) {
+  constructor(
+    readonly dim: number,
+    heads: number,
+    readonly shift: Size3,
+    init: InitContext,
+  ) {
     super();
     this.norm1 = this.registerModule('norm1', new LayerNorm(dim, { eps: 1e-5, channelsLast: true, init }));
     this.attn = this.registerModule('attn', new WindowAttention(dim, heads, init));
@@ -133,9 +142,21 @@ class SwinTransformerBlock extends Module {
       const needsPad = padded.some((p, i) => p !== size[i]);
       // Pad tokens are zeros after the norm and take part in attention unmasked (SEMANTICS.md §1.5).
       let h = this.norm1.forward(x);
-      if (needsPad) h = pad(h, [[0, 0], [0, padded[0] - r0], [0, padded[1] - r1], [0, padded[2] - r2], [0, 0]]);
+      if (needsPad)
+        h = pad(h, [
+          [0, 0],
+          [0, padded[0] - r0],
+          [0, padded[1] - r1],
+          [0, padded[2] - r2],
+          [0, 0],
+        ]);
       const shifted = shift.some((s) => s > 0);
-      if (shifted) h = roll(h, shift.map((s) => -s), [1, 2, 3]);
+      if (shifted)
+        h = roll(
+          h,
+          shift.map((s) => -s),
+          [1, 2, 3],
+        );
       const windows = partition(h, window);
       put?.('attn.input', windows);
       const att = this.attn.forward(windows, shifted ? geo.mask : null, put ? (n, t) => put(`attn.${n}`, t) : undefined);
@@ -155,10 +176,22 @@ class SwinTransformerBlock extends Module {
  * (1,1,0) and (0,1,1) of every 2×2×2 cell are dropped (SEMANTICS.md §1.8); then LN(8C) and Linear(8C→2C, no bias).
  */
 class PatchMerging extends Module {
-  static readonly OFFSETS = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 0], [0, 0, 1], [1, 1, 1]] as const;
+  static readonly OFFSETS = [
+    [0, 0, 0],
+    [1, 0, 0],
+    [0, 1, 0],
+    [0, 0, 1],
+    [1, 0, 1],
+    [0, 1, 0],
+    [0, 0, 1],
+    [1, 1, 1],
+  ] as const;
   readonly reduction: Linear;
   readonly norm: LayerNorm;
-  constructor(readonly dim: number, init: InitContext) {
+  constructor(
+    readonly dim: number,
+    init: InitContext,
+  ) {
     super();
     this.reduction = this.registerModule('reduction', new Linear(8 * dim, 2 * dim, { bias: false, init }));
     this.norm = this.registerModule('norm', new LayerNorm(8 * dim, { eps: 1e-5, channelsLast: true, init }));
@@ -178,7 +211,12 @@ class PatchMerging extends Module {
 class BasicLayer extends Module {
   readonly blocks: ModuleList<SwinTransformerBlock>;
   readonly downsample: PatchMerging;
-  constructor(readonly dim: number, depth: number, heads: number, init: InitContext) {
+  constructor(
+    readonly dim: number,
+    depth: number,
+    heads: number,
+    init: InitContext,
+  ) {
     super();
     const half = Math.floor(SWIN_WINDOW / 2);
     const blocks: SwinTransformerBlock[] = [];
@@ -239,8 +277,23 @@ class SwinTransformer extends Module {
 
 /** Names of the main tensors `forwardWithIntermediates` returns (fixture names; block-level ones are added too). */
 export const SWIN_UNETR_ACTIVATIONS = [
-  'input', 'x0', 'x1', 'x2', 'x3', 'x4', ...[0, 1, 2, 3, 4].map((i) => `hidden_states_out.${i}`),
-  'enc0', 'enc1', 'enc2', 'enc3', 'dec4', 'dec3', 'dec2', 'dec1', 'dec0', 'logits',
+  'input',
+  'x0',
+  'x1',
+  'x2',
+  'x3',
+  'x4',
+  ...[0, 1, 2, 3, 4].map((i) => `hidden_states_out.${i}`),
+  'enc0',
+  'enc1',
+  'enc2',
+  'enc3',
+  'dec4',
+  'dec3',
+  'dec2',
+  'dec1',
+  'dec0',
+  'logits',
 ] as const;
 
 /**
@@ -287,18 +340,29 @@ export class SwinUNETR extends Module {
     this.out = this.registerModule('out', new UnetOutBlock(f, cfg.outChannels, { init }));
   }
 
-  get inChannels(): number { return this.config.inChannels; }
-  get outChannels(): number { return this.config.outChannels; }
+  get inChannels(): number {
+    return this.config.inChannels;
+  }
+  get outChannels(): number {
+    return this.config.outChannels;
+  }
   /** Any multiple of 32 works, so there is no fixed input size. */
-  get fixedInputSize(): null { return null; }
+  get fixedInputSize(): null {
+    return null;
+  }
 
   checkInputShape(shape: readonly number[]): void {
     checkBasicInput('SwinUNETR', shape, this.config.inChannels);
     const sp = shape.slice(2);
     if (sp.some((d) => d < 32 || d % 32 !== 0)) {
-      throw new NetworkInputError(`SwinUNETR input spatial size ${sp.join('×')} is invalid: every spatial dimension must be a positive multiple of 32 (the network halves the size five times); pad or crop the volume, or use sliding-window inference`);
+      throw new NetworkInputError(
+        `SwinUNETR input spatial size ${sp.join('×')} is invalid: every spatial dimension must be a positive multiple of 32 (the network halves the size five times); pad or crop the volume, or use sliding-window inference`,
+      );
     }
-    if (sp.every((d) => d === 32)) throw new NetworkInputError(`SwinUNETR input spatial size ${sp.join('×')} gives a 1×1×1 bottleneck, where instance normalisation is undefined (PyTorch refuses it too); use at least 64 in one dimension`);
+    if (sp.every((d) => d === 32))
+      throw new NetworkInputError(
+        `SwinUNETR input spatial size ${sp.join('×')} gives a 1×1×1 bottleneck, where instance normalisation is undefined (PyTorch refuses it too); use at least 64 in one dimension`,
+      );
   }
 
   forward(x: Tensor): Tensor {
@@ -316,7 +380,10 @@ export class SwinUNETR extends Module {
     return tidy(() => {
       const acts = new Map<string, Tensor>([['input', x]]);
       // keep(): intermediates created inside nested tidy scopes must outlive them; the caller owns them.
-      acts.set('logits', this.run(x, (n, t) => acts.set(n, keep(t))));
+      acts.set(
+        'logits',
+        this.run(x, (n, t) => acts.set(n, keep(t))),
+      );
       return acts;
     });
   }

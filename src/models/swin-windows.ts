@@ -32,9 +32,13 @@ export function relativePositionIndex(w: number): Float32Array {
   const m = 2 * w - 1;
   const out = new Float32Array(n * n);
   for (let i = 0; i < n; i++) {
-    const di = Math.floor(i / (w * w)), hi = Math.floor(i / w) % w, wi = i % w;
+    const di = Math.floor(i / (w * w)),
+      hi = Math.floor(i / w) % w,
+      wi = i % w;
     for (let j = 0; j < n; j++) {
-      const dj = Math.floor(j / (w * w)), hj = Math.floor(j / w) % w, wj = j % w;
+      const dj = Math.floor(j / (w * w)),
+        hj = Math.floor(j / w) % w,
+        wj = j % w;
       out[i * n + j] = (di - dj + w - 1) * m * m + (hi - hj + w - 1) * m + (wi - wj + w - 1);
     }
   }

@@ -43,7 +43,11 @@ const SPEC: Record<string, ArgSpec> = {
   hiddenDim: { snake: 'hidden_dim', default: 4096, check: posIntArg },
   dropoutRate: { snake: 'dropout_rate', default: 0.1, check: rate },
   attnDropoutRate: { snake: 'attn_dropout_rate', default: 0.1, check: rate },
-  convPatchRepresentation: { snake: 'conv_patch_representation', default: true, check: (v, n) => (boolArg(v, n) ? v : fail(`${n} must be true (the official call; the linear-encoding path is never used)`)) },
+  convPatchRepresentation: {
+    snake: 'conv_patch_representation',
+    default: true,
+    check: (v, n) => (boolArg(v, n) ? v : fail(`${n} must be true (the official call; the linear-encoding path is never used)`)),
+  },
   positionalEncodingType: { snake: 'positional_encoding_type', default: 'learned', check: onlyArg('learned', 'the official call') },
   unetBaseChannels: { snake: 'unet_base_channels', default: 16, check: posIntArg },
   officialEvalDropout: { snake: 'official_eval_dropout', default: false, check: boolArg },
@@ -53,7 +57,8 @@ export function normalizeTransBTSConfig(input: unknown): TransBTSConfig {
   const c = normalizeArgs<TransBTSConfig>(input, SPEC, 'TransBTS');
   const b = c.unetBaseChannels;
   if (b % 8 !== 0) fail(`TransBTS unet_base_channels must be a multiple of 8 (GroupNorm(8, ·) on every Unet width), got ${b}`);
-  if (c.embeddingDim !== 32 * b) fail(`TransBTS embedding_dim must be 32 × unet_base_channels (${32 * b}): the decoder's widths E/4, E/8, E/16, E/32 meet the Unet skips 8b, 4b, 2b, b; got ${c.embeddingDim}`);
+  if (c.embeddingDim !== 32 * b)
+    fail(`TransBTS embedding_dim must be 32 × unet_base_channels (${32 * b}): the decoder's widths E/4, E/8, E/16, E/32 meet the Unet skips 8b, 4b, 2b, b; got ${c.embeddingDim}`);
   if (c.embeddingDim % c.numHeads !== 0) fail(`TransBTS embedding_dim (${c.embeddingDim}) must be divisible by num_heads (${c.numHeads})`);
   if (c.imgDim % c.patchDim !== 0) fail(`TransBTS img_dim (${c.imgDim}) must be a multiple of patch_dim (${c.patchDim})`);
   if (c.numLayers < 4) fail(`TransBTS num_layers must be at least 4: the decoder reads the output of transformer layer 4 (intmd['7']), got ${c.numLayers}`);

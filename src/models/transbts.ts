@@ -95,7 +95,13 @@ class Unet extends Module {
 class SelfAttention extends Module {
   readonly qkv: Linear;
   readonly proj: Linear;
-  constructor(readonly dim: number, readonly heads: number, init: InitContext, private readonly rates: { attn: number }, private readonly st: Stochastic) {
+  constructor(
+    readonly dim: number,
+    readonly heads: number,
+    init: InitContext,
+    private readonly rates: { attn: number },
+    private readonly st: Stochastic,
+  ) {
     super();
     this.qkv = this.registerModule('qkv', new Linear(dim, 3 * dim, { bias: false, init }));
     this.proj = this.registerModule('proj', new Linear(dim, dim, { init }));
@@ -118,7 +124,13 @@ class SelfAttention extends Module {
 class FeedForward extends Module {
   readonly lin0: Linear;
   readonly lin3: Linear;
-  constructor(dim: number, hidden: number, init: InitContext, private readonly rate: number, private readonly st: Stochastic) {
+  constructor(
+    dim: number,
+    hidden: number,
+    init: InitContext,
+    private readonly rate: number,
+    private readonly st: Stochastic,
+  ) {
     super();
     const net = new Container();
     this.lin0 = net.registerModule('0', new Linear(dim, hidden, { init }));
@@ -135,7 +147,13 @@ class FeedForward extends Module {
 
 /** `Residual(PreNormDrop(...))` / `Residual(PreNorm(...))`: keys `fn.norm.*`, `fn.fn.*`. x + [Dropout](fn(LN(x))). */
 class ResidualPreNorm extends Module {
-  constructor(readonly body: SelfAttention | FeedForward, dim: number, init: InitContext, private readonly dropRate: number, private readonly st: Stochastic) {
+  constructor(
+    readonly body: SelfAttention | FeedForward,
+    dim: number,
+    init: InitContext,
+    private readonly dropRate: number,
+    private readonly st: Stochastic,
+  ) {
     super();
     const fn = new Container();
     this.norm = fn.registerModule('norm', new LayerNorm(dim, { eps: 1e-5, channelsLast: true, init }));
@@ -175,8 +193,10 @@ class PostActBlock extends Module {
   constructor(c: number, order: readonly ('bn1' | 'bn2' | 'conv1' | 'conv2')[], init: InitContext) {
     super();
     const made = {
-      bn1: () => new BatchNorm3d(c, { init }), bn2: () => new BatchNorm3d(c, { init }),
-      conv1: () => conv3(c, c, init), conv2: () => conv3(c, c, init),
+      bn1: () => new BatchNorm3d(c, { init }),
+      bn2: () => new BatchNorm3d(c, { init }),
+      conv1: () => conv3(c, c, init),
+      conv2: () => conv3(c, c, init),
     };
     const m: Record<string, Module> = {};
     for (const k of order) m[k] = this.registerModule(k, made[k]());
@@ -208,8 +228,27 @@ class DeUpCat extends Module {
 
 /** Names of the main tensors `forwardWithIntermediates` returns (the fixture names). */
 export const TRANSBTS_ACTIVATIONS = [
-  'input', 'Unet.InitConv', 'x1_1', 'x2_1', 'x3_1', 'unet_x', 'bn', 'conv_x', 'tokens', 'tokens_pe', 'pre_head_ln', 'x8',
-  'Enblock8_1', 'Enblock8_2', 'DeUp4', 'DeBlock4', 'DeUp3', 'DeBlock3', 'DeUp2', 'DeBlock2', 'logits',
+  'input',
+  'Unet.InitConv',
+  'x1_1',
+  'x2_1',
+  'x3_1',
+  'unet_x',
+  'bn',
+  'conv_x',
+  'tokens',
+  'tokens_pe',
+  'pre_head_ln',
+  'x8',
+  'Enblock8_1',
+  'Enblock8_2',
+  'DeUp4',
+  'DeBlock4',
+  'DeUp3',
+  'DeBlock3',
+  'DeUp2',
+  'DeBlock2',
+  'logits',
 ] as const;
 
 /**
@@ -274,15 +313,25 @@ export class TransBTS extends Module {
     this.endconv = this.registerModule('endconv', new Conv3d(b, cfg.numClasses, 1, { init }));
   }
 
-  get inChannels(): number { return this.config.numChannels; }
-  get outChannels(): number { return this.config.numClasses; }
+  get inChannels(): number {
+    return this.config.numChannels;
+  }
+  get outChannels(): number {
+    return this.config.numClasses;
+  }
   /** The position embeddings fix the input to img_dim³. */
-  get fixedInputSize(): [number, number, number] { const d = this.config.imgDim; return [d, d, d]; }
+  get fixedInputSize(): [number, number, number] {
+    const d = this.config.imgDim;
+    return [d, d, d];
+  }
 
   checkInputShape(shape: readonly number[]): void {
     checkBasicInput('TransBTS', shape, this.config.numChannels);
     const d = this.config.imgDim;
-    if (shape.slice(2).some((s) => s !== d)) throw new NetworkInputError(`TransBTS input spatial size ${shape.slice(2).join('×')} is invalid: the network takes exactly img_dim³ = ${d}×${d}×${d} (its ${(d / 8) ** 3} position embeddings are fixed); use sliding-window inference with that window`);
+    if (shape.slice(2).some((s) => s !== d))
+      throw new NetworkInputError(
+        `TransBTS input spatial size ${shape.slice(2).join('×')} is invalid: the network takes exactly img_dim³ = ${d}×${d}×${d} (its ${(d / 8) ** 3} position embeddings are fixed); use sliding-window inference with that window`,
+      );
   }
 
   forward(x: Tensor): Tensor {
@@ -295,7 +344,10 @@ export class TransBTS extends Module {
     return tidy(() => {
       const acts = new Map<string, Tensor>([['input', x]]);
       // keep(): intermediates recorded inside nested tidy scopes belong to the caller.
-      acts.set('logits', this.run(x, (n, t) => acts.set(n, keep(t))));
+      acts.set(
+        'logits',
+        this.run(x, (n, t) => acts.set(n, keep(t))),
+      );
       return acts;
     });
   }

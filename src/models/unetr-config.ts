@@ -32,7 +32,8 @@ const SPEC: Record<string, ArgSpec> = {
   mlpDim: { snake: 'mlp_dim', default: 3072, check: posIntArg },
   numHeads: { snake: 'num_heads', default: 12, check: posIntArg },
   posEmbed: {
-    snake: 'pos_embed', default: 'perceptron',
+    snake: 'pos_embed',
+    default: 'perceptron',
     check: (v, n) => (v === 'perceptron' || v === 'conv' ? v : fail(`${n} must be "perceptron" or "conv", got ${JSON.stringify(v)}`)),
   },
   normName: { snake: 'norm_name', default: 'instance', check: onlyArg('instance', 'the only normalisation implemented') },

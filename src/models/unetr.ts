@@ -34,7 +34,11 @@ class MLPBlock extends Module {
 class SABlock extends Module {
   readonly out_proj: Linear;
   readonly qkv: Linear;
-  constructor(readonly hidden: number, readonly heads: number, init: InitContext) {
+  constructor(
+    readonly hidden: number,
+    readonly heads: number,
+    init: InitContext,
+  ) {
     super();
     // Registration order = MONAI's: out_proj is created before qkv.
     this.out_proj = this.registerModule('out_proj', new Linear(hidden, hidden, { init }));
@@ -46,7 +50,9 @@ class SABlock extends Module {
       const d = this.hidden / this.heads;
       const qkv = permute(reshape(this.qkv.forward(x), [b, n, 3, this.heads, d]), [2, 0, 3, 1, 4]);
       const part = (i: number) => reshape(slice(qkv, [i, 0, 0, 0, 0], [i + 1, b, this.heads, n, d]), [b, this.heads, n, d]);
-      const q = part(0), k = part(1), v = part(2);
+      const q = part(0),
+        k = part(1),
+        v = part(2);
       const att = softmaxLast(scale(matmul(q, k, { transB: true }), d ** -0.5));
       const o = reshape(permute(matmul(att, v), [0, 2, 1, 3]), [b, n, this.hidden]);
       return this.out_proj.forward(o);
@@ -90,7 +96,10 @@ class PerceptronEmbedding extends Module {
 class PatchEmbeddingBlock extends Module {
   readonly position_embeddings: Tensor;
   readonly patch_embeddings: PerceptronEmbedding | Conv3d;
-  constructor(readonly cfg: UNETRConfig, init: InitContext) {
+  constructor(
+    readonly cfg: UNETRConfig,
+    init: InitContext,
+  ) {
     super();
     const grid = cfg.imgSize.map((s) => s / UNETR_PATCH);
     const nPatches = grid[0]! * grid[1]! * grid[2]!;
@@ -158,10 +167,12 @@ export class UnetrPrUpBlock extends Module implements Layer {
     this.transp_conv_init = this.registerModule('transp_conv_init', new Convolution(inChannels, outChannels, { kernelSize: 2, stride: 2, transposed: true }, init));
     const blocks: Sequential[] = [];
     for (let i = 0; i < numLayer; i++) {
-      blocks.push(new Sequential([
-        new Convolution(outChannels, outChannels, { kernelSize: 2, stride: 2, transposed: true }, init),
-        new UnetResBlock(outChannels, outChannels, { kernelSize: 3, stride: 1, init }),
-      ]));
+      blocks.push(
+        new Sequential([
+          new Convolution(outChannels, outChannels, { kernelSize: 2, stride: 2, transposed: true }, init),
+          new UnetResBlock(outChannels, outChannels, { kernelSize: 3, stride: 1, init }),
+        ]),
+      );
     }
     this.blocks = this.registerModule('blocks', new ModuleList(blocks));
   }
@@ -176,8 +187,25 @@ export class UnetrPrUpBlock extends Module implements Layer {
 
 /** Names of the tensors `forwardWithIntermediates` returns (the fixture names). */
 export const UNETR_ACTIVATIONS = [
-  'input', 'patches', 'tokens', 'embeddings', ...Array.from({ length: 12 }, (_, i) => `hidden_states_out.${i}`), 'x',
-  'enc1', 'proj_feat.x2', 'enc2', 'proj_feat.x3', 'enc3', 'proj_feat.x4', 'enc4', 'dec4', 'dec3', 'dec2', 'dec1', 'out', 'logits',
+  'input',
+  'patches',
+  'tokens',
+  'embeddings',
+  ...Array.from({ length: 12 }, (_, i) => `hidden_states_out.${i}`),
+  'x',
+  'enc1',
+  'proj_feat.x2',
+  'enc2',
+  'proj_feat.x3',
+  'enc3',
+  'proj_feat.x4',
+  'enc4',
+  'dec4',
+  'dec3',
+  'dec2',
+  'dec1',
+  'out',
+  'logits',
 ] as const;
 
 /**
@@ -219,16 +247,24 @@ export class UNETR extends Module {
     this.out = this.registerModule('out', new UnetOutBlock(fs, cfg.outChannels, { init }));
   }
 
-  get inChannels(): number { return this.config.inChannels; }
-  get outChannels(): number { return this.config.outChannels; }
+  get inChannels(): number {
+    return this.config.inChannels;
+  }
+  get outChannels(): number {
+    return this.config.outChannels;
+  }
   /** The only input size this network takes, so sliding-window inference uses it as its window. */
-  get fixedInputSize(): [number, number, number] { return [...this.config.imgSize]; }
+  get fixedInputSize(): [number, number, number] {
+    return [...this.config.imgSize];
+  }
 
   checkInputShape(shape: readonly number[]): void {
     checkBasicInput('UNETR', shape, this.config.inChannels);
     const sp = shape.slice(2);
     if (sp.some((d, i) => d !== this.config.imgSize[i])) {
-      throw new NetworkInputError(`UNETR input spatial size ${sp.join('×')} is invalid: this network takes exactly img_size ${this.config.imgSize.join('×')} (its position embeddings are sized for it); crop or pad the volume, or use sliding-window inference with that window`);
+      throw new NetworkInputError(
+        `UNETR input spatial size ${sp.join('×')} is invalid: this network takes exactly img_size ${this.config.imgSize.join('×')} (its position embeddings are sized for it); crop or pad the volume, or use sliding-window inference with that window`,
+      );
     }
   }
 
@@ -243,7 +279,10 @@ export class UNETR extends Module {
     return tidy(() => {
       const acts = new Map<string, Tensor>([['input', x]]);
       // keep(): intermediates created inside nested tidy scopes must outlive them; the caller owns them.
-      acts.set('logits', this.run(x, (n, t) => acts.set(n, keep(t))));
+      acts.set(
+        'logits',
+        this.run(x, (n, t) => acts.set(n, keep(t))),
+      );
       return acts;
     });
   }

@@ -29,7 +29,10 @@ export class UxBlock extends Module implements Layer {
   readonly act: GELU;
   readonly pwconv2: Conv3d;
 
-  constructor(readonly dim: number, opts: UxBlockOptions = {}) {
+  constructor(
+    readonly dim: number,
+    opts: UxBlockOptions = {},
+  ) {
     super();
     const init = initContext(opts);
     const k = opts.kernelSize ?? 7;
@@ -81,9 +84,7 @@ export class UxNetConv extends Module {
     const init = initContext(opts);
     const { inChans, depths, dims } = opts;
     if (depths.length !== 4 || dims.length !== 4) throw new Error('uxnet_conv needs 4 depths and 4 dims');
-    const down: Sequential[] = [
-      new Sequential([new Conv3d(inChans, dims[0]!, 7, { stride: 2, padding: 3, init }), new LayerNorm(dims[0]!, { eps: 1e-6, init })]),
-    ];
+    const down: Sequential[] = [new Sequential([new Conv3d(inChans, dims[0]!, 7, { stride: 2, padding: 3, init }), new LayerNorm(dims[0]!, { eps: 1e-6, init })])];
     for (let i = 0; i < 3; i++) {
       down.push(new Sequential([new LayerNorm(dims[i]!, { eps: 1e-6, init }), new Conv3d(dims[i]!, dims[i + 1]!, 2, { stride: 2, init })]));
     }

@@ -22,7 +22,24 @@ export interface UXNetOptions {
 }
 
 /** Names of the tensors returned by `forwardWithIntermediates`, as in the official `forward()` (fixture names). */
-export const UXNET_ACTIVATIONS = ['input', 'outs0', 'outs1', 'outs2', 'outs3', 'enc1', 'enc2', 'enc3', 'enc4', 'enc_hidden', 'dec3', 'dec2', 'dec1', 'dec0', 'final', 'logits'] as const;
+export const UXNET_ACTIVATIONS = [
+  'input',
+  'outs0',
+  'outs1',
+  'outs2',
+  'outs3',
+  'enc1',
+  'enc2',
+  'enc3',
+  'enc4',
+  'enc_hidden',
+  'dec3',
+  'dec2',
+  'dec1',
+  'dec0',
+  'final',
+  'logits',
+] as const;
 
 /**
  * 3D UX-Net (Lee et al., ICLR 2023), a port of the official `UXNET` (MASILab/3DUX-Net) with
@@ -61,7 +78,10 @@ export class UXNet extends Module {
     const init = initContext({ seed: opts.seed, meta: opts.meta });
     const f = cfg.featSize as [number, number, number, number];
     const res = { kernelSize: 3, stride: 1, init };
-    this.uxnet_3d = this.registerModule('uxnet_3d', new UxNetConv({ inChans: cfg.inChans, depths: cfg.depths, dims: f, layerScaleInit: cfg.layerScaleInit, kernelSize: cfg.kernelSize, init }));
+    this.uxnet_3d = this.registerModule(
+      'uxnet_3d',
+      new UxNetConv({ inChans: cfg.inChans, depths: cfg.depths, dims: f, layerScaleInit: cfg.layerScaleInit, kernelSize: cfg.kernelSize, init }),
+    );
     this.encoder1 = this.registerModule('encoder1', new UnetrBasicBlock(cfg.inChans, f[0], res));
     this.encoder2 = this.registerModule('encoder2', new UnetrBasicBlock(f[0], f[1], res));
     this.encoder3 = this.registerModule('encoder3', new UnetrBasicBlock(f[1], f[2], res));
@@ -87,10 +107,16 @@ export class UXNet extends Module {
     return new UXNet(config, { meta: true }).numParameters();
   }
 
-  get inChannels(): number { return this.config.inChans; }
-  get outChannels(): number { return this.config.outChans; }
+  get inChannels(): number {
+    return this.config.inChans;
+  }
+  get outChannels(): number {
+    return this.config.outChans;
+  }
   /** Any multiple of 16 works, so there is no fixed input size. */
-  get fixedInputSize(): null { return null; }
+  get fixedInputSize(): null {
+    return null;
+  }
 
   /** Throws UXNetInputError unless `shape` is a valid input shape for this model (checked before any compute). */
   checkInputShape(shape: readonly number[]): void {
@@ -100,9 +126,15 @@ export class UXNet extends Module {
     if (n < 1) throw new UXNetInputError(`UX-Net input has an empty batch: shape ${s}`);
     if (c !== this.config.inChans) throw new UXNetInputError(`UX-Net input has ${c} channel(s) but the model expects inChans = ${this.config.inChans} (shape ${s})`);
     const bad = sp.filter((d) => d < 16 || d % 16 !== 0);
-    if (bad.length) throw new UXNetInputError(`UX-Net input spatial size ${sp.join('×')} is invalid: every spatial dimension must be a positive multiple of 16 (the network downsamples 4 times by 2 and concatenates skip connections); pad or crop the volume, or use sliding-window inference`);
+    if (bad.length)
+      throw new UXNetInputError(
+        `UX-Net input spatial size ${sp.join('×')} is invalid: every spatial dimension must be a positive multiple of 16 (the network downsamples 4 times by 2 and concatenates skip connections); pad or crop the volume, or use sliding-window inference`,
+      );
     const bottleneck = sp.map((d) => d / 16);
-    if (bottleneck.every((d) => d === 1)) throw new UXNetInputError(`UX-Net input spatial size ${sp.join('×')} gives a 1×1×1 bottleneck, where instance normalisation is undefined (PyTorch refuses it too); use at least 32 in one dimension`);
+    if (bottleneck.every((d) => d === 1))
+      throw new UXNetInputError(
+        `UX-Net input spatial size ${sp.join('×')} gives a 1×1×1 bottleneck, where instance normalisation is undefined (PyTorch refuses it too); use at least 32 in one dimension`,
+      );
   }
 
   /** Raw logits [N, outChans, D, H, W]. Intermediates are freed as soon as they are no longer needed. */
@@ -128,8 +160,13 @@ export class UXNet extends Module {
 
   private run(x: Tensor, acts: Map<string, Tensor> | null): { logits: Tensor } {
     const keep = acts !== null;
-    const put = (name: string, t: Tensor) => { acts?.set(name, t); return t; };
-    const drop = (...ts: Tensor[]) => { if (!keep) for (const t of ts) t.dispose(); };
+    const put = (name: string, t: Tensor) => {
+      acts?.set(name, t);
+      return t;
+    };
+    const drop = (...ts: Tensor[]) => {
+      if (!keep) for (const t of ts) t.dispose();
+    };
     put('input', x);
     const detail = keep ? new Map<string, Tensor>() : undefined;
     const outs = this.uxnet_3d.forward(x, detail);

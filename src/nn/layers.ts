@@ -41,7 +41,12 @@ export class Conv3d extends Module implements Layer {
   readonly padding: Triple;
   readonly groups: number;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Size3, opts: Conv3dOptions = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: Size3,
+    opts: Conv3dOptions = {},
+  ) {
     super();
     positiveInt(inChannels, 'Conv3d in_channels');
     positiveInt(outChannels, 'Conv3d out_channels');
@@ -49,7 +54,8 @@ export class Conv3d extends Module implements Layer {
     this.stride = triple(opts.stride ?? 1, 'Conv3d stride');
     this.padding = triple(opts.padding ?? 0, 'Conv3d padding');
     this.groups = positiveInt(opts.groups ?? 1, 'Conv3d groups');
-    if (inChannels % this.groups || outChannels % this.groups) throw new Error(`Conv3d: in (${inChannels}) and out (${outChannels}) channels must be divisible by groups (${this.groups})`);
+    if (inChannels % this.groups || outChannels % this.groups)
+      throw new Error(`Conv3d: in (${inChannels}) and out (${outChannels}) channels must be divisible by groups (${this.groups})`);
     const ctx = initContext(opts);
     const fanIn = (inChannels / this.groups) * k[0] * k[1] * k[2];
     const bound = 1 / Math.sqrt(fanIn);
@@ -78,7 +84,12 @@ export class ConvTranspose3d extends Module implements Layer {
   readonly stride: Triple;
   readonly padding: Triple;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Size3, opts: ConvTranspose3dOptions = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: Size3,
+    opts: ConvTranspose3dOptions = {},
+  ) {
     super();
     positiveInt(inChannels, 'ConvTranspose3d in_channels');
     positiveInt(outChannels, 'ConvTranspose3d out_channels');
@@ -121,7 +132,10 @@ export class LayerNorm extends Module implements Layer {
   readonly eps: number;
   readonly channelsLast: boolean;
 
-  constructor(readonly normalizedShape: number, opts: LayerNormOptions = {}) {
+  constructor(
+    readonly normalizedShape: number,
+    opts: LayerNormOptions = {},
+  ) {
     super();
     positiveInt(normalizedShape, 'LayerNorm normalized_shape');
     this.eps = opts.eps ?? 1e-6;

@@ -16,9 +16,14 @@ export class Linear extends Module implements Layer {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LinearOptions = {},
+  ) {
     super();
-    if (!Number.isInteger(inFeatures) || inFeatures <= 0 || !Number.isInteger(outFeatures) || outFeatures <= 0) throw new Error(`Linear(${inFeatures}, ${outFeatures}): sizes must be positive integers`);
+    if (!Number.isInteger(inFeatures) || inFeatures <= 0 || !Number.isInteger(outFeatures) || outFeatures <= 0)
+      throw new Error(`Linear(${inFeatures}, ${outFeatures}): sizes must be positive integers`);
     const ctx = initContext(opts);
     const bound = 1 / Math.sqrt(inFeatures);
     const init = (n: number, rng: Rng) => rng.uniformArray(n, -bound, bound);

@@ -36,7 +36,8 @@ export function countMacs(model: Module & { forward(x: Tensor): Tensor }, shape:
     if (typeof layer.forward !== 'function' || !(m instanceof Conv3d || m instanceof ConvTranspose3d || (m as unknown as { weight?: Tensor }).weight?.shape.length === 2)) continue;
     const orig = layer.forward;
     Object.defineProperty(layer, 'forward', {
-      configurable: true, writable: true,
+      configurable: true,
+      writable: true,
       value: (x: Tensor) => {
         const y = orig.call(layer, x);
         total += layerMacs(m, x.shape, y.shape) ?? 0;
@@ -46,7 +47,11 @@ export function countMacs(model: Module & { forward(x: Tensor): Tensor }, shape:
     wrapped.push(m);
   }
   try {
-    tidy(() => noGrad(() => { model.forward(zeros(shape)); }));
+    tidy(() =>
+      noGrad(() => {
+        model.forward(zeros(shape));
+      }),
+    );
   } finally {
     for (const m of wrapped) delete (m as unknown as { forward?: unknown }).forward;
   }

@@ -40,7 +40,12 @@ export class StateDictError extends InputError {
   constructor(readonly report: LoadReport) {
     const parts: string[] = [];
     if (report.mismatched.length) {
-      parts.push(`${report.mismatched.length} shape mismatch(es): ${report.mismatched.slice(0, 20).map((m) => `${m.key} expected ${fmt(m.expected)} got ${fmt(m.got)}`).join('; ')}${report.mismatched.length > 20 ? '; …' : ''}`);
+      parts.push(
+        `${report.mismatched.length} shape mismatch(es): ${report.mismatched
+          .slice(0, 20)
+          .map((m) => `${m.key} expected ${fmt(m.expected)} got ${fmt(m.got)}`)
+          .join('; ')}${report.mismatched.length > 20 ? '; …' : ''}`,
+      );
     }
     if (report.missing.length) parts.push(`${report.missing.length} missing key(s): ${listNames(report.missing)}`);
     if (report.unexpected.length) parts.push(`${report.unexpected.length} unexpected key(s): ${listNames(report.unexpected)}`);
@@ -152,7 +157,9 @@ export abstract class Module {
 
   /** The mutable buffers (BatchNorm running statistics) as state-dict entries (copies), saved beside the parameters. */
   namedStateBuffers(): [string, { shape: readonly number[]; data: Float32Array }][] {
-    return this.namedBuffers().filter(([, b]) => b.mutable).map(([k, b]) => [k, { shape: b.shape, data: b.values.slice() }]);
+    return this.namedBuffers()
+      .filter(([, b]) => b.mutable)
+      .map(([k, b]) => [k, { shape: b.shape, data: b.values.slice() }]);
   }
 
   /** Every state-dict key with its shape, in PyTorch's order: each module's parameters, then its buffers, then its children. */
@@ -234,9 +241,15 @@ export abstract class Module {
     const statesToLoad: [BufferSlot, StateValue][] = [];
     for (const [key, p] of own) {
       const v = given.get(key);
-      if (!v) { report.missing.push(key); continue; }
+      if (!v) {
+        report.missing.push(key);
+        continue;
+      }
       const same = v.shape.length === p.shape.length && v.shape.every((d, i) => d === p.shape[i]);
-      if (!same) { report.mismatched.push({ key, expected: [...p.shape], got: [...v.shape] }); continue; }
+      if (!same) {
+        report.mismatched.push({ key, expected: [...p.shape], got: [...v.shape] });
+        continue;
+      }
       toLoad.push([p, v]);
       report.loaded.push(key);
     }
@@ -244,8 +257,14 @@ export abstract class Module {
       ownKeys.add(key);
       const v = given.get(key);
       if (!v) continue;
-      if (v.shape.length !== b.shape.length || v.shape.some((d, i) => d !== b.shape[i])) { report.mismatched.push({ key, expected: [...b.shape], got: [...v.shape] }); continue; }
-      if (b.mutable) { statesToLoad.push([b, v]); continue; }
+      if (v.shape.length !== b.shape.length || v.shape.some((d, i) => d !== b.shape[i])) {
+        report.mismatched.push({ key, expected: [...b.shape], got: [...v.shape] });
+        continue;
+      }
+      if (b.mutable) {
+        statesToLoad.push([b, v]);
+        continue;
+      }
       const data = 'dataSync' in v ? v.dataSync() : v.data;
       let same = data.length === b.values.length;
       for (let i = 0; same && i < data.length; i++) same = data[i] === b.values[i];

@@ -10,9 +10,14 @@ import { initContext, Module, type BufferSlot, type InitOptions, type Layer } fr
 export class GroupNorm extends Module implements Layer {
   readonly weight: Tensor;
   readonly bias: Tensor;
-  constructor(readonly numGroups: number, readonly numChannels: number, opts: InitOptions & { eps?: number } = {}) {
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    opts: InitOptions & { eps?: number } = {},
+  ) {
     super();
-    if (!Number.isInteger(numGroups) || numGroups < 1 || numChannels % numGroups !== 0) throw new Error(`GroupNorm(${numGroups}, ${numChannels}): num_channels must be divisible by num_groups`);
+    if (!Number.isInteger(numGroups) || numGroups < 1 || numChannels % numGroups !== 0)
+      throw new Error(`GroupNorm(${numGroups}, ${numChannels}): num_channels must be divisible by num_groups`);
     const ctx = initContext(opts);
     this.eps = opts.eps ?? 1e-5;
     this.weight = this.createParameter(ctx, 'weight', [numChannels], (n) => new Float32Array(n).fill(1));
@@ -43,7 +48,10 @@ export class BatchNorm3d extends Module implements Layer {
   private readonly tracked: BufferSlot;
   private pending: { mean: Tensor; varUnbiased: Tensor }[] = [];
 
-  constructor(readonly numFeatures: number, opts: InitOptions = {}) {
+  constructor(
+    readonly numFeatures: number,
+    opts: InitOptions = {},
+  ) {
     super();
     const ctx = initContext(opts);
     this.weight = this.createParameter(ctx, 'weight', [numFeatures], (n) => new Float32Array(n).fill(1));

@@ -45,13 +45,19 @@ const models = new Map<string, { digest: string; loading: Promise<LoadedModel> }
 const MAX_MODELS = 2;
 
 function dispose(entry: { loading: Promise<LoadedModel> }): void {
-  entry.loading.then((m) => m.model.dispose(), () => {});
+  entry.loading.then(
+    (m) => m.model.dispose(),
+    () => {},
+  );
 }
 
 async function modelFor(dir: string, digest: string): Promise<LoadedModel> {
   const hit = models.get(dir);
   if (hit && hit.digest === digest) return hit.loading;
-  if (hit) { dispose(hit); models.delete(dir); }
+  if (hit) {
+    dispose(hit);
+    models.delete(dir);
+  }
   while (models.size >= MAX_MODELS) {
     const [oldest, m] = models.entries().next().value!;
     dispose(m);

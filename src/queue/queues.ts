@@ -50,11 +50,13 @@ export async function checkRedis(target: RedisTarget, timeoutMs = 5_000): Promis
   const client = new Redis(target.url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
   // connect() itself may only say "Connection is closed"; the event carries the cause (WRONGPASS...).
   let cause: Error | null = null;
-  client.on('error', (e: Error) => { cause ??= e; });
+  client.on('error', (e: Error) => {
+    cause ??= e;
+  });
   try {
     await client.connect();
     await client.ping();
-    const policy = await client.config('GET', 'maxmemory-policy').catch(() => null) as string[] | null;
+    const policy = (await client.config('GET', 'maxmemory-policy').catch(() => null)) as string[] | null;
     const warnings: string[] = [];
     if (policy && policy[1] && policy[1] !== 'noeviction') warnings.push(`Redis maxmemory-policy is ${policy[1]}; BullMQ needs noeviction, or queued jobs may be evicted`);
     return { warnings };

@@ -8,51 +8,62 @@ import { JobPayloadError } from './errors.js';
  * reason instead of doing something half-understood.
  */
 
-const absPath = z.string().min(1).refine((p) => isAbsolute(p), { message: 'must be an absolute path' }).refine((p) => !p.includes('\0'), { message: 'must not contain NUL' });
+const absPath = z
+  .string()
+  .min(1)
+  .refine((p) => isAbsolute(p), { message: 'must be an absolute path' })
+  .refine((p) => !p.includes('\0'), { message: 'must not contain NUL' });
 
-export const PredictOptionsSchema = z.object({
-  tta: z.boolean(),
-  fast: z.boolean(),
-  overlap: z.number().min(0).lt(1).optional(),
-  mode: z.enum(['gaussian', 'constant']).optional(),
-  swBatch: z.number().int().positive().optional(),
-}).strict();
+export const PredictOptionsSchema = z
+  .object({
+    tta: z.boolean(),
+    fast: z.boolean(),
+    overlap: z.number().min(0).lt(1).optional(),
+    mode: z.enum(['gaussian', 'constant']).optional(),
+    swBatch: z.number().int().positive().optional(),
+  })
+  .strict();
 
-export const PredictJobSchema = z.object({
-  kind: z.literal('predict'),
-  /** Case name, for progress and failure reports. */
-  case: z.string().min(1),
-  input: absPath,
-  output: absPath.refine((p) => /\.nii(\.gz)?$/i.test(p), { message: 'must end in .nii or .nii.gz' }),
-  model: absPath,
-  /** sha256 of the model folder's model.json and weights at submission: a worker refuses a changed model. */
-  modelDigest: z.string().regex(/^[0-9a-f]{64}$/),
-  options: PredictOptionsSchema,
-}).strict();
+export const PredictJobSchema = z
+  .object({
+    kind: z.literal('predict'),
+    /** Case name, for progress and failure reports. */
+    case: z.string().min(1),
+    input: absPath,
+    output: absPath.refine((p) => /\.nii(\.gz)?$/i.test(p), { message: 'must end in .nii or .nii.gz' }),
+    model: absPath,
+    /** sha256 of the model folder's model.json and weights at submission: a worker refuses a changed model. */
+    modelDigest: z.string().regex(/^[0-9a-f]{64}$/),
+    options: PredictOptionsSchema,
+  })
+  .strict();
 
 /** Paths inside a training config that are read or written (checked against --root by the worker). */
 export const TRAIN_READ_PATHS = ['dataset', 'split', 'init'] as const;
 export const TRAIN_WRITE_PATHS = ['outDir', 'cacheDir', 'modelDir'] as const;
 
-export const TrainJobSchema = z.object({
-  kind: z.literal('train'),
-  /** A resolved TrainConfig (src/train/config.ts validates the rest of its fields). */
-  config: z.object({
-    dataset: absPath,
-    outDir: absPath,
-    preset: z.string().min(1),
-    split: absPath.optional(),
-    init: absPath.optional(),
-    cacheDir: absPath.optional(),
-    modelDir: absPath.optional(),
-  }).passthrough(),
-}).strict();
+export const TrainJobSchema = z
+  .object({
+    kind: z.literal('train'),
+    /** A resolved TrainConfig (src/train/config.ts validates the rest of its fields). */
+    config: z
+      .object({
+        dataset: absPath,
+        outDir: absPath,
+        preset: z.string().min(1),
+        split: absPath.optional(),
+        init: absPath.optional(),
+        cacheDir: absPath.optional(),
+        modelDir: absPath.optional(),
+      })
+      .passthrough(),
+  })
+  .strict();
 
 export type PredictJobData = z.infer<typeof PredictJobSchema>;
 export type PredictJobOptions = z.infer<typeof PredictOptionsSchema>;
 export type TrainJobData = z.infer<typeof TrainJobSchema>;
 export type JobData = PredictJobData | TrainJobData;
-
 
 function check<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
   const r = schema.safeParse(data);

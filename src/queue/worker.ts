@@ -36,43 +36,49 @@ const OUTPUTS_KEY = `${KEY_PREFIX}:outputs`;
 export async function startQueueWorker(o: QueueWorkerOptions): Promise<RunningWorker> {
   const log = (s: string) => o.log(redact(s, o.target.secrets));
   const client = new Redis(o.target.url, { maxRetriesPerRequest: null });
-  client.on('error', () => { /* the BullMQ workers report connection trouble */ });
+  client.on('error', () => {
+    /* the BullMQ workers report connection trouble */
+  });
   const records: OutputRecords = {
     get: async (k) => client.hget(OUTPUTS_KEY, k),
-    set: async (k, v) => { await client.hset(OUTPUTS_KEY, k, v); },
+    set: async (k, v) => {
+      await client.hset(OUTPUTS_KEY, k, v);
+    },
   };
   const activeTrain = new Map<string, { job: Job; token: string }>();
 
-  const processor = (queue: QueueName) => async (job: Job, token?: string): Promise<unknown> => {
-    const id = job.id!;
-    const t0 = Date.now();
-    log(`${id}: start, attempt ${job.attemptsMade + 1} of ${job.opts.attempts ?? 1}`);
-    try {
-      let result: unknown;
-      if (queue === 'predict') {
-        const r = await runPredictJob(validatePredictJob(job.data), id, { roots: o.roots, records });
-        log(`${id}: ${r.skipped ? 'identical output already there, kept' : `wrote ${r.output}`} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-        result = r;
-      } else {
-        activeTrain.set(id, { job, token: token! });
-        try {
-          const r = await runTrainJob(validateTrainJob(job.data), id, { roots: o.roots, log: (s) => log(`${id}: ${s}`) });
-          log(`${id}: training done (${((Date.now() - t0) / 60000).toFixed(1)} min)`);
+  const processor =
+    (queue: QueueName) =>
+    async (job: Job, token?: string): Promise<unknown> => {
+      const id = job.id!;
+      const t0 = Date.now();
+      log(`${id}: start, attempt ${job.attemptsMade + 1} of ${job.opts.attempts ?? 1}`);
+      try {
+        let result: unknown;
+        if (queue === 'predict') {
+          const r = await runPredictJob(validatePredictJob(job.data), id, { roots: o.roots, records });
+          log(`${id}: ${r.skipped ? 'identical output already there, kept' : `wrote ${r.output}`} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
           result = r;
-        } finally {
-          activeTrain.delete(id);
+        } else {
+          activeTrain.set(id, { job, token: token! });
+          try {
+            const r = await runTrainJob(validateTrainJob(job.data), id, { roots: o.roots, log: (s) => log(`${id}: ${s}`) });
+            log(`${id}: training done (${((Date.now() - t0) / 60000).toFixed(1)} min)`);
+            result = r;
+          } finally {
+            activeTrain.delete(id);
+          }
         }
+        return result;
+      } catch (e) {
+        const msg = redact((e as Error)?.message ?? String(e), o.target.secrets);
+        log(`${id}: failed: ${msg}`);
+        // Refusals and malformed payloads fail at once: retrying cannot change their outcome.
+        if (e instanceof PermanentJobError) throw new UnrecoverableError(msg);
+        if (e instanceof Error) e.message = msg;
+        throw e;
       }
-      return result;
-    } catch (e) {
-      const msg = redact((e as Error)?.message ?? String(e), o.target.secrets);
-      log(`${id}: failed: ${msg}`);
-      // Refusals and malformed payloads fail at once: retrying cannot change their outcome.
-      if (e instanceof PermanentJobError) throw new UnrecoverableError(msg);
-      if (e instanceof Error) e.message = msg;
-      throw e;
-    }
-  };
+    };
 
   const workers = o.queues.map((q) => {
     const w = new Worker(q, processor(q), {
@@ -91,7 +97,9 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<RunningWo
       if (msg !== lastError) log(`queue ${q}: ${msg}`);
       lastError = msg;
     });
-    w.on('ready', () => { lastError = ''; });
+    w.on('ready', () => {
+      lastError = '';
+    });
     w.on('stalled', (jobId) => log(`${jobId}: a worker stopped renewing its lock; the job goes back to waiting`));
     return w;
   });

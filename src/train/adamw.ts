@@ -62,7 +62,9 @@ export class AdamW {
     this.beta2 = b2;
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.01;
-    const bad = (ok: boolean, msg: string) => { if (!ok) throw new Error(`AdamW: ${msg}`); };
+    const bad = (ok: boolean, msg: string) => {
+      if (!ok) throw new Error(`AdamW: ${msg}`);
+    };
     bad(Number.isFinite(this.lr) && this.lr >= 0, `invalid learning rate ${this.lr}`);
     bad(b1 >= 0 && b1 < 1, `invalid beta1 ${b1}`);
     bad(b2 >= 0 && b2 < 1, `invalid beta2 ${b2}`);
@@ -83,7 +85,12 @@ export class AdamW {
       }
       s.step += 1;
       runKernel('adamwStep', p.backendName, p.info, g.info, s.expAvg.info, s.expAvgSq.info, {
-        lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: s.step,
+        lr: this.lr,
+        beta1: this.beta1,
+        beta2: this.beta2,
+        eps: this.eps,
+        weightDecay: this.weightDecay,
+        step: s.step,
       });
     }
   }
@@ -139,7 +146,8 @@ export class AdamW {
       const p = byName.get(name);
       if (!p) throw new Error(`AdamW state names parameter '${name}', which this optimiser does not have`);
       const same = e.shape.length === p.shape.length && e.shape.every((d, i) => d === p.shape[i]);
-      if (!same || e.expAvg.length !== p.size || e.expAvgSq.length !== p.size) throw new Error(`AdamW state for '${name}' has shape [${e.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`);
+      if (!same || e.expAvg.length !== p.size || e.expAvgSq.length !== p.size)
+        throw new Error(`AdamW state for '${name}' has shape [${e.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`);
       if (!Number.isInteger(e.step) || e.step < 0) throw new Error(`AdamW state for '${name}' has an invalid step ${e.step}`);
     }
     const { hyper } = sd;

@@ -8,9 +8,24 @@
  */
 import { PNG } from 'pngjs';
 
-export interface Box { name: string; values: number[]; color: string }
-export interface BoxGroup { name: string; boxes: Box[] }
-export interface BoxPlotSpec { title: string; yLabel: string; groups: BoxGroup[]; yMin?: number; yMax?: number; width?: number; height?: number }
+export interface Box {
+  name: string;
+  values: number[];
+  color: string;
+}
+export interface BoxGroup {
+  name: string;
+  boxes: Box[];
+}
+export interface BoxPlotSpec {
+  title: string;
+  yLabel: string;
+  groups: BoxGroup[];
+  yMin?: number;
+  yMax?: number;
+  width?: number;
+  height?: number;
+}
 
 type Item =
   | { k: 'rect'; x: number; y: number; w: number; h: number; fill: string; stroke?: string }
@@ -22,19 +37,38 @@ type Item =
 export function quantile(sorted: readonly number[], q: number): number {
   if (!sorted.length) return NaN;
   const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos), hi = Math.ceil(pos);
+  const lo = Math.floor(pos),
+    hi = Math.ceil(pos);
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
-export interface BoxStats { q1: number; median: number; q3: number; lo: number; hi: number; mean: number; outliers: number[] }
+export interface BoxStats {
+  q1: number;
+  median: number;
+  q3: number;
+  lo: number;
+  hi: number;
+  mean: number;
+  outliers: number[];
+}
 
 export function boxStats(values: readonly number[]): BoxStats | null {
   const s = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (!s.length) return null;
-  const q1 = quantile(s, 0.25), median = quantile(s, 0.5), q3 = quantile(s, 0.75);
+  const q1 = quantile(s, 0.25),
+    median = quantile(s, 0.5),
+    q3 = quantile(s, 0.75);
   const iqr = q3 - q1;
   const inside = s.filter((v) => v >= q1 - 1.5 * iqr && v <= q3 + 1.5 * iqr);
-  return { q1, median, q3, lo: inside[0]!, hi: inside[inside.length - 1]!, mean: s.reduce((a, b) => a + b, 0) / s.length, outliers: s.filter((v) => v < q1 - 1.5 * iqr || v > q3 + 1.5 * iqr) };
+  return {
+    q1,
+    median,
+    q3,
+    lo: inside[0]!,
+    hi: inside[inside.length - 1]!,
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+    outliers: s.filter((v) => v < q1 - 1.5 * iqr || v > q3 + 1.5 * iqr),
+  };
 }
 
 function niceRange(lo: number, hi: number): [number, number] {
@@ -47,9 +81,11 @@ function layout(spec: BoxPlotSpec): { W: number; H: number; items: Item[] } {
   const W = spec.width ?? Math.max(480, 120 + spec.groups.reduce((a, g) => a + g.boxes.length * 34 + 30, 0));
   const H = spec.height ?? 360;
   const m = { l: 64, r: 20, t: 40, b: 64 };
-  const pw = W - m.l - m.r, ph = H - m.t - m.b;
+  const pw = W - m.l - m.r,
+    ph = H - m.t - m.b;
   const all = spec.groups.flatMap((g) => g.boxes.flatMap((b) => b.values.filter(Number.isFinite)));
-  const [y0, y1] = spec.yMin !== undefined && spec.yMax !== undefined ? [spec.yMin, spec.yMax] : niceRange(Math.min(...all, spec.yMin ?? Infinity), Math.max(...all, spec.yMax ?? -Infinity));
+  const [y0, y1] =
+    spec.yMin !== undefined && spec.yMax !== undefined ? [spec.yMin, spec.yMax] : niceRange(Math.min(...all, spec.yMin ?? Infinity), Math.max(...all, spec.yMax ?? -Infinity));
   const y = (v: number) => m.t + ph - ((Math.min(y1, Math.max(y0, v)) - y0) / (y1 - y0)) * ph;
   const items: Item[] = [{ k: 'rect', x: 0, y: 0, w: W, h: H, fill: '#ffffff' }];
   items.push({ k: 'text', x: W / 2, y: 22, s: spec.title, anchor: 'middle', size: 14 });
@@ -106,11 +142,58 @@ export function renderBoxPlotSvg(spec: BoxPlotSpec): string {
 
 // 3x5 pixel glyphs, one 3-bit row per digit (top first); lower case is drawn as upper case.
 const FONT: Record<string, string> = {
-  '0': '75557', '1': '26227', '2': '71747', '3': '71717', '4': '55711', '5': '74717', '6': '74757', '7': '71122', '8': '75757', '9': '75717',
-  A: '25755', B: '65656', C: '34443', D: '65556', E: '74647', F: '74644', G: '34553', H: '55755', I: '72227', J: '11152', K: '55655', L: '44447', M: '57755',
-  N: '65555', O: '25552', P: '65644', Q: '25563', R: '65655', S: '34216', T: '72222', U: '55557', V: '55552', W: '55775', X: '55255', Y: '55222', Z: '71247',
-  '.': '00002', '-': '00700', _: '00007', ' ': '00000', '/': '11244', '(': '24442', ')': '21112', ':': '02020', '+': '02720', '%': '51245', ',': '00024', '=': '07070',
-  '±': '27207', '³': '70000', '×': '05250', '?': '71202',
+  '0': '75557',
+  '1': '26227',
+  '2': '71747',
+  '3': '71717',
+  '4': '55711',
+  '5': '74717',
+  '6': '74757',
+  '7': '71122',
+  '8': '75757',
+  '9': '75717',
+  A: '25755',
+  B: '65656',
+  C: '34443',
+  D: '65556',
+  E: '74647',
+  F: '74644',
+  G: '34553',
+  H: '55755',
+  I: '72227',
+  J: '11152',
+  K: '55655',
+  L: '44447',
+  M: '57755',
+  N: '65555',
+  O: '25552',
+  P: '65644',
+  Q: '25563',
+  R: '65655',
+  S: '34216',
+  T: '72222',
+  U: '55557',
+  V: '55552',
+  W: '55775',
+  X: '55255',
+  Y: '55222',
+  Z: '71247',
+  '.': '00002',
+  '-': '00700',
+  _: '00007',
+  ' ': '00000',
+  '/': '11244',
+  '(': '24442',
+  ')': '21112',
+  ':': '02020',
+  '+': '02720',
+  '%': '51245',
+  ',': '00024',
+  '=': '07070',
+  '±': '27207',
+  '³': '70000',
+  '×': '05250',
+  '?': '71202',
 };
 
 function hex(c: string): [number, number, number] {
@@ -122,10 +205,14 @@ export function renderBoxPlotPng(spec: BoxPlotSpec): Uint8Array {
   const { W, H, items } = layout(spec);
   const png = new PNG({ width: W, height: H });
   const px = (x: number, y: number, c: [number, number, number]) => {
-    x = Math.round(x); y = Math.round(y);
+    x = Math.round(x);
+    y = Math.round(y);
     if (x < 0 || y < 0 || x >= W || y >= H) return;
     const o = (y * W + x) * 4;
-    png.data[o] = c[0]; png.data[o + 1] = c[1]; png.data[o + 2] = c[2]; png.data[o + 3] = 255;
+    png.data[o] = c[0];
+    png.data[o + 1] = c[1];
+    png.data[o + 2] = c[2];
+    png.data[o + 3] = 255;
   };
   const line = (x1: number, y1: number, x2: number, y2: number, c: [number, number, number]) => {
     const n = Math.max(1, Math.ceil(Math.max(Math.abs(x2 - x1), Math.abs(y2 - y1))));
@@ -133,11 +220,16 @@ export function renderBoxPlotPng(spec: BoxPlotSpec): Uint8Array {
   };
   for (const it of items) {
     if (it.k === 'rect') {
-      if (it.fill !== 'none') { const c = hex(it.fill); for (let y = Math.round(it.y); y < Math.round(it.y + it.h); y++) for (let x = Math.round(it.x); x < Math.round(it.x + it.w); x++) px(x, y, c); }
+      if (it.fill !== 'none') {
+        const c = hex(it.fill);
+        for (let y = Math.round(it.y); y < Math.round(it.y + it.h); y++) for (let x = Math.round(it.x); x < Math.round(it.x + it.w); x++) px(x, y, c);
+      }
       if (it.stroke) {
         const c = hex(it.stroke);
-        line(it.x, it.y, it.x + it.w, it.y, c); line(it.x, it.y + it.h, it.x + it.w, it.y + it.h, c);
-        line(it.x, it.y, it.x, it.y + it.h, c); line(it.x + it.w, it.y, it.x + it.w, it.y + it.h, c);
+        line(it.x, it.y, it.x + it.w, it.y, c);
+        line(it.x, it.y + it.h, it.x + it.w, it.y + it.h, c);
+        line(it.x, it.y, it.x, it.y + it.h, c);
+        line(it.x + it.w, it.y, it.x + it.w, it.y + it.h, c);
       }
     } else if (it.k === 'line') {
       line(it.x1, it.y1, it.x2, it.y2, hex(it.stroke));
@@ -155,7 +247,8 @@ export function renderBoxPlotPng(spec: BoxPlotSpec): Uint8Array {
         const g = FONT[ch.toUpperCase()] ?? FONT['?'] ?? '00000';
         for (let r = 0; r < 5; r++) {
           const bits = parseInt(g[r]!, 16);
-          for (let col = 0; col < 3; col++) if (bits & (4 >> col)) for (let sy = 0; sy < scale; sy++) for (let sx = 0; sx < scale; sx++) px(x0 + i * cw + col * scale + sx, yTop + r * scale + sy, [0, 0, 0]);
+          for (let col = 0; col < 3; col++)
+            if (bits & (4 >> col)) for (let sy = 0; sy < scale; sy++) for (let sx = 0; sx < scale; sx++) px(x0 + i * cw + col * scale + sx, yTop + r * scale + sy, [0, 0, 0]);
         }
       });
     }

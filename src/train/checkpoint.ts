@@ -56,7 +56,8 @@ export async function saveCheckpoint(path: string, model: Module, optimizer: Ada
 
 export async function loadCheckpoint<C = unknown, P = unknown>(path: string): Promise<LoadedCheckpoint<C, P>> {
   const { tensors, metadata } = await readSafetensorsFile(path);
-  if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`${path} is not a uxnet3d training checkpoint (format '${metadata.format ?? 'missing'}'); plain weights go to --init instead`);
+  if (metadata.format !== CHECKPOINT_FORMAT)
+    throw new Error(`${path} is not a uxnet3d training checkpoint (format '${metadata.format ?? 'missing'}'); plain weights go to --init instead`);
   let state: TrainState<C, P>;
   let optimMeta: { hyper: AdamWStateDict['hyper']; steps: Record<string, number> } | null;
   try {

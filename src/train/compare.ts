@@ -68,23 +68,32 @@ const list = (ids: string[]) => (ids.length > 5 ? `${ids.slice(0, 5).join(', ')}
 
 /** The first way in which run B cannot be paired with run A, or null. */
 export function pairingProblem(a: { dir: string; s: CrossvalSummary; splits: Splits }, b: { dir: string; s: CrossvalSummary; splits: Splits }): string | null {
-  const A = basename(a.dir), B = basename(b.dir);
+  const A = basename(a.dir),
+    B = basename(b.dir);
   const casesOf = (x: Splits) => new Set(x.folds.flatMap((f) => [...f.train, ...f.val]));
-  const ca = casesOf(a.splits), cb = casesOf(b.splits);
-  const onlyA = [...ca].filter((c) => !cb.has(c)).sort(), onlyB = [...cb].filter((c) => !ca.has(c)).sort();
+  const ca = casesOf(a.splits),
+    cb = casesOf(b.splits);
+  const onlyA = [...ca].filter((c) => !cb.has(c)).sort(),
+    onlyB = [...cb].filter((c) => !ca.has(c)).sort();
   if (onlyA.length || onlyB.length || a.s.datasetName !== b.s.datasetName) {
-    return `${B} was run on another dataset than ${A}: ${a.s.datasetName !== b.s.datasetName ? `'${b.s.datasetName}' vs '${a.s.datasetName}'` : ''}${onlyA.length ? `; only in ${A}: ${list(onlyA)}` : ''}${onlyB.length ? `; only in ${B}: ${list(onlyB)}` : ''}`.replace(': ;', ':');
+    return `${B} was run on another dataset than ${A}: ${a.s.datasetName !== b.s.datasetName ? `'${b.s.datasetName}' vs '${a.s.datasetName}'` : ''}${onlyA.length ? `; only in ${A}: ${list(onlyA)}` : ''}${onlyB.length ? `; only in ${B}: ${list(onlyB)}` : ''}`.replace(
+      ': ;',
+      ':',
+    );
   }
   if (a.splits.folds.length !== b.splits.folds.length) return `${B} has ${b.splits.folds.length} folds, ${A} has ${a.splits.folds.length}`;
   for (let k = 0; k < a.splits.folds.length; k++) {
-    const va = [...a.splits.folds[k]!.val].sort(), vb = [...b.splits.folds[k]!.val].sort();
+    const va = [...a.splits.folds[k]!.val].sort(),
+      vb = [...b.splits.folds[k]!.val].sort();
     if (va.join() !== vb.join()) {
-      const ia = va.filter((c) => !vb.includes(c)), ib = vb.filter((c) => !va.includes(c));
+      const ia = va.filter((c) => !vb.includes(c)),
+        ib = vb.filter((c) => !va.includes(c));
       return `fold ${k} holds out other cases in ${B} than in ${A} (${A} only: ${list(ia)}; ${B} only: ${list(ib)})`;
     }
   }
   if (JSON.stringify(a.s.classes) !== JSON.stringify(b.s.classes)) return `${B} has classes ${JSON.stringify(b.s.classes)}, ${A} ${JSON.stringify(a.s.classes)}`;
-  if (a.s.foldsDone.join() !== b.s.foldsDone.join()) return `${B} has finished folds [${b.s.foldsDone.join(', ')}], ${A} [${a.s.foldsDone.join(', ')}]; compare runs with the same finished folds`;
+  if (a.s.foldsDone.join() !== b.s.foldsDone.join())
+    return `${B} has finished folds [${b.s.foldsDone.join(', ')}], ${A} [${a.s.foldsDone.join(', ')}]; compare runs with the same finished folds`;
   return null;
 }
 
@@ -97,10 +106,14 @@ export function describeNetwork(n: Record<string, unknown> | null): string {
 
 /** Pairs per-case values of two runs by case id, keeping cases where both are defined. */
 function paired(a: Map<string, number>, b: Map<string, number>): [number[], number[]] {
-  const x: number[] = [], y: number[] = [];
+  const x: number[] = [],
+    y: number[] = [];
   for (const [id, v] of b) {
     const u = a.get(id);
-    if (u !== undefined && Number.isFinite(u) && Number.isFinite(v)) { x.push(v); y.push(u); }
+    if (u !== undefined && Number.isFinite(u) && Number.isFinite(v)) {
+      x.push(v);
+      y.push(u);
+    }
   }
   return [x, y];
 }
@@ -157,10 +170,23 @@ const pStr = (w: WilcoxonResult | null) => (!w ? '–' : Number.isNaN(w.pValue) 
 export function compareMarkdown(c: Comparison): string {
   const lines: string[] = [];
   lines.push(`# Comparison on ${c.dataset}: ${c.runs.length} runs, ${c.foldsDone.length} of ${c.folds} folds, ${c.cases} held-out cases`, '');
-  const head = ['run', 'network', ...c.classes.map((k) => `Dice ${k.name}`), 'Dice mean', ...c.classes.map((k) => `HD95 ${k.name} (mm)`), 'params (M)', 'GMACs', 'train (min/fold)', 's / volume', 'peak MB'];
+  const head = [
+    'run',
+    'network',
+    ...c.classes.map((k) => `Dice ${k.name}`),
+    'Dice mean',
+    ...c.classes.map((k) => `HD95 ${k.name} (mm)`),
+    'params (M)',
+    'GMACs',
+    'train (min/fold)',
+    's / volume',
+    'peak MB',
+  ];
   lines.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
   for (const r of c.runs) {
-    lines.push(`| ${r.name} | ${r.network} | ${r.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(r.meanDice)} | ${r.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${f(r.parameters === null ? null : r.parameters / 1e6, 2)} | ${f(r.macs === null ? null : r.macs / 1e9, 2)} | ${f(r.trainSecondsPerFold / 60, 1)} | ${f(r.inferenceSecondsPerCase, 2)} | ${f(r.peakRssMB, 0)} |`);
+    lines.push(
+      `| ${r.name} | ${r.network} | ${r.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(r.meanDice)} | ${r.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${f(r.parameters === null ? null : r.parameters / 1e6, 2)} | ${f(r.macs === null ? null : r.macs / 1e9, 2)} | ${f(r.trainSecondsPerFold / 60, 1)} | ${f(r.inferenceSecondsPerCase, 2)} | ${f(r.peakRssMB, 0)} |`,
+    );
   }
   if (c.runs.length > 1) {
     lines.push('', `Paired Wilcoxon signed-rank test over the held-out cases against ${c.runs[0]!.name} (two-sided p; scipy.stats.wilcoxon defaults):`, '');
@@ -169,20 +195,78 @@ export function compareMarkdown(c: Comparison): string {
     for (const r of c.runs.slice(1)) lines.push(`| ${r.name} | ${r.perClass.map((p) => pStr(p.wilcoxon)).join(' | ')} | ${pStr(r.meanDice.wilcoxon)} |`);
   }
   const patch = c.runs[0]?.patch;
-  lines.push('', `Dice mean ± sd over cases; MACs count convolutions and linear layers at the training patch${patch ? ` (${patch.join('×')})` : ''}; training time is the sum of optimiser-step times per fold.`, '');
+  lines.push(
+    '',
+    `Dice mean ± sd over cases; MACs count convolutions and linear layers at the training patch${patch ? ` (${patch.join('×')})` : ''}; training time is the sum of optimiser-step times per fold.`,
+    '',
+  );
   return lines.join('\n');
 }
 
 const csvNum = (v: number | null) => (v === null || Number.isNaN(v) ? '' : v === Infinity ? 'inf' : String(v));
 
 export function compareCsv(c: Comparison): string {
-  const head = ['run', 'network', 'label', 'name', 'dice_mean', 'dice_sd', 'hd95_mean', 'hd95_sd', 'hd95_inf', 'nsd_mean', 'nsd_sd', 'n', 'wilcoxon_p', 'parameters', 'macs', 'train_seconds_per_fold', 'inference_seconds_per_volume', 'peak_rss_mb'];
+  const head = [
+    'run',
+    'network',
+    'label',
+    'name',
+    'dice_mean',
+    'dice_sd',
+    'hd95_mean',
+    'hd95_sd',
+    'hd95_inf',
+    'nsd_mean',
+    'nsd_sd',
+    'n',
+    'wilcoxon_p',
+    'parameters',
+    'macs',
+    'train_seconds_per_fold',
+    'inference_seconds_per_volume',
+    'peak_rss_mb',
+  ];
   const lines = [head.join(',')];
   const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
   for (const r of c.runs) {
     const tail = [csvNum(r.parameters), csvNum(r.macs), csvNum(r.trainSecondsPerFold), csvNum(r.inferenceSecondsPerCase), csvNum(r.peakRssMB)];
-    for (const p of r.perClass) lines.push([q(r.name), q(r.network), p.label, q(p.name), csvNum(p.dice.mean), csvNum(p.dice.sd), csvNum(p.hd95.mean), csvNum(p.hd95.sd), p.hd95.infinite, csvNum(p.nsd.mean), csvNum(p.nsd.sd), p.dice.n, csvNum(p.wilcoxon?.pValue ?? null), ...tail].join(','));
-    lines.push([q(r.name), q(r.network), 'mean', '', csvNum(r.meanDice.mean), csvNum(r.meanDice.sd), '', '', '', '', '', r.meanDice.n, csvNum(r.meanDice.wilcoxon?.pValue ?? null), ...tail].join(','));
+    for (const p of r.perClass)
+      lines.push(
+        [
+          q(r.name),
+          q(r.network),
+          p.label,
+          q(p.name),
+          csvNum(p.dice.mean),
+          csvNum(p.dice.sd),
+          csvNum(p.hd95.mean),
+          csvNum(p.hd95.sd),
+          p.hd95.infinite,
+          csvNum(p.nsd.mean),
+          csvNum(p.nsd.sd),
+          p.dice.n,
+          csvNum(p.wilcoxon?.pValue ?? null),
+          ...tail,
+        ].join(','),
+      );
+    lines.push(
+      [
+        q(r.name),
+        q(r.network),
+        'mean',
+        '',
+        csvNum(r.meanDice.mean),
+        csvNum(r.meanDice.sd),
+        '',
+        '',
+        '',
+        '',
+        '',
+        r.meanDice.n,
+        csvNum(r.meanDice.wilcoxon?.pValue ?? null),
+        ...tail,
+      ].join(','),
+    );
   }
   return lines.join('\n') + '\n';
 }
@@ -190,7 +274,11 @@ export function compareCsv(c: Comparison): string {
 export function compareJson(c: Comparison): unknown {
   return jsonSafe({
     format: 'uxnet3d-compare/1',
-    dataset: c.dataset, folds: c.folds, foldsDone: c.foldsDone, cases: c.cases, classes: c.classes,
+    dataset: c.dataset,
+    folds: c.folds,
+    foldsDone: c.foldsDone,
+    cases: c.cases,
+    classes: c.classes,
     runs: c.runs.map(({ dice, ...r }) => ({ ...r, perCase: Object.fromEntries(dice) })),
   });
 }
@@ -204,8 +292,14 @@ export async function writeComparison(outDir: string, c: Comparison): Promise<st
   await writeFileAtomic(join(outDir, 'compare.csv'), te.encode(compareCsv(c)));
   await writeFileAtomic(join(outDir, 'compare.json'), te.encode(JSON.stringify(compareJson(c), null, 1) + '\n'));
   const spec = {
-    title: `${c.dataset}: held-out Dice per run`, yLabel: 'Dice', yMin: 0, yMax: 1,
-    groups: c.classes.map((k, j) => ({ name: k.name, boxes: c.runs.map((r, i) => ({ name: r.name, values: [...r.dice.values()].map((d) => d[j]!), color: BOX_COLORS[i % BOX_COLORS.length]! })) })),
+    title: `${c.dataset}: held-out Dice per run`,
+    yLabel: 'Dice',
+    yMin: 0,
+    yMax: 1,
+    groups: c.classes.map((k, j) => ({
+      name: k.name,
+      boxes: c.runs.map((r, i) => ({ name: r.name, values: [...r.dice.values()].map((d) => d[j]!), color: BOX_COLORS[i % BOX_COLORS.length]! })),
+    })),
   };
   await writeFileAtomic(join(outDir, 'compare-dice.svg'), te.encode(renderBoxPlotSvg(spec)));
   await writeFileAtomic(join(outDir, 'compare-dice.png'), renderBoxPlotPng(spec));

@@ -8,7 +8,8 @@ export const TRAIN_CONFIG_VERSION = 1;
 const posInt = z.number().int().positive();
 
 /** UXNet constructor options; inChans/outChans come from the data later, so the rest is checked now. */
-const NetworkInputSchema = z.custom<UXNetConfigInput>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { message: 'expected an object of UX-Net options' })
+const NetworkInputSchema = z
+  .custom<UXNetConfigInput>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { message: 'expected an object of UX-Net options' })
   .superRefine((v, ctx) => {
     try {
       normalizeUXNetConfig({ inChans: 1, outChans: 2, ...v });

@@ -76,7 +76,10 @@ function mergeNetwork(file: Partial<TrainConfig>, flags: Partial<TrainConfig>): 
     const network = { ...asObject(file.network), ...(file.networkArgs ?? {}), ...uxFlags, ...(flags.networkArgs ?? {}) };
     return { network, networkArgs: undefined };
   }
-  if (name !== 'uxnet' && Object.keys(uxFlags).length) throw new TrainConfigError(`--feat-size, --hidden-size and --depths are UX-Net options; give ${name}'s constructor arguments with --network-arg NAME=VALUE (or networkArgs in the config)`);
+  if (name !== 'uxnet' && Object.keys(uxFlags).length)
+    throw new TrainConfigError(
+      `--feat-size, --hidden-size and --depths are UX-Net options; give ${name}'s constructor arguments with --network-arg NAME=VALUE (or networkArgs in the config)`,
+    );
   const fromFile = file.network === name || file.network === undefined ? { ...asObject(file.network), ...(file.networkArgs ?? {}) } : {};
   return { network: name, networkArgs: { ...fromFile, ...(name === 'uxnet' ? uxFlags : {}), ...(flags.networkArgs ?? {}) } };
 }
@@ -105,7 +108,7 @@ export function trainNetworkSpec(c: Pick<TrainConfig, 'network' | 'networkArgs'>
 
 /** The class count a config sets explicitly, if any. */
 export function configuredClasses(c: Pick<TrainConfig, 'network' | 'networkArgs'>): number | undefined {
-  const a = (isObject(c.network) ? c.network : c.networkArgs ?? {}) as Record<string, unknown>;
+  const a = (isObject(c.network) ? c.network : (c.networkArgs ?? {})) as Record<string, unknown>;
   const v = a.outChans ?? a.out_chans ?? a.outChannels ?? a.out_channels;
   return typeof v === 'number' ? v : undefined;
 }

@@ -26,7 +26,13 @@ export interface FoldRecord {
   cases: { caseId: string; dice: number[]; hd95: number[]; nsd: number[] }[];
 }
 
-export interface ClassStats { label: number; name: string; dice: Stat; hd95: Stat; nsd: Stat }
+export interface ClassStats {
+  label: number;
+  name: string;
+  dice: Stat;
+  hd95: Stat;
+  nsd: Stat;
+}
 
 export interface CrossvalSummary {
   format: 'uxnet3d-crossval-summary/1';
@@ -52,7 +58,10 @@ export interface CrossvalSummary {
 }
 
 export function splitHash(splits: Pick<Splits, 'folds'>): string {
-  return createHash('sha256').update(JSON.stringify(splits.folds.map((f) => ({ train: [...f.train].sort(), val: [...f.val].sort() })))).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify(splits.folds.map((f) => ({ train: [...f.train].sort(), val: [...f.val].sort() }))))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 function classStats(classes: { label: number; name: string }[], cases: { dice: number[]; hd95: number[]; nsd: number[] }[]): ClassStats[] {
@@ -67,8 +76,14 @@ function classStats(classes: { label: number; name: string }[], cases: { dice: n
 const avg = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
 
 export function summariseCrossval(o: {
-  name: string; dataset: string; datasetName: string; splits: Splits; records: FoldRecord[]; macs: number | null;
-  patch: [number, number, number] | null; config: Record<string, unknown>;
+  name: string;
+  dataset: string;
+  datasetName: string;
+  splits: Splits;
+  records: FoldRecord[];
+  macs: number | null;
+  patch: [number, number, number] | null;
+  config: Record<string, unknown>;
 }): CrossvalSummary {
   const records = [...o.records].sort((a, b) => a.fold - b.fold);
   const classes = records[0]?.classes ?? [];
@@ -115,9 +130,11 @@ const csvField = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}
 
 export function crossvalCsv(s: CrossvalSummary): string {
   const lines = ['fold,case,label,name,dice,hd95,nsd'];
-  for (const c of s.cases) s.classes.forEach((cl, k) => lines.push([c.fold, csvField(c.caseId), cl.label, csvField(cl.name), csvNum(c.dice[k]!), csvNum(c.hd95[k]!), csvNum(c.nsd[k]!)].join(',')));
+  for (const c of s.cases)
+    s.classes.forEach((cl, k) => lines.push([c.fold, csvField(c.caseId), cl.label, csvField(cl.name), csvNum(c.dice[k]!), csvNum(c.hd95[k]!), csvNum(c.nsd[k]!)].join(',')));
   const rows = (fold: string, per: ClassStats[]) => {
-    for (const what of ['mean', 'sd'] as const) for (const p of per) lines.push([fold, what, p.label, csvField(p.name), csvNum(p.dice[what]), csvNum(p.hd95[what]), csvNum(p.nsd[what])].join(','));
+    for (const what of ['mean', 'sd'] as const)
+      for (const p of per) lines.push([fold, what, p.label, csvField(p.name), csvNum(p.dice[what]), csvNum(p.hd95[what]), csvNum(p.nsd[what])].join(','));
   };
   for (const f of s.perFold) rows(String(f.fold), f.perClass);
   rows('all', s.overall.perClass);
@@ -129,16 +146,27 @@ const fmt = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
 export function crossvalMarkdown(s: CrossvalSummary): string {
   const out: string[] = [];
   out.push(`# Cross-validation: ${s.name}`, '');
-  out.push(`Dataset \`${s.datasetName}\`, ${s.folds} folds (split: ${s.splitSource}, hash ${s.splitHash}), ${s.foldsDone.length} done${s.complete ? '' : ` (folds ${s.foldsDone.join(', ') || 'none'})`}; ${s.overall.cases} held-out cases.`);
-  if (s.parameters !== null) out.push(`Network: ${s.parameters.toLocaleString('en-US')} parameters${s.macs !== null && s.patch ? `, ${(s.macs / 1e9).toFixed(2)} GMACs at ${s.patch.join('×')}` : ''}.`);
+  out.push(
+    `Dataset \`${s.datasetName}\`, ${s.folds} folds (split: ${s.splitSource}, hash ${s.splitHash}), ${s.foldsDone.length} done${s.complete ? '' : ` (folds ${s.foldsDone.join(', ') || 'none'})`}; ${s.overall.cases} held-out cases.`,
+  );
+  if (s.parameters !== null)
+    out.push(`Network: ${s.parameters.toLocaleString('en-US')} parameters${s.macs !== null && s.patch ? `, ${(s.macs / 1e9).toFixed(2)} GMACs at ${s.patch.join('×')}` : ''}.`);
   out.push('', 'Dice per class, mean ± sd over the held-out cases:', '');
   const head = ['fold', 'cases', ...s.classes.map((c) => c.name), 'mean', ...s.classes.map((c) => `HD95 ${c.name} (mm)`), 'train (min)', 's / volume'];
   out.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
   for (const f of s.perFold) {
-    out.push(`| ${f.fold} | ${f.cases} | ${f.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(f.meanDice)} | ${f.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(f.trainSeconds / 60, 1)} | ${fmt(f.inferenceSecondsPerCase)} |`);
+    out.push(
+      `| ${f.fold} | ${f.cases} | ${f.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(f.meanDice)} | ${f.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(f.trainSeconds / 60, 1)} | ${fmt(f.inferenceSecondsPerCase)} |`,
+    );
   }
-  out.push(`| **all** | ${s.overall.cases} | ${s.overall.perClass.map((p) => `**${formatMeanSd(p.dice)}**`).join(' | ')} | **${formatMeanSd(s.overall.meanDice)}** | ${s.overall.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(s.timing.trainSeconds / 60, 1)} | ${fmt(s.timing.inferenceSecondsPerCase)} |`);
-  out.push('', `NSD (1 mm): ${s.overall.perClass.map((p) => `${p.name} ${formatMeanSd(p.nsd)}`).join(', ')}. Peak memory ${fmt(s.timing.peakRssMB, 0)} MB. Training time is the sum of optimiser-step times (validation excluded).`, '');
+  out.push(
+    `| **all** | ${s.overall.cases} | ${s.overall.perClass.map((p) => `**${formatMeanSd(p.dice)}**`).join(' | ')} | **${formatMeanSd(s.overall.meanDice)}** | ${s.overall.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(s.timing.trainSeconds / 60, 1)} | ${fmt(s.timing.inferenceSecondsPerCase)} |`,
+  );
+  out.push(
+    '',
+    `NSD (1 mm): ${s.overall.perClass.map((p) => `${p.name} ${formatMeanSd(p.nsd)}`).join(', ')}. Peak memory ${fmt(s.timing.peakRssMB, 0)} MB. Training time is the sum of optimiser-step times (validation excluded).`,
+    '',
+  );
   return out.join('\n');
 }
 

@@ -34,7 +34,10 @@ import { summariseCrossval, writeCrossvalSummary, type FoldRecord } from './cros
 
 export const SPLITS_FORMAT = 'uxnet3d-splits/1';
 
-export interface FoldSplit { train: string[]; val: string[] }
+export interface FoldSplit {
+  train: string[];
+  val: string[];
+}
 
 export interface Splits {
   format: typeof SPLITS_FORMAT;
@@ -72,7 +75,10 @@ export function makeFolds(ids: readonly string[], k: number, seed: number): Fold
   if (ids.length < k) throw new TrainRunError(`${k} folds need at least ${k} labelled cases; the dataset has ${ids.length}`);
   const order = [...ids].sort();
   const rng = new Rng(seed + 1009);
-  for (let i = order.length - 1; i > 0; i--) { const j = rng.int(i + 1); [order[i], order[j]] = [order[j]!, order[i]!]; }
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
   return Array.from({ length: k }, (_, f) => {
     const val = order.filter((_, i) => i % k === f).sort();
     const held = new Set(val);
@@ -94,19 +100,21 @@ export async function readSplitFile(path: string, ids: readonly string[]): Promi
   if (!Array.isArray(folds) || folds.length < 2) throw bad();
   const known = new Set(ids);
   const isIds = (a: unknown): a is string[] => Array.isArray(a) && a.every((s) => typeof s === 'string');
-  const out: FoldSplit[] = folds.map((f) => {
-    if (isIds(f)) {
-      const held = new Set(f);
-      return { val: [...f], train: [] as string[], held };
-    }
-    const o = f as { train?: unknown; val?: unknown };
-    if (!o || !isIds(o.train) || !isIds(o.val)) throw bad();
-    return { train: [...o.train], val: [...o.val] };
-  }).map((f, k, all) => {
-    // The list form gives validation sets only: a fold trains on every other fold's cases.
-    if ('held' in f) return { val: f.val, train: all.flatMap((g, j) => (j === k ? [] : g.val)) };
-    return f;
-  });
+  const out: FoldSplit[] = folds
+    .map((f) => {
+      if (isIds(f)) {
+        const held = new Set(f);
+        return { val: [...f], train: [] as string[], held };
+      }
+      const o = f as { train?: unknown; val?: unknown };
+      if (!o || !isIds(o.train) || !isIds(o.val)) throw bad();
+      return { train: [...o.train], val: [...o.val] };
+    })
+    .map((f, k, all) => {
+      // The list form gives validation sets only: a fold trains on every other fold's cases.
+      if ('held' in f) return { val: f.val, train: all.flatMap((g, j) => (j === k ? [] : g.val)) };
+      return f;
+    });
   const seenVal = new Map<string, number>();
   out.forEach((f, k) => {
     for (const id of [...f.train, ...f.val]) if (!known.has(id)) throw new TrainRunError(`${path}: fold ${k} names case '${id}', which is not a labelled case of the dataset`);
@@ -203,7 +211,8 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
   let splits: Splits;
   if (existsSync(splitsPath)) {
     splits = JSON.parse(await readFile(splitsPath, 'utf8')) as Splits;
-    if (o.folds !== undefined && o.folds !== splits.folds.length) throw new TrainRunError(`${splitsPath} has ${splits.folds.length} folds, --folds asks for ${o.folds}; use another output folder`);
+    if (o.folds !== undefined && o.folds !== splits.folds.length)
+      throw new TrainRunError(`${splitsPath} has ${splits.folds.length} folds, --folds asks for ${o.folds}; use another output folder`);
     if (o.splitFile) {
       const given = await readSplitFile(o.splitFile, ids);
       if (JSON.stringify(given) !== JSON.stringify(splits.folds)) throw new TrainRunError(`${splitsPath} differs from --split ${o.splitFile}; use another output folder`);
@@ -221,13 +230,23 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
   for (const k of todo) {
     const foldDir = join(runDir, `fold_${k}`);
     const donePath = join(foldDir, 'fold.json');
-    if (existsSync(donePath)) { log(`fold ${k}: finished earlier`); continue; }
+    if (existsSync(donePath)) {
+      log(`fold ${k}: finished earlier`);
+      continue;
+    }
     await mkdir(foldDir, { recursive: true });
     const splitPath = join(foldDir, 'split.json');
     await writeFileAtomic(splitPath, enc(splits.folds[k]));
     // Validation only at the last step: the held-out cases must not choose the checkpoint (the fold's
     // model is its final one, as in nnU-Net), or the cross-validated Dice would be optimistic.
-    const foldCfg: TrainConfig = { ...cfg, valEvery: cfg.steps, outDir: foldDir, split: splitPath, modelDir: join(foldDir, 'model'), cacheDir: cfg.cacheDir ?? join(runDir, 'cache') };
+    const foldCfg: TrainConfig = {
+      ...cfg,
+      valEvery: cfg.steps,
+      outDir: foldDir,
+      split: splitPath,
+      modelDir: join(foldDir, 'model'),
+      cacheDir: cfg.cacheDir ?? join(runDir, 'cache'),
+    };
     log(`fold ${k} of ${K}: ${splits.folds[k]!.train.length} training, ${splits.folds[k]!.val.length} held-out cases`);
     const { trainSeconds, steps, trainedNow } = await trainFold(foldCfg, log);
     // The process's memory high-water mark after training, kept across sessions: a fold finished
@@ -238,7 +257,10 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
     if (trainedNow) await writeFileAtomic(peakPath, enc({ trainingRssMB: peakAfterTraining }));
 
     const loaded = await loadModelFolder(foldCfg.modelDir!);
-    const classes = Object.keys(loaded.manifest.labels).map(Number).filter((c) => c > 0).sort((a, b) => a - b);
+    const classes = Object.keys(loaded.manifest.labels)
+      .map(Number)
+      .filter((c) => c > 0)
+      .sort((a, b) => a - b);
     const names = classes.map((c) => loaded.manifest.labels[String(c)]!);
     const acc = new MetricAccumulator({ classes, classNames: names, nsdTolerance: 1 });
     const predDir = join(foldDir, 'predictions');
@@ -274,7 +296,9 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
       cases: acc.rows().map((r) => ({ caseId: r.caseId, dice: r.classes.map((c) => c.dice), hd95: r.classes.map((c) => c.hd95), nsd: r.classes.map((c) => c.nsd) })),
     };
     await writeFileAtomic(donePath, encodeFoldRecord(record));
-    log(`fold ${k}: mean Dice ${(record.cases.reduce((a, c) => a + c.dice.reduce((x, y) => x + y, 0) / c.dice.length, 0) / Math.max(1, record.cases.length)).toFixed(4)} over ${record.cases.length} held-out cases`);
+    log(
+      `fold ${k}: mean Dice ${(record.cases.reduce((a, c) => a + c.dice.reduce((x, y) => x + y, 0) / c.dice.length, 0) / Math.max(1, record.cases.length)).toFixed(4)} over ${record.cases.length} held-out cases`,
+    );
   }
 
   const records: FoldRecord[] = [];
@@ -296,19 +320,29 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
     }
   }
   const summary = summariseCrossval({
-    dataset: resolve(cfg.dataset), datasetName: basename(resolve(cfg.dataset)), name: cfg.name ?? basename(runDir),
-    splits, records, macs, patch, config: id,
+    dataset: resolve(cfg.dataset),
+    datasetName: basename(resolve(cfg.dataset)),
+    name: cfg.name ?? basename(runDir),
+    splits,
+    records,
+    macs,
+    patch,
+    config: id,
   });
   const summaryPath = await writeCrossvalSummary(runDir, summary);
   let ensembleDir: string | null = null;
   if (complete) {
     ensembleDir = join(runDir, 'ensemble');
     if (!existsSync(join(ensembleDir, 'model.json'))) {
-      await writeEnsembleFolder(ensembleDir, records.map((r) => ({ name: `fold_${r.fold}`, from: join(runDir, `fold_${r.fold}`, 'model') })), {
-        name: `${cfg.name ?? basename(resolve(cfg.dataset))}-ensemble`,
-        description: `${K}-fold ensemble from uxnet crossval (${basename(runDir)}); every labelled case trained ${K - 1} of the ${K} members`,
-        training: { crossval: basename(runDir), folds: K, split: { train: ids, val: [] as string[] } },
-      });
+      await writeEnsembleFolder(
+        ensembleDir,
+        records.map((r) => ({ name: `fold_${r.fold}`, from: join(runDir, `fold_${r.fold}`, 'model') })),
+        {
+          name: `${cfg.name ?? basename(resolve(cfg.dataset))}-ensemble`,
+          description: `${K}-fold ensemble from uxnet crossval (${basename(runDir)}); every labelled case trained ${K - 1} of the ${K} members`,
+          training: { crossval: basename(runDir), folds: K, split: { train: ids, val: [] as string[] } },
+        },
+      );
     }
     log(`all ${K} folds done; ensemble folder ${ensembleDir}`);
   } else {

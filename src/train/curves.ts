@@ -2,9 +2,17 @@
  * Training curves as a standalone SVG (no plotting dependency): loss per step on the left axis and
  * validation Dice on the right, so a run can be judged at a glance in any browser or README.
  */
-export interface CurvePoint { step: number; value: number }
+export interface CurvePoint {
+  step: number;
+  value: number;
+}
 
-export interface CurveSeries { name: string; points: CurvePoint[]; color: string; axis: 'left' | 'right' }
+export interface CurveSeries {
+  name: string;
+  points: CurvePoint[];
+  color: string;
+  axis: 'left' | 'right';
+}
 
 function niceMax(v: number): number {
   if (!(v > 0)) return 1;
@@ -38,7 +46,15 @@ export function renderCurvesSvg(title: string, series: CurveSeries[], opts: { wi
   const ph = H - m.t - m.b;
   const all = series.flatMap((s) => s.points);
   const maxStep = Math.max(1, ...all.map((p) => p.step));
-  const leftMax = niceMax(Math.max(0, ...series.filter((s) => s.axis === 'left').flatMap((s) => s.points.map((p) => p.value)).filter(Number.isFinite)));
+  const leftMax = niceMax(
+    Math.max(
+      0,
+      ...series
+        .filter((s) => s.axis === 'left')
+        .flatMap((s) => s.points.map((p) => p.value))
+        .filter(Number.isFinite),
+    ),
+  );
   const rightMax = 1; // Dice lives in [0, 1]
   const x = (step: number) => m.l + (step / maxStep) * pw;
   const y = (v: number, axis: 'left' | 'right') => m.t + ph - (Math.max(0, v) / (axis === 'left' ? leftMax : rightMax)) * ph;

@@ -70,11 +70,12 @@ export async function splitEntries(entries: CacheEntry[], cfg: TrainConfig): Pro
     }
     const s = parseSplitFile(json, cfg.split, (m) => new TrainRunError(m));
     const byId = new Map(entries.map((e) => [e.id, e]));
-    const pick = (ids: string[], what: string) => ids.map((id) => {
-      const e = byId.get(id);
-      if (!e) throw new TrainRunError(`${cfg.split}: ${what} case '${id}' is not in the dataset`);
-      return e;
-    });
+    const pick = (ids: string[], what: string) =>
+      ids.map((id) => {
+        const e = byId.get(id);
+        if (!e) throw new TrainRunError(`${cfg.split}: ${what} case '${id}' is not in the dataset`);
+        return e;
+      });
     return { train: pick(s.train, 'train'), val: pick(s.val, 'val') };
   }
   const train = entries.filter((e) => e.split === 'train');
@@ -82,7 +83,10 @@ export async function splitEntries(entries: CacheEntry[], cfg: TrainConfig): Pro
   if (val.length) return { train, val };
   const ids = train.map((e) => e.id).sort();
   const rng = new Rng(cfg.seed + 7);
-  for (let i = ids.length - 1; i > 0; i--) { const j = rng.int(i + 1); [ids[i], ids[j]] = [ids[j]!, ids[i]!]; }
+  for (let i = ids.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+  }
   const nVal = Math.max(1, Math.round(0.2 * ids.length));
   const valIds = new Set(ids.slice(0, nVal));
   return { train: train.filter((e) => !valIds.has(e.id)), val: train.filter((e) => valIds.has(e.id)) };
@@ -110,10 +114,14 @@ export function stackPatches(patches: { image: Float32Array; label?: Float32Arra
  * left out of means, as MONAI's DiceMetric reduction does; one side empty gives 0.
  */
 export function dicePerClass(pred: ArrayLike<number>, gt: ArrayLike<number>, classes: number): number[] {
-  const inter = new Float64Array(classes), ps = new Float64Array(classes), gs = new Float64Array(classes);
+  const inter = new Float64Array(classes),
+    ps = new Float64Array(classes),
+    gs = new Float64Array(classes);
   for (let i = 0; i < gt.length; i++) {
-    const p = pred[i]!, g = gt[i]!;
-    ps[p]++; gs[g]++;
+    const p = pred[i]!,
+      g = gt[i]!;
+    ps[p]++;
+    gs[g]++;
     if (p === g) inter[p]++;
   }
   const out: number[] = [];
@@ -138,8 +146,14 @@ export async function initFromWeights(model: SegmentationNetwork, path: string):
   const buffers = new Set(model.namedBuffers().map(([k]) => k));
   for (const [k, t] of weights) {
     const p = own.get(k);
-    if (!p) { if (!buffers.has(k)) skipped.push(k); continue; }
-    if (p.shape.length !== t.shape.length || p.shape.some((d, i) => d !== t.shape[i])) { reinitialised.push(k); continue; }
+    if (!p) {
+      if (!buffers.has(k)) skipped.push(k);
+      continue;
+    }
+    if (p.shape.length !== t.shape.length || p.shape.some((d, i) => d !== t.shape[i])) {
+      reinitialised.push(k);
+      continue;
+    }
     loadable.set(k, t);
   }
   for (const k of own.keys()) if (!weights.has(k) && !reinitialised.includes(k)) reinitialised.push(k);
@@ -155,7 +169,14 @@ export async function initFromWeights(model: SegmentationNetwork, path: string):
   return { loaded: [...loadable.keys()], reinitialised, skipped };
 }
 
-export async function exportModelFolder(dir: string, model: SegmentationNetwork, spec: NetworkSpec, plan: Omit<TrainPlan, 'cache' | 'chainHash'> & Partial<TrainPlan>, cfg: TrainConfig, extra: Record<string, unknown>): Promise<void> {
+export async function exportModelFolder(
+  dir: string,
+  model: SegmentationNetwork,
+  spec: NetworkSpec,
+  plan: Omit<TrainPlan, 'cache' | 'chainHash'> & Partial<TrainPlan>,
+  cfg: TrainConfig,
+  extra: Record<string, unknown>,
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   const K = specChannels(spec).outChannels;
   const names = plan.dataset?.labels ?? null;
@@ -170,7 +191,10 @@ export async function exportModelFolder(dir: string, model: SegmentationNetwork,
     ...networkToJSON(spec),
     preprocessing: { steps: plan.val, ...(spacing ? { fastPixdim: spacing.pixdim.map((p) => p * 2) as [number, number, number] } : {}) },
     inference: {
-      roiSize: model.fixedInputSize ?? cfg.roiSize ?? plan.roiSize, overlap: 0.5, mode: 'gaussian', swBatchSize: 1,
+      roiSize: model.fixedInputSize ?? cfg.roiSize ?? plan.roiSize,
+      overlap: 0.5,
+      mode: 'gaussian',
+      swBatchSize: 1,
       mirrorAxes: [...new Set(plan.train.flatMap((s) => (s.op === 'randFlip' ? (s.axes ?? [0, 1, 2]) : [])))].sort(),
     },
     labels,
@@ -199,7 +223,10 @@ function checkOutputs(outDir: string, modelDir: string, opts: TrainRunOptions): 
   if (existsSync(outDir)) {
     if (!statSync(outDir).isDirectory()) throw new TrainRunError(`${outDir} is not a folder`);
     const foreign = readdirSync(outDir).filter((n) => !RUN_ENTRIES.has(n) && !/\.tmp(-|$)/.test(n));
-    if (foreign.length) throw new TrainRunError(`${outDir} holds files that are not a training run's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); choose a new or empty run folder`);
+    if (foreign.length)
+      throw new TrainRunError(
+        `${outDir} holds files that are not a training run's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); choose a new or empty run folder`,
+      );
   }
   if (!opts.resume && existsSync(lastPath)) throw new TrainRunError(`${outDir} already holds a training run; pass --resume to continue it, or choose another output folder`);
   if (opts.resume && !existsSync(lastPath)) throw new TrainRunError(`--resume: ${lastPath} does not exist`);
@@ -243,11 +270,17 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
   checkOutputs(outDir, modelDir, opts);
   await mkdir(outDir, { recursive: true });
 
-  const { plan } = await preprocessDataset({ dataset: cfg.dataset, preset: cfg.preset, cache: cfg.cacheDir ?? join(outDir, 'cache'), workers: cfg.workers, onProgress: h.onProgress });
+  const { plan } = await preprocessDataset({
+    dataset: cfg.dataset,
+    preset: cfg.preset,
+    cache: cfg.cacheDir ?? join(outDir, 'cache'),
+    workers: cfg.workers,
+    onProgress: h.onProgress,
+  });
   const { train, val } = await splitEntries(plan.cache, cfg);
   if (!train.length) throw new TrainRunError('no training cases (with labels) were found');
   const K = configuredClasses(cfg) ?? plan.numClasses;
-  if (!K) throw new Error('the number of classes is unknown: set the network\'s out_channels');
+  if (!K) throw new Error("the number of classes is unknown: set the network's out_channels");
   let spec: NetworkSpec;
   try {
     spec = trainNetworkSpec(cfg, train[0]!.channels, K, cfg.roiSize ?? plan.roiSize);
@@ -259,7 +292,9 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
   const roi = model.fixedInputSize ?? cfg.roiSize ?? plan.roiSize;
   if (model.fixedInputSize && cfg.roiSize && cfg.roiSize.some((d, i) => d !== roi[i])) {
     model.dispose();
-    throw new TrainRunError(`roiSize ${cfg.roiSize.join('x')} differs from the network's img_size ${roi.join('x')}, the only input size it takes; drop --roi or set img_size to it`);
+    throw new TrainRunError(
+      `roiSize ${cfg.roiSize.join('x')} differs from the network's img_size ${roi.join('x')}, the only input size it takes; drop --roi or set img_size to it`,
+    );
   }
   try {
     model.checkInputShape([1, train[0]!.channels, ...roi]);
@@ -268,7 +303,9 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     throw new TrainRunError(`the training crop ${roi.join('x')} does not fit the network: ${(e as Error).message}; choose another --roi`);
   }
   const tail = plan.train.map((s) => (s.op === 'randCropByPosNegLabel' ? { ...s, spatialSize: roi, numSamples: cfg.cropsPerVolume } : s)) as RandomStepSpec[];
-  log(`${describeNetwork(spec)} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}`);
+  log(
+    `${describeNetwork(spec)} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}`,
+  );
   await writeFileAtomic(join(outDir, 'config.json'), new TextEncoder().encode(JSON.stringify(cfg, null, 2) + '\n'));
 
   const validate = val.length
@@ -277,7 +314,10 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
         const perCase: number[][] = [];
         for (const e of val) {
           const s = await readCached(e);
-          const { data } = await slidingWindowInference({ data: s.image.data, shape: [1, s.image.channels, ...s.image.shape] }, roi, modelPredictor(m), { overlap: cfg.valOverlap, mode: cfg.valMode });
+          const { data } = await slidingWindowInference({ data: s.image.data, shape: [1, s.image.channels, ...s.image.shape] }, roi, modelPredictor(m), {
+            overlap: cfg.valOverlap,
+            mode: cfg.valMode,
+          });
           perCase.push(dicePerClass(argmaxChannels(data, K), s.label!.data, K));
         }
         m.train();
@@ -300,8 +340,17 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
   };
   const { cache: _cache, ...planNoCache } = plan;
   const trainer = new Trainer(model, source, validate, {
-    steps: cfg.steps, lr: cfg.lr, weightDecay: cfg.weightDecay, schedule: cfg.schedule, valEvery: cfg.valEvery, saveEvery: cfg.saveEvery,
-    outDir, config: cfg, plan: planNoCache, handlers: h, signal: opts.signal,
+    steps: cfg.steps,
+    lr: cfg.lr,
+    weightDecay: cfg.weightDecay,
+    schedule: cfg.schedule,
+    valEvery: cfg.valEvery,
+    saveEvery: cfg.saveEvery,
+    outDir,
+    config: cfg,
+    plan: planNoCache,
+    handlers: h,
+    signal: opts.signal,
   });
   if (ck) {
     await model.loadStateDictAsync(ck.model, { strict: true });
@@ -310,7 +359,9 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     log(`resuming at step ${start} of ${cfg.steps}`);
   } else if (cfg.init) {
     const r = await initFromWeights(model, cfg.init);
-    log(`--init ${cfg.init}: loaded ${r.loaded.length} tensors, reinitialised ${r.reinitialised.length}${r.reinitialised.length ? ` (${r.reinitialised.join(', ')})` : ''}, skipped ${r.skipped.length}${r.skipped.length ? ` (${r.skipped.slice(0, 5).join(', ')}${r.skipped.length > 5 ? ', …' : ''})` : ''}`);
+    log(
+      `--init ${cfg.init}: loaded ${r.loaded.length} tensors, reinitialised ${r.reinitialised.length}${r.reinitialised.length ? ` (${r.reinitialised.join(', ')})` : ''}, skipped ${r.skipped.length}${r.skipped.length ? ` (${r.skipped.slice(0, 5).join(', ')}${r.skipped.length > 5 ? ', …' : ''})` : ''}`,
+    );
   }
   // Workers start only now, so a bad --init or checkpoint leaves no threads behind.
   loader = new PatchLoader(train, tail, { workers: cfg.workers, seed: cfg.seed, start });
@@ -322,7 +373,9 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     await loader.close();
   }
   if (result.stopped) {
-    log(`stopped after step ${result.completed} of ${cfg.steps}; ${result.completed > start ? `checkpoint saved in ${lastPath}` : 'no step was run'}; continue with: uxnet train -o ${outDir} --resume`);
+    log(
+      `stopped after step ${result.completed} of ${cfg.steps}; ${result.completed > start ? `checkpoint saved in ${lastPath}` : 'no step was run'}; continue with: uxnet train -o ${outDir} --resume`,
+    );
     model.dispose();
     return { outDir, modelDir: null, steps: cfg.steps, completed: result.completed, stopped: true, best: result.best, seconds: result.seconds };
   }
@@ -332,13 +385,23 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     await model.loadStateDictAsync(best.model, { strict: true });
   }
   await exportReplacing(modelDir, outDir, async (dir) => {
-    await exportModelFolder(dir, model, spec, plan, cfg, { steps: cfg.steps, best: result.best, seconds: result.seconds, split: { train: train.map((e) => e.id), val: val.map((e) => e.id) } });
+    await exportModelFolder(dir, model, spec, plan, cfg, {
+      steps: cfg.steps,
+      best: result.best,
+      seconds: result.seconds,
+      split: { train: train.map((e) => e.id), val: val.map((e) => e.id) },
+    });
     // The model folder is self-describing: it carries the curves and per-step log of the run that made it.
-    for (const [from, to] of [['curves.svg', 'training-curves.svg'], ['metrics.jsonl', 'training-metrics.jsonl']] as const) {
+    for (const [from, to] of [
+      ['curves.svg', 'training-curves.svg'],
+      ['metrics.jsonl', 'training-metrics.jsonl'],
+    ] as const) {
       if (existsSync(join(outDir, from))) await writeFileAtomic(join(dir, to), await readFile(join(outDir, from)));
     }
   });
   model.dispose();
-  log(`done in ${(result.seconds / 60).toFixed(1)} min; best validation Dice ${result.best ? `${result.best.metric.toFixed(4)} at step ${result.best.step}` : 'n/a'}; model folder ${modelDir}`);
+  log(
+    `done in ${(result.seconds / 60).toFixed(1)} min; best validation Dice ${result.best ? `${result.best.metric.toFixed(4)} at step ${result.best.step}` : 'n/a'}; model folder ${modelDir}`,
+  );
   return { outDir, modelDir, steps: cfg.steps, completed: result.completed, stopped: false, best: result.best, seconds: result.seconds };
 }

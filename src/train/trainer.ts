@@ -58,7 +58,9 @@ export interface TrainerResult {
   stopped: boolean;
 }
 
-interface HistoryEntry extends Record<string, unknown> { step: number }
+interface HistoryEntry extends Record<string, unknown> {
+  step: number;
+}
 
 /**
  * The official training loop (DiceCE + AdamW, validation by sliding window, best/last checkpoints),
@@ -137,7 +139,9 @@ export class Trainer {
       this.optimizer.step();
       this.optimizer.zeroGrad();
       const [loss, dice, ce] = await Promise.all([terms.loss.data(), terms.dice.data(), terms.ce.data()]);
-      terms.loss.dispose(); terms.dice.dispose(); terms.ce.dispose();
+      terms.loss.dispose();
+      terms.dice.dispose();
+      terms.ce.dispose();
       if (!Number.isFinite(loss[0]!)) throw new Error(`training diverged at step ${step + 1}: loss is ${loss[0]}`);
       const entry: HistoryEntry = { step: step + 1, loss: loss[0]!, loss_dice: dice[0]!, loss_ce: ce[0]!, lr, seconds: (Date.now() - tStep) / 1000 };
       done = step + 1;

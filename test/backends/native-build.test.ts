@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
-const has = (cmd: string) => { const r = spawnSync(cmd, ['--version'], { stdio: 'ignore' }); return !r.error && r.status === 0; };
+const has = (cmd: string) => {
+  const r = spawnSync(cmd, ['--version'], { stdio: 'ignore' });
+  return !r.error && r.status === 0;
+};
 const toolchain = process.platform !== 'win32' && has('make') && (has('python3') || has('python'));
 
 /** native/build.cjs run in a scratch copy of the package, so the real build/ is never touched. */

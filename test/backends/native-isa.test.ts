@@ -18,22 +18,40 @@ const file = join(dirname(fileURLToPath(import.meta.url)), 'native.test.js');
 // part-way through a volume and the next block's prefetch runs in the small test shapes too.
 const variants: Record<string, string>[] = [{ UXNET_ISA: 'avx2' }, { UXNET_ISA: 'generic' }, { UXNET_CONV_POSITIONS: '24' }];
 for (const vars of variants) {
-  const label = Object.entries(vars).map(([k, v]) => `${k}=${v}`).join(' ');
+  const label = Object.entries(vars)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   test(`native kernels with ${label}`, { skip }, () => {
     const env: NodeJS.ProcessEnv = { ...process.env, ...vars };
     delete env.NODE_TEST_CONTEXT; // run as a top-level test process, not as a child of this runner
     const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', file], { encoding: 'utf8', env });
     const fail = /^# fail (\d+)/m.exec(r.stdout);
-    assert.equal(r.status, 0, `${label}: ${r.stdout.split('\n').filter((l) => /not ok|Error|err /.test(l)).slice(0, 8).join('\n')}`);
+    assert.equal(
+      r.status,
+      0,
+      `${label}: ${r.stdout
+        .split('\n')
+        .filter((l) => /not ok|Error|err /.test(l))
+        .slice(0, 8)
+        .join('\n')}`,
+    );
     assert.equal(fail?.[1], '0');
   });
 }
 
 test('native addon reports its ISA and thread count (UXNET_THREADS)', { skip }, () => {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(join(dirname(fileURLToPath(import.meta.url)), '../../src/backends/native/index.js'))}).then((m) => console.log(JSON.stringify(m.nativeInfo())))`], {
-    encoding: 'utf8',
-    env: { ...process.env, UXNET_THREADS: '3', UXNET_ISA: 'generic' },
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import(${JSON.stringify(join(dirname(fileURLToPath(import.meta.url)), '../../src/backends/native/index.js'))}).then((m) => console.log(JSON.stringify(m.nativeInfo())))`,
+    ],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, UXNET_THREADS: '3', UXNET_ISA: 'generic' },
+    },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout.trim()), { isa: 'generic', threads: 3 });
 });

@@ -49,7 +49,10 @@ test('ONNX export of UX-Net matches our forward in onnxruntime-node (dynamic spa
     traceSpatial: [32, 32, 32],
   });
   const session = await ort!.InferenceSession.create(bytes);
-  for (const sp of [[32, 32, 32], [32, 48, 16]] as const) {
+  for (const sp of [
+    [32, 32, 32],
+    [32, 48, 16],
+  ] as const) {
     const n = sp[0] * sp[1] * sp[2];
     const xd = randn(n, 7 + sp[1]);
     const ours = noGrad(() => {
@@ -84,7 +87,10 @@ test('uxnet export-onnx CLI writes a model that runs in onnxruntime-node; bad in
   const dir = await mkdtemp(join(tmpdir(), 'uxnet-onnx-'));
   try {
     const model = new UXNet(config, { seed: 5 });
-    await writeSafetensorsFile(join(dir, 'w.safetensors'), model.namedParameters().map(([k, p]) => [k, { shape: p.shape, data: p.dataSync() }]));
+    await writeSafetensorsFile(
+      join(dir, 'w.safetensors'),
+      model.namedParameters().map(([k, p]) => [k, { shape: p.shape, data: p.dataSync() }]),
+    );
     await writeFile(join(dir, 'cfg.json'), JSON.stringify({ in_chans: 1, out_chans: 3, feat_size: [8, 16, 32, 64], hidden_size: 128 }));
     const out = join(dir, 'model.onnx');
     const origWrite = process.stdout.write.bind(process.stdout);

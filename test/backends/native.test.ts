@@ -37,7 +37,10 @@ function numel(s: readonly number[]): number {
 /** The same values as a reference tensor and a native tensor. */
 function pair(shape: number[], data?: Float32Array): [KTensor, KTensor] {
   const d = data ?? randArray(numel(shape));
-  return [{ shape, data: d.slice() }, { shape, data: addon.upload(d) }];
+  return [
+    { shape, data: d.slice() },
+    { shape, data: addon.upload(d) },
+  ];
 }
 function nread(t: KTensor): Float32Array {
   return addon.readSync(t.data as NativeHandle, numel(t.shape));
@@ -206,7 +209,11 @@ test('native elementwise, norms, activations, losses, reductions, adamw', { skip
   const [dn, dsn] = nk!.diceLoss(pn, tn, { smoothNr: 1e-5, smoothDr: 1e-5 });
   close('diceLoss', dr, dn);
   close('diceLoss stats', dsr, dsn);
-  close('diceLossGrad', rk.diceLossGrad(dlr, tr, dsr, { smoothNr: 1e-5, smoothDr: 1e-5, channels: 5 }), nk!.diceLossGrad(dln, tn, dsn, { smoothNr: 1e-5, smoothDr: 1e-5, channels: 5 }));
+  close(
+    'diceLossGrad',
+    rk.diceLossGrad(dlr, tr, dsr, { smoothNr: 1e-5, smoothDr: 1e-5, channels: 5 }),
+    nk!.diceLossGrad(dln, tn, dsn, { smoothNr: 1e-5, smoothDr: 1e-5, channels: 5 }),
+  );
 
   // AdamW: in place, bit-exact with the reference (same unfused float32 operation order).
   const [pr2, pn2] = pair([37]);
@@ -293,7 +300,11 @@ test('native: an invalid class index is reported at the next read', { skip }, ()
 test('native GEMM (every transpose, shared and per-batch b, bias, K of 1) and the layout kernels', { skip }, () => {
   // Sizes straddle the GEMM's blocks (K slices of 256, 96-row and 256-column blocks) and every ISA's
   // register tile (12x32, 6x16, 4x16), so native-isa.test re-running this file covers each micro-kernel.
-  for (const [B, M, N, K] of [[1, 193, 270, 520], [3, 13, 33, 257], [2, 7, 5, 1]] as const) {
+  for (const [B, M, N, K] of [
+    [1, 193, 270, 520],
+    [3, 13, 33, 257],
+    [2, 7, 5, 1],
+  ] as const) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
         for (const shared of [false, true]) {

@@ -182,11 +182,41 @@ describe('reference backend: conv3d', () => {
 
   it('output sizes follow floor((n + 2p − k)/s) + 1', () => {
     const cases: [number[], number[], Triple, Triple, number[]][] = [
-      [[1, 1, 5, 5, 5], [1, 1, 3, 3, 3], [2, 2, 2], [1, 1, 1], [3, 3, 3]],
-      [[1, 1, 4, 4, 4], [1, 1, 2, 2, 2], [2, 2, 2], [0, 0, 0], [2, 2, 2]],
-      [[1, 1, 6, 7, 8], [1, 1, 3, 3, 3], [2, 2, 2], [0, 0, 0], [2, 3, 3]],
-      [[2, 1, 8, 8, 8], [3, 1, 7, 7, 7], [2, 2, 2], [3, 3, 3], [4, 4, 4]],
-      [[1, 1, 5, 6, 7], [1, 1, 1, 2, 3], [1, 2, 3], [0, 1, 2], [5, 4, 3]],
+      [
+        [1, 1, 5, 5, 5],
+        [1, 1, 3, 3, 3],
+        [2, 2, 2],
+        [1, 1, 1],
+        [3, 3, 3],
+      ],
+      [
+        [1, 1, 4, 4, 4],
+        [1, 1, 2, 2, 2],
+        [2, 2, 2],
+        [0, 0, 0],
+        [2, 2, 2],
+      ],
+      [
+        [1, 1, 6, 7, 8],
+        [1, 1, 3, 3, 3],
+        [2, 2, 2],
+        [0, 0, 0],
+        [2, 3, 3],
+      ],
+      [
+        [2, 1, 8, 8, 8],
+        [3, 1, 7, 7, 7],
+        [2, 2, 2],
+        [3, 3, 3],
+        [4, 4, 4],
+      ],
+      [
+        [1, 1, 5, 6, 7],
+        [1, 1, 1, 2, 3],
+        [1, 2, 3],
+        [0, 1, 2],
+        [5, 4, 3],
+      ],
     ];
     for (const [xs, ws, s, p, o] of cases) {
       const y = K.conv3d(rand(xs, 1), rand(ws, 2), null, attrs(s, p));
@@ -349,7 +379,13 @@ describe('reference backend: normalisation', () => {
       const va = v.reduce((a, b) => a + (b - m) ** 2, 0) / 64;
       const rr = 1 / Math.sqrt(va + 1e-5);
       close(arr(r2).subarray(nc, nc + 1), [Math.fround(rr)], 0, 0, 'rstd');
-      close(arr(y2).subarray(nc * 64, nc * 64 + 64), Float32Array.from(v, (e) => (e - m) * rr), 0, 0, 'y');
+      close(
+        arr(y2).subarray(nc * 64, nc * 64 + 64),
+        Float32Array.from(v, (e) => (e - m) * rr),
+        0,
+        0,
+        'y',
+      );
     }
   });
 
@@ -410,9 +446,27 @@ describe('reference backend: normalisation', () => {
       const [y, mean, rstd] = K.layerNorm(x, w, b, { eps, channelsLast });
       const dy = rand(y.shape, 24);
       const [dx, dw, db] = K.layerNormGrad(dy, x, w, mean, rstd, { channelsLast });
-      close(arr(dx), numericGrad((t) => K.layerNorm(t, w, b, { eps, channelsLast })[0], x, dy), 2e-3, 2e-3, `dx last=${channelsLast}`);
-      close(arr(dw), numericGrad((t) => K.layerNorm(x, t, b, { eps, channelsLast })[0], w, dy), 2e-3, 2e-3, `dw last=${channelsLast}`);
-      close(arr(db), numericGrad((t) => K.layerNorm(x, w, t, { eps, channelsLast })[0], b, dy), 2e-3, 2e-3, `db last=${channelsLast}`);
+      close(
+        arr(dx),
+        numericGrad((t) => K.layerNorm(t, w, b, { eps, channelsLast })[0], x, dy),
+        2e-3,
+        2e-3,
+        `dx last=${channelsLast}`,
+      );
+      close(
+        arr(dw),
+        numericGrad((t) => K.layerNorm(x, t, b, { eps, channelsLast })[0], w, dy),
+        2e-3,
+        2e-3,
+        `dw last=${channelsLast}`,
+      );
+      close(
+        arr(db),
+        numericGrad((t) => K.layerNorm(x, w, t, { eps, channelsLast })[0], b, dy),
+        2e-3,
+        2e-3,
+        `db last=${channelsLast}`,
+      );
     }
   });
 });
@@ -441,7 +495,13 @@ describe('reference backend: activations', () => {
     close(arr(g), [1, 2 * (phi1 + pdf1), 2 * (1 - phi1 - pdf1)], 1e-7, 0, 'geluGrad');
     const x = rand([20], 31, 3);
     const dy = rand([20], 32);
-    close(arr(K.geluGrad(dy, x)), numericGrad((t) => K.gelu(t), x, dy), 1e-3, 1e-3, 'geluGrad fd');
+    close(
+      arr(K.geluGrad(dy, x)),
+      numericGrad((t) => K.gelu(t), x, dy),
+      1e-3,
+      1e-3,
+      'geluGrad fd',
+    );
   });
 
   it('leakyRelu uses the slope at exactly 0 in the gradient', () => {
@@ -463,7 +523,13 @@ describe('reference backend: activations', () => {
     close(arr(big), [0.5, 0.5, 0], 0, 0, 'big');
     const dy = rand(y.shape, 42);
     const dx = K.softmaxGrad(dy, y);
-    close(arr(dx), numericGrad((t) => K.softmax(t), x, dy), 1e-3, 1e-3, 'softmaxGrad fd');
+    close(
+      arr(dx),
+      numericGrad((t) => K.softmax(t), x, dy),
+      1e-3,
+      1e-3,
+      'softmaxGrad fd',
+    );
   });
 });
 
@@ -482,7 +548,13 @@ describe('reference backend: losses', () => {
     close(arr(g), [(2 * 0.5) / 2, (2 * (p - 1)) / 2, (2 * (0.5 - 1)) / 2, (2 * (1 - p)) / 2], 1e-7, 0, 'ce grad');
     const x = rand([2, 3, 2, 2], 51, 2);
     const t = T([2, 1, 2, 2], [0, 1, 2, 1, 2, 2, 0, 1]);
-    close(arr(K.crossEntropyGrad(T([1], [1]), x, t)), numericGrad((z) => K.crossEntropy(z, t), x, T([1], [1])), 1e-3, 1e-3, 'ce fd');
+    close(
+      arr(K.crossEntropyGrad(T([1], [1]), x, t)),
+      numericGrad((z) => K.crossEntropy(z, t), x, T([1], [1])),
+      1e-3,
+      1e-3,
+      'ce fd',
+    );
     assert.throws(() => K.crossEntropy(logits, T([1, 1, 2], [2, 0])), /class index/);
   });
 
@@ -502,7 +574,13 @@ describe('reference backend: losses', () => {
     const [, st] = K.diceLoss(p, t, sm);
     const g = K.diceLossGrad(T([1], [1.5]), t, st, { ...sm, channels: 3 });
     assert.deepEqual(g.shape, [2, 3, 2, 2]);
-    close(arr(g), numericGrad((z) => K.diceLoss(z, t, sm)[0], p, T([1], [1.5])), 1e-3, 1e-3, 'dice fd');
+    close(
+      arr(g),
+      numericGrad((z) => K.diceLoss(z, t, sm)[0], p, T([1], [1.5])),
+      1e-3,
+      1e-3,
+      'dice fd',
+    );
   });
 });
 

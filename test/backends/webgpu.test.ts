@@ -85,32 +85,80 @@ function cases(): Case[] {
   return [
     { name: 'conv3d k3 p1 + bias', inputs: [x5, rand([4, 3, 3, 3, 3], r), rand([4], r)], run: (k, [x, w, b]) => k.conv3d(x!, w!, b!, conv) },
     { name: 'conv3d depthwise k7 s(2,1,2) p3', inputs: [rand([1, 4, 9, 8, 7], r), rand([4, 1, 7, 7, 7], r)], run: (k, [x, w]) => k.conv3d(x!, w!, null, dw) },
-    { name: 'conv3dGradInput k3 p1', inputs: [rand([2, 4, 6, 7, 8], r), rand([4, 3, 3, 3, 3], r)], run: (k, [dy, w]) => k.conv3dGradInput(dy!, w!, { ...conv, inputShape: [2, 3, 6, 7, 8] }) },
-    { name: 'conv3dGradInput depthwise strided', inputs: [rand([1, 4, 5, 8, 4], r), rand([4, 1, 7, 7, 7], r)], run: (k, [dy, w]) => k.conv3dGradInput(dy!, w!, { ...dw, inputShape: [1, 4, 9, 8, 7] }) },
-    { name: 'conv3dGradInput as transposed conv k2 s2', inputs: [rand([1, 4, 4, 5, 3], r), rand([4, 2, 2, 2, 2], r)], run: (k, [dy, w]) => k.conv3dGradInput(dy!, w!, { ...up, inputShape: [1, 2, 8, 10, 6] }) },
+    {
+      name: 'conv3dGradInput k3 p1',
+      inputs: [rand([2, 4, 6, 7, 8], r), rand([4, 3, 3, 3, 3], r)],
+      run: (k, [dy, w]) => k.conv3dGradInput(dy!, w!, { ...conv, inputShape: [2, 3, 6, 7, 8] }),
+    },
+    {
+      name: 'conv3dGradInput depthwise strided',
+      inputs: [rand([1, 4, 5, 8, 4], r), rand([4, 1, 7, 7, 7], r)],
+      run: (k, [dy, w]) => k.conv3dGradInput(dy!, w!, { ...dw, inputShape: [1, 4, 9, 8, 7] }),
+    },
+    {
+      name: 'conv3dGradInput as transposed conv k2 s2',
+      inputs: [rand([1, 4, 4, 5, 3], r), rand([4, 2, 2, 2, 2], r)],
+      run: (k, [dy, w]) => k.conv3dGradInput(dy!, w!, { ...up, inputShape: [1, 2, 8, 10, 6] }),
+    },
     { name: 'conv3dGradWeight k3 p1', inputs: [x5, rand([2, 4, 6, 7, 8], r)], run: (k, [x, dy]) => k.conv3dGradWeight(x!, dy!, { ...conv, weightShape: [4, 3, 3, 3, 3] }) },
-    { name: 'conv3dGradWeight depthwise strided', inputs: [rand([1, 4, 9, 8, 7], r), rand([1, 4, 5, 8, 4], r)], run: (k, [x, dy]) => k.conv3dGradWeight(x!, dy!, { ...dw, weightShape: [4, 1, 7, 7, 7] }) },
+    {
+      name: 'conv3dGradWeight depthwise strided',
+      inputs: [rand([1, 4, 9, 8, 7], r), rand([1, 4, 5, 8, 4], r)],
+      run: (k, [x, dy]) => k.conv3dGradWeight(x!, dy!, { ...dw, weightShape: [4, 1, 7, 7, 7] }),
+    },
     // More than 2048 (n, voxel) positions: the workgroup-per-(o, ci, kd) path.
-    { name: 'conv3dGradWeight k3 p1, many positions', inputs: [rand([1, 1, 12, 14, 16], r), rand([1, 2, 12, 14, 16], r)], run: (k, [x, dy]) => k.conv3dGradWeight(x!, dy!, { ...conv, weightShape: [2, 1, 3, 3, 3] }) },
-    { name: 'conv3dGradWeight depthwise k7, many positions', inputs: [rand([1, 2, 10, 12, 20], r), rand([1, 2, 10, 12, 20], r)], run: (k, [x, dy]) => k.conv3dGradWeight(x!, dy!, { stride: [1, 1, 1], padding: [3, 3, 3], groups: 2, weightShape: [2, 1, 7, 7, 7] }) },
+    {
+      name: 'conv3dGradWeight k3 p1, many positions',
+      inputs: [rand([1, 1, 12, 14, 16], r), rand([1, 2, 12, 14, 16], r)],
+      run: (k, [x, dy]) => k.conv3dGradWeight(x!, dy!, { ...conv, weightShape: [2, 1, 3, 3, 3] }),
+    },
+    {
+      name: 'conv3dGradWeight depthwise k7, many positions',
+      inputs: [rand([1, 2, 10, 12, 20], r), rand([1, 2, 10, 12, 20], r)],
+      run: (k, [x, dy]) => k.conv3dGradWeight(x!, dy!, { stride: [1, 1, 1], padding: [3, 3, 3], groups: 2, weightShape: [2, 1, 7, 7, 7] }),
+    },
     { name: 'sumToChannels', inputs: [x5], run: (k, [x]) => k.sumToChannels(x!) },
     { name: 'sumToChannels, two-part reduction', inputs: [rand([1, 2, 40000], r)], run: (k, [x]) => k.sumToChannels(x!), big: true },
     { name: 'instanceNorm (mean ≈ 100)', inputs: [norm], run: (k, [x]) => k.instanceNorm(x!, { eps: 1e-5 }) },
-    { name: 'instanceNormGrad', inputs: [rand([2, 3, 6, 7, 8], r), norm], run: (k, [dy, x]) => { const [y, rs] = k.instanceNorm(x!, { eps: 1e-5 }); return k.instanceNormGrad(dy!, y, rs); } },
+    {
+      name: 'instanceNormGrad',
+      inputs: [rand([2, 3, 6, 7, 8], r), norm],
+      run: (k, [dy, x]) => {
+        const [y, rs] = k.instanceNorm(x!, { eps: 1e-5 });
+        return k.instanceNormGrad(dy!, y, rs);
+      },
+    },
     { name: 'instanceNorm, rows > 512 (workgroup per row)', inputs: [rand([1, 2, 9, 8, 10], r, 99, 101)], run: (k, [x]) => k.instanceNorm(x!, { eps: 1e-5 }) },
-    { name: 'instanceNormGrad, rows > 512', inputs: [rand([1, 2, 9, 8, 10], r), rand([1, 2, 9, 8, 10], r, -3, 3)], run: (k, [dy, x]) => { const [y, rs] = k.instanceNorm(x!, { eps: 1e-5 }); return k.instanceNormGrad(dy!, y, rs); } },
+    {
+      name: 'instanceNormGrad, rows > 512',
+      inputs: [rand([1, 2, 9, 8, 10], r), rand([1, 2, 9, 8, 10], r, -3, 3)],
+      run: (k, [dy, x]) => {
+        const [y, rs] = k.instanceNorm(x!, { eps: 1e-5 });
+        return k.instanceNormGrad(dy!, y, rs);
+      },
+    },
     { name: 'sumToChannels, short channels (thread per channel)', inputs: [rand([2, 3, 4, 5, 6], r)], run: (k, [x]) => k.sumToChannels(x!) },
     { name: 'layerNorm channels-first', inputs: [norm, rand([3], r), rand([3], r)], run: (k, [x, w, b]) => k.layerNorm(x!, w!, b!, { eps: 1e-6, channelsLast: false }) },
-    { name: 'layerNorm channels-last', inputs: [rand([3, 40, 24], r, 99, 101), rand([24], r), rand([24], r)], run: (k, [x, w, b]) => k.layerNorm(x!, w!, b!, { eps: 1e-6, channelsLast: true }) },
+    {
+      name: 'layerNorm channels-last',
+      inputs: [rand([3, 40, 24], r, 99, 101), rand([24], r), rand([24], r)],
+      run: (k, [x, w, b]) => k.layerNorm(x!, w!, b!, { eps: 1e-6, channelsLast: true }),
+    },
     {
       name: 'layerNormGrad channels-first',
       inputs: [rand([2, 3, 6, 7, 8], r), norm, rand([3], r), rand([3], r)],
-      run: (k, [dy, x, w, b]) => { const [, m, rs] = k.layerNorm(x!, w!, b!, { eps: 1e-6, channelsLast: false }); return k.layerNormGrad(dy!, x!, w!, m, rs, { channelsLast: false }); },
+      run: (k, [dy, x, w, b]) => {
+        const [, m, rs] = k.layerNorm(x!, w!, b!, { eps: 1e-6, channelsLast: false });
+        return k.layerNormGrad(dy!, x!, w!, m, rs, { channelsLast: false });
+      },
     },
     {
       name: 'layerNormGrad channels-last',
       inputs: [rand([3, 40, 24], r), rand([3, 40, 24], r, -3, 3), rand([24], r), rand([24], r)],
-      run: (k, [dy, x, w, b]) => { const [, m, rs] = k.layerNorm(x!, w!, b!, { eps: 1e-6, channelsLast: true }); return k.layerNormGrad(dy!, x!, w!, m, rs, { channelsLast: true }); },
+      run: (k, [dy, x, w, b]) => {
+        const [, m, rs] = k.layerNorm(x!, w!, b!, { eps: 1e-6, channelsLast: true });
+        return k.layerNormGrad(dy!, x!, w!, m, rs, { channelsLast: true });
+      },
     },
     { name: 'gelu on [-9, 9]', inputs: [rand([2, 3, 6, 7, 8], r, -9, 9)], run: (k, [x]) => k.gelu(x!) },
     { name: 'geluGrad on [-9, 9]', inputs: [rand([2, 3, 6, 7, 8], r), rand([2, 3, 6, 7, 8], r, -9, 9)], run: (k, [dy, x]) => k.geluGrad(dy!, x!) },
@@ -132,7 +180,10 @@ function cases(): Case[] {
     {
       name: 'diceLossGrad',
       inputs: [{ shape: [1], data: Float32Array.of(1.3) }, probs, lab],
-      run: (k, [d, p, t]) => { const [, st] = k.diceLoss(p!, t!, { smoothNr: 1e-5, smoothDr: 1e-5 }); return k.diceLossGrad(d!, t!, st, { smoothNr: 1e-5, smoothDr: 1e-5, channels: 3 }); },
+      run: (k, [d, p, t]) => {
+        const [, st] = k.diceLoss(p!, t!, { smoothNr: 1e-5, smoothDr: 1e-5 });
+        return k.diceLossGrad(d!, t!, st, { smoothNr: 1e-5, smoothDr: 1e-5, channels: 3 });
+      },
     },
     { name: 'sum', inputs: [x5], run: (k, [x]) => k.sum(x!) },
     { name: 'sum, multi-part reduction', inputs: [rand([70001], r)], run: (k, [x]) => k.sum(x!), big: true },
@@ -212,7 +263,10 @@ describe('webgpu backend: memory, reads and limits', { skip }, () => {
     if (size > 2 ** 32) return; // adapters with huge limits: nothing sensible to allocate here
     const bytes = Math.ceil((size * 4) / 256) * 256;
     const before = webgpuMemory();
-    assert.throws(() => webgpuBackend.zeros(size), new RegExp(`a tensor of ${bytes / 4} float32 values \\(${bytes} bytes\\) exceeds this adapter's maxBufferSize \\(${limit} bytes\\)`));
+    assert.throws(
+      () => webgpuBackend.zeros(size),
+      new RegExp(`a tensor of ${bytes / 4} float32 values \\(${bytes} bytes\\) exceeds this adapter's maxBufferSize \\(${limit} bytes\\)`),
+    );
     assert.deepEqual({ count: webgpuMemory().count, bytes: webgpuMemory().bytes }, { count: before.count, bytes: before.bytes });
   });
 

@@ -37,10 +37,13 @@ describe('npm start (uxnet demo) with the shipped hippocampus model', () => {
   });
 
   it('aligns the table: names left, numbers right, each column as wide as its widest cell', () => {
-    assert.deepEqual(alignTable([['case', 'Dice'], ['hippocampus_001', '0.9'], ['mean', '0.875']]), [
-      'case              Dice',
-      'hippocampus_001    0.9',
-      'mean             0.875',
-    ]);
+    assert.deepEqual(
+      alignTable([
+        ['case', 'Dice'],
+        ['hippocampus_001', '0.9'],
+        ['mean', '0.875'],
+      ]),
+      ['case              Dice', 'hippocampus_001    0.9', 'mean             0.875'],
+    );
   });
 });

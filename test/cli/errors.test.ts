@@ -36,16 +36,33 @@ import { writeTinyModelFolder } from '../helpers/tiny-model.js';
 describe('one user-facing error type', () => {
   it('every I/O, config, model, weights and NIfTI error is an InputError', () => {
     const errors: Error[] = [
-      new NiftiError('BAD_MAGIC', 'bad magic', 'x.nii'), new VolumeError('v'), new SafetensorsError('s'), new PthError('p'), new ZipError('z'),
-      new PickleError('k'), new WeightsFormatError('w'), new ModelFolderError('m'), new UXNetConfigError('c'), new UXNetInputError('i'),
-      new StateDictError({ missing: ['a'], unexpected: [], mismatched: [], loaded: [] } as never), new TrainConfigError('t'), new TrainRunError('r'), new UserError('u'),
+      new NiftiError('BAD_MAGIC', 'bad magic', 'x.nii'),
+      new VolumeError('v'),
+      new SafetensorsError('s'),
+      new PthError('p'),
+      new ZipError('z'),
+      new PickleError('k'),
+      new WeightsFormatError('w'),
+      new ModelFolderError('m'),
+      new UXNetConfigError('c'),
+      new UXNetInputError('i'),
+      new StateDictError({ missing: ['a'], unexpected: [], mismatched: [], loaded: [] } as never),
+      new TrainConfigError('t'),
+      new TrainRunError('r'),
+      new UserError('u'),
     ];
     for (const e of errors) {
       assert.ok(e instanceof InputError, `${e.name} extends InputError`);
       assert.ok(isInputError(e), `${e.name} is shown as input in the browser`);
     }
-    assert.throws(() => validateSteps([{ op: 'nope' }], 'plan.json'), (e: unknown) => e instanceof InputError && /^plan\.json: \[0\]\.op: unknown op "nope"/.test(e.message));
-    assert.throws(() => loadPreset('no-such-preset'), (e: unknown) => e instanceof InputError && /unknown preset 'no-such-preset'/.test(e.message));
+    assert.throws(
+      () => validateSteps([{ op: 'nope' }], 'plan.json'),
+      (e: unknown) => e instanceof InputError && /^plan\.json: \[0\]\.op: unknown op "nope"/.test(e.message),
+    );
+    assert.throws(
+      () => loadPreset('no-such-preset'),
+      (e: unknown) => e instanceof InputError && /unknown preset 'no-such-preset'/.test(e.message),
+    );
     assert.equal(isInputError(new TypeError('x is undefined')), false);
   });
 
@@ -54,18 +71,25 @@ describe('one user-facing error type', () => {
     assert.deepEqual(reportError(new UserError('3 of 5 case(s) failed', 1)), { text: 'uxnet: 3 of 5 case(s) failed\n', exitCode: 1 });
     assert.deepEqual(reportError(new InputError('config.json: bad\nvalue')), { text: 'uxnet: config.json: bad value\n', exitCode: 2 }, 'one line even if the message had two');
     const os = (code: string, syscall: string, path: string, dest?: string) => Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, syscall, path, dest });
-    assert.deepEqual(reportError(os('ENOSPC', 'write', '/data/out.nii.gz')), { text: "uxnet: cannot write '/data/out.nii.gz': no space left on the device (ENOSPC)\n", exitCode: 1 });
+    assert.deepEqual(reportError(os('ENOSPC', 'write', '/data/out.nii.gz')), {
+      text: "uxnet: cannot write '/data/out.nii.gz': no space left on the device (ENOSPC)\n",
+      exitCode: 1,
+    });
     assert.equal(describeOsError(os('EACCES', 'open', '/root/x')), "cannot open '/root/x': permission denied (EACCES)");
     assert.equal(describeOsError(os('EEXIST', 'mkdir', 'out')), "cannot create folder 'out': already exists (EEXIST)");
     assert.equal(describeOsError(os('ENOTDIR', 'open', 'f/x')), "cannot open 'f/x': a part of the path is a file, not a folder (ENOTDIR)");
     assert.equal(describeOsError(os('EISDIR', 'open', 'd')), "cannot open 'd': is a folder, not a file (EISDIR)");
-    assert.equal(describeOsError(os('ENOSPC', 'rename', 'o.tmp-1', 'o.nii.gz')), "cannot write 'o.nii.gz': no space left on the device (ENOSPC)", 'a rename names its target, not the temporary file');
+    assert.equal(
+      describeOsError(os('ENOSPC', 'rename', 'o.tmp-1', 'o.nii.gz')),
+      "cannot write 'o.nii.gz': no space left on the device (ENOSPC)",
+      'a rename names its target, not the temporary file',
+    );
     const bug = reportError(new TypeError("Cannot read properties of undefined (reading 'shape')"));
     assert.equal(bug.exitCode, 70);
     assert.match(bug.text, /^uxnet: internal error: TypeError: Cannot read properties of undefined \(reading 'shape'\)\n\s+at /);
   });
 
-  it('--version prints package.json\'s version; the top-level help lists every command', () => {
+  it("--version prints package.json's version; the top-level help lists every command", () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     const v = uxnet(['--version']);
     assert.equal(v.status, 0);
@@ -97,13 +121,38 @@ describe('other commands: -m MODEL_DIR, outputs checked first, nothing left behi
   it('forward -m gives the same logits as --config + --weights', () => {
     const a = uxnet(['forward', '-m', model, '--input', join(dir, 'x.safetensors'), '--output', join(dir, 'a.safetensors')], { env });
     assert.equal(a.status, 0, a.stderr);
-    const b = uxnet(['forward', '--config', join(dir, 'cfg.json'), '--weights', join(model, 'weights.safetensors'), '--input', join(dir, 'x.safetensors'), '--output', join(dir, 'b.safetensors')], { env });
+    const b = uxnet(
+      [
+        'forward',
+        '--config',
+        join(dir, 'cfg.json'),
+        '--weights',
+        join(model, 'weights.safetensors'),
+        '--input',
+        join(dir, 'x.safetensors'),
+        '--output',
+        join(dir, 'b.safetensors'),
+      ],
+      { env },
+    );
     assert.equal(b.status, 0, b.stderr);
-    const strip = (p: string) => readFileSync(p).toString('latin1').replace(/"backend":"[^"]*"/, '');
+    const strip = (p: string) =>
+      readFileSync(p)
+        .toString('latin1')
+        .replace(/"backend":"[^"]*"/, '');
     assert.equal(strip(join(dir, 'a.safetensors')), strip(join(dir, 'b.safetensors')));
-    assertUserError(uxnet(['forward', '-m', model, '--config', join(dir, 'cfg.json'), '--input', join(dir, 'x.safetensors'), '--output', join(dir, 'c.safetensors')], { env }), /either -m MODEL_DIR or --config and --weights, not both/);
-    assertUserError(uxnet(['forward', '--config', join(dir, 'cfg.json'), '--input', join(dir, 'x.safetensors'), '--output', join(dir, 'c.safetensors')], { env }), /the model is missing: .*\(--weights is missing\)/);
-    assertUserError(uxnet(['forward', '-m', model, '--input', join(dir, 'x.safetensors'), '--output', join(dir, 'x.safetensors')], { env }), /output '.*x\.safetensors' is the file '.*x\.safetensors' this command reads/);
+    assertUserError(
+      uxnet(['forward', '-m', model, '--config', join(dir, 'cfg.json'), '--input', join(dir, 'x.safetensors'), '--output', join(dir, 'c.safetensors')], { env }),
+      /either -m MODEL_DIR or --config and --weights, not both/,
+    );
+    assertUserError(
+      uxnet(['forward', '--config', join(dir, 'cfg.json'), '--input', join(dir, 'x.safetensors'), '--output', join(dir, 'c.safetensors')], { env }),
+      /the model is missing: .*\(--weights is missing\)/,
+    );
+    assertUserError(
+      uxnet(['forward', '-m', model, '--input', join(dir, 'x.safetensors'), '--output', join(dir, 'x.safetensors')], { env }),
+      /output '.*x\.safetensors' is the file '.*x\.safetensors' this command reads/,
+    );
   });
 
   it('export-onnx -m writes the same ONNX bytes as --config + --weights, atomically', () => {
@@ -113,7 +162,10 @@ describe('other commands: -m MODEL_DIR, outputs checked first, nothing left behi
     assert.equal(b.status, 0, b.stderr);
     assert.deepEqual(readFileSync(join(dir, 'a.onnx')), readFileSync(join(dir, 'b.onnx')));
     writeFileSync(join(dir, 'file'), '');
-    assertUserError(uxnet(['export-onnx', '-m', model, '-o', join(dir, 'file', 'm.onnx')], { env }), /cannot write output file '.*file\/m\.onnx': '.*file' is a file, not a folder/);
+    assertUserError(
+      uxnet(['export-onnx', '-m', model, '-o', join(dir, 'file', 'm.onnx')], { env }),
+      /cannot write output file '.*file\/m\.onnx': '.*file' is a file, not a folder/,
+    );
   });
 
   it('transform and demo refuse an unusable output before reading anything and leave no folder', () => {

@@ -21,7 +21,10 @@ function uxnet(args: string[]): { status: number | null; stdout: string; stderr:
 
 function assertUserError(r: { status: number | null; stderr: string }, re: RegExp): void {
   assert.notEqual(r.status, 0);
-  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('uxnet: warning:'));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('uxnet: warning:'));
   assert.equal(lines.length, 1, `expected one error line, got:\n${r.stderr}`);
   assert.match(lines[0]!, /^uxnet: /);
   assert.doesNotMatch(r.stderr, /\n\s+at |internal error/);
@@ -30,7 +33,12 @@ function assertUserError(r: { status: number | null; stderr: string }, re: RegEx
 
 const SHAPE = [8, 6, 6] as const;
 /** Spacing 2 mm along the first axis (i), 1 mm along the others: written into pixdim by the qform. */
-const AFFINE = mat4([[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]);
+const AFFINE = mat4([
+  [2, 0, 0, 0],
+  [0, 1, 0, 0],
+  [0, 0, 1, 0],
+  [0, 0, 0, 1],
+]);
 
 /** A label map of SHAPE (C order, last axis fastest) with `label` on the box [lo, hi). */
 function labels(...boxes: { label: number; lo: [number, number, number]; hi: [number, number, number] }[]): Uint8Array {
@@ -94,7 +102,10 @@ describe('uxnet evaluate CLI', () => {
     assert.match(r.stdout, /^1 +0\.8750 +1\.0000 +0\.8571 +2$/m); // class 1: mean Dice (0.75+1)/2, HD95 (2+0)/2, NSD (5/7+1)/2
     assert.match(r.stdout, /^2 +1\.0000 +0\.0000 +1\.0000 +1$/m);
 
-    const csv = readFileSync(`${out}.csv`, 'utf8').trim().split('\n').map((l) => l.split(','));
+    const csv = readFileSync(`${out}.csv`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(','));
     assert.deepEqual(csv[0], ['case', 'label', 'name', 'dice', 'hd95', 'nsd', 'pred_voxels', 'gt_voxels']);
     const row = (c: string, l: string) => csv.find((r) => r[0] === c && r[1] === l)!;
     assert.equal(csv.length, 1 + 4 + 2 + 1);
@@ -108,7 +119,10 @@ describe('uxnet evaluate CLI', () => {
     const json = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
     assert.deepEqual(json.missing_in_pred, ['c']);
     assert.deepEqual(json.missing_in_gt, ['d']);
-    assert.deepEqual(json.classes.map((c: { label: number }) => c.label), [1, 2]);
+    assert.deepEqual(
+      json.classes.map((c: { label: number }) => c.label),
+      [1, 2],
+    );
     assert.equal(json.caseCount, 2);
     const a = json.cases.find((c: { caseId: string }) => c.caseId === 'a');
     assert.deepEqual(a.spacing, [2, 1, 1]);
@@ -179,7 +193,10 @@ describe('uxnet evaluate CLI', () => {
     assert.match(r.stdout, /^1 +anterior +0\.7500 +2\.0000 +0\.7143 +1$/m);
     assert.match(r.stdout, /^2 +posterior +1\.0000 +0\.0000 +1\.0000 +1$/m);
     const json = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
-    assert.deepEqual(json.classes, [{ label: 1, name: 'anterior' }, { label: 2, name: 'posterior' }]);
+    assert.deepEqual(json.classes, [
+      { label: 1, name: 'anterior' },
+      { label: 2, name: 'posterior' },
+    ]);
     assert.deepEqual(json.files, { a: { pred: 'a.nii', gt: 'a.nii.gz', shape: [8, 6, 6] } });
   });
 });

@@ -29,12 +29,28 @@ async function assertLogits(out: string, net: string): Promise<void> {
 
 describe('uxnet forward, train and predict with nnFormer and TransBTS [native]', () => {
   let dir: string;
-  before(() => { dir = mkdtempSync(join(tmpdir(), 'uxnet-nnf-bts-')); });
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'uxnet-nnf-bts-'));
+  });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('TransBTS: the fixture config (constructor_args + module_patches) and .safetensors weights give the official logits', async () => {
     const out = join(dir, 'bts.safetensors');
-    const r = cli(['forward', '--config', join(B, 'transbts_config.json'), '--weights', join(B, 'transbts_weights.safetensors'), '--input', join(B, 'transbts_forward.safetensors'), '--input-key', 'input', '--output', out, '--backend', 'native']);
+    const r = cli([
+      'forward',
+      '--config',
+      join(B, 'transbts_config.json'),
+      '--weights',
+      join(B, 'transbts_weights.safetensors'),
+      '--input',
+      join(B, 'transbts_forward.safetensors'),
+      '--input-key',
+      'input',
+      '--output',
+      out,
+      '--backend',
+      'native',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     await assertLogits(out, 'transbts');
   });
@@ -44,14 +60,38 @@ describe('uxnet forward, train and predict with nnFormer and TransBTS [native]',
     const flat = join(dir, 'flat.json');
     writeFileSync(flat, JSON.stringify({ network: 'transbts', ...fixtureCfg.constructor_args, unet_base_channels: 8 }));
     const out = join(dir, 'bts-flat.safetensors');
-    const r = cli(['forward', '--config', flat, '--weights', join(B, 'transbts_weights.safetensors'), '--input', join(B, 'transbts_forward.safetensors'), '--output', out, '--backend', 'native']);
+    const r = cli([
+      'forward',
+      '--config',
+      flat,
+      '--weights',
+      join(B, 'transbts_weights.safetensors'),
+      '--input',
+      join(B, 'transbts_forward.safetensors'),
+      '--output',
+      out,
+      '--backend',
+      'native',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     await assertLogits(out, 'transbts');
   });
 
   it('nnFormer: the fixture config and the official .pth checkpoint give the official logits', async () => {
     const out = join(dir, 'nnf.safetensors');
-    const r = cli(['forward', '--config', join(B, 'nnformer_config.json'), '--weights', join(B, 'nnformer_weights.pth'), '--input', join(B, 'nnformer_forward.safetensors'), '--output', out, '--backend', 'native']);
+    const r = cli([
+      'forward',
+      '--config',
+      join(B, 'nnformer_config.json'),
+      '--weights',
+      join(B, 'nnformer_weights.pth'),
+      '--input',
+      join(B, 'nnformer_forward.safetensors'),
+      '--output',
+      out,
+      '--backend',
+      'native',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     await assertLogits(out, 'nnformer');
   });
@@ -60,18 +100,37 @@ describe('uxnet forward, train and predict with nnFormer and TransBTS [native]',
     const x = join(dir, 'x.safetensors');
     await writeSafetensorsFile(x, new Map([['input', { shape: [1, 1, 32, 64, 64], data: new Float32Array(32 * 64 * 64) }]]));
     const out = join(dir, 'never.safetensors');
-    assertUserError(cli(['forward', '--config', join(B, 'nnformer_config.json'), '--weights', join(B, 'nnformer_weights.pth'), '--input', x, '--output', out, '--backend', 'native']), /crop_size = 32×64×96/);
-    assertUserError(cli(['forward', '--config', join(B, 'transbts_config.json'), '--weights', join(B, 'transbts_weights.safetensors'), '--input', x, '--output', out, '--backend', 'native']), /img_dim³ = 24×24×24/);
+    assertUserError(
+      cli(['forward', '--config', join(B, 'nnformer_config.json'), '--weights', join(B, 'nnformer_weights.pth'), '--input', x, '--output', out, '--backend', 'native']),
+      /crop_size = 32×64×96/,
+    );
+    assertUserError(
+      cli(['forward', '--config', join(B, 'transbts_config.json'), '--weights', join(B, 'transbts_weights.safetensors'), '--input', x, '--output', out, '--backend', 'native']),
+      /img_dim³ = 24×24×24/,
+    );
     assert.ok(!existsSync(out));
   });
 
   it('a bad TransBTS argument: one line naming it', () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ network: 'transbts', num_classes: 3, unet_base_channels: 12 }));
-    assertUserError(cli(['forward', '--config', bad, '--weights', join(B, 'transbts_weights.safetensors'), '--input', join(B, 'transbts_forward.safetensors'), '--output', join(dir, 'n.safetensors')]), /unet_base_channels must be a multiple of 8/);
+    assertUserError(
+      cli([
+        'forward',
+        '--config',
+        bad,
+        '--weights',
+        join(B, 'transbts_weights.safetensors'),
+        '--input',
+        join(B, 'transbts_forward.safetensors'),
+        '--output',
+        join(dir, 'n.safetensors'),
+      ]),
+      /unet_base_channels must be a multiple of 8/,
+    );
   });
 
-  it('train (2 steps) then predict: TransBTS and nnFormer model folders, TransBTS\'s with its BatchNorm running statistics', async () => {
+  it("train (2 steps) then predict: TransBTS and nnFormer model folders, TransBTS's with its BatchNorm running statistics", async () => {
     const data = join(dir, 'data');
     await writeSyntheticDataset(data, 4, [20, 22, 18]);
     const runs: [string, string[], string][] = [

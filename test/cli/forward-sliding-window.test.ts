@@ -41,8 +41,27 @@ describe(`uxnet forward --roi (sliding window) [${backend}]`, () => {
       const out = join(dir, `${c}.out.safetensors`);
       // The pth weights here: the same tensors as tiny_weights.safetensors (see the import-pth test).
       const weights = join(FIXTURES, c === 'sw_gaussian' ? 'tiny_weights.safetensors' : 'tiny_weights.pth');
-      const r = uxnetCli(['forward', '--config', cfg, '--weights', weights, '--input', join(dir, `${c}.safetensors`), '--output', out,
-        '--backend', backend, '--roi', '32,32,32', '--overlap', '0.5', '--sw-batch', '2', '--mode', 'gaussian']);
+      const r = uxnetCli([
+        'forward',
+        '--config',
+        cfg,
+        '--weights',
+        weights,
+        '--input',
+        join(dir, `${c}.safetensors`),
+        '--output',
+        out,
+        '--backend',
+        backend,
+        '--roi',
+        '32,32,32',
+        '--overlap',
+        '0.5',
+        '--sw-batch',
+        '2',
+        '--mode',
+        'gaussian',
+      ]);
       assert.equal(r.status, 0, r.stderr);
       const ref = get(SW, `${c}.output`);
       assert.match(r.stdout, new RegExp(`wrote logits \\[${ref.shape.join(', ')}\\]`));
@@ -52,7 +71,10 @@ describe(`uxnet forward --roi (sliding window) [${backend}]`, () => {
       assert.deepEqual(logits.shape, ref.shape);
       const dev = maxAbsDiff(logits.data, ref.data);
       assert.ok(dev <= 2e-5 * maxAbs(ref.data), `max |diff| ${dev} > 2e-5 * ${maxAbs(ref.data)}`);
-      assert.deepEqual({ roi: metadata.roi, overlap: metadata.overlap, sw_batch_size: metadata.sw_batch_size, mode: metadata.mode }, { roi: '32,32,32', overlap: '0.5', sw_batch_size: '2', mode: 'gaussian' });
+      assert.deepEqual(
+        { roi: metadata.roi, overlap: metadata.overlap, sw_batch_size: metadata.sw_batch_size, mode: metadata.mode },
+        { roi: '32,32,32', overlap: '0.5', sw_batch_size: '2', mode: 'gaussian' },
+      );
     });
   }
 
@@ -60,7 +82,21 @@ describe(`uxnet forward --roi (sliding window) [${backend}]`, () => {
     const small = join(dir, 'small.safetensors');
     await writeSafetensorsFile(small, [['input', { shape: [1, 1, 20, 12, 9], data: new Float32Array(20 * 12 * 9).map((_, i) => Math.sin(i)) }]]);
     const out = join(dir, 'small.out.safetensors');
-    const r = uxnetCli(['forward', '--config', cfg, '--weights', join(FIXTURES, 'tiny_weights.safetensors'), '--input', small, '--output', out, '--backend', backend, '--roi', '32,32,32']);
+    const r = uxnetCli([
+      'forward',
+      '--config',
+      cfg,
+      '--weights',
+      join(FIXTURES, 'tiny_weights.safetensors'),
+      '--input',
+      small,
+      '--output',
+      out,
+      '--backend',
+      backend,
+      '--roi',
+      '32,32,32',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const { tensors, metadata } = await readSafetensorsFile(out);
     assert.deepEqual(tensors.get('logits')!.shape, [1, 3, 20, 12, 9]);
@@ -69,7 +105,19 @@ describe(`uxnet forward --roi (sliding window) [${backend}]`, () => {
 
   it('flag mistakes: one-line messages, non-zero exit, no output', async () => {
     const out = join(dir, 'never.safetensors');
-    const base = ['forward', '--config', cfg, '--weights', join(FIXTURES, 'tiny_weights.safetensors'), '--input', join(dir, 'sw_pad_gaussian.safetensors'), '--output', out, '--backend', backend];
+    const base = [
+      'forward',
+      '--config',
+      cfg,
+      '--weights',
+      join(FIXTURES, 'tiny_weights.safetensors'),
+      '--input',
+      join(dir, 'sw_pad_gaussian.safetensors'),
+      '--output',
+      out,
+      '--backend',
+      backend,
+    ];
     const cases: [string[], RegExp][] = [
       [['--roi', '32,32'], /--roi '32,32': expected three positive multiples of 16/],
       [['--roi', '32,30,32'], /--roi '32,30,32'/],
@@ -88,7 +136,10 @@ describe(`uxnet forward --roi (sliding window) [${backend}]`, () => {
     // With --roi the channel count is still checked.
     const twoChan = join(dir, 'two.safetensors');
     await writeSafetensorsFile(twoChan, [['input', { shape: [1, 2, 20, 12, 9], data: new Float32Array(2 * 20 * 12 * 9) }]]);
-    assertUserError(uxnetCli([...base.map((a) => (a.endsWith('sw_pad_gaussian.safetensors') ? twoChan : a)), '--roi', '32,32,32']), /shape \[1, 2, 20, 12, 9\] is not \[N, 1, D, H, W\]/);
+    assertUserError(
+      uxnetCli([...base.map((a) => (a.endsWith('sw_pad_gaussian.safetensors') ? twoChan : a)), '--roi', '32,32,32']),
+      /shape \[1, 2, 20, 12, 9\] is not \[N, 1, D, H, W\]/,
+    );
     assert.ok(!existsSync(out));
   });
 });

@@ -25,7 +25,22 @@ for (const backend of testBackends()) {
       dir = mkdtempSync(join(tmpdir(), 'uxnet-forward-'));
       snakeCfg = join(dir, 'snake.json');
       camelCfg = join(dir, 'camel.json');
-      writeFileSync(snakeCfg, JSON.stringify({ in_chans: 1, out_chans: 3, depths: [2, 2, 2, 2], feat_size: [8, 16, 32, 64], hidden_size: 128, drop_path_rate: 0, layer_scale_init_value: 1e-6, norm_name: 'instance', conv_block: true, res_block: true, spatial_dims: 3 }));
+      writeFileSync(
+        snakeCfg,
+        JSON.stringify({
+          in_chans: 1,
+          out_chans: 3,
+          depths: [2, 2, 2, 2],
+          feat_size: [8, 16, 32, 64],
+          hidden_size: 128,
+          drop_path_rate: 0,
+          layer_scale_init_value: 1e-6,
+          norm_name: 'instance',
+          conv_block: true,
+          res_block: true,
+          spatial_dims: 3,
+        }),
+      );
       writeFileSync(camelCfg, JSON.stringify({ inChans: 1, outChans: 3, featSize: [8, 16, 32, 64], hiddenSize: 128 }));
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,7 +54,11 @@ for (const backend of testBackends()) {
       assert.deepEqual([...tensors.keys()], ['logits']);
       assert.deepEqual(tensors.get('logits')!.shape, [1, 3, 32, 32, 32]);
       assertMatchesFixture(tensors.get('logits')!.data, 'tiny_forward.safetensors', 'logits');
-      assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary file left behind');
+      assert.deepEqual(
+        readdirSync(dir).filter((f) => f.includes('.tmp')),
+        [],
+        'no temporary file left behind',
+      );
     });
 
     it('reads the weights from a PyTorch checkpoint (.pth)', async () => {
@@ -51,7 +70,21 @@ for (const backend of testBackends()) {
 
     it('camelCase config and --input-key', async () => {
       const out = join(dir, 'logits2.safetensors');
-      const r = uxnetCli(['forward', '--config', camelCfg, '--weights', WEIGHTS, '--input', join(FIXTURES, 'tiny_forward_noncubic.safetensors'), '--input-key', 'input', '--output', out, '--backend', backend]);
+      const r = uxnetCli([
+        'forward',
+        '--config',
+        camelCfg,
+        '--weights',
+        WEIGHTS,
+        '--input',
+        join(FIXTURES, 'tiny_forward_noncubic.safetensors'),
+        '--input-key',
+        'input',
+        '--output',
+        out,
+        '--backend',
+        backend,
+      ]);
       assert.equal(r.status, 0, r.stderr);
       assertMatchesFixture((await readSafetensorsFile(out)).tensors.get('logits')!.data, 'tiny_forward_noncubic.safetensors', 'logits');
     });
@@ -81,7 +114,7 @@ for (const backend of testBackends()) {
       await writeSafetensorsFile(twoChan, [['input', { shape: [1, 2, 32, 32, 32], data: new Float32Array(2 * 32 ** 3) }]]);
       assertUserError(uxnet(withArg('--input', twoChan)), /2 channel\(s\) but the model expects inChans = 1/);
       const oddSize = join(dir, 'odd.safetensors');
-      await writeSafetensorsFile(oddSize, [['input', { shape: [1, 1, 32, 32, 20] , data: new Float32Array(32 * 32 * 20) }]]);
+      await writeSafetensorsFile(oddSize, [['input', { shape: [1, 1, 32, 32, 20], data: new Float32Array(32 * 32 * 20) }]]);
       assertUserError(uxnet(withArg('--input', oddSize)), /multiple of 16/);
       assertUserError(uxnet(withArg('--backend', 'nosuch')), /unknown backend 'nosuch'/);
       assertUserError(uxnet(withArg('--output', join(dir, 'no', 'such', 'dir.safetensors'))), /cannot write output file/);

@@ -49,7 +49,11 @@ describe('uxnet import-pth CLI', () => {
     assert.deepEqual(Object.keys(got.header), Object.keys(want.header));
     assert.deepEqual(got.header, want.header);
     assert.ok(got.data.equals(want.data), 'tensor bytes differ');
-    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary file left behind');
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.includes('.tmp')),
+      [],
+      'no temporary file left behind',
+    );
   });
 
   it('--config mismatch: every key reported by name, non-zero exit, nothing written', () => {
@@ -63,7 +67,10 @@ describe('uxnet import-pth CLI', () => {
     assert.ok(lines.includes('  shape mismatch: out.conv.conv.bias expected [4] got [3]'), r.stderr);
     assert.ok(lines.includes('  missing: uxnet_3d.stages.2.2.dwconv.weight [32, 1, 7, 7, 7]'), r.stderr);
     assert.equal(lines.filter((l) => l.startsWith('  missing: uxnet_3d.stages.2.2.')).length, 9);
-    assert.match(lines.at(-1)!, /^uxnet: checkpoint '.*tiny_weights\.pth' does not match config '.*other\.json': 2 shape mismatch\(es\), 9 missing key\(s\) \(listed above\); nothing written$/);
+    assert.match(
+      lines.at(-1)!,
+      /^uxnet: checkpoint '.*tiny_weights\.pth' does not match config '.*other\.json': 2 shape mismatch\(es\), 9 missing key\(s\) \(listed above\); nothing written$/,
+    );
     assert.doesNotMatch(r.stderr, /\n\s+at |internal error/);
 
     writeFileSync(cfg, JSON.stringify({ ...TINY, depths: [2, 2, 2, 1] }));

@@ -24,7 +24,10 @@ try {
 
 const F = (f: string) => join(FIXTURES, BASELINES, f);
 
-for (const [net, weights] of [['unetr', 'unetr_weights.pth'], ['swin_unetr', 'swin_unetr_weights.safetensors']] as const) {
+for (const [net, weights] of [
+  ['unetr', 'unetr_weights.pth'],
+  ['swin_unetr', 'swin_unetr_weights.safetensors'],
+] as const) {
   test(`export-onnx ${net}: onnxruntime-node reproduces MONAI's logits`, { skip: ort ? false : why }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'uxnet-onnx-'));
     try {

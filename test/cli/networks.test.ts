@@ -35,7 +35,21 @@ describe('uxnet forward / import-pth with SwinUNETR and UNETR', () => {
 
     it(`[${backend}] UNETR: the fixture config (constructor_args) and the .pth weights give MONAI's logits`, async () => {
       const out = join(dir, `unetr-${backend}.safetensors`);
-      const r = cli(['forward', '--config', F('unetr_config.json'), '--weights', F('unetr_weights.pth'), '--input', F('unetr_forward.safetensors'), '--input-key', 'input', '--output', out, '--backend', backend]);
+      const r = cli([
+        'forward',
+        '--config',
+        F('unetr_config.json'),
+        '--weights',
+        F('unetr_weights.pth'),
+        '--input',
+        F('unetr_forward.safetensors'),
+        '--input-key',
+        'input',
+        '--output',
+        out,
+        '--backend',
+        backend,
+      ]);
       assert.equal(r.status, 0, r.stderr);
       const { tensors, metadata } = await readSafetensorsFile(out);
       assert.deepEqual(tensors.get('logits')!.shape, [1, 3, 32, 32, 48]);
@@ -45,7 +59,21 @@ describe('uxnet forward / import-pth with SwinUNETR and UNETR', () => {
 
     it(`[${backend}] SwinUNETR: a flat config on the second fixture input (long axis moved to D)`, async () => {
       const out = join(dir, `swin-${backend}.safetensors`);
-      const r = cli(['forward', '--config', flatSwin, '--weights', F('swin_unetr_weights.safetensors'), '--input', F('swin_unetr_forward.safetensors'), '--input-key', 'second.input', '--output', out, '--backend', backend]);
+      const r = cli([
+        'forward',
+        '--config',
+        flatSwin,
+        '--weights',
+        F('swin_unetr_weights.safetensors'),
+        '--input',
+        F('swin_unetr_forward.safetensors'),
+        '--input-key',
+        'second.input',
+        '--output',
+        out,
+        '--backend',
+        backend,
+      ]);
       assert.equal(r.status, 0, r.stderr);
       const logits = (await readSafetensorsFile(out)).tensors.get('logits')!;
       assert.deepEqual(logits.shape, [1, 3, 64, 32, 32]);
@@ -55,7 +83,17 @@ describe('uxnet forward / import-pth with SwinUNETR and UNETR', () => {
 
   it('SwinUNETR: the fixture config form too (first input; the default backend)', async () => {
     const out = join(dir, 'swin-fixture-cfg.safetensors');
-    const r = cli(['forward', '--config', F('swin_unetr_config.json'), '--weights', F('swin_unetr_weights.safetensors'), '--input', F('swin_unetr_forward.safetensors'), '--output', out]);
+    const r = cli([
+      'forward',
+      '--config',
+      F('swin_unetr_config.json'),
+      '--weights',
+      F('swin_unetr_weights.safetensors'),
+      '--input',
+      F('swin_unetr_forward.safetensors'),
+      '--output',
+      out,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(checkForward((await readSafetensorsFile(out)).tensors.get('logits')!.data, 'swin_unetr_forward.safetensors', 'logits'), null);
   });
@@ -63,11 +101,32 @@ describe('uxnet forward / import-pth with SwinUNETR and UNETR', () => {
   it('user errors: wrong input size, bad argument, weights of another network; no output written', () => {
     const out = join(dir, 'never.safetensors');
     // UNETR takes exactly img_size (32×32×48); the SwinUNETR input is 32×32×64.
-    assertUserError(cli(['forward', '--config', F('unetr_config.json'), '--weights', F('unetr_weights.pth'), '--input', F('swin_unetr_forward.safetensors'), '--output', out, '--backend', 'reference']), /32×32×64 is invalid: this network takes exactly img_size 32×32×48/);
+    assertUserError(
+      cli([
+        'forward',
+        '--config',
+        F('unetr_config.json'),
+        '--weights',
+        F('unetr_weights.pth'),
+        '--input',
+        F('swin_unetr_forward.safetensors'),
+        '--output',
+        out,
+        '--backend',
+        'reference',
+      ]),
+      /32×32×64 is invalid: this network takes exactly img_size 32×32×48/,
+    );
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ network: 'swin_unetr', img_size: [32, 32, 64], in_channels: 1, out_channels: 3, feature_size: 16 }));
-    assertUserError(cli(['forward', '--config', bad, '--weights', F('swin_unetr_weights.safetensors'), '--input', F('swin_unetr_forward.safetensors'), '--output', out]), /config file '.*bad\.json': SwinUNETR feature_size must be divisible by 12, got 16/);
-    assertUserError(cli(['forward', '--config', flatSwin, '--weights', F('unetr_weights.pth'), '--input', F('swin_unetr_forward.safetensors'), '--output', out, '--backend', 'reference']), /does not fit the config: .*missing key/);
+    assertUserError(
+      cli(['forward', '--config', bad, '--weights', F('swin_unetr_weights.safetensors'), '--input', F('swin_unetr_forward.safetensors'), '--output', out]),
+      /config file '.*bad\.json': SwinUNETR feature_size must be divisible by 12, got 16/,
+    );
+    assertUserError(
+      cli(['forward', '--config', flatSwin, '--weights', F('unetr_weights.pth'), '--input', F('swin_unetr_forward.safetensors'), '--output', out, '--backend', 'reference']),
+      /does not fit the config: .*missing key/,
+    );
     assert.equal(existsSync(out), false);
   });
 

@@ -24,7 +24,10 @@ try {
 const B = join(FIXTURES, 'baselines');
 const tolerances = JSON.parse(readFileSync(join(B, 'baseline_tolerances_nnformer_transbts.json'), 'utf8')) as { files: Record<string, Record<string, { tol_abs: number }>> };
 
-for (const [net, weights] of [['transbts', 'transbts_weights.safetensors'], ['nnformer', 'nnformer_weights.pth']] as const) {
+for (const [net, weights] of [
+  ['transbts', 'transbts_weights.safetensors'],
+  ['nnformer', 'nnformer_weights.pth'],
+] as const) {
   test(`export-onnx ${net}: onnxruntime-node reproduces the official logits`, { skip: ort ? false : why }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'uxnet-onnx-'));
     try {

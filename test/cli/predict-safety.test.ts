@@ -20,17 +20,24 @@ import { writeTinyModelFolder } from '../helpers/tiny-model.js';
 
 const env = { UXNET_QUIET: '1', UXNET_THREADS: '1' };
 const uxnet = (...args: string[]) => runCli(args, { env });
-const AFFINE = mat4([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]);
+const AFFINE = mat4([
+  [1, 0, 0, 0],
+  [0, 1, 0, 0],
+  [0, 0, 1, 0],
+  [0, 0, 0, 1],
+]);
 
 function blob(shape: [number, number, number], seed = 1): Float32Array {
   const [X, Y, Z] = shape;
   const a = new Float32Array(X * Y * Z);
   let s = seed;
-  for (let x = 0; x < X; x++) for (let y = 0; y < Y; y++) for (let z = 0; z < Z; z++) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    const r = ((x - X / 2) / 5) ** 2 + ((y - Y / 2) / 6) ** 2 + ((z - Z / 2) / 4) ** 2;
-    a[(x * Y + y) * Z + z] = (r < 1 ? 200 : 100) + (s / 4294967296) * 20;
-  }
+  for (let x = 0; x < X; x++)
+    for (let y = 0; y < Y; y++)
+      for (let z = 0; z < Z; z++) {
+        s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+        const r = ((x - X / 2) / 5) ** 2 + ((y - Y / 2) / 6) ** 2 + ((z - Z / 2) / 4) ** 2;
+        a[(x * Y + y) * Z + z] = (r < 1 ? 200 : 100) + (s / 4294967296) * 20;
+      }
   return a;
 }
 
@@ -56,7 +63,12 @@ describe('uxnet predict: safety and odd inputs', () => {
     const link = join(dir, 'link.nii.gz');
     symlinkSync(img, link);
     const rel = relative(ROOT, join(dir, 'in', '..', 'in', 'a.nii.gz'));
-    for (const [i, o] of [[img, img], [link, img], [img, link], [img, rel]] as const) {
+    for (const [i, o] of [
+      [img, img],
+      [link, img],
+      [img, link],
+      [img, rel],
+    ] as const) {
       assertUserError(uxnet('predict', '-i', i, '-o', o, '-m', model), /would replace the input .*predict never overwrites an input/);
     }
     assert.deepEqual(readFileSync(img), before, 'the input is untouched');
@@ -133,14 +145,53 @@ describe('uxnet predict: safety and odd inputs', () => {
   it('malformed model folders and weights: one line naming the file, and no output folder left behind', () => {
     // [what, how the folder is spoilt, the file the message must name (once), the message]
     const cases: [string, (d: string) => void, string, RegExp][] = [
-      ['truncated weights', (d) => { const w = readFileSync(join(model, 'weights.safetensors')); writeFileSync(join(d, 'weights.safetensors'), w.subarray(0, w.length >> 1)); }, 'weights.safetensors', /weights\.safetensors: .*(truncated|ends|bytes)/],
+      [
+        'truncated weights',
+        (d) => {
+          const w = readFileSync(join(model, 'weights.safetensors'));
+          writeFileSync(join(d, 'weights.safetensors'), w.subarray(0, w.length >> 1));
+        },
+        'weights.safetensors',
+        /weights\.safetensors: .*(truncated|ends|bytes)/,
+      ],
       ['text as weights', (d) => writeFileSync(join(d, 'weights.safetensors'), 'these are not weights\n'), 'weights.safetensors', /weights\.safetensors: /],
       ['header-only weights', (d) => writeFileSync(join(d, 'weights.safetensors'), Buffer.from([1, 0, 0, 0])), 'weights.safetensors', /weights\.safetensors: /],
-      ['garbage .pth', (d) => { rmSync(join(d, 'weights.safetensors')); writeFileSync(join(d, 'weights.pth'), 'PK not really'); }, 'weights.pth', /weights\.pth: /],
+      [
+        'garbage .pth',
+        (d) => {
+          rmSync(join(d, 'weights.safetensors'));
+          writeFileSync(join(d, 'weights.pth'), 'PK not really');
+        },
+        'weights.pth',
+        /weights\.pth: /,
+      ],
       ['model.json not JSON', (d) => writeFileSync(join(d, 'model.json'), '{ "format": '), 'model.json', /model\.json: not valid JSON/],
-      ['model.json wrong format', (d) => writeFileSync(join(d, 'model.json'), JSON.stringify({ format: 'other/1' })), 'model.json', /model\.json: format: expected "uxnet3d-model\/1", got "other\/1"/],
-      ['model.json with too few labels', (d) => { const m = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8')); m.labels = { 0: 'bg' }; writeFileSync(join(d, 'model.json'), JSON.stringify(m)); }, 'model.json', /model\.json: labels names 1 classes but the network has 3 outputs/],
-      ['weights of another network', (d) => { const m = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8')); m.network.hiddenSize = 32; writeFileSync(join(d, 'model.json'), JSON.stringify(m)); }, 'weights.safetensors', /weights\.safetensors does not fit .*model\.json: /],
+      [
+        'model.json wrong format',
+        (d) => writeFileSync(join(d, 'model.json'), JSON.stringify({ format: 'other/1' })),
+        'model.json',
+        /model\.json: format: expected "uxnet3d-model\/1", got "other\/1"/,
+      ],
+      [
+        'model.json with too few labels',
+        (d) => {
+          const m = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8'));
+          m.labels = { 0: 'bg' };
+          writeFileSync(join(d, 'model.json'), JSON.stringify(m));
+        },
+        'model.json',
+        /model\.json: labels names 1 classes but the network has 3 outputs/,
+      ],
+      [
+        'weights of another network',
+        (d) => {
+          const m = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8'));
+          m.network.hiddenSize = 32;
+          writeFileSync(join(d, 'model.json'), JSON.stringify(m));
+        },
+        'weights.safetensors',
+        /weights\.safetensors does not fit .*model\.json: /,
+      ],
     ];
     for (const [i, [what, spoil, named, re]] of cases.entries()) {
       const d = join(dir, `bad-model-${i}`);
@@ -191,7 +242,9 @@ describe('uxnet predict: safety and odd inputs', () => {
     const data = blob(S);
     const lo = data.reduce((m, v) => Math.min(m, v), Infinity);
     const holes = data.slice();
-    holes[5] = NaN; holes[77] = Infinity; holes[300] = -Infinity;
+    holes[5] = NaN;
+    holes[77] = Infinity;
+    holes[300] = -Infinity;
     const filled = data.slice();
     filled[5] = filled[77] = filled[300] = lo;
     await writeNiftiFile(join(dir, 'holes.nii.gz'), { data: holes, shape: S, affine: AFFINE });
@@ -220,4 +273,3 @@ describe('uxnet predict: safety and odd inputs', () => {
     assert.deepEqual((await readNiftiFile(join(dir, 'fast.nii.gz'))).shape, S, 'labels on the input grid');
   });
 });
-

@@ -15,9 +15,14 @@ import { loadCheckpoint } from '../../src/train/checkpoint.js';
 
 const BIN = join(ROOT, 'bin', 'uxnet.js');
 const env = { ...process.env, UXNET_QUIET: '1', UXNET_THREADS: '1' };
-const steps = (run: string) => existsSync(join(run, 'metrics.jsonl'))
-  ? readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).step as number)
-  : [];
+const steps = (run: string) =>
+  existsSync(join(run, 'metrics.jsonl'))
+    ? readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).step as number)
+    : [];
 
 describe('uxnet train: stop and resume', () => {
   let dir: string;
@@ -29,9 +34,40 @@ describe('uxnet train: stop and resume', () => {
 
   it('SIGINT saves a checkpoint after the current step; --resume with only -o continues', async () => {
     // Relative paths from the first working directory: the resume below runs from another one.
-    const child = spawn(process.execPath, [BIN, 'train', '--dataset', 'data', '-o', 'run', '--preset', 'auto', '--steps', '400',
-      '--feat-size', '4,8,16,32', '--hidden-size', '16', '--depths', '1,1,1,1', '--roi', '32,32,32', '--crops', '1',
-      '--val-every', '1000', '--save-every', '1000', '--workers', '1', '--lr', '1e-3'], { cwd: dir, env });
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'train',
+        '--dataset',
+        'data',
+        '-o',
+        'run',
+        '--preset',
+        'auto',
+        '--steps',
+        '400',
+        '--feat-size',
+        '4,8,16,32',
+        '--hidden-size',
+        '16',
+        '--depths',
+        '1,1,1,1',
+        '--roi',
+        '32,32,32',
+        '--crops',
+        '1',
+        '--val-every',
+        '1000',
+        '--save-every',
+        '1000',
+        '--workers',
+        '1',
+        '--lr',
+        '1e-3',
+      ],
+      { cwd: dir, env },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
@@ -47,7 +83,10 @@ describe('uxnet train: stop and resume', () => {
     const done = steps(run);
     const n = done.length;
     assert.ok(n >= 2 && n < 400);
-    assert.deepEqual(done, Array.from({ length: n }, (_, i) => i + 1));
+    assert.deepEqual(
+      done,
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
     // save-every 1000: the only checkpoint is the one written because of the signal.
     assert.equal((await loadCheckpoint(join(run, 'checkpoint_last.safetensors'))).state.step, n);
     assert.match(stderr, /SIGINT: stopping after the current step and saving a checkpoint/);
@@ -61,7 +100,11 @@ describe('uxnet train: stop and resume', () => {
     const r = spawnSync(process.execPath, [BIN, 'train', '-o', run, '--resume', '--steps', String(n + 2)], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, new RegExp(`resuming at step ${n} of ${n + 2}`));
-    assert.deepEqual(steps(run), Array.from({ length: n + 2 }, (_, i) => i + 1), 'every step once');
+    assert.deepEqual(
+      steps(run),
+      Array.from({ length: n + 2 }, (_, i) => i + 1),
+      'every step once',
+    );
     assert.ok(existsSync(join(run, 'model', 'model.json')));
   });
 

@@ -6,7 +6,9 @@ import { uxnet, assertUserError } from '../helpers/cli.js';
 
 describe('uxnet train: user mistakes', () => {
   let dir: string;
-  before(() => { dir = mkdtempSync(join(tmpdir(), 'uxnet-train-cli-')); });
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'uxnet-train-cli-'));
+  });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('names what is missing or wrong, in one line, without a stack trace', () => {
@@ -17,7 +19,10 @@ describe('uxnet train: user mistakes', () => {
     assertUserError(uxnet(['train', '--config', join(dir, 'bad.json')]), /not valid JSON/);
     assertUserError(uxnet(['train', '--config', join(dir, 'missing.json')]), /cannot read config/);
     assertUserError(uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--steps', 'x']), /--steps must be an integer/);
-    assertUserError(uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--roi', '40,40,40']), /training config: roiSize 40x40x40 does not fit the network: UX-Net input spatial size 40×40×40 is invalid/);
+    assertUserError(
+      uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--roi', '40,40,40']),
+      /training config: roiSize 40x40x40 does not fit the network: UX-Net input spatial size 40×40×40 is invalid/,
+    );
     assertUserError(uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--feat-size', '8,16']), /featSize|feat_size/);
     assertUserError(uxnet(['train', '--dataset', dir, '-o', join(dir, 'r'), '--backend', 'tpu']), /unknown backend 'tpu'/);
   });

@@ -31,8 +31,14 @@ describe('uxnet --backend webgpu without an adapter', () => {
     // be silenced from JS); ours is the one `uxnet:` line, last, without a stack trace.
     assert.equal(r.status, 2);
     const lines = r.stderr.trim().split('\n');
-    assert.deepEqual(lines.filter((l) => l.startsWith('uxnet:')), [lines.at(-1)]);
-    assert.match(lines.at(-1)!, /^uxnet: --backend webgpu: (no WebGPU adapter found .*VK_ICD_FILENAMES=\/usr\/lib\/chromium\/vk_swiftshader_icd\.json|the 'webgpu' npm package could not be loaded)/);
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith('uxnet:')),
+      [lines.at(-1)],
+    );
+    assert.match(
+      lines.at(-1)!,
+      /^uxnet: --backend webgpu: (no WebGPU adapter found .*VK_ICD_FILENAMES=\/usr\/lib\/chromium\/vk_swiftshader_icd\.json|the 'webgpu' npm package could not be loaded)/,
+    );
     assert.doesNotMatch(r.stderr, /internal error/);
     assert.equal(r.stdout, '');
   });
@@ -43,17 +49,31 @@ describe('uxnet train --backend webgpu', { skip: !testBackends().includes('webgp
   let cfg: string;
   const steps = (out: string, n: number, extra: string[] = []) =>
     uxnet(['train', '--config', cfg, '-o', out, '--steps', String(n), ...extra], { timeoutMs: 600_000, env: { UXNET_QUIET: '1' } });
-  const metrics = async (out: string) => (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+  const metrics = async (out: string) =>
+    (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; loss: number });
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'uxnet-train-webgpu-'));
     await writeSyntheticDataset(join(dir, 'data'), 4);
     cfg = join(dir, 'train.json');
-    await writeFile(cfg, JSON.stringify({
-      dataset: join(dir, 'data'), preset: 'auto', cacheDir: join(dir, 'cache'),
-      network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-      roiSize: [16, 16, 32], cropsPerVolume: 1, valEvery: 100, saveEvery: 1, workers: 1, lr: 1e-3,
-    }));
+    await writeFile(
+      cfg,
+      JSON.stringify({
+        dataset: join(dir, 'data'),
+        preset: 'auto',
+        cacheDir: join(dir, 'cache'),
+        network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
+        roiSize: [16, 16, 32],
+        cropsPerVolume: 1,
+        valEvery: 100,
+        saveEvery: 1,
+        workers: 1,
+        lr: 1e-3,
+      }),
+    );
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -75,7 +95,8 @@ describe('uxnet train --backend webgpu', { skip: !testBackends().includes('webgp
     const rb3 = steps(b, 3, ['--backend', 'webgpu', '--resume']);
     assert.equal(rb3.status, 0, rb3.stderr);
     assert.match(rb3.stderr, /resuming at step 2 of 3/);
-    for (const f of ['checkpoint_last.safetensors', 'checkpoint_best.safetensors', 'model/model.json', 'model/weights.safetensors']) assert.ok(existsSync(join(b, f)), `${f} written`);
+    for (const f of ['checkpoint_last.safetensors', 'checkpoint_best.safetensors', 'model/model.json', 'model/weights.safetensors'])
+      assert.ok(existsSync(join(b, f)), `${f} written`);
 
     // WebGPU kernels are deterministic (no atomics): the resumed run equals the uninterrupted one bit for bit.
     const ca = await loadCheckpoint(join(a, 'checkpoint_last.safetensors'));
@@ -89,8 +110,14 @@ describe('uxnet train --backend webgpu', { skip: !testBackends().includes('webgp
     }
     const ma = await metrics(a);
     const mb = await metrics(b);
-    assert.deepEqual(mb.map((l) => l.step), [1, 2, 3]);
-    assert.deepEqual(mb.map((l) => l.loss), ma.map((l) => l.loss));
+    assert.deepEqual(
+      mb.map((l) => l.step),
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      mb.map((l) => l.loss),
+      ma.map((l) => l.loss),
+    );
 
     // The same run on the CPU backend (same seed, same crops): step 1 computes the loss of the same
     // initial weights (float32 rounding only); later steps follow AdamW on slightly different gradients.
@@ -98,6 +125,7 @@ describe('uxnet train --backend webgpu', { skip: !testBackends().includes('webgp
     assert.equal(rc.status, 0, rc.stderr);
     const mc = await metrics(c);
     assert.ok(Math.abs(ma[0]!.loss - mc[0]!.loss) <= 1e-5 * Math.abs(mc[0]!.loss), `step 1 loss ${ma[0]!.loss} (webgpu) vs ${mc[0]!.loss} (${cpu})`);
-    for (let i = 1; i < 3; i++) assert.ok(Math.abs(ma[i]!.loss - mc[i]!.loss) <= 1e-3 * Math.abs(mc[i]!.loss), `step ${i + 1} loss ${ma[i]!.loss} (webgpu) vs ${mc[i]!.loss} (${cpu})`);
+    for (let i = 1; i < 3; i++)
+      assert.ok(Math.abs(ma[i]!.loss - mc[i]!.loss) <= 1e-3 * Math.abs(mc[i]!.loss), `step ${i + 1} loss ${ma[i]!.loss} (webgpu) vs ${mc[i]!.loss} (${cpu})`);
   });
 });

@@ -24,7 +24,9 @@ describe('preprocessing in worker threads', () => {
     dir = await mkdtemp(join(tmpdir(), 'uxnet-pool-'));
     await writeSyntheticDataset(join(dir, 'data'), 5);
   });
-  after(async () => { await rm(dir, { recursive: true, force: true }); });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('pool size: the requested count (default 2), at most one per core and one per case', () => {
     const cores = availableParallelism();
@@ -41,8 +43,14 @@ describe('preprocessing in worker threads', () => {
     const one = await cacheCasesParallel(ds.cases, steps, join(dir, 'c1'), { workers: 1 });
     const two = await cacheCasesParallel(ds.cases, steps, join(dir, 'c2'), { workers: 2, onDone: (c) => seen.push(c.id) });
     assert.equal(liveCacheWorkers(), 0, 'no worker left running');
-    assert.deepEqual(one.map((e) => e.id), ds.cases.map((c) => c.id));
-    assert.deepEqual(two.map((e) => e.id), ds.cases.map((c) => c.id));
+    assert.deepEqual(
+      one.map((e) => e.id),
+      ds.cases.map((c) => c.id),
+    );
+    assert.deepEqual(
+      two.map((e) => e.id),
+      ds.cases.map((c) => c.id),
+    );
     assert.deepEqual([...seen].sort(), ds.cases.map((c) => c.id).sort(), 'progress reported once per case');
     for (let i = 0; i < one.length; i++) {
       assert.deepEqual(two[i]!.shape, one[i]!.shape);
@@ -54,7 +62,8 @@ describe('preprocessing in worker threads', () => {
   });
 
   it('uxnet preprocess: the same plan and cache files, byte for byte, with --workers 1 and 2', async () => {
-    const a = join(dir, 'p1'), b = join(dir, 'p2');
+    const a = join(dir, 'p1'),
+      b = join(dir, 'p2');
     const ra = await runPreprocess({ dataset: join(dir, 'data'), preset: 'auto', cache: a, plain: true, workers: 1 });
     const rb = await runPreprocess({ dataset: join(dir, 'data'), preset: 'auto', cache: b, plain: true, workers: 2 });
     const rel = (es: CacheEntry[], d: string) => JSON.stringify(es).split(d).join('DIR');
@@ -102,7 +111,10 @@ describe('preprocessing in worker threads', () => {
     const mtimes = new Map(await Promise.all(metas.map(async (m) => [m, (await stat(join(cache, m))).mtimeMs] as const)));
     await writeFile(bad.images[0]!, good);
     const entries = await cacheCasesParallel(ds.cases, steps, cache, { workers: 2 });
-    assert.deepEqual(entries.map((e) => e.id), ds.cases.map((c) => c.id));
+    assert.deepEqual(
+      entries.map((e) => e.id),
+      ds.cases.map((c) => c.id),
+    );
     for (const [m, t] of mtimes) assert.equal((await stat(join(cache, m))).mtimeMs, t, `${m} reused`);
   });
 

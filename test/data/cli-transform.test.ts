@@ -17,7 +17,21 @@ describe('uxnet transform', () => {
       const c = 'synth_lps_oblique';
       const program = new Command().exitOverride();
       registerTransform(program);
-      await program.parseAsync(['node', 'uxnet', 'transform', '-i', join(TDIR, 'inputs', `${c}_image.nii.gz`), '--label', join(TDIR, 'inputs', `${c}_label.nii.gz`), '--preset', 'flare', '--stage', 'val', '-o', out]);
+      await program.parseAsync([
+        'node',
+        'uxnet',
+        'transform',
+        '-i',
+        join(TDIR, 'inputs', `${c}_image.nii.gz`),
+        '--label',
+        join(TDIR, 'inputs', `${c}_label.nii.gz`),
+        '--preset',
+        'flare',
+        '--stage',
+        'val',
+        '-o',
+        out,
+      ]);
       assert.deepEqual(readdirSync(out).sort(), ['image.nii.gz', 'label.nii.gz', 'meta.json']);
       const pm = tmanifest.cases[c].presets.flare;
       const last = pm.steps.at(-1);
@@ -28,14 +42,21 @@ describe('uxnet transform', () => {
       assert.deepEqual(img.shape, pm.final_shape.slice(1));
       assert.ok(maxAbsDiff(decodeFloat32(img), stored(c, last.image).data as Float32Array) <= 4e-7);
       assert.ok(countDiff(decodeRaw(lab) as Uint8Array, stored(c, last.label).data as Uint8Array) === 0);
-      for (let r = 0; r < 4; r++) for (let k = 0; k < 4; k++) {
-        assert.ok(Math.abs(img.affine[r * 4 + k]! - last.affine[r][k]) <= 2e-6, `image affine [${r}][${k}]`);
-        assert.ok(Math.abs(lab.affine[r * 4 + k]! - last.affine[r][k]) <= 2e-6, `label affine [${r}][${k}]`);
-      }
+      for (let r = 0; r < 4; r++)
+        for (let k = 0; k < 4; k++) {
+          assert.ok(Math.abs(img.affine[r * 4 + k]! - last.affine[r][k]) <= 2e-6, `image affine [${r}][${k}]`);
+          assert.ok(Math.abs(lab.affine[r * 4 + k]! - last.affine[r][k]) <= 2e-6, `label affine [${r}][${k}]`);
+        }
       const meta = JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8'));
       assert.deepEqual(meta.foreground, { start: pm.crop_box.box_start, end: pm.crop_box.box_end });
-      assert.deepEqual(meta.steps.map((s: { op: string }) => s.op), ['spacing', 'orientation', 'scaleIntensityRange', 'cropForeground']);
-      assert.deepEqual(meta.steps.map((s: { image_shape: number[] }) => s.image_shape), pm.steps.slice(1, -1).map((s: { image: { shape: number[] } }) => s.image.shape.slice(1)));
+      assert.deepEqual(
+        meta.steps.map((s: { op: string }) => s.op),
+        ['spacing', 'orientation', 'scaleIntensityRange', 'cropForeground'],
+      );
+      assert.deepEqual(
+        meta.steps.map((s: { image_shape: number[] }) => s.image_shape),
+        pm.steps.slice(1, -1).map((s: { image: { shape: number[] } }) => s.image.shape.slice(1)),
+      );
       assert.deepEqual(meta.steps[0].image_shape, pm.steps[1].details.output_shape);
     } finally {
       rmSync(out, { recursive: true, force: true });

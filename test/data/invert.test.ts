@@ -20,8 +20,13 @@ async function runPreset(c: string, preset: string) {
 }
 
 function labelDiffsOffTies(actual: ArrayLike<number>, expected: ArrayLike<number>, ties: Uint8Array | null): { off: number; at: number } {
-  let off = 0, at = 0;
-  for (let i = 0; i < expected.length; i++) if (actual[i] !== expected[i]) { if (ties?.[i]) at++; else off++; }
+  let off = 0,
+    at = 0;
+  for (let i = 0; i < expected.length; i++)
+    if (actual[i] !== expected[i]) {
+      if (ties?.[i]) at++;
+      else off++;
+    }
   return { off, at };
 }
 
@@ -42,9 +47,10 @@ describe('full preset chains from the NIfTI inputs match MONAI 0.9.0 end to end'
         const n = countDiff(sample.label!.data, expLab);
         assert.ok(n <= 0.007 * expLab.length, `${n} label voxels differ`);
         if (preset === 'feta') assert.equal(n, 0, 'no resampling: labels are exact');
-        for (let r = 0; r < 4; r++) for (let k = 0; k < 4; k++) {
-          assert.ok(Math.abs(sample.image.affine[r * 4 + k]! - last.affine[r][k]) <= 2e-6, `affine [${r}][${k}]`);
-        }
+        for (let r = 0; r < 4; r++)
+          for (let k = 0; k < 4; k++) {
+            assert.ok(Math.abs(sample.image.affine[r * 4 + k]! - last.affine[r][k]) <= 2e-6, `affine [${r}][${k}]`);
+          }
       });
     }
   }
@@ -64,9 +70,8 @@ describe('invert(): predictions go back onto the original grid like MONAI Invert
         const expected = stored(c, pm.invert.label_nearest.pred).data as Uint8Array;
         // Ties only occur in the Spacing inverse; the test rule of SEMANTICS §3.7 uses its exact coordinates.
         const sp = sample.image.ops.find((o) => o.kind === 'spacing');
-        const ties = sp && sp.kind === 'spacing'
-          ? tieMask(sp.inShape, sp.outShape, planSpacing(sp.outShape, mat4(sp.outAffine), columnNorms(mat4(sp.inAffine)), sp.inShape).xform)
-          : null;
+        const ties =
+          sp && sp.kind === 'spacing' ? tieMask(sp.inShape, sp.outShape, planSpacing(sp.outShape, mat4(sp.outAffine), columnNorms(mat4(sp.inAffine)), sp.inShape).xform) : null;
         const d = labelDiffsOffTies(back.data, expected, ties);
         assert.equal(d.off, 0, `${d.off} voxels differ away from ties (${d.at} at ties)`);
         if (preset === 'feta') assert.equal(d.at, 0);
@@ -101,11 +106,24 @@ describe('invert(): predictions go back onto the original grid like MONAI Invert
   it('invert(forward(x)) is the identity for crop, pad, flip, rot90 and orientation (any axcodes)', () => {
     const shape: Vec3 = [5, 4, 3];
     const data = Float32Array.from({ length: 60 }, (_, i) => i + 1);
-    const c = Math.cos(0.2), s = Math.sin(0.2);
-    const v = volume(data, shape, mat4([[0, 0, -2, 10], [c * 0.9, -s, 0, 3], [s * 0.9, c, 0, -7], [0, 0, 0, 1]]));
+    const c = Math.cos(0.2),
+      s = Math.sin(0.2);
+    const v = volume(
+      data,
+      shape,
+      mat4([
+        [0, 0, -2, 10],
+        [c * 0.9, -s, 0, 3],
+        [s * 0.9, c, 0, -7],
+        [0, 0, 0, 1],
+      ]),
+    );
     let t: Volume = v;
     for (const code of ['LPI', 'SAR']) {
-      t = runSteps({ image: v as Volume<Float32Array> }, [{ op: 'orientation', axcodes: code }, { op: 'cropForeground', threshold: 10 }]).sample.image;
+      t = runSteps({ image: v as Volume<Float32Array> }, [
+        { op: 'orientation', axcodes: code },
+        { op: 'cropForeground', threshold: 10 },
+      ]).sample.image;
       t = spatialPad(t, [9, 8, 7]);
       t = flip(t, [0, 2]);
       t = rotate90(t, 1, [1, 2]);
@@ -113,7 +131,10 @@ describe('invert(): predictions go back onto the original grid like MONAI Invert
       assert.deepEqual(back.shape, shape);
       // Everything the foreground box kept comes back unchanged; everything outside it is 0.
       const kept = Array.from(back.data).filter((x, i) => x === data[i]).length;
-      assert.ok(Array.from(back.data).every((x, i) => x === data[i] || x === 0), 'values outside the crop box are 0');
+      assert.ok(
+        Array.from(back.data).every((x, i) => x === data[i] || x === 0),
+        'values outside the crop box are 0',
+      );
       assert.ok(kept >= 50 && data.every((x, i) => x <= 10 || back.data[i] === x), `all foreground values restored (${kept} kept)`);
       assert.deepEqual(Array.from(back.affine), Array.from(v.affine));
     }

@@ -62,11 +62,17 @@ describe('PatchLoader (worker threads, prefetch)', () => {
           assert.deepEqual(p.shape, [16, 16, 16]);
           assert.deepEqual(p.image, want[k]!.image.data, `${workers} worker(s), request ${n}, crop ${k}: image`);
           assert.deepEqual(p.label, Float32Array.from(want[k]!.label!.data), `${workers} worker(s), request ${n}, crop ${k}: label`);
-          assert.ok(p.label!.every((v) => classes.get(cases[n]!)!.has(v)), 'nearest resampling only moves class ids: none is invented');
+          assert.ok(
+            p.label!.every((v) => classes.get(cases[n]!)!.has(v)),
+            'nearest resampling only moves class ids: none is invented',
+          );
         }
       }
       // Positive crops are centred on foreground: foreground reaches the patches.
-      assert.ok(out.flat().some((p) => p.label!.some((v) => v > 0)), 'foreground labels reach the patches');
+      assert.ok(
+        out.flat().some((p) => p.label!.some((v) => v > 0)),
+        'foreground labels reach the patches',
+      );
     }
   });
 
@@ -81,8 +87,16 @@ describe('PatchLoader (worker threads, prefetch)', () => {
     const resumed = await take({ workers: 1, start: 3 }, N - 3);
     assert.deepEqual(resumed.cases, full.cases.slice(3));
     for (let i = 0; i < N - 3; i++) {
-      assert.deepEqual(resumed.out[i]!.map((p) => p.image), full.out[3 + i]!.map((p) => p.image), `request ${3 + i}: image`);
-      assert.deepEqual(resumed.out[i]!.map((p) => p.label), full.out[3 + i]!.map((p) => p.label), `request ${3 + i}: label`);
+      assert.deepEqual(
+        resumed.out[i]!.map((p) => p.image),
+        full.out[3 + i]!.map((p) => p.image),
+        `request ${3 + i}: image`,
+      );
+      assert.deepEqual(
+        resumed.out[i]!.map((p) => p.label),
+        full.out[3 + i]!.map((p) => p.label),
+        `request ${3 + i}: label`,
+      );
     }
   });
 
@@ -93,7 +107,10 @@ describe('PatchLoader (worker threads, prefetch)', () => {
       await l.workerPool.threads[1]!.terminate();
       // Whatever was already prefetched may still arrive; within a few requests the loss must surface.
       let error: Error | null = null;
-      for (let i = 0; i < 4 && !error; i++) await l.next().catch((e: Error) => { error = e; });
+      for (let i = 0; i < 4 && !error; i++)
+        await l.next().catch((e: Error) => {
+          error = e;
+        });
       assert.ok(error, 'the load failed');
       assert.match((error as Error).message, /^patch loader worker 1 exited with code 1/);
       await assert.rejects(l.next(), /patch loader worker 1 exited/, 'and keeps failing rather than waiting');

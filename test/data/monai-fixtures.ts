@@ -46,13 +46,18 @@ export function tieMask(outShape: Vec3, inShape: Vec3, xform: Mat4): Uint8Array 
   const [A, B, C] = outShape;
   const m = new Uint8Array(A * B * C);
   let o = 0;
-  for (let a = 0; a < A; a++) for (let b = 0; b < B; b++) for (let c = 0; c < C; c++, o++) {
-    for (let r = 0; r < 3; r++) {
-      let v = xform[r * 4]! * a + xform[r * 4 + 1]! * b + xform[r * 4 + 2]! * c + xform[r * 4 + 3]!;
-      v = Math.min(Math.max(v, 0), inShape[r]! - 1);
-      const frac = v - Math.floor(v);
-      if (Math.abs(frac - 0.5) < 1e-6) { m[o] = 1; break; }
-    }
-  }
+  for (let a = 0; a < A; a++)
+    for (let b = 0; b < B; b++)
+      for (let c = 0; c < C; c++, o++) {
+        for (let r = 0; r < 3; r++) {
+          let v = xform[r * 4]! * a + xform[r * 4 + 1]! * b + xform[r * 4 + 2]! * c + xform[r * 4 + 3]!;
+          v = Math.min(Math.max(v, 0), inShape[r]! - 1);
+          const frac = v - Math.floor(v);
+          if (Math.abs(frac - 0.5) < 1e-6) {
+            m[o] = 1;
+            break;
+          }
+        }
+      }
   return m;
 }

@@ -20,7 +20,14 @@ function makeDataset(layout: 'folders' | 'nnunet'): string {
     copyFileSync(join(TDIR, 'inputs', `${c}_label.nii.gz`), join(root, 'labelsTr', `${c}.nii.gz`));
   }
   if (layout === 'nnunet') {
-    writeFileSync(join(root, 'dataset.json'), JSON.stringify({ modality: { 0: 'MRI' }, labels: { 0: 'background', 1: 'a', 2: 'b', 3: 'c' }, training: CASES.map((c) => ({ image: `./imagesTr/${c}.nii.gz`, label: `./labelsTr/${c}.nii.gz` })) }));
+    writeFileSync(
+      join(root, 'dataset.json'),
+      JSON.stringify({
+        modality: { 0: 'MRI' },
+        labels: { 0: 'background', 1: 'a', 2: 'b', 3: 'c' },
+        training: CASES.map((c) => ({ image: `./imagesTr/${c}.nii.gz`, label: `./labelsTr/${c}.nii.gz` })),
+      }),
+    );
   }
   return root;
 }
@@ -68,7 +75,10 @@ describe('datasets and uxnet preprocess', () => {
       assert.equal(plan.fingerprint.cases, 4);
       assert.deepEqual(plan.fingerprint.labelValues, [0, 1, 2, 3]);
       assert.equal(plan.numClasses, 4);
-      assert.deepEqual(plan.val.map((s: { op: string }) => s.op), ['spacing', 'orientation', 'zScore']);
+      assert.deepEqual(
+        plan.val.map((s: { op: string }) => s.op),
+        ['spacing', 'orientation', 'zScore'],
+      );
       // Median of spacings (1,1,1),(1,1,1),(0.8,0.8,2.5),(0.9,0.9,3.0) per axis.
       plan.val[0].pixdim.forEach((p: number, k: number) => assert.ok(Math.abs(p - [0.95, 0.95, 1.75][k]!) < 1e-5, `pixdim ${k}: ${p}`));
     } finally {
@@ -77,6 +87,9 @@ describe('datasets and uxnet preprocess', () => {
   });
 
   it('a missing dataset is a user error', async () => {
-    await assert.rejects(runPreprocess({ dataset: '/no/such/dir', preset: 'feta', plain: true }), (e: unknown) => e instanceof UserError && /not a directory/.test((e as Error).message));
+    await assert.rejects(
+      runPreprocess({ dataset: '/no/such/dir', preset: 'feta', plain: true }),
+      (e: unknown) => e instanceof UserError && /not a directory/.test((e as Error).message),
+    );
   });
 });

@@ -31,11 +31,14 @@ describe('randGamma = MONAI 0.9.0 RandAdjustContrastd', () => {
   it('is computed in float32 step by step, min and range over every channel', () => {
     const f = Math.fround;
     let s = 3;
-    const values = Array.from({ length: 64 }, () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32 * 300 - 100);
+    const values = Array.from({ length: 64 }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 300 - 100);
     const v = img(values, 2);
     const d = v.data;
-    const lo = Math.min(...d), hi = Math.max(...d);
-    const range = f(hi - lo), den = f(range + 1e-7), g = f(1.7);
+    const lo = Math.min(...d),
+      hi = Math.max(...d);
+    const range = f(hi - lo),
+      den = f(range + 1e-7),
+      g = f(1.7);
     const out = adjustContrast(v, 1.7);
     assert.equal(out.channels, 2);
     d.forEach((x, i) => assert.equal(out.data[i], f(f(f(Math.pow(f(f(x - lo) / den), g)) * range) + lo), `voxel ${i}`));
@@ -60,8 +63,11 @@ describe('randGamma = MONAI 0.9.0 RandAdjustContrastd', () => {
       assert.equal(o!.image.data[3], 4);
     }
     const p = gammas.length / N;
-    assert.ok(Math.abs(p - 0.3) < 4.5 * Math.sqrt(0.3 * 0.7 / N), `applied in ${gammas.length}/${N}`);
-    assert.ok(gammas.every((g) => g >= 0.7 - 1e-6 && g < 1.5 + 1e-6), 'every gamma in [0.7, 1.5)');
+    assert.ok(Math.abs(p - 0.3) < 4.5 * Math.sqrt((0.3 * 0.7) / N), `applied in ${gammas.length}/${N}`);
+    assert.ok(
+      gammas.every((g) => g >= 0.7 - 1e-6 && g < 1.5 + 1e-6),
+      'every gamma in [0.7, 1.5)',
+    );
     const mean = gammas.reduce((a, b) => a + b, 0) / gammas.length;
     const variance = gammas.reduce((a, b) => a + (b - mean) ** 2, 0) / gammas.length;
     assert.ok(Math.abs(mean - 1.1) < 0.02, `mean gamma ${mean}`);
@@ -74,11 +80,13 @@ describe('randGamma = MONAI 0.9.0 RandAdjustContrastd', () => {
 
   it('draws the probability first and gamma only when it applies', () => {
     const sample: Sample = { image: img([0, 1, 2, 4]) };
-    const a = new Rng(9), b = new Rng(9);
+    const a = new Rng(9),
+      b = new Rng(9);
     applyRandomStep(sample, { op: 'randGamma', prob: 0, gamma: [0.5, 2] }, a);
     b.random();
     assert.equal(a.nextU32(), b.nextU32(), 'not applied: one draw');
-    const c = new Rng(9), d = new Rng(9);
+    const c = new Rng(9),
+      d = new Rng(9);
     const [o] = applyRandomStep(sample, { op: 'randGamma', prob: 1, gamma: [0.5, 2] }, c);
     d.random();
     const g = d.uniform(0.5, 2);
@@ -91,7 +99,10 @@ describe('randGamma = MONAI 0.9.0 RandAdjustContrastd', () => {
     assert.deepEqual(gammaRange([2, 0.8]), [0.8, 2]);
     assert.throws(() => gammaRange(0.5), /greater than 0\.5/);
     assert.throws(() => gammaRange([1, 2, 3]), /number or a pair/);
-    assert.throws(() => parsePreset({ name: 'x', train: [{ op: 'randGamma', prob: 0.5, gamma: 0.3 }] }, 'p.json'), /p\.json: train\[0\]\.gamma: a single gamma must be greater than 0\.5/);
+    assert.throws(
+      () => parsePreset({ name: 'x', train: [{ op: 'randGamma', prob: 0.5, gamma: 0.3 }] }, 'p.json'),
+      /p\.json: train\[0\]\.gamma: a single gamma must be greater than 0\.5/,
+    );
     assert.doesNotThrow(() => parsePreset({ name: 'x', train: [{ op: 'randGamma', prob: 0.5, gamma: [0.7, 1.5] }] }, 'p.json'));
   });
 });

@@ -21,20 +21,35 @@ function vol(name: string): Volume {
 
 describe('seeded RNG', () => {
   it('same seed, same stream; different seed, different stream', () => {
-    const a = new Rng(7), b = new Rng(7), c = new Rng(8);
+    const a = new Rng(7),
+      b = new Rng(7),
+      c = new Rng(8);
     const xa = Array.from({ length: 5 }, () => a.nextU32());
-    assert.deepEqual(xa, Array.from({ length: 5 }, () => b.nextU32()));
-    assert.notDeepEqual(xa, Array.from({ length: 5 }, () => c.nextU32()));
+    assert.deepEqual(
+      xa,
+      Array.from({ length: 5 }, () => b.nextU32()),
+    );
+    assert.notDeepEqual(
+      xa,
+      Array.from({ length: 5 }, () => c.nextU32()),
+    );
   });
   it('uniform, int and normal have the documented moments', () => {
     const r = new Rng(1);
     const N = 200000;
-    let s = 0, s2 = 0, n = 0, n2 = 0;
+    let s = 0,
+      s2 = 0,
+      n = 0,
+      n2 = 0;
     const counts = new Array(6).fill(0);
     for (let i = 0; i < N; i++) {
-      const u = r.uniform(-0.1, 0.1); s += u; s2 += u * u;
+      const u = r.uniform(-0.1, 0.1);
+      s += u;
+      s2 += u * u;
       counts[r.int(6)]++;
-      const g = r.normal(); n += g; n2 += g * g;
+      const g = r.normal();
+      n += g;
+      n2 += g * g;
     }
     assert.ok(Math.abs(s / N) < 0.001 && Math.abs(s2 / N - 0.01 / 3) < 1e-4, 'U(-0.1, 0.1): mean 0, variance 0.01/3');
     const chi2 = counts.reduce((a, c) => a + (c - N / 6) ** 2 / (N / 6), 0);
@@ -77,9 +92,13 @@ describe('RandCropByPosNegLabeld (SEMANTICS §9.2)', () => {
       const obs = new Float64Array(shape[axis]!);
       const r = new Rng(123 + axis);
       for (let n = 0; n < N; n++) obs[sampleCropCenter(fg, bg, 0.5, size, shape, r)[axis]]!++;
-      let chi2 = 0, dof = -1;
-      for (let k = 0; k < exp.length; k++) if (exp[k]! > 0) { chi2 += (obs[k]! - N * exp[k]!) ** 2 / (N * exp[k]!); dof++; }
-      else assert.equal(obs[k], 0, `axis ${axis}: centre ${k} is outside the valid range`);
+      let chi2 = 0,
+        dof = -1;
+      for (let k = 0; k < exp.length; k++)
+        if (exp[k]! > 0) {
+          chi2 += (obs[k]! - N * exp[k]!) ** 2 / (N * exp[k]!);
+          dof++;
+        } else assert.equal(obs[k], 0, `axis ${axis}: centre ${k} is outside the valid range`);
       // p = 0.001 critical value, approximated by Wilson-Hilferty.
       const crit = dof * (1 - 2 / (9 * dof) + 3.09 * Math.sqrt(2 / (9 * dof))) ** 3;
       assert.ok(chi2 < crit, `axis ${axis}: chi2 ${chi2.toFixed(1)} >= ${crit.toFixed(1)} (${dof} dof)`);
@@ -97,7 +116,10 @@ describe('RandCropByPosNegLabeld (SEMANTICS §9.2)', () => {
     const spec = { op: 'randCropByPosNegLabel' as const, spatialSize: size, pos: 1, neg: 1, numSamples: 2, imageThreshold: 0 };
     const a = randCropByPosNegLabel({ image: image as Volume<Float32Array>, label }, spec, new Rng(5));
     const b = randCropByPosNegLabel({ image: image as Volume<Float32Array>, label }, spec, new Rng(5));
-    assert.deepEqual(a.map((x) => Array.from(x.image.data.slice(0, 50))), b.map((x) => Array.from(x.image.data.slice(0, 50))));
+    assert.deepEqual(
+      a.map((x) => Array.from(x.image.data.slice(0, 50))),
+      b.map((x) => Array.from(x.image.data.slice(0, 50))),
+    );
   });
 
   it('pads a volume smaller than the crop instead of failing (official 96³ on hippocampus); allowSmaller=false keeps MONAI error', () => {
@@ -105,7 +127,10 @@ describe('RandCropByPosNegLabeld (SEMANTICS §9.2)', () => {
     const out = randCropByPosNegLabel({ image: image as Volume<Float32Array>, label }, spec, new Rng(1));
     assert.equal(out.length, 2);
     assert.deepEqual(out[0]!.image.shape, [96, 96, 96]);
-    assert.throws(() => randCropByPosNegLabel({ image: image as Volume<Float32Array>, label }, { ...spec, allowSmaller: false }, new Rng(1)), new RegExp(pr.official_96_on_small_volume.replace('ValueError: ', '').replace(/[.()]/g, '\\$&')));
+    assert.throws(
+      () => randCropByPosNegLabel({ image: image as Volume<Float32Array>, label }, { ...spec, allowSmaller: false }, new Rng(1)),
+      new RegExp(pr.official_96_on_small_volume.replace('ValueError: ', '').replace(/[.()]/g, '\\$&')),
+    );
   });
 });
 
@@ -138,10 +163,19 @@ describe('RandShiftIntensityd and RandAffined given the drawn parameters', () =>
 describe('flips and 90-degree rotations match numpy on a (1,4,3,2) arange', () => {
   const input = vol('pinned/tiny/input');
   const cases: [string, (v: Volume) => Volume][] = [
-    ['flip_None', (v) => flip(v)], ['flip_0', (v) => flip(v, [0])], ['flip_1', (v) => flip(v, [1])], ['flip_2', (v) => flip(v, [2])], ['flip_(0,2)', (v) => flip(v, [0, 2])],
-    ['rot90_k1_axes01', (v) => rotate90(v, 1, [0, 1])], ['rot90_k2_axes01', (v) => rotate90(v, 2, [0, 1])], ['rot90_k3_axes01', (v) => rotate90(v, 3, [0, 1])],
-    ['rot90_k1_axes12', (v) => rotate90(v, 1, [1, 2])], ['rot90_k2_axes12', (v) => rotate90(v, 2, [1, 2])], ['rot90_k3_axes12', (v) => rotate90(v, 3, [1, 2])],
-    ['rot90_k1_axes02', (v) => rotate90(v, 1, [0, 2])], ['rot90_k3_axes02', (v) => rotate90(v, 3, [0, 2])],
+    ['flip_None', (v) => flip(v)],
+    ['flip_0', (v) => flip(v, [0])],
+    ['flip_1', (v) => flip(v, [1])],
+    ['flip_2', (v) => flip(v, [2])],
+    ['flip_(0,2)', (v) => flip(v, [0, 2])],
+    ['rot90_k1_axes01', (v) => rotate90(v, 1, [0, 1])],
+    ['rot90_k2_axes01', (v) => rotate90(v, 2, [0, 1])],
+    ['rot90_k3_axes01', (v) => rotate90(v, 3, [0, 1])],
+    ['rot90_k1_axes12', (v) => rotate90(v, 1, [1, 2])],
+    ['rot90_k2_axes12', (v) => rotate90(v, 2, [1, 2])],
+    ['rot90_k3_axes12', (v) => rotate90(v, 3, [1, 2])],
+    ['rot90_k1_axes02', (v) => rotate90(v, 1, [0, 2])],
+    ['rot90_k3_axes02', (v) => rotate90(v, 3, [0, 2])],
   ];
   for (const [name, fn] of cases) {
     it(name, () => {
@@ -163,12 +197,15 @@ describe('a preset training tail', () => {
     assert.equal(out.length, 2);
     for (const s of out) {
       assert.deepEqual(s.image.shape, [24, 20, 16]);
-      const mx = Math.max(...s.image.data), mn = Math.min(...s.image.data);
+      const mx = Math.max(...s.image.data),
+        mn = Math.min(...s.image.data);
       assert.ok(mx <= 1.1 + 1e-6 && mn >= -0.1 - 1e-6, `intensities in [-0.1, 1.1]: ${mn}..${mx}`);
-      assert.ok(Array.from(s.label!.data).every((x) => [0, 1, 2, 3].includes(x)), 'labels stay class indices');
+      assert.ok(
+        Array.from(s.label!.data).every((x) => [0, 1, 2, 3].includes(x)),
+        'labels stay class indices',
+      );
     }
     const again = runRandomSteps({ image, label }, tail, new Rng(9));
     assert.deepEqual(Array.from(again[1]!.image.data), Array.from(out[1]!.image.data));
   });
 });
-

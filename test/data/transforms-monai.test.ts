@@ -11,9 +11,10 @@ import type { Vec3, Volume } from '../../src/data/volume.js';
 import { CASES, countDiff, maxAbs, maxAbsDiff, stored, storedVolume, tieMask, TDIR, tmanifest } from './monai-fixtures.js';
 
 function assertAffine(actual: Mat4, rows: number[][], tol: number, what: string): void {
-  for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) {
-    assert.ok(Math.abs(actual[r * 4 + c]! - rows[r]![c]!) <= tol, `${what}: [${r}][${c}] = ${actual[r * 4 + c]}, MONAI ${rows[r]![c]}`);
-  }
+  for (let r = 0; r < 4; r++)
+    for (let c = 0; c < 4; c++) {
+      assert.ok(Math.abs(actual[r * 4 + c]! - rows[r]![c]!) <= tol, `${what}: [${r}][${c}] = ${actual[r * 4 + c]}, MONAI ${rows[r]![c]}`);
+    }
 }
 
 function assertExact(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
@@ -69,8 +70,13 @@ describe('each deterministic transform, run from the stored previous stage, matc
               assertAffine(oi.affine, step.affine, 2e-6, `${what}: affine`);
               assert.ok(maxAbsDiff(oi.data, expImg) <= 2e-7 * maxAbs(expImg), `${what}: image max diff ${maxAbsDiff(oi.data, expImg)}`);
               const ties = tieMask(plan.outShape, img.shape, plan.xform);
-              let off = 0, atTies = 0;
-              for (let i = 0; i < expLab.length; i++) if (ol.data[i] !== expLab[i]) { if (ties[i]) atTies++; else off++; }
+              let off = 0,
+                atTies = 0;
+              for (let i = 0; i < expLab.length; i++)
+                if (ol.data[i] !== expLab[i]) {
+                  if (ties[i]) atTies++;
+                  else off++;
+                }
               assert.equal(off, 0, `${what}: ${off} label voxels differ away from .5 ties (${atTies} at ties)`);
               assert.ok(atTies <= 0.007 * expLab.length, `${what}: ${atTies} tie voxels differ`);
               break;

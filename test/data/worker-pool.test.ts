@@ -10,7 +10,10 @@ describe('WorkerPool (preprocessing and the patch loader)', () => {
     const pool = new WorkerPool<Req, { y: number }>('test', script, 2);
     try {
       const replies = await Promise.all(Array.from({ length: 9 }, (_, i) => pool.run({ x: i, delayMs: (i * 7) % 5 }, `job ${i}`)));
-      assert.deepEqual(replies.map((r) => r.y), [0, 2, 4, 6, 8, 10, 12, 14, 16]);
+      assert.deepEqual(
+        replies.map((r) => r.y),
+        [0, 2, 4, 6, 8, 10, 12, 14, 16],
+      );
     } finally {
       await pool.close();
     }

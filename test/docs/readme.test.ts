@@ -24,7 +24,13 @@ import { join } from 'node:path';
 import ts from 'typescript';
 import { ROOT } from '../helpers/cli.js';
 
-export interface DocBlock { line: number; lang: string; code: string; replace: [string, string][]; expect: RegExp[] }
+export interface DocBlock {
+  line: number;
+  lang: string;
+  code: string;
+  replace: [string, string][];
+  expect: RegExp[];
+}
 
 /** The marked blocks of a Markdown text, with their directives. */
 export function markedBlocks(md: string): DocBlock[] {
@@ -71,7 +77,20 @@ export function shellScript(code: string): string {
 
 describe('README doc-test parsing', () => {
   it('reads directives and runs only the commands of a transcript', () => {
-    const md = ['text', '<!-- doctest: run; replace "--steps 60" "--steps 2"; expect "^done" -->', '```', '$ uxnet train -o run \\', '    --steps 60', 'train 60/60', '$ ls run', 'model', '```', '```', 'not marked', '```'].join('\n');
+    const md = [
+      'text',
+      '<!-- doctest: run; replace "--steps 60" "--steps 2"; expect "^done" -->',
+      '```',
+      '$ uxnet train -o run \\',
+      '    --steps 60',
+      'train 60/60',
+      '$ ls run',
+      'model',
+      '```',
+      '```',
+      'not marked',
+      '```',
+    ].join('\n');
     const blocks = markedBlocks(md);
     assert.equal(blocks.length, 1);
     assert.deepEqual(blocks[0]!.replace, [['--steps 60', '--steps 2']]);
@@ -119,8 +138,14 @@ describe('README examples run as written', () => {
   after(() => rmSync(work, { recursive: true, force: true }));
 
   it('marks the quick start in code, the command-line examples and the walk-through', () => {
-    assert.ok(blocks.some((b) => b.lang === 'ts' && /models\/hippocampus/.test(b.code)), 'the quick start in code runs with the bundled model');
-    assert.ok(blocks.some((b) => /uxnet predict -i ts -o preds/.test(b.code) && /uxnet evaluate preds gt/.test(b.code)), 'the walk-through');
+    assert.ok(
+      blocks.some((b) => b.lang === 'ts' && /models\/hippocampus/.test(b.code)),
+      'the quick start in code runs with the bundled model',
+    );
+    assert.ok(
+      blocks.some((b) => /uxnet predict -i ts -o preds/.test(b.code) && /uxnet evaluate preds gt/.test(b.code)),
+      'the walk-through',
+    );
     // Never anything that writes into the bundled model.
     for (const b of blocks) assert.doesNotMatch(b.code, /--export-model models\/hippocampus/);
   });

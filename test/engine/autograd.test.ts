@@ -41,8 +41,14 @@ for (const backend of testBackends()) {
 
     it('tidy frees intermediates; backward and dispose free the rest', async () => {
       const before = memory().storages;
-      const x = tensor(new Float32Array(2 * 3 * 4 * 4 * 4).map((_, i) => Math.sin(i)), [2, 3, 4, 4, 4]);
-      const w = parameter(new Float32Array(4 * 3 * 27).map((_, i) => Math.cos(i) / 10), [4, 3, 3, 3, 3]);
+      const x = tensor(
+        new Float32Array(2 * 3 * 4 * 4 * 4).map((_, i) => Math.sin(i)),
+        [2, 3, 4, 4, 4],
+      );
+      const w = parameter(
+        new Float32Array(4 * 3 * 27).map((_, i) => Math.cos(i) / 10),
+        [4, 3, 3, 3, 3],
+      );
       const loss = tidy(() => ops.mean(ops.leakyRelu(ops.instanceNorm(ops.conv3d(x, w, null, { padding: 1 })))));
       loss.backward();
       assert.ok(w.grad, 'weight has a gradient');

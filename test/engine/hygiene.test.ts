@@ -21,11 +21,16 @@ describe('engine: kernel registry', () => {
 for (const backend of testBackends()) {
   describe(`engine: runKernel instrumentation [${backend}]`, () => {
     before(() => setBackend(backend));
-    after(() => { setCheckNumerics(false); setKernelObserver(null); });
+    after(() => {
+      setCheckNumerics(false);
+      setKernelObserver(null);
+    });
 
     it('every op reaches its kernels through the observer, forward and backward', () => {
       const seen: string[] = [];
-      setKernelObserver((name, be) => { if (be === backend) seen.push(name); });
+      setKernelObserver((name, be) => {
+        if (be === backend) seen.push(name);
+      });
       try {
         const x = parameter([1, -2, 3], [1, 3]);
         const y = ops.sum(ops.leakyRelu(ops.scale(x, 2), 0.1));
@@ -44,14 +49,17 @@ for (const backend of testBackends()) {
           const x = tensor([1, 3e38, 2], [3]);
           const y = ops.scale(x, 0.5); // finite: no error
           assert.equal(y.dataSync()[1], Math.fround(1.5e38));
-          assert.throws(() => ops.scale(x, 10), (e: unknown) => {
-            assert.ok(e instanceof NonFiniteError);
-            assert.equal(e.kernel, 'scale');
-            assert.equal(e.index, 1);
-            assert.equal(e.value, Infinity);
-            assert.match(e.message, /kernel 'scale' on backend '\w+' produced Infinity at flat index 1/);
-            return true;
-          });
+          assert.throws(
+            () => ops.scale(x, 10),
+            (e: unknown) => {
+              assert.ok(e instanceof NonFiniteError);
+              assert.equal(e.kernel, 'scale');
+              assert.equal(e.index, 1);
+              assert.equal(e.value, Infinity);
+              assert.match(e.message, /kernel 'scale' on backend '\w+' produced Infinity at flat index 1/);
+              return true;
+            },
+          );
           const z = tensor([0, 0], [1, 2]);
           assert.throws(() => ops.softmax(ops.scale(ops.add(z, tensor([Infinity, 0], [1, 2])), -1)), /kernel 'add' .*produced Infinity at flat index 0/);
         } finally {
@@ -71,9 +79,12 @@ describe('engine: UXNET_CHECK_NUMERICS from the environment', () => {
       e.setBackend('reference');
       try { e.scale(e.tensor([1e38], [1]), 100); console.log('no error'); } catch (err) { console.log(err.message); }
     });`;
-    const run = (value: string | undefined) => execFileSync(process.execPath, ['--input-type=module', '-e', script], {
-      env: { ...process.env, UXNET_CHECK_NUMERICS: value, UXNET_NATIVE: '0' }, encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)),
-    }).trim();
+    const run = (value: string | undefined) =>
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, UXNET_CHECK_NUMERICS: value, UXNET_NATIVE: '0' },
+        encoding: 'utf8',
+        cwd: fileURLToPath(new URL('.', import.meta.url)),
+      }).trim();
     assert.equal(run('1'), "UXNET_CHECK_NUMERICS: kernel 'scale' on backend 'reference' produced Infinity at flat index 0 of its output");
     assert.equal(run('0'), 'no error');
   });
@@ -83,7 +94,14 @@ describe('engine: grad mode is never carried across await', () => {
   it('noGrad refuses an async function and leaves grad mode as it was', async () => {
     assert.equal(isGradEnabled(), true);
     let insideSync: boolean | null = null;
-    assert.throws(() => noGrad(async () => { insideSync = isGradEnabled(); await Promise.resolve(); }), /noGrad\(\) takes a synchronous function/);
+    assert.throws(
+      () =>
+        noGrad(async () => {
+          insideSync = isGradEnabled();
+          await Promise.resolve();
+        }),
+      /noGrad\(\) takes a synchronous function/,
+    );
     assert.equal(insideSync, false, 'the synchronous prefix ran with grad off');
     assert.equal(isGradEnabled(), true, 'grad mode restored before the promise settles');
     await new Promise((r) => setTimeout(r, 0));
@@ -129,13 +147,7 @@ describe('engine: tidy keeps what its result reaches', () => {
     assert.equal(memory().storages - before, 5);
     let leaf: unknown = deep.nest;
     for (let i = 0; i < 8; i++) leaf = (leaf as [{ inner: unknown }])[0].inner;
-    const values = [
-      (leaf as { leaf: Tensor }).leaf,
-      ((deep.m.get('a') as { arr: Tensor[][][] }).arr[0]![0]![0]!),
-      [...deep.s][0]!,
-      [...deep.keyed.keys()][0]!,
-      deep.cyclic.x,
-    ];
+    const values = [(leaf as { leaf: Tensor }).leaf, (deep.m.get('a') as { arr: Tensor[][][] }).arr[0]![0]![0]!, [...deep.s][0]!, [...deep.keyed.keys()][0]!, deep.cyclic.x];
     assert.deepEqual(await Promise.all(values.map(async (t) => (await t.data())[0])), [1, 2, 3, 4, 5]);
     for (const t of values) t.dispose();
     assert.equal(memory().storages, before);

@@ -45,7 +45,12 @@ function groupNormRef(x: Float32Array, n: number, c: number, p: number, g: numbe
       normGroup(x, idx, eps, out);
     }
   }
-  for (let s = 0; s < n; s++) for (let ch = 0; ch < c; ch++) for (let q = 0; q < p; q++) { const i = (s * c + ch) * p + q; out[i] = out[i]! * w[ch]! + b[ch]!; }
+  for (let s = 0; s < n; s++)
+    for (let ch = 0; ch < c; ch++)
+      for (let q = 0; q < p; q++) {
+        const i = (s * c + ch) * p + q;
+        out[i] = out[i]! * w[ch]! + b[ch]!;
+      }
   return out;
 }
 
@@ -70,7 +75,11 @@ function batchNormRef(x: Float32Array, n: number, c: number, p: number, w: Float
   return { out, mean, varU };
 }
 
-interface GradCase { name: string; shapes: number[][]; run: (xs: Tensor[]) => Tensor }
+interface GradCase {
+  name: string;
+  shapes: number[][];
+  run: (xs: Tensor[]) => Tensor;
+}
 
 const EVAL_MEAN = Float32Array.from([0.3, -0.2, 0.1]);
 const EVAL_VAR = Float32Array.from([0.5, 1.5, 0.9]);
@@ -81,7 +90,14 @@ const gradCases: GradCase[] = [
   { name: 'batchNormEval', shapes: [[2, 3, 2, 2, 1], [3], [3]], run: (x) => ops.batchNormEval(x[0]!, EVAL_MEAN, EVAL_VAR, x[1]!, x[2]!) },
   { name: 'dropoutChannels with a given mask', shapes: [[2, 3, 2, 1, 2]], run: (x) => ops.dropoutChannels(x[0]!, Float32Array.from([1, 0, 1, 1, 1, 0]), 0.2) },
   { name: 'dropPath with a given mask', shapes: [[2, 5, 3]], run: (x) => ops.dropPath(x[0]!, Float32Array.from([0, 1]), 0.2) },
-  { name: 'convTranspose3d anisotropic k (2,4,4) s (2,4,4)', shapes: [[1, 3, 2, 2, 1], [3, 2, 2, 4, 4]], run: (x) => ops.convTranspose3d(x[0]!, x[1]!, { stride: [2, 4, 4] }) },
+  {
+    name: 'convTranspose3d anisotropic k (2,4,4) s (2,4,4)',
+    shapes: [
+      [1, 3, 2, 2, 1],
+      [3, 2, 2, 4, 4],
+    ],
+    run: (x) => ops.convTranspose3d(x[0]!, x[1]!, { stride: [2, 4, 4] }),
+  },
 ];
 
 for (const backend of testBackends()) {
@@ -112,7 +128,15 @@ for (const backend of testBackends()) {
     it('batchNormEval: (x − running_mean)/√(running_var + eps)·γ + β, hand-computed', async () => {
       // Channel 0 (mean 0.5, √(var + eps) = 2, γ 2, β 1): (1.5 − 0.5)/2·2 + 1 = 2 and (−1 − 0.5)/2·2 + 1 = −0.5.
       // Channel 1 (mean 1, √(var + eps) = 0.5, γ −1, β 0.5): (3 − 1)/0.5·(−1) + 0.5 = −3.5 and (0 − 1)/0.5·(−1) + 0.5 = 2.5.
-      const y = noGrad(() => ops.batchNormEval(tensor([1.5, -1, 3, 0], [1, 2, 2, 1, 1]), Float32Array.from([0.5, 1]), Float32Array.from([4 - 1e-5, 0.25 - 1e-5]), tensor([2, -1], [2]), tensor([1, 0.5], [2])));
+      const y = noGrad(() =>
+        ops.batchNormEval(
+          tensor([1.5, -1, 3, 0], [1, 2, 2, 1, 1]),
+          Float32Array.from([0.5, 1]),
+          Float32Array.from([4 - 1e-5, 0.25 - 1e-5]),
+          tensor([2, -1], [2]),
+          tensor([1, 0.5], [2]),
+        ),
+      );
       assertClose(await y.data(), [2, -0.5, -3.5, 2.5], 1e-5, 'y');
     });
 
@@ -133,7 +157,13 @@ for (const backend of testBackends()) {
       const z = noGrad(() => bn.forward(tensor([0.25, 1.25, 0.1, 0.1], [1, 2, 2, 1, 1])));
       assertClose(await z.data(), [0, 1 / Math.sqrt(s.var[0]! + 1e-5), 0, 0], 1e-6, 'eval y');
       // A state dict's running statistics are loaded (not compared, as constant buffers are).
-      bn.loadStateDict({ weight: { shape: [2], data: Float32Array.from([1, 1]) }, bias: { shape: [2], data: Float32Array.from([0, 0]) }, running_mean: { shape: [2], data: Float32Array.from([7, 8]) }, running_var: { shape: [2], data: Float32Array.from([2, 3]) }, num_batches_tracked: { shape: [], data: Float32Array.from([41]) } });
+      bn.loadStateDict({
+        weight: { shape: [2], data: Float32Array.from([1, 1]) },
+        bias: { shape: [2], data: Float32Array.from([0, 0]) },
+        running_mean: { shape: [2], data: Float32Array.from([7, 8]) },
+        running_var: { shape: [2], data: Float32Array.from([2, 3]) },
+        num_batches_tracked: { shape: [], data: Float32Array.from([41]) },
+      });
       assert.deepEqual([...bn.runningStats().mean], [7, 8]);
       assert.equal(bn.runningStats().numBatchesTracked, 41);
       for (const t of [x, y, z]) t.dispose();
@@ -142,7 +172,10 @@ for (const backend of testBackends()) {
 
     it('GroupNorm layer keys and default affine; dropoutChannels scales kept channels by exactly 1.25', async () => {
       const gn = new GroupNorm(8, 16);
-      assert.deepEqual(gn.namedStateShapes(), [['weight', [16]], ['bias', [16]]]);
+      assert.deepEqual(gn.namedStateShapes(), [
+        ['weight', [16]],
+        ['bias', [16]],
+      ]);
       gn.dispose();
       const y = noGrad(() => ops.dropoutChannels(tensor([1, 2, 3, -4, 5, 6], [1, 3, 2, 1, 1]), Float32Array.from([1, 0, 1]), 0.2));
       assert.deepEqual([...(await y.data())], [1.25, 2.5, 0, -0, 6.25, 7.5]);
@@ -150,7 +183,10 @@ for (const backend of testBackends()) {
 
     it('ConvTranspose3d with bias adds it per output channel; kernel = stride (2,4,4) places every input voxel in its own block', async () => {
       const ct = new ConvTranspose3d(1, 2, [2, 4, 4], { stride: [2, 4, 4], bias: true });
-      assert.deepEqual(ct.namedStateShapes(), [['weight', [1, 2, 2, 4, 4]], ['bias', [2]]]);
+      assert.deepEqual(ct.namedStateShapes(), [
+        ['weight', [1, 2, 2, 4, 4]],
+        ['bias', [2]],
+      ]);
       const w = new Float32Array(64).map((_, i) => i);
       ct.weight.assign(w);
       ct.bias!.assign(Float32Array.from([0.5, -1]));
@@ -158,9 +194,13 @@ for (const backend of testBackends()) {
       assert.deepEqual(y.shape, [1, 2, 2, 4, 8]);
       const v = await y.data();
       // y[0, co, d, h, 4·j + k] = x[j]·w[0, co, d, h, k] + b[co]
-      for (let co = 0; co < 2; co++) for (let d = 0; d < 2; d++) for (let h = 0; h < 4; h++) for (let j = 0; j < 2; j++) for (let k = 0; k < 4; k++) {
-        assert.equal(v[(((co * 2 + d) * 4 + h) * 8) + 4 * j + k], [2, 3][j]! * w[((co * 2 + d) * 4 + h) * 4 + k]! + [0.5, -1][co]!);
-      }
+      for (let co = 0; co < 2; co++)
+        for (let d = 0; d < 2; d++)
+          for (let h = 0; h < 4; h++)
+            for (let j = 0; j < 2; j++)
+              for (let k = 0; k < 4; k++) {
+                assert.equal(v[((co * 2 + d) * 4 + h) * 8 + 4 * j + k], [2, 3][j]! * w[((co * 2 + d) * 4 + h) * 4 + k]! + [0.5, -1][co]!);
+              }
       ct.dispose();
     });
   });
@@ -170,7 +210,12 @@ for (const backend of testBackends()) {
     for (const c of gradCases) {
       it(c.name, async () => {
         const r = new Rng(c.name.length * 7919 + 17, 'mulberry32');
-        const data = c.shapes.map((s) => randArray(s.reduce((a, b) => a * b, 1), r));
+        const data = c.shapes.map((s) =>
+          randArray(
+            s.reduce((a, b) => a * b, 1),
+            r,
+          ),
+        );
         const xs = data.map((d, i) => tensor(d, c.shapes[i]!, { requiresGrad: true }));
         const y = c.run(xs);
         const weights = randArray(y.size, r);

@@ -71,7 +71,10 @@ for (const backend of testBackends()) {
           if (!g) throw new Error(`${c.name}: no gradient reached '${n}'`);
           assertMatchesFixture(await g.data(), FILE, `${c.name}.grad_${n}`);
         }
-        for (const t of [...xs, ...consts, y]) { t.grad?.dispose(); t.dispose(); }
+        for (const t of [...xs, ...consts, y]) {
+          t.grad?.dispose();
+          t.dispose();
+        }
       });
     }
   });

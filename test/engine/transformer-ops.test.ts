@@ -82,7 +82,12 @@ for (const backend of testBackends()) {
       // y[w, n, c] = x[n, c, w] = 12n + 4c + w
       assert.equal(v[(3 * 2 + 1) * 3 + 2], 12 + 8 + 3);
       assert.equal(v[(1 * 2 + 0) * 3 + 1], 4 + 1);
-      y.backward(tensor(arange(24).map((i) => i * 10), [4, 2, 3]));
+      y.backward(
+        tensor(
+          arange(24).map((i) => i * 10),
+          [4, 2, 3],
+        ),
+      );
       const g = await gradOf(x);
       // dx[n, c, w] = dy[w, n, c]
       assert.equal(g[12 + 8 + 3], ((3 * 2 + 1) * 3 + 2) * 10);
@@ -100,7 +105,10 @@ for (const backend of testBackends()) {
 
     it('pad puts zeros before and after each dim; its gradient crops', async () => {
       const x = t([1, 2], [1, 2], true);
-      const y = ops.pad(x, [[1, 0], [0, 2]]);
+      const y = ops.pad(x, [
+        [1, 0],
+        [0, 2],
+      ]);
       assert.deepEqual(y.shape, [2, 4]);
       assertClose(await y.data(), [0, 0, 0, 0, 1, 2, 0, 0], 0, 'y');
       y.backward(tensor(arange(8), [2, 4]));
@@ -114,10 +122,17 @@ for (const backend of testBackends()) {
       assertClose(await y.data(), [1, 3, 9, 11, 13, 15, 21, 23], 0, 'y');
       const last = ops.slice(x, [-1], [Infinity]);
       assert.deepEqual(last.shape, [1, 3, 4]);
-      assertClose(await last.data(), arange(12).map((i) => i + 12), 0, 'x[-1:]');
+      assertClose(
+        await last.data(),
+        arange(12).map((i) => i + 12),
+        0,
+        'x[-1:]',
+      );
       y.backward(tensor([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2]));
       const expected = new Array<number>(24).fill(0);
-      [1, 3, 9, 11, 13, 15, 21, 23].forEach((p, i) => { expected[p] = i + 1; });
+      [1, 3, 9, 11, 13, 15, 21, 23].forEach((p, i) => {
+        expected[p] = i + 1;
+      });
       assertClose(await gradOf(x), expected, 0, 'dx');
     });
 
@@ -175,16 +190,32 @@ for (const backend of testBackends()) {
       };
       const base = memory().storages;
       const baseLive = await live();
-      const x = tensor(Float32Array.from({ length: 24 }, (_, i) => Math.sin(i)), [2, 3, 4], { requiresGrad: true });
-      const w = tensor(Float32Array.from({ length: 20 }, (_, i) => Math.cos(i)), [5, 4], { requiresGrad: true });
+      const x = tensor(
+        Float32Array.from({ length: 24 }, (_, i) => Math.sin(i)),
+        [2, 3, 4],
+        { requiresGrad: true },
+      );
+      const w = tensor(
+        Float32Array.from({ length: 20 }, (_, i) => Math.cos(i)),
+        [5, 4],
+        { requiresGrad: true },
+      );
       const b = tensor([0.1, 0.2, 0.3, 0.4, 0.5], [5], { requiresGrad: true });
-      const table = tensor(Float32Array.from({ length: 15 }, (_, i) => i / 10), [3, 5], { requiresGrad: true });
+      const table = tensor(
+        Float32Array.from({ length: 15 }, (_, i) => i / 10),
+        [3, 5],
+        { requiresGrad: true },
+      );
       const loss = tidy(() => {
         const h = ops.linear(x, w, b); // [2, 3, 5]
         const g = ops.gatherRows(table, Int32Array.from([2, 0, 2]), [3, 5]);
         const a = ops.softmaxLast(ops.add(h, g));
         const m = ops.mul(ops.sub(a, ops.meanDim(a, 1, true)), ops.layerNorm(h, null, null, { eps: 1e-5, channelsLast: true }));
-        const p = ops.pad(ops.roll(ops.permute(m, [2, 0, 1]), [1], [2]), [[0, 1], [1, 0], [0, 0]]);
+        const p = ops.pad(ops.roll(ops.permute(m, [2, 0, 1]), [1], [2]), [
+          [0, 1],
+          [1, 0],
+          [0, 0],
+        ]);
         const even = ops.slice(p, [0], [Infinity], [2]);
         const odd = ops.slice(p, [1], [Infinity], [2]);
         const c = ops.concat([even, ops.relu(ops.matmul(even, odd, { transB: true }))], -1);
@@ -237,13 +268,58 @@ const parityCases: ParityCase[] = [
   // crosses every blocking boundary of the native GEMM (K slices of 256, 96-row and 256-column blocks)
   { name: 'linear 300x520 -> 270 with bias', shapes: [[300, 520], [270, 520], [270]], run: (x) => ops.linear(x[0]!, x[1]!, x[2]!) },
   { name: 'linear 300x45 -> 29 with bias', shapes: [[3, 100, 45], [29, 45], [29]], run: (x) => ops.linear(x[0]!, x[1]!, x[2]!) },
-  { name: 'batched matmul transB (attention q·kᵀ)', shapes: [[2, 3, 37, 16], [2, 3, 41, 16]], run: (x) => ops.matmul(x[0]!, x[1]!, { transB: true }) },
-  { name: 'batched matmul transB 2x70x20 · (2x66x20)ᵀ (large GPU tiles, per-batch b)', shapes: [[2, 70, 20], [2, 66, 20]], run: (x) => ops.matmul(x[0]!, x[1]!, { transB: true }) },
-  { name: 'batched matmul (attention·v)', shapes: [[2, 3, 37, 41], [2, 3, 41, 17]], run: (x) => ops.matmul(x[0]!, x[1]!) },
+  {
+    name: 'batched matmul transB (attention q·kᵀ)',
+    shapes: [
+      [2, 3, 37, 16],
+      [2, 3, 41, 16],
+    ],
+    run: (x) => ops.matmul(x[0]!, x[1]!, { transB: true }),
+  },
+  {
+    name: 'batched matmul transB 2x70x20 · (2x66x20)ᵀ (large GPU tiles, per-batch b)',
+    shapes: [
+      [2, 70, 20],
+      [2, 66, 20],
+    ],
+    run: (x) => ops.matmul(x[0]!, x[1]!, { transB: true }),
+  },
+  {
+    name: 'batched matmul (attention·v)',
+    shapes: [
+      [2, 3, 37, 41],
+      [2, 3, 41, 17],
+    ],
+    run: (x) => ops.matmul(x[0]!, x[1]!),
+  },
   { name: 'window permute 6-D', shapes: [[1, 4, 2, 6, 2, 5]], run: (x) => ops.permute(x[0]!, [0, 1, 3, 5, 2, 4]) },
   { name: 'cyclic shift roll 3 dims', shapes: [[1, 6, 5, 7, 3]], run: (x) => ops.roll(x[0]!, [-3, -3, -3], [1, 2, 3]) },
-  { name: 'pad + slice (patch merging)', shapes: [[1, 5, 6, 7, 3]], run: (x) => ops.slice(ops.pad(x[0]!, [[0, 0], [0, 1], [0, 0], [0, 1], [0, 0]]), [0, 1, 0, 1, 0], [1, 6, 6, 8, 3], [1, 2, 2, 2, 1]) },
-  { name: 'broadcast add of a bias [1, h, N, N] and a mask [nW, 1, N, N]', shapes: [[4, 3, 9, 9], [1, 3, 9, 9], [4, 1, 9, 9]], run: (x) => ops.add(ops.add(x[0]!, x[1]!), x[2]!) },
+  {
+    name: 'pad + slice (patch merging)',
+    shapes: [[1, 5, 6, 7, 3]],
+    run: (x) =>
+      ops.slice(
+        ops.pad(x[0]!, [
+          [0, 0],
+          [0, 1],
+          [0, 0],
+          [0, 1],
+          [0, 0],
+        ]),
+        [0, 1, 0, 1, 0],
+        [1, 6, 6, 8, 3],
+        [1, 2, 2, 2, 1],
+      ),
+  },
+  {
+    name: 'broadcast add of a bias [1, h, N, N] and a mask [nW, 1, N, N]',
+    shapes: [
+      [4, 3, 9, 9],
+      [1, 3, 9, 9],
+      [4, 1, 9, 9],
+    ],
+    run: (x) => ops.add(ops.add(x[0]!, x[1]!), x[2]!),
+  },
   { name: 'softmaxLast over 343', shapes: [[2, 3, 343]], run: (x) => ops.softmaxLast(ops.scale(x[0]!, 4)) },
   { name: 'gatherRows 343 rows from 125 (duplicates)', shapes: [[125, 3]], run: (x) => ops.gatherRows(x[0]!, relIdx, [343, 3]) },
   { name: 'meanDim over 400 tokens', shapes: [[2, 400, 5]], run: (x) => ops.meanDim(x[0]!, 1) },
@@ -253,13 +329,25 @@ const referenceResults = new Map<string, { y: Float32Array; grads: Float32Array[
 
 async function runCase(c: ParityCase, backend: string): Promise<{ y: Float32Array; grads: Float32Array[] }> {
   setBackend(backend);
-  const xs = c.shapes.map((s, i) => tensor(rand(s.reduce((a, b) => a * b, 1), i + 1), s, { requiresGrad: true }));
+  const xs = c.shapes.map((s, i) =>
+    tensor(
+      rand(
+        s.reduce((a, b) => a * b, 1),
+        i + 1,
+      ),
+      s,
+      { requiresGrad: true },
+    ),
+  );
   const y = c.run(xs);
   const dy = rand(y.size, 99);
   const yv = await y.data();
   y.backward(tensor(dy, y.shape));
   const grads = await Promise.all(xs.map((x) => gradOf(x)));
-  for (const x of xs) { x.grad?.dispose(); x.dispose(); }
+  for (const x of xs) {
+    x.grad?.dispose();
+    x.dispose();
+  }
   return { y: yv, grads };
 }
 

@@ -8,15 +8,20 @@ import '../../src/backends/index.js';
 export function testBackends(): string[] {
   const wanted = wantedBackends();
   // Without this, a file would silently run on the CPU backends only.
-  if (!initialised && (!wanted || wanted.includes('webgpu'))) throw new Error('testBackends(): the test file must `await initTestBackends()` first (webgpu initialises asynchronously)');
+  if (!initialised && (!wanted || wanted.includes('webgpu')))
+    throw new Error('testBackends(): the test file must `await initTestBackends()` first (webgpu initialises asynchronously)');
   const available = listBackends();
   if (!wanted) return available;
-  for (const w of wanted) if (!available.includes(w)) throw new Error(`UXNET_TEST_BACKENDS names '${w}', which is not available (available: ${available.join(', ')})${w === 'webgpu' ? webgpuHint() : ''}`);
+  for (const w of wanted)
+    if (!available.includes(w))
+      throw new Error(`UXNET_TEST_BACKENDS names '${w}', which is not available (available: ${available.join(', ')})${w === 'webgpu' ? webgpuHint() : ''}`);
   return wanted;
 }
 
 function wantedBackends(): string[] | undefined {
-  return process.env.UXNET_TEST_BACKENDS?.split(',').map((s) => s.trim()).filter(Boolean);
+  return process.env.UXNET_TEST_BACKENDS?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 let webgpuReason: string | null = null;

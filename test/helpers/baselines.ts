@@ -4,7 +4,12 @@ import { FIXTURES, get, maxAbsDiff, relL2 } from './fixtures.js';
 
 /** The SwinUNETR/UNETR fixtures' folder inside test/fixtures, and their per-tensor tolerances (README "Tolerances"). */
 export const BASELINES = 'baselines/';
-interface Tol { kind: string; tol?: string; tol_abs?: number; tol_rel_l2?: number }
+interface Tol {
+  kind: string;
+  tol?: string;
+  tol_abs?: number;
+  tol_rel_l2?: number;
+}
 let tolerances: { files: Record<string, Record<string, Tol>> } | null = null;
 
 function tol(file: string, name: string): Tol {

@@ -6,12 +6,19 @@ import { FIXTURES } from './fixtures.js';
 /** The repository root (tests run from dist/test/...). */
 export const ROOT = join(FIXTURES, '..', '..');
 
-export interface CliResult { status: number | null; stdout: string; stderr: string }
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs the built `uxnet` CLI as a real process, as a user would. */
 export function uxnet(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): CliResult {
   const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), ...args], {
-    cwd: ROOT, encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, env: { ...process.env, ...opts.env },
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 120_000,
+    env: { ...process.env, ...opts.env },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -24,7 +24,11 @@ export function get(file: string, name: string): RawTensor {
   return t;
 }
 
-interface Stat { max_abs: number; dev?: number; rel_l2_dev?: number }
+interface Stat {
+  max_abs: number;
+  dev?: number;
+  rel_l2_dev?: number;
+}
 let stats: { files: Record<string, Record<string, Stat>> } | null = null;
 
 /** PyTorch's own float32-vs-float64 deviation for a fixture tensor (see test/fixtures/PROVENANCE.md). */

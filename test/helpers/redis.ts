@@ -11,7 +11,9 @@ export function findRedisServer(): string | null {
     try {
       accessSync(p, constants.X_OK);
       return p;
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
   }
   return null;
 }
@@ -52,9 +54,40 @@ export class TestRedis {
 
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
-    const args = ['--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--protected-mode', 'no'];
+    const args = [
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'no',
+    ];
     if (this.opts.password) args.push('--requirepass', this.opts.password);
-    if (this.opts.tls) args.push('--port', '0', '--tls-port', String(this.port), '--tls-cert-file', this.opts.tls.cert, '--tls-key-file', this.opts.tls.key, '--tls-ca-cert-file', this.opts.tls.ca, '--tls-auth-clients', 'no');
+    if (this.opts.tls)
+      args.push(
+        '--port',
+        '0',
+        '--tls-port',
+        String(this.port),
+        '--tls-cert-file',
+        this.opts.tls.cert,
+        '--tls-key-file',
+        this.opts.tls.key,
+        '--tls-ca-cert-file',
+        this.opts.tls.ca,
+        '--tls-auth-clients',
+        'no',
+      );
     else args.push('--port', String(this.port));
     const proc = spawn(findRedisServer()!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
@@ -70,7 +103,10 @@ export class TestRedis {
       };
       proc.stdout!.on('data', onData);
       proc.stderr!.on('data', onData);
-      proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`redis-server exited (${code}):\n${out}`)); });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`redis-server exited (${code}):\n${out}`));
+      });
     });
     proc.removeAllListeners('exit');
     proc.stdout!.resume();

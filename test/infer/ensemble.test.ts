@@ -23,10 +23,25 @@ let dir: string;
 const net = { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] };
 
 async function train(out: string, seed: number): Promise<string> {
-  await runTraining(resolveTrainConfig({}, {
-    dataset: join(dir, 'data'), outDir: out, preset: 'auto', cacheDir: join(dir, 'cache'), network: net,
-    roiSize: [32, 32, 32], steps: 2, valEvery: 2, workers: 1, lr: 1e-2, seed,
-  }), { log: () => {} });
+  await runTraining(
+    resolveTrainConfig(
+      {},
+      {
+        dataset: join(dir, 'data'),
+        outDir: out,
+        preset: 'auto',
+        cacheDir: join(dir, 'cache'),
+        network: net,
+        roiSize: [32, 32, 32],
+        steps: 2,
+        valEvery: 2,
+        workers: 1,
+        lr: 1e-2,
+        seed,
+      },
+    ),
+    { log: () => {} },
+  );
   return join(out, 'model');
 }
 
@@ -62,7 +77,14 @@ describe('ensemble folders', () => {
     a = await train(join(dir, 'a'), 1);
     b = await train(join(dir, 'b'), 2);
     ens = join(dir, 'ens');
-    await writeEnsembleFolder(ens, [{ name: 'm_a', from: a }, { name: 'm_b', from: b }], { name: 'pair' });
+    await writeEnsembleFolder(
+      ens,
+      [
+        { name: 'm_a', from: a },
+        { name: 'm_b', from: b },
+      ],
+      { name: 'pair' },
+    );
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -77,7 +99,7 @@ describe('ensemble folders', () => {
   });
 
   for (const tta of [false, true]) {
-    it(`averages the members' probabilities, then argmax${tta ? ' (after each member\'s TTA)' : ''}`, async () => {
+    it(`averages the members' probabilities, then argmax${tta ? " (after each member's TTA)" : ''}`, async () => {
       const image = join(dir, 'data', 'imagesTr', 'case_001.nii.gz');
       const hand = await handAverage([a, b], image, tta);
       assert.ok(maxDiff(hand.labels[0]!, hand.labels[1]!) > 0, 'the two members disagree somewhere, so the average matters');
@@ -98,7 +120,14 @@ describe('ensemble folders', () => {
     mj.preprocessing.steps.push({ op: 'spacing', pixdim: [1.25, 1.25, 1.25] });
     await writeFile(join(b2, 'model.json'), JSON.stringify(mj));
     const mixed = join(dir, 'mixed');
-    await writeEnsembleFolder(mixed, [{ name: 'a', from: a }, { name: 'b2', from: b2 }], { name: 'mixed' });
+    await writeEnsembleFolder(
+      mixed,
+      [
+        { name: 'a', from: a },
+        { name: 'b2', from: b2 },
+      ],
+      { name: 'mixed' },
+    );
     const image = join(dir, 'data', 'imagesTr', 'case_002.nii.gz');
     const hand = await handAverage([a, b2], image, false);
     const s = await loadSegmenter(mixed);
@@ -124,26 +153,41 @@ describe('ensemble folders', () => {
 
   it('uxnet demo segments and scores the held-out cases an ensemble records', async () => {
     const held = join(dir, 'ens-held');
-    await writeEnsembleFolder(held, [{ name: 'm_a', from: a }, { name: 'm_b', from: b }], { name: 'pair', training: { split: { train: [], val: ['case_003'] } } });
+    await writeEnsembleFolder(
+      held,
+      [
+        { name: 'm_a', from: a },
+        { name: 'm_b', from: b },
+      ],
+      { name: 'pair', training: { split: { train: [], val: ['case_003'] } } },
+    );
     const out = join(dir, 'demo');
     const r = uxnet(['demo', '-m', held, '--dataset', join(dir, 'data'), '-o', out], { env: { UXNET_QUIET: '1', UXNET_THREADS: '1' } });
     assert.equal(r.status, 0, r.stderr);
     const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8'));
-    assert.deepEqual(metrics.cases.map((c: { caseId: string }) => c.caseId), ['case_003']);
+    assert.deepEqual(
+      metrics.cases.map((c: { caseId: string }) => c.caseId),
+      ['case_003'],
+    );
     // the same labels as `uxnet predict -m ENSEMBLE` wrote for this case in the test above
     const demoLabels = await loadVolume(join(out, 'case_003.nii.gz'), 'label');
     const predLabels = await loadVolume(join(dir, 'pred', 'case_003.nii.gz'), 'label');
     assert.deepEqual(Array.from(demoLabels.data), Array.from(predLabels.data));
   });
 
-  it('the browser app\'s loadModel/segment (bytes in memory, no file system) take an ensemble and match uxnet predict', async () => {
+  it("the browser app's loadModel/segment (bytes in memory, no file system) take an ensemble and match uxnet predict", async () => {
     const { loadModel, segment } = await import('../../src/browser/segment.js');
     const bytesOf = async (d: string, name: string) => ({
-      manifestText: await readFile(join(d, 'model.json'), 'utf8'), manifestName: `${name}/model.json`,
-      weights: new Uint8Array(await readFile(join(d, 'weights.safetensors'))), weightsName: `${name}/weights.safetensors`,
+      manifestText: await readFile(join(d, 'model.json'), 'utf8'),
+      manifestName: `${name}/model.json`,
+      weights: new Uint8Array(await readFile(join(d, 'weights.safetensors'))),
+      weightsName: `${name}/weights.safetensors`,
     });
     const loaded = await loadModel({
-      manifestText: await readFile(join(ens, 'model.json'), 'utf8'), manifestName: 'model.json', weights: new Uint8Array(0), weightsName: '',
+      manifestText: await readFile(join(ens, 'model.json'), 'utf8'),
+      manifestName: 'model.json',
+      weights: new Uint8Array(0),
+      weightsName: '',
       members: [await bytesOf(join(ens, 'm_a'), 'm_a'), await bytesOf(join(ens, 'm_b'), 'm_b')],
     });
     assert.ok(isEnsemble(loaded));
@@ -153,8 +197,15 @@ describe('ensemble folders', () => {
     const expected = await loadVolume(join(dir, 'pred', 'case_003.nii.gz'), 'label');
     const counts = [0, 0, 0];
     for (const v of expected.data) counts[v as number]!++;
-    assert.deepEqual(r.classes.map((c) => c.voxels), counts.slice(1), 'per-class voxel counts equal those of predict -m ENSEMBLE');
-    await assert.rejects(loadModel({ manifestText: await readFile(join(ens, 'model.json'), 'utf8'), manifestName: 'model.json', weights: new Uint8Array(0), weightsName: '', members: [] }), /lists 2 members but 0 were given/);
+    assert.deepEqual(
+      r.classes.map((c) => c.voxels),
+      counts.slice(1),
+      'per-class voxel counts equal those of predict -m ENSEMBLE',
+    );
+    await assert.rejects(
+      loadModel({ manifestText: await readFile(join(ens, 'model.json'), 'utf8'), manifestName: 'model.json', weights: new Uint8Array(0), weightsName: '', members: [] }),
+      /lists 2 members but 0 were given/,
+    );
   });
 
   it('refuses malformed ensembles with one line naming the problem', async () => {
@@ -167,10 +218,33 @@ describe('ensemble folders', () => {
       const r = uxnet(['predict', '-i', join(dir, 'data', 'imagesTr', 'case_000.nii.gz'), '-o', join(dir, 'x.nii.gz'), '-m', d]);
       assertUserError(r, re);
     };
-    await bad('up', (m) => { m.members = [{ path: '../a/model' }]; }, /members\[0\]\.path must be a folder inside the ensemble folder/);
-    await bad('none', (m) => { m.members = []; }, /members must list at least one model folder/);
-    await bad('missing', (m) => { m.members = [{ path: 'm_a' }, { path: 'nope' }]; }, /nope is not a model folder: model\.json is missing/);
-    await bad('labels', (m) => { m.labels = { 0: 'background', 1: 'x', 2: 'dark' }; }, /member 'm_a' has labels/);
+    await bad(
+      'up',
+      (m) => {
+        m.members = [{ path: '../a/model' }];
+      },
+      /members\[0\]\.path must be a folder inside the ensemble folder/,
+    );
+    await bad(
+      'none',
+      (m) => {
+        m.members = [];
+      },
+      /members must list at least one model folder/,
+    );
+    await bad(
+      'missing',
+      (m) => {
+        m.members = [{ path: 'm_a' }, { path: 'nope' }];
+      },
+      /nope is not a model folder: model\.json is missing/,
+    );
+    await bad(
+      'labels',
+      (m) => {
+        m.labels = { 0: 'background', 1: 'x', 2: 'dark' };
+      },
+      /member 'm_a' has labels/,
+    );
   });
 });
-

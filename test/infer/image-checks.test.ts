@@ -18,7 +18,10 @@ describe('checkImage', () => {
   });
 
   it('refuses 2-D and 1-D images, naming the file and the shape', () => {
-    assert.throws(() => checkImage(img([1, 2, 3, 4], [2, 2, 1]), 'slice.nii'), (e: unknown) => e instanceof InputError && e.message === 'slice.nii: a 2-D image (2x2x1); the network is 3-D and needs at least 2 voxels along every axis');
+    assert.throws(
+      () => checkImage(img([1, 2, 3, 4], [2, 2, 1]), 'slice.nii'),
+      (e: unknown) => e instanceof InputError && e.message === 'slice.nii: a 2-D image (2x2x1); the network is 3-D and needs at least 2 voxels along every axis',
+    );
     assert.throws(() => checkImage(img([1, 2, 3], [3, 1, 1]), 'line.nii'), /line\.nii: a 1-D image \(3x1x1\)/);
   });
 

@@ -34,7 +34,10 @@ describe('overlay PNG legend and plane titles', () => {
   const legend = legendOf({ 0: 'background', 1: 'anterior', 2: 'posterior' });
 
   it('legendOf lists the foreground classes in order with their names', () => {
-    assert.deepEqual(legend, [{ id: 1, name: 'anterior' }, { id: 2, name: 'posterior' }]);
+    assert.deepEqual(legend, [
+      { id: 1, name: 'anterior' },
+      { id: 2, name: 'posterior' },
+    ]);
   });
 
   it('draws each class swatch in its colour and its name beside it, and the plane names above the panels', () => {
@@ -43,7 +46,10 @@ describe('overlay PNG legend and plane titles', () => {
     assert.equal(png.width, layout.width);
     assert.equal(png.height, layout.height);
     assert.equal(layout.textScale, 2);
-    assert.deepEqual(layout.panels.map((p) => p.title), ['axial', 'coronal', 'sagittal']);
+    assert.deepEqual(
+      layout.panels.map((p) => p.title),
+      ['axial', 'coronal', 'sagittal'],
+    );
     for (const [k, e] of layout.legend.entries()) {
       const c = LABEL_COLORS[k]!;
       assert.deepEqual(pixel(png, e.x + 1, e.y + 1), c, `swatch of class ${e.id}`);
@@ -63,7 +69,14 @@ describe('overlay PNG legend and plane titles', () => {
     const layout = overlayLayout(shape, [], 1);
     assert.equal(layout.textScale, 1, 'a 16-px panel cannot hold a 2x title');
     const png = PNG.sync.read(Buffer.from(renderOverlayPng(image, labels, shape, { scale: 8 })));
-    const named = overlayLayout(shape, [{ id: 1, name: 'class 1' }, { id: 2, name: 'class 2' }], 8);
+    const named = overlayLayout(
+      shape,
+      [
+        { id: 1, name: 'class 1' },
+        { id: 2, name: 'class 2' },
+      ],
+      8,
+    );
     assert.equal(png.height, named.height);
     assertFirstColumn(png, 'c', named.legend[1]!.textX, named.legend[1]!.y, named.textScale);
     assert.deepEqual(pixel(png, named.legend[1]!.x + 2, named.legend[1]!.y + 2), LABEL_COLORS[1]);

@@ -43,10 +43,22 @@ describe('uxnet predict', () => {
     dir = await mkdtemp(join(tmpdir(), 'uxnet-predict-'));
     await writeSyntheticDataset(join(dir, 'data'), 4);
     process.env.UXNET_QUIET = '1';
-    await runTraining(resolveTrainConfig({}, {
-      dataset: join(dir, 'data'), outDir: join(dir, 'run'), preset: 'auto', network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-      roiSize: [32, 32, 32], steps: 1, valEvery: 1, workers: 1,
-    }), { log: () => {} });
+    await runTraining(
+      resolveTrainConfig(
+        {},
+        {
+          dataset: join(dir, 'data'),
+          outDir: join(dir, 'run'),
+          preset: 'auto',
+          network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
+          roiSize: [32, 32, 32],
+          steps: 1,
+          valEvery: 1,
+          workers: 1,
+        },
+      ),
+      { log: () => {} },
+    );
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });

@@ -26,7 +26,16 @@ describe('library segment API', () => {
     const a = new Float32Array(S[0] * S[1] * S[2]);
     for (let i = 0; i < a.length; i++) a[i] = Math.sin(i * 0.37) * 50 + 100 + (i % 97);
     img = join(dir, 'img.nii.gz');
-    await writeNiftiFile(img, { data: a, shape: S, affine: mat4([[1.5, 0, 0, -10], [0, 1, 0, 5], [0, 0, 1.25, 2], [0, 0, 0, 1]]) });
+    await writeNiftiFile(img, {
+      data: a,
+      shape: S,
+      affine: mat4([
+        [1.5, 0, 0, -10],
+        [0, 1, 0, 5],
+        [0, 0, 1.25, 2],
+        [0, 0, 0, 1],
+      ]),
+    });
     model = await loadModel(join(dir, 'model'));
   });
   after(async () => {
@@ -34,7 +43,7 @@ describe('library segment API', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('gives uxnet predict\'s labels byte for byte, from a path or from bytes', async () => {
+  it("gives uxnet predict's labels byte for byte, from a path or from bytes", async () => {
     const fromPath = await model.segment(img);
     const fromBytes = await model.segment(readFileSync(img), { name: 'img.nii.gz' });
     assert.deepEqual(fromBytes.labelsNifti, fromPath.labelsNifti);
@@ -65,7 +74,7 @@ describe('library segment API', () => {
     }
     assert.deepEqual(parseNifti(r.probabilitiesNifti!).shape, [...S, 3], 'probabilities as a 4-D NIfTI, classes last');
     const plain = await model.segment(img, { mode: 'gaussian', overlap: 0.5 });
-    assert.notDeepEqual(Array.from(plain.labels.data), Array.from(r.labels.data), 'TTA changes an untrained model\'s labels');
+    assert.notDeepEqual(Array.from(plain.labels.data), Array.from(r.labels.data), "TTA changes an untrained model's labels");
   });
 
   it('refuses what the model cannot do, and bad bytes, as InputErrors', async () => {

@@ -7,8 +7,16 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { get, maxAbsDiff } from '../helpers/fixtures.js';
 import {
-  computePadding, scanIntervals, windowStarts, windowGrid, planSlidingWindow, importanceMap, clampImportanceMap,
-  extractWindow, SlidingWindowAccumulator, type Size3,
+  computePadding,
+  scanIntervals,
+  windowStarts,
+  windowGrid,
+  planSlidingWindow,
+  importanceMap,
+  clampImportanceMap,
+  extractWindow,
+  SlidingWindowAccumulator,
+  type Size3,
 } from '../../src/infer/sliding-window-geometry.js';
 
 const SW = 'tiny_sliding_window.safetensors';
@@ -19,7 +27,11 @@ function rand(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = (s / 2 ** 32) * 20 - 10;
   }
   return out;
@@ -45,9 +57,20 @@ describe('sliding-window geometry (MONAI 0.9.0)', () => {
   });
 
   it('window starts shift the last window inwards (45/32/16 -> 0, 13) and enumerate row-major D,H,W', () => {
-    assert.deepEqual(windowStarts([45, 40, 37], [32, 32, 32], [16, 16, 16]), [[0, 13], [0, 8], [0, 5]]);
+    assert.deepEqual(windowStarts([45, 40, 37], [32, 32, 32], [16, 16, 16]), [
+      [0, 13],
+      [0, 8],
+      [0, 5],
+    ]);
     assert.deepEqual(windowGrid([45, 40, 37], [32, 32, 32], [16, 16, 16]), [
-      [0, 0, 0], [0, 0, 5], [0, 8, 0], [0, 8, 5], [13, 0, 0], [13, 0, 5], [13, 8, 0], [13, 8, 5],
+      [0, 0, 0],
+      [0, 0, 5],
+      [0, 8, 0],
+      [0, 8, 5],
+      [13, 0, 0],
+      [13, 0, 5],
+      [13, 8, 0],
+      [13, 8, 5],
     ]);
     // Size 33 with interval 16: 16 would overrun, so it becomes 1; size 80: 0, 16, 32, 48 (48+32 = 80 stops).
     assert.deepEqual(windowStarts([33, 80, 32], [32, 32, 32], [16, 16, 32]), [[0, 1], [0, 16, 32, 48], [0]]);
@@ -58,17 +81,34 @@ describe('sliding-window geometry (MONAI 0.9.0)', () => {
   it('plans the fixture cases: sw_gaussian/sw_constant (8 windows) and sw_pad_gaussian (padded 32x40x37, 4 windows)', () => {
     const a = planSlidingWindow([45, 40, 37], [32, 32, 32], 0.5);
     assert.deepEqual(a.interval, [16, 16, 16]);
-    assert.deepEqual(a.starts, [[0, 0, 0], [0, 0, 5], [0, 8, 0], [0, 8, 5], [13, 0, 0], [13, 0, 5], [13, 8, 0], [13, 8, 5]]);
+    assert.deepEqual(a.starts, [
+      [0, 0, 0],
+      [0, 0, 5],
+      [0, 8, 0],
+      [0, 8, 5],
+      [13, 0, 0],
+      [13, 0, 5],
+      [13, 8, 0],
+      [13, 8, 5],
+    ]);
     const b = planSlidingWindow([20, 40, 37], [32, 32, 32], 0.5);
     assert.deepEqual(b.padding.paddedSize, [32, 40, 37]);
     assert.deepEqual(b.padding.before, [6, 0, 0]);
     assert.deepEqual(b.interval, [32, 16, 16]);
-    assert.deepEqual(b.starts, [[0, 0, 0], [0, 0, 5], [0, 8, 0], [0, 8, 5]]);
+    assert.deepEqual(b.starts, [
+      [0, 0, 0],
+      [0, 0, 5],
+      [0, 8, 0],
+      [0, 8, 5],
+    ]);
   });
 });
 
 describe('importance maps', () => {
-  for (const roi of [[32, 32, 32], [16, 24, 20]] as const) {
+  for (const roi of [
+    [32, 32, 32],
+    [16, 24, 20],
+  ] as const) {
     const key = roi.join('x');
     it(`MONAI 0.9.0 gaussian ${key}: raw and clamped maps match the fixture`, () => {
       const raw = importanceMap(roi, 'gaussian', { clamp: false });
@@ -112,40 +152,57 @@ describe('importance maps', () => {
 
 /** MONAI, literally: pad the input, accumulate into a padded per-channel output and count, divide, crop. */
 function literalMonai(
-  channels: number, imageSize: Size3, roi: Size3, overlap: number, weights: Float32Array,
+  channels: number,
+  imageSize: Size3,
+  roi: Size3,
+  overlap: number,
+  weights: Float32Array,
   predict: (window: Float32Array, start: readonly number[]) => Float32Array,
-  input: Float32Array, inChannels: number,
+  input: Float32Array,
+  inChannels: number,
 ): Float32Array {
   const plan = planSlidingWindow(imageSize, roi, overlap);
   const [PD, PH, PW] = plan.padding.paddedSize;
   const [bd, bh, bw] = plan.padding.before;
   const [D, H, W] = imageSize;
   const padded = new Float32Array(inChannels * PD * PH * PW);
-  for (let c = 0; c < inChannels; c++) for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) {
-    padded[((c * PD + d + bd) * PH + h + bh) * PW + w + bw] = input[((c * D + d) * H + h) * W + w]!;
-  }
+  for (let c = 0; c < inChannels; c++)
+    for (let d = 0; d < D; d++)
+      for (let h = 0; h < H; h++)
+        for (let w = 0; w < W; w++) {
+          padded[((c * PD + d + bd) * PH + h + bh) * PW + w + bw] = input[((c * D + d) * H + h) * W + w]!;
+        }
   const out = new Float32Array(channels * PD * PH * PW);
   const cnt = new Float32Array(channels * PD * PH * PW);
   const [rd, rh, rw] = roi;
   for (const s of plan.starts) {
     const win = new Float32Array(inChannels * rd * rh * rw);
     let p = 0;
-    for (let c = 0; c < inChannels; c++) for (let i = 0; i < rd; i++) for (let j = 0; j < rh; j++) for (let k = 0; k < rw; k++) {
-      win[p++] = padded[((c * PD + s[0] + i) * PH + s[1] + j) * PW + s[2] + k]!;
-    }
+    for (let c = 0; c < inChannels; c++)
+      for (let i = 0; i < rd; i++)
+        for (let j = 0; j < rh; j++)
+          for (let k = 0; k < rw; k++) {
+            win[p++] = padded[((c * PD + s[0] + i) * PH + s[1] + j) * PW + s[2] + k]!;
+          }
     const pred = predict(win, s);
-    for (let c = 0; c < channels; c++) for (let i = 0; i < rd; i++) for (let j = 0; j < rh; j++) for (let k = 0; k < rw; k++) {
-      const o = ((c * PD + s[0] + i) * PH + s[1] + j) * PW + s[2] + k;
-      const r = (i * rh + j) * rw + k;
-      out[o] = Math.fround(out[o]! + Math.fround(weights[r]! * pred[c * rd * rh * rw + r]!));
-      cnt[o] = Math.fround(cnt[o]! + weights[r]!);
-    }
+    for (let c = 0; c < channels; c++)
+      for (let i = 0; i < rd; i++)
+        for (let j = 0; j < rh; j++)
+          for (let k = 0; k < rw; k++) {
+            const o = ((c * PD + s[0] + i) * PH + s[1] + j) * PW + s[2] + k;
+            const r = (i * rh + j) * rw + k;
+            out[o] = Math.fround(out[o]! + Math.fround(weights[r]! * pred[c * rd * rh * rw + r]!));
+            cnt[o] = Math.fround(cnt[o]! + weights[r]!);
+          }
   }
   const res = new Float32Array(channels * D * H * W);
-  for (let c = 0; c < channels; c++) for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) {
-    const o = ((c * PD + d + bd) * PH + h + bh) * PW + w + bw;
-    res[((c * D + d) * H + h) * W + w] = Math.fround(out[o]! / cnt[o]!);
-  }
+  for (let c = 0; c < channels; c++)
+    for (let d = 0; d < D; d++)
+      for (let h = 0; h < H; h++)
+        for (let w = 0; w < W; w++) {
+          const o = ((c * PD + d + bd) * PH + h + bh) * PW + w + bw;
+          res[((c * D + d) * H + h) * W + w] = Math.fround(out[o]! / cnt[o]!);
+        }
   return res;
 }
 
@@ -205,9 +262,12 @@ describe('window extraction and SlidingWindowAccumulator', () => {
     extractWindow(input, 2, [3, 2, 2], [1, 0, 1], [0, 0, 0], [4, 2, 3], win);
     // depth 0 and width 0 are padding; depth d=1..3 maps to input d-1, width k=1..2 to k-1.
     const expect: number[] = [];
-    for (let c = 0; c < 2; c++) for (let i = 0; i < 4; i++) for (let j = 0; j < 2; j++) for (let k = 0; k < 3; k++) {
-      expect.push(i === 0 || k === 0 ? 0 : input[((c * 3 + i - 1) * 2 + j) * 2 + k - 1]!);
-    }
+    for (let c = 0; c < 2; c++)
+      for (let i = 0; i < 4; i++)
+        for (let j = 0; j < 2; j++)
+          for (let k = 0; k < 3; k++) {
+            expect.push(i === 0 || k === 0 ? 0 : input[((c * 3 + i - 1) * 2 + j) * 2 + k - 1]!);
+          }
     assert.deepEqual([...win], expect);
   });
 });

@@ -45,17 +45,18 @@ describe(`sliding_window_inference vs MONAI 0.9.0 [${backend}]`, () => {
   // backend); the replay also checks the windows come in the same order. The recording is a memo that
   // whichever test runs first fills, so each test passes alone and in any order.
   let gaussian: Promise<{ out: SwOut; calls: number; recorded: { batch: Float32Array; logits: Float32Array }[] }> | null = null;
-  const runGaussian = () => (gaussian ??= (async () => {
-    const run = modelPredictor(model);
-    const recorded: { batch: Float32Array; logits: Float32Array }[] = [];
-    const { state, predictor } = counted(async (b, s) => {
-      const logits = await run(b, s);
-      recorded.push({ batch: b.slice(), logits });
-      return logits;
-    });
-    const out = await slidingWindowInference(get(SW, 'sw_gaussian.input'), [32, 32, 32], predictor, { overlap: 0.5, mode: 'gaussian', swBatchSize: 2 });
-    return { out, calls: state.calls, recorded };
-  })());
+  const runGaussian = () =>
+    (gaussian ??= (async () => {
+      const run = modelPredictor(model);
+      const recorded: { batch: Float32Array; logits: Float32Array }[] = [];
+      const { state, predictor } = counted(async (b, s) => {
+        const logits = await run(b, s);
+        recorded.push({ batch: b.slice(), logits });
+        return logits;
+      });
+      const out = await slidingWindowInference(get(SW, 'sw_gaussian.input'), [32, 32, 32], predictor, { overlap: 0.5, mode: 'gaussian', swBatchSize: 2 });
+      return { out, calls: state.calls, recorded };
+    })());
 
   const check = (name: string, out: SwOut, calls: number, expectedCalls: number) => {
     assert.deepEqual(out.shape, get(SW, `${name}.output`).shape);

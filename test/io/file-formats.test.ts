@@ -38,27 +38,83 @@ describe('file formats: one schema each, errors naming file, field and expectati
   });
 
   it('model.json: a bad field names the file, the field path and what was expected', () => {
-    const bad = (patch: (m: Record<string, any>) => void) => { const m = structuredClone(manifest) as Record<string, any>; patch(m); return () => validateManifest(m, 'm/model.json'); };
-    throwsLine(bad((m) => { m.inference.roiSize[1] = 60; }), 'm/model.json: inference.roiSize: 48x60x48 does not fit the network: UX-Net input spatial size 48×60×48 is invalid: every spatial dimension must be a positive multiple of 16 (the network downsamples 4 times by 2 and concatenates skip connections); pad or crop the volume, or use sliding-window inference', ModelFolderError);
-    throwsLine(bad((m) => { m.inference.mode = 'median'; }), 'm/model.json: inference.mode: expected one of "gaussian", "constant", got "median"', ModelFolderError);
-    throwsLine(bad((m) => { m.preprocessing.steps[1] = { op: 'blur' }; }), 'm/model.json: preprocessing.steps[1].op: unknown op "blur" (known: spacing, orientation, scaleIntensityRange, zScore, clipPercentiles, cropForeground, spatialPad)', ModelFolderError);
-    throwsLine(bad((m) => { m.preprocessing.steps[0] = { op: 'spacing', pixdim: [1, 1, -1] }; }), 'm/model.json: preprocessing.steps[0].pixdim[2]: expected number to be >0, got -1', ModelFolderError);
-    throwsLine(bad((m) => { m.version = 2; }), 'm/model.json: version: expected 1, got 2', ModelFolderError);
-    throwsLine(bad((m) => { delete m.labels['2']; }), 'm/model.json: labels: names 2 classes but the network has 3 outputs', ModelFolderError);
-    throwsLine(bad((m) => { m.network.featSize = [8, 16]; }), 'm/model.json: network: featSize (feat_size) must be a list of 4 integers, got [8,16]', ModelFolderError);
+    const bad = (patch: (m: Record<string, any>) => void) => {
+      const m = structuredClone(manifest) as Record<string, any>;
+      patch(m);
+      return () => validateManifest(m, 'm/model.json');
+    };
+    throwsLine(
+      bad((m) => {
+        m.inference.roiSize[1] = 60;
+      }),
+      'm/model.json: inference.roiSize: 48x60x48 does not fit the network: UX-Net input spatial size 48×60×48 is invalid: every spatial dimension must be a positive multiple of 16 (the network downsamples 4 times by 2 and concatenates skip connections); pad or crop the volume, or use sliding-window inference',
+      ModelFolderError,
+    );
+    throwsLine(
+      bad((m) => {
+        m.inference.mode = 'median';
+      }),
+      'm/model.json: inference.mode: expected one of "gaussian", "constant", got "median"',
+      ModelFolderError,
+    );
+    throwsLine(
+      bad((m) => {
+        m.preprocessing.steps[1] = { op: 'blur' };
+      }),
+      'm/model.json: preprocessing.steps[1].op: unknown op "blur" (known: spacing, orientation, scaleIntensityRange, zScore, clipPercentiles, cropForeground, spatialPad)',
+      ModelFolderError,
+    );
+    throwsLine(
+      bad((m) => {
+        m.preprocessing.steps[0] = { op: 'spacing', pixdim: [1, 1, -1] };
+      }),
+      'm/model.json: preprocessing.steps[0].pixdim[2]: expected number to be >0, got -1',
+      ModelFolderError,
+    );
+    throwsLine(
+      bad((m) => {
+        m.version = 2;
+      }),
+      'm/model.json: version: expected 1, got 2',
+      ModelFolderError,
+    );
+    throwsLine(
+      bad((m) => {
+        delete m.labels['2'];
+      }),
+      'm/model.json: labels: names 2 classes but the network has 3 outputs',
+      ModelFolderError,
+    );
+    throwsLine(
+      bad((m) => {
+        m.network.featSize = [8, 16];
+      }),
+      'm/model.json: network: featSize (feat_size) must be a list of 4 integers, got [8,16]',
+      ModelFolderError,
+    );
   });
 
   it('presets: every built-in preset loads; a bad random step names its index and field', () => {
     for (const name of BUILTIN_PRESETS) assert.equal(loadPreset(name).name, name);
     assert.equal(loadPreset(root + 'recipes/hippocampus/preset.json').train.length, 4, 'an unversioned preset loads');
     throwsLine(() => parsePreset({ name: 'x', train: [{ op: 'randFlip', prob: 1.5 }] }, 'p.json'), 'p.json: train[0].prob: expected number to be <=1, got 1.5');
-    throwsLine(() => parsePreset({ name: 'x', train: [{ op: 'randAffine', prob: 1, rotateRange: [0, 0], scaleRange: [0, 0, 0] }] }, 'p.json'), 'p.json: train[0].rotateRange: expected array to have >=3 items, got [0,0]');
+    throwsLine(
+      () => parsePreset({ name: 'x', train: [{ op: 'randAffine', prob: 1, rotateRange: [0, 0], scaleRange: [0, 0, 0] }] }, 'p.json'),
+      'p.json: train[0].rotateRange: expected array to have >=3 items, got [0,0]',
+    );
     throwsLine(() => parsePreset({ name: 'x', val: [{ op: 'spatialPad', size: [96, 96, 96], mode: 'end' }] }, 'p.json'), 'p.json: val[0]: unknown field "mode"');
     throwsLine(() => parsePreset({ name: 'x', roiSize: [96, 96] }, 'p.json'), 'p.json: roiSize: expected array to have >=3 items, got [96,96]');
   });
 
   it('plan.json: a bad cache entry names the field', () => {
-    const plan = { name: 'auto-plan', version: 1, roiSize: [48, 64, 48], val: [{ op: 'zScore' }], train: [], cache: [{ id: 'a', split: 'train', shape: [4, 5, 6], channels: 1, image: 'a.nii', ops: [] }] };
+    const plan = {
+      name: 'auto-plan',
+      version: 1,
+      roiSize: [48, 64, 48],
+      val: [{ op: 'zScore' }],
+      train: [],
+      cache: [{ id: 'a', split: 'train', shape: [4, 5, 6], channels: 1, image: 'a.nii', ops: [] }],
+    };
     assert.equal(parsePlan(plan, 'plan.json').cache[0]!.id, 'a');
     throwsLine(() => parsePlan({ ...plan, cache: [{ ...plan.cache[0], shape: [4, 0, 6] }] }, 'c/plan.json'), 'c/plan.json: cache[0].shape[1]: expected number to be >0, got 0');
     throwsLine(() => parsePlan({ ...plan, cache: undefined }, 'c/plan.json'), 'c/plan.json: cache: is required (expected array)');
@@ -70,7 +126,11 @@ describe('file formats: one schema each, errors naming file, field and expectati
     assert.equal(cfg.steps, 2500);
     assert.equal(cfg.schedule.type, 'cosine');
     throwsLine(() => resolveTrainConfig({ ...recipe, lr: -1 }, {}, 'train.json'), 'train.json: lr: expected number to be >0, got -1', TrainConfigError);
-    throwsLine(() => resolveTrainConfig({ ...recipe, schedule: { type: 'step' } } as never, {}, 'train.json'), 'train.json: schedule.type: expected one of "constant", "poly", "cosine", got "step"', TrainConfigError);
+    throwsLine(
+      () => resolveTrainConfig({ ...recipe, schedule: { type: 'step' } } as never, {}, 'train.json'),
+      'train.json: schedule.type: expected one of "constant", "poly", "cosine", got "step"',
+      TrainConfigError,
+    );
     throwsLine(() => resolveTrainConfig({ ...recipe, version: 3 } as never, {}, 'train.json'), 'train.json: version: expected 1, got 3', TrainConfigError);
     throwsLine(() => resolveTrainConfig({}, { outDir: 'o' }), 'training config: dataset: is required (expected string)', TrainConfigError);
   });

@@ -1,6 +1,16 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DATATYPES, decodeFloat32, decodeFloat64, decodeRaw, encodeNifti, parseDecompressed, type DatatypeInfo, type NiftiImage, type VoxelArray } from '../../src/io/nifti/index.js';
+import {
+  DATATYPES,
+  decodeFloat32,
+  decodeFloat64,
+  decodeRaw,
+  encodeNifti,
+  parseDecompressed,
+  type DatatypeInfo,
+  type NiftiImage,
+  type VoxelArray,
+} from '../../src/io/nifti/index.js';
 import { mat4 } from '../../src/io/nifti/mat4.js';
 
 /**
@@ -15,24 +25,37 @@ function randomValues(dt: DatatypeInfo, n: number, seed: number): VoxelArray {
   for (let i = 0; i < bytes.length; i++) bytes[i] = next() >>> 24;
   const view = (ctor: { new (b: ArrayBuffer): VoxelArray }) => new ctor(bytes.buffer);
   switch (dt.name) {
-    case 'uint8': return view(Uint8Array);
-    case 'int8': return view(Int8Array);
-    case 'int16': return view(Int16Array);
-    case 'uint16': return view(Uint16Array);
-    case 'int32': return view(Int32Array);
-    case 'uint32': return view(Uint32Array);
-    case 'int64': return view(BigInt64Array);
-    case 'uint64': return view(BigUint64Array);
+    case 'uint8':
+      return view(Uint8Array);
+    case 'int8':
+      return view(Int8Array);
+    case 'int16':
+      return view(Int16Array);
+    case 'uint16':
+      return view(Uint16Array);
+    case 'int32':
+      return view(Int32Array);
+    case 'uint32':
+      return view(Uint32Array);
+    case 'int64':
+      return view(BigInt64Array);
+    case 'uint64':
+      return view(BigUint64Array);
     case 'float32': {
       // Random bits give NaNs with payloads, infinities, subnormals and -0 now and then; add some for sure.
       const f = view(Float32Array) as Float32Array;
-      f[0] = NaN; f[1] = -0; f[2] = Infinity; f[3] = 1.5;
+      f[0] = NaN;
+      f[1] = -0;
+      f[2] = Infinity;
+      f[3] = 1.5;
       return f;
     }
     case 'float64': {
       const f = new Float64Array(n);
       for (let i = 0; i < n; i++) f[i] = (next() - 2 ** 31) * 1e-3 + next() / 2 ** 32;
-      f[0] = NaN; f[1] = -0; f[2] = -Infinity;
+      f[0] = NaN;
+      f[1] = -0;
+      f[2] = -Infinity;
       return f;
     }
   }
@@ -45,16 +68,26 @@ function refGet(img: NiftiImage): (d: number) => number | bigint {
   const le = img.header.littleEndian;
   const k = img.datatype.bytes;
   switch (img.datatype.name) {
-    case 'uint8': return (d) => v.getUint8(d);
-    case 'int8': return (d) => v.getInt8(d);
-    case 'int16': return (d) => v.getInt16(k * d, le);
-    case 'uint16': return (d) => v.getUint16(k * d, le);
-    case 'int32': return (d) => v.getInt32(k * d, le);
-    case 'uint32': return (d) => v.getUint32(k * d, le);
-    case 'int64': return (d) => v.getBigInt64(k * d, le);
-    case 'uint64': return (d) => v.getBigUint64(k * d, le);
-    case 'float32': return (d) => v.getFloat32(k * d, le);
-    case 'float64': return (d) => v.getFloat64(k * d, le);
+    case 'uint8':
+      return (d) => v.getUint8(d);
+    case 'int8':
+      return (d) => v.getInt8(d);
+    case 'int16':
+      return (d) => v.getInt16(k * d, le);
+    case 'uint16':
+      return (d) => v.getUint16(k * d, le);
+    case 'int32':
+      return (d) => v.getInt32(k * d, le);
+    case 'uint32':
+      return (d) => v.getUint32(k * d, le);
+    case 'int64':
+      return (d) => v.getBigInt64(k * d, le);
+    case 'uint64':
+      return (d) => v.getBigUint64(k * d, le);
+    case 'float32':
+      return (d) => v.getFloat32(k * d, le);
+    case 'float64':
+      return (d) => v.getFloat64(k * d, le);
   }
 }
 
@@ -95,7 +128,12 @@ function sameValues(a: ArrayLike<number>, e: ArrayLike<number>, what: string): v
 }
 
 const SHAPES = [[5, 4, 3], [37, 3, 35], [6], [3, 1, 4], [4, 3, 2, 3], [2, 1, 3, 2, 2]];
-const SCALES: [number, number][] = [[1, 0], [0.1, 0.3], [2, 0], [1, -1024]];
+const SCALES: [number, number][] = [
+  [1, 0],
+  [0.1, 0.3],
+  [2, 0],
+  [1, -1024],
+];
 
 describe('NIfTI bulk decoding equals the per-voxel reference', () => {
   for (const dt of DATATYPES) {
@@ -108,36 +146,50 @@ describe('NIfTI bulk decoding equals the per-voxel reference', () => {
         const back = decodeRaw(base);
         if (back instanceof Float32Array || back instanceof Float64Array) sameValues(back, data as Float32Array, `${dt.name} ${shape}: round trip`);
         else sameBits(back, data, `${dt.name} ${shape}: round trip`);
-        for (const be of [false, true]) for (const un of [false, true]) for (const cf of [false, true]) {
-          const img = variant(base, be, un);
-          const what = `${dt.name} ${shape.join('x')} ${be ? 'BE' : 'LE'}${un ? ' unaligned' : ''}${cf ? ' channelFirst' : ''}`;
-          const get = refGet(img);
-          const order = diskOrder(shape, cf);
-          // Expected raw bytes element by element (bytes, not values, so NaN payloads count too).
-          const k = dt.bytes;
-          const expRaw = new Uint8Array(n * k);
-          order.forEach((d, o) => {
-            const el = img.dataBytes.slice(d * k, d * k + k);
-            expRaw.set(be ? el.reverse() : el, o * k);
-          });
-          const raw = decodeRaw(img, { channelFirst: cf });
-          assert.equal(raw.constructor, data.constructor, `${what}: raw array type`);
-          assert.deepEqual(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), expRaw, `${what}: raw bytes`);
-          for (const [slope, inter] of SCALES) {
-            const s = { ...img, slope, inter };
-            const f = Math.fround, fs = f(slope), fi = f(inter);
-            const e64 = order.map((d) => { let x = Number(get(d)); if (slope !== 1) x *= slope; if (inter !== 0) x += inter; return x; });
-            const e32 = Float32Array.from(order, (d) => {
-              let x = Number(get(d));
-              if (dt.scalesInFloat32) { x = f(x); if (slope !== 1) x = f(x * fs); if (inter !== 0) x = f(x + fi); return x; }
-              if (slope !== 1) x *= fs;
-              if (inter !== 0) x += fi;
-              return x;
-            });
-            sameValues(decodeFloat64(s, { channelFirst: cf }), e64, `${what} (${slope}, ${inter}): float64`);
-            sameValues(decodeFloat32(s, { channelFirst: cf }), e32, `${what} (${slope}, ${inter}): float32`);
-          }
-        }
+        for (const be of [false, true])
+          for (const un of [false, true])
+            for (const cf of [false, true]) {
+              const img = variant(base, be, un);
+              const what = `${dt.name} ${shape.join('x')} ${be ? 'BE' : 'LE'}${un ? ' unaligned' : ''}${cf ? ' channelFirst' : ''}`;
+              const get = refGet(img);
+              const order = diskOrder(shape, cf);
+              // Expected raw bytes element by element (bytes, not values, so NaN payloads count too).
+              const k = dt.bytes;
+              const expRaw = new Uint8Array(n * k);
+              order.forEach((d, o) => {
+                const el = img.dataBytes.slice(d * k, d * k + k);
+                expRaw.set(be ? el.reverse() : el, o * k);
+              });
+              const raw = decodeRaw(img, { channelFirst: cf });
+              assert.equal(raw.constructor, data.constructor, `${what}: raw array type`);
+              assert.deepEqual(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), expRaw, `${what}: raw bytes`);
+              for (const [slope, inter] of SCALES) {
+                const s = { ...img, slope, inter };
+                const f = Math.fround,
+                  fs = f(slope),
+                  fi = f(inter);
+                const e64 = order.map((d) => {
+                  let x = Number(get(d));
+                  if (slope !== 1) x *= slope;
+                  if (inter !== 0) x += inter;
+                  return x;
+                });
+                const e32 = Float32Array.from(order, (d) => {
+                  let x = Number(get(d));
+                  if (dt.scalesInFloat32) {
+                    x = f(x);
+                    if (slope !== 1) x = f(x * fs);
+                    if (inter !== 0) x = f(x + fi);
+                    return x;
+                  }
+                  if (slope !== 1) x *= fs;
+                  if (inter !== 0) x += fi;
+                  return x;
+                });
+                sameValues(decodeFloat64(s, { channelFirst: cf }), e64, `${what} (${slope}, ${inter}): float64`);
+                sameValues(decodeFloat32(s, { channelFirst: cf }), e32, `${what} (${slope}, ${inter}): float32`);
+              }
+            }
       }
     });
   }

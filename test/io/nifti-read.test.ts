@@ -11,16 +11,19 @@ const files = manifest.files as Record<string, any>;
 const expected = fixtureTensors('nifti/expected.safetensors');
 
 function assertAffine(actual: Float64Array, rows: number[][], tol: number, what: string): void {
-  for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) {
-    const a = actual[r * 4 + c]!, e = rows[r]![c]!;
-    assert.ok(Math.abs(a - e) <= tol, `${what}: affine[${r}][${c}] = ${a}, expected ${e}`);
-  }
+  for (let r = 0; r < 4; r++)
+    for (let c = 0; c < 4; c++) {
+      const a = actual[r * 4 + c]!,
+        e = rows[r]![c]!;
+      assert.ok(Math.abs(a - e) <= tol, `${what}: affine[${r}][${c}] = ${a}, expected ${e}`);
+    }
 }
 
 function assertSameArray(actual: ArrayLike<number | bigint>, exp: ArrayLike<number | bigint>, what: string): void {
   assert.equal(actual.length, exp.length, `${what}: length`);
   for (let i = 0; i < exp.length; i++) {
-    const a = actual[i]!, e = exp[i]!;
+    const a = actual[i]!,
+      e = exp[i]!;
     const ok = typeof a === 'bigint' || typeof e === 'bigint' ? a === e : sameValue(a, e);
     if (!ok) assert.fail(`${what}: element ${i} is ${a}, expected ${e}`);
   }
@@ -55,7 +58,10 @@ describe('NIfTI reader: every readable corpus file matches nibabel 5.0 and MONAI
         assert.equal(got.data.length, e.esize - 8);
         const content = Buffer.from(e.content_hex, 'hex');
         assert.deepEqual(Buffer.from(got.data.subarray(0, content.length)), content);
-        assert.ok(got.data.subarray(content.length).every((b) => b === 0), 'extension padding is zero');
+        assert.ok(
+          got.data.subarray(content.length).every((b) => b === 0),
+          'extension padding is zero',
+        );
       });
     });
   }
@@ -92,7 +98,10 @@ const BAD: Record<string, NiftiErrorCode> = {
 
 describe('NIfTI reader: bad files fail with a specific error', () => {
   it('lists every bad file of the corpus', () => {
-    const bad = Object.entries(files).filter(([, f]) => f.category === 'bad').map(([n]) => n).sort();
+    const bad = Object.entries(files)
+      .filter(([, f]) => f.category === 'bad')
+      .map(([n]) => n)
+      .sort();
     assert.deepEqual(bad, Object.keys(BAD).sort());
   });
   for (const [name, code] of Object.entries(BAD)) {

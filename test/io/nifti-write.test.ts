@@ -14,7 +14,12 @@ const DIR = join(FIXTURES, 'nifti');
 describe('NIfTI writer', () => {
   it('round-trips every integer and float dtype, C order preserved', () => {
     const shape = [4, 3, 2];
-    const affine = mat4([[2, 0, 0, -1], [0, 3, 0, 5], [0, 0, 4, 7], [0, 0, 0, 1]]);
+    const affine = mat4([
+      [2, 0, 0, -1],
+      [0, 3, 0, 5],
+      [0, 0, 4, 7],
+      [0, 0, 0, 1],
+    ]);
     const arrays = [
       Uint8Array.from({ length: 24 }, (_, i) => i * 10),
       Int8Array.from({ length: 24 }, (_, i) => i - 12),
@@ -58,8 +63,14 @@ describe('NIfTI writer', () => {
   });
 
   it('encodes a new oblique affine into both sform and a consistent qform', () => {
-    const c = Math.cos(0.3), s = Math.sin(0.3);
-    const affine = mat4([[-0.8 * c, -0.9 * s, 0, 10], [-0.8 * s, 0.9 * c, 0, -4], [0, 0, 2.5, 3], [0, 0, 0, 1]]);
+    const c = Math.cos(0.3),
+      s = Math.sin(0.3);
+    const affine = mat4([
+      [-0.8 * c, -0.9 * s, 0, 10],
+      [-0.8 * s, 0.9 * c, 0, -4],
+      [0, 0, 2.5, 3],
+      [0, 0, 0, 1],
+    ]);
     const img = parseNifti(encodeNifti({ data: new Float32Array(8), shape: [2, 2, 2], affine }));
     assert.equal(img.header.sform_code, 2);
     assert.equal(img.header.qform_code, 2);
@@ -98,5 +109,3 @@ describe('NIfTI writer', () => {
     assert.ok(compactLabelArray(new Float32Array([0, 0.5])) instanceof Float32Array);
   });
 });
-
-

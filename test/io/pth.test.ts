@@ -18,7 +18,11 @@ import { readWeightsFile, WeightsFormatError } from '../../src/io/weights.js';
 
 // ---------------------------------------------------------------- zip writer (test-only)
 
-interface ZipIn { name: string; data: Uint8Array; deflate?: boolean }
+interface ZipIn {
+  name: string;
+  data: Uint8Array;
+  deflate?: boolean;
+}
 
 /** Writes a ZIP; `zip64` adds ZIP64 EOCD records (saturating the 32-bit fields) and ZIP64 extras. */
 function buildZip(files: ZipIn[], opts: { zip64?: boolean; localPad?: number } = {}): Uint8Array {
@@ -126,19 +130,40 @@ const P = {
     new DataView(h.buffer).setInt32(1, n, true);
     return h;
   },
-  mark: op(0x28), tuple: op(0x74), tuple1: op(0x85), emptyTuple: op(0x29), emptyDict: op(0x7d),
-  setitems: op(0x75), setitem: op(0x73), reduce: op(0x52), persid: op(0x51), false: op(0x89), stop: op(0x2e),
+  mark: op(0x28),
+  tuple: op(0x74),
+  tuple1: op(0x85),
+  emptyTuple: op(0x29),
+  emptyDict: op(0x7d),
+  setitems: op(0x75),
+  setitem: op(0x73),
+  reduce: op(0x52),
+  persid: op(0x51),
+  false: op(0x89),
+  stop: op(0x2e),
 };
 
 function cat(...parts: Uint8Array[]): Uint8Array {
   const n = parts.reduce((a, p) => a + p.length, 0);
   const out = new Uint8Array(n);
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
-interface TDesc { name: string; storage: string; storageType?: string; numel: number; offset?: number; size: number[]; stride: number[]; parameter?: boolean }
+interface TDesc {
+  name: string;
+  storage: string;
+  storageType?: string;
+  numel: number;
+  offset?: number;
+  size: number[];
+  stride: number[];
+  parameter?: boolean;
+}
 
 /** `_rebuild_tensor_v2(('storage', torch.<Type>, key, 'cpu', numel), offset, size, stride, False, OrderedDict())` */
 function tensorPickle(t: TDesc): Uint8Array {
@@ -147,10 +172,21 @@ function tensorPickle(t: TDesc): Uint8Array {
   let body = cat(
     P.global('torch._utils', '_rebuild_tensor_v2'),
     P.mark,
-    P.mark, P.str('storage'), P.global('torch', t.storageType ?? 'FloatStorage'), P.str(t.storage), P.str('cpu'), P.int(t.numel), P.tuple,
+    P.mark,
+    P.str('storage'),
+    P.global('torch', t.storageType ?? 'FloatStorage'),
+    P.str(t.storage),
+    P.str('cpu'),
+    P.int(t.numel),
+    P.tuple,
     P.persid,
-    P.int(t.offset ?? 0), ints(t.size), ints(t.stride), P.false, od,
-    P.tuple, P.reduce,
+    P.int(t.offset ?? 0),
+    ints(t.size),
+    ints(t.stride),
+    P.false,
+    od,
+    P.tuple,
+    P.reduce,
   );
   if (t.parameter) body = cat(P.global('torch._utils', '_rebuild_parameter'), P.mark, body, P.false, od, P.tuple, P.reduce);
   return body;
@@ -158,10 +194,7 @@ function tensorPickle(t: TDesc): Uint8Array {
 
 /** An OrderedDict of tensors, optionally wrapped as {wrapKey: dict, 'epoch': 7}. */
 function stateDictPickle(ts: TDesc[], wrapKey?: string): Uint8Array {
-  const dict = cat(
-    P.global('collections', 'OrderedDict'), P.emptyTuple, P.reduce,
-    P.mark, ...ts.flatMap((t) => [P.str(t.name), tensorPickle(t)]), P.setitems,
-  );
+  const dict = cat(P.global('collections', 'OrderedDict'), P.emptyTuple, P.reduce, P.mark, ...ts.flatMap((t) => [P.str(t.name), tensorPickle(t)]), P.setitems);
   const body = wrapKey ? cat(P.emptyDict, P.mark, P.str('epoch'), P.int(7), P.str(wrapKey), dict, P.setitems) : dict;
   return cat(P.proto(2), body, P.stop);
 }
@@ -170,12 +203,15 @@ const f32 = (xs: number[]) => new Uint8Array(Float32Array.from(xs).buffer);
 
 function checkpoint(pkl: Uint8Array, storages: Record<string, Uint8Array>, opts: { deflate?: boolean; zip64?: boolean; prefix?: string; extra?: ZipIn[] } = {}): Uint8Array {
   const prefix = opts.prefix ?? 'archive';
-  return buildZip([
-    { name: `${prefix}/data.pkl`, data: pkl, deflate: opts.deflate },
-    ...Object.entries(storages).map(([k, data]) => ({ name: `${prefix}/data/${k}`, data, deflate: opts.deflate })),
-    { name: `${prefix}/version`, data: enc.encode('3\n') },
-    ...(opts.extra ?? []),
-  ], { zip64: opts.zip64, localPad: 12 });
+  return buildZip(
+    [
+      { name: `${prefix}/data.pkl`, data: pkl, deflate: opts.deflate },
+      ...Object.entries(storages).map(([k, data]) => ({ name: `${prefix}/data/${k}`, data, deflate: opts.deflate })),
+      { name: `${prefix}/version`, data: enc.encode('3\n') },
+      ...(opts.extra ?? []),
+    ],
+    { zip64: opts.zip64, localPad: 12 },
+  );
 }
 
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
@@ -201,17 +237,34 @@ describe('pth reader', () => {
 
   it('rejects a pickle that calls os.system, naming the global, without running anything', () => {
     const pkl = cat(P.proto(2), P.global('os', 'system'), P.str('echo pwned'), P.tuple1, P.reduce, P.stop);
-    assert.throws(() => parsePth(checkpoint(pkl, {})), (e: Error) => e instanceof PthError && /'os\.system'/.test(e.message) && /not allowed/.test(e.message));
+    assert.throws(
+      () => parsePth(checkpoint(pkl, {})),
+      (e: Error) => e instanceof PthError && /'os\.system'/.test(e.message) && /not allowed/.test(e.message),
+    );
     // Protocol 4 STACK_GLOBAL route, and a global hidden inside an otherwise valid state dict.
     const pkl4 = cat(P.proto(4), op(0x8c, 8), enc.encode('builtins'), op(0x8c, 4), enc.encode('eval'), op(0x93), P.str('1'), P.tuple1, P.reduce, P.stop);
     assert.throws(() => parsePth(checkpoint(pkl4, {})), /'builtins\.eval'/);
-    const sneaky = cat(P.proto(2), P.global('collections', 'OrderedDict'), P.emptyTuple, P.reduce, P.str('w'),
-      P.global('torch', 'load'), P.str('x'), P.tuple1, P.reduce, P.setitem, P.stop);
+    const sneaky = cat(
+      P.proto(2),
+      P.global('collections', 'OrderedDict'),
+      P.emptyTuple,
+      P.reduce,
+      P.str('w'),
+      P.global('torch', 'load'),
+      P.str('x'),
+      P.tuple1,
+      P.reduce,
+      P.setitem,
+      P.stop,
+    );
     assert.throws(() => parsePth(checkpoint(sneaky, {})), /'torch\.load'/);
   });
 
   it('reads deflated entries, any archive prefix, and ZIP64 directory records', () => {
-    const ts: TDesc[] = [{ name: 'a', storage: '0', numel: 6, size: [2, 3], stride: [3, 1] }, { name: 'b', storage: '1', numel: 1, size: [], stride: [] }];
+    const ts: TDesc[] = [
+      { name: 'a', storage: '0', numel: 6, size: [2, 3], stride: [3, 1] },
+      { name: 'b', storage: '1', numel: 1, size: [], stride: [] },
+    ];
     const storages = { '0': f32([1, 2, 3, 4, 5, 6]), '1': f32([-2.5]) };
     for (const opts of [{ deflate: true }, { zip64: true }, { deflate: true, zip64: true, prefix: 'my_model' }]) {
       const m = parsePth(checkpoint(stateDictPickle(ts), storages, opts));
@@ -250,13 +303,33 @@ describe('pth reader', () => {
   });
 
   it('converts other storage dtypes to float32 and honours a big-endian byteorder entry', () => {
-    const dv = (n: number, f: (v: DataView) => void) => { const b = new Uint8Array(n); f(new DataView(b.buffer)); return b; };
+    const dv = (n: number, f: (v: DataView) => void) => {
+      const b = new Uint8Array(n);
+      f(new DataView(b.buffer));
+      return b;
+    };
     const storages = {
-      d: dv(16, (v) => { v.setFloat64(0, 1 / 3, true); v.setFloat64(8, -1e300, true); }),
-      h: dv(6, (v) => { v.setUint16(0, 0x3c00, true); v.setUint16(2, 0xc000, true); v.setUint16(4, 0x0001, true); }),
-      bf: dv(4, (v) => { v.setUint16(0, 0x3f80, true); v.setUint16(2, 0x4049, true); }),
-      l: dv(16, (v) => { v.setBigInt64(0, -3n, true); v.setBigInt64(8, 1n << 40n, true); }),
-      i: dv(8, (v) => { v.setInt32(0, -7, true); v.setInt32(4, 123456, true); }),
+      d: dv(16, (v) => {
+        v.setFloat64(0, 1 / 3, true);
+        v.setFloat64(8, -1e300, true);
+      }),
+      h: dv(6, (v) => {
+        v.setUint16(0, 0x3c00, true);
+        v.setUint16(2, 0xc000, true);
+        v.setUint16(4, 0x0001, true);
+      }),
+      bf: dv(4, (v) => {
+        v.setUint16(0, 0x3f80, true);
+        v.setUint16(2, 0x4049, true);
+      }),
+      l: dv(16, (v) => {
+        v.setBigInt64(0, -3n, true);
+        v.setBigInt64(8, 1n << 40n, true);
+      }),
+      i: dv(8, (v) => {
+        v.setInt32(0, -7, true);
+        v.setInt32(4, 123456, true);
+      }),
       b: Uint8Array.from([0, 1, 1]),
       u: Uint8Array.from([255, 0]),
       c: Uint8Array.from([0xff, 0x05]),
@@ -285,8 +358,11 @@ describe('pth reader', () => {
     const be = new Uint8Array(8);
     new DataView(be.buffer).setFloat32(0, 1.5, false);
     new DataView(be.buffer).setFloat32(4, -0.25, false);
-    const big = checkpoint(stateDictPickle([{ name: 'x', storage: '0', numel: 2, size: [2], stride: [1] }]), { '0': be },
-      { extra: [{ name: 'archive/byteorder', data: enc.encode('big') }] });
+    const big = checkpoint(
+      stateDictPickle([{ name: 'x', storage: '0', numel: 2, size: [2], stride: [1] }]),
+      { '0': be },
+      { extra: [{ name: 'archive/byteorder', data: enc.encode('big') }] },
+    );
     assert.deepEqual([...parsePth(big).get('x')!.data], [1.5, -0.25]);
   });
 
@@ -310,16 +386,43 @@ describe('pth reader', () => {
     const good = checkpoint(stateDictPickle([{ name: 'w', storage: '0', numel: 4, size: [4], stride: [1] }]), { '0': f32([1, 2, 3, 4]) });
     assert.deepEqual([...parsePth(good).get('w')!.data], [1, 2, 3, 4]);
 
-    assert.throws(() => parsePth(enc.encode('hello, this is not a zip at all')), (e: Error) => e instanceof PthError && /not a zip/.test(e.message));
-    assert.throws(() => parsePth(op(0x80, 2, 0x8a, 0x0a)), (e: Error) => e instanceof PthError && /legacy/.test(e.message));
-    assert.throws(() => parsePth(buildZip([{ name: 'archive/version', data: enc.encode('3\n') }])), (e: Error) => e instanceof PthError && /data\.pkl/.test(e.message));
-    assert.throws(() => parsePth(buildZip([{ name: 'm/constants.pkl', data: op(0x2e) }, { name: 'm/code/x.py', data: op(0) }])), /TorchScript/);
+    assert.throws(
+      () => parsePth(enc.encode('hello, this is not a zip at all')),
+      (e: Error) => e instanceof PthError && /not a zip/.test(e.message),
+    );
+    assert.throws(
+      () => parsePth(op(0x80, 2, 0x8a, 0x0a)),
+      (e: Error) => e instanceof PthError && /legacy/.test(e.message),
+    );
+    assert.throws(
+      () => parsePth(buildZip([{ name: 'archive/version', data: enc.encode('3\n') }])),
+      (e: Error) => e instanceof PthError && /data\.pkl/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        parsePth(
+          buildZip([
+            { name: 'm/constants.pkl', data: op(0x2e) },
+            { name: 'm/code/x.py', data: op(0) },
+          ]),
+        ),
+      /TorchScript/,
+    );
 
     const pkl = stateDictPickle([{ name: 'w', storage: '7', numel: 4, size: [4], stride: [1] }]);
-    assert.throws(() => parsePth(checkpoint(pkl, {})), (e: Error) => e instanceof PthError && /storage '7'.*missing/.test(e.message));
-    assert.throws(() => parsePth(checkpoint(pkl, { '7': f32([1, 2]) })), (e: Error) => e instanceof PthError && /truncated/.test(e.message));
+    assert.throws(
+      () => parsePth(checkpoint(pkl, {})),
+      (e: Error) => e instanceof PthError && /storage '7'.*missing/.test(e.message),
+    );
+    assert.throws(
+      () => parsePth(checkpoint(pkl, { '7': f32([1, 2]) })),
+      (e: Error) => e instanceof PthError && /truncated/.test(e.message),
+    );
     const over = stateDictPickle([{ name: 'w', storage: '0', numel: 4, offset: 2, size: [4], stride: [1] }]);
-    assert.throws(() => parsePth(checkpoint(over, { '0': f32([1, 2, 3, 4]) })), (e: Error) => e instanceof PthError && /reaches element/.test(e.message));
+    assert.throws(
+      () => parsePth(checkpoint(over, { '0': f32([1, 2, 3, 4]) })),
+      (e: Error) => e instanceof PthError && /reaches element/.test(e.message),
+    );
 
     // Truncated archive (a partial download): the directory is gone.
     assert.throws(() => parsePth(good.subarray(0, good.length - 30)), PthError);
@@ -327,7 +430,10 @@ describe('pth reader', () => {
     const flipped = good.slice();
     const at = Buffer.from(flipped).indexOf(Buffer.from(f32([1, 2, 3, 4])));
     flipped[at + 5]! ^= 0x10;
-    assert.throws(() => parsePth(flipped), (e: Error) => e instanceof PthError && /CRC/.test(e.message));
+    assert.throws(
+      () => parsePth(flipped),
+      (e: Error) => e instanceof PthError && /CRC/.test(e.message),
+    );
     // Garbage inside a deflated entry.
     const deflated = checkpoint(stateDictPickle([{ name: 'w', storage: '0', numel: 4, size: [4], stride: [1] }]), { '0': f32([1, 2, 3, 4]) }, { deflate: true });
     const bad = deflated.slice();
@@ -350,7 +456,10 @@ describe('pth reader', () => {
     const notTensors = cat(P.proto(2), P.emptyDict, P.str('epoch'), P.int(3), P.setitem, P.stop);
     assert.throws(() => parsePth(checkpoint(notTensors, {})), /no dict of tensors.*epoch/);
     const truncated = stateDictPickle([{ name: 'w', storage: '0', numel: 1, size: [1], stride: [1] }]).subarray(0, 40);
-    assert.throws(() => parsePth(checkpoint(truncated, { '0': f32([1]) })), (e: Error) => e instanceof PthError && /data\.pkl/.test(e.message));
+    assert.throws(
+      () => parsePth(checkpoint(truncated, { '0': f32([1]) })),
+      (e: Error) => e instanceof PthError && /data\.pkl/.test(e.message),
+    );
     const badOp = cat(P.proto(2), op(0xff), P.stop);
     assert.throws(() => parsePth(checkpoint(badOp, {})), /opcode 0xff/);
   });

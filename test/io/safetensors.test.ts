@@ -21,7 +21,10 @@ function handMade(entries: { name: string; dtype: string; shape: number[]; bytes
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
   out.set(json, 8);
   let p = 8 + json.length;
-  for (const e of entries) { out.set(e.bytes, p); p += e.bytes.length; }
+  for (const e of entries) {
+    out.set(e.bytes, p);
+    p += e.bytes.length;
+  }
   return out;
 }
 
@@ -29,7 +32,13 @@ describe('safetensors', () => {
   it('round-trips float32 tensors in order, with metadata and an 8-byte aligned data section', () => {
     const a = { shape: [2, 3], data: Float32Array.from([1, -2, 3.5, 0, 1e-20, -7]) };
     const b = { shape: [1], data: Float32Array.from([42]) };
-    const bytes = serializeSafetensors([['z.weight', a], ['a.bias', b]], { format: 'pt' });
+    const bytes = serializeSafetensors(
+      [
+        ['z.weight', a],
+        ['a.bias', b],
+      ],
+      { format: 'pt' },
+    );
     const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
     assert.equal((8 + n) % 8, 0);
     const { tensors, metadata } = parseSafetensors(bytes);
@@ -62,7 +71,10 @@ describe('safetensors', () => {
     new DataView(big.buffer).setBigUint64(0, 1000n, true);
     assert.throws(() => parseSafetensors(big), /header length 1000/);
     const bad = handMade([{ name: 'x', dtype: 'F32', shape: [3], bytes: [0, 0, 0, 0] }]);
-    assert.throws(() => parseSafetensors(bad), (e: Error) => e instanceof SafetensorsError && /tensor 'x': data_offsets/.test(e.message));
+    assert.throws(
+      () => parseSafetensors(bad),
+      (e: Error) => e instanceof SafetensorsError && /tensor 'x': data_offsets/.test(e.message),
+    );
     const unknown = handMade([{ name: 'q', dtype: 'Q4', shape: [1], bytes: [0] }]);
     assert.throws(() => parseSafetensors(unknown), /unsupported dtype Q4/);
   });

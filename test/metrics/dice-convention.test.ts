@@ -28,11 +28,13 @@ describe('one Dice convention: training validation, demo and evaluate agree', ()
   let dir: string;
   // Ground truth: class 1 a 2x2x2 cube (8 voxels), class 2 a 1x2x2 block (4 voxels), class 3 nowhere.
   const gt = new Uint8Array(N);
-  for (let i = 0; i < 8; i++) for (let j = 0; j < 6; j++) for (let k = 0; k < 6; k++) {
-    const v = (i * 6 + j) * 6 + k;
-    if (i >= 2 && i < 4 && j >= 2 && j < 4 && k >= 2 && k < 4) gt[v] = 1;
-    else if (i === 6 && j < 2 && k < 2) gt[v] = 2;
-  }
+  for (let i = 0; i < 8; i++)
+    for (let j = 0; j < 6; j++)
+      for (let k = 0; k < 6; k++) {
+        const v = (i * 6 + j) * 6 + k;
+        if (i >= 2 && i < 4 && j >= 2 && j < 4 && k >= 2 && k < 4) gt[v] = 1;
+        else if (i === 6 && j < 2 && k < 2) gt[v] = 2;
+      }
   // The model below predicts class 1 everywhere: Dice(1) = 2*8/(288+8), Dice(2) = 0 (ground truth
   // only), Dice(3) = NaN (neither side).
   const expected = [16 / 296, 0, NaN];
@@ -43,18 +45,47 @@ describe('one Dice convention: training validation, demo and evaluate agree', ()
     await mkdir(join(dir, 'data', 'imagesTr'), { recursive: true });
     await mkdir(join(dir, 'data', 'labelsTr'), { recursive: true });
     // The label's header says 2 mm along i; the image's affine says 1 mm: spacing must come from the label.
-    await writeNiftiFile(join(dir, 'data', 'labelsTr', 'c0.nii.gz'), { data: gt, shape: SHAPE, affine: mat4([[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]) });
-    await writeNiftiFile(join(dir, 'data', 'imagesTr', 'c0.nii.gz'), { data: new Float32Array(N).map((_, i) => i % 7), shape: SHAPE, affine: mat4([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]) });
+    await writeNiftiFile(join(dir, 'data', 'labelsTr', 'c0.nii.gz'), {
+      data: gt,
+      shape: SHAPE,
+      affine: mat4([
+        [2, 0, 0, 0],
+        [0, 1, 0, 0],
+        [0, 0, 1, 0],
+        [0, 0, 0, 1],
+      ]),
+    });
+    await writeNiftiFile(join(dir, 'data', 'imagesTr', 'c0.nii.gz'), {
+      data: new Float32Array(N).map((_, i) => i % 7),
+      shape: SHAPE,
+      affine: mat4([
+        [1, 0, 0, 0],
+        [0, 1, 0, 0],
+        [0, 0, 1, 0],
+        [0, 0, 0, 1],
+      ]),
+    });
     // A 4-class network whose output block has zero weights and bias favouring class 1.
     const model = new UXNet({ inChans: 1, outChans: 4, featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] }, { seed: 1 });
     const params = new Map(model.namedParameters());
     const w = params.get('out.conv.conv.weight')!;
-    await model.loadStateDictAsync(new Map([
-      ['out.conv.conv.weight', { shape: w.shape, data: new Float32Array(w.size) }],
-      ['out.conv.conv.bias', { shape: [4], data: new Float32Array([0, 10, 0, 0]) }],
-    ]), { strict: false });
-    const plan = { name: 'test', roiSize: [32, 32, 32], val: [], train: [], dataset: { root: dir, layout: 'folders', modalities: ['MRI'], labels: null, cases: 1 } } as unknown as TrainPlan;
-    await exportModelFolder(join(dir, 'model'), model, resolveNetwork(model.config), plan, { dataset: join(dir, 'data'), name: 'dice-test' } as TrainConfig, { split: { train: [], val: ['c0'] } });
+    await model.loadStateDictAsync(
+      new Map([
+        ['out.conv.conv.weight', { shape: w.shape, data: new Float32Array(w.size) }],
+        ['out.conv.conv.bias', { shape: [4], data: new Float32Array([0, 10, 0, 0]) }],
+      ]),
+      { strict: false },
+    );
+    const plan = {
+      name: 'test',
+      roiSize: [32, 32, 32],
+      val: [],
+      train: [],
+      dataset: { root: dir, layout: 'folders', modalities: ['MRI'], labels: null, cases: 1 },
+    } as unknown as TrainPlan;
+    await exportModelFolder(join(dir, 'model'), model, resolveNetwork(model.config), plan, { dataset: join(dir, 'data'), name: 'dice-test' } as TrainConfig, {
+      split: { train: [], val: ['c0'] },
+    });
     model.dispose();
   });
   after(async () => {
@@ -70,15 +101,32 @@ describe('one Dice convention: training validation, demo and evaluate agree', ()
     await runDemo({ model: join(dir, 'model'), dataset: join(dir, 'data'), output: join(dir, 'demo') }, () => {});
     const demo = JSON.parse(await readFile(join(dir, 'demo', 'metrics.json'), 'utf8'));
     const demoCase = demo.cases[0];
-    assert.deepEqual(demoCase.classes.map((c: { dice: number | null }) => c.dice), [16 / 296, 0, null]);
+    assert.deepEqual(
+      demoCase.classes.map((c: { dice: number | null }) => c.dice),
+      [16 / 296, 0, null],
+    );
     assert.deepEqual(demoCase.spacing, [2, 1, 1], 'spacing from the label header');
 
-    await runEvaluate({ predDir: join(dir, 'demo', 'c0.nii.gz'), gtDir: join(dir, 'data', 'labelsTr', 'c0.nii.gz'), output: join(dir, 'eval'), classes: '1,2,3', out: sink(), err: sink(), plain: true });
+    await runEvaluate({
+      predDir: join(dir, 'demo', 'c0.nii.gz'),
+      gtDir: join(dir, 'data', 'labelsTr', 'c0.nii.gz'),
+      output: join(dir, 'eval'),
+      classes: '1,2,3',
+      out: sink(),
+      err: sink(),
+      plain: true,
+    });
     const ev = JSON.parse(await readFile(join(dir, 'eval.json'), 'utf8'));
     const evCase = ev.cases[0];
-    assert.deepEqual(evCase.classes.map((c: { dice: number | null }) => c.dice), [16 / 296, 0, null]);
+    assert.deepEqual(
+      evCase.classes.map((c: { dice: number | null }) => c.dice),
+      [16 / 296, 0, null],
+    );
     assert.deepEqual(evCase.spacing, demoCase.spacing);
-    assert.deepEqual(evCase.classes.map((c: { hd95: number | null }) => c.hd95), demoCase.classes.map((c: { hd95: number | null }) => c.hd95));
+    assert.deepEqual(
+      evCase.classes.map((c: { hd95: number | null }) => c.hd95),
+      demoCase.classes.map((c: { hd95: number | null }) => c.hd95),
+    );
     // Means leave the NaN class out in both.
     assert.equal(ev.perClass[2].dice.count, 0);
     assert.equal(demo.perClass[2].dice.count, 0);

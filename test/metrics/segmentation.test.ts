@@ -4,10 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  squaredEdt, maskEdges, surfaceDistances, percentile, computeSegmentationMetrics, MetricAccumulator,
-  type Spacing3, type Shape3,
-} from '../../src/metrics/index.js';
+import { squaredEdt, maskEdges, surfaceDistances, percentile, computeSegmentationMetrics, MetricAccumulator, type Spacing3, type Shape3 } from '../../src/metrics/index.js';
 
 function box(shape: Shape3, lo: number[], hi: number[], label = 1, into?: Uint8Array): Uint8Array {
   const [D, H, W] = shape;
@@ -19,10 +16,12 @@ function box(shape: Shape3, lo: number[], hi: number[], label = 1, into?: Uint8A
 function ball(shape: Shape3, c: number[], r: number, spacing: Spacing3, label = 1, into?: Uint8Array): Uint8Array {
   const [D, H, W] = shape;
   const v = into ?? new Uint8Array(D * H * W);
-  for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) {
-    const x = ((d - c[0]!) * spacing[0]) ** 2 + ((h - c[1]!) * spacing[1]) ** 2 + ((w - c[2]!) * spacing[2]) ** 2;
-    if (x <= r * r) v[(d * H + h) * W + w] = label;
-  }
+  for (let d = 0; d < D; d++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++) {
+        const x = ((d - c[0]!) * spacing[0]) ** 2 + ((h - c[1]!) * spacing[1]) ** 2 + ((w - c[2]!) * spacing[2]) ** 2;
+        if (x <= r * r) v[(d * H + h) * W + w] = label;
+      }
   return v;
 }
 
@@ -31,18 +30,22 @@ function bruteSurface(mask: Uint8Array, shape: Shape3): number[][] {
   const [D, H, W] = shape;
   const at = (d: number, h: number, w: number) => d >= 0 && d < D && h >= 0 && h < H && w >= 0 && w < W && mask[(d * H + h) * W + w] === 1;
   const out: number[][] = [];
-  for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) {
-    if (at(d, h, w) && (!at(d - 1, h, w) || !at(d + 1, h, w) || !at(d, h - 1, w) || !at(d, h + 1, w) || !at(d, h, w - 1) || !at(d, h, w + 1))) out.push([d, h, w]);
-  }
+  for (let d = 0; d < D; d++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++) {
+        if (at(d, h, w) && (!at(d - 1, h, w) || !at(d + 1, h, w) || !at(d, h - 1, w) || !at(d, h + 1, w) || !at(d, h, w - 1) || !at(d, h, w + 1))) out.push([d, h, w]);
+      }
   return out;
 }
 
 function bruteDirected(from: number[][], to: number[][], s: Spacing3): number[] {
-  return from.map((a) => {
-    let best = Infinity;
-    for (const b of to) best = Math.min(best, ((a[0]! - b[0]!) * s[0]) ** 2 + ((a[1]! - b[1]!) * s[1]) ** 2 + ((a[2]! - b[2]!) * s[2]) ** 2);
-    return Math.sqrt(best);
-  }).sort((x, y) => x - y);
+  return from
+    .map((a) => {
+      let best = Infinity;
+      for (const b of to) best = Math.min(best, ((a[0]! - b[0]!) * s[0]) ** 2 + ((a[1]! - b[1]!) * s[1]) ** 2 + ((a[2]! - b[2]!) * s[2]) ** 2);
+      return Math.sqrt(best);
+    })
+    .sort((x, y) => x - y);
 }
 
 const sorted = (a: Float64Array) => [...a].sort((x, y) => x - y);
@@ -57,7 +60,10 @@ describe('distance transform and surfaces', () => {
     const pts: number[][] = [];
     for (let i = 0; i < n; i++) {
       s = (s * 1103515245 + 12345) % 2 ** 31;
-      if (s % 37 === 0) { f[i] = 1; pts.push([Math.floor(i / 77), Math.floor(i / 11) % 7, i % 11]); }
+      if (s % 37 === 0) {
+        f[i] = 1;
+        pts.push([Math.floor(i / 77), Math.floor(i / 11) % 7, i % 11]);
+      }
     }
     assert.ok(pts.length > 3);
     const dt = squaredEdt(f, shape, spacing);
@@ -73,11 +79,20 @@ describe('distance transform and surfaces', () => {
   it('surface = face-neighbour erosion XOR mask, with the volume border counting as background', () => {
     const full = new Uint8Array(27).fill(1);
     const e = maskEdges(full, [3, 3, 3]);
-    assert.equal(e.reduce((a, b) => a + b, 0), 26); // only the centre is interior
+    assert.equal(
+      e.reduce((a, b) => a + b, 0),
+      26,
+    ); // only the centre is interior
     assert.equal(e[13], 0);
     // A 3x3x3 cube inside a larger volume: same 26; the 5³ cube has 125 − 27 = 98.
-    assert.equal(maskEdges(box([7, 7, 7], [2, 2, 2], [4, 4, 4]), [7, 7, 7]).reduce((a, b) => a + b, 0), 26);
-    assert.equal(maskEdges(box([9, 9, 9], [2, 2, 2], [6, 6, 6]), [9, 9, 9]).reduce((a, b) => a + b, 0), 98);
+    assert.equal(
+      maskEdges(box([7, 7, 7], [2, 2, 2], [4, 4, 4]), [7, 7, 7]).reduce((a, b) => a + b, 0),
+      26,
+    );
+    assert.equal(
+      maskEdges(box([9, 9, 9], [2, 2, 2], [6, 6, 6]), [9, 9, 9]).reduce((a, b) => a + b, 0),
+      98,
+    );
     // Edge-diagonal (not face) background does not make a surface voxel: a plus-shaped hole pattern.
     const shape: Shape3 = [5, 5, 5];
     const m = box(shape, [0, 0, 0], [4, 4, 4]);
@@ -89,9 +104,27 @@ describe('distance transform and surfaces', () => {
     assert.equal(percentile([1, 2, 3, 4], 95), 3.8499999999999996); // numpy 2.4: same double
     assert.equal(percentile([10, 0], 95), 9.5);
     // Values printed by numpy 2.4.6's np.percentile for the same inputs.
-    assert.equal(percentile(Array.from({ length: 98 }, (_, i) => i), 95), 92.14999999999999);
-    assert.equal(percentile(Array.from({ length: 37 }, (_, i) => 0.1 * i), 95), 3.42);
-    assert.equal(percentile(Array.from({ length: 37 }, (_, i) => 0.1 * i), 37.5), 1.35);
+    assert.equal(
+      percentile(
+        Array.from({ length: 98 }, (_, i) => i),
+        95,
+      ),
+      92.14999999999999,
+    );
+    assert.equal(
+      percentile(
+        Array.from({ length: 37 }, (_, i) => 0.1 * i),
+        95,
+      ),
+      3.42,
+    );
+    assert.equal(
+      percentile(
+        Array.from({ length: 37 }, (_, i) => 0.1 * i),
+        37.5,
+      ),
+      1.35,
+    );
     assert.equal(percentile([5], 95), 5);
     assert.equal(percentile([1, 2, 3, 4], 100), 4);
     assert.equal(percentile([1, 2, 3, 4], 0), 1);
@@ -167,7 +200,10 @@ describe('segmentation metrics', () => {
     box(shape, [6, 6, 6], [8, 8, 8], 2, gt as unknown as Uint8Array); // class 2 only in gt
     box(shape, [6, 1, 1], [8, 2, 2], 3, pred as unknown as Uint8Array); // class 3 only in pred
     const ms = computeSegmentationMetrics(pred, gt, shape, { classes: [1, 2, 3, 4] });
-    assert.deepEqual(ms.map((m) => m.label), [1, 2, 3, 4]);
+    assert.deepEqual(
+      ms.map((m) => m.label),
+      [1, 2, 3, 4],
+    );
     assert.deepEqual([ms[0]!.dice, ms[0]!.hd95, ms[0]!.nsd], [1, 0, 1]);
     assert.deepEqual([ms[1]!.dice, ms[1]!.hd95, ms[1]!.nsd, ms[1]!.gtVoxels, ms[1]!.predVoxels], [0, Infinity, 0, 27, 0]);
     assert.deepEqual([ms[2]!.dice, ms[2]!.hd95, ms[2]!.nsd], [0, Infinity, 0]);
@@ -206,7 +242,10 @@ describe('MetricAccumulator', () => {
     // overall Dice: case a -> mean(0.8) = 0.8 (NaN class skipped); case b -> mean(1, 0) = 0.5.
     assert.equal(agg.overall.dice, 0.65);
 
-    const json = JSON.parse(JSON.stringify(acc)) as { cases: { caseId: string; classes: { name: string; hd95: number | null; dice: number | null }[] }[]; perClass: { hd95: { mean: number | null } }[] };
+    const json = JSON.parse(JSON.stringify(acc)) as {
+      cases: { caseId: string; classes: { name: string; hd95: number | null; dice: number | null }[] }[];
+      perClass: { hd95: { mean: number | null } }[];
+    };
     assert.equal(json.cases[0]!.classes[1]!.name, 'tumour');
     assert.equal(json.cases[0]!.classes[1]!.dice, null); // NaN
     assert.equal(json.cases[1]!.classes[1]!.hd95, null); // Infinity

@@ -56,9 +56,12 @@ for (const backend of testBackends()) {
       });
       after(() => model.dispose());
 
-      it('state-dict keys, shapes and order equal PyTorch\'s (parameters, then buffers per module)', async () => {
+      it("state-dict keys, shapes and order equal PyTorch's (parameters, then buffers per module)", async () => {
         const ref = [...(await weightsOf(weights))].map(([k, t]) => [k, [...t.shape]]);
-        const ours = model.namedStateShapes().filter(([k]) => !k.endsWith('relative_position_index')).map(([k, s]) => [k, [...s]]);
+        const ours = model
+          .namedStateShapes()
+          .filter(([k]) => !k.endsWith('relative_position_index'))
+          .map(([k, s]) => [k, [...s]]);
         assert.deepEqual(ours, ref);
         assert.equal(model.namedStateShapes().length, keys);
         assert.equal(model.numParameters(), params);
@@ -71,7 +74,10 @@ for (const backend of testBackends()) {
           const acts = noGrad(() => model.forwardWithIntermediates(input(FWD, `${prefix}input`)));
           for (const name of names.filter((n) => (prefix ? n.startsWith(prefix) : !n.startsWith('second.')))) {
             const ours = acts.get(name.slice(prefix.length));
-            if (!ours) { failures.push(`${name}: not produced`); continue; }
+            if (!ours) {
+              failures.push(`${name}: not produced`);
+              continue;
+            }
             const f = checkForward(await ours.data(), FWD, name);
             if (f) failures.push(f);
           }
@@ -129,7 +135,10 @@ for (const backend of testBackends()) {
           const failures: string[] = [];
           let n = 0;
           for (const [k, p] of model.namedParameters()) {
-            if (!p.grad) { failures.push(`${k}: no gradient`); continue; }
+            if (!p.grad) {
+              failures.push(`${k}: no gradient`);
+              continue;
+            }
             const f = checkGrad(await p.grad.data(), TRAIN, `grad.${k}`);
             if (f) failures.push(f);
             n++;
@@ -138,7 +147,9 @@ for (const backend of testBackends()) {
           assert.equal(n, [...fixture(B + TRAIN).keys()].filter((k) => k.startsWith('grad.') && k !== 'grad.logits').length);
         });
 
-        it('AdamW: fed the reference gradients it reproduces the stored update; end to end within 2.5e-4', { skip: !fixture(B + TRAIN).has(`updated.${model0Key(net)}`) && 'the fixture set omits this network\'s updated.* tensors' }, async () => {
+        it('AdamW: fed the reference gradients it reproduces the stored update; end to end within 2.5e-4', {
+          skip: !fixture(B + TRAIN).has(`updated.${model0Key(net)}`) && "the fixture set omits this network's updated.* tensors",
+        }, async () => {
           const sd = await weightsOf(weights);
           const ps = new Map<string, Tensor>();
           for (const [k, t] of sd) {
@@ -154,7 +165,10 @@ for (const backend of testBackends()) {
             for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(ours[i]! - ref[i]!) <= 1e-7 + 1e-6 * Math.abs(ref[i]!), `${k}[${i}]: ${ours[i]} vs ${ref[i]}`);
           }
           opt.dispose();
-          for (const p of ps.values()) { p.grad?.dispose(); p.dispose(); }
+          for (const p of ps.values()) {
+            p.grad?.dispose();
+            p.dispose();
+          }
           // end to end: our gradients (from the previous test) and our AdamW
           const opt2 = new AdamW(model.namedParameters(), { lr: 1e-4 });
           opt2.step();

@@ -45,19 +45,22 @@ for (const backend of testBackends()) {
         const prefix = `${c.name}.param.`;
         const params = new Map([...fixture(FILE)].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
         // The block's own keys must be exactly the PyTorch module's state_dict keys, in order.
-        assert.deepEqual(block.namedParameters().map(([k]) => k), [...params.keys()]);
+        assert.deepEqual(
+          block.namedParameters().map(([k]) => k),
+          [...params.keys()],
+        );
         block.loadStateDict(params);
         const x = leaf(`${c.name}.input`);
         const skip = c.skip ? leaf(`${c.name}.skip`) : undefined;
         const y = skip ? block.forward(x, skip) : block.forward(x);
-        assertMatchesFixture((await y.data()), FILE, `${c.name}.output`);
+        assertMatchesFixture(await y.data(), FILE, `${c.name}.output`);
         const gy = get(FILE, `${c.name}.grad_output`);
         y.backward(tensor(gy.data, gy.shape));
-        assertMatchesFixture((await x.grad!.data()), FILE, `${c.name}.grad_input`);
-        if (skip) assertMatchesFixture((await skip.grad!.data()), FILE, `${c.name}.grad_skip`);
+        assertMatchesFixture(await x.grad!.data(), FILE, `${c.name}.grad_input`);
+        if (skip) assertMatchesFixture(await skip.grad!.data(), FILE, `${c.name}.grad_skip`);
         for (const [k, p] of block.namedParameters()) {
           assert.ok(p.grad, `no gradient for ${k}`);
-          assertMatchesFixture((await p.grad.data()), FILE, `${c.name}.grad_param.${k}`);
+          assertMatchesFixture(await p.grad.data(), FILE, `${c.name}.grad_param.${k}`);
         }
         for (const t of [x, skip, y, x.grad, skip?.grad]) t?.dispose();
         block.dispose();

@@ -17,7 +17,7 @@ import { UXNetInputError } from '../../src/models/uxnet.js';
 
 const fixtureConfig = (net: string) => JSON.parse(readFileSync(join(FIXTURES, 'baselines', `${net}_config.json`), 'utf8')) as Record<string, unknown>;
 
-test('the fixtures\' configs: constructor_args (+ TransBTS module_patches) give the fixture networks', () => {
+test("the fixtures' configs: constructor_args (+ TransBTS module_patches) give the fixture networks", () => {
   const bts = networkFromConfig(fixtureConfig('transbts'));
   assert.equal(bts.network, 'transbts');
   assert.equal(bts.args.unetBaseChannels, 8);
@@ -43,7 +43,7 @@ test('snake_case, camelCase and the flat form are the same network; model.json r
   assert.deepEqual(networkFromConfig({ network: 'nnformer', ...networkToJSON(nnf).networkArgs }), nnf);
 });
 
-test('train fills in the channel counts under each network\'s own names', () => {
+test("train fills in the channel counts under each network's own names", () => {
   assert.equal(withChannels('nnformer', {}, 2, 4).args.inputChannels, 2);
   assert.equal(withChannels('nnformer', {}, 2, 4).args.numClasses, 4);
   assert.equal(withChannels('transbts', {}, 1, 5).args.numClasses, 5);
@@ -62,13 +62,21 @@ test('argument errors name the argument', () => {
     ['nnformer', { num_heads: [5, 12, 24, 48] }, /num_heads\[0\] \(5\) must divide the stage width 192/],
     ['nnformer', { deep_supervision: true }, /deep_supervision must be false/],
   ];
-  for (const [net, args, re] of bad) assert.throws(() => resolveNetwork(net, args), (e: Error) => e instanceof NetworkConfigError && re.test(e.message), `${net} ${JSON.stringify(args)}`);
+  for (const [net, args, re] of bad)
+    assert.throws(
+      () => resolveNetwork(net, args),
+      (e: Error) => e instanceof NetworkConfigError && re.test(e.message),
+      `${net} ${JSON.stringify(args)}`,
+    );
 });
 
 test('input sizes are checked before any compute', () => {
   const bts = createNetwork(resolveNetwork('transbts', { img_dim: 16, num_classes: 2, embedding_dim: 256, hidden_dim: 8, unet_base_channels: 8 }), { meta: true });
   assert.deepEqual(bts.fixedInputSize, [16, 16, 16]);
-  assert.throws(() => bts.checkInputShape([1, 1, 16, 16, 32]), (e: Error) => e instanceof UXNetInputError && /exactly img_dim³ = 16×16×16/.test(e.message));
+  assert.throws(
+    () => bts.checkInputShape([1, 1, 16, 16, 32]),
+    (e: Error) => e instanceof UXNetInputError && /exactly img_dim³ = 16×16×16/.test(e.message),
+  );
   assert.throws(() => bts.checkInputShape([1, 2, 16, 16, 16]), /2 channel\(s\) but the model expects in_channels = 1/);
   const nnf = createNetwork(resolveNetwork('nnformer', { crop_size: [32, 64, 64], embedding_dim: 12, num_heads: [1, 2, 4, 8] }), { meta: true }) as NnFormer;
   assert.throws(() => nnf.checkInputShape([1, 1, 32, 64, 96]), /exactly crop_size = 32×64×64/);

@@ -25,7 +25,12 @@ import { AdamW } from '../../src/train/adamw.js';
 await initTestBackends();
 
 const B = 'baselines/';
-interface Tol { kind: string; tol?: string; tol_abs?: number; tol_rel_l2?: number }
+interface Tol {
+  kind: string;
+  tol?: string;
+  tol_abs?: number;
+  tol_rel_l2?: number;
+}
 const tolerances = JSON.parse(readFileSync(join(FIXTURES, B, 'baseline_tolerances_nnformer_transbts.json'), 'utf8')) as { files: Record<string, Record<string, Tol>> };
 
 function tol(file: string, name: string): Tol {
@@ -62,7 +67,13 @@ function input(file: string, name: string): Tensor {
 const config = (net: string) => JSON.parse(readFileSync(join(FIXTURES, B, `${net}_config.json`), 'utf8')) as Record<string, unknown>;
 
 const NETS = [
-  { net: 'transbts', weights: 'transbts_weights.safetensors', keys: 226, params: 3_634_944, noGrad: ['linear_encoding.weight', 'linear_encoding.bias', 'pre_head_ln.weight', 'pre_head_ln.bias'] },
+  {
+    net: 'transbts',
+    weights: 'transbts_weights.safetensors',
+    keys: 226,
+    params: 3_634_944,
+    noGrad: ['linear_encoding.weight', 'linear_encoding.bias', 'pre_head_ln.weight', 'pre_head_ln.bias'],
+  },
   { net: 'nnformer', weights: 'nnformer_weights.pth', keys: 246, params: 601_153, noGrad: [] as string[] },
 ] as const;
 
@@ -96,7 +107,9 @@ for (const backend of testBackends()) {
     // nnFormer on a CPU Vulkan driver (SwiftShader, as in CI) takes over 25 minutes for this file,
     // which CI cannot afford; on a real GPU, or with UXNET_TEST_SLOW=1, it runs like every other case.
     const slowOnSwiftShader = net === 'nnformer' && backend === 'webgpu' && process.env.UXNET_TEST_SLOW !== '1' && /swiftshader/i.test(process.env.VK_ICD_FILENAMES ?? '');
-    describe(`${net} vs the official 3D UX-Net code [${backend}]`, { skip: slowOnSwiftShader ? 'nnFormer on SwiftShader takes > 25 min; set UXNET_TEST_SLOW=1 to run it' : false }, () => {
+    describe(`${net} vs the official 3D UX-Net code [${backend}]`, {
+      skip: slowOnSwiftShader ? 'nnFormer on SwiftShader takes > 25 min; set UXNET_TEST_SLOW=1 to run it' : false,
+    }, () => {
       let model: SegmentationNetwork;
       before(async () => {
         setBackend(backend);
@@ -106,9 +119,12 @@ for (const backend of testBackends()) {
       });
       after(() => model.dispose());
 
-      it('state-dict keys, shapes and order equal PyTorch\'s (parameters, then buffers per module)', async () => {
+      it("state-dict keys, shapes and order equal PyTorch's (parameters, then buffers per module)", async () => {
         const ref = [...(await weightsOf(weights))].map(([k, t]) => [k, [...t.shape]]);
-        assert.deepEqual(model.namedStateShapes().map(([k, s]) => [k, [...s]]), ref);
+        assert.deepEqual(
+          model.namedStateShapes().map(([k, s]) => [k, [...s]]),
+          ref,
+        );
         assert.equal(model.namedStateShapes().length, keys);
         assert.equal(model.numParameters(), params);
       });
@@ -119,7 +135,10 @@ for (const backend of testBackends()) {
         const acts = noGrad(() => model.forwardWithIntermediates(input(FWD, 'input')));
         for (const name of names) {
           const ours = acts.get(name);
-          if (!ours) { failures.push(`${name}: not produced`); continue; }
+          if (!ours) {
+            failures.push(`${name}: not produced`);
+            continue;
+          }
           const f = checkForward(await ours.data(), FWD, name);
           if (f) failures.push(f);
         }
@@ -139,7 +158,9 @@ for (const backend of testBackends()) {
 
       if (net === 'transbts') {
         it('official_eval_dropout: the always-on F.dropout3d(p=0.2) with the recorded mask reproduces the official stochastic eval forward', async () => {
-          const m = createNetwork(networkFromConfig({ ...config(net), constructor_args: { ...(config(net).constructor_args as object), official_eval_dropout: true } })) as TransBTS;
+          const m = createNetwork(
+            networkFromConfig({ ...config(net), constructor_args: { ...(config(net).constructor_args as object), official_eval_dropout: true } }),
+          ) as TransBTS;
           await m.loadStateDictAsync(await weightsOf(weights));
           m.eval();
           m.stochastic.nextMasks.push(get(B + FWD, 'stochastic.dropout3d_mask').data);
@@ -193,8 +214,14 @@ for (const backend of testBackends()) {
           const failures: string[] = [];
           let n = 0;
           for (const [k, p] of model.namedParameters()) {
-            if ((deadParams as readonly string[]).includes(k)) { if (p.grad) failures.push(`${k}: unused in the forward, yet has a gradient`); continue; }
-            if (!p.grad) { failures.push(`${k}: no gradient`); continue; }
+            if ((deadParams as readonly string[]).includes(k)) {
+              if (p.grad) failures.push(`${k}: unused in the forward, yet has a gradient`);
+              continue;
+            }
+            if (!p.grad) {
+              failures.push(`${k}: no gradient`);
+              continue;
+            }
             const f = checkGrad(await p.grad.data(), TRAIN, `grad.${k}`);
             if (f) failures.push(f);
             n++;
@@ -203,7 +230,9 @@ for (const backend of testBackends()) {
           assert.equal(n, [...fixture(B + TRAIN).keys()].filter((k) => k.startsWith('grad.') && k !== 'grad.logits').length);
         });
 
-        it('AdamW: fed the reference gradients it reproduces the stored update; end to end within 2.5e-4', { skip: net !== 'nnformer' && 'the fixture set omits TransBTS\'s updated.* tensors' }, async () => {
+        it('AdamW: fed the reference gradients it reproduces the stored update; end to end within 2.5e-4', {
+          skip: net !== 'nnformer' && "the fixture set omits TransBTS's updated.* tensors",
+        }, async () => {
           const sd = await weightsOf(weights);
           const ps = new Map<string, Tensor>();
           for (const [k, t] of sd) {
@@ -220,7 +249,10 @@ for (const backend of testBackends()) {
             for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(ours[i]! - ref[i]!) <= 1e-7 + 1e-6 * Math.abs(ref[i]!), `${k}[${i}]: ${ours[i]} vs ${ref[i]}`);
           }
           opt.dispose();
-          for (const p of ps.values()) { p.grad?.dispose(); p.dispose(); }
+          for (const p of ps.values()) {
+            p.grad?.dispose();
+            p.dispose();
+          }
           const opt2 = new AdamW(model.namedParameters(), { lr: 1e-4 });
           opt2.step();
           let maxd = 0;

@@ -35,12 +35,26 @@ describe('UXNet config and parameter counts', () => {
   it('tiny config: 1,547,291 parameters, 131 keys equal to the fixture key list', () => {
     const shapes = UXNet.parameterShapes(TINY);
     assert.equal(UXNet.countParameters(TINY), 1_547_291);
-    assert.deepEqual(shapes.map(([k, s]) => [k, [...s]]), [...fixture('tiny_weights.safetensors')].map(([k, t]) => [k, t.shape]));
+    assert.deepEqual(
+      shapes.map(([k, s]) => [k, [...s]]),
+      [...fixture('tiny_weights.safetensors')].map(([k, t]) => [k, t.shape]),
+    );
   });
 
   it('accepts camelCase, the official snake_case, and mixes; fills official defaults', () => {
     assert.deepEqual(normalizeUXNetConfig({}), { ...DEFAULT_UXNET_CONFIG });
-    const snake = normalizeUXNetConfig({ in_chans: 2, out_chans: 5, feat_size: [8, 16, 32, 64], hidden_size: 128, drop_path_rate: 0, layer_scale_init_value: 1e-5, spatial_dims: 3, norm_name: 'instance', res_block: true, conv_block: true });
+    const snake = normalizeUXNetConfig({
+      in_chans: 2,
+      out_chans: 5,
+      feat_size: [8, 16, 32, 64],
+      hidden_size: 128,
+      drop_path_rate: 0,
+      layer_scale_init_value: 1e-5,
+      spatial_dims: 3,
+      norm_name: 'instance',
+      res_block: true,
+      conv_block: true,
+    });
     const camel = normalizeUXNetConfig({ inChans: 2, outChans: 5, featSize: [8, 16, 32, 64], hiddenSize: 128, layerScaleInit: 1e-5 });
     assert.deepEqual(snake, camel);
     assert.deepEqual(normalizeUXNetConfig({ inChans: 1, in_chans: 1 }).inChans, 1);
@@ -63,7 +77,11 @@ describe('UXNet config and parameter counts', () => {
       [null, /must be an object/],
     ];
     for (const [cfg, re] of bad) {
-      assert.throws(() => normalizeUXNetConfig(cfg), (e: unknown) => e instanceof UXNetConfigError && re.test((e as Error).message), JSON.stringify(cfg));
+      assert.throws(
+        () => normalizeUXNetConfig(cfg),
+        (e: unknown) => e instanceof UXNetConfigError && re.test((e as Error).message),
+        JSON.stringify(cfg),
+      );
     }
     assert.throws(() => new UXNet({ drop_path_rate: 0.2 }), UXNetConfigError);
   });

@@ -11,7 +11,16 @@ import { UXNet, UXNET_ACTIVATIONS } from '../../src/models/index.js';
 
 await initTestBackends();
 
-export const TINY = { in_chans: 1, out_chans: 3, depths: [2, 2, 2, 2], feat_size: [8, 16, 32, 64], hidden_size: 128, drop_path_rate: 0, layer_scale_init_value: 1e-6, spatial_dims: 3 };
+export const TINY = {
+  in_chans: 1,
+  out_chans: 3,
+  depths: [2, 2, 2, 2],
+  feat_size: [8, 16, 32, 64],
+  hidden_size: 128,
+  drop_path_rate: 0,
+  layer_scale_init_value: 1e-6,
+  spatial_dims: 3,
+};
 const WEIGHTS = 'tiny_weights.safetensors';
 const FWD = 'tiny_forward.safetensors';
 const NONCUBIC = 'tiny_forward_noncubic.safetensors';
@@ -40,7 +49,7 @@ for (const backend of testBackends()) {
       assert.deepEqual([...acts.keys()].sort(), [...names].sort(), 'the same activation names as the fixture');
       for (const n of UXNET_ACTIVATIONS) assert.ok(acts.has(n), n);
       for (const name of names) {
-        const ours = (await acts.get(name)!.data());
+        const ours = await acts.get(name)!.data();
         assertCloseRel(ours, get(FWD, name).data, 2e-5, name);
         if (name !== 'input') assertMatchesFixture(ours, FWD, name);
       }
@@ -52,7 +61,7 @@ for (const backend of testBackends()) {
       const before = memory().storages;
       const logits = noGrad(() => model.forward(x));
       assert.equal(memory().storages, before + 1, 'only the logits may stay alive');
-      assertMatchesFixture((await logits.data()), FWD, 'logits');
+      assertMatchesFixture(await logits.data(), FWD, 'logits');
       logits.dispose();
       x.dispose();
     });
@@ -61,8 +70,8 @@ for (const backend of testBackends()) {
       const x = tensor(get(NONCUBIC, 'input').data, get(NONCUBIC, 'input').shape);
       const acts = noGrad(() => model.forwardWithIntermediates(x));
       for (const name of ['outs3', 'enc_hidden', 'logits']) {
-        assertCloseRel((await acts.get(name)!.data()), get(NONCUBIC, name).data, 2e-5, name);
-        assertMatchesFixture((await acts.get(name)!.data()), NONCUBIC, name);
+        assertCloseRel(await acts.get(name)!.data(), get(NONCUBIC, name).data, 2e-5, name);
+        assertMatchesFixture(await acts.get(name)!.data(), NONCUBIC, name);
       }
       assert.deepEqual(acts.get('logits')!.shape, [1, 3, 16, 32, 48]);
       for (const t of acts.values()) t.dispose();

@@ -34,13 +34,22 @@ describe('Module', () => {
   it('lists own parameters first, then children in registration order, with numeric Sequential names', () => {
     const m = new Outer();
     assert.deepEqual(keysOf(m), [
-      'layers.0.0.weight', 'layers.0.0.bias', 'layers.0.1.weight', 'layers.0.1.bias',
-      'layers.1.gamma', 'layers.1.conv.weight', 'layers.1.conv.bias',
-      'norm0.weight', 'norm0.bias',
+      'layers.0.0.weight',
+      'layers.0.0.bias',
+      'layers.0.1.weight',
+      'layers.0.1.bias',
+      'layers.1.gamma',
+      'layers.1.conv.weight',
+      'layers.1.conv.bias',
+      'norm0.weight',
+      'norm0.bias',
     ]);
     assert.deepEqual([...m.stateDict().keys()], keysOf(m));
     assert.equal(m.numParameters(), 2 + 2 + 4 + 2 + 4 + 4 * 2 * 27 + 4 + 4 + 4);
-    assert.deepEqual(m.namedParameterShapes().map(([, s]) => s), m.namedParameters().map(([, t]) => t.shape));
+    assert.deepEqual(
+      m.namedParameterShapes().map(([, s]) => s),
+      m.namedParameters().map(([, t]) => t.shape),
+    );
   });
 
   it('rejects duplicate and dotted names', () => {
@@ -73,7 +82,11 @@ describe('Module', () => {
     sd.set('layers.1.extra', { shape: [1], data: new Float32Array(1) });
     sd.set('norm0.weight', { shape: [5], data: new Float32Array(5) });
     let err: unknown;
-    try { m.loadStateDict(sd); } catch (e) { err = e; }
+    try {
+      m.loadStateDict(sd);
+    } catch (e) {
+      err = e;
+    }
     assert.ok(err instanceof StateDictError);
     assert.deepEqual(err.report.missing, ['layers.1.gamma']);
     assert.deepEqual(err.report.unexpected, ['layers.1.extra']);
@@ -86,7 +99,10 @@ describe('Module', () => {
 
   it('non-strict loading skips missing/unexpected keys but still refuses shape mismatches', () => {
     const m = new Outer();
-    const sd = new Map([['norm0.weight', tensor([1, 2, 3, 4], [4])], ['bogus', tensor([1], [1])]]);
+    const sd = new Map([
+      ['norm0.weight', tensor([1, 2, 3, 4], [4])],
+      ['bogus', tensor([1], [1])],
+    ]);
     const r = m.loadStateDict(sd, { strict: false });
     assert.deepEqual(r.loaded, ['norm0.weight']);
     assert.deepEqual(r.unexpected, ['bogus']);
@@ -129,7 +145,10 @@ describe('Module', () => {
     const r1 = new Rng(7, 'mulberry32');
     const r2 = new Rng(7, 'mulberry32');
     const xs = Array.from({ length: 20000 }, () => r1.random());
-    assert.deepEqual(xs.slice(0, 5), Array.from({ length: 5 }, () => r2.random()));
+    assert.deepEqual(
+      xs.slice(0, 5),
+      Array.from({ length: 5 }, () => r2.random()),
+    );
     assert.ok(xs.every((x) => x >= 0 && x < 1));
     const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
     assert.ok(Math.abs(mean - 0.5) < 0.01);

@@ -41,7 +41,10 @@ describe('the packed npm package, installed into an empty folder', () => {
     tarball = join(tmp, packed.at(-1)!);
     const deps = run(NPM, ['ls', '--omit=dev', '--all', '--parseable'], ROOT).stdout.trim().split('\n').slice(1);
     mkdirSync(join(tmp, 'deps'));
-    const depTarballs = run(NPM, ['pack', '--ignore-scripts', '--silent', '--pack-destination', join(tmp, 'deps'), ...deps], ROOT).stdout.trim().split('\n').map((f) => join(tmp, 'deps', f));
+    const depTarballs = run(NPM, ['pack', '--ignore-scripts', '--silent', '--pack-destination', join(tmp, 'deps'), ...deps], ROOT)
+      .stdout.trim()
+      .split('\n')
+      .map((f) => join(tmp, 'deps', f));
     app = join(tmp, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
@@ -56,10 +59,23 @@ describe('the packed npm package, installed into an empty folder', () => {
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('carries what is read at run time and none of the sources or tests', () => {
-    const files = run('tar', ['-tzf', tarball], tmp).stdout.trim().split('\n').map((f) => f.replace(/^package\//, ''));
-    for (const f of ['presets/auto.json', 'presets/flare.json', 'models/hippocampus/model.json', 'models/hippocampus/weights.safetensors',
-      'recipes/hippocampus/train.json', 'datasets/msd-hippocampus/README.md', 'datasets/msd-hippocampus/imagesTr/hippocampus_053.nii.gz',
-      'datasets/msd-hippocampus/labelsTr/hippocampus_053.nii.gz', 'dist/src/cli/main.js', 'bin/uxnet.js', 'native/build.cjs']) {
+    const files = run('tar', ['-tzf', tarball], tmp)
+      .stdout.trim()
+      .split('\n')
+      .map((f) => f.replace(/^package\//, ''));
+    for (const f of [
+      'presets/auto.json',
+      'presets/flare.json',
+      'models/hippocampus/model.json',
+      'models/hippocampus/weights.safetensors',
+      'recipes/hippocampus/train.json',
+      'datasets/msd-hippocampus/README.md',
+      'datasets/msd-hippocampus/imagesTr/hippocampus_053.nii.gz',
+      'datasets/msd-hippocampus/labelsTr/hippocampus_053.nii.gz',
+      'dist/src/cli/main.js',
+      'bin/uxnet.js',
+      'native/build.cjs',
+    ]) {
       assert.ok(files.includes(f), `${f} is packed`);
     }
     assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('dist/test/') || f.startsWith('src/')), 'no tests or TypeScript sources');
@@ -71,7 +87,10 @@ describe('the packed npm package, installed into an empty folder', () => {
     const r = uxnet(['demo', '--limit', '2', '-o', 'demo-out']);
     assert.match(r.stdout, /^3 of the 42 held-out cases are in .*; scoring those$/m);
     const m = JSON.parse(readFileSync(join(app, 'demo-out', 'metrics.json'), 'utf8'));
-    assert.deepEqual(m.cases.map((c: { caseId: string }) => c.caseId), ['hippocampus_053', 'hippocampus_058']);
+    assert.deepEqual(
+      m.cases.map((c: { caseId: string }) => c.caseId),
+      ['hippocampus_053', 'hippocampus_058'],
+    );
     for (const c of m.cases) for (const k of c.classes) assert.ok(k.dice > 0.75, `${c.caseId} class ${k.label}: Dice ${k.dice}`);
   });
 
@@ -82,7 +101,10 @@ describe('the packed npm package, installed into an empty folder', () => {
     const gt = await loadVolume(join(data(), 'labelsTr', 'hippocampus_065.nii.gz'), 'label');
     assert.deepEqual(pred.shape, gt.shape);
     const dice = computeSegmentationMetrics(pred.data, gt.data, gt.shape, { classes: [1, 2] }).map((c) => c.dice);
-    assert.ok(dice.every((d) => d > 0.75), `Dice ${dice}`);
+    assert.ok(
+      dice.every((d) => d > 0.75),
+      `Dice ${dice}`,
+    );
   });
 
   it('uxnet transform --preset flare gives what the checkout gives', async () => {
@@ -102,8 +124,12 @@ describe('the packed npm package, installed into an empty folder', () => {
     const image = await loadImage(join(app, 't-pkg', 'image.nii.gz'));
     // flare windows -125..275 HU to 0..1 (clipped): the MRI's background 0 maps to 125/400, its bright
     // voxels (far above 275) to 1.
-    let lo = Infinity, hi = -Infinity;
-    for (const v of image.data) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    let lo = Infinity,
+      hi = -Infinity;
+    for (const v of image.data) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
     assert.ok(Math.abs(lo - 125 / 400) < 1e-5, `min ${lo}`);
     assert.equal(hi, 1);
   });
@@ -114,10 +140,37 @@ describe('the packed npm package, installed into an empty folder', () => {
       mkdirSync(join(ds, sub), { recursive: true });
       for (const id of ['hippocampus_053', 'hippocampus_058', 'hippocampus_065']) cpSync(join(data(), sub, `${id}.nii.gz`), join(ds, sub, `${id}.nii.gz`));
     }
-    uxnet(['train', '--dataset', 'ds', '--preset', 'auto', '-o', 'run', '--steps', '2', '--feat-size', '4,8,16,32', '--hidden-size', '16',
-      '--depths', '1,1,1,1', '--crops', '1', '--workers', '1', '--val-every', '2']);
-    const steps = readFileSync(join(app, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(steps.map((s) => s.step), [1, 2]);
+    uxnet([
+      'train',
+      '--dataset',
+      'ds',
+      '--preset',
+      'auto',
+      '-o',
+      'run',
+      '--steps',
+      '2',
+      '--feat-size',
+      '4,8,16,32',
+      '--hidden-size',
+      '16',
+      '--depths',
+      '1,1,1,1',
+      '--crops',
+      '1',
+      '--workers',
+      '1',
+      '--val-every',
+      '2',
+    ]);
+    const steps = readFileSync(join(app, 'run', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      steps.map((s) => s.step),
+      [1, 2],
+    );
     assert.equal(steps[1].val_dice.length, 2);
     const manifest = JSON.parse(readFileSync(join(app, 'run', 'model', 'model.json'), 'utf8'));
     assert.deepEqual(manifest.network.featSize, [4, 8, 16, 32]);
@@ -125,8 +178,15 @@ describe('the packed npm package, installed into an empty folder', () => {
   });
 
   it('import works from the installed package', () => {
-    const r = run(process.execPath, ['--input-type=module', '-e',
-      "import { UXNet, runTraining, preprocessDataset, nifti } from 'uxnet3d'; console.log(UXNet.countParameters({ inChans: 1, outChans: 13 }), typeof runTraining, typeof preprocessDataset, typeof nifti.readNiftiFile);"], app);
+    const r = run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import { UXNet, runTraining, preprocessDataset, nifti } from 'uxnet3d'; console.log(UXNet.countParameters({ inChans: 1, outChans: 13 }), typeof runTraining, typeof preprocessDataset, typeof nifti.readNiftiFile);",
+      ],
+      app,
+    );
     assert.equal(r.stdout.trim(), '53006461 function function function');
   });
 });

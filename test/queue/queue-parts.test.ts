@@ -28,23 +28,39 @@ describe('queue: Redis URLs', () => {
   });
 
   it('rejects other schemes, unparsable URLs and unescaped passwords without echoing them', () => {
-    assert.throws(() => parseRedisUrl('http://h:1'), (e: Error) => e instanceof QueueConfigError && /redis:\/\/ or rediss:\/\//.test(e.message));
-    assert.throws(() => parseRedisUrl('redis://:top secret@'), (e: Error) => e instanceof QueueConfigError && !e.message.includes('top secret'));
-    assert.throws(() => parseRedisUrl('redis://:50%off@h:1'), (e: Error) => /percent-encoded/.test(e.message) && !e.message.includes('50%off'));
+    assert.throws(
+      () => parseRedisUrl('http://h:1'),
+      (e: Error) => e instanceof QueueConfigError && /redis:\/\/ or rediss:\/\//.test(e.message),
+    );
+    assert.throws(
+      () => parseRedisUrl('redis://:top secret@'),
+      (e: Error) => e instanceof QueueConfigError && !e.message.includes('top secret'),
+    );
+    assert.throws(
+      () => parseRedisUrl('redis://:50%off@h:1'),
+      (e: Error) => /percent-encoded/.test(e.message) && !e.message.includes('50%off'),
+    );
     assert.throws(() => parseRedisUrl(undefined), /UXNET_REDIS_URL/);
   });
 });
 
 describe('queue: job ids', () => {
   const job: PredictJobData = {
-    kind: 'predict', case: 'hippocampus_001', input: '/data/in/hippocampus_001.nii.gz', output: '/data/out/hippocampus_001.nii.gz',
-    model: '/models/h', modelDigest: 'a'.repeat(64), options: { tta: false, fast: false },
+    kind: 'predict',
+    case: 'hippocampus_001',
+    input: '/data/in/hippocampus_001.nii.gz',
+    output: '/data/out/hippocampus_001.nii.gz',
+    model: '/models/h',
+    modelDigest: 'a'.repeat(64),
+    options: { tta: false, fast: false },
   };
 
   it('are a hash of case, paths, model content and options, independent of key order', () => {
     const id = predictJobId(job);
     assert.match(id, /^predict-hippocampus_001-[0-9a-f]{20}$/);
-    const reordered = JSON.parse(JSON.stringify({ options: job.options, modelDigest: job.modelDigest, model: job.model, output: job.output, input: job.input, case: job.case, kind: job.kind }));
+    const reordered = JSON.parse(
+      JSON.stringify({ options: job.options, modelDigest: job.modelDigest, model: job.model, output: job.output, input: job.input, case: job.case, kind: job.kind }),
+    );
     assert.equal(predictJobId(reordered), id);
     assert.notEqual(predictJobId({ ...job, options: { tta: true, fast: false } }), id);
     assert.notEqual(predictJobId({ ...job, modelDigest: 'b'.repeat(64) }), id);
@@ -73,18 +89,37 @@ describe('queue: --root confinement', () => {
     assert.equal(confine(join(dir, 'root'), roots, 'output'), join(dir, 'root'));
     // A link from outside into the root is fine: what counts is where the file really is.
     assert.equal(confine(join(dir, 'other', 'into-root', 'x.nii.gz'), roots, 'output'), join(dir, 'root', 'sub', 'x.nii.gz'));
-    for (const p of [join(dir, 'other', 'f.nii.gz'), join(dir, 'rootish', 'a.nii.gz'), join(dir, 'root', '..', 'other', 'f.nii.gz'), join(dir, 'root', 'escape', 'f.nii.gz'), join(dir, 'root', 'escape', 'new.nii.gz')]) {
-      assert.throws(() => confine(p, roots, 'input'), (e: Error) => e instanceof RootRefusal && e.message.startsWith(`input ${p} is outside the worker's --root`), p);
+    for (const p of [
+      join(dir, 'other', 'f.nii.gz'),
+      join(dir, 'rootish', 'a.nii.gz'),
+      join(dir, 'root', '..', 'other', 'f.nii.gz'),
+      join(dir, 'root', 'escape', 'f.nii.gz'),
+      join(dir, 'root', 'escape', 'new.nii.gz'),
+    ]) {
+      assert.throws(
+        () => confine(p, roots, 'input'),
+        (e: Error) => e instanceof RootRefusal && e.message.startsWith(`input ${p} is outside the worker's --root`),
+        p,
+      );
     }
     assert.equal(confine(join(dir, 'other', 'f.nii.gz'), null, 'input'), join(dir, 'other', 'f.nii.gz'));
     assert.equal(realPathOf(join(dir, 'root', 'escape', 'a', 'b')), join(dir, 'other', 'a', 'b'));
-    assert.throws(() => resolveRoots([join(dir, 'missing')]), (e: Error) => e instanceof QueueConfigError && /--root .*missing does not exist/.test(e.message));
+    assert.throws(
+      () => resolveRoots([join(dir, 'missing')]),
+      (e: Error) => e instanceof QueueConfigError && /--root .*missing does not exist/.test(e.message),
+    );
   });
 });
 
 describe('queue: payload schemas', () => {
   const ok = {
-    kind: 'predict', case: 'c', input: '/in/c.nii.gz', output: '/out/c.nii.gz', model: '/m', modelDigest: '0'.repeat(64), options: { tta: true, fast: false, overlap: 0.5 },
+    kind: 'predict',
+    case: 'c',
+    input: '/in/c.nii.gz',
+    output: '/out/c.nii.gz',
+    model: '/m',
+    modelDigest: '0'.repeat(64),
+    options: { tta: true, fast: false, overlap: 0.5 },
   };
 
   it('accept a well-formed payload and name every wrong field', () => {
@@ -104,8 +139,14 @@ describe('uxnet queue: user mistakes, before or without a Redis server', () => {
   it('says what is wrong in one line, never with the password', () => {
     const env = { UXNET_REDIS_URL: '' };
     assertUserError(uxnet(['queue', 'status'], { env }), /no Redis URL: pass --redis .* or set UXNET_REDIS_URL/);
-    assertUserError(uxnet(['queue', 'predict', '--redis', 'redis://127.0.0.1:1', '-i', '/nonexistent/in', '-o', '/tmp/x', '-m', 'models/hippocampus'], { env }), /input '\/nonexistent\/in' does not exist/);
-    assertUserError(uxnet(['queue', 'predict', '--redis', 'redis://127.0.0.1:1', '-i', 'datasets', '-o', '/tmp/x', '-m', '/nonexistent/model'], { env }), /model folder '\/nonexistent\/model' has no model\.json/);
+    assertUserError(
+      uxnet(['queue', 'predict', '--redis', 'redis://127.0.0.1:1', '-i', '/nonexistent/in', '-o', '/tmp/x', '-m', 'models/hippocampus'], { env }),
+      /input '\/nonexistent\/in' does not exist/,
+    );
+    assertUserError(
+      uxnet(['queue', 'predict', '--redis', 'redis://127.0.0.1:1', '-i', 'datasets', '-o', '/tmp/x', '-m', '/nonexistent/model'], { env }),
+      /model folder '\/nonexistent\/model' has no model\.json/,
+    );
     assertUserError(uxnet(['queue', 'worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], { env }), /--concurrency must be an integer >= 1, got '0'/);
     assertUserError(uxnet(['queue', 'worker', '--redis', 'redis://127.0.0.1:1', '--root', '/nonexistent/root'], { env }), /--root \/nonexistent\/root does not exist/);
     const r = uxnet(['queue', 'retry', '--redis', 'redis://:hunter2-secret@127.0.0.1:1'], { env });

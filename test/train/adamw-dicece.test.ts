@@ -31,7 +31,7 @@ for (const backend of testBackends()) {
         p.grad?.dispose();
         p.grad = tensor(get(OPS, `adamw.grad${s}`).data, p0.shape);
         opt.step();
-        assertAdamClose((await p.data()), get(OPS, `adamw.param${s}`).data, `param${s}`);
+        assertAdamClose(await p.data(), get(OPS, `adamw.param${s}`).data, `param${s}`);
         const st = (await opt.stateDictAsync()).state.get('p')!;
         assert.equal(st.step, s);
         assertAdamClose(st.expAvg, get(OPS, `adamw.exp_avg${s}`).data, `exp_avg${s}`);
@@ -48,8 +48,12 @@ for (const backend of testBackends()) {
       const a = new AdamW([['w', straight]], { lr: 1e-4 });
       const b = new AdamW([['w', resumed]], { lr: 1e-4 });
       const grad = (s: number) => tensor(get(OPS, `adamw.grad${s}`).data, p0.shape);
-      straight.grad = grad(1); a.step(); straight.grad.dispose();
-      resumed.grad = grad(1); b.step(); resumed.grad.dispose();
+      straight.grad = grad(1);
+      a.step();
+      straight.grad.dispose();
+      resumed.grad = grad(1);
+      b.step();
+      resumed.grad.dispose();
       const saved = await b.stateDictAsync();
       b.dispose();
       const c = new AdamW([['w', resumed]], { lr: 0.5, weightDecay: 0 });
@@ -58,10 +62,14 @@ for (const backend of testBackends()) {
       assert.equal(c.weightDecay, 0.01);
       assert.equal(c.stepCount, 1);
       for (const s of [2, 3]) {
-        straight.grad = grad(s); a.step(); straight.grad.dispose();
-        resumed.grad = grad(s); c.step(); resumed.grad.dispose();
+        straight.grad = grad(s);
+        a.step();
+        straight.grad.dispose();
+        resumed.grad = grad(s);
+        c.step();
+        resumed.grad.dispose();
       }
-      assert.deepEqual((await resumed.data()), (await straight.data()));
+      assert.deepEqual(await resumed.data(), await straight.data());
       assert.throws(() => new AdamW([['other', resumed]]).loadStateDict(saved), /'w'/);
       const wrong = { ...saved, state: new Map([['w', { ...saved.state.get('w')!, shape: [3] }]]) };
       assert.throws(() => new AdamW([['w', resumed]]).loadStateDict(wrong), /shape/);
@@ -87,7 +95,7 @@ for (const backend of testBackends()) {
       assertMatchesFixture([(await r.dice.data())[0]!], OPS, 'dice_ce_loss.loss_dice');
       assertMatchesFixture([(await r.ce.data())[0]!], OPS, 'dice_ce_loss.loss_ce');
       r.loss.backward();
-      assertMatchesFixture((await logits.grad!.data()), OPS, 'dice_ce_loss.grad_logits');
+      assertMatchesFixture(await logits.grad!.data(), OPS, 'dice_ce_loss.grad_logits');
     });
 
     it('DiceCELoss lambdas weight the terms; bad labels and options are refused', async () => {

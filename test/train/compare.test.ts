@@ -16,17 +16,38 @@ import { compareRuns, pairingProblem } from '../../src/train/compare.js';
 import { uxnet, assertUserError } from '../helpers/cli.js';
 
 let dir: string;
-const classes = [{ label: 1, name: 'anterior' }, { label: 2, name: 'posterior' }];
-const SPLITS: Splits = { format: 'uxnet3d-splits/1', source: 'seeded', seed: 0, folds: [{ train: ['d', 'e', 'f'], val: ['a', 'b', 'c'] }, { train: ['a', 'b', 'c'], val: ['d', 'e', 'f'] }] };
+const classes = [
+  { label: 1, name: 'anterior' },
+  { label: 2, name: 'posterior' },
+];
+const SPLITS: Splits = {
+  format: 'uxnet3d-splits/1',
+  source: 'seeded',
+  seed: 0,
+  folds: [
+    { train: ['d', 'e', 'f'], val: ['a', 'b', 'c'] },
+    { train: ['a', 'b', 'c'], val: ['d', 'e', 'f'] },
+  ],
+};
 
 /** A crossval run folder whose held-out Dice per case are `dice[case] = [class 1, class 2]`. */
-async function makeRun(name: string, dice: Record<string, [number, number]>, o: { splits?: Splits; folds?: number[]; params?: number; macs?: number; trainSeconds?: number; network?: Record<string, unknown> } = {}): Promise<string> {
+async function makeRun(
+  name: string,
+  dice: Record<string, [number, number]>,
+  o: { splits?: Splits; folds?: number[]; params?: number; macs?: number; trainSeconds?: number; network?: Record<string, unknown> } = {},
+): Promise<string> {
   const run = join(dir, name);
   await mkdir(run, { recursive: true });
   const splits = o.splits ?? SPLITS;
   const records: FoldRecord[] = (o.folds ?? [0, 1]).map((k) => ({
-    fold: k, steps: 10, trainSeconds: o.trainSeconds ?? 60, inferenceSeconds: Object.fromEntries(splits.folds[k]!.val.map((c) => [c, 0.5])), peakRssMB: 1000 + k,
-    parameters: o.params ?? 1000, network: o.network ?? { featSize: [4, 8, 16, 32], hiddenSize: 16 }, classes,
+    fold: k,
+    steps: 10,
+    trainSeconds: o.trainSeconds ?? 60,
+    inferenceSeconds: Object.fromEntries(splits.folds[k]!.val.map((c) => [c, 0.5])),
+    peakRssMB: 1000 + k,
+    parameters: o.params ?? 1000,
+    network: o.network ?? { featSize: [4, 8, 16, 32], hiddenSize: 16 },
+    classes,
     cases: splits.folds[k]!.val.map((c) => ({ caseId: c, dice: dice[c]!, hd95: c === 'a' ? [Infinity, 2] : [1, 2], nsd: [0.9, 0.8] })),
   }));
   const s = summariseCrossval({ name, dataset: '/data/hippo', datasetName: 'hippo', splits, records, macs: o.macs ?? 5e9, patch: [48, 64, 48], config: {} });
@@ -35,7 +56,7 @@ async function makeRun(name: string, dice: Record<string, [number, number]>, o: 
   return run;
 }
 
-const base: Record<string, [number, number]> = { a: [0.80, 0.70], b: [0.82, 0.74], c: [0.84, 0.72], d: [0.86, 0.76], e: [0.88, 0.78], f: [0.90, 0.80] };
+const base: Record<string, [number, number]> = { a: [0.8, 0.7], b: [0.82, 0.74], c: [0.84, 0.72], d: [0.86, 0.76], e: [0.88, 0.78], f: [0.9, 0.8] };
 
 describe('uxnet compare', () => {
   let A: string, B: string;
@@ -43,9 +64,18 @@ describe('uxnet compare', () => {
     dir = await mkdtemp(join(tmpdir(), 'uxnet-compare-'));
     A = await makeRun('uxnet', base);
     // B is better on every case for class 1 (distinct gains: no ties), worse on 5 of 6 for class 2.
-    B = await makeRun('swin', {
-      a: [0.81, 0.69], b: [0.84, 0.73], c: [0.87, 0.71], d: [0.90, 0.75], e: [0.93, 0.77], f: [0.96, 0.81],
-    }, { params: 2_500_000, macs: 12e9, trainSeconds: 120, network: { name: 'SwinUNETR' } });
+    B = await makeRun(
+      'swin',
+      {
+        a: [0.81, 0.69],
+        b: [0.84, 0.73],
+        c: [0.87, 0.71],
+        d: [0.9, 0.75],
+        e: [0.93, 0.77],
+        f: [0.96, 0.81],
+      },
+      { params: 2_500_000, macs: 12e9, trainSeconds: 120, network: { name: 'SwinUNETR' } },
+    );
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -101,13 +131,39 @@ describe('uxnet compare', () => {
   });
 
   it('refuses runs whose dataset, folds or finished folds differ, naming the difference', async () => {
-    const other = await makeRun('other-data', { ...base, g: [0.5, 0.5] }, { splits: { ...SPLITS, folds: [{ train: ['d', 'e', 'f'], val: ['a', 'b', 'g'] }, { train: ['a', 'b', 'g'], val: ['d', 'e', 'f'] }] } });
+    const other = await makeRun(
+      'other-data',
+      { ...base, g: [0.5, 0.5] },
+      {
+        splits: {
+          ...SPLITS,
+          folds: [
+            { train: ['d', 'e', 'f'], val: ['a', 'b', 'g'] },
+            { train: ['a', 'b', 'g'], val: ['d', 'e', 'f'] },
+          ],
+        },
+      },
+    );
     assertUserError(uxnet(['compare', A, other, '-o', join(dir, 'x')]), /other-data was run on another dataset than uxnet: only in uxnet: c; only in other-data: g/);
-    const swapped = await makeRun('swapped', base, { splits: { ...SPLITS, folds: [{ train: ['c', 'e', 'f'], val: ['a', 'b', 'd'] }, { train: ['a', 'b', 'd'], val: ['c', 'e', 'f'] }] } });
+    const swapped = await makeRun('swapped', base, {
+      splits: {
+        ...SPLITS,
+        folds: [
+          { train: ['c', 'e', 'f'], val: ['a', 'b', 'd'] },
+          { train: ['a', 'b', 'd'], val: ['c', 'e', 'f'] },
+        ],
+      },
+    });
     assertUserError(uxnet(['compare', A, swapped, '-o', join(dir, 'x')]), /fold 0 holds out other cases in swapped than in uxnet \(uxnet only: c; swapped only: d\)/);
     const partial = await makeRun('partial', base, { folds: [0] });
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'x')]), /partial has finished folds \[0\], uxnet \[0, 1\]/);
     assertUserError(uxnet(['compare', A, join(dir, 'nothing'), '-o', join(dir, 'x')]), /nothing: no summary\.json/);
-    assert.equal(pairingProblem({ dir: A, s: JSON.parse(await readFile(join(A, 'summary.json'), 'utf8')), splits: SPLITS }, { dir: B, s: JSON.parse(await readFile(join(B, 'summary.json'), 'utf8')), splits: SPLITS }), null);
+    assert.equal(
+      pairingProblem(
+        { dir: A, s: JSON.parse(await readFile(join(A, 'summary.json'), 'utf8')), splits: SPLITS },
+        { dir: B, s: JSON.parse(await readFile(join(B, 'summary.json'), 'utf8')), splits: SPLITS },
+      ),
+      null,
+    );
   });
 });

@@ -21,7 +21,12 @@ import { loadCheckpoint } from '../../src/train/checkpoint.js';
 
 let dir: string;
 const env = { UXNET_QUIET: '1', UXNET_THREADS: '1' };
-const sink = () => new Writable({ write(_c, _e, cb) { cb(); } });
+const sink = () =>
+  new Writable({
+    write(_c, _e, cb) {
+      cb();
+    },
+  });
 
 function crossvalArgs(out: string, extra: string[] = []): string[] {
   return ['crossval', '--dataset', join(dir, 'data'), '--config', join(dir, 'recipe.json'), '-o', out, '--folds', '2', ...extra];
@@ -35,10 +40,20 @@ describe('uxnet crossval', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'uxnet-crossval-'));
     await writeSyntheticDataset(join(dir, 'data'), 6);
-    await writeFile(join(dir, 'recipe.json'), JSON.stringify({
-      preset: 'auto', network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] }, roiSize: [32, 32, 32],
-      steps: 4, saveEvery: 1, workers: 1, lr: 0.01, split: 'ignored-by-crossval.json', modelDir: 'ignored',
-    }));
+    await writeFile(
+      join(dir, 'recipe.json'),
+      JSON.stringify({
+        preset: 'auto',
+        network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
+        roiSize: [32, 32, 32],
+        steps: 4,
+        saveEvery: 1,
+        workers: 1,
+        lr: 0.01,
+        split: 'ignored-by-crossval.json',
+        modelDir: 'ignored',
+      }),
+    );
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -57,17 +72,45 @@ describe('uxnet crossval', () => {
   it('reads split files in both forms and names bad ids', async () => {
     const ids = ['a', 'b', 'c', 'd'];
     const p = join(dir, 'split.json');
-    await writeFile(p, JSON.stringify({ folds: [['a', 'b'], ['c', 'd']] }));
-    assert.deepEqual(await readSplitFile(p, ids), [{ val: ['a', 'b'], train: ['c', 'd'] }, { val: ['c', 'd'], train: ['a', 'b'] }]);
-    await writeFile(p, JSON.stringify({ folds: [{ train: ['a'], val: ['b'] }, { train: ['b'], val: ['x'] }] }));
+    await writeFile(
+      p,
+      JSON.stringify({
+        folds: [
+          ['a', 'b'],
+          ['c', 'd'],
+        ],
+      }),
+    );
+    assert.deepEqual(await readSplitFile(p, ids), [
+      { val: ['a', 'b'], train: ['c', 'd'] },
+      { val: ['c', 'd'], train: ['a', 'b'] },
+    ]);
+    await writeFile(
+      p,
+      JSON.stringify({
+        folds: [
+          { train: ['a'], val: ['b'] },
+          { train: ['b'], val: ['x'] },
+        ],
+      }),
+    );
     await assert.rejects(readSplitFile(p, ids), /fold 1 names case 'x'/);
     await writeFile(p, JSON.stringify({ folds: [['a'], ['a', 'b']] }));
     await assert.rejects(readSplitFile(p, ids), /case 'a' is held out in fold 0 and fold 1/);
   });
 
   it('fold records keep infinite HD95 and NaN apart (JSON alone would write both as null)', () => {
-    const rec = { fold: 0, steps: 1, trainSeconds: 1, inferenceSeconds: { NaN: 0.5 }, peakRssMB: 1, parameters: 1, network: {}, classes: [{ label: 1, name: 'NaN' }],
-      cases: [{ caseId: 'Infinity', dice: [NaN, 0], hd95: [NaN, Infinity], nsd: [NaN, 0] }] };
+    const rec = {
+      fold: 0,
+      steps: 1,
+      trainSeconds: 1,
+      inferenceSeconds: { NaN: 0.5 },
+      peakRssMB: 1,
+      parameters: 1,
+      network: {},
+      classes: [{ label: 1, name: 'NaN' }],
+      cases: [{ caseId: 'Infinity', dice: [NaN, 0], hd95: [NaN, Infinity], nsd: [NaN, 0] }],
+    };
     const back = parseFoldRecord(new TextDecoder().decode(encodeFoldRecord(rec)));
     assert.deepEqual(back, rec);
   });
@@ -84,21 +127,43 @@ describe('uxnet crossval', () => {
     assert.deepEqual(s.foldsDone, [0, 1]);
     assert.equal(s.cases.length, 6);
     for (const k of [0, 1]) {
-      const ev = await runEvaluate({ predDir: join(run, `fold_${k}`, 'predictions'), gtDir: join(dir, 'data', 'labelsTr'), output: join(dir, `ev${k}`), classes: '1,2', out: sink(), err: sink() });
+      const ev = await runEvaluate({
+        predDir: join(run, `fold_${k}`, 'predictions'),
+        gtDir: join(dir, 'data', 'labelsTr'),
+        output: join(dir, `ev${k}`),
+        classes: '1,2',
+        out: sink(),
+        err: sink(),
+      });
       const held = splits.folds[k].val as string[];
       assert.deepEqual(ev.pairs, held);
       const evJson = JSON.parse(await readFile(ev.jsonPath, 'utf8'));
       for (const c of evJson.cases) {
         const mine = s.cases.find((x: any) => x.caseId === c.caseId);
         assert.equal(mine.fold, k);
-        assert.deepEqual(mine.dice, c.classes.map((m: any) => m.dice), `Dice of ${c.caseId}`);
-        assert.deepEqual(mine.hd95, c.classes.map((m: any) => m.hd95), `HD95 of ${c.caseId}`);
-        assert.deepEqual(mine.nsd, c.classes.map((m: any) => m.nsd), `NSD of ${c.caseId}`);
+        assert.deepEqual(
+          mine.dice,
+          c.classes.map((m: any) => m.dice),
+          `Dice of ${c.caseId}`,
+        );
+        assert.deepEqual(
+          mine.hd95,
+          c.classes.map((m: any) => m.hd95),
+          `HD95 of ${c.caseId}`,
+        );
+        assert.deepEqual(
+          mine.nsd,
+          c.classes.map((m: any) => m.nsd),
+          `NSD of ${c.caseId}`,
+        );
       }
       // the fold's model was its final checkpoint (validation only at the last step)
       const ck = await loadCheckpoint(join(run, `fold_${k}`, 'checkpoint_last.safetensors'));
       assert.equal(ck.state.step, 4);
-      assert.deepEqual((ck.state.history as any[]).filter((h) => h.val_dice).map((h) => h.step), [4]);
+      assert.deepEqual(
+        (ck.state.history as any[]).filter((h) => h.val_dice).map((h) => h.step),
+        [4],
+      );
     }
     // mean ± sample sd over cases, by hand
     const dice1 = s.cases.map((c: any) => c.dice[0]);
@@ -146,9 +211,16 @@ describe('uxnet crossval', () => {
     const scores = (s: any) => s.cases.map((c: any) => [c.caseId, c.fold, c.dice, c.hd95, c.nsd]);
     assert.deepEqual(scores(b), scores(a));
     for (const k of [0, 1]) {
-      assert.deepEqual(await readFile(join(run, `fold_${k}`, 'model', 'weights.safetensors')), await readFile(join(dir, 'full', `fold_${k}`, 'model', 'weights.safetensors')), `fold ${k} weights`);
+      assert.deepEqual(
+        await readFile(join(run, `fold_${k}`, 'model', 'weights.safetensors')),
+        await readFile(join(dir, 'full', `fold_${k}`, 'model', 'weights.safetensors')),
+        `fold ${k} weights`,
+      );
     }
-    const steps = (await readFile(join(run, 'fold_1', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l).step);
+    const steps = (await readFile(join(run, 'fold_1', 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).step);
     assert.deepEqual(steps, [1, 2, 3, 4], 'the per-step log has each step once');
     // the peak memory of training is kept across the kill (the session that finished fold 1 trained it too)
     const peak = JSON.parse(await readFile(join(run, 'fold_1', 'peak-memory.json'), 'utf8')).trainingRssMB;
@@ -170,6 +242,9 @@ describe('uxnet crossval', () => {
 
   it('refuses to continue a run with another recipe or fold count, naming the difference', () => {
     assertUserError(uxnet([...crossvalArgs(join(dir, 'full')), '--steps', '5'], { env }), /another configuration: steps \(4 then, 5 now\)/);
-    assertUserError(uxnet(['crossval', '--dataset', join(dir, 'data'), '--config', join(dir, 'recipe.json'), '-o', join(dir, 'full'), '--folds', '3'], { env }), /has 2 folds, --folds asks for 3/);
+    assertUserError(
+      uxnet(['crossval', '--dataset', join(dir, 'data'), '--config', join(dir, 'recipe.json'), '-o', join(dir, 'full'), '--folds', '3'], { env }),
+      /has 2 folds, --folds asks for 3/,
+    );
   });
 });

@@ -8,7 +8,10 @@ describe('learning-rate schedules', () => {
   });
   it('warm-up rises linearly to the base rate', () => {
     const sch = { type: 'constant' as const, warmupSteps: 4 };
-    assert.deepEqual([0, 1, 2, 3, 4].map((s) => learningRate(1, s, 100, sch)), [0.25, 0.5, 0.75, 1, 1]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map((s) => learningRate(1, s, 100, sch)),
+      [0.25, 0.5, 0.75, 1, 1],
+    );
   });
   it('cosine decays from the base rate to the floor', () => {
     const sch = { type: 'cosine' as const, minFactor: 0.1 };

@@ -20,14 +20,30 @@ import '../../src/backends/index.js';
 let dir: string;
 
 function config(out: string, over: Partial<TrainConfig> = {}): TrainConfig {
-  return resolveTrainConfig({}, {
-    dataset: join(dir, 'data'), outDir: out, preset: 'auto', cacheDir: join(dir, 'cache'),
-    network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-    roiSize: [32, 32, 32], steps: 3, valEvery: 2, saveEvery: 1, workers: 1, lr: 1e-3, ...over,
-  });
+  return resolveTrainConfig(
+    {},
+    {
+      dataset: join(dir, 'data'),
+      outDir: out,
+      preset: 'auto',
+      cacheDir: join(dir, 'cache'),
+      network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
+      roiSize: [32, 32, 32],
+      steps: 3,
+      valEvery: 2,
+      saveEvery: 1,
+      workers: 1,
+      lr: 1e-3,
+      ...over,
+    },
+  );
 }
 
-const metricSteps = async (run: string) => (await readFile(join(run, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+const metricSteps = async (run: string) =>
+  (await readFile(join(run, 'metrics.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 describe('training library: handlers, stop, resume, outputs', () => {
   before(async () => {
@@ -49,17 +65,31 @@ describe('training library: handlers, stop, resume, outputs', () => {
     const lines: string[] = [];
     const r = await runTraining(config(out), {
       handlers: {
-        onProgress: (e) => progress.push({ ...e }), onStepEnd: (e) => steps.push(e), onValidationEnd: (e) => vals.push(e),
-        onCheckpoint: (e) => cks.push(e), onEnd: (e) => ends.push(e), onStart: (e) => starts.push(e), onLog: (l) => lines.push(l),
+        onProgress: (e) => progress.push({ ...e }),
+        onStepEnd: (e) => steps.push(e),
+        onValidationEnd: (e) => vals.push(e),
+        onCheckpoint: (e) => cks.push(e),
+        onEnd: (e) => ends.push(e),
+        onStart: (e) => starts.push(e),
+        onLog: (l) => lines.push(l),
       },
     });
     // 5 training cases: fingerprinted, then cached, each counted up to 5.
-    assert.deepEqual(progress.filter((p) => p.stage === 'fingerprint').map((p) => p.done), [0, 1, 2, 3, 4, 5]);
-    assert.deepEqual(progress.filter((p) => p.stage === 'caching').map((p) => p.done), [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      progress.filter((p) => p.stage === 'fingerprint').map((p) => p.done),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.deepEqual(
+      progress.filter((p) => p.stage === 'caching').map((p) => p.done),
+      [0, 1, 2, 3, 4, 5],
+    );
     assert.ok(progress.every((p) => p.total === 5));
     assert.deepEqual(starts, [{ startStep: 0, totalSteps: 3 }]);
     const logged = await metricSteps(out);
-    assert.deepEqual(steps.map((s) => s.step), [1, 2, 3]);
+    assert.deepEqual(
+      steps.map((s) => s.step),
+      [1, 2, 3],
+    );
     steps.forEach((s, i) => {
       assert.equal(s.totalSteps, 3);
       assert.equal(s.loss, logged[i].loss, 'the event carries the logged loss');
@@ -69,7 +99,10 @@ describe('training library: handlers, stop, resume, outputs', () => {
       assert.ok(Math.abs(s.loss - (s.lossDice + s.lossCe)) < 1e-5);
     });
     // valEvery 2 and the last step: validations at 2 and 3, equal to what metrics.jsonl holds.
-    assert.deepEqual(vals.map((v) => v.step), [2, 3]);
+    assert.deepEqual(
+      vals.map((v) => v.step),
+      [2, 3],
+    );
     vals.forEach((v) => {
       const l = logged[v.step - 1];
       assert.deepEqual(v.dicePerClass, l.val_dice);
@@ -79,8 +112,14 @@ describe('training library: handlers, stop, resume, outputs', () => {
     assert.equal(vals[0]!.isBest, true);
     assert.deepEqual(r.best, vals[1]!.best);
     // saveEvery 1: `last` after every step; `best` whenever the validation improved.
-    assert.deepEqual(cks.filter((c) => c.kind === 'last').map((c) => c.step), [1, 2, 3]);
-    assert.deepEqual(cks.filter((c) => c.kind === 'best').map((c) => c.step), vals.filter((v) => v.isBest).map((v) => v.step));
+    assert.deepEqual(
+      cks.filter((c) => c.kind === 'last').map((c) => c.step),
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      cks.filter((c) => c.kind === 'best').map((c) => c.step),
+      vals.filter((v) => v.isBest).map((v) => v.step),
+    );
     assert.equal(cks[0]!.path, join(out, 'checkpoint_last.safetensors'));
     assert.deepEqual(ends, [{ step: 3, totalSteps: 3, stopped: false }]);
     assert.match(lines[0]!, /^UX-Net 4\/8\/16\/32 hidden 16 .* 3 classes; 4 training and 1 validation cases; crops 32x32x32 x 2$/);
@@ -92,20 +131,31 @@ describe('training library: handlers, stop, resume, outputs', () => {
     const out = join(dir, 'stopped');
     const stop = new AbortController();
     const r = await runTraining(config(out, { steps: 4, saveEvery: 10, valEvery: 10 }), {
-      signal: stop.signal, handlers: { onStepEnd: (e) => { if (e.step === 2) stop.abort(); } },
+      signal: stop.signal,
+      handlers: {
+        onStepEnd: (e) => {
+          if (e.step === 2) stop.abort();
+        },
+      },
     });
     assert.equal(r.stopped, true);
     assert.equal(r.completed, 2);
     assert.equal(r.modelDir, null);
     assert.equal(existsSync(join(out, 'model')), false, 'no model folder from an unfinished run');
     assert.equal((await loadCheckpoint(join(out, 'checkpoint_last.safetensors'))).state.step, 2, 'saved at the stop, not at a periodic save');
-    assert.deepEqual((await metricSteps(out)).map((l) => l.step), [1, 2]);
+    assert.deepEqual(
+      (await metricSteps(out)).map((l) => l.step),
+      [1, 2],
+    );
     // A run killed outright after logging step 3 but before saving it: the line is dropped on resume.
     await appendFile(join(out, 'metrics.jsonl'), JSON.stringify({ step: 3, loss: 123 }) + '\n');
     const r2 = await runTraining(config(out, { steps: 4, saveEvery: 10, valEvery: 10 }), { resume: true });
     assert.equal(r2.completed, 4);
     const lines = await metricSteps(out);
-    assert.deepEqual(lines.map((l) => l.step), [1, 2, 3, 4]);
+    assert.deepEqual(
+      lines.map((l) => l.step),
+      [1, 2, 3, 4],
+    );
     assert.notEqual(lines[2].loss, 123);
   });
 
@@ -114,7 +164,10 @@ describe('training library: handlers, stop, resume, outputs', () => {
     await mkdir(target);
     await writeFile(join(target, 'model.json'), '{"keep": true}');
     const out = join(dir, 'export-run');
-    await assert.rejects(runTraining(config(out, { modelDir: target })), (e: Error) => e instanceof TrainRunError && e.message === `model export target ${target} already exists; pass --force to replace it, or export elsewhere`);
+    await assert.rejects(
+      runTraining(config(out, { modelDir: target })),
+      (e: Error) => e instanceof TrainRunError && e.message === `model export target ${target} already exists; pass --force to replace it, or export elsewhere`,
+    );
     assert.equal(existsSync(out), false, 'refused before the run folder was created');
     assert.equal(await readFile(join(target, 'model.json'), 'utf8'), '{"keep": true}');
     // A folder holding anything but a run's files is not a run folder.

@@ -24,10 +24,21 @@ const SWIN_ARGS = { feature_size: 12, depths: [1, 1, 1, 1] };
 const UNETR_ARGS = { feature_size: 4, hidden_size: 32, mlp_dim: 64, num_heads: 4 };
 
 function config(out: string, over: Partial<TrainConfig>): TrainConfig {
-  return resolveTrainConfig({}, {
-    dataset: join(dir, 'data'), outDir: out, preset: 'auto', cacheDir: join(dir, 'cache'),
-    steps: 2, valEvery: 2, saveEvery: 1, workers: 1, lr: 1e-3, ...over,
-  });
+  return resolveTrainConfig(
+    {},
+    {
+      dataset: join(dir, 'data'),
+      outDir: out,
+      preset: 'auto',
+      cacheDir: join(dir, 'cache'),
+      steps: 2,
+      valEvery: 2,
+      saveEvery: 1,
+      workers: 1,
+      lr: 1e-3,
+      ...over,
+    },
+  );
 }
 
 describe('uxnet train with SwinUNETR and UNETR', () => {
@@ -48,7 +59,10 @@ describe('uxnet train with SwinUNETR and UNETR', () => {
     // channels and classes from the data, img_size from the crop
     assert.deepEqual({ ...manifest.networkArgs }, { ...manifest.networkArgs, img_size: [32, 32, 64], in_channels: 1, out_channels: 3, feature_size: 12, depths: [1, 1, 1, 1] });
     assert.deepEqual(manifest.inference.roiSize, [32, 32, 64]);
-    const lines = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 2);
     assert.ok(lines.every((l) => Number.isFinite(l.loss) && Math.abs(l.loss - (l.loss_dice + l.loss_ce)) < 1e-5));
     assert.equal(r.steps, 2);
@@ -57,7 +71,10 @@ describe('uxnet train with SwinUNETR and UNETR', () => {
     const image = await loadImage(join(dir, 'data', 'imagesTr', 'case_000.nii.gz'));
     const pred = await predictVolume(loaded, image);
     assert.deepEqual(pred.labels.shape, image.shape);
-    assert.ok(pred.labels.data.every((v) => v >= 0 && v <= 2), 'labels are class ids 0..2');
+    assert.ok(
+      pred.labels.data.every((v) => v >= 0 && v <= 2),
+      'labels are class ids 0..2',
+    );
     loaded.model.dispose();
   });
 
@@ -70,7 +87,10 @@ describe('uxnet train with SwinUNETR and UNETR', () => {
     // A MONAI checkpoint carries the int64 index buffers too: they are recomputed, not reported as skipped.
     const withBuffers = join(dir, 'swin-with-buffers.safetensors');
     const { tensors } = await readSafetensorsFile(join(dir, 'swin', 'model', 'weights.safetensors'));
-    await writeSafetensorsFile(withBuffers, [...tensors, ...m5.namedBuffers().map(([k, b]) => [k, { shape: b.shape, data: b.values }] as [string, { shape: readonly number[]; data: Float32Array }])]);
+    await writeSafetensorsFile(withBuffers, [
+      ...tensors,
+      ...m5.namedBuffers().map(([k, b]) => [k, { shape: b.shape, data: b.values }] as [string, { shape: readonly number[]; data: Float32Array }]),
+    ]);
     const r2 = await initFromWeights(m5, withBuffers);
     assert.deepEqual(r2.skipped, []);
     assert.equal(r2.loaded.length, r.loaded.length);
@@ -91,9 +111,21 @@ describe('uxnet train with SwinUNETR and UNETR', () => {
   });
 
   it('refuses a crop the network cannot take, and UX-Net-only flags for another network', async () => {
-    await assert.rejects(runTraining(config(join(dir, 'bad1'), { network: 'unetr', networkArgs: { ...UNETR_ARGS, img_size: [32, 32, 32] }, roiSize: [32, 32, 48] }), { log: quiet }), (e: Error) => e instanceof TrainRunError && /roiSize 32x32x48 differs from the network's img_size 32x32x32/.test(e.message));
-    assert.throws(() => config(join(dir, 'bad2'), { network: 'swin_unetr', networkArgs: SWIN_ARGS, roiSize: [32, 32, 48] }), (e: Error) => e instanceof TrainConfigError && /img_size \[32,32,48\]: every dimension must be divisible by 32/.test(e.message));
-    assert.throws(() => resolveTrainConfig({ network: 'swin_unetr' }, { dataset: 'd', outDir: 'o', network: { featSize: [8, 16, 32, 64] } }), (e: Error) => e instanceof TrainConfigError && /UX-Net options/.test(e.message));
-    assert.throws(() => resolveTrainConfig({}, { dataset: 'd', outDir: 'o', network: 'swin_unetr', networkArgs: { feature_size: 10 } }), (e: Error) => e instanceof TrainConfigError && /feature_size must be divisible by 12/.test(e.message));
+    await assert.rejects(
+      runTraining(config(join(dir, 'bad1'), { network: 'unetr', networkArgs: { ...UNETR_ARGS, img_size: [32, 32, 32] }, roiSize: [32, 32, 48] }), { log: quiet }),
+      (e: Error) => e instanceof TrainRunError && /roiSize 32x32x48 differs from the network's img_size 32x32x32/.test(e.message),
+    );
+    assert.throws(
+      () => config(join(dir, 'bad2'), { network: 'swin_unetr', networkArgs: SWIN_ARGS, roiSize: [32, 32, 48] }),
+      (e: Error) => e instanceof TrainConfigError && /img_size \[32,32,48\]: every dimension must be divisible by 32/.test(e.message),
+    );
+    assert.throws(
+      () => resolveTrainConfig({ network: 'swin_unetr' }, { dataset: 'd', outDir: 'o', network: { featSize: [8, 16, 32, 64] } }),
+      (e: Error) => e instanceof TrainConfigError && /UX-Net options/.test(e.message),
+    );
+    assert.throws(
+      () => resolveTrainConfig({}, { dataset: 'd', outDir: 'o', network: 'swin_unetr', networkArgs: { feature_size: 10 } }),
+      (e: Error) => e instanceof TrainConfigError && /feature_size must be divisible by 12/.test(e.message),
+    );
   });
 });

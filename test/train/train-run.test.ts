@@ -21,11 +21,23 @@ let dir: string;
 const quiet = () => {};
 
 function config(out: string, over: Partial<TrainConfig> = {}): TrainConfig {
-  return resolveTrainConfig({}, {
-    dataset: join(dir, 'data'), outDir: out, preset: 'auto', cacheDir: join(dir, 'cache'),
-    network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-    roiSize: [32, 32, 32], steps: 3, valEvery: 2, saveEvery: 1, workers: 1, lr: 1e-3, ...over,
-  });
+  return resolveTrainConfig(
+    {},
+    {
+      dataset: join(dir, 'data'),
+      outDir: out,
+      preset: 'auto',
+      cacheDir: join(dir, 'cache'),
+      network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
+      roiSize: [32, 32, 32],
+      steps: 3,
+      valEvery: 2,
+      saveEvery: 1,
+      workers: 1,
+      lr: 1e-3,
+      ...over,
+    },
+  );
 }
 
 describe('uxnet train workflow', () => {
@@ -44,8 +56,14 @@ describe('uxnet train workflow', () => {
     for (const f of ['checkpoint_last.safetensors', 'checkpoint_best.safetensors', 'metrics.jsonl', 'curves.svg', 'config.json', 'model/model.json', 'model/weights.safetensors']) {
       assert.ok(existsSync(join(out, f)), `${f} written`);
     }
-    const lines = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((l) => l.step), [1, 2, 3]);
+    const lines = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.step),
+      [1, 2, 3],
+    );
     for (const l of lines) assert.ok(Math.abs(l.loss - (l.loss_dice + l.loss_ce)) < 1e-5, 'loss = dice + ce');
     assert.equal(lines[1].val_dice.length, 2, 'per-class Dice for both foreground classes');
     assert.ok(r.best && r.best.step >= 2);

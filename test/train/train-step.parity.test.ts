@@ -63,18 +63,18 @@ for (const backend of testBackends()) {
     });
 
     it('logits and loss terms (rule 1)', async () => {
-      assertMatchesFixture((await logits.data()), TRAIN, 'logits');
+      assertMatchesFixture(await logits.data(), TRAIN, 'logits');
       assertMatchesFixture([(await loss.loss.data())[0]!], TRAIN, 'loss');
       assertMatchesFixture([(await loss.dice.data())[0]!], TRAIN, 'loss_dice');
       assertMatchesFixture([(await loss.ce.data())[0]!], TRAIN, 'loss_ce');
     });
 
     it('dLoss/dlogits (on a leaf copy of our logits: the engine keeps gradients of leaves only)', async () => {
-      const l = tensor((await logits.data()), logits.shape, { requiresGrad: true });
+      const l = tensor(await logits.data(), logits.shape, { requiresGrad: true });
       const y = input(TRAIN, 'label');
       const r = new DiceCELoss().forward(l, y);
       r.loss.backward();
-      assertMatchesFixture((await l.grad!.data()), TRAIN, 'grad.logits');
+      assertMatchesFixture(await l.grad!.data(), TRAIN, 'grad.logits');
       for (const t of [l, l.grad!, y, r.loss, r.dice, r.ce]) t.dispose();
     });
 
@@ -86,9 +86,12 @@ for (const backend of testBackends()) {
       const kinkTolerated: string[] = [];
       for (const [k, p] of model.namedParameters()) {
         assert.ok(p.grad, `no gradient for ${k}`);
-        const ours = (await p.grad.data());
+        const ours = await p.grad.data();
         const ref = get(GRADS, `grad.${k}`).data;
-        for (let i = 0; i < ref.length; i++) { num += (ours[i]! - ref[i]!) ** 2; den += ref[i]! ** 2; }
+        for (let i = 0; i < ref.length; i++) {
+          num += (ours[i]! - ref[i]!) ** 2;
+          den += ref[i]! ** 2;
+        }
         if (k === NEAR_ZERO_GRAD) {
           let m = 0;
           for (let i = 0; i < ref.length; i++) m = Math.max(m, Math.abs(ours[i]! - ref[i]!));
@@ -119,7 +122,7 @@ for (const backend of testBackends()) {
       let exact = 0;
       let total = 0;
       for (const [k, p] of ps) {
-        const ours = (await p.data());
+        const ours = await p.data();
         const ref = get(UPDATED, k).data;
         for (let i = 0; i < ref.length; i++) {
           const d = Math.abs(ours[i]! - ref[i]!);
@@ -143,7 +146,7 @@ for (const backend of testBackends()) {
       let den = 0;
       let maxd = 0;
       for (const [k, p] of model.namedParameters()) {
-        const ours = (await p.data());
+        const ours = await p.data();
         const ref = get(UPDATED, k).data;
         const o = old.get(k)!;
         for (let i = 0; i < ref.length; i++) {
@@ -161,7 +164,7 @@ for (const backend of testBackends()) {
       for (const t of [logits, loss.loss, loss.dice, loss.ce]) t.dispose();
     });
 
-    it('kink-free gradients (every LeakyReLU slope 1) equal the reference backend\'s to 1e-5', { skip: backend === 'reference' && 'this is the reference' }, async () => {
+    it("kink-free gradients (every LeakyReLU slope 1) equal the reference backend's to 1e-5", { skip: backend === 'reference' && 'this is the reference' }, async () => {
       const grads = async (be: string) => {
         setBackend(be);
         const m = new UXNet(TINY);
@@ -186,7 +189,10 @@ for (const backend of testBackends()) {
       let den = 0;
       for (const [k, g] of ours) {
         const gr = ref.get(k)!;
-        for (let i = 0; i < g.length; i++) { num += (g[i]! - gr[i]!) ** 2; den += gr[i]! ** 2; }
+        for (let i = 0; i < g.length; i++) {
+          num += (g[i]! - gr[i]!) ** 2;
+          den += gr[i]! ** 2;
+        }
         if (k !== NEAR_ZERO_GRAD) assert.ok(relL2(g, gr) <= 1e-4, `${k}: rel-L2 ${relL2(g, gr)}`);
       }
       assert.ok(Math.sqrt(num / den) <= 1e-5, `global rel-L2 ${Math.sqrt(num / den)}`);

@@ -19,8 +19,14 @@ import type { Browser, Page } from 'playwright-core';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
-  '--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
 ];
 const MODEL_DIR = join(ROOT, 'models', 'hippocampus');
 const DATASET = join(ROOT, 'datasets', 'msd-hippocampus');
@@ -37,7 +43,13 @@ function heldOutCase(): string {
 }
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png', '.svg': 'image/svg+xml',
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
 };
 
 /** A static file server for the built app on 127.0.0.1 with a random port. */
@@ -59,7 +71,11 @@ async function serve(dir: string): Promise<{ server: Server; origin: string }> {
   return { server, origin: `http://127.0.0.1:${addr.port}` };
 }
 
-interface Labels { data: Uint8Array; shape: number[]; img: NiftiImage }
+interface Labels {
+  data: Uint8Array;
+  shape: number[];
+  img: NiftiImage;
+}
 
 function labelsOf(bytes: Uint8Array, what: string): Labels {
   const img = parseNifti(bytes, what);
@@ -69,9 +85,12 @@ function labelsOf(bytes: Uint8Array, what: string): Labels {
 }
 
 function dice(a: Uint8Array, b: Uint8Array, c: number): number {
-  let inter = 0, na = 0, nb = 0;
+  let inter = 0,
+    na = 0,
+    nb = 0;
   for (let i = 0; i < a.length; i++) {
-    const x = a[i] === c, y = b[i] === c;
+    const x = a[i] === c,
+      y = b[i] === c;
     if (x) na++;
     if (y) nb++;
     if (x && y) inter++;
@@ -86,7 +105,12 @@ function disagreement(a: Uint8Array, b: Uint8Array): number {
   return n / a.length;
 }
 
-interface PageRun { labels: Labels; backend: string; rows: { label: number; voxels: number; ml: number }[]; seconds: number }
+interface PageRun {
+  labels: Labels;
+  backend: string;
+  rows: { label: number; voxels: number; ml: number }[];
+  seconds: number;
+}
 
 /** Watches a page for errors and for any request leaving the app's origin. */
 function watch(page: Page, origin: string, log: string[]): { offsite: string[]; errors: string[] } {
@@ -115,9 +139,13 @@ async function segmentAndDownload(page: Page, what: string): Promise<PageRun> {
   assert.equal(state, 'done', `${what}: segmentation ended in state ${state}: ${await page.textContent('#error')}`);
   const seconds = (Date.now() - t0) / 1000;
   const backend = (await page.getAttribute('#backend-used', 'data-backend')) ?? '';
-  const rows = await page.$$eval('#volumes tbody tr', (trs) => trs.map((tr) => ({
-    label: Number((tr as HTMLElement).dataset.label), voxels: Number((tr as HTMLElement).dataset.voxels), ml: Number((tr as HTMLElement).dataset.ml),
-  })));
+  const rows = await page.$$eval('#volumes tbody tr', (trs) =>
+    trs.map((tr) => ({
+      label: Number((tr as HTMLElement).dataset.label),
+      voxels: Number((tr as HTMLElement).dataset.voxels),
+      ml: Number((tr as HTMLElement).dataset.ml),
+    })),
+  );
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
   assert.match(download.suggestedFilename(), /_labels\.nii\.gz$/);
   const bytes = await readFile(await download.path());
@@ -128,7 +156,9 @@ async function openApp(browser: Browser, origin: string, opts: { noWebGPU?: bool
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 } });
   if (opts.noWebGPU) {
     // As in a browser without WebGPU: the page finds no navigator.gpu.
-    await context.addInitScript(() => { delete (Navigator.prototype as { gpu?: unknown }).gpu; });
+    await context.addInitScript(() => {
+      delete (Navigator.prototype as { gpu?: unknown }).gpu;
+    });
   }
   const page = await context.newPage();
   const watched = watch(page, origin, log);
@@ -137,7 +167,10 @@ async function openApp(browser: Browser, origin: string, opts: { noWebGPU?: bool
   return { context, page, ...watched };
 }
 
-test('browser app: WebGPU and CPU-worker segmentation in chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not installed (Debian: apt-get install chromium); browser app test skipped`, timeout: 900_000 }, async (t) => {
+test('browser app: WebGPU and CPU-worker segmentation in chromium', {
+  skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not installed (Debian: apt-get install chromium); browser app test skipped`,
+  timeout: 900_000,
+}, async (t) => {
   const started = Date.now();
   const caseId = heldOutCase();
   const imagePath = join(DATASET, 'imagesTr', `${caseId}.nii.gz`);
@@ -149,7 +182,10 @@ test('browser app: WebGPU and CPU-worker segmentation in chromium', { skip: !exi
   try {
     // What the Node CLI predicts for the same case and model, computed while the browser works.
     const cliOut = join(work, 'cli.nii.gz');
-    const cli = promisify(execFile)(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), 'predict', '-i', imagePath, '-o', cliOut, '-m', MODEL_DIR], { cwd: ROOT, env: { ...process.env, UXNET_QUIET: '1' } });
+    const cli = promisify(execFile)(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), 'predict', '-i', imagePath, '-o', cliOut, '-m', MODEL_DIR], {
+      cwd: ROOT,
+      env: { ...process.env, UXNET_QUIET: '1' },
+    });
     cli.catch(() => {}); // awaited below
 
     const { build } = await import('vite');
@@ -238,7 +274,9 @@ test('browser app: WebGPU and CPU-worker segmentation in chromium', { skip: !exi
     }
 
     const cpuResult = await cpuRun;
-    t.diagnostic(`build ${((built - started) / 1000).toFixed(1)} s; WebGPU segmentation ${webgpu.seconds.toFixed(1)} s; CPU worker ${cpuResult.seconds.toFixed(1)} s; total ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    t.diagnostic(
+      `build ${((built - started) / 1000).toFixed(1)} s; WebGPU segmentation ${webgpu.seconds.toFixed(1)} s; CPU worker ${cpuResult.seconds.toFixed(1)} s; total ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
     assert.equal(cpuResult.backend, 'reference', 'without WebGPU the CPU worker ran');
     const cpuVsGpu = disagreement(cpuResult.labels.data, webgpu.labels.data);
     const cpuVsCli = disagreement(cpuResult.labels.data, cliLabels.data);
@@ -246,7 +284,7 @@ test('browser app: WebGPU and CPU-worker segmentation in chromium', { skip: !exi
     assert.ok(cpuVsCli <= MAX_DISAGREEMENT && cpuVsGpu <= MAX_DISAGREEMENT, 'the CPU worker gives the same labels');
 
     for (const p of [gpu, cpu]) {
-      assert.deepEqual(p.offsite, [], 'no request leaves the app\'s origin');
+      assert.deepEqual(p.offsite, [], "no request leaves the app's origin");
       assert.deepEqual(p.errors, [], 'no page errors');
     }
   } catch (e) {

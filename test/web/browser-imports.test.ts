@@ -46,7 +46,15 @@ test('the browser app imports no Node built-ins or Node-only packages', () => {
   assert.deepEqual(bad, []);
   // The graph really reaches the engine, the model, the pipeline and the readers.
   const files = [...seen].map((f) => relative(ROOT, f));
-  for (const f of ['src/infer/predict.ts', 'src/models/uxnet.ts', 'src/backends/webgpu/index.ts', 'src/backends/reference/index.ts', 'src/io/nifti/parse.ts', 'src/io/pth-format.ts', 'src/data/invert.ts']) {
+  for (const f of [
+    'src/infer/predict.ts',
+    'src/models/uxnet.ts',
+    'src/backends/webgpu/index.ts',
+    'src/backends/reference/index.ts',
+    'src/io/nifti/parse.ts',
+    'src/io/pth-format.ts',
+    'src/data/invert.ts',
+  ]) {
     assert.ok(files.includes(f), `${f} is part of the browser graph`);
   }
 });

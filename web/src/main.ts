@@ -60,7 +60,13 @@ const state: {
   backend: ComputeBackend | null;
   image: { file: File; bytes: Uint8Array } | null;
   /** For an ensemble, `manifest` is the page's view (the ensemble's name and labels, the first member's settings) and `members` its folders. */
-  bundled: { manifestText: string; manifest: ModelManifest; weightsName: string; weights?: Uint8Array; members?: { path: string; manifestText: string; weightsName: string; weights?: Uint8Array }[] } | null;
+  bundled: {
+    manifestText: string;
+    manifest: ModelManifest;
+    weightsName: string;
+    weights?: Uint8Array;
+    members?: { path: string; manifestText: string; weightsName: string; weights?: Uint8Array }[];
+  } | null;
   worker: Worker | null;
   result: { url: string; name: string } | null;
 } = { backend: null, image: null, bundled: null, worker: null, result: null };
@@ -125,8 +131,11 @@ async function showLabels(bytes: Uint8Array, result: SegmentResult, manifest: Mo
   const ids = Array.from({ length: K }, (_, i) => i);
   const rgb = ids.map((i) => (i === 0 ? [0, 0, 0] : LABEL_COLORS[(i - 1) % LABEL_COLORS.length]!));
   img.setColormapLabel({
-    R: rgb.map((c) => c[0]!), G: rgb.map((c) => c[1]!), B: rgb.map((c) => c[2]!),
-    A: ids.map((i) => (i === 0 ? 0 : 255)), I: ids,
+    R: rgb.map((c) => c[0]!),
+    G: rgb.map((c) => c[1]!),
+    B: rgb.map((c) => c[2]!),
+    A: ids.map((i) => (i === 0 ? 0 : 255)),
+    I: ids,
     labels: ids.map((i) => manifest.labels[String(i)] ?? `class ${i}`),
   });
   v.addVolume(img);
@@ -268,17 +277,28 @@ async function loadBundled(): Promise<void> {
     if (files.members) {
       // An ensemble: the page shows the ensemble's name and labels; the members are fetched (and checked) by the worker's loadModel.
       const ens = validateEnsembleManifest(JSON.parse(manifestText), 'bundled model.json');
-      const members = await Promise.all(files.members.map(async (m) => ({ path: m.path, manifestText: await (await fetch(`model/${m.manifest}`)).text(), weightsName: m.weights })));
+      const members = await Promise.all(
+        files.members.map(async (m) => ({ path: m.path, manifestText: await (await fetch(`model/${m.manifest}`)).text(), weightsName: m.weights })),
+      );
       const views = members.map((m) => validateManifest(JSON.parse(m.manifestText), `bundled ${m.path}/model.json`));
       const axes = views.every((v) => (v.inference.mirrorAxes ?? []).length) ? views[0]!.inference.mirrorAxes : [];
-      manifest = { ...views[0]!, name: ens.name, description: ens.description ?? `ensemble of ${members.length} models`, labels: ens.labels, inference: { ...views[0]!.inference, mirrorAxes: axes } };
+      manifest = {
+        ...views[0]!,
+        name: ens.name,
+        description: ens.description ?? `ensemble of ${members.length} models`,
+        labels: ens.labels,
+        inference: { ...views[0]!.inference, mirrorAxes: axes },
+      };
       state.bundled = { manifestText, manifest, weightsName: '', members };
     } else {
       manifest = validateManifest(JSON.parse(manifestText), 'bundled model.json');
       state.bundled = { manifestText, manifest, weightsName: files.weights! };
     }
     ui.bundledName.textContent = manifest.name;
-    const classes = Object.entries(manifest.labels).filter(([k]) => k !== '0').map(([, n]) => n).join(', ');
+    const classes = Object.entries(manifest.labels)
+      .filter(([k]) => k !== '0')
+      .map(([, n]) => n)
+      .join(', ');
     ui.bundledDescription.textContent = `${manifest.description ?? ''} Labels: ${classes}.`;
     await updateTta();
   } catch (e) {
@@ -386,8 +406,13 @@ async function segment(): Promise<void> {
   state.worker ??= newWorker();
   const worker = state.worker;
   const req: SegmentRequest = {
-    type: 'segment', backend: state.backend, modelKey: model.key, model: model.bytes,
-    image: image.bytes.slice(), imageName: image.file.name, tta: ui.tta.checked && !ui.tta.disabled,
+    type: 'segment',
+    backend: state.backend,
+    modelKey: model.key,
+    model: model.bytes,
+    image: image.bytes.slice(),
+    imageName: image.file.name,
+    tta: ui.tta.checked && !ui.tta.disabled,
   };
   worker.onmessage = (ev: MessageEvent<WorkerMessage>) => {
     if (worker !== state.worker) return; // cancelled
@@ -420,23 +445,25 @@ async function finish(result: SegmentResult, backend: ComputeBackend, device: st
   ui.backendUsed.dataset.backend = backend;
   ui.seconds.textContent = seconds.toFixed(1);
   const body = ui.volumes.tBodies[0]!;
-  body.replaceChildren(...result.classes.map((c) => {
-    const tr = document.createElement('tr');
-    tr.dataset.label = String(c.id);
-    tr.dataset.voxels = String(c.voxels);
-    tr.dataset.ml = String(c.ml);
-    const name = document.createElement('td');
-    const sw = document.createElement('span');
-    sw.className = 'swatch';
-    sw.style.background = `rgb(${c.rgb.join(',')})`;
-    name.append(sw, `${c.id} ${c.name}`);
-    const vox = document.createElement('td');
-    vox.textContent = c.voxels.toLocaleString('en-US');
-    const ml = document.createElement('td');
-    ml.textContent = c.ml.toFixed(3);
-    tr.append(name, vox, ml);
-    return tr;
-  }));
+  body.replaceChildren(
+    ...result.classes.map((c) => {
+      const tr = document.createElement('tr');
+      tr.dataset.label = String(c.id);
+      tr.dataset.voxels = String(c.voxels);
+      tr.dataset.ml = String(c.ml);
+      const name = document.createElement('td');
+      const sw = document.createElement('span');
+      sw.className = 'swatch';
+      sw.style.background = `rgb(${c.rgb.join(',')})`;
+      name.append(sw, `${c.id} ${c.name}`);
+      const vox = document.createElement('td');
+      vox.textContent = c.voxels.toLocaleString('en-US');
+      const ml = document.createElement('td');
+      ml.textContent = c.ml.toFixed(3);
+      tr.append(name, vox, ml);
+      return tr;
+    }),
+  );
   ui.voxelSize.textContent = `Volume = voxel count × ${result.voxelMm3.toPrecision(4)} mm³ per voxel (from the image header).`;
   if (state.result) URL.revokeObjectURL(state.result.url);
   state.result = { url: URL.createObjectURL(new Blob([result.labelsNifti as BlobPart], { type: 'application/gzip' })), name: `${caseName(inputName)}_labels.nii.gz` };

@@ -100,7 +100,10 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
     broadcastBinary(a, b, at) {
       const shape = broadcastShape('broadcastBinary', a.shape, b.shape);
       const code = at.op === 'add' ? 0 : at.op === 'sub' ? 1 : 2;
-      return out(shape, op(OP.broadcastBinary, [h(a), h(b)], [numel(shape)], [code, shape.length, ...shape, ...broadcastStrides(shape, a.shape), ...broadcastStrides(shape, b.shape)])[0]!);
+      return out(
+        shape,
+        op(OP.broadcastBinary, [h(a), h(b)], [numel(shape)], [code, shape.length, ...shape, ...broadcastStrides(shape, a.shape), ...broadcastStrides(shape, b.shape)])[0]!,
+      );
     },
     sumToShape(x, a) {
       const full = broadcastShape('sumToShape', x.shape, a.shape);
@@ -113,14 +116,20 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const [R, C] = table.shape as [number, number];
       checkIndex(a.index, R, 'gatherRows');
       const n = a.index.length;
-      return out([n, C], withIndex(a.index, (ix) => op(OP.gatherRows, [h(table), ix], [n * C], [n, C])[0]!));
+      return out(
+        [n, C],
+        withIndex(a.index, (ix) => op(OP.gatherRows, [h(table), ix], [n * C], [n, C])[0]!),
+      );
     },
     scatterAddRows(dy, a) {
       const n = a.index.length;
       check(dy.shape.length === 2 && dy.shape[0] === n, `scatterAddRows: dy must be [${n}, C], got [${dy.shape.join(', ')}]`);
       const C = dy.shape[1]!;
       checkIndex(a.index, a.rows, 'scatterAddRows');
-      return out([a.rows, C], withIndex(a.index, (ix) => op(OP.scatterAddRows, [h(dy), ix], [a.rows * C], [n, C, a.rows])[0]!));
+      return out(
+        [a.rows, C],
+        withIndex(a.index, (ix) => op(OP.scatterAddRows, [h(dy), ix], [a.rows * C], [n, C, a.rows])[0]!),
+      );
     },
     conv3d(x, w, bias, a) {
       check(x.shape.length === 5 && w.shape.length === 5, 'conv3d: input and weight must be 5-D');
@@ -128,7 +137,10 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const [Cout, CinG, ...k] = w.shape as number[];
       check(Cin! % a.groups === 0 && Cout! % a.groups === 0 && CinG === Cin! / a.groups, 'conv3d: channel/groups mismatch');
       const o = sp.map((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!));
-      check(o.every((d) => d >= 1), 'conv3d: empty output');
+      check(
+        o.every((d) => d >= 1),
+        'conv3d: empty output',
+      );
       if (bias) check(numel(bias.shape) === Cout, 'conv3d: bias size');
       const shape = [N!, Cout!, ...o];
       const ins = [h(x), h(w)];
@@ -144,7 +156,10 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const Cin = inShape[1]!;
       const isp = inShape.slice(2);
       check(wCout === Cout && CinG! * a.groups === Cin && inShape[0] === N, 'conv3dGradInput: channel mismatch');
-      check(isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]), 'conv3dGradInput: dy spatial size does not match inputShape');
+      check(
+        isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]),
+        'conv3dGradInput: dy spatial size does not match inputShape',
+      );
       const [dx] = op(OP.conv3dGradInput, [h(dy), h(w)], [numel(inShape)], convParams(N!, Cin, Cout!, a, isp, osp, k));
       return out(inShape, dx!);
     },
@@ -155,7 +170,10 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const [N2, Cout, ...osp] = dy.shape as number[];
       const k = ws.slice(2);
       check(N === N2 && ws[0] === Cout && ws[1]! * a.groups === Cin, 'conv3dGradWeight: channel mismatch');
-      check(isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]), 'conv3dGradWeight: dy spatial size does not match');
+      check(
+        isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]),
+        'conv3dGradWeight: dy spatial size does not match',
+      );
       const [dw] = op(OP.conv3dGradWeight, [h(x), h(dy)], [numel(ws)], convParams(N!, Cin!, Cout!, a, isp, osp, k));
       return out(ws, dw!);
     },
@@ -299,7 +317,10 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
 }
 
 function checkStrided(op: string, shape: readonly number[], offset: number, strides: readonly number[], bound: number): void {
-  check(strides.length === shape.length && strides.every((s) => Number.isInteger(s) && s >= 0) && Number.isInteger(offset) && offset >= 0, `${op}: strides and offset must be non-negative integers, one stride per dim`);
+  check(
+    strides.length === shape.length && strides.every((s) => Number.isInteger(s) && s >= 0) && Number.isInteger(offset) && offset >= 0,
+    `${op}: strides and offset must be non-negative integers, one stride per dim`,
+  );
   const maxPos = offset + shape.reduce((acc, n, d) => acc + (n - 1) * strides[d]!, 0);
   check(numel(shape) === 0 || maxPos < bound, `${op}: position ${maxPos} is outside a storage of ${bound} values`);
 }
@@ -325,7 +346,10 @@ function broadcastShape(op: string, a: readonly number[], b: readonly number[]):
 function broadcastStrides(shape: readonly number[], src: readonly number[]): number[] {
   const st: number[] = new Array<number>(src.length);
   let acc = 1;
-  for (let d = src.length - 1; d >= 0; d--) { st[d] = acc; acc *= src[d]!; }
+  for (let d = src.length - 1; d >= 0; d--) {
+    st[d] = acc;
+    acc *= src[d]!;
+  }
   const lead = shape.length - src.length;
   return shape.map((_, d) => (d < lead || src[d - lead] === 1 ? 0 : st[d - lead]!));
 }

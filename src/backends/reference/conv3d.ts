@@ -41,7 +41,20 @@ function columnRanges(OW: number, W: number, KW: number, sw: number, pw: number)
  * Forward row: acc[a + ow] += Σ_kw w[wo + kw]·x[r + ow·sw + kw − pw] for ow in [0, OW), skipping taps
  * whose input column ow·sw + kw − pw is outside [0, W). `r` is the index of column 0 of the input row.
  */
-function forwardRow(acc: Float64Array, a: number, x: Float32Array, r: number, OW: number, W: number, sw: number, pw: number, w: Float32Array, wo: number, KW: number, cols: Int32Array): void {
+function forwardRow(
+  acc: Float64Array,
+  a: number,
+  x: Float32Array,
+  r: number,
+  OW: number,
+  W: number,
+  sw: number,
+  pw: number,
+  w: Float32Array,
+  wo: number,
+  KW: number,
+  cols: Int32Array,
+): void {
   if (sw === 1 && KW === 3) {
     const w0 = w[wo]!;
     const w1 = w[wo + 1]!;
@@ -77,7 +90,20 @@ function forwardRow(acc: Float64Array, a: number, x: Float32Array, r: number, OW
  * Transposed row (gradInput): acc[a + iw] += w[wo + kw]·dy[d + ow] for every ow in [0, OW) and kw
  * with iw = ow·sw + kw − pw inside [0, W). `a` is the index of column 0 of the input-gradient row.
  */
-function transposedRow(acc: Float64Array, a: number, dy: Float32Array, d: number, OW: number, W: number, sw: number, pw: number, w: Float32Array, wo: number, KW: number, cols: Int32Array): void {
+function transposedRow(
+  acc: Float64Array,
+  a: number,
+  dy: Float32Array,
+  d: number,
+  OW: number,
+  W: number,
+  sw: number,
+  pw: number,
+  w: Float32Array,
+  wo: number,
+  KW: number,
+  cols: Int32Array,
+): void {
   if (sw === 1 && KW === 3) {
     const w0 = w[wo]!;
     const w1 = w[wo + 1]!;
@@ -196,7 +222,10 @@ export function conv3dGradInput(dy: KTensor, w: KTensor, a: Conv3dAttrs & { inpu
   const g = geometry('conv3dGradInput', a.inputShape, w.shape, a);
   const { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg, sd, sh, sw, pd, ph, pw } = g;
   const want = [N, Cout, OD, OH, OW];
-  check(dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v), `conv3dGradInput: dy must be [${want.join(', ')}] for input [${a.inputShape.join(', ')}], got [${dy.shape.join(', ')}]`);
+  check(
+    dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v),
+    `conv3dGradInput: dy must be [${want.join(', ')}] for input [${a.inputShape.join(', ')}], got [${dy.shape.join(', ')}]`,
+  );
   const dyd = f32(dy);
   const wd = f32(w);
   const inVol = D * H * W;
@@ -238,7 +267,10 @@ export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { wei
   const g = geometry('conv3dGradWeight', x.shape, a.weightShape, a);
   const { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg, sd, sh, sw, pd, ph, pw } = g;
   const want = [N, Cout, OD, OH, OW];
-  check(dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v), `conv3dGradWeight: dy must be [${want.join(', ')}] for input [${x.shape.join(', ')}], got [${dy.shape.join(', ')}]`);
+  check(
+    dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v),
+    `conv3dGradWeight: dy must be [${want.join(', ')}] for input [${x.shape.join(', ')}], got [${dy.shape.join(', ')}]`,
+  );
   const xd = f32(x);
   const dyd = f32(dy);
   const inVol = D * H * W;

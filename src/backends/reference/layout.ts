@@ -21,7 +21,10 @@ function walk(shape: readonly number[], tables: readonly (readonly number[])[], 
   const rank = shape.length;
   const total = numel(shape);
   if (total === 0) return;
-  if (rank === 0) { fn(0, offset); return; }
+  if (rank === 0) {
+    fn(0, offset);
+    return;
+  }
   const idx = new Array<number>(rank).fill(0);
   const last = tables[rank - 1]!;
   const inner = shape[rank - 1]!;
@@ -34,7 +37,10 @@ function walk(shape: readonly number[], tables: readonly (readonly number[])[], 
     while (d >= 0) {
       const t = tables[d]!;
       base -= t[idx[d]!]!;
-      if (++idx[d]! < shape[d]!) { base += t[idx[d]!]!; break; }
+      if (++idx[d]! < shape[d]!) {
+        base += t[idx[d]!]!;
+        break;
+      }
       idx[d] = 0;
       base += t[0]!;
       d--;
@@ -48,7 +54,10 @@ function linearTables(shape: readonly number[], strides: readonly number[]): num
 
 function checkStrided(op: string, xSize: number, shape: readonly number[], offset: number, strides: readonly number[], bound: number): void {
   check(strides.length === shape.length, `${op}: ${strides.length} strides for a rank-${shape.length} index space`);
-  check(shape.every((d) => Number.isInteger(d) && d >= 0) && strides.every((s) => Number.isInteger(s) && s >= 0) && Number.isInteger(offset) && offset >= 0, `${op}: shape, strides and offset must be non-negative integers`);
+  check(
+    shape.every((d) => Number.isInteger(d) && d >= 0) && strides.every((s) => Number.isInteger(s) && s >= 0) && Number.isInteger(offset) && offset >= 0,
+    `${op}: shape, strides and offset must be non-negative integers`,
+  );
   if (numel(shape) === 0) return;
   const maxPos = offset + shape.reduce((acc, n, d) => acc + (n - 1) * strides[d]!, 0);
   check(maxPos < bound, `${op}: position ${maxPos} is outside a storage of ${bound} values (x has ${xSize})`);
@@ -58,7 +67,14 @@ export function stridedCopy(x: KTensor, a: { shape: readonly number[]; offset: n
   const xd = f32(x);
   checkStrided('stridedCopy', xd.length, a.shape, a.offset, a.strides, xd.length);
   const y = alloc(numel(a.shape));
-  walk(a.shape, linearTables(a.shape, a.strides), (i, s) => { y[i] = xd[s]!; }, a.offset);
+  walk(
+    a.shape,
+    linearTables(a.shape, a.strides),
+    (i, s) => {
+      y[i] = xd[s]!;
+    },
+    a.offset,
+  );
   return out(a.shape, y);
 }
 
@@ -67,7 +83,14 @@ export function stridedScatter(x: KTensor, a: { shape: readonly number[]; offset
   const size = numel(a.shape);
   checkStrided('stridedScatter', xd.length, x.shape, a.offset, a.strides, size);
   const y = alloc(size);
-  walk(x.shape, linearTables(x.shape, a.strides), (i, s) => { y[s] = xd[i]!; }, a.offset);
+  walk(
+    x.shape,
+    linearTables(x.shape, a.strides),
+    (i, s) => {
+      y[s] = xd[i]!;
+    },
+    a.offset,
+  );
   return out(a.shape, y);
 }
 
@@ -83,7 +106,9 @@ export function roll(x: KTensor, a: { shifts: readonly number[]; dims: readonly 
   }
   const tables = x.shape.map((n, d) => Array.from({ length: n }, (_, i) => ((((i - shift[d]!) % n) + n) % n) * st[d]!));
   const y = alloc(xd.length);
-  walk(x.shape, tables, (i, s) => { y[i] = xd[s]!; });
+  walk(x.shape, tables, (i, s) => {
+    y[i] = xd[s]!;
+  });
   return out(x.shape, y);
 }
 
@@ -116,7 +141,9 @@ export function broadcastBinary(a: KTensor, b: KTensor, attrs: { op: 'add' | 'su
   const bd = f32(b);
   const bt = broadcastTables(shape, b.shape);
   const bIndex = new Int32Array(numel(shape));
-  walk(shape, bt, (i, s) => { bIndex[i] = s; });
+  walk(shape, bt, (i, s) => {
+    bIndex[i] = s;
+  });
   const y = alloc(bIndex.length);
   const op = attrs.op;
   walk(shape, broadcastTables(shape, a.shape), (i, s) => {
@@ -132,7 +159,9 @@ export function sumToShape(x: KTensor, a: { shape: readonly number[] }): KTensor
   check(full.length === x.shape.length && full.every((d, i) => d === x.shape[i]), `sumToShape: [${a.shape.join(', ')}] does not broadcast to [${x.shape.join(', ')}]`);
   const xd = f32(x);
   const acc = new Float64Array(numel(a.shape));
-  walk(x.shape, broadcastTables(x.shape, a.shape), (i, s) => { acc[s] += xd[i]!; });
+  walk(x.shape, broadcastTables(x.shape, a.shape), (i, s) => {
+    acc[s] += xd[i]!;
+  });
   const y = alloc(acc.length);
   y.set(acc);
   return out(a.shape, y);

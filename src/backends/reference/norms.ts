@@ -32,7 +32,10 @@ export function instanceNorm(x: KTensor, a: { eps: number }): [KTensor, KTensor]
 }
 
 export function instanceNormGrad(dy: KTensor, y: KTensor, rstd: KTensor): KTensor {
-  check(dy.shape.length >= 3 && dy.shape.length === y.shape.length && dy.shape.every((d, i) => d === y.shape[i]), `instanceNormGrad: dy [${dy.shape.join(', ')}] and y [${y.shape.join(', ')}] differ`);
+  check(
+    dy.shape.length >= 3 && dy.shape.length === y.shape.length && dy.shape.every((d, i) => d === y.shape[i]),
+    `instanceNormGrad: dy [${dy.shape.join(', ')}] and y [${y.shape.join(', ')}] differ`,
+  );
   const [N, C] = dy.shape as [number, number];
   const S = tail(dy.shape, 2);
   const dyd = f32(dy);

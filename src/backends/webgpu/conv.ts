@@ -78,7 +78,13 @@ ${J.map((j) => `          a${j} = a${j} + ld_w(wr + ${j * g.cpg * g.KD * g.KH * 
       }\n`;
   }
   const masks = unroll
-    ? range(g.KH).map((kh) => `  let vh${kh} = ih0 + ${kh} >= 0 && ih0 + ${kh} < H;`).join('\n') + '\n' + range(g.KW).map((kw) => `  let vw${kw} = iw0 + ${kw} >= 0 && iw0 + ${kw} < W;`).join('\n')
+    ? range(g.KH)
+        .map((kh) => `  let vh${kh} = ih0 + ${kh} >= 0 && ih0 + ${kh} < H;`)
+        .join('\n') +
+      '\n' +
+      range(g.KW)
+        .map((kw) => `  let vw${kw} = iw0 + ${kw} >= 0 && iw0 + ${kw} < W;`)
+        .join('\n')
     : '';
   const { consts: uc, iconsts } = consts(g);
   run({
@@ -115,7 +121,12 @@ ${taps}    }
   let ob0 = ((n * COUT + o0) * u32(OD) + u32(od)) * u32(OH * OW) + u32(oh * OW + ow);
 ${J.map((j) => `  st_y(ob0 + ${j * spatial}u, a${j});`).join('\n')}
 }`,
-    tensors: [{ name: 'x', s: storageOf(x, 'conv3d'), mode: 'r' }, { name: 'w', s: storageOf(wt, 'conv3d'), mode: 'r' }, ...(bias ? [{ name: 'b', s: storageOf(bias, 'conv3d'), mode: 'r' as const }] : []), { name: 'y', s: y, mode: 'w' }],
+    tensors: [
+      { name: 'x', s: storageOf(x, 'conv3d'), mode: 'r' },
+      { name: 'w', s: storageOf(wt, 'conv3d'), mode: 'r' },
+      ...(bias ? [{ name: 'b', s: storageOf(bias, 'conv3d'), mode: 'r' as const }] : []),
+      { name: 'y', s: y, mode: 'w' },
+    ],
     consts: { ...uc, NT: threads, B },
     iconsts,
     workgroups: Math.ceil(threads / 256),
@@ -126,7 +137,10 @@ ${J.map((j) => `  st_y(ob0 + ${j * spatial}u, a${j});`).join('\n')}
 export function conv3dGradInput(dy: KTensor, wt: KTensor, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor {
   const g = geometry('conv3dGradInput', a.inputShape, wt.shape, a);
   const want = [g.N, g.Cout, g.OD, g.OH, g.OW];
-  check(dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v), `conv3dGradInput: dy must be [${want.join(', ')}] for input [${a.inputShape.join(', ')}], got [${dy.shape.join(', ')}]`);
+  check(
+    dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v),
+    `conv3dGradInput: dy must be [${want.join(', ')}] for input [${a.inputShape.join(', ')}], got [${dy.shape.join(', ')}]`,
+  );
   const B = block(g.cpg);
   const spatial = g.D * g.H * g.W;
   const threads = g.N * (g.Cin / B) * spatial;
@@ -141,11 +155,17 @@ export function conv3dGradInput(dy: KTensor, wt: KTensor, a: Conv3dAttrs & { inp
     let masks = '';
     for (let kh = 0; kh < g.KH; kh++) {
       masks += `  let th${kh} = ih + PH - ${kh};\n`;
-      masks += g.sh === 1 ? `  let qh${kh} = th${kh};\n  let vh${kh} = th${kh} >= 0 && th${kh} < OH;\n` : `  let qh${kh} = th${kh} / SH;\n  let vh${kh} = th${kh} >= 0 && th${kh} % SH == 0 && qh${kh} < OH;\n`;
+      masks +=
+        g.sh === 1
+          ? `  let qh${kh} = th${kh};\n  let vh${kh} = th${kh} >= 0 && th${kh} < OH;\n`
+          : `  let qh${kh} = th${kh} / SH;\n  let vh${kh} = th${kh} >= 0 && th${kh} % SH == 0 && qh${kh} < OH;\n`;
     }
     for (let kw = 0; kw < g.KW; kw++) {
       masks += `  let tw${kw} = iw + PW - ${kw};\n`;
-      masks += g.sw === 1 ? `  let qw${kw} = tw${kw};\n  let vw${kw} = tw${kw} >= 0 && tw${kw} < OW;\n` : `  let qw${kw} = tw${kw} / SW;\n  let vw${kw} = tw${kw} >= 0 && tw${kw} % SW == 0 && qw${kw} < OW;\n`;
+      masks +=
+        g.sw === 1
+          ? `  let qw${kw} = tw${kw};\n  let vw${kw} = tw${kw} >= 0 && tw${kw} < OW;\n`
+          : `  let qw${kw} = tw${kw} / SW;\n  let vw${kw} = tw${kw} >= 0 && tw${kw} % SW == 0 && qw${kw} < OW;\n`;
     }
     let taps = '';
     for (let kh = 0; kh < g.KH; kh++) {
@@ -211,7 +231,11 @@ ${body}
   let ob0 = ((n * CIN + c0) * u32(D) + u32(id)) * u32(H * W) + u32(ih * W + iw);
 ${J.map((j) => `  st_y(ob0 + ${j * spatial}u, a${j});`).join('\n')}
 }`,
-    tensors: [{ name: 'dy', s: storageOf(dy, 'conv3dGradInput'), mode: 'r' }, { name: 'w', s: storageOf(wt, 'conv3dGradInput'), mode: 'r' }, { name: 'y', s: dx, mode: 'w' }],
+    tensors: [
+      { name: 'dy', s: storageOf(dy, 'conv3dGradInput'), mode: 'r' },
+      { name: 'w', s: storageOf(wt, 'conv3dGradInput'), mode: 'r' },
+      { name: 'y', s: dx, mode: 'w' },
+    ],
     consts: { ...uc, NT: threads, B },
     iconsts,
     workgroups: Math.ceil(threads / 256),
@@ -235,7 +259,10 @@ const GRAD_WEIGHT_THREADS = 65536;
 export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { weightShape: readonly number[] }): KTensor {
   const g = geometry('conv3dGradWeight', x.shape, a.weightShape, a);
   const want = [g.N, g.Cout, g.OD, g.OH, g.OW];
-  check(dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v), `conv3dGradWeight: dy must be [${want.join(', ')}] for input [${x.shape.join(', ')}], got [${dy.shape.join(', ')}]`);
+  check(
+    dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v),
+    `conv3dGradWeight: dy must be [${want.join(', ')}] for input [${x.shape.join(', ')}], got [${dy.shape.join(', ')}]`,
+  );
   const nw = g.Cout * g.cpg * g.KD * g.KH * g.KW;
   const TW = g.KW <= MAX_ROW_TAPS ? g.KW : 1;
   const KWB = g.KW / TW;
@@ -300,7 +327,11 @@ ${J.map((j) => `      s${j} = kadd(s${j}, b${j});`).join('\n')}
   }
 ${store}
 }`,
-    tensors: [{ name: 'x', s: storageOf(x, 'conv3dGradWeight'), mode: 'r' }, { name: 'dy', s: storageOf(dy, 'conv3dGradWeight'), mode: 'r' }, { name: 'y', s: partial, mode: 'w' }],
+    tensors: [
+      { name: 'x', s: storageOf(x, 'conv3dGradWeight'), mode: 'r' },
+      { name: 'dy', s: storageOf(dy, 'conv3dGradWeight'), mode: 'r' },
+      { name: 'y', s: partial, mode: 'w' },
+    ],
     consts: { ...uc, NT: combos * parts, PARTS: parts, KWB, TW, R, RPP },
     iconsts,
     workgroups: Math.ceil((combos * parts) / 256),
@@ -316,7 +347,10 @@ fn kmain(wg: u32, li: u32) {
   for (var p = 0u; p < PARTS; p = p + 1u) { k = kadd(k, ld_p(i * PARTS + p)); }
   st_y(i, k.x + k.y);
 }`,
-      tensors: [{ name: 'p', s: partial, mode: 'r' }, { name: 'y', s: dw, mode: 'w' }],
+      tensors: [
+        { name: 'p', s: partial, mode: 'r' },
+        { name: 'y', s: dw, mode: 'w' },
+      ],
       consts: { NW: nw, PARTS: parts },
       workgroups: Math.ceil(nw / 256),
     });

@@ -100,12 +100,26 @@ export async function openDevice(opts: WebGPUInitOptions): Promise<string | null
   const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
   if (!adapter) {
     gpuRoot = null;
-    const hint = isNode() ? ' (Linux without a GPU: install a Vulkan driver, e.g. Debian\'s chromium package ships SwiftShader; run with VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json LD_LIBRARY_PATH=/usr/lib/chromium)' : '';
+    const hint = isNode()
+      ? " (Linux without a GPU: install a Vulkan driver, e.g. Debian's chromium package ships SwiftShader; run with VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json LD_LIBRARY_PATH=/usr/lib/chromium)"
+      : '';
     return `no WebGPU adapter found${hint}`;
   }
   const requiredLimits: Record<string, number> = {};
   const al = adapter.limits as unknown as Record<string, number>;
-  for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension', 'maxBindingsPerBindGroup', 'maxUniformBufferBindingSize']) {
+  for (const k of [
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+    'maxStorageBuffersPerShaderStage',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupSizeY',
+    'maxComputeWorkgroupSizeZ',
+    'maxComputeWorkgroupsPerDimension',
+    'maxBindingsPerBindGroup',
+    'maxUniformBufferBindingSize',
+  ]) {
     if (typeof al[k] === 'number') requiredLimits[k] = al[k]!;
   }
   const hasF16 = adapter.features.has('shader-f16');
@@ -225,7 +239,10 @@ function acquire(bytes: number): { buffer: GPUBuffer; fresh: boolean } {
     return { buffer: b, fresh: false };
   }
   const c = context();
-  if (bytes > c.maxBufferBytes) throw new Error(`webgpu backend: a tensor of ${bytes / 4} float32 values (${bytes} bytes) exceeds this adapter's maxBufferSize (${c.maxBufferBytes} bytes); use a smaller input or ROI, or another backend`);
+  if (bytes > c.maxBufferBytes)
+    throw new Error(
+      `webgpu backend: a tensor of ${bytes / 4} float32 values (${bytes} bytes) exceeds this adapter's maxBufferSize (${c.maxBufferBytes} bytes); use a smaller input or ROI, or another backend`,
+    );
   const buffer = c.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
   return { buffer, fresh: true };
 }

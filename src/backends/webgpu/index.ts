@@ -8,7 +8,21 @@
  */
 import type { Backend } from '../../engine/backend.js';
 import { hasBackend, registerBackend, registerKernels } from '../../engine/registry.js';
-import { allocStorage, closeDevice, context, freeStorage, isInitialised, openDevice, readStorage, storageOf, webgpuMemory, writeStorage, zerosStorage, type GpuStorage, type WebGPUInitOptions } from './device.js';
+import {
+  allocStorage,
+  closeDevice,
+  context,
+  freeStorage,
+  isInitialised,
+  openDevice,
+  readStorage,
+  storageOf,
+  webgpuMemory,
+  writeStorage,
+  zerosStorage,
+  type GpuStorage,
+  type WebGPUInitOptions,
+} from './device.js';
 import { webgpuKernels } from './kernels.js';
 import { pipelineCount, resetPrograms } from './program.js';
 
@@ -93,7 +107,14 @@ export async function closeWebGPU(): Promise<void> {
 }
 
 /** Adapter and cache information, for logs and benchmarks. */
-export function webgpuInfo(): { adapter: string; maxBindingBytes: number; maxBufferBytes: number; shaderF16: boolean; pipelines: number; memory: ReturnType<typeof webgpuMemory> } | null {
+export function webgpuInfo(): {
+  adapter: string;
+  maxBindingBytes: number;
+  maxBufferBytes: number;
+  shaderF16: boolean;
+  pipelines: number;
+  memory: ReturnType<typeof webgpuMemory>;
+} | null {
   if (!isInitialised() || !hasBackend('webgpu')) return null;
   const c = context();
   return { adapter: c.adapterName, maxBindingBytes: c.chunkElems * 4, maxBufferBytes: c.maxBufferBytes, shaderF16: c.hasF16, pipelines: pipelineCount(), memory: webgpuMemory() };

@@ -48,7 +48,13 @@ const groups = (n: number) => Math.ceil(n / WG);
 // Elementwise
 
 /** One thread per element: `body` computes `v` from index `i` (and may use any ld_*). */
-function elementwise(label: string, size: number, inputs: TensorArg[], body: string, extra: { fconsts?: Record<string, number>; consts?: Record<string, number>; uniforms?: number[]; lib?: string } = {}): GpuStorage {
+function elementwise(
+  label: string,
+  size: number,
+  inputs: TensorArg[],
+  body: string,
+  extra: { fconsts?: Record<string, number>; consts?: Record<string, number>; uniforms?: number[]; lib?: string } = {},
+): GpuStorage {
   const y = allocStorage(size);
   run({
     label,
@@ -723,7 +729,10 @@ function concatChannels(xs: readonly KTensor[]): KTensor {
   const [N, , S] = nc('concatChannels', first);
   let Ctot = 0;
   for (const t of xs) {
-    check(t.shape.length === first.shape.length && t.shape.every((d, i) => i === 1 || d === first.shape[i]), `concatChannels: shapes [${first.shape.join(', ')}] and [${t.shape.join(', ')}] differ outside axis 1`);
+    check(
+      t.shape.length === first.shape.length && t.shape.every((d, i) => i === 1 || d === first.shape[i]),
+      `concatChannels: shapes [${first.shape.join(', ')}] and [${t.shape.join(', ')}] differ outside axis 1`,
+    );
     Ctot += t.shape[1]!;
   }
   const y = allocStorage(N * Ctot * S);
@@ -816,16 +825,33 @@ export const webgpuKernels: Kernels = {
   geluGrad(dy, x) {
     sameShape('geluGrad', dy, x);
     const n = numel(x.shape);
-    return out(x.shape, elementwise('geluGrad', n, [r('dy', dy, 'geluGrad'), r('x', x, 'geluGrad')], '  let t = ld_x(i);\n  let v = ld_dy(i) * (normal_cdf(t) + t * INV_SQRT_2PI * exp(-0.5f * t * t));', { lib: WGSL_NORMAL_CDF }));
+    return out(
+      x.shape,
+      elementwise(
+        'geluGrad',
+        n,
+        [r('dy', dy, 'geluGrad'), r('x', x, 'geluGrad')],
+        '  let t = ld_x(i);\n  let v = ld_dy(i) * (normal_cdf(t) + t * INV_SQRT_2PI * exp(-0.5f * t * t));',
+        { lib: WGSL_NORMAL_CDF },
+      ),
+    );
   },
   leakyRelu(x, a) {
     const n = numel(x.shape);
-    return out(x.shape, elementwise('leakyRelu', n, [r('x', x, 'leakyRelu')], '  let t = ld_x(i);\n  var v = t * SLOPE;\n  if (t > 0.0f) { v = t; }', { fconsts: { SLOPE: a.slope } }));
+    return out(
+      x.shape,
+      elementwise('leakyRelu', n, [r('x', x, 'leakyRelu')], '  let t = ld_x(i);\n  var v = t * SLOPE;\n  if (t > 0.0f) { v = t; }', { fconsts: { SLOPE: a.slope } }),
+    );
   },
   leakyReluGrad(dy, x, a) {
     sameShape('leakyReluGrad', dy, x);
     const n = numel(x.shape);
-    return out(x.shape, elementwise('leakyReluGrad', n, [r('dy', dy, 'leakyReluGrad'), r('x', x, 'leakyReluGrad')], '  let g = ld_dy(i);\n  var v = g * SLOPE;\n  if (ld_x(i) > 0.0f) { v = g; }', { fconsts: { SLOPE: a.slope } }));
+    return out(
+      x.shape,
+      elementwise('leakyReluGrad', n, [r('dy', dy, 'leakyReluGrad'), r('x', x, 'leakyReluGrad')], '  let g = ld_dy(i);\n  var v = g * SLOPE;\n  if (ld_x(i) > 0.0f) { v = g; }', {
+        fconsts: { SLOPE: a.slope },
+      }),
+    );
   },
   add(a, b) {
     sameShape('add', a, b);

@@ -127,7 +127,9 @@ export function run(p: ProgramSpec): void {
     binding += a.count;
   }
   if (binding > c.maxStorageBuffersPerStage) {
-    throw new Error(`webgpu backend: ${p.label} needs ${binding} storage bindings (tensors split into ${chunk * 4}-byte windows); this adapter allows ${c.maxStorageBuffersPerStage}`);
+    throw new Error(
+      `webgpu backend: ${p.label} needs ${binding} storage bindings (tensors split into ${chunk * 4}-byte windows); this adapter allows ${c.maxStorageBuffersPerStage}`,
+    );
   }
   const nu = p.uniforms?.length ?? 0;
   const uniformBinding = binding;
@@ -141,12 +143,17 @@ export function run(p: ProgramSpec): void {
   if (!cached) {
     const layoutEntries: GPUBindGroupLayoutEntry[] = [];
     for (const { t, count } of entries) {
-      for (let j = 0; j < count; j++) layoutEntries.push({ binding: layoutEntries.length, visibility: 4 /* COMPUTE */, buffer: { type: t.mode === 'r' ? 'read-only-storage' : 'storage' } });
+      for (let j = 0; j < count; j++)
+        layoutEntries.push({ binding: layoutEntries.length, visibility: 4 /* COMPUTE */, buffer: { type: t.mode === 'r' ? 'read-only-storage' : 'storage' } });
     }
     if (nu > 0) layoutEntries.push({ binding: uniformBinding, visibility: 4, buffer: { type: 'uniform' } });
     const layout = c.device.createBindGroupLayout({ label: p.label, entries: layoutEntries });
     const module = c.device.createShaderModule({ label: p.label, code });
-    const pipeline = c.device.createComputePipeline({ label: p.label, layout: c.device.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' } });
+    const pipeline = c.device.createComputePipeline({
+      label: p.label,
+      layout: c.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    });
     cached = { pipeline, layout };
     pipelines.set(code, cached);
   }

@@ -61,7 +61,10 @@ function pointwise(label: string, size: number, inputs: TensorArg[], body: strin
 }
 
 function checkStrided(op: string, shape: readonly number[], offset: number, strides: readonly number[], bound: number): void {
-  check(strides.length === shape.length && strides.every((s) => Number.isInteger(s) && s >= 0) && Number.isInteger(offset) && offset >= 0, `${op}: strides and offset must be non-negative integers, one stride per dim`);
+  check(
+    strides.length === shape.length && strides.every((s) => Number.isInteger(s) && s >= 0) && Number.isInteger(offset) && offset >= 0,
+    `${op}: strides and offset must be non-negative integers, one stride per dim`,
+  );
   const maxPos = offset + shape.reduce((acc, n, d) => acc + (n - 1) * strides[d]!, 0);
   check(numel(shape) === 0 || maxPos < bound, `${op}: position ${maxPos} is outside a storage of ${bound} values`);
 }
@@ -95,7 +98,7 @@ export function roll(x: KTensor, a: { shifts: readonly number[]; dims: readonly 
   const shift = new Array<number>(shape.length).fill(0);
   a.dims.forEach((d, k) => {
     check(Number.isInteger(d) && d >= 0 && d < shape.length, `roll: dim ${d} is not a dimension of [${shape.join(', ')}]`);
-    shift[d] = (((a.shifts[k]! % shape[d]!) + shape[d]!) % shape[d]!);
+    shift[d] = ((a.shifts[k]! % shape[d]!) + shape[d]!) % shape[d]!;
   });
   let code = '  var rem = i;\n  var src = 0u;\n';
   for (let d = shape.length - 1; d >= 0; d--) {
@@ -130,7 +133,10 @@ function broadcastStrides(shape: readonly number[], src: readonly number[]): num
 export function broadcastBinary(a: KTensor, b: KTensor, attrs: { op: 'add' | 'sub' | 'mul' }): KTensor {
   const shape = broadcastShape('broadcastBinary', a.shape, b.shape);
   const sym = attrs.op === 'add' ? '+' : attrs.op === 'sub' ? '-' : '*';
-  const body = `${decompose('i', shape, [{ name: 'ia', strides: broadcastStrides(shape, a.shape) }, { name: 'ib', strides: broadcastStrides(shape, b.shape) }])}  st_y(i, ld_a(ia) ${sym} ld_b(ib));`;
+  const body = `${decompose('i', shape, [
+    { name: 'ia', strides: broadcastStrides(shape, a.shape) },
+    { name: 'ib', strides: broadcastStrides(shape, b.shape) },
+  ])}  st_y(i, ld_a(ia) ${sym} ld_b(ib));`;
   return out(shape, pointwise(`broadcastBinary ${attrs.op}`, numel(shape), [r('a', a, 'broadcastBinary'), r('b', b, 'broadcastBinary')], body));
 }
 
@@ -333,7 +339,12 @@ export function gatherRows(table: KTensor, a: { index: Int32Array }): KTensor {
   checkIndex(a.index, R, 'gatherRows');
   const idx = uploadFloats(a.index);
   const size = a.index.length * C;
-  const y = pointwise('gatherRows', size, [r('t', table, 'gatherRows'), { name: 'idx', s: idx, mode: 'r' }], `  let row = u32(ld_idx(i / ${C}u));\n  st_y(i, ld_t(row * ${C}u + i % ${C}u));`);
+  const y = pointwise(
+    'gatherRows',
+    size,
+    [r('t', table, 'gatherRows'), { name: 'idx', s: idx, mode: 'r' }],
+    `  let row = u32(ld_idx(i / ${C}u));\n  st_y(i, ld_t(row * ${C}u + i % ${C}u));`,
+  );
   freeStorage(idx);
   return out([a.index.length, C], y);
 }

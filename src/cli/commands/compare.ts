@@ -17,7 +17,9 @@ export async function runCompareCli(runs: string[], o: { output: string }, out: 
 export function registerCompare(program: Command): void {
   program
     .command('compare')
-    .description('the paper\'s comparison table from `uxnet crossval` runs on the same dataset and folds: Dice and HD95 mean ± sd per class, parameters, MACs, training and inference time, peak memory, and paired Wilcoxon signed-rank p-values against the first run')
+    .description(
+      "the paper's comparison table from `uxnet crossval` runs on the same dataset and folds: Dice and HD95 mean ± sd per class, parameters, MACs, training and inference time, peak memory, and paired Wilcoxon signed-rank p-values against the first run",
+    )
     .argument('<runs...>', 'crossval run folders (each with summary.json and splits.json); the first is the reference of the tests')
     .requiredOption('-o, --output <dir>', 'folder for compare.md, compare.csv, compare.json and compare-dice.{svg,png}')
     .action(async (runs: string[], o: { output: string }) => {

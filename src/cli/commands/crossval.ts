@@ -60,7 +60,10 @@ export async function runCrossvalCli(f: CrossvalFlags, log?: (s: string) => void
     if (f.featSize) network.featSize = f.featSize;
     if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
     if (f.depths) network.depths = f.depths;
-    cfg = resolveTrainConfig({ ...file, split: undefined, modelDir: undefined }, { dataset: f.dataset, outDir: f.output, steps: f.steps, seed: f.seed, workers: f.workers, backend: f.backend, network });
+    cfg = resolveTrainConfig(
+      { ...file, split: undefined, modelDir: undefined },
+      { dataset: f.dataset, outDir: f.output, steps: f.steps, seed: f.seed, workers: f.workers, backend: f.backend, network },
+    );
   } catch (e) {
     if (e instanceof TrainConfigError) throw new UserError(e.message);
     throw e;
@@ -77,10 +80,12 @@ export async function runCrossvalCli(f: CrossvalFlags, log?: (s: string) => void
 export function registerCrossval(program: Command): void {
   program
     .command('crossval')
-    .description('k-fold cross-validation: trains every fold as its own run (RUN/fold_k), predicts and scores its held-out cases, writes RUN/summary.{json,csv,md}, box plots and the fold ensemble RUN/ensemble; re-run the same command to continue after an interruption')
-    .option('--dataset <dir>', 'dataset folder (overrides the recipe\'s)')
+    .description(
+      'k-fold cross-validation: trains every fold as its own run (RUN/fold_k), predicts and scores its held-out cases, writes RUN/summary.{json,csv,md}, box plots and the fold ensemble RUN/ensemble; re-run the same command to continue after an interruption',
+    )
+    .option('--dataset <dir>', "dataset folder (overrides the recipe's)")
     .option('--config <file>', 'training recipe (the JSON of `uxnet train --config`); its split and modelDir are replaced per fold')
-    .option('-o, --output <dir>', 'crossval run folder (overrides the recipe\'s outDir)')
+    .option('-o, --output <dir>', "crossval run folder (overrides the recipe's outDir)")
     .option('--folds <k>', 'number of folds of a new seeded split (default 5)', int('--folds', 2))
     .option('--fold <k>', 'run only fold k (0-based), e.g. one fold per machine; the summary covers the finished folds', int('--fold', 0))
     .option('--split <file>', 'use these folds: {"folds": [{"train": [ids], "val": [ids]}, ...]} or {"folds": [[held-out ids], ...]}')

@@ -46,7 +46,8 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   ids = present;
   if (o.limit) ids = ids.slice(0, o.limit);
   for (const id of ids) {
-    for (const sub of ['imagesTr', 'labelsTr']) if (!existsSync(join(o.dataset, sub, `${id}.nii.gz`))) throw new UserError(`case '${id}' is missing from ${o.dataset} (${sub}/${id}.nii.gz)`);
+    for (const sub of ['imagesTr', 'labelsTr'])
+      if (!existsSync(join(o.dataset, sub, `${id}.nii.gz`))) throw new UserError(`case '${id}' is missing from ${o.dataset} (${sub}/${id}.nii.gz)`);
   }
   const dirs = new LazyDirs();
   await dirs.ensure(o.output);
@@ -88,7 +89,10 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   for (const line of alignTable([header, ...rows, mean])) log(line);
   const meanDice = agg.perClass.reduce((a, c) => a + c.dice.mean, 0) / agg.perClass.length;
   log(`\nmean foreground Dice ${fmt(meanDice, 4)} over ${ids.length} cases; ${(seconds / ids.length).toFixed(2)} s per case (${seconds.toFixed(1)} s total)`);
-  await writeFileAtomic(join(o.output, 'metrics.json'), new TextEncoder().encode(JSON.stringify(jsonSafe({ model: loaded.manifest.name, backend, seconds, ...(acc.toJSON() as object) }), null, 1) + '\n'));
+  await writeFileAtomic(
+    join(o.output, 'metrics.json'),
+    new TextEncoder().encode(JSON.stringify(jsonSafe({ model: loaded.manifest.name, backend, seconds, ...(acc.toJSON() as object) }), null, 1) + '\n'),
+  );
   log(`labels, overlays (*.png) and metrics.json are in ${o.output}`);
   return { meanDice, cases: ids.length };
 }
@@ -96,7 +100,12 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
 /** Columns padded to their widest cell: the first left-aligned (names), the rest right-aligned (numbers). */
 export function alignTable(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, j) => Math.max(...rows.map((r) => (r[j] ?? '').length)));
-  return rows.map((r) => r.map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 export function registerDemo(program: Command): void {

@@ -94,7 +94,16 @@ function fmtTable(v: number, digits = 4): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, j) => Math.max(...rows.map((r) => r[j]!.length)));
-  return rows.map((r) => r.map((c, j) => (j < 2 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, j) => (j < 2 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export async function runEvaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
@@ -114,9 +123,12 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   // Flags first: nothing is read before they are known to be good.
   const fixedClasses = opts.classes === undefined ? undefined : parseIntList(opts.classes, '--classes');
   const tolerances = parseTolerances(opts.nsdTolerance ?? '1');
-  if (tolerances.length > 1 && !fixedClasses) throw new UserError(`--nsd-tolerance '${opts.nsdTolerance}': one tolerance per class needs --classes (which classes the values belong to)`);
+  if (tolerances.length > 1 && !fixedClasses)
+    throw new UserError(`--nsd-tolerance '${opts.nsdTolerance}': one tolerance per class needs --classes (which classes the values belong to)`);
   if (fixedClasses && tolerances.length !== 1 && tolerances.length !== fixedClasses.length) {
-    throw new UserError(`--nsd-tolerance '${opts.nsdTolerance}' gives ${tolerances.length} values for ${fixedClasses.length} classes (--classes ${opts.classes}); give one, or one per class`);
+    throw new UserError(
+      `--nsd-tolerance '${opts.nsdTolerance}' gives ${tolerances.length} values for ${fixedClasses.length} classes (--classes ${opts.classes}); give one, or one per class`,
+    );
   }
   const namesFrom = opts.labels ?? (opts.model === undefined ? undefined : join(opts.model, 'model.json'));
   const names = namesFrom === undefined ? new Map<number, string>() : await readLabelNames(namesFrom);
@@ -124,7 +136,8 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   // 1. Pair the cases.
   const predFiles = await listLabelFiles(opts.predDir, 'prediction');
   const gtFiles = await listLabelFiles(opts.gtDir, 'ground truth');
-  const preds = predFiles.cases, gts = gtFiles.cases;
+  const preds = predFiles.cases,
+    gts = gtFiles.cases;
   let prefix = opts.output ?? join(predFiles.dir, 'metrics');
   prefix = prefix.replace(/\.(csv|json)$/i, '');
   const csvPath = `${prefix}.csv`;
@@ -136,7 +149,9 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   if (missingInPred.length) warn(`${missingInPred.length} ground-truth case(s) have no prediction in '${opts.predDir}': ${show(missingInPred)}`);
   if (missingInGt.length) warn(`${missingInGt.length} prediction(s) have no ground truth in '${opts.gtDir}': ${show(missingInGt)}`);
   if (!pairs.length) {
-    throw new UserError(`no case has both a prediction and a ground truth: ${preds.size} NIfTI file(s) in '${opts.predDir}', ${gts.size} in '${opts.gtDir}', paired by name without .nii/.nii.gz`);
+    throw new UserError(
+      `no case has both a prediction and a ground truth: ${preds.size} NIfTI file(s) in '${opts.predDir}', ${gts.size} in '${opts.gtDir}', paired by name without .nii/.nii.gz`,
+    );
   }
 
   // 2. Shapes, from the headers alone.
@@ -180,7 +195,9 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   const lines = [header.join(',')];
   for (const r of acc.rows()) {
     r.classes.forEach((m, k) => {
-      lines.push([csvField(r.caseId), String(m.label), csvField(classNames[k]!), fmtCsv(m.dice), fmtCsv(m.hd95), fmtCsv(m.nsd), String(m.predVoxels), String(m.gtVoxels)].join(','));
+      lines.push(
+        [csvField(r.caseId), String(m.label), csvField(classNames[k]!), fmtCsv(m.dice), fmtCsv(m.hd95), fmtCsv(m.nsd), String(m.predVoxels), String(m.gtVoxels)].join(','),
+      );
     });
   }
   for (const s of aggregate.perClass) {
@@ -194,11 +211,14 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     classes: classes.map((label, k) => ({ label, name: classNames[k] || null })),
     nsd_tolerance_mm: tolerances.length === 1 ? tolerances[0] : classes.map(tolFor),
     spacing_source: 'ground-truth header pixdim',
-    conventions: 'NaN (class empty in both prediction and ground truth) and infinite HD95 (empty on one side only) are written as null; per-class means exclude NaN cases, so a class mean of HD95 is null when any case was empty on one side (see perClass[].hd95.finiteMean)',
+    conventions:
+      'NaN (class empty in both prediction and ground truth) and infinite HD95 (empty on one side only) are written as null; per-class means exclude NaN cases, so a class mean of HD95 is null when any case was empty on one side (see perClass[].hd95.finiteMean)',
     missing_in_pred: missingInPred,
     missing_in_gt: missingInGt,
     ...(acc.toJSON() as object),
-    files: Object.fromEntries(perCase.map((c, i) => [c.id, { pred: paired.pairs[i]!.pred.slice(predFiles.dir.length + 1), gt: paired.pairs[i]!.gt.slice(gtFiles.dir.length + 1), shape: c.shape }])),
+    files: Object.fromEntries(
+      perCase.map((c, i) => [c.id, { pred: paired.pairs[i]!.pred.slice(predFiles.dir.length + 1), gt: paired.pairs[i]!.gt.slice(gtFiles.dir.length + 1), shape: c.shape }]),
+    ),
   };
   try {
     await mkdir(dirname(csvPath), { recursive: true });
@@ -225,7 +245,9 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
 export function registerEvaluate(program: Command): void {
   program
     .command('evaluate')
-    .description('score predicted label maps against ground truth: per case and per class Dice, HD95 (mm) and NSD, spacing-aware (ground-truth pixdim); writes OUT.csv and OUT.json and prints a summary')
+    .description(
+      'score predicted label maps against ground truth: per case and per class Dice, HD95 (mm) and NSD, spacing-aware (ground-truth pixdim); writes OUT.csv and OUT.json and prints a summary',
+    )
     .argument('<pred>', 'folder of predicted label maps (.nii/.nii.gz), one per case (*_probabilities files are skipped), or one file')
     .argument('<gt>', 'folder of ground-truth label maps, paired by file name without .nii/.nii.gz, or one file')
     .option('-o, --output <prefix>', 'output prefix: writes PREFIX.csv (one row per case and class, then mean rows) and PREFIX.json (default: PRED_DIR/metrics)')
@@ -233,7 +255,10 @@ export function registerEvaluate(program: Command): void {
     .option('--nsd-tolerance <mm>', 'NSD tolerance in mm (pixdim units): one value, or one per --classes entry (default: 1)')
     .option('--labels <file>', 'JSON naming the labels: {"1": "liver"}, ["background", "liver"], {"liver": 1}, or a dataset.json with "labels"')
     .option('-m, --model <dir>', 'model folder: name the labels as its model.json does (when --labels is not given)')
-    .addHelpText('after', '\nCases present on one side only are reported (warning) and listed in OUT.json; the exit status is non-zero when no case pairs, or when a pair differs in shape.')
+    .addHelpText(
+      'after',
+      '\nCases present on one side only are reported (warning) and listed in OUT.json; the exit status is non-zero when no case pairs, or when a pair differs in shape.',
+    )
     .action(async (predDir: string, gtDir: string, o: { output?: string; classes?: string; nsdTolerance?: string; labels?: string; model?: string }) => {
       await runEvaluate({ predDir, gtDir, ...o });
     });

@@ -82,9 +82,14 @@ export async function exportOnnxCommand(opts: ExportOnnxOptions): Promise<{ byte
 export function registerExportOnnx(program: Command): void {
   program
     .command('export-onnx')
-    .description(`export the model as ONNX (opset ${ONNX_OPSET}; input "input", output "logits"): UX-Net with dynamic batch and spatial dims, SwinUNETR and UNETR for one size (img_size, batch 1)`)
+    .description(
+      `export the model as ONNX (opset ${ONNX_OPSET}; input "input", output "logits"): UX-Net with dynamic batch and spatial dims, SwinUNETR and UNETR for one size (img_size, batch 1)`,
+    )
     .option('-m, --model <dir>', 'model folder (model.json + weights.safetensors) instead of --config and --weights')
-    .option('--config <file>', 'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"')
+    .option(
+      '--config <file>',
+      'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"',
+    )
     .option('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
     .requiredOption('-o, --output <file>', 'ONNX file to write (atomically)')
     .action(async (opts: ExportOnnxOptions) => {

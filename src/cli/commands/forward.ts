@@ -48,7 +48,15 @@ export interface SlidingWindowSettings {
  */
 export function parseSlidingWindowOptions(o: { roi?: string; overlap?: string; swBatch?: string; mode?: string }): SlidingWindowSettings | null {
   if (o.roi === undefined) {
-    const given = ([['--overlap', o.overlap], ['--sw-batch', o.swBatch], ['--mode', o.mode]] as const).filter(([, v]) => v !== undefined).map(([f]) => f);
+    const given = (
+      [
+        ['--overlap', o.overlap],
+        ['--sw-batch', o.swBatch],
+        ['--mode', o.mode],
+      ] as const
+    )
+      .filter(([, v]) => v !== undefined)
+      .map(([f]) => f);
     if (given.length) throw new UserError(`${given.join(', ')} only appl${given.length > 1 ? 'y' : 'ies'} to sliding-window inference: add --roi D,H,W`);
     return null;
   }
@@ -157,7 +165,9 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
       // Any spatial size works (MONAI pads windows that do not fit); rank and channels must still match.
       const s = raw.shape;
       if (s.length !== 5 || s[0]! < 1 || s[1] !== model.inChannels || s.slice(2).some((d) => d < 1)) {
-        throw new UserError(`input '${opts.inputKey}' in '${opts.input}': shape [${s.join(', ')}] is not [N, ${model.inChannels}, D, H, W] with N, D, H, W >= 1 (the model expects ${model.inChannels} input channel(s))`);
+        throw new UserError(
+          `input '${opts.inputKey}' in '${opts.input}': shape [${s.join(', ')}] is not [N, ${model.inChannels}, D, H, W] with N, D, H, W >= 1 (the model expects ${model.inChannels} input channel(s))`,
+        );
       }
       model.eval();
       const progress: { bar?: Progress } = {};
@@ -207,7 +217,11 @@ export async function runForward(opts: ForwardOptions): Promise<{ shape: number[
  * The network config and weights file, from `-m MODEL_DIR` or from `--config` + `--weights` (one or
  * the other, so it is never ambiguous which weights ran).
  */
-export async function resolveModelSource(o: { config?: string; weights?: string; model?: string }): Promise<{ config: unknown; configName: string; weights: string; fromFolder: boolean }> {
+export async function resolveModelSource(o: {
+  config?: string;
+  weights?: string;
+  model?: string;
+}): Promise<{ config: unknown; configName: string; weights: string; fromFolder: boolean }> {
   if (o.model !== undefined) {
     if (o.config !== undefined || o.weights !== undefined) throw new UserError('give either -m MODEL_DIR or --config and --weights, not both');
     const { manifest, manifestPath, weightsPath } = await readModelFolder(o.model);
@@ -215,18 +229,29 @@ export async function resolveModelSource(o: { config?: string; weights?: string;
     const config = typeof manifest.network === 'string' ? { network: manifest.network, networkArgs: manifest.networkArgs ?? {} } : { network: manifest.network };
     return { config, configName: manifestPath, weights: weightsPath, fromFolder: true };
   }
-  if (o.config === undefined || o.weights === undefined) throw new UserError(`the model is missing: give -m MODEL_DIR, or --config and --weights${o.config === undefined && o.weights !== undefined ? ' (--config is missing)' : o.weights === undefined && o.config !== undefined ? ' (--weights is missing)' : ''}`);
+  if (o.config === undefined || o.weights === undefined)
+    throw new UserError(
+      `the model is missing: give -m MODEL_DIR, or --config and --weights${o.config === undefined && o.weights !== undefined ? ' (--config is missing)' : o.weights === undefined && o.config !== undefined ? ' (--weights is missing)' : ''}`,
+    );
   return { config: await readConfig(o.config), configName: o.config, weights: o.weights, fromFolder: false };
 }
 
 export function registerForward(program: Command): void {
   program
     .command('forward')
-    .description('run the network on one input tensor and write the raw logits (tensor "logits") to a safetensors file: one whole-volume pass, or MONAI 0.9.0 sliding-window inference with --roi')
+    .description(
+      'run the network on one input tensor and write the raw logits (tensor "logits") to a safetensors file: one whole-volume pass, or MONAI 0.9.0 sliding-window inference with --roi',
+    )
     .option('-m, --model <dir>', 'model folder (model.json + weights.safetensors) instead of --config and --weights')
-    .option('--config <file>', 'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"')
+    .option(
+      '--config <file>',
+      'JSON file naming the network ("network": "uxnet" | "swin_unetr" | "unetr", default uxnet) and its constructor arguments (official snake_case or camelCase), flat or under "constructor_args"',
+    )
     .option('--weights <file>', 'model state dict (PyTorch keys): .safetensors, or a torch.save checkpoint .pth/.pt/.bin/.ckpt (read without executing any code)')
-    .requiredOption('--input <file>', 'safetensors file holding the input volume [N, C, D, H, W] (D, H, W: multiples of 16 for UX-Net, of 32 for SwinUNETR, exactly img_size for UNETR, unless --roi is given)')
+    .requiredOption(
+      '--input <file>',
+      'safetensors file holding the input volume [N, C, D, H, W] (D, H, W: multiples of 16 for UX-Net, of 32 for SwinUNETR, exactly img_size for UNETR, unless --roi is given)',
+    )
     .option('--input-key <name>', 'name of the input tensor in --input', 'input')
     .requiredOption('--output <file>', 'safetensors file to write (atomically)')
     .option('--backend <name>', 'compute backend (default: the fastest available)')

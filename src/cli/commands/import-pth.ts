@@ -102,13 +102,19 @@ export async function runImportPth(opts: ImportPthOptions): Promise<ImportPthRes
 export function registerImportPth(program: Command): void {
   program
     .command('import-pth')
-    .description('convert a PyTorch checkpoint (torch.save, e.g. the official 3D UX-Net .pth) to a float32 safetensors file, keeping the key order; nothing in the checkpoint is executed')
+    .description(
+      'convert a PyTorch checkpoint (torch.save, e.g. the official 3D UX-Net .pth) to a float32 safetensors file, keeping the key order; nothing in the checkpoint is executed',
+    )
     .argument('<checkpoint>', 'torch.save checkpoint (.pth/.pt/.bin/.ckpt); a {"state_dict": ...}-style wrapper and DataParallel "module." prefixes are handled')
     .requiredOption('-o, --output <file>', 'safetensors file to write (atomically)')
     .option('--config <file>', 'UX-Net config JSON (camelCase or official snake_case): check every key and shape against it and write nothing unless all match')
     .action(async (checkpoint: string, o: { output: string; config?: string }) => {
       const r = await runImportPth({ checkpoint, ...o });
-      const conv = Object.entries(r.converted).map(([d, n]) => `${n} ${d}`).join(', ');
-      process.stdout.write(`wrote ${r.tensors} tensors, ${r.parameters.toLocaleString('en-US')} parameters, to ${o.output}${conv ? ` (converted to F32: ${conv})` : ''}${o.config ? `; keys and shapes match ${o.config}` : ''}\n`);
+      const conv = Object.entries(r.converted)
+        .map(([d, n]) => `${n} ${d}`)
+        .join(', ');
+      process.stdout.write(
+        `wrote ${r.tensors} tensors, ${r.parameters.toLocaleString('en-US')} parameters, to ${o.output}${conv ? ` (converted to F32: ${conv})` : ''}${o.config ? `; keys and shapes match ${o.config}` : ''}\n`,
+      );
     });
 }

@@ -15,5 +15,17 @@ import { registerCompare } from './compare.js';
 /** Each CLI command lives in its own module and adds itself to the program. */
 export type CommandRegistrar = (program: Command) => void;
 
-export const commands: CommandRegistrar[] = [registerForward, registerExportOnnx, registerTransform, registerPreprocess, registerEvaluate, registerImportPth, registerPredict, registerTrain, registerDemo, registerCrossval, registerCompare];
+export const commands: CommandRegistrar[] = [
+  registerForward,
+  registerExportOnnx,
+  registerTransform,
+  registerPreprocess,
+  registerEvaluate,
+  registerImportPth,
+  registerPredict,
+  registerTrain,
+  registerDemo,
+  registerCrossval,
+  registerCompare,
+];
 commands.push(registerQueue);

@@ -51,7 +51,9 @@ export async function resolvePairs(input: string, output: string): Promise<[stri
   if (statSync(input).isDirectory()) {
     const outIsFile = existsSync(output) && !statSync(output).isDirectory();
     if (outIsFile || NIFTI.test(output)) {
-      throw new UserError(`input '${input}' is a folder, so --output must be a folder too, but '${output}' ${outIsFile ? 'is a file' : 'is a file name'}; to segment one image, give that image as --input`);
+      throw new UserError(
+        `input '${input}' is a folder, so --output must be a folder too, but '${output}' ${outIsFile ? 'is a file' : 'is a file name'}; to segment one image, give that image as --input`,
+      );
     }
     const files = (await readdir(input)).filter((f) => NIFTI.test(f)).sort();
     if (!files.length) throw new UserError(`input folder '${input}' holds no .nii or .nii.gz files`);
@@ -166,7 +168,16 @@ export async function runPredict(
   await checkJobs(jobs, opts.input, !!opts.force);
   const backend = await selectBackend(opts.backend);
   const model: SegmentationModel = await loadModel(opts.model);
-  const sopts: SegmentOptions = { overlap: opts.overlap, mode: opts.mode, swBatchSize: opts.swBatch, tta: opts.tta, fast: opts.fast, probabilities: opts.probabilities, gzip: true, onWarning: warn };
+  const sopts: SegmentOptions = {
+    overlap: opts.overlap,
+    mode: opts.mode,
+    swBatchSize: opts.swBatch,
+    tta: opts.tta,
+    fast: opts.fast,
+    probabilities: opts.probabilities,
+    gzip: true,
+    onWarning: warn,
+  };
   model.checkOptions(sopts);
   log(`model '${model.manifest.name}' (${model.numParameters().toLocaleString('en-US')} parameters) on backend '${backend}', ${jobs.length} case(s)`);
   const dirs = new LazyDirs();
@@ -178,7 +189,13 @@ export async function runPredict(
       const bar = createProgress({ label: caseName(job.input), total: 1 });
       let result;
       try {
-        result = await model.segment(job.input, { ...sopts, onProgress: (d, t) => { bar.setTotal(t); bar.update(d); } });
+        result = await model.segment(job.input, {
+          ...sopts,
+          onProgress: (d, t) => {
+            bar.setTotal(t);
+            bar.update(d);
+          },
+        });
       } catch (e) {
         // A bad case is the user's input: go on with the others (unless asked not to); bugs still stop.
         if (!(e instanceof InputError) || opts.failFast || jobs.length === 1) throw e;
@@ -208,19 +225,24 @@ export async function runPredict(
 export function registerPredict(program: Command): void {
   program
     .command('predict')
-    .description('segment NIfTI images with a trained model folder; labels are written on the input\'s own grid. Never overwrites an input; replaces earlier uxnet predictions but no other existing file unless --force')
+    .description(
+      "segment NIfTI images with a trained model folder; labels are written on the input's own grid. Never overwrites an input; replaces earlier uxnet predictions but no other existing file unless --force",
+    )
     .requiredOption('-i, --input <path>', 'input image (.nii/.nii.gz) or a folder of them')
     .requiredOption('-o, --output <path>', 'output label file (.nii.gz), or a folder (required when --input is a folder)')
-    .requiredOption('-m, --model <dir>', 'model folder (model.json + weights.safetensors), e.g. models/hippocampus, or an ensemble folder (its members\' probabilities are averaged)')
+    .requiredOption(
+      '-m, --model <dir>',
+      "model folder (model.json + weights.safetensors), e.g. models/hippocampus, or an ensemble folder (its members' probabilities are averaged)",
+    )
     .option('--backend <name>', 'compute backend (default: native when built, else reference)')
-    .option('--overlap <f>', 'sliding-window overlap in [0, 1) (default: the model\'s, usually 0.5)', (v) => parseNumber(v, '--overlap', (n) => n >= 0 && n < 1))
-    .option('--mode <mode>', 'window blending: gaussian or constant (default: the model\'s)', (v) => {
+    .option('--overlap <f>', "sliding-window overlap in [0, 1) (default: the model's, usually 0.5)", (v) => parseNumber(v, '--overlap', (n) => n >= 0 && n < 1))
+    .option('--mode <mode>', "window blending: gaussian or constant (default: the model's)", (v) => {
       if (v !== 'gaussian' && v !== 'constant') throw new UserError(`--mode must be gaussian or constant, got '${v}'`);
       return v;
     })
-    .option('--sw-batch <n>', 'windows per network call (default: the model\'s)', (v) => parseNumber(v, '--sw-batch', (n) => Number.isInteger(n) && n >= 1))
+    .option('--sw-batch <n>', "windows per network call (default: the model's)", (v) => parseNumber(v, '--sw-batch', (n) => Number.isInteger(n) && n >= 1))
     .option('--tta', 'mirroring test-time augmentation: average the flips along the axes the model was trained with (up to 8x slower)')
-    .option('--fast', 'use the model\'s coarser spacing for a quicker, rougher result (only models whose model.json sets preprocessing.fastPixdim)')
+    .option('--fast', "use the model's coarser spacing for a quicker, rougher result (only models whose model.json sets preprocessing.fastPixdim)")
     .option('--probabilities', 'also write class probabilities next to each output (<name>_probabilities.nii.gz)')
     .option('--png', 'also write an axial/coronal/sagittal overlay image next to each output (<name>.png)')
     .option('--force', 'replace existing output files even if uxnet did not write them (inputs are never replaced)')

@@ -36,7 +36,10 @@ export function preprocessProgressBars(plain?: boolean): { onProgress: (p: Prepr
       }
       bar!.update(p.done);
     },
-    stop: () => { bar?.stop(); bar = null; },
+    stop: () => {
+      bar?.stop();
+      bar = null;
+    },
   };
 }
 

@@ -20,8 +20,14 @@ import { addTrainOptions, trainConfigFromFlags, type TrainFlags } from './train.
 
 const say = (s: string) => process.stderr.write(s + '\n');
 
-interface RedisFlags { redis?: string }
-interface RetryFlags { attempts?: number; backoff?: number; wait?: boolean }
+interface RedisFlags {
+  redis?: string;
+}
+interface RetryFlags {
+  attempts?: number;
+  backoff?: number;
+  wait?: boolean;
+}
 
 const int = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -84,10 +90,15 @@ async function submitAndMaybeWait(t: RedisTarget, name: QueueName, jobs: Submiss
     if (byState.get('failed')) say(`${byState.get('failed')} earlier job(s) had failed; \`uxnet queue retry\` runs them again`);
     if (!f.wait) return;
     const bar = createProgress({ label: name, total: jobs.length, fields: ['active', 'failed'] });
-    const outcomes = await waitForJobs(q, jobs.map((j) => j.id), { onProgress: (p) => bar.update(p.done, { active: p.active, failed: p.failed }) });
+    const outcomes = await waitForJobs(
+      q,
+      jobs.map((j) => j.id),
+      { onProgress: (p) => bar.update(p.done, { active: p.active, failed: p.failed }) },
+    );
     bar.stop();
     const failed = outcomes.filter((o) => o.state === 'failed');
-    for (const o of failed) say(`failed: ${describeJob(o.data ?? jobs.find((j) => j.id === o.id)?.data, o.id)} after ${o.attempts} attempt(s): ${redact(o.reason ?? 'no reason recorded', t.secrets)}`);
+    for (const o of failed)
+      say(`failed: ${describeJob(o.data ?? jobs.find((j) => j.id === o.id)?.data, o.id)} after ${o.attempts} attempt(s): ${redact(o.reason ?? 'no reason recorded', t.secrets)}`);
     say(`${outcomes.length - failed.length} of ${outcomes.length} job(s) completed${failed.length ? `, ${failed.length} failed` : ''}`);
     if (failed.length) throw new UserError(`${failed.length} of ${outcomes.length} job(s) failed`, 1);
   });
@@ -111,7 +122,12 @@ async function queuePredict(f: PredictFlags): Promise<void> {
   const digest = await modelDigest(modelDir);
   const jobs = pairs.map(([input, output]): Submission => {
     const data: PredictJobData = validatePredictJob({
-      kind: 'predict', case: caseName(input).replace(/_0000$/, ''), input, output, model: modelDir, modelDigest: digest,
+      kind: 'predict',
+      case: caseName(input).replace(/_0000$/, ''),
+      input,
+      output,
+      model: modelDir,
+      modelDigest: digest,
       options: { tta: !!f.tta, fast: !!f.fast, overlap: f.overlap, mode: f.mode, swBatch: f.swBatch },
     });
     return { id: predictJobId(data), data };
@@ -158,8 +174,15 @@ async function queueWorker(f: WorkerFlags): Promise<void> {
     const name = f.name ?? `${hostname()}:${process.pid}`;
     say(`worker ${name}: queues ${queues.join(', ')} on ${t.display}, backend '${backend}', ${roots ? `confined to ${roots.join(', ')}` : 'no --root: jobs may name any path'}`);
     const w = await startQueueWorker({
-      target: t, queues, concurrency: f.concurrency ?? 1, roots, name, log: say,
-      lockDuration: f.lockDuration, stalledInterval: f.stalledInterval, maxStalledCount: f.maxStalled,
+      target: t,
+      queues,
+      concurrency: f.concurrency ?? 1,
+      roots,
+      name,
+      log: say,
+      lockDuration: f.lockDuration,
+      stalledInterval: f.stalledInterval,
+      maxStalledCount: f.maxStalled,
     });
     await new Promise<void>((done) => {
       let stopping = false;
@@ -170,15 +193,18 @@ async function queueWorker(f: WorkerFlags): Promise<void> {
         }
         stopping = true;
         say(`worker ${name}: ${sig}, finishing current predictions and handing back training runs`);
-        w.stop().then(({ handedBack }) => {
-          say(`worker ${name}: stopped`);
-          // A handed-back run's computation cannot be interrupted in place: leaving is what ends it.
-          if (handedBack.length) process.exit(0);
-          done();
-        }, (e) => {
-          say(`worker ${name}: ${redact((e as Error).message, t.secrets)}`);
-          process.exit(1);
-        });
+        w.stop().then(
+          ({ handedBack }) => {
+            say(`worker ${name}: stopped`);
+            // A handed-back run's computation cannot be interrupted in place: leaving is what ends it.
+            if (handedBack.length) process.exit(0);
+            done();
+          },
+          (e) => {
+            say(`worker ${name}: ${redact((e as Error).message, t.secrets)}`);
+            process.exit(1);
+          },
+        );
       };
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
@@ -192,7 +218,9 @@ async function queueStatusCmd(f: RedisFlags & { queue?: string }): Promise<void>
     for (const name of queuesFlag(f.queue)) {
       const s = await withQueue(t, name, (q) => queueStatus(q));
       const c = s.counts;
-      out.push(`${name}: waiting ${(c.waiting ?? 0) + (c.prioritized ?? 0)}, delayed ${c.delayed ?? 0}, active ${c.active ?? 0}, completed ${c.completed ?? 0}, failed ${c.failed ?? 0}; workers ${s.workers}`);
+      out.push(
+        `${name}: waiting ${(c.waiting ?? 0) + (c.prioritized ?? 0)}, delayed ${c.delayed ?? 0}, active ${c.active ?? 0}, completed ${c.completed ?? 0}, failed ${c.failed ?? 0}; workers ${s.workers}`,
+      );
       for (const j of s.failed) out.push(`  failed ${describeJob(j.data, j.id)} [${j.id}] after ${j.attempts} attempt(s): ${redact(j.reason, t.secrets)}`);
       if ((c.failed ?? 0) > s.failed.length) out.push(`  ... and ${(c.failed ?? 0) - s.failed.length} more failed`);
     }
@@ -228,9 +256,7 @@ function retryOptions(c: Command): Command {
 }
 
 export function registerQueue(program: Command): void {
-  const queue = program
-    .command('queue')
-    .description('run predictions and training runs as jobs on Redis (BullMQ) across many worker processes and machines');
+  const queue = program.command('queue').description('run predictions and training runs as jobs on Redis (BullMQ) across many worker processes and machines');
 
   queue
     .command('worker')
@@ -246,32 +272,36 @@ export function registerQueue(program: Command): void {
     .option('--max-stalled <n>', `times a job may lose its worker before it fails (default ${STALL_DEFAULTS.maxStalledCount})`, int('--max-stalled', 0))
     .action(async (f: WorkerFlags) => queueWorker(f));
 
-  retryOptions(queue
-    .command('predict')
-    .description('queue one prediction job per case (ids derived from case, model and options: resubmitting adds nothing)')
-    .option('--redis <url>', REDIS_HELP)
-    .requiredOption('-i, --input <path>', 'input image or folder of images, on storage every worker sees')
-    .requiredOption('-o, --output <path>', 'output file or folder, on storage every worker sees')
-    .requiredOption('-m, --model <dir>', 'model folder, on storage every worker sees')
-    .option('--tta', 'mirroring test-time augmentation')
-    .option('--fast', 'use the model\'s coarser spacing')
-    .option('--overlap <f>', 'sliding-window overlap in [0, 1)', (v) => {
-      const n = Number(v);
-      if (!(n >= 0 && n < 1)) throw new UserError(`invalid --overlap: '${v}'`);
-      return n;
-    })
-    .option('--mode <mode>', 'window blending: gaussian or constant', (v) => {
-      if (v !== 'gaussian' && v !== 'constant') throw new UserError(`--mode must be gaussian or constant, got '${v}'`);
-      return v;
-    })
-    .option('--sw-batch <n>', 'windows per network call', int('--sw-batch', 1)))
-    .action(async (f: PredictFlags) => queuePredict(f));
+  retryOptions(
+    queue
+      .command('predict')
+      .description('queue one prediction job per case (ids derived from case, model and options: resubmitting adds nothing)')
+      .option('--redis <url>', REDIS_HELP)
+      .requiredOption('-i, --input <path>', 'input image or folder of images, on storage every worker sees')
+      .requiredOption('-o, --output <path>', 'output file or folder, on storage every worker sees')
+      .requiredOption('-m, --model <dir>', 'model folder, on storage every worker sees')
+      .option('--tta', 'mirroring test-time augmentation')
+      .option('--fast', "use the model's coarser spacing")
+      .option('--overlap <f>', 'sliding-window overlap in [0, 1)', (v) => {
+        const n = Number(v);
+        if (!(n >= 0 && n < 1)) throw new UserError(`invalid --overlap: '${v}'`);
+        return n;
+      })
+      .option('--mode <mode>', 'window blending: gaussian or constant', (v) => {
+        if (v !== 'gaussian' && v !== 'constant') throw new UserError(`--mode must be gaussian or constant, got '${v}'`);
+        return v;
+      })
+      .option('--sw-batch <n>', 'windows per network call', int('--sw-batch', 1)),
+  ).action(async (f: PredictFlags) => queuePredict(f));
 
-  retryOptions(addTrainOptions(queue
-    .command('train')
-    .description('queue a training run with `uxnet train`\'s arguments; a run whose worker dies continues from its last checkpoint elsewhere, bit-identically')
-    .option('--redis <url>', REDIS_HELP)))
-    .action(async (f: TrainFlags & RedisFlags & RetryFlags) => queueTrain(f));
+  retryOptions(
+    addTrainOptions(
+      queue
+        .command('train')
+        .description("queue a training run with `uxnet train`'s arguments; a run whose worker dies continues from its last checkpoint elsewhere, bit-identically")
+        .option('--redis <url>', REDIS_HELP),
+    ),
+  ).action(async (f: TrainFlags & RedisFlags & RetryFlags) => queueTrain(f));
 
   queue
     .command('status')

@@ -100,13 +100,22 @@ function terminalHandlers(): TrainHandlers & { stop(): void } {
       bar = createProgress({ label: 'train', total: totalSteps, fields: ['loss', 'lr', 'it/s', 'dice'] });
       bar.update(startStep);
     },
-    onValidationEnd: (e) => { dice = e.meanDice.toFixed(3); },
+    onValidationEnd: (e) => {
+      dice = e.meanDice.toFixed(3);
+    },
     onStepEnd: (e) => {
       recentLoss = Number.isNaN(recentLoss) ? e.loss : 0.95 * recentLoss + 0.05 * e.loss;
       bar?.update(e.step, { loss: recentLoss.toFixed(4), lr: e.lr.toExponential(2), 'it/s': (1 / Math.max(1e-3, e.seconds)).toFixed(2), dice });
     },
-    onEnd: () => { bar?.stop(); bar = null; },
-    stop: () => { prep.stop(); bar?.stop(); bar = null; },
+    onEnd: () => {
+      bar?.stop();
+      bar = null;
+    },
+    stop: () => {
+      prep.stop();
+      bar?.stop();
+      bar = null;
+    },
   };
 }
 
@@ -128,17 +137,43 @@ export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> 
   if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
   if (f.depths) network.depths = f.depths;
   if (f.network !== undefined && Object.keys(network).length) {
-    if (f.network !== 'uxnet') throw new UserError(`--feat-size, --hidden-size and --depths are UX-Net options; give ${f.network}'s constructor arguments with --network-arg NAME=VALUE`);
+    if (f.network !== 'uxnet')
+      throw new UserError(`--feat-size, --hidden-size and --depths are UX-Net options; give ${f.network}'s constructor arguments with --network-arg NAME=VALUE`);
     f.networkArg = { ...network, ...f.networkArg };
   }
   let cfg: TrainConfig;
   try {
-    cfg = resolveTrainConfig(file, {
-      dataset: f.dataset, preset: f.preset, outDir: f.output, steps: f.steps, lr: f.lr, weightDecay: f.weightDecay, cropsPerVolume: f.crops,
-      roiSize: f.roi, network: f.network ?? network, networkArgs: f.networkArg, valEvery: f.valEvery, saveEvery: f.saveEvery, valOverlap: f.valOverlap, valMode: f.valMode, seed: f.seed,
-      workers: f.workers, init: f.init, split: f.split, cacheDir: f.cache, backend: f.backend, modelDir: f.exportModel,
-      schedule: f.schedule || f.warmup !== undefined ? { ...(file.schedule ?? { type: 'constant' }), ...(f.schedule ? { type: f.schedule } : {}), ...(f.warmup !== undefined ? { warmupSteps: f.warmup } : {}) } : undefined,
-    }, f.config);
+    cfg = resolveTrainConfig(
+      file,
+      {
+        dataset: f.dataset,
+        preset: f.preset,
+        outDir: f.output,
+        steps: f.steps,
+        lr: f.lr,
+        weightDecay: f.weightDecay,
+        cropsPerVolume: f.crops,
+        roiSize: f.roi,
+        network: f.network ?? network,
+        networkArgs: f.networkArg,
+        valEvery: f.valEvery,
+        saveEvery: f.saveEvery,
+        valOverlap: f.valOverlap,
+        valMode: f.valMode,
+        seed: f.seed,
+        workers: f.workers,
+        init: f.init,
+        split: f.split,
+        cacheDir: f.cache,
+        backend: f.backend,
+        modelDir: f.exportModel,
+        schedule:
+          f.schedule || f.warmup !== undefined
+            ? { ...(file.schedule ?? { type: 'constant' }), ...(f.schedule ? { type: f.schedule } : {}), ...(f.warmup !== undefined ? { warmupSteps: f.warmup } : {}) }
+            : undefined,
+      },
+      f.config,
+    );
   } catch (e) {
     if (e instanceof TrainConfigError) throw new UserError(e.message);
     throw e;
@@ -168,14 +203,20 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
     stop.abort();
   };
   const onStart = handlers.onStart!;
-  handlers.onStart = (e) => { training = true; onStart(e); };
+  handlers.onStart = (e) => {
+    training = true;
+    onStart(e);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
     const r = await runTraining(cfg, { resume: f.resume, force: f.force, handlers, signal: stop.signal });
     if (r.stopped) {
       const resumable = existsSync(join(r.outDir, 'checkpoint_last.safetensors'));
-      throw new UserError(`${received || 'stop'}: stopped after step ${r.completed} of ${r.steps}; ${resumable ? `continue with: uxnet train -o ${r.outDir} --resume` : 'nothing to resume'}`, SIGNAL_EXIT[received] ?? 1);
+      throw new UserError(
+        `${received || 'stop'}: stopped after step ${r.completed} of ${r.steps}; ${resumable ? `continue with: uxnet train -o ${r.outDir} --resume` : 'nothing to resume'}`,
+        SIGNAL_EXIT[received] ?? 1,
+      );
     }
   } catch (e) {
     if (e instanceof TrainRunError) throw new UserError(e.message);
@@ -188,9 +229,9 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
 }
 
 export function registerTrain(program: Command): void {
-  addTrainOptions(program
-    .command('train')
-    .description('train 3D UX-Net, SwinUNETR or UNETR on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)'))
+  addTrainOptions(
+    program.command('train').description('train 3D UX-Net, SwinUNETR or UNETR on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)'),
+  )
     .option('--resume', 'continue the run in --output from its last checkpoint and its config.json, exactly as if never interrupted (Ctrl-C saves a checkpoint first)')
     .action(async (f: TrainFlags) => {
       await runTrainCli(f);
@@ -208,9 +249,13 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--lr <f>', 'AdamW learning rate (default 1e-4, the official value)', num('--lr'))
     .option('--weight-decay <f>', 'AdamW decoupled weight decay (default 0.01)', num('--weight-decay'))
     .option('--crops <n>', 'random crops per volume per step, i.e. the batch (default 2, official)', int('--crops'))
-    .option('--roi <d,h,w>', 'crop and sliding-window size, multiples of 16 (default: the preset\'s)', ints('--roi'))
-    .option('--network <name>', 'uxnet (default), swin_unetr or unetr (MONAI 0.9.0, exact), nnformer or transbts (the official repository\'s copies, exact)')
-    .option('--network-arg <name=value>', 'a constructor argument of the network, official snake_case name, repeatable (e.g. --network-arg feature_size=48); in/out channels come from the data, img_size from --roi', networkArg)
+    .option('--roi <d,h,w>', "crop and sliding-window size, multiples of 16 (default: the preset's)", ints('--roi'))
+    .option('--network <name>', "uxnet (default), swin_unetr or unetr (MONAI 0.9.0, exact), nnformer or transbts (the official repository's copies, exact)")
+    .option(
+      '--network-arg <name=value>',
+      'a constructor argument of the network, official snake_case name, repeatable (e.g. --network-arg feature_size=48); in/out channels come from the data, img_size from --roi',
+      networkArg,
+    )
     .option('--feat-size <a,b,c,d>', 'stage widths (default 48,96,192,384)', ints('--feat-size'))
     .option('--hidden-size <n>', 'bottleneck width (default 768)', int('--hidden-size'))
     .option('--depths <a,b,c,d>', 'ux_blocks per stage (default 2,2,2,2)', ints('--depths'))
@@ -226,6 +271,6 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--split <file>', 'JSON {"train": [ids], "val": [ids]} (default: the dataset\'s val split, else a seeded 20% hold-out)')
     .option('--cache <dir>', 'preprocessed-case cache (default: OUTPUT/cache)')
     .option('--backend <name>', 'compute backend (default: native when built)')
-    .option('--export-model <dir>', 'also the model folder\'s destination (default: OUTPUT/model); an existing folder needs --force')
+    .option('--export-model <dir>', "also the model folder's destination (default: OUTPUT/model); an existing folder needs --force")
     .option('--force', 'replace an existing --export-model folder (only once the new model is complete)');
 }

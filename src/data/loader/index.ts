@@ -35,7 +35,11 @@ export class PatchLoader {
   private rng: Rng;
   private readonly prefetch: number;
 
-  constructor(private entries: CacheEntry[], private tail: RandomStepSpec[], private opts: PatchLoaderOptions = {}) {
+  constructor(
+    private entries: CacheEntry[],
+    private tail: RandomStepSpec[],
+    private opts: PatchLoaderOptions = {},
+  ) {
     if (entries.length === 0) throw new Error('PatchLoader: no cached cases');
     this.rng = new Rng(opts.seed ?? 0);
     const n = Math.max(1, opts.workers ?? 2);

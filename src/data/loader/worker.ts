@@ -4,8 +4,17 @@ import { Rng } from '../../engine/rng.js';
 import { runRandomSteps } from '../transforms/random.js';
 import { serveJobs } from '../worker-pool.js';
 
-export interface LoadRequest { entry: CacheEntry; tail: RandomStepSpec[]; seed: number }
-export interface LoadedPatch { image: Float32Array; label?: Float32Array; shape: [number, number, number]; channels: number }
+export interface LoadRequest {
+  entry: CacheEntry;
+  tail: RandomStepSpec[];
+  seed: number;
+}
+export interface LoadedPatch {
+  image: Float32Array;
+  label?: Float32Array;
+  shape: [number, number, number];
+  channels: number;
+}
 export type LoadReply = { patches: LoadedPatch[] } | { error: string };
 
 // Reads one cached case and runs the random tail; arrays are transferred, not copied, to the caller.

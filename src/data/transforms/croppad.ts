@@ -3,40 +3,46 @@ import { sameKind, voxelCount, type AppliedOp, type Vec3, type Volume, type Voxe
 
 function translate(affine: Mat4, by: Vec3): Mat4 {
   const t = mat4();
-  t[3] = by[0]; t[7] = by[1]; t[11] = by[2];
+  t[3] = by[0];
+  t[7] = by[1];
+  t[11] = by[2];
   return matmul(affine, t);
 }
 
 /** Copies the box [start, end) of every channel (the box must lie inside the volume). */
 export function cropArray<T extends VoxelData>(data: T, channels: number, shape: Vec3, start: Vec3, end: Vec3): T {
   const os: Vec3 = [end[0] - start[0], end[1] - start[1], end[2] - start[2]];
-  const n = voxelCount(shape), m = voxelCount(os);
+  const n = voxelCount(shape),
+    m = voxelCount(os);
   const out = sameKind(data, channels * m);
   const [, Y, Z] = shape;
   let o = 0;
   for (let c = 0; c < channels; c++) {
-    for (let a = start[0]; a < end[0]; a++) for (let b = start[1]; b < end[1]; b++) {
-      const p = c * n + (a * Y + b) * Z + start[2];
-      out.set(data.subarray(p, p + os[2]) as never, o);
-      o += os[2];
-    }
+    for (let a = start[0]; a < end[0]; a++)
+      for (let b = start[1]; b < end[1]; b++) {
+        const p = c * n + (a * Y + b) * Z + start[2];
+        out.set(data.subarray(p, p + os[2]) as never, o);
+        o += os[2];
+      }
   }
   return out;
 }
 
 /** Places the array at `before` inside a zero-filled array of `outShape`. */
 export function padArray<T extends VoxelData>(data: T, channels: number, shape: Vec3, before: Vec3, outShape: Vec3, value = 0): T {
-  const n = voxelCount(shape), m = voxelCount(outShape);
+  const n = voxelCount(shape),
+    m = voxelCount(outShape);
   const out = sameKind(data, channels * m);
   if (value !== 0) out.fill(value as never);
   const [, Y, Z] = outShape;
   for (let c = 0; c < channels; c++) {
     let p = c * n;
-    for (let a = 0; a < shape[0]; a++) for (let b = 0; b < shape[1]; b++) {
-      const o = c * m + ((a + before[0]) * Y + (b + before[1])) * Z + before[2];
-      out.set(data.subarray(p, p + shape[2]) as never, o);
-      p += shape[2];
-    }
+    for (let a = 0; a < shape[0]; a++)
+      for (let b = 0; b < shape[1]; b++) {
+        const o = c * m + ((a + before[0]) * Y + (b + before[1])) * Z + before[2];
+        out.set(data.subarray(p, p + shape[2]) as never, o);
+        p += shape[2];
+      }
   }
   return out;
 }
@@ -48,16 +54,22 @@ export function padArray<T extends VoxelData>(data: T, channels: number, shape: 
 export function foregroundBox(v: Volume, threshold = 0): { start: Vec3; end: Vec3 } {
   const [X, Y, Z] = v.shape;
   const n = X * Y * Z;
-  const lo: Vec3 = [X, Y, Z], hi: Vec3 = [-1, -1, -1];
+  const lo: Vec3 = [X, Y, Z],
+    hi: Vec3 = [-1, -1, -1];
   for (let c = 0; c < v.channels; c++) {
     let p = c * n;
-    for (let a = 0; a < X; a++) for (let b = 0; b < Y; b++) for (let k = 0; k < Z; k++, p++) {
-      if (v.data[p]! > threshold) {
-        if (a < lo[0]) lo[0] = a; if (a > hi[0]) hi[0] = a;
-        if (b < lo[1]) lo[1] = b; if (b > hi[1]) hi[1] = b;
-        if (k < lo[2]) lo[2] = k; if (k > hi[2]) hi[2] = k;
-      }
-    }
+    for (let a = 0; a < X; a++)
+      for (let b = 0; b < Y; b++)
+        for (let k = 0; k < Z; k++, p++) {
+          if (v.data[p]! > threshold) {
+            if (a < lo[0]) lo[0] = a;
+            if (a > hi[0]) hi[0] = a;
+            if (b < lo[1]) lo[1] = b;
+            if (b > hi[1]) hi[1] = b;
+            if (k < lo[2]) lo[2] = k;
+            if (k > hi[2]) hi[2] = k;
+          }
+        }
   }
   if (hi[0] < 0) return { start: [0, 0, 0], end: [0, 0, 0] };
   return { start: lo, end: [hi[0] + 1, hi[1] + 1, hi[2] + 1] };
@@ -83,7 +95,8 @@ export type PadMethod = 'symmetric' | 'end';
 
 /** Where MONAI SpatialPad puts the padding: w // 2 before (symmetric), the rest after; never crops. */
 export function padAmounts(shape: Vec3, size: readonly number[], method: PadMethod = 'symmetric'): { before: Vec3; after: Vec3 } {
-  const before: Vec3 = [0, 0, 0], after: Vec3 = [0, 0, 0];
+  const before: Vec3 = [0, 0, 0],
+    after: Vec3 = [0, 0, 0];
   for (let d = 0; d < 3; d++) {
     const target = size[d]! > 0 ? size[d]! : shape[d]!;
     const w = Math.max(target - shape[d]!, 0);

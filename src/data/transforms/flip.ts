@@ -7,17 +7,23 @@ export function flip<T extends VoxelData>(v: Volume<T>, axes: readonly number[] 
   const [X, Y, Z] = v.shape;
   const n = voxelCount(v.shape);
   const out = sameKind(v.data, v.data.length);
-  const fx = ax.includes(0), fy = ax.includes(1), fz = ax.includes(2);
+  const fx = ax.includes(0),
+    fy = ax.includes(1),
+    fz = ax.includes(2);
   for (let c = 0; c < v.channels; c++) {
     let o = c * n;
-    for (let a = 0; a < X; a++) for (let b = 0; b < Y; b++) {
-      const row = c * n + ((fx ? X - 1 - a : a) * Y + (fy ? Y - 1 - b : b)) * Z;
-      for (let k = 0; k < Z; k++) out[o++] = v.data[row + (fz ? Z - 1 - k : k)]!;
-    }
+    for (let a = 0; a < X; a++)
+      for (let b = 0; b < Y; b++) {
+        const row = c * n + ((fx ? X - 1 - a : a) * Y + (fy ? Y - 1 - b : b)) * Z;
+        for (let k = 0; k < Z; k++) out[o++] = v.data[row + (fz ? Z - 1 - k : k)]!;
+      }
   }
   // Voxel i along a flipped axis now holds what was at n-1-i.
   const m = mat4();
-  for (const d of ax) { m[d * 5] = -1; m[d * 4 + 3] = v.shape[d]! - 1; }
+  for (const d of ax) {
+    m[d * 5] = -1;
+    m[d * 4 + 3] = v.shape[d]! - 1;
+  }
   return { ...v, data: out, affine: matmul(v.affine, m), gridAffine: matmul(v.gridAffine, m), ops: [...v.ops, { kind: 'flip', axes: ax }] };
 }
 
@@ -43,15 +49,19 @@ function rot90Once<T extends VoxelData>(v: Volume<T>, [a0, a1]: [number, number]
   const idx: number[] = [0, 0, 0];
   for (let c = 0; c < v.channels; c++) {
     let o = c * n;
-    for (let a = 0; a < outShape[0]; a++) for (let b = 0; b < outShape[1]; b++) for (let z = 0; z < outShape[2]; z++) {
-      const q = [a, b, z];
-      idx[0] = q[0]!; idx[1] = q[1]!; idx[2] = q[2]!;
-      // np.rot90 k=1: flip along a1, then swap a0 and a1 => in[a0] = n0-1-out[a1]... derived for numpy's convention:
-      // out = flip(in, a1).swapaxes(a0, a1), so out[.., i (a0), j (a1)] = in[.., j (a0), n1-1-i (a1)].
-      idx[a0] = q[a1]!;
-      idx[a1] = inShape[a1]! - 1 - q[a0]!;
-      out[o++] = v.data[c * n + idx[0]! * inStride[0]! + idx[1]! * inStride[1]! + idx[2]!]!;
-    }
+    for (let a = 0; a < outShape[0]; a++)
+      for (let b = 0; b < outShape[1]; b++)
+        for (let z = 0; z < outShape[2]; z++) {
+          const q = [a, b, z];
+          idx[0] = q[0]!;
+          idx[1] = q[1]!;
+          idx[2] = q[2]!;
+          // np.rot90 k=1: flip along a1, then swap a0 and a1 => in[a0] = n0-1-out[a1]... derived for numpy's convention:
+          // out = flip(in, a1).swapaxes(a0, a1), so out[.., i (a0), j (a1)] = in[.., j (a0), n1-1-i (a1)].
+          idx[a0] = q[a1]!;
+          idx[a1] = inShape[a1]! - 1 - q[a0]!;
+          out[o++] = v.data[c * n + idx[0]! * inStride[0]! + idx[1]! * inStride[1]! + idx[2]!]!;
+        }
   }
   // Affine of the rotated grid: output voxel q sits where input voxel idx(q) was.
   const m = mat4();

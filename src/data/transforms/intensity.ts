@@ -15,10 +15,16 @@ export interface ScaleRangeOptions {
  */
 export function scaleIntensityRange(v: Volume<Float32Array>, o: ScaleRangeOptions): Volume<Float32Array> {
   const f = Math.fround;
-  const bMin = o.bMin ?? 0, bMax = o.bMax ?? 1, clip = o.clip ?? true;
+  const bMin = o.bMin ?? 0,
+    bMax = o.bMax ?? 1,
+    clip = o.clip ?? true;
   if (o.aMax === o.aMin) throw new Error('scaleIntensityRange: aMin equals aMax');
-  const aMin = f(o.aMin), den = f(o.aMax - o.aMin), bRange = f(bMax - bMin), b0 = f(bMin);
-  const lo = Math.min(bMin, bMax), hi = Math.max(bMin, bMax);
+  const aMin = f(o.aMin),
+    den = f(o.aMax - o.aMin),
+    bRange = f(bMax - bMin),
+    b0 = f(bMin);
+  const lo = Math.min(bMin, bMax),
+    hi = Math.max(bMin, bMax);
   const src = v.data;
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) {
@@ -48,7 +54,8 @@ export function shiftIntensity(v: Volume<Float32Array>, offset: number): Volume<
 export function adjustContrast(v: Volume<Float32Array>, gamma: number): Volume<Float32Array> {
   const f = Math.fround;
   const src = v.data;
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (let i = 0; i < src.length; i++) {
     const x = src[i]!;
     if (x < lo) lo = x;
@@ -75,7 +82,8 @@ function sortedValues(data: Float32Array, mask?: (i: number) => boolean): Float3
 export function percentileSorted(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;
   const pos = (q / 100) * (sorted.length - 1);
-  const lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
+  const lo = Math.floor(pos),
+    hi = Math.min(lo + 1, sorted.length - 1);
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
@@ -100,15 +108,24 @@ export function zScore(v: Volume<Float32Array>, o: ZScoreOptions = {}): Volume<F
   for (let c = 0; c < v.channels; c++) {
     const src = v.data.subarray(c * n, (c + 1) * n);
     const dst = out.subarray(c * n, (c + 1) * n);
-    const lo = o.clipMin ?? -Infinity, hi = o.clipMax ?? Infinity;
-    const val = (i: number) => { const x = src[i]!; return x < lo ? lo : x > hi ? hi : x; };
-    let mean = o.mean, std = o.std;
+    const lo = o.clipMin ?? -Infinity,
+      hi = o.clipMax ?? Infinity;
+    const val = (i: number) => {
+      const x = src[i]!;
+      return x < lo ? lo : x > hi ? hi : x;
+    };
+    let mean = o.mean,
+      std = o.std;
     if (mean === undefined || std === undefined) {
-      let s = 0, s2 = 0, k = 0;
+      let s = 0,
+        s2 = 0,
+        k = 0;
       for (let i = 0; i < n; i++) {
         if (o.nonzero && src[i] === 0) continue;
         const x = val(i);
-        s += x; s2 += x * x; k++;
+        s += x;
+        s2 += x * x;
+        k++;
       }
       mean ??= k ? s / k : 0;
       std ??= k ? Math.sqrt(Math.max(0, s2 / k - (s / k) ** 2)) : 1;
@@ -126,7 +143,8 @@ export function clipPercentiles(v: Volume<Float32Array>, lower: number, upper: n
   for (let c = 0; c < v.channels; c++) {
     const src = v.data.subarray(c * n, (c + 1) * n);
     const sorted = sortedValues(src, nonzero ? (i) => src[i] !== 0 : undefined);
-    const lo = percentileSorted(sorted, lower), hi = percentileSorted(sorted, upper);
+    const lo = percentileSorted(sorted, lower),
+      hi = percentileSorted(sorted, upper);
     for (let i = 0; i < n; i++) {
       const x = src[i]!;
       out[c * n + i] = x < lo ? lo : x > hi ? hi : x;

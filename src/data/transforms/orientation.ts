@@ -4,7 +4,11 @@ import { sameKind, voxelCount, type AppliedOp, type Vec3, type Volume, type Voxe
 /** One row per input axis: [world axis it maps to, +1 or -1]. */
 export type Ornt = [number, number][];
 
-const LABELS: [string, string][] = [['L', 'R'], ['P', 'A'], ['I', 'S']];
+const LABELS: [string, string][] = [
+  ['L', 'R'],
+  ['P', 'A'],
+  ['I', 'S'],
+];
 
 /**
  * nibabel io_orientation: the world axis each voxel axis points along. Columns are normalised, the
@@ -70,7 +74,9 @@ export function invOrntAff(ornt: Ornt, shape: readonly number[]): Mat4 {
 /** A pure copy: flip input axes, then transpose (output axis ornt[i][0] takes input axis i). */
 export function reorientArray<T extends VoxelData>(data: T, channels: number, shape: Vec3, ornt: Ornt): { data: T; shape: Vec3 } {
   const outShape: Vec3 = [0, 0, 0];
-  ornt.forEach(([ax], i) => { outShape[ax] = shape[i]!; });
+  ornt.forEach(([ax], i) => {
+    outShape[ax] = shape[i]!;
+  });
   const n = voxelCount(shape);
   const out = sameKind(data, data.length);
   const [X, Y, Z] = shape;
@@ -110,7 +116,11 @@ export function orientation<T extends VoxelData>(v: Volume<T>, axcodes = 'RAS'):
   const gridAffine = v.gridAffine === v.affine ? affine : fround4(matmul(v.gridAffine, inv));
   const { data, shape } = reorientArray(v.data, v.channels, v.shape, ornt);
   return {
-    ...v, data, shape, affine, gridAffine,
+    ...v,
+    data,
+    shape,
+    affine,
+    gridAffine,
     ops: [...v.ops, { kind: 'orientation', inShape: v.shape, inAffine: toRows(v.affine), outAffine: toRows(affine), axcodes: axcodes.toUpperCase(), ornt }],
   };
 }

@@ -13,13 +13,21 @@ import { flip, rotate90 } from './flip.js';
  */
 export function posNegIndices(image: Volume, label: Volume, imageThreshold: number): { fg: Int32Array; bg: Int32Array } {
   const n = voxelCount(label.shape);
-  const fg: number[] = [], bg: number[] = [];
+  const fg: number[] = [],
+    bg: number[] = [];
   const c0 = label.channels > 1 ? 1 : 0;
   for (let i = 0; i < n; i++) {
     let isFg = false;
     for (let c = c0; c < label.channels && !isFg; c++) if (label.data[c * n + i] !== 0) isFg = true;
-    if (isFg) { fg.push(i); continue; }
-    for (let c = 0; c < image.channels; c++) if (image.data[c * n + i]! > imageThreshold) { bg.push(i); break; }
+    if (isFg) {
+      fg.push(i);
+      continue;
+    }
+    for (let c = 0; c < image.channels; c++)
+      if (image.data[c * n + i]! > imageThreshold) {
+        bg.push(i);
+        break;
+      }
   }
   return { fg: Int32Array.from(fg), bg: Int32Array.from(bg) };
 }
@@ -56,7 +64,8 @@ export function sampleCropCenter(fg: Int32Array, bg: Int32Array, posRatio: numbe
 export function randCropByPosNegLabel(s: Sample, spec: Extract<RandomStepSpec, { op: 'randCropByPosNegLabel' }>, rng: Rng): Sample[] {
   if (!s.label) throw new Error('randCropByPosNegLabel needs a label');
   const size = spec.spatialSize;
-  let image = s.image, label = s.label;
+  let image = s.image,
+    label = s.label;
   if (size.some((d, k) => d > image.shape[k]!)) {
     if (spec.allowSmaller === false) throw new Error('The size of the proposed random crop ROI is larger than the image size.');
     image = spatialPad(image, size);
@@ -78,11 +87,12 @@ export function randCropByPosNegLabel(s: Sample, spec: Extract<RandomStepSpec, {
 export function affineMatrix(rotate: Vec3, scale: Vec3): Float32Array {
   const mm = (a: Float32Array, b: Float32Array) => {
     const o = new Float32Array(16);
-    for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) {
-      let s = 0;
-      for (let k = 0; k < 4; k++) s = Math.fround(s + Math.fround(a[r * 4 + k]! * b[k * 4 + c]!));
-      o[r * 4 + c] = s;
-    }
+    for (let r = 0; r < 4; r++)
+      for (let c = 0; c < 4; c++) {
+        let s = 0;
+        for (let k = 0; k < 4; k++) s = Math.fround(s + Math.fround(a[r * 4 + k]! * b[k * 4 + c]!));
+        o[r * 4 + c] = s;
+      }
     return o;
   };
   const [cx, sx, cy, sy, cz, sz] = [Math.cos(rotate[0]), Math.sin(rotate[0]), Math.cos(rotate[1]), Math.sin(rotate[1]), Math.cos(rotate[2]), Math.sin(rotate[2])];
@@ -112,7 +122,8 @@ function reflect(x: number, n: number): number {
 export function affineResample<T extends VoxelData>(v: Volume<T>, matrix: Float32Array, outSize: Vec3, mode: 'bilinear' | 'nearest'): Volume<VoxelData> {
   const f = Math.fround;
   const [X, Y, Z] = v.shape;
-  const nIn = voxelCount(v.shape), nOut = voxelCount(outSize);
+  const nIn = voxelCount(v.shape),
+    nOut = voxelCount(outSize);
   const out: VoxelData = mode === 'nearest' ? sameKind(v.data, v.channels * nOut) : new Float32Array(v.channels * nOut);
   const half = outSize.map((s) => f((s - 1) / 2));
   const cin = [(X - 1) / 2, (Y - 1) / 2, (Z - 1) / 2];
@@ -133,15 +144,26 @@ export function affineResample<T extends VoxelData>(v: Volume<T>, matrix: Float3
           acc = f(m[r * 4 + 2]! * qc + acc);
           p[r] = f(acc + m[r * 4 + 3]!);
         }
-        const ci = reflect(p[0]! + cin[0]!, X), cj = reflect(p[1]! + cin[1]!, Y), ck = reflect(p[2]! + cin[2]!, Z);
+        const ci = reflect(p[0]! + cin[0]!, X),
+          cj = reflect(p[1]! + cin[1]!, Y),
+          ck = reflect(p[2]! + cin[2]!, Z);
         if (mode === 'nearest') {
           const idx = (Math.round(ci) * Y + Math.round(cj)) * Z + Math.round(ck);
           for (let ch = 0; ch < v.channels; ch++) out[ch * nOut + o] = v.data[ch * nIn + idx]!;
           continue;
         }
-        const i0 = Math.floor(ci), j0 = Math.floor(cj), k0 = Math.floor(ck);
-        const wk0 = k0 + 1 - ck, wk1 = ck - k0, wj0 = j0 + 1 - cj, wj1 = cj - j0, wi0 = i0 + 1 - ci, wi1 = ci - i0;
-        const inI = i0 + 1 < X, inJ = j0 + 1 < Y, inK = k0 + 1 < Z;
+        const i0 = Math.floor(ci),
+          j0 = Math.floor(cj),
+          k0 = Math.floor(ck);
+        const wk0 = k0 + 1 - ck,
+          wk1 = ck - k0,
+          wj0 = j0 + 1 - cj,
+          wj1 = cj - j0,
+          wi0 = i0 + 1 - ci,
+          wi1 = ci - i0;
+        const inI = i0 + 1 < X,
+          inJ = j0 + 1 < Y,
+          inK = k0 + 1 < Z;
         for (let ch = 0; ch < v.channels; ch++) {
           const d = ch * nIn + (i0 * Y + j0) * Z + k0;
           let s = v.data[d]! * (wk0 * wj0 * wi0);
@@ -185,11 +207,13 @@ export function applyRandomStep(s: Sample, spec: RandomStepSpec, rng: Rng): Samp
       if (!(rng.random() < spec.prob)) return [s];
       const { rotate, scale } = drawAffineParams(spec, rng);
       const m = affineMatrix(rotate, scale);
-      return [{
-        ...s,
-        image: affineResample(s.image, m, s.image.shape, 'bilinear') as Volume<Float32Array>,
-        label: s.label && affineResample(s.label, m, s.label.shape, 'nearest'),
-      }];
+      return [
+        {
+          ...s,
+          image: affineResample(s.image, m, s.image.shape, 'bilinear') as Volume<Float32Array>,
+          label: s.label && affineResample(s.label, m, s.label.shape, 'nearest'),
+        },
+      ];
     }
     case 'randFlip': {
       if (!(rng.random() < spec.prob)) return [s];

@@ -45,7 +45,10 @@ export function computeShapeOffset(shape: Vec3, inAffine: Mat4, outAffine: Mat4)
   let k = 0;
   for (let i = 0; i < world.length; i++) {
     const min = [0, 1, 2].map((d) => Math.min(...mapped.map((m) => m[d]! - mapped[i]![d]!)));
-    if (min.every((v) => Math.abs(v) <= 1e-8)) { k = i; break; }
+    if (min.every((v) => Math.abs(v) <= 1e-8)) {
+      k = i;
+      break;
+    }
   }
   return { shape: outShape, offset: world[k]!, extent };
 }
@@ -64,7 +67,9 @@ export function planSpacing(shape: Vec3, affine: Mat4, pixdim: Vec3, outShape?: 
   const zoomed = zoomAffine(affine, pixdim);
   const so = computeShapeOffset(shape, affine, zoomed);
   const dst = Float64Array.from(zoomed);
-  dst[3] = so.offset[0]; dst[7] = so.offset[1]; dst[11] = so.offset[2];
+  dst[3] = so.offset[0];
+  dst[7] = so.offset[1];
+  dst[11] = so.offset[2];
   const dst32 = fround4(dst);
   const src32 = fround4(affine);
   const size = outShape ?? so.shape;
@@ -83,11 +88,13 @@ export function planSpacing(shape: Vec3, affine: Mat4, pixdim: Vec3, outShape?: 
  */
 export function spacing<T extends VoxelData>(v: Volume<T>, pixdim: Vec3, mode: InterpMode, outShape?: Vec3): Volume<VoxelData> {
   const plan = planSpacing(v.shape, v.affine, pixdim, outShape);
-  const data = plan.resample
-    ? resampleVoxels(v.data, v.channels, v.shape, plan.outShape, plan.xform, mode)
-    : mode === 'bilinear' ? Float32Array.from(v.data) : v.data;
+  const data = plan.resample ? resampleVoxels(v.data, v.channels, v.shape, plan.outShape, plan.xform, mode) : mode === 'bilinear' ? Float32Array.from(v.data) : v.data;
   return {
-    ...v, data, shape: plan.outShape, affine: plan.dst, gridAffine: plan.dst,
+    ...v,
+    data,
+    shape: plan.outShape,
+    affine: plan.dst,
+    gridAffine: plan.dst,
     ops: [...v.ops, { kind: 'spacing', inShape: v.shape, inAffine: toRows(v.affine), outShape: plan.outShape, outAffine: toRows(plan.dst), pixdim, resampled: plan.resample }],
   };
 }

@@ -32,15 +32,20 @@ export function batchNormTrain(x: Tensor, w: Tensor | null, b: Tensor | null, op
   const c = x.shape[1]!;
   const m = x.size / c;
   if (m <= 1) throw new Error(`batchNormTrain: expected more than 1 value per channel when training, got input ${shapeString(x.shape)}`);
-  const stats = noGrad(() => tidy(() => {
-    const rows = channelRows(x);
-    const mu = meanDim(rows, 1, true);
-    const d = sub(rows, mu);
-    return { mean: reshape(mu, [c]), varUnbiased: reshape(scale(meanDim(mul(d, d), 1), m / (m - 1)), [c]) };
-  }));
+  const stats = noGrad(() =>
+    tidy(() => {
+      const rows = channelRows(x);
+      const mu = meanDim(rows, 1, true);
+      const d = sub(rows, mu);
+      return { mean: reshape(mu, [c]), varUnbiased: reshape(scale(meanDim(mul(d, d), 1), m / (m - 1)), [c]) };
+    }),
+  );
   const y = tidy(() => {
     const perm = [1, 0, ...x.shape.slice(2).map((_, i) => i + 2)];
-    const normed = reshape(instanceNorm(reshape(permute(x, perm), [1, c, m]), { eps: opts.eps ?? 1e-5 }), perm.map((p) => x.shape[p]!));
+    const normed = reshape(
+      instanceNorm(reshape(permute(x, perm), [1, c, m]), { eps: opts.eps ?? 1e-5 }),
+      perm.map((p) => x.shape[p]!),
+    );
     let out = permute(normed, perm);
     if (w) out = mulChannel(out, w);
     if (b) out = add(out, channelView(b, x.rank));

@@ -15,7 +15,6 @@ export function triple(v: number | Triple | undefined, dflt: number, what: strin
   return t;
 }
 
-
 /** Validates a conv3d call and returns its kernel attributes and output shape. */
 export function conv3dGeometry(op: string, x: Tensor, w: Tensor, opts: Conv3dOptions): { attrs: Conv3dAttrs; outShape: number[] } {
   assertShape(op, 'input', x, 5);
@@ -29,7 +28,8 @@ export function conv3dGeometry(op: string, x: Tensor, w: Tensor, opts: Conv3dOpt
   if (!Number.isInteger(groups) || groups < 1 || cin! % groups !== 0 || cout! % groups !== 0) {
     throw new Error(`${op}: groups=${groups} must divide input channels ${cin} and output channels ${cout}`);
   }
-  if (cinG !== cin! / groups) throw new Error(`${op}: weight ${shapeString(w.shape)} expects ${cinG! * groups} input channels (groups=${groups}), input ${shapeString(x.shape)} has ${cin}`);
+  if (cinG !== cin! / groups)
+    throw new Error(`${op}: weight ${shapeString(w.shape)} expects ${cinG! * groups} input channels (groups=${groups}), input ${shapeString(x.shape)} has ${cin}`);
   const outSp = sp.map((d, i) => convOutSize(d, k[i]!, stride[i]!, padding[i]!));
   if (outSp.some((d) => d < 1)) throw new Error(`${op}: input ${shapeString(x.shape)} is smaller than the kernel ${shapeString(k)} with padding ${shapeString(padding)}`);
   return { attrs: { stride, padding, groups }, outShape: [n!, cout!, ...outSp] };

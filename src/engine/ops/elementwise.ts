@@ -72,7 +72,8 @@ export function scale(x: Tensor, factor: number): Tensor {
 
 /** y[n, c, ...] = x[n, c, ...] · s[c]: the ux_block layer scale γ. */
 export function mulChannel(x: Tensor, s: Tensor): Tensor {
-  if (x.rank < 2 || s.rank !== 1 || s.shape[0] !== x.shape[1]) throw new Error(`mulChannel: scale ${shapeString(s.shape)} must have shape [${x.shape[1]}] for input ${shapeString(x.shape)}`);
+  if (x.rank < 2 || s.rank !== 1 || s.shape[0] !== x.shape[1])
+    throw new Error(`mulChannel: scale ${shapeString(s.shape)} must have shape [${x.shape[1]}] for input ${shapeString(x.shape)}`);
   const be = backendOf('mulChannel', x, s);
   return record(wrap(runKernel('mulChannel', be, x.info, s.info), be), 'mulChannel', [x, s], [x, s], (dy, [xs, ss], needs) => [
     needs[0] ? wrap(runKernel('mulChannel', be, dy.info, ss!.info), be) : null,

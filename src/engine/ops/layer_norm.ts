@@ -13,7 +13,10 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, opts: {
   const channelsLast = opts.channelsLast ?? false;
   const c = channelsLast ? x.shape[x.rank - 1] : x.shape[1];
   if (x.rank < 2 || c === undefined) throw new Error(`layerNorm: input ${shapeString(x.shape)} has no channel axis`);
-  for (const [name, t] of [['weight', w], ['bias', b]] as const) {
+  for (const [name, t] of [
+    ['weight', w],
+    ['bias', b],
+  ] as const) {
     if (t && (t.rank !== 1 || t.shape[0] !== c)) throw new Error(`layerNorm: ${name} ${shapeString(t.shape)} must have shape [${c}] for input ${shapeString(x.shape)}`);
   }
   const be = backendOf('layerNorm', x, w, b);

@@ -35,13 +35,16 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const st = contiguousStrides(x.shape);
   const y = wrap(runKernel('stridedCopy', be, x.info, { shape: p.map((d) => x.shape[d]!), offset: 0, strides: p.map((d) => st[d]!) }), be);
   const inv = new Array<number>(p.length);
-  p.forEach((d, i) => { inv[d] = i; });
+  p.forEach((d, i) => {
+    inv[d] = i;
+  });
   return record(y, 'permute', [x], [], (dy) => [permute(dy, inv)]);
 }
 
 /** torch.roll(x, shifts, dims): values shift towards higher indices and wrap around. */
 export function roll(x: Tensor, shifts: readonly number[], dims: readonly number[]): Tensor {
-  if (shifts.length !== dims.length || dims.length === 0) throw new Error(`roll: shifts ${shapeString(shifts)} and dims ${shapeString(dims)} must be non-empty and of equal length`);
+  if (shifts.length !== dims.length || dims.length === 0)
+    throw new Error(`roll: shifts ${shapeString(shifts)} and dims ${shapeString(dims)} must be non-empty and of equal length`);
   const total = new Array<number>(x.rank).fill(0);
   dims.forEach((d, k) => {
     const s = shifts[k]!;
@@ -50,10 +53,19 @@ export function roll(x: Tensor, shifts: readonly number[], dims: readonly number
   });
   const used = total.map((s, d) => [((s % x.shape[d]!) + x.shape[d]!) % x.shape[d]!, d] as const).filter(([s]) => s !== 0);
   const be = backendOf('roll', x);
-  const y = used.length === 0
-    ? wrap(runKernel('scale', be, x.info, { factor: 1 }), be)
-    : wrap(runKernel('roll', be, x.info, { shifts: used.map(([s]) => s), dims: used.map(([, d]) => d) }), be);
-  return record(y, 'roll', [x], [], (dy) => [used.length === 0 ? dy : roll(dy, used.map(([s]) => -s), used.map(([, d]) => d))]);
+  const y =
+    used.length === 0
+      ? wrap(runKernel('scale', be, x.info, { factor: 1 }), be)
+      : wrap(runKernel('roll', be, x.info, { shifts: used.map(([s]) => s), dims: used.map(([, d]) => d) }), be);
+  return record(y, 'roll', [x], [], (dy) => [
+    used.length === 0
+      ? dy
+      : roll(
+          dy,
+          used.map(([s]) => -s),
+          used.map(([, d]) => d),
+        ),
+  ]);
 }
 
 /** Zero padding: pads[d] = [before, after] for every dim d (non-negative). */
@@ -77,7 +89,9 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[]): Te
  */
 export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Tensor {
   if (starts.length !== ends.length || starts.length > x.rank || (steps && steps.length !== starts.length)) {
-    throw new Error(`slice: starts ${shapeString(starts)}, ends ${shapeString(ends)}${steps ? ` and steps ${shapeString(steps)}` : ''} must have equal lengths of at most the rank of ${shapeString(x.shape)}`);
+    throw new Error(
+      `slice: starts ${shapeString(starts)}, ends ${shapeString(ends)}${steps ? ` and steps ${shapeString(steps)}` : ''} must have equal lengths of at most the rank of ${shapeString(x.shape)}`,
+    );
   }
   const st = contiguousStrides(x.shape);
   const shape: number[] = [];
@@ -124,7 +138,11 @@ export function concat(xs: readonly Tensor[], dim: number): Tensor {
   const total = bounds[bounds.length - 1]!;
   const shape = [...ref.shape];
   shape[d] = total;
-  const yk = runKernel('concatChannels', be, xs.map((t) => view(t, [outer, t.shape[d]!, inner])));
+  const yk = runKernel(
+    'concatChannels',
+    be,
+    xs.map((t) => view(t, [outer, t.shape[d]!, inner])),
+  );
   const y = wrap({ shape, data: yk.data }, be);
   const shapes = xs.map((t) => t.shape);
   return record(y, 'concat', [...xs], [], (dy, _s, needs) =>

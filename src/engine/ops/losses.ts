@@ -14,10 +14,7 @@ export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
   checkTarget('crossEntropy', logits, target);
   const be = backendOf('crossEntropy', logits, target);
   const y = wrap(runKernel('crossEntropy', be, logits.info, target.info), be);
-  return record(y, 'crossEntropy', [logits, null], [logits, target], (dy, [ls, ts]) => [
-    wrap(runKernel('crossEntropyGrad', be, dy.info, ls!.info, ts!.info), be),
-    null,
-  ]);
+  return record(y, 'crossEntropy', [logits, null], [logits, target], (dy, [ls, ts]) => [wrap(runKernel('crossEntropyGrad', be, dy.info, ls!.info, ts!.info), be), null]);
 }
 
 /**

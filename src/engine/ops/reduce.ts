@@ -35,7 +35,10 @@ export function meanDim(x: Tensor, dim: number, keepDim = false): Tensor {
   // Broadcasting dy back is a strided copy reading the kept-shape gradient with stride 0 along d.
   const strides: number[] = [];
   let acc = 1;
-  for (let i = kept.length - 1; i >= 0; i--) { strides[i] = i === d ? 0 : acc; acc *= kept[i]!; }
+  for (let i = kept.length - 1; i >= 0; i--) {
+    strides[i] = i === d ? 0 : acc;
+    acc *= kept[i]!;
+  }
   return record(y, 'meanDim', [x], [], (dy) => {
     const full = wrap(runKernel('stridedCopy', be, dy.info, { shape: xShape, offset: 0, strides }), be);
     return [wrap(runKernel('scale', be, full.info, { factor: 1 / n }), be)];

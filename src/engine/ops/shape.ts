@@ -29,7 +29,14 @@ export function concatChannels(xs: readonly Tensor[]): Tensor {
     }
   }
   const be = backendOf('concatChannels', ...xs);
-  const y = wrap(runKernel('concatChannels', be, xs.map((t) => t.info)), be);
+  const y = wrap(
+    runKernel(
+      'concatChannels',
+      be,
+      xs.map((t) => t.info),
+    ),
+    be,
+  );
   const bounds: number[] = [0];
   for (const t of xs) bounds.push(bounds[bounds.length - 1]! + t.shape[1]!);
   return record(y, 'concatChannels', [...xs], [], (dy, _s, needs) =>
@@ -52,6 +59,17 @@ export function sliceChannels(x: Tensor, start: number, end: number): Tensor {
     if (start > 0) parts.push(zeros([shape[0]!, start, ...rest], { backend: be }));
     parts.push(dy);
     if (end < c) parts.push(zeros([shape[0]!, c - end, ...rest], { backend: be }));
-    return [parts.length === 1 ? dy : wrap(runKernel('concatChannels', be, parts.map((p) => p.info)), be)];
+    return [
+      parts.length === 1
+        ? dy
+        : wrap(
+            runKernel(
+              'concatChannels',
+              be,
+              parts.map((p) => p.info),
+            ),
+            be,
+          ),
+    ];
   });
 }

@@ -31,7 +31,9 @@ function sameAffine(a: Mat4, b: Mat4): boolean {
 
 function setQform(h: NiftiHeader, affine: Mat4): void {
   const q = affineToQuaternion(affine);
-  h.quatern_b = q.b; h.quatern_c = q.c; h.quatern_d = q.d;
+  h.quatern_b = q.b;
+  h.quatern_c = q.c;
+  h.quatern_d = q.d;
   [h.qoffset_x, h.qoffset_y, h.qoffset_z] = q.offset as [number, number, number];
   h.pixdim[0] = q.qfac;
   for (let k = 0; k < 3; k++) h.pixdim[k + 1] = q.zooms[k]!;
@@ -92,22 +94,26 @@ export function encodeNifti(input: NiftiWriteInput): Uint8Array {
   const n = input.data.length;
   const out = new Uint8Array(h.vox_offset + n * dt.bytes);
   out.set(head, 0);
-  const X = shape[0]!, Y = shape[1] ?? 1, Z = shape[2] ?? 1;
+  const X = shape[0]!,
+    Y = shape[1] ?? 1,
+    Z = shape[2] ?? 1;
   const frames = n / (X * Y * Z);
   const XY = X * Y;
   // Disk order reverses C order; write through a typed view of the same element type (little-endian host).
   const Ctor = input.data.constructor as new (buf: ArrayBuffer, off: number, len: number) => VoxelArray;
-  const aligned = (h.vox_offset % dt.bytes) === 0;
+  const aligned = h.vox_offset % dt.bytes === 0;
   const dst = aligned ? new Ctor(out.buffer, h.vox_offset, n) : undefined;
   const tmp = aligned ? undefined : new Ctor(new ArrayBuffer(n * dt.bytes), 0, n);
   const target = (dst ?? tmp)! as unknown as { [i: number]: number | bigint };
   const src = input.data as unknown as { [i: number]: number | bigint };
   // Multi-frame data is accepted in C order over (x, y, z, t): t varies fastest.
   let o = 0;
-  for (let i = 0; i < X; i++) for (let j = 0; j < Y; j++) for (let k = 0; k < Z; k++) {
-    const d0 = i + X * j + XY * k;
-    for (let t = 0; t < frames; t++) target[d0 + t * X * Y * Z] = src[o++]!;
-  }
+  for (let i = 0; i < X; i++)
+    for (let j = 0; j < Y; j++)
+      for (let k = 0; k < Z; k++) {
+        const d0 = i + X * j + XY * k;
+        for (let t = 0; t < frames; t++) target[d0 + t * X * Y * Z] = src[o++]!;
+      }
   if (tmp) out.set(new Uint8Array(tmp.buffer), h.vox_offset);
   return out;
 }
@@ -117,7 +123,9 @@ export function encodeNifti(input: NiftiWriteInput): Uint8Array {
  * so written labels are compact and open as integer images in any viewer.
  */
 export function compactLabelArray(values: ArrayLike<number>): Uint8Array | Int16Array | Int32Array | Float32Array {
-  let lo = Infinity, hi = -Infinity, integral = true;
+  let lo = Infinity,
+    hi = -Infinity,
+    integral = true;
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
     if (v < lo) lo = v;

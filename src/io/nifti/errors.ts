@@ -19,7 +19,11 @@ export type NiftiErrorCode =
   | 'WRITE';
 
 export class NiftiError extends InputError {
-  constructor(readonly code: NiftiErrorCode, message: string, readonly file?: string) {
+  constructor(
+    readonly code: NiftiErrorCode,
+    message: string,
+    readonly file?: string,
+  ) {
     super(file ? `${file}: ${message}` : message);
     this.name = 'NiftiError';
   }

@@ -18,17 +18,33 @@ export function fixGeometry(h: NiftiHeader): FixedGeometry {
   const fixes: string[] = [];
   const pixdim = h.pixdim.slice();
   for (let k = 1; k <= 3; k++) {
-    if (pixdim[k]! < 0) { pixdim[k] = Math.abs(pixdim[k]!); fixes.push(`pixdim[${k}] negative: using its absolute value`); }
+    if (pixdim[k]! < 0) {
+      pixdim[k] = Math.abs(pixdim[k]!);
+      fixes.push(`pixdim[${k}] negative: using its absolute value`);
+    }
   }
   for (let k = 1; k <= 3; k++) {
-    if (pixdim[k] === 0) { pixdim[k] = 1; fixes.push(`pixdim[${k}] is 0: using 1`); }
+    if (pixdim[k] === 0) {
+      pixdim[k] = 1;
+      fixes.push(`pixdim[${k}] is 0: using 1`);
+    }
   }
   let qfac = pixdim[0]!;
-  if (qfac !== 1 && qfac !== -1) { fixes.push(`qfac (pixdim[0]) is ${qfac}: using 1`); qfac = 1; pixdim[0] = 1; }
+  if (qfac !== 1 && qfac !== -1) {
+    fixes.push(`qfac (pixdim[0]) is ${qfac}: using 1`);
+    qfac = 1;
+    pixdim[0] = 1;
+  }
   const valid = (c: number) => Number.isInteger(c) && c >= 0 && c <= 4;
   let { qform_code, sform_code } = h;
-  if (!valid(qform_code)) { fixes.push(`qform_code ${qform_code} is invalid: using 0`); qform_code = 0; }
-  if (!valid(sform_code)) { fixes.push(`sform_code ${sform_code} is invalid: using 0`); sform_code = 0; }
+  if (!valid(qform_code)) {
+    fixes.push(`qform_code ${qform_code} is invalid: using 0`);
+    qform_code = 0;
+  }
+  if (!valid(sform_code)) {
+    fixes.push(`sform_code ${sform_code} is invalid: using 0`);
+    sform_code = 0;
+  }
   return { pixdim, qfac, qform_code, sform_code, fixes };
 }
 
@@ -39,12 +55,25 @@ export function sformMatrix(h: NiftiHeader): Mat4 {
 /** nibabel quaternions.quat2mat: rotation matrix of the (w, x, y, z) quaternion. */
 export function quatToMat(w: number, x: number, y: number, z: number): number[][] {
   const nq = w * w + x * x + y * y + z * z;
-  if (nq < 2.220446049250313e-16) return [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+  if (nq < 2.220446049250313e-16)
+    return [
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ];
   const s = 2 / nq;
-  const X = x * s, Y = y * s, Z = z * s;
-  const wX = w * X, wY = w * Y, wZ = w * Z;
-  const xX = x * X, xY = x * Y, xZ = x * Z;
-  const yY = y * Y, yZ = y * Z, zZ = z * Z;
+  const X = x * s,
+    Y = y * s,
+    Z = z * s;
+  const wX = w * X,
+    wY = w * Y,
+    wZ = w * Z;
+  const xX = x * X,
+    xY = x * Y,
+    xZ = x * Z;
+  const yY = y * Y,
+    yZ = y * Z,
+    zZ = z * Z;
   return [
     [1 - (yY + zZ), xY - wZ, xZ + wY],
     [xY + wZ, 1 - (xX + zZ), yZ - wX],
@@ -54,7 +83,9 @@ export function quatToMat(w: number, x: number, y: number, z: number): number[][
 
 /** The qform affine (nibabel get_qform): rotation from the quaternion, then zooms with qfac on z. */
 export function qformMatrix(h: NiftiHeader, g: FixedGeometry = fixGeometry(h)): Mat4 {
-  const b = h.quatern_b, c = h.quatern_c, d = h.quatern_d;
+  const b = h.quatern_b,
+    c = h.quatern_c,
+    d = h.quatern_d;
   const w2 = 1 - (b * b + c * c + d * d);
   // nibabel tolerates a slightly negative w² (rounding in float32 storage) and treats it as 0.
   const a = w2 < 0 ? 0 : Math.sqrt(w2);
@@ -143,23 +174,41 @@ export function affineToQuaternion(a: Mat4): { b: number; c: number; d: number; 
   }
   const R = nearestOrthogonal(R0);
   // Shepperd's method: pick the largest diagonal combination for stability.
-  const [r00, r01, r02] = R[0]!, [r10, r11, r12] = R[1]!, [r20, r21, r22] = R[2]!;
+  const [r00, r01, r02] = R[0]!,
+    [r10, r11, r12] = R[1]!,
+    [r20, r21, r22] = R[2]!;
   const tr = r00! + r11! + r22!;
   let w: number, x: number, y: number, z: number;
   if (tr > 0) {
     const s = Math.sqrt(tr + 1) * 2;
-    w = 0.25 * s; x = (r21! - r12!) / s; y = (r02! - r20!) / s; z = (r10! - r01!) / s;
+    w = 0.25 * s;
+    x = (r21! - r12!) / s;
+    y = (r02! - r20!) / s;
+    z = (r10! - r01!) / s;
   } else if (r00! > r11! && r00! > r22!) {
     const s = Math.sqrt(1 + r00! - r11! - r22!) * 2;
-    w = (r21! - r12!) / s; x = 0.25 * s; y = (r01! + r10!) / s; z = (r02! + r20!) / s;
+    w = (r21! - r12!) / s;
+    x = 0.25 * s;
+    y = (r01! + r10!) / s;
+    z = (r02! + r20!) / s;
   } else if (r11! > r22!) {
     const s = Math.sqrt(1 + r11! - r00! - r22!) * 2;
-    w = (r02! - r20!) / s; x = (r01! + r10!) / s; y = 0.25 * s; z = (r12! + r21!) / s;
+    w = (r02! - r20!) / s;
+    x = (r01! + r10!) / s;
+    y = 0.25 * s;
+    z = (r12! + r21!) / s;
   } else {
     const s = Math.sqrt(1 + r22! - r00! - r11!) * 2;
-    w = (r10! - r01!) / s; x = (r02! + r20!) / s; y = (r12! + r21!) / s; z = 0.25 * s;
+    w = (r10! - r01!) / s;
+    x = (r02! + r20!) / s;
+    y = (r12! + r21!) / s;
+    z = 0.25 * s;
   }
   // NIfTI stores b, c, d with a >= 0.
-  if (w < 0) { x = -x; y = -y; z = -z; }
+  if (w < 0) {
+    x = -x;
+    y = -y;
+    z = -z;
+  }
   return { b: x, c: y, d: z, qfac, zooms, offset: [a[3]!, a[7]!, a[11]!] };
 }

@@ -106,9 +106,11 @@ export function block3(a: Mat4): Mat3 {
 }
 
 export function det3(m: Mat3): number {
-  return m[0]![0]! * (m[1]![1]! * m[2]![2]! - m[1]![2]! * m[2]![1]!)
-    - m[0]![1]! * (m[1]![0]! * m[2]![2]! - m[1]![2]! * m[2]![0]!)
-    + m[0]![2]! * (m[1]![0]! * m[2]![1]! - m[1]![1]! * m[2]![0]!);
+  return (
+    m[0]![0]! * (m[1]![1]! * m[2]![2]! - m[1]![2]! * m[2]![1]!) -
+    m[0]![1]! * (m[1]![0]! * m[2]![2]! - m[1]![2]! * m[2]![0]!) +
+    m[0]![2]! * (m[1]![0]! * m[2]![1]! - m[1]![1]! * m[2]![0]!)
+  );
 }
 
 function inv3(m: Mat3): Mat3 {
@@ -131,11 +133,13 @@ export function nearestOrthogonal(m: Mat3): Mat3 {
   for (let it = 0; it < 100; it++) {
     const inv = inv3(x);
     let change = 0;
-    const next = x.map((row, r) => row.map((v, c) => {
-      const nv = 0.5 * (v + inv[c]![r]!);
-      change = Math.max(change, Math.abs(nv - v));
-      return nv;
-    }));
+    const next = x.map((row, r) =>
+      row.map((v, c) => {
+        const nv = 0.5 * (v + inv[c]![r]!);
+        change = Math.max(change, Math.abs(nv - v));
+        return nv;
+      }),
+    );
     x = next;
     if (change < 1e-15) break;
   }

@@ -61,7 +61,11 @@ export async function parseNiftiAsync(input: Uint8Array, gunzip: (gz: Uint8Array
 function checkMagic(h: NiftiHeader, file?: string): void {
   const ok = h.version === 1 ? h.magic === 'n+1' || h.magic === 'ni1' : h.magic.startsWith('n+2') || h.magic.startsWith('ni2');
   if (!ok) {
-    throw new NiftiError('BAD_MAGIC', `magic is ${JSON.stringify(h.magic)}; NIfTI-${h.version} needs "${h.version === 1 ? 'n+1' : 'n+2'}": not a NIfTI file (Analyze 7.5 .hdr/.img pairs are not supported)`, file);
+    throw new NiftiError(
+      'BAD_MAGIC',
+      `magic is ${JSON.stringify(h.magic)}; NIfTI-${h.version} needs "${h.version === 1 ? 'n+1' : 'n+2'}": not a NIfTI file (Analyze 7.5 .hdr/.img pairs are not supported)`,
+      file,
+    );
   }
 }
 
@@ -114,7 +118,11 @@ export function parseDecompressed(bytes: Uint8Array, file?: string): NiftiImage 
     throw new NiftiError('BAD_VOX_OFFSET', `vox_offset ${voxOffset} is past the end of the ${bytes.byteLength}-byte (decompressed) file`, file);
   }
   if (BigInt(have) < need) {
-    throw new NiftiError('TRUNCATED_DATA', `header declares ${need} bytes of voxel data (${shapeBig.join('x')} ${datatype.name}) after offset ${voxOffset}, but only ${have} are present: the file is truncated`, file);
+    throw new NiftiError(
+      'TRUNCATED_DATA',
+      `header declares ${need} bytes of voxel data (${shapeBig.join('x')} ${datatype.name}) after offset ${voxOffset}, but only ${have} are present: the file is truncated`,
+      file,
+    );
   }
   const geometry = fixGeometry(header);
   const { affine, source } = bestAffine(header, geometry);
@@ -128,8 +136,17 @@ export function parseDecompressed(bytes: Uint8Array, file?: string): NiftiImage 
     throw new NiftiError('BAD_SCALING', `scl_slope is ${slope} but scl_inter is ${inter}; cannot scale the data`, file);
   }
   return {
-    file, header, geometry, shape: shapeBig.map(Number), datatype, affine, affineSource: source,
-    monaiAffine: m.affine, monaiNote: m.note, slope, inter,
+    file,
+    header,
+    geometry,
+    shape: shapeBig.map(Number),
+    datatype,
+    affine,
+    affineSource: source,
+    monaiAffine: m.affine,
+    monaiNote: m.note,
+    slope,
+    inter,
     extensions: parseExtensions(bytes, header),
     dataBytes: bytes.subarray(voxOffset, voxOffset + Number(need)),
   };
@@ -195,7 +212,10 @@ function reverseAxes2(src: Uint32Array, dst: Uint32Array, X: number, Y: number, 
 function swapBytes(lanes: Lanes, elemBytes: number): void {
   if (elemBytes === 2) {
     const u = lanes as Uint16Array;
-    for (let i = 0; i < u.length; i++) { const x = u[i]!; u[i] = (x >>> 8) | (x << 8); }
+    for (let i = 0; i < u.length; i++) {
+      const x = u[i]!;
+      u[i] = (x >>> 8) | (x << 8);
+    }
     return;
   }
   const u = lanes as Uint32Array;
@@ -205,7 +225,8 @@ function swapBytes(lanes: Lanes, elemBytes: number): void {
     return;
   }
   for (let i = 0; i < u.length; i += 2) {
-    const a = u[i]!, b = u[i + 1]!;
+    const a = u[i]!,
+      b = u[i + 1]!;
     u[i] = swap32(b);
     u[i + 1] = swap32(a);
   }
@@ -213,16 +234,26 @@ function swapBytes(lanes: Lanes, elemBytes: number): void {
 
 function typedView(info: DatatypeInfo, buffer: ArrayBuffer): VoxelArray {
   switch (info.name) {
-    case 'uint8': return new Uint8Array(buffer);
-    case 'int8': return new Int8Array(buffer);
-    case 'int16': return new Int16Array(buffer);
-    case 'uint16': return new Uint16Array(buffer);
-    case 'int32': return new Int32Array(buffer);
-    case 'uint32': return new Uint32Array(buffer);
-    case 'int64': return new BigInt64Array(buffer);
-    case 'uint64': return new BigUint64Array(buffer);
-    case 'float32': return new Float32Array(buffer);
-    case 'float64': return new Float64Array(buffer);
+    case 'uint8':
+      return new Uint8Array(buffer);
+    case 'int8':
+      return new Int8Array(buffer);
+    case 'int16':
+      return new Int16Array(buffer);
+    case 'uint16':
+      return new Uint16Array(buffer);
+    case 'int32':
+      return new Int32Array(buffer);
+    case 'uint32':
+      return new Uint32Array(buffer);
+    case 'int64':
+      return new BigInt64Array(buffer);
+    case 'uint64':
+      return new BigUint64Array(buffer);
+    case 'float32':
+      return new Float32Array(buffer);
+    case 'float64':
+      return new Float64Array(buffer);
   }
 }
 
@@ -305,8 +336,10 @@ export function decodeFloat32(img: NiftiImage, opts: DecodeOptions = {}): Float3
   const raw = reordered(img, opts.channelFirst ?? false);
   const n = raw.length;
   const f = Math.fround;
-  const slope = f(img.slope), inter = f(img.inter);
-  const mul = img.slope !== 1, add = img.inter !== 0;
+  const slope = f(img.slope),
+    inter = f(img.inter);
+  const mul = img.slope !== 1,
+    add = img.inter !== 0;
   let out: Float32Array;
   if (raw instanceof Float32Array) {
     out = raw;

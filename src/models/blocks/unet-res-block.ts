@@ -28,7 +28,11 @@ export class UnetResBlock extends Module implements Layer {
   readonly norm2: InstanceNorm3d;
   readonly norm3: InstanceNorm3d | null;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, opts: UnetResBlockOptions = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    opts: UnetResBlockOptions = {},
+  ) {
     super();
     const init = initContext(opts);
     const k = opts.kernelSize ?? 3;

@@ -19,7 +19,11 @@ export class UnetrUpBlock extends Module {
   readonly transp_conv: Convolution;
   readonly conv_block: UnetResBlock;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, opts: UnetrUpBlockOptions = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    opts: UnetrUpBlockOptions = {},
+  ) {
     super();
     const init = initContext(opts);
     const up = opts.upsampleKernelSize ?? 2;
