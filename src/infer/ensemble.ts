@@ -2,7 +2,7 @@
  * Ensemble folders on disk (the format is described in ./ensemble-manifest.ts): loading a folder
  * that may be a model or an ensemble, and writing an ensemble from existing model folders.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/fs.js';
@@ -23,11 +23,15 @@ export * from './ensemble-manifest.js';
 
 async function readManifestJson(dir: string): Promise<{ json: unknown; path: string }> {
   const path = join(dir, 'model.json');
+  if (!existsSync(dir)) throw new ModelFolderError(`model folder '${dir}' does not exist`);
+  if (!statSync(dir).isDirectory()) throw new ModelFolderError(`model '${dir}' is a file; give the folder that holds model.json and weights.safetensors`);
   if (!existsSync(path)) throw new ModelFolderError(`${dir} is not a model folder: model.json is missing`);
   try {
     return { json: JSON.parse(await readFile(path, 'utf8')), path };
   } catch (e) {
-    throw new ModelFolderError(`${path}: ${(e as Error).message}`);
+    // A file that cannot be read is an OS error the CLI reports itself; anything else is bad JSON.
+    if ((e as NodeJS.ErrnoException).code) throw e;
+    throw new ModelFolderError(`${path}: not valid JSON (${(e as Error).message})`);
   }
 }
 

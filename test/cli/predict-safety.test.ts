@@ -180,7 +180,7 @@ describe('uxnet predict: safety and odd inputs', () => {
           writeFileSync(join(d, 'model.json'), JSON.stringify(m));
         },
         'model.json',
-        /model\.json: labels names 1 classes but the network has 3 outputs/,
+        /model\.json: labels: names 1 classes but the network has 3 outputs/,
       ],
       [
         'weights of another network',

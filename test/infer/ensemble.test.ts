@@ -142,7 +142,7 @@ describe('ensemble folders', () => {
     const out = join(dir, 'pred', 'case_003.nii.gz');
     const r = uxnet(['predict', '-i', image, '-o', out, '-m', ens, '--probabilities'], { env: { UXNET_QUIET: '1', UXNET_THREADS: '1' } });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /ensemble of 2 'pair'/);
+    assert.match(r.stdout, /ensemble of 2 'pair'/);
     const hand = await handAverage([a, b], image, false);
     const probs = await loadVolume(join(dir, 'pred', 'case_003_probabilities.nii.gz'));
     assert.equal(probs.channels, 3);
@@ -237,7 +237,7 @@ describe('ensemble folders', () => {
       (m) => {
         m.members = [{ path: 'm_a' }, { path: 'nope' }];
       },
-      /nope is not a model folder: model\.json is missing/,
+      /model folder '.*nope' does not exist/,
     );
     await bad(
       'labels',

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { InputError } from '../../engine/errors.js';
 import { writeFileAtomic } from '../../io/fs.js';
 import { isGzip, parseHeader } from '../../io/nifti/index.js';
+import { ENSEMBLE_FORMAT } from '../../infer/ensemble-manifest.js';
 import { loadModel, type SegmentationModel, type SegmentOptions } from '../../infer/segment.js';
 import { legendOf, writeOverlayPng } from '../../infer/overlay.js';
 import { createProgress } from '../progress.js';
@@ -179,7 +180,9 @@ export async function runPredict(
     onWarning: warn,
   };
   model.checkOptions(sopts);
-  log(`model '${model.manifest.name}' (${model.numParameters().toLocaleString('en-US')} parameters) on backend '${backend}', ${jobs.length} case(s)`);
+  log(
+    `${model.manifest.format === ENSEMBLE_FORMAT ? `ensemble of ${model.members.length}` : 'model'} '${model.manifest.name}' (${model.numParameters().toLocaleString('en-US')} parameters) on backend '${backend}', ${jobs.length} case(s)`,
+  );
   const dirs = new LazyDirs();
   const failed: PredictSummary['failed'] = [];
   let written = 0;
