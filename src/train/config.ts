@@ -51,7 +51,9 @@ export function resolveTrainConfig(file: Partial<TrainConfig>, flags: Partial<Tr
   // Which crop sizes fit is the network's to say (UX-Net: multiples of 16, SwinUNETR: of 32, ...).
   if (parsed.roiSize) {
     try {
-      createNetwork(spec, { meta: true }).checkInputShape([1, 1, ...parsed.roiSize]);
+      // A network with one fixed input size (UNETR) is checked against its crop when the run starts.
+      const probe = createNetwork(spec, { meta: true });
+      if (!probe.fixedInputSize) probe.checkInputShape([1, 1, ...parsed.roiSize]);
     } catch (e) {
       throw new TrainConfigError(`training config: roiSize ${parsed.roiSize.join('x')} does not fit the network: ${(e as Error).message}`);
     }

@@ -210,7 +210,21 @@ export async function exportModelFolder(
 }
 
 /** What a run folder may hold besides temporaries: anything else means it is not one. */
-const RUN_ENTRIES = new Set(['cache', 'config.json', 'metrics.jsonl', 'curves.svg', 'checkpoint_last.safetensors', 'checkpoint_best.safetensors', 'model']);
+const RUN_ENTRIES = new Set([
+  'cache',
+  'config.json',
+  'metrics.jsonl',
+  'curves.svg',
+  'checkpoint_last.safetensors',
+  'checkpoint_best.safetensors',
+  'model',
+  // what the run's own drivers keep beside it: a crossval fold (split, result, memory, predictions), a queued job's owner
+  'split.json',
+  'fold.json',
+  'peak-memory.json',
+  'predictions',
+  'queue-job.json',
+]);
 
 const inside = (dir: string, path: string) => {
   const r = relative(dir, path);
