@@ -175,6 +175,35 @@ describe('ensemble folders', () => {
     assert.deepEqual(Array.from(demoLabels.data), Array.from(predLabels.data));
   });
 
+  it('uxnet demo with a crossval ensemble (no held-out case) scores the first training cases and says they were trained on', async () => {
+    const cv = join(dir, 'ens-cv');
+    await writeEnsembleFolder(
+      cv,
+      [
+        { name: 'fold_0', from: a },
+        { name: 'fold_1', from: b },
+      ],
+      { name: 'pair-cv', training: { crossval: 'cv-pair', folds: 2, crossvalMeanDice: 0.61234, split: { train: ['case_002', 'case_003', 'case_001'], val: [] } } },
+    );
+    const out = join(dir, 'demo-cv');
+    const r = uxnet(['demo', '-m', cv, '--dataset', join(dir, 'data'), '-o', out, '--limit', '2'], { env: { UXNET_QUIET: '1', UXNET_THREADS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /model 'pair-cv' is the 2-fold ensemble of crossval run 'cv-pair': every case trained 1 of its 2 members, so these scores are not held-out; its cross-validated mean foreground Dice is 0\.6123/,
+    );
+    assert.match(r.stdout, /segmenting 2 training cases/);
+    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8'));
+    assert.equal(metrics.heldOut, false);
+    assert.deepEqual(
+      metrics.cases.map((c: { caseId: string }) => c.caseId),
+      ['case_002', 'case_003'],
+    );
+    const demoLabels = await loadVolume(join(out, 'case_003.nii.gz'), 'label');
+    const predLabels = await loadVolume(join(dir, 'pred', 'case_003.nii.gz'), 'label');
+    assert.deepEqual(Array.from(demoLabels.data), Array.from(predLabels.data));
+  });
+
   it("the browser app's loadModel/segment (bytes in memory, no file system) take an ensemble and match uxnet predict", async () => {
     const { loadModel, segment } = await import('../../src/browser/segment.js');
     const bytesOf = async (d: string, name: string) => ({

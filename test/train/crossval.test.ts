@@ -186,6 +186,9 @@ describe('uxnet crossval', () => {
     assert.deepEqual([...(await readFile(join(run, 'dice-boxplot.png'))).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
     const ens = JSON.parse(await readFile(join(run, 'ensemble', 'model.json'), 'utf8'));
     assert.deepEqual(ens.members, [{ path: 'fold_0' }, { path: 'fold_1' }]);
+    // what `uxnet demo` quotes for an ensemble that holds out no case: the overall cross-validated mean Dice
+    assert.equal(ens.training.crossvalMeanDice, s.overall.meanDice.mean);
+    assert.deepEqual(ens.training.split.val, []);
     assert.deepEqual(await readFile(join(run, 'ensemble', 'fold_1', 'weights.safetensors')), await readFile(join(run, 'fold_1', 'model', 'weights.safetensors')));
   });
 

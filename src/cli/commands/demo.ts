@@ -24,11 +24,23 @@ export interface DemoOptions {
   backend?: string;
 }
 
+/** How many cases `npm start` scores with a cross-validation ensemble when --limit is not given. */
+const ENSEMBLE_DEMO_CASES = 10;
+
+/** The `training` record of a model folder, or of an ensemble written by `uxnet crossval`. */
+interface CrossvalTraining {
+  split?: { train?: string[]; val?: string[] };
+  crossval?: string;
+  folds?: number;
+  crossvalMeanDice?: number;
+}
+
 const fmt = (v: number, d = 3) => (Number.isFinite(v) ? v.toFixed(d) : v === Infinity ? 'inf' : 'n/a');
 
 /**
  * `npm start`: the bundled model segments the bundled held-out cases (its validation split, never
- * seen in training), writes labels and overlay PNGs, and scores them against the expert labels.
+ * seen in training), writes labels and overlay PNGs, and scores them against the expert labels. A
+ * crossval ensemble has no such cases; it scores the first bundled cases and says they were trained on.
  */
 export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<{ meanDice: number; cases: number }> {
   const backend = await selectBackend(o.backend);
@@ -36,15 +48,28 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   await checkWritableDir(o.output);
   const model = await loadModel(o.model);
   const loaded = model;
-  const split = (loaded.manifest.training?.split ?? null) as { val?: string[] } | null;
-  let ids = split?.val ?? [];
-  if (!ids.length) throw new UserError(`model '${loaded.manifest.name}' records no held-out cases (training.split.val)`);
-  // The npm package carries only a few of the held-out cases; a clone has them all.
-  const present = ids.filter((id) => existsSync(join(o.dataset, 'imagesTr', `${id}.nii.gz`)) && existsSync(join(o.dataset, 'labelsTr', `${id}.nii.gz`)));
-  if (!present.length) throw new UserError(`none of the ${ids.length} held-out cases of model '${loaded.manifest.name}' is in ${o.dataset} (imagesTr/ and labelsTr/)`);
-  if (present.length < ids.length) log(`${present.length} of the ${ids.length} held-out cases are in ${o.dataset}; scoring those`);
-  ids = present;
-  if (o.limit) ids = ids.slice(0, o.limit);
+  const training = (loaded.manifest.training ?? {}) as CrossvalTraining;
+  let ids = training.split?.val ?? [];
+  const hasCase = (id: string) => existsSync(join(o.dataset, 'imagesTr', `${id}.nii.gz`)) && existsSync(join(o.dataset, 'labelsTr', `${id}.nii.gz`));
+  // A cross-validation ensemble holds out no case from all its members: say so, and score bundled cases anyway.
+  const seenInTraining = !ids.length && typeof training.crossval === 'string';
+  if (seenInTraining) {
+    ids = (training.split?.train ?? []).filter(hasCase).slice(0, o.limit ?? ENSEMBLE_DEMO_CASES);
+    if (!ids.length) throw new UserError(`none of the training cases of ensemble '${loaded.manifest.name}' is in ${o.dataset} (imagesTr/ and labelsTr/)`);
+    const k = training.folds ?? 0;
+    const cv = typeof training.crossvalMeanDice === 'number' ? `; its cross-validated mean foreground Dice is ${fmt(training.crossvalMeanDice, 4)}` : '';
+    log(
+      `model '${loaded.manifest.name}' is the ${k}-fold ensemble of crossval run '${training.crossval}': every case trained ${k - 1} of its ${k} members, so these scores are not held-out${cv}`,
+    );
+  } else {
+    if (!ids.length) throw new UserError(`model '${loaded.manifest.name}' records no held-out cases (training.split.val)`);
+    // The npm package carries only a few of the held-out cases; a clone has them all.
+    const present = ids.filter(hasCase);
+    if (!present.length) throw new UserError(`none of the ${ids.length} held-out cases of model '${loaded.manifest.name}' is in ${o.dataset} (imagesTr/ and labelsTr/)`);
+    if (present.length < ids.length) log(`${present.length} of the ${ids.length} held-out cases are in ${o.dataset}; scoring those`);
+    ids = present;
+    if (o.limit) ids = ids.slice(0, o.limit);
+  }
   for (const id of ids) {
     for (const sub of ['imagesTr', 'labelsTr'])
       if (!existsSync(join(o.dataset, sub, `${id}.nii.gz`))) throw new UserError(`case '${id}' is missing from ${o.dataset} (${sub}/${id}.nii.gz)`);
@@ -55,7 +80,7 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   const classes = Array.from({ length: K - 1 }, (_, i) => i + 1);
   const names = classes.map((c) => loaded.manifest.labels[String(c)] ?? `class ${c}`);
   const acc = new MetricAccumulator({ classes, classNames: names });
-  log(`model '${loaded.manifest.name}' on backend '${backend}': segmenting ${ids.length} held-out cases -> ${o.output}`);
+  log(`model '${loaded.manifest.name}' on backend '${backend}': segmenting ${ids.length} ${seenInTraining ? 'training' : 'held-out'} cases -> ${o.output}`);
   const bar = createProgress({ label: 'segmenting', total: ids.length, fields: ['case'] });
   const t0 = Date.now();
   const rows: string[][] = [];
@@ -91,7 +116,7 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = (s) => 
   log(`\nmean foreground Dice ${fmt(meanDice, 4)} over ${ids.length} cases; ${(seconds / ids.length).toFixed(2)} s per case (${seconds.toFixed(1)} s total)`);
   await writeFileAtomic(
     join(o.output, 'metrics.json'),
-    new TextEncoder().encode(JSON.stringify(jsonSafe({ model: loaded.manifest.name, backend, seconds, ...(acc.toJSON() as object) }), null, 1) + '\n'),
+    new TextEncoder().encode(JSON.stringify(jsonSafe({ model: loaded.manifest.name, backend, heldOut: !seenInTraining, seconds, ...(acc.toJSON() as object) }), null, 1) + '\n'),
   );
   log(`labels, overlays (*.png) and metrics.json are in ${o.output}`);
   return { meanDice, cases: ids.length };
