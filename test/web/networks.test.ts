@@ -3,7 +3,7 @@
  * folder as `uxnet train` writes it (SwinUNETR, UNETR, nnFormer, TransBTS, and an ensemble mixing two
  * networks), the page segments the bundled sample case on the CPU worker (reference backend) and the
  * downloaded labels must equal, voxel for voxel, what `uxnet predict --backend reference` writes
- * with the same folder. One transformer network also runs on WebGPU (SwiftShader without a GPU),
+ * with the same folder. TransBTS (transformer and BatchNorm) also runs on WebGPU (SwiftShader without a GPU),
  * where float rounding may move a few boundary voxels.
  *
  * The folders are seeded, untrained and tiny (see ../helpers/tiny-model-folders.ts), with a coarse
@@ -29,7 +29,7 @@ const MAX_WEBGPU_DISAGREEMENT = 0.002;
 
 /** The folders, each a different network (the ensemble averages UNETR and TransBTS, which resample differently). */
 const FOLDERS = ['swin_unetr', 'unetr', 'nnformer', 'transbts', 'ensemble'] as const;
-const WEBGPU_FOLDER = 'unetr';
+const WEBGPU_FOLDER = 'transbts';
 
 function voxelCounts(l: Labels): number[] {
   const n = [0, 0, 0];
@@ -95,7 +95,7 @@ test('browser app: a model folder of every network segments as `uxnet predict` d
 
     // The WebGPU page works on its one network while the CPU page goes through all of them.
     await gpu.page.setInputFiles('#folder-input', join(models, WEBGPU_FOLDER));
-    await gpu.page.waitForFunction(() => document.getElementById('folder-input')?.dataset.model === 'tiny-unetr');
+    await gpu.page.waitForFunction(() => document.getElementById('folder-input')?.dataset.model === 'tiny-transbts');
     const gpuRun = segmentAndDownload(gpu.page, `WebGPU ${WEBGPU_FOLDER}`);
     gpuRun.catch(() => {}); // awaited below
 
