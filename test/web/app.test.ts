@@ -8,26 +8,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, sep } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from '../helpers/cli.js';
-import { decodeRaw, parseNifti, type NiftiImage } from '../../src/io/nifti/index.js';
-import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, disagreement, labelsOf, NO_CHROMIUM, openApp, segmentAndDownload, serve } from '../helpers/web-app.js';
+import { parseNifti } from '../../src/io/nifti/index.js';
+import type { Browser } from 'playwright-core';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-];
 const MODEL_DIR = join(ROOT, 'models', 'hippocampus');
 const DATASET = join(ROOT, 'datasets', 'msd-hippocampus');
 /** Voxels allowed to differ from `uxnet predict` (float rounding differs between backends at class boundaries). */
@@ -40,48 +29,6 @@ function heldOutCase(): string {
   const ids = manifest.training?.split?.val ?? (JSON.parse(readFileSync(join(ROOT, 'recipes', 'hippocampus', 'split-fold0.json'), 'utf8')) as { val: string[] }).val;
   assert.ok(ids.length > 0, 'no held-out case recorded');
   return ids[0]!;
-}
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html',
-  '.js': 'text/javascript',
-  '.css': 'text/css',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-  '.png': 'image/png',
-  '.svg': 'image/svg+xml',
-};
-
-/** A static file server for the built app on 127.0.0.1 with a random port. */
-async function serve(dir: string): Promise<{ server: Server; origin: string }> {
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const rel = normalize(decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname)).replace(/^[/\\]+/, '');
-    const file = join(dir, rel);
-    if (!file.startsWith(dir + sep) || !existsSync(file)) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream' });
-    res.end(readFileSync(file));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const addr = server.address();
-  assert.ok(addr && typeof addr === 'object');
-  return { server, origin: `http://127.0.0.1:${addr.port}` };
-}
-
-interface Labels {
-  data: Uint8Array;
-  shape: number[];
-  img: NiftiImage;
-}
-
-function labelsOf(bytes: Uint8Array, what: string): Labels {
-  const img = parseNifti(bytes, what);
-  const raw = decodeRaw(img);
-  assert.ok(raw instanceof Uint8Array, `${what}: labels should be stored as uint8, got ${img.datatype.name}`);
-  return { data: raw, shape: img.shape, img };
 }
 
 function dice(a: Uint8Array, b: Uint8Array, c: number): number {
@@ -98,77 +45,8 @@ function dice(a: Uint8Array, b: Uint8Array, c: number): number {
   return na + nb === 0 ? 1 : (2 * inter) / (na + nb);
 }
 
-function disagreement(a: Uint8Array, b: Uint8Array): number {
-  assert.equal(a.length, b.length);
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
-  return n / a.length;
-}
-
-interface PageRun {
-  labels: Labels;
-  backend: string;
-  rows: { label: number; voxels: number; ml: number }[];
-  seconds: number;
-}
-
-/** Watches a page for errors and for any request leaving the app's origin. */
-function watch(page: Page, origin: string, log: string[]): { offsite: string[]; errors: string[] } {
-  const offsite: string[] = [];
-  const errors: string[] = [];
-  page.on('request', (r) => {
-    const u = r.url();
-    if (!u.startsWith(origin + '/') && !u.startsWith('blob:') && !u.startsWith('data:')) offsite.push(u);
-  });
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('response', (r) => {
-    if (r.status() >= 400) errors.push(`HTTP ${r.status()} for ${r.url()}`);
-  });
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) errors.push(`console: ${m.text()}`); // HTTP errors are reported with their URL above
-    log.push(`[${m.type()}] ${m.text()}`);
-  });
-  return { offsite, errors };
-}
-
-async function segmentAndDownload(page: Page, what: string): Promise<PageRun> {
-  const t0 = Date.now();
-  await page.click('#segment');
-  await page.waitForFunction(() => document.body.dataset.state === 'done' || document.body.dataset.state === 'error', null, { timeout: 540_000, polling: 500 });
-  const state = await page.evaluate(() => document.body.dataset.state);
-  assert.equal(state, 'done', `${what}: segmentation ended in state ${state}: ${await page.textContent('#error')}`);
-  const seconds = (Date.now() - t0) / 1000;
-  const backend = (await page.getAttribute('#backend-used', 'data-backend')) ?? '';
-  const rows = await page.$$eval('#volumes tbody tr', (trs) =>
-    trs.map((tr) => ({
-      label: Number((tr as HTMLElement).dataset.label),
-      voxels: Number((tr as HTMLElement).dataset.voxels),
-      ml: Number((tr as HTMLElement).dataset.ml),
-    })),
-  );
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
-  assert.match(download.suggestedFilename(), /_labels\.nii\.gz$/);
-  const bytes = await readFile(await download.path());
-  return { labels: labelsOf(bytes, `${what} download`), backend, rows, seconds };
-}
-
-async function openApp(browser: Browser, origin: string, opts: { noWebGPU?: boolean }, log: string[]) {
-  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 } });
-  if (opts.noWebGPU) {
-    // As in a browser without WebGPU: the page finds no navigator.gpu.
-    await context.addInitScript(() => {
-      delete (Navigator.prototype as { gpu?: unknown }).gpu;
-    });
-  }
-  const page = await context.newPage();
-  const watched = watch(page, origin, log);
-  await page.goto(`${origin}/`);
-  await page.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: 60_000 });
-  return { context, page, ...watched };
-}
-
 test('browser app: WebGPU and CPU-worker segmentation in chromium', {
-  skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not installed (Debian: apt-get install chromium); browser app test skipped`,
+  skip: NO_CHROMIUM,
   timeout: 900_000,
 }, async (t) => {
   const started = Date.now();

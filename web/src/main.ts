@@ -12,8 +12,9 @@ import type { SegmentRequest, WorkerMessage } from '../../src/browser/protocol.j
 import { readImage } from '../../src/browser/image.js';
 import { isInputError } from '../../src/browser/errors.js';
 import { weightsFormat } from '../../src/io/weights-format.js';
-import { manifestChannels, validateManifest, type ModelManifest } from '../../src/infer/model-manifest.js';
-import { validateEnsembleManifest } from '../../src/infer/ensemble-manifest.js';
+import { manifestChannels, ModelFolderError, validateManifest, type ModelManifest } from '../../src/infer/model-manifest.js';
+import { ENSEMBLE_FORMAT, manifestFormat, validateEnsembleManifest } from '../../src/infer/ensemble-manifest.js';
+import { ensembleView, pickedModel, type PickedModel } from '../../src/browser/model-folder.js';
 import { LABEL_COLORS } from '../../src/infer/label-colors.js';
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -35,6 +36,7 @@ const ui = {
   bundledName: $('bundled-name'),
   bundledDescription: $('bundled-description'),
   customBox: $('custom-model'),
+  folderInput: $<HTMLInputElement>('folder-input'),
   weightsInput: $<HTMLInputElement>('weights-input'),
   manifestInput: $<HTMLInputElement>('manifest-input'),
   tta: $<HTMLInputElement>('tta'),
@@ -67,9 +69,11 @@ const state: {
     weights?: Uint8Array;
     members?: { path: string; manifestText: string; weightsName: string; weights?: Uint8Array }[];
   } | null;
+  /** A model folder the user picked (it takes precedence over single weights and model.json files). */
+  folder: PickedModel | null;
   worker: Worker | null;
   result: { url: string; name: string } | null;
-} = { backend: null, image: null, bundled: null, worker: null, result: null };
+} = { backend: null, image: null, bundled: null, folder: null, worker: null, result: null };
 
 function setState(s: PageState): void {
   document.body.dataset.state = s;
@@ -227,6 +231,24 @@ function updateModelChoice(): void {
 ui.bundled.addEventListener('change', updateModelChoice);
 ui.custom.addEventListener('change', updateModelChoice);
 ui.manifestInput.addEventListener('change', () => void updateTta());
+ui.folderInput.addEventListener('change', () => void takeFolder());
+
+/** Reads the picked folder's model.json now, so a folder that is not a model folder is named at once. */
+async function takeFolder(): Promise<void> {
+  clearError();
+  state.folder = null;
+  const files = [...(ui.folderInput.files ?? [])].map((file) => ({ path: file.webkitRelativePath || file.name, file }));
+  if (!files.length) return void updateTta();
+  try {
+    state.folder = await pickedModel(files);
+    ui.folderInput.dataset.model = state.folder.view.name;
+    setState('idle');
+    await updateTta();
+  } catch (e) {
+    delete ui.folderInput.dataset.model;
+    showError(describe(e));
+  }
+}
 ui.weightsInput.addEventListener('change', () => {
   clearError();
   const f = ui.weightsInput.files?.[0];
@@ -240,6 +262,7 @@ ui.weightsInput.addEventListener('change', () => {
 });
 
 async function currentManifest(): Promise<{ text: string; name: string; manifest: ModelManifest }> {
+  if (ui.custom.checked && state.folder) return { text: '', name: `${state.folder.name}/model.json`, manifest: state.folder.view };
   const own = ui.custom.checked ? ui.manifestInput.files?.[0] : undefined;
   if (own) {
     const text = await own.text();
@@ -249,6 +272,7 @@ async function currentManifest(): Promise<{ text: string; name: string; manifest
     } catch (e) {
       throw new Error(`${own.name}: not valid JSON (${(e as Error).message})`);
     }
+    if (manifestFormat(json) === ENSEMBLE_FORMAT) throw new ModelFolderError(`${own.name} describes an ensemble: choose its whole folder under “Model folder”`);
     return { text, name: own.name, manifest: validateManifest(json, own.name) };
   }
   if (!state.bundled) throw new Error('the bundled model could not be loaded');
@@ -281,14 +305,7 @@ async function loadBundled(): Promise<void> {
         files.members.map(async (m) => ({ path: m.path, manifestText: await (await fetch(`model/${m.manifest}`)).text(), weightsName: m.weights })),
       );
       const views = members.map((m) => validateManifest(JSON.parse(m.manifestText), `bundled ${m.path}/model.json`));
-      const axes = views.every((v) => (v.inference.mirrorAxes ?? []).length) ? views[0]!.inference.mirrorAxes : [];
-      manifest = {
-        ...views[0]!,
-        name: ens.name,
-        description: ens.description ?? `ensemble of ${members.length} models`,
-        labels: ens.labels,
-        inference: { ...views[0]!.inference, mirrorAxes: axes },
-      };
+      manifest = ensembleView(ens, views);
       state.bundled = { manifestText, manifest, weightsName: '', members };
     } else {
       manifest = validateManifest(JSON.parse(manifestText), 'bundled model.json');
@@ -312,9 +329,10 @@ async function loadBundled(): Promise<void> {
 
 async function modelBytes(): Promise<{ key: string; bytes: ModelBytes; manifest: ModelManifest }> {
   const m = await currentManifest();
+  if (ui.custom.checked && state.folder) return { key: state.folder.key, manifest: m.manifest, bytes: await state.folder.bytes() };
   if (ui.custom.checked) {
     const w = ui.weightsInput.files?.[0];
-    if (!w) throw new Error('Choose a weights file (.safetensors or .pth), or select the bundled model.');
+    if (!w) throw new Error('Choose a model folder or a weights file (.safetensors or .pth), or select the bundled model.');
     weightsFormat(w.name);
     const key = `custom:${w.name}:${w.size}:${w.lastModified}|${m.name}:${m.text.length}`;
     return { key, manifest: m.manifest, bytes: { manifestText: m.text, manifestName: m.name, weights: new Uint8Array(await w.arrayBuffer()), weightsName: w.name } };
