@@ -137,6 +137,9 @@ if not args.no_full:
     for net in OFFICIAL:
         n = count(build(net))  # build() asserts the official count
         print(f"{net}: official FLARE configuration {n:,} parameters (asserted)", flush=True)
+    n = count(CLASSES["transbts"](num_classes=4))  # TransBTS(dataset='flare') itself: the code's 4 classes
+    assert n == 31577268, f"transbts: {n} parameters at 4 classes, the official factory has 31,577,268"
+    print(f"transbts: TransBTS(dataset='flare') (4 classes) {n:,} parameters (asserted)", flush=True)
 if failures:
     print(f"FAILED: {', '.join(failures)}", file=sys.stderr)
     sys.exit(1)
