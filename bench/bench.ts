@@ -4,7 +4,9 @@
  * of 3D UX-Net and on the conv micro-benchmarks. `--backend webgpu` times the WebGPU backend instead
  * (the adapter is printed; ORT fields are null: onnxruntime-node has no WebGPU counterpart here);
  * `--tiny` uses the small 8/16/32/64 network, for slow adapters such as SwiftShader. Every workload runs in its own child process (clean peak RSS); min and median
- * of N timed runs after one warm-up. PyTorch is timed on the same workloads and threads by bench/torch_bench.py when a python3 with torch is found ($UXNET_PYTHON, python3, /usr/bin/python3); the JSON then adds torch_min_s, torch_median_s and ratio_torch.
+ * of N timed runs after one warm-up. PyTorch is timed on the same workloads, network sizes and threads by
+ * bench/torch_bench.py (one process per workload) when a python3 with torch is found ($UXNET_PYTHON, python3,
+ * /usr/bin/python3); the JSON then adds torch_min_s, torch_median_s, ratio_torch and torch_peak_rss_mb.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -112,11 +114,30 @@ function torchPython(): string | null {
   return null;
 }
 
-/** `NAME: min X s, median Y s ...` lines of bench/torch_bench.py as {name: [min, median]}. */
-function parseTorchLines(text: string): Map<string, [number, number]> {
-  const out = new Map<string, [number, number]>();
-  for (const m of text.matchAll(/^([\w.]+): min ([\d.]+) s, median ([\d.]+) s/gm)) out.set(m[1]!, [Number(m[2]), Number(m[3])]);
-  return out;
+interface TorchResult {
+  minS: number;
+  medianS: number;
+  peakRssMb: number | null;
+}
+
+/** The `NAME: min X s, median Y s [R GFLOP/s], peak RSS Z MB` line of bench/torch_bench.py for `name`. */
+function parseTorchLine(text: string, name: string): TorchResult | null {
+  for (const m of text.matchAll(/^([\w.]+): min ([\d.]+) s, median ([\d.]+) s(?:.*?, peak RSS ([\d.]+) MB)?/gm)) {
+    if (m[1] === name) return { minS: Number(m[2]), medianS: Number(m[3]), peakRssMb: m[4] === undefined ? null : Number(m[4]) };
+  }
+  return null;
+}
+
+/**
+ * PyTorch on one workload in its own process (as ours and ORT: the peak RSS is that workload's), same
+ * threads, same network size (`--tiny` passed on).
+ */
+function runTorch(py: string, w: Workload, reps: number, threads: string, config: string): TorchResult | { error: string } {
+  const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_bench.py');
+  const argv = [script, '--threads', threads, '--reps', String(reps), '--only', w, ...(config === 'tiny' ? ['--tiny'] : [])];
+  const t = spawnSync(py, argv, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = t.status === 0 ? parseTorchLine(t.stdout, w) : null;
+  return r ?? { error: `PyTorch ${w} failed (status ${t.status}): ${(t.stderr || t.stdout).trim().split('\n').slice(-3).join(' | ')}` };
 }
 
 function main(): void {
@@ -152,20 +173,44 @@ function main(): void {
     `machine: ${cpu}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; node ${process.version}; ${gpu ? 'backend webgpu' : `threads ${threads} (ours and ORT)`}; model ${config === 'tiny' ? 'tiny (8/16/32/64, hidden 128)' : 'paper (48/96/192/384, hidden 768)'}`,
   );
   let adapterShown = false;
+  const py = gpu ? null : torchPython();
+  const torch = py
+    ? `PyTorch ${spawnSync(py, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim()} (${py}, same threads)`
+    : gpu
+      ? 'skipped (PyTorch CUDA timing needs a GPU machine; see README)'
+      : 'skipped (no python3 with torch: tried $UXNET_PYTHON, python3, /usr/bin/python3)';
+  console.log(`PyTorch: ${torch}`);
   const results: Record<string, unknown> = {};
-  const rows: string[][] = [['workload', 'ours min s', 'ours median s', 'GFLOP/s', 'ORT min s', 'ORT median s', 'ratio ours/ORT', 'peak RSS MB']];
+  const rows: string[][] = [
+    [
+      'workload',
+      'ours min s',
+      'ours median s',
+      'GFLOP/s',
+      'ORT min s',
+      'ORT median s',
+      'ratio ours/ORT',
+      'peak RSS MB',
+      'PyTorch median s',
+      'ratio ours/PyTorch',
+      'PyTorch RSS MB',
+    ],
+  ];
   for (const w of only) {
     process.stderr.write(`running ${w} ...\n`);
     const ours = runWorker(w, 'ours', reps, backend, config);
     const ort = HAS_ORT[w] && !gpu ? runWorker(w, 'ort', reps, backend, config) : null;
+    const pt = py ? runTorch(py, w, reps, threads, config) : null;
     if (gpu && !adapterShown && !('error' in ours) && ours.info) {
       console.log(`webgpu adapter: ${(JSON.parse(ours.info) as { adapter?: string }).adapter ?? 'unknown'}`);
       adapterShown = true;
     }
     if ('error' in ours) console.error(ours.error);
     if (ort && 'error' in ort) console.error(ort.error);
+    if (pt && 'error' in pt) console.error(pt.error);
     const o = 'error' in ours ? null : ours;
     const r = ort && !('error' in ort) ? ort : null;
+    const t = pt && !('error' in pt) ? pt : null;
     const entry = {
       description:
         config === 'tiny' && w.match(/^(fwd|train)/)
@@ -183,6 +228,10 @@ function main(): void {
       ratio: o && r ? median(o.times) / median(r.times) : null,
       peak_rss_mb: o?.peakRssMb ?? null,
       ort_peak_rss_mb: r?.peakRssMb ?? null,
+      torch_min_s: t?.minS ?? null,
+      torch_median_s: t?.medianS ?? null,
+      ratio_torch: o && t ? median(o.times) / t.medianS : null,
+      torch_peak_rss_mb: t?.peakRssMb ?? null,
       info: o?.info,
     };
     results[w] = entry;
@@ -196,30 +245,13 @@ function main(): void {
       f(entry.ort_median_s),
       f(entry.ratio, 2),
       f(entry.peak_rss_mb, 0),
+      f(entry.torch_median_s),
+      f(entry.ratio_torch, 2),
+      f(entry.torch_peak_rss_mb, 0),
     ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((c, i) => c.padStart(widths[i]!)).join('  '));
-  let torch: string;
-  const py = gpu ? null : torchPython();
-  if (py) {
-    const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_bench.py');
-    process.stderr.write(`running PyTorch (${py}) on ${only.join(',')} ...\n`);
-    const t = spawnSync(py, [script, '--threads', threads, '--reps', String(reps), '--only', only.join(',')], { encoding: 'utf8' });
-    torch = t.status === 0 ? t.stdout.trim() : `failed: ${t.stderr.trim().split('\n').pop()}`;
-    console.log(`PyTorch ${spawnSync(py, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim()} (same threads):\n${torch}`);
-    const parsed = parseTorchLines(t.stdout ?? '');
-    for (const [w, v] of Object.entries(results)) {
-      const e = v as Record<string, unknown>;
-      const pt = parsed.get(w);
-      e.torch_min_s = pt ? pt[0] : null;
-      e.torch_median_s = pt ? pt[1] : null;
-      e.ratio_torch = pt && typeof e.ours_median_s === 'number' ? e.ours_median_s / pt[1] : null;
-    }
-  } else {
-    torch = gpu ? 'skipped (PyTorch CUDA timing needs a GPU machine; see README)' : 'skipped (no python3 with torch: tried $UXNET_PYTHON, python3, /usr/bin/python3)';
-    console.log(`PyTorch: ${torch}`);
-  }
   if (jsonFile) {
     const machine = { cpu, cores: cpus().length, threads: Number(threads), node: process.version, torch, backend, model: config };
     for (const v of Object.values(results)) (v as Record<string, unknown>).machine = machine;
