@@ -295,7 +295,7 @@ async function queueStatusCmd(f: RedisFlags & { queue?: string }): Promise<void>
       const s = await withQueue(t, name, (q) => queueStatus(q));
       const c = s.counts;
       out.push(
-        `${name}: waiting ${(c.waiting ?? 0) + (c.prioritized ?? 0)}${c['waiting-children'] ? `, waiting for their folds ${c['waiting-children']}` : ''}, delayed ${c.delayed ?? 0}, active ${c.active ?? 0}, completed ${c.completed ?? 0}, failed ${c.failed ?? 0}; workers ${s.workers}`,
+        `${name}: waiting ${(c.waiting ?? 0) + (c.prioritized ?? 0)}${c['waiting-children'] ? `, summaries waiting for folds ${c['waiting-children']}` : ''}, delayed ${c.delayed ?? 0}, active ${c.active ?? 0}, completed ${c.completed ?? 0}, failed ${c.failed ?? 0}; workers ${s.workers}`,
       );
       for (const j of s.failed) out.push(`  failed ${describeJob(j.data, j.id)} [${j.id}] after ${j.attempts} attempt(s): ${redact(j.reason, t.secrets)}`);
       if ((c.failed ?? 0) > s.failed.length) out.push(`  ... and ${(c.failed ?? 0) - s.failed.length} more failed`);
