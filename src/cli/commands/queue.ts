@@ -332,7 +332,7 @@ function retryOptions(c: Command): Command {
 }
 
 export function registerQueue(program: Command): void {
-  const queue = program.command('queue').description('run predictions and training runs as jobs on Redis (BullMQ) across many worker processes and machines');
+  const queue = program.command('queue').description('run predictions, training runs and cross-validations as jobs on Redis (BullMQ) across many worker processes and machines');
 
   queue
     .command('worker')
