@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { PredictJobData, TrainJobData } from './schema.js';
+import type { CrossvalFoldJobData, CrossvalSummaryJobData, PredictJobData, TrainJobData } from './schema.js';
 
 /** JSON with object keys sorted, so equal payloads hash equally whatever order they were built in. */
 export function canonicalJson(v: unknown): string {
@@ -33,6 +33,26 @@ export function predictJobId(d: PredictJobData): string {
 
 export function trainJobId(d: TrainJobData): string {
   return `train-${stem(basename(d.config.outDir))}-${sha256(canonicalJson(d)).slice(0, 20)}`;
+}
+
+/**
+ * What decides a crossval's results: the recipe without the backend and loader threads (they change
+ * how fast, not what), the fold count and TTA. Resubmitting from a machine with another default
+ * backend therefore finds the same jobs instead of queueing the folds again.
+ */
+function crossvalKey(d: CrossvalFoldJobData | CrossvalSummaryJobData): string {
+  const { backend: _b, workers: _w, ...recipe } = d.config as Record<string, unknown>;
+  return canonicalJson({ recipe, folds: d.folds, tta: d.tta });
+}
+
+/** One id per run folder, fold and recipe: the fold's job whichever submission (all folds or --fold) adds it. */
+export function crossvalFoldJobId(d: CrossvalFoldJobData): string {
+  return `crossval-${stem(basename(d.config.outDir))}-fold${d.fold}-${sha256(`${crossvalKey(d)}|${d.fold}`).slice(0, 20)}`;
+}
+
+/** The summary of a submission: its id also covers which folds it waits for. */
+export function crossvalSummaryJobId(d: CrossvalSummaryJobData): string {
+  return `crossval-${stem(basename(d.config.outDir))}-summary-${sha256(`${crossvalKey(d)}|${d.run.join(',')}`).slice(0, 20)}`;
 }
 
 async function hashFile(h: ReturnType<typeof createHash>, path: string): Promise<void> {

@@ -4,7 +4,8 @@ import { PermanentJobError } from './errors.js';
 import { runPredictJob, type OutputRecords } from './predict-job.js';
 import { connectionOptions, KEY_PREFIX, STALL_DEFAULTS, type QueueName } from './queues.js';
 import { redact, type RedisTarget } from './redis-url.js';
-import { validatePredictJob, validateTrainJob } from './schema.js';
+import { runCrossvalFoldJob, runCrossvalSummaryJob } from './crossval-job.js';
+import { validatePredictJob, validateTrainQueueJob } from './schema.js';
 import { runTrainJob } from './train-job.js';
 
 export interface QueueWorkerOptions {
@@ -62,9 +63,20 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<RunningWo
         } else {
           activeTrain.set(id, { job, token: token! });
           try {
-            const r = await runTrainJob(validateTrainJob(job.data), id, { roots: o.roots, log: (s) => log(`${id}: ${s}`) });
-            log(`${id}: training done (${((Date.now() - t0) / 60000).toFixed(1)} min)`);
-            result = r;
+            const d = validateTrainQueueJob(job.data);
+            const ctx = { roots: o.roots, log: (s: string) => log(`${id}: ${s}`) };
+            const minutes = () => ((Date.now() - t0) / 60000).toFixed(1);
+            if (d.kind === 'crossval-fold') {
+              result = await runCrossvalFoldJob(d, id, ctx);
+              log(`${id}: crossval fold ${d.fold} done (${minutes()} min)`);
+            } else if (d.kind === 'crossval-summary') {
+              const r = await runCrossvalSummaryJob(d, ctx);
+              log(`${id}: crossval summary written, ${r.foldsDone.length} of ${d.folds} folds${r.ensembleDir ? `; ensemble ${r.ensembleDir}` : ''}`);
+              result = r;
+            } else {
+              result = await runTrainJob(d, id, ctx);
+              log(`${id}: training done (${minutes()} min)`);
+            }
           } finally {
             activeTrain.delete(id);
           }

@@ -15,7 +15,7 @@ import { manifestChannels } from '../infer/model-manifest.js';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { discoverDataset, loadCase } from '../data/dataset.js';
+import { discoverDataset, loadCase, type Case as DatasetCase } from '../data/dataset.js';
 import { loadVolume } from '../data/load.js';
 import { saveVolume } from '../data/save.js';
 import { Rng } from '../engine/rng.js';
@@ -185,16 +185,30 @@ async function trainFold(cfg: TrainConfig, log: (s: string) => void): Promise<{ 
   return { trainSeconds, steps: final.step, trainedNow };
 }
 
-/** Runs (or continues) a cross-validation; see the file comment. */
-export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
-  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+/** A crossval run folder with its identity and split settled: what every fold and the summary read. */
+export interface CrossvalPlan {
+  runDir: string;
+  /** The recipe, outDir = runDir. */
+  config: TrainConfig;
+  /** The recipe's identity as RUN/crossval.json stores it. */
+  identity: Record<string, unknown>;
+  splits: Splits;
+  /** Labelled cases of the dataset, by id. */
+  cases: Map<string, DatasetCase>;
+}
+
+/**
+ * Settles RUN/crossval.json and RUN/splits.json: written when absent, otherwise checked against the
+ * request (another recipe or another split is refused, naming the difference). Queued crossval calls
+ * this once at submission, so concurrent fold jobs only ever read these files.
+ */
+export async function prepareCrossval(o: Pick<CrossvalOptions, 'config' | 'folds' | 'splitFile' | 'fold'>): Promise<CrossvalPlan> {
   const cfg = o.config;
   const runDir = resolve(cfg.outDir);
   await mkdir(runDir, { recursive: true });
   const ds = discoverDataset(cfg.dataset);
   const labelled = ds.cases.filter((c) => c.label);
   const ids = labelled.map((c) => c.id);
-  const byId = new Map(labelled.map((c) => [c.id, c]));
 
   // The run's identity: refuse to continue RUN with another recipe.
   const idPath = join(runDir, 'crossval.json');
@@ -225,82 +239,119 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
   }
   const K = splits.folds.length;
   if (o.fold !== undefined && !(Number.isInteger(o.fold) && o.fold >= 0 && o.fold < K)) throw new TrainRunError(`--fold must be in 0..${K - 1}, got ${o.fold}`);
+  return { runDir, config: cfg, identity: id, splits, cases: new Map(labelled.map((c) => [c.id, c])) };
+}
 
-  const todo = o.fold !== undefined ? [o.fold] : [...Array(K).keys()];
-  for (const k of todo) {
-    const foldDir = join(runDir, `fold_${k}`);
-    const donePath = join(foldDir, 'fold.json');
-    if (existsSync(donePath)) {
-      log(`fold ${k}: finished earlier`);
-      continue;
-    }
-    await mkdir(foldDir, { recursive: true });
-    const splitPath = join(foldDir, 'split.json');
-    await writeFileAtomic(splitPath, enc(splits.folds[k]));
-    // Validation only at the last step: the held-out cases must not choose the checkpoint (the fold's
-    // model is its final one, as in nnU-Net), or the cross-validated Dice would be optimistic.
-    const foldCfg: TrainConfig = {
-      ...cfg,
-      valEvery: cfg.steps,
-      outDir: foldDir,
-      split: splitPath,
-      modelDir: join(foldDir, 'model'),
-      cacheDir: cfg.cacheDir ?? join(runDir, 'cache'),
-    };
-    log(`fold ${k} of ${K}: ${splits.folds[k]!.train.length} training, ${splits.folds[k]!.val.length} held-out cases`);
-    const { trainSeconds, steps, trainedNow } = await trainFold(foldCfg, log);
-    // The process's memory high-water mark after training, kept across sessions: a fold finished
-    // by a later session (after a kill) still reports the peak of the session that trained it.
-    const peakPath = join(foldDir, 'peak-memory.json');
-    const prevPeak = existsSync(peakPath) ? (JSON.parse(await readFile(peakPath, 'utf8')) as { trainingRssMB: number }).trainingRssMB : 0;
-    const peakAfterTraining = trainedNow ? Math.max(prevPeak, process.resourceUsage().maxRSS / 1024) : prevPeak;
-    if (trainedNow) await writeFileAtomic(peakPath, enc({ trainingRssMB: peakAfterTraining }));
+/**
+ * Opens a crossval run folder that `prepareCrossval` settled earlier, writing nothing: a queued
+ * fold job must not race another one over the shared files, and a recipe that differs from the
+ * stored one (the folder was reused meanwhile) is refused.
+ */
+export async function openCrossval(cfg: TrainConfig): Promise<CrossvalPlan> {
+  const runDir = resolve(cfg.outDir);
+  const idPath = join(runDir, 'crossval.json');
+  const splitsPath = join(runDir, 'splits.json');
+  if (!existsSync(idPath) || !existsSync(splitsPath)) throw new TrainRunError(`${runDir} has no crossval.json and splits.json; they are written when the crossval is submitted`);
+  const id = identity(cfg);
+  const prev = JSON.parse(await readFile(idPath, 'utf8')) as { config: unknown };
+  const d = firstDifference(prev.config, id);
+  if (d) throw new TrainRunError(`${runDir} holds a crossval run with another configuration: ${d}; use another output folder`);
+  const splits = JSON.parse(await readFile(splitsPath, 'utf8')) as Splits;
+  const labelled = discoverDataset(cfg.dataset).cases.filter((c) => c.label);
+  return { runDir, config: cfg, identity: id, splits, cases: new Map(labelled.map((c) => [c.id, c])) };
+}
 
-    const loaded = await loadModelFolder(foldCfg.modelDir!);
-    const classes = Object.keys(loaded.manifest.labels)
-      .map(Number)
-      .filter((c) => c > 0)
-      .sort((a, b) => a - b);
-    const names = classes.map((c) => loaded.manifest.labels[String(c)]!);
-    const acc = new MetricAccumulator({ classes, classNames: names, nsdTolerance: 1 });
-    const predDir = join(foldDir, 'predictions');
-    await mkdir(predDir, { recursive: true });
-    const inferSeconds: Record<string, number> = {};
-    const parameters = loaded.model.numParameters();
-    try {
-      for (const cid of splits.folds[k]!.val) {
-        const c = byId.get(cid)!;
-        const sample = await loadCase({ ...c, label: undefined });
-        const t0 = performance.now();
-        const pred = await predictVolume(loaded, sample.image, { tta: o.tta });
-        inferSeconds[cid] = (performance.now() - t0) / 1000;
-        await saveVolume(join(predDir, `${cid}.nii.gz`), pred.labels, { label: true, description: `uxnet3d crossval fold ${k}` });
-        const gt = await loadVolume(c.label!, 'label');
-        const px = fixGeometry(gt.header!).pixdim;
-        const spacing: Spacing3 = [px[1]!, px[2]!, px[3]!];
-        if (gt.shape.join('x') !== pred.labels.shape.join('x')) throw new Error(`case '${cid}': prediction ${pred.labels.shape.join('x')} and label ${gt.shape.join('x')} differ`);
-        acc.add(cid, pred.labels.data, gt.data, gt.shape, spacing);
-      }
-    } finally {
-      loaded.model.dispose();
-    }
-    const record: FoldRecord = {
-      fold: k,
-      steps,
-      trainSeconds,
-      inferenceSeconds: inferSeconds,
-      peakRssMB: Math.max(peakAfterTraining, process.resourceUsage().maxRSS / 1024),
-      parameters,
-      network: loaded.manifest.network as unknown as Record<string, unknown>,
-      classes: classes.map((label, i) => ({ label, name: names[i]! })),
-      cases: acc.rows().map((r) => ({ caseId: r.caseId, dice: r.classes.map((c) => c.dice), hd95: r.classes.map((c) => c.hd95), nsd: r.classes.map((c) => c.nsd) })),
-    };
-    await writeFileAtomic(donePath, encodeFoldRecord(record));
-    log(
-      `fold ${k}: mean Dice ${(record.cases.reduce((a, c) => a + c.dice.reduce((x, y) => x + y, 0) / c.dice.length, 0) / Math.max(1, record.cases.length)).toFixed(4)} over ${record.cases.length} held-out cases`,
-    );
+/**
+ * Trains fold k (or continues it from its checkpoint), predicts and scores its held-out cases and
+ * writes RUN/fold_k/fold.json. Touches nothing outside RUN/fold_k (and the shared preprocessing
+ * cache, whose writes are atomic), so folds may run at once in different processes.
+ * Returns false when the fold had finished earlier.
+ */
+export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: boolean; log: (s: string) => void }): Promise<boolean> {
+  const { runDir, splits, config: cfg } = plan;
+  const log = o.log;
+  const K = splits.folds.length;
+  if (!(Number.isInteger(k) && k >= 0 && k < K)) throw new TrainRunError(`--fold must be in 0..${K - 1}, got ${k}`);
+  const foldDir = join(runDir, `fold_${k}`);
+  const donePath = join(foldDir, 'fold.json');
+  if (existsSync(donePath)) {
+    log(`fold ${k}: finished earlier`);
+    return false;
   }
+  await mkdir(foldDir, { recursive: true });
+  const splitPath = join(foldDir, 'split.json');
+  await writeFileAtomic(splitPath, enc(splits.folds[k]));
+  // Validation only at the last step: the held-out cases must not choose the checkpoint (the fold's
+  // model is its final one, as in nnU-Net), or the cross-validated Dice would be optimistic.
+  const foldCfg: TrainConfig = {
+    ...cfg,
+    valEvery: cfg.steps,
+    outDir: foldDir,
+    split: splitPath,
+    modelDir: join(foldDir, 'model'),
+    cacheDir: cfg.cacheDir ?? join(runDir, 'cache'),
+  };
+  log(`fold ${k} of ${K}: ${splits.folds[k]!.train.length} training, ${splits.folds[k]!.val.length} held-out cases`);
+  const { trainSeconds, steps, trainedNow } = await trainFold(foldCfg, log);
+  // The process's memory high-water mark after training, kept across sessions: a fold finished
+  // by a later session (after a kill) still reports the peak of the session that trained it.
+  const peakPath = join(foldDir, 'peak-memory.json');
+  const prevPeak = existsSync(peakPath) ? (JSON.parse(await readFile(peakPath, 'utf8')) as { trainingRssMB: number }).trainingRssMB : 0;
+  const peakAfterTraining = trainedNow ? Math.max(prevPeak, process.resourceUsage().maxRSS / 1024) : prevPeak;
+  if (trainedNow) await writeFileAtomic(peakPath, enc({ trainingRssMB: peakAfterTraining }));
 
+  const loaded = await loadModelFolder(foldCfg.modelDir!);
+  const classes = Object.keys(loaded.manifest.labels)
+    .map(Number)
+    .filter((c) => c > 0)
+    .sort((a, b) => a - b);
+  const names = classes.map((c) => loaded.manifest.labels[String(c)]!);
+  const acc = new MetricAccumulator({ classes, classNames: names, nsdTolerance: 1 });
+  const predDir = join(foldDir, 'predictions');
+  await mkdir(predDir, { recursive: true });
+  const inferSeconds: Record<string, number> = {};
+  const parameters = loaded.model.numParameters();
+  try {
+    for (const cid of splits.folds[k]!.val) {
+      const c = plan.cases.get(cid);
+      if (!c) throw new TrainRunError(`${join(runDir, 'splits.json')}: fold ${k} holds out case '${cid}', which is not a labelled case of the dataset`);
+      const sample = await loadCase({ ...c, label: undefined });
+      const t0 = performance.now();
+      const pred = await predictVolume(loaded, sample.image, { tta: o.tta });
+      inferSeconds[cid] = (performance.now() - t0) / 1000;
+      await saveVolume(join(predDir, `${cid}.nii.gz`), pred.labels, { label: true, description: `uxnet3d crossval fold ${k}` });
+      const gt = await loadVolume(c.label!, 'label');
+      const px = fixGeometry(gt.header!).pixdim;
+      const spacing: Spacing3 = [px[1]!, px[2]!, px[3]!];
+      if (gt.shape.join('x') !== pred.labels.shape.join('x')) throw new Error(`case '${cid}': prediction ${pred.labels.shape.join('x')} and label ${gt.shape.join('x')} differ`);
+      acc.add(cid, pred.labels.data, gt.data, gt.shape, spacing);
+    }
+  } finally {
+    loaded.model.dispose();
+  }
+  const record: FoldRecord = {
+    fold: k,
+    steps,
+    trainSeconds,
+    inferenceSeconds: inferSeconds,
+    peakRssMB: Math.max(peakAfterTraining, process.resourceUsage().maxRSS / 1024),
+    parameters,
+    network: loaded.manifest.network as unknown as Record<string, unknown>,
+    classes: classes.map((label, i) => ({ label, name: names[i]! })),
+    cases: acc.rows().map((r) => ({ caseId: r.caseId, dice: r.classes.map((c) => c.dice), hd95: r.classes.map((c) => c.hd95), nsd: r.classes.map((c) => c.nsd) })),
+  };
+  await writeFileAtomic(donePath, encodeFoldRecord(record));
+  log(
+    `fold ${k}: mean Dice ${(record.cases.reduce((a, c) => a + c.dice.reduce((x, y) => x + y, 0) / c.dice.length, 0) / Math.max(1, record.cases.length)).toFixed(4)} over ${record.cases.length} held-out cases`,
+  );
+  return true;
+}
+
+/** Writes RUN/summary.* and box plots over the finished folds and, once every fold is done, RUN/ensemble/. */
+export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => void): Promise<CrossvalResult> {
+  const { runDir, splits, config: cfg } = plan;
+  const K = splits.folds.length;
+  const ids = [...plan.cases.keys()];
   const records: FoldRecord[] = [];
   for (let k = 0; k < K; k++) {
     const p = join(runDir, `fold_${k}`, 'fold.json');
@@ -327,7 +378,7 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
     records,
     macs,
     patch,
-    config: id,
+    config: plan.identity,
   });
   const summaryPath = await writeCrossvalSummary(runDir, summary);
   let ensembleDir: string | null = null;
@@ -355,4 +406,13 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
     log(`${records.length} of ${K} folds done; run again (without --fold) to finish the rest`);
   }
   return { runDir, foldsDone: records.map((r) => r.fold), complete, summaryPath, ensembleDir };
+}
+
+/** Runs (or continues) a cross-validation; see the file comment. */
+export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const plan = await prepareCrossval(o);
+  const todo = o.fold !== undefined ? [o.fold] : [...plan.splits.folds.keys()];
+  for (const k of todo) await runCrossvalFold(plan, k, { tta: o.tta, log });
+  return finishCrossval(plan, log);
 }

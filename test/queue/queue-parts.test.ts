@@ -4,14 +4,14 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRedisUrl, redact } from '../../src/queue/redis-url.js';
-import { canonicalJson, predictJobId, trainJobId } from '../../src/queue/job-id.js';
+import { canonicalJson, crossvalFoldJobId, crossvalSummaryJobId, predictJobId, trainJobId } from '../../src/queue/job-id.js';
 import { confine, realPathOf, resolveRoots } from '../../src/queue/confine.js';
 import { QueueConfigError, RootRefusal } from '../../src/queue/errors.js';
-import { validatePredictJob, validateTrainJob, type PredictJobData } from '../../src/queue/schema.js';
+import { validatePredictJob, validateTrainJob, validateTrainQueueJob, type CrossvalFoldJobData, type CrossvalSummaryJobData, type PredictJobData } from '../../src/queue/schema.js';
 import { assertUserError, uxnet } from '../helpers/cli.js';
 
 describe('queue: Redis URLs', () => {
@@ -67,6 +67,41 @@ describe('queue: job ids', () => {
     assert.notEqual(predictJobId({ ...job, output: '/data/other/hippocampus_001.nii.gz' }), id);
     assert.equal(canonicalJson({ b: 1, a: [2, { d: undefined, c: 'x' }] }), '{"a":[2,{"c":"x"}],"b":1}');
     assert.match(trainJobId({ kind: 'train', config: { dataset: '/d', outDir: '/runs/fold 0:a', preset: 'auto' } }), /^train-fold_0_a-[0-9a-f]{20}$/);
+  });
+});
+
+describe('queue: crossval jobs', () => {
+  const config = { dataset: '/data/d', outDir: '/runs/cv', preset: 'auto', steps: 4, seed: 0, backend: 'native', workers: 2 };
+  const fold: CrossvalFoldJobData = { kind: 'crossval-fold', config, folds: 2, tta: false, fold: 1 };
+  const summary: CrossvalSummaryJobData = { kind: 'crossval-summary', config, folds: 2, tta: false, run: [0, 1] };
+
+  it('ids name run folder and fold, ignore backend and loader threads, and change with anything that changes results', () => {
+    const id = crossvalFoldJobId(fold);
+    assert.match(id, /^crossval-cv-fold1-[0-9a-f]{20}$/);
+    assert.equal(crossvalFoldJobId({ ...fold, config: { ...config, backend: 'reference', workers: 1 } }), id, 'backend and workers change speed, not results');
+    assert.equal(crossvalFoldJobId({ ...fold, config: Object.fromEntries(Object.entries(config).reverse()) as typeof config }), id, 'key order');
+    for (const other of [
+      { ...fold, fold: 0 },
+      { ...fold, tta: true },
+      { ...fold, folds: 3 },
+      { ...fold, config: { ...config, steps: 5 } },
+      { ...fold, config: { ...config, outDir: '/runs/other/cv' } },
+    ])
+      assert.notEqual(crossvalFoldJobId(other), id);
+    assert.match(crossvalSummaryJobId(summary), /^crossval-cv-summary-[0-9a-f]{20}$/);
+    assert.notEqual(crossvalSummaryJobId({ ...summary, run: [1] }), crossvalSummaryJobId(summary), 'a --fold submission has its own summary');
+  });
+
+  it('payloads are validated by kind and name what is wrong', () => {
+    assert.deepEqual(validateTrainQueueJob(fold), fold);
+    assert.deepEqual(validateTrainQueueJob(summary), summary);
+    assert.throws(() => validateTrainQueueJob({ ...fold, fold: 2 }), /invalid crossval fold job payload: fold: fold must be below folds/);
+    assert.throws(() => validateTrainQueueJob({ ...fold, folds: 1 }), /folds: /);
+    assert.throws(() => validateTrainQueueJob({ ...fold, config: { ...config, modelDir: '/m' } }), /config: a crossval recipe sets split and modelDir per fold/);
+    assert.throws(() => validateTrainQueueJob({ ...summary, run: [] }), /invalid crossval summary job payload: run: /);
+    assert.throws(() => validateTrainQueueJob({ ...summary, extra: 1 }), /extra/);
+    assert.throws(() => validateTrainQueueJob({ ...fold, config: { ...config, dataset: 'data' } }), /config\.dataset: must be an absolute path/);
+    assert.throws(() => validateTrainQueueJob({ kind: 'other' }), /invalid train job payload: kind/);
   });
 });
 
@@ -149,6 +184,14 @@ describe('uxnet queue: user mistakes, before or without a Redis server', () => {
     );
     assertUserError(uxnet(['queue', 'worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], { env }), /--concurrency must be an integer >= 1, got '0'/);
     assertUserError(uxnet(['queue', 'worker', '--redis', 'redis://127.0.0.1:1', '--root', '/nonexistent/root'], { env }), /--root \/nonexistent\/root does not exist/);
+    assertUserError(uxnet(['queue', 'crossval', '--redis', 'redis://127.0.0.1:1', '--folds', '1'], { env }), /--folds must be an integer >= 2, got '1'/);
+    // Redis is checked before the crossval's run folder is settled: an unreachable queue leaves no files.
+    const cvRun = join(mkdtempSync(join(tmpdir(), 'uxnet-queue-cv-')), 'run');
+    assertUserError(
+      uxnet(['queue', 'crossval', '--redis', 'redis://127.0.0.1:1', '--dataset', 'datasets/msd-hippocampus', '-o', cvRun], { env }),
+      /cannot use Redis at redis:\/\/127\.0\.0\.1:1: /,
+    );
+    assert.equal(existsSync(cvRun), false);
     const r = uxnet(['queue', 'retry', '--redis', 'redis://:hunter2-secret@127.0.0.1:1'], { env });
     assertUserError(r, /^uxnet: cannot use Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: connect ECONNREFUSED/);
     assert.ok(!r.stderr.includes('hunter2') && !r.stdout.includes('hunter2'));

@@ -51,16 +51,16 @@ async function readRecipe(path: string): Promise<Partial<TrainConfig>> {
   }
 }
 
-export async function runCrossvalCli(f: CrossvalFlags, log?: (s: string) => void): Promise<CrossvalResult> {
+/** The recipe `uxnet crossval` and `uxnet queue crossval` run: the config file with the flags over it. */
+export async function crossvalConfigFromFlags(f: CrossvalFlags): Promise<TrainConfig> {
   const file = f.config ? await readRecipe(f.config) : {};
-  let cfg: TrainConfig;
   try {
     // The recipe's own split and model folder belong to single runs; crossval sets them per fold.
     const network: Record<string, unknown> = {};
     if (f.featSize) network.featSize = f.featSize;
     if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
     if (f.depths) network.depths = f.depths;
-    cfg = resolveTrainConfig(
+    return resolveTrainConfig(
       { ...file, split: undefined, modelDir: undefined },
       { dataset: f.dataset, outDir: f.output, steps: f.steps, seed: f.seed, workers: f.workers, backend: f.backend, network },
     );
@@ -68,21 +68,27 @@ export async function runCrossvalCli(f: CrossvalFlags, log?: (s: string) => void
     if (e instanceof TrainConfigError) throw new UserError(e.message);
     throw e;
   }
+}
+
+/** The errors of a crossval's data, split and models that are the user's to fix: one line each. */
+export function crossvalUserError(e: unknown): unknown {
+  if (e instanceof NiftiError || e instanceof VolumeError || e instanceof TrainRunError || e instanceof ModelFolderError) return new UserError(e.message);
+  return e;
+}
+
+export async function runCrossvalCli(f: CrossvalFlags, log?: (s: string) => void): Promise<CrossvalResult> {
+  const cfg = await crossvalConfigFromFlags(f);
   await selectBackend(cfg.backend);
   try {
     return await runCrossval({ config: cfg, folds: f.folds, fold: f.fold, splitFile: f.split, tta: f.tta, log });
   } catch (e) {
-    if (e instanceof NiftiError || e instanceof VolumeError || e instanceof TrainRunError || e instanceof ModelFolderError) throw new UserError(e.message);
-    throw e;
+    throw crossvalUserError(e);
   }
 }
 
-export function registerCrossval(program: Command): void {
-  program
-    .command('crossval')
-    .description(
-      'k-fold cross-validation: trains every fold as its own run (RUN/fold_k), predicts and scores its held-out cases, writes RUN/summary.{json,csv,md}, box plots and the fold ensemble RUN/ensemble; re-run the same command to continue after an interruption',
-    )
+/** The options of `uxnet crossval`, shared with `uxnet queue crossval`. */
+export function addCrossvalOptions(c: Command): Command {
+  return c
     .option('--dataset <dir>', "dataset folder (overrides the recipe's)")
     .option('--config <file>', 'training recipe (the JSON of `uxnet train --config`); its split and modelDir are replaced per fold')
     .option('-o, --output <dir>', "crossval run folder (overrides the recipe's outDir)")
@@ -96,8 +102,17 @@ export function registerCrossval(program: Command): void {
     .option('--hidden-size <n>', 'UX-Net bottleneck width (overrides the recipe)', int('--hidden-size', 1))
     .option('--depths <a,b,c,d>', 'ux_blocks per stage (overrides the recipe)', ints('--depths'))
     .option('--tta', 'mirroring test-time augmentation when predicting the held-out cases')
-    .option('--backend <name>', 'compute backend (default: native when built)')
-    .action(async (f: CrossvalFlags) => {
-      await runCrossvalCli(f);
-    });
+    .option('--backend <name>', 'compute backend (default: native when built)');
+}
+
+export function registerCrossval(program: Command): void {
+  addCrossvalOptions(
+    program
+      .command('crossval')
+      .description(
+        'k-fold cross-validation: trains every fold as its own run (RUN/fold_k), predicts and scores its held-out cases, writes RUN/summary.{json,csv,md}, box plots and the fold ensemble RUN/ensemble; re-run the same command to continue after an interruption',
+      ),
+  ).action(async (f: CrossvalFlags) => {
+    await runCrossvalCli(f);
+  });
 }

@@ -2,19 +2,41 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { Queue } from 'bullmq';
+import { FlowProducer, type Queue } from 'bullmq';
 import { resolveRoots } from '../../queue/confine.js';
 import { QueueConfigError } from '../../queue/errors.js';
-import { modelDigest, predictJobId, trainJobId } from '../../queue/job-id.js';
-import { cleanJobs, describeJob, queueStatus, retryFailed, submitJobs, waitForJobs, type Submission } from '../../queue/producer.js';
-import { checkRedis, openQueue, QUEUE_NAMES, RETRY_DEFAULTS, STALL_DEFAULTS, type QueueName } from '../../queue/queues.js';
+import { crossvalFoldJobId, crossvalSummaryJobId, modelDigest, predictJobId, trainJobId } from '../../queue/job-id.js';
+import {
+  cleanJobs,
+  describeJob,
+  queueStatus,
+  retryFailed,
+  submitCrossval,
+  submitJobs,
+  waitForCrossval,
+  waitForJobs,
+  type CrossvalSubmission,
+  type SubmitReport,
+  type Submission,
+} from '../../queue/producer.js';
+import { checkRedis, connectionOptions, KEY_PREFIX, openQueue, QUEUE_NAMES, RETRY_DEFAULTS, STALL_DEFAULTS, type QueueName } from '../../queue/queues.js';
 import { parseRedisUrl, redact, type RedisTarget } from '../../queue/redis-url.js';
-import { presetIsPath, validatePredictJob, validateTrainJob, type PredictJobData, type TrainJobData } from '../../queue/schema.js';
+import {
+  presetIsPath,
+  validateCrossvalFoldJob,
+  validateCrossvalSummaryJob,
+  validatePredictJob,
+  validateTrainJob,
+  type PredictJobData,
+  type TrainJobData,
+} from '../../queue/schema.js';
+import { prepareCrossval } from '../../train/crossval.js';
 import { startQueueWorker } from '../../queue/worker.js';
 import type { TrainConfig } from '../../train/config.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
 import { createProgress } from '../progress.js';
+import { addCrossvalOptions, crossvalConfigFromFlags, crossvalUserError, type CrossvalFlags } from './crossval.js';
 import { caseName, resolvePairs } from './predict.js';
 import { addTrainOptions, trainConfigFromFlags, type TrainFlags } from './train.js';
 
@@ -79,15 +101,20 @@ async function withQueue<T>(t: RedisTarget, name: QueueName, fn: (q: Queue) => P
   }
 }
 
+const retryOf = (f: RetryFlags) => ({ attempts: f.attempts ?? RETRY_DEFAULTS.attempts, backoff: f.backoff ?? RETRY_DEFAULTS.backoff });
+
+function reportSubmission(t: RedisTarget, name: string, r: SubmitReport): void {
+  const byState = new Map<string, number>();
+  for (const e of r.existing) byState.set(e.state, (byState.get(e.state) ?? 0) + 1);
+  const known = [...byState].map(([s, n]) => `${n} ${s}`).join(', ');
+  say(`${name}: ${r.added.length} job(s) queued on ${t.display}${r.existing.length ? `; ${r.existing.length} submitted before (${known})` : ''}`);
+  if (byState.get('failed')) say(`${byState.get('failed')} earlier job(s) had failed; \`uxnet queue retry\` runs them again`);
+}
+
 async function submitAndMaybeWait(t: RedisTarget, name: QueueName, jobs: Submission[], f: RetryFlags): Promise<void> {
   await withQueue(t, name, async (q) => {
-    const retry = { attempts: f.attempts ?? RETRY_DEFAULTS.attempts, backoff: f.backoff ?? RETRY_DEFAULTS.backoff };
-    const r = await submitJobs(q, jobs, retry);
-    const byState = new Map<string, number>();
-    for (const e of r.existing) byState.set(e.state, (byState.get(e.state) ?? 0) + 1);
-    const known = [...byState].map(([s, n]) => `${n} ${s}`).join(', ');
-    say(`${name}: ${r.added.length} job(s) queued on ${t.display}${r.existing.length ? `; ${r.existing.length} submitted before (${known})` : ''}`);
-    if (byState.get('failed')) say(`${byState.get('failed')} earlier job(s) had failed; \`uxnet queue retry\` runs them again`);
+    const r = await submitJobs(q, jobs, retryOf(f));
+    reportSubmission(t, name, r);
     if (!f.wait) return;
     const bar = createProgress({ label: name, total: jobs.length, fields: ['active', 'failed'] });
     const outcomes = await waitForJobs(
@@ -147,6 +174,55 @@ async function queueTrain(f: TrainFlags & RedisFlags & RetryFlags): Promise<void
   const cfg = absoluteTrainConfig(await trainConfigFromFlags(f));
   const data: TrainJobData = validateTrainJob({ kind: 'train', config: cfg });
   await withRedis(f, (t) => submitAndMaybeWait(t, 'train', [{ id: trainJobId(data), data }], f));
+}
+
+/**
+ * A crossval as jobs on the train queue: one per fold and a summary job that BullMQ runs once all of
+ * them have completed. RUN/crossval.json and RUN/splits.json are settled here, before any job exists,
+ * so fold jobs running at once only read them (and a recipe that does not match RUN is refused now).
+ */
+async function queueCrossval(f: CrossvalFlags & RedisFlags & RetryFlags): Promise<void> {
+  const cfg = absoluteTrainConfig(await crossvalConfigFromFlags(f));
+  await withRedis(f, async (t) => {
+    const plan = await prepareCrossval({ config: cfg, folds: f.folds, fold: f.fold, splitFile: f.split }).catch((e: unknown) => {
+      throw crossvalUserError(e);
+    });
+    const K = plan.splits.folds.length;
+    const run = f.fold !== undefined ? [f.fold] : [...Array(K).keys()];
+    const common = { config: cfg, folds: K, tta: !!f.tta };
+    const folds = run.map((fold) => {
+      const data = validateCrossvalFoldJob({ kind: 'crossval-fold', ...common, fold });
+      return { id: crossvalFoldJobId(data), data };
+    });
+    const summaryData = validateCrossvalSummaryJob({ kind: 'crossval-summary', ...common, run });
+    const sub: CrossvalSubmission = { summary: { id: crossvalSummaryJobId(summaryData), data: summaryData }, folds };
+    await withQueue(t, 'train', async (q) => {
+      const flow = new FlowProducer({ connection: connectionOptions(t), prefix: KEY_PREFIX });
+      let r: SubmitReport;
+      try {
+        r = await submitCrossval(q, flow, sub, retryOf(f));
+      } finally {
+        await flow.close();
+      }
+      reportSubmission(t, `crossval ${plan.runDir}`, r);
+      if (!f.wait) return;
+      const bar = createProgress({ label: 'crossval', total: folds.length + 1, fields: ['active', 'failed'] });
+      const out = await waitForCrossval(q, sub, { onProgress: (p) => bar.update(p.done, { active: p.active, failed: p.failed }) });
+      bar.stop();
+      const failed = [...out.folds, ...(out.summary ? [out.summary] : [])].filter((o) => o.state === 'failed');
+      for (const o of failed)
+        say(
+          `failed: ${describeJob(o.data ?? sub.folds.find((j) => j.id === o.id)?.data, o.id)} after ${o.attempts} attempt(s): ${redact(o.reason ?? 'no reason recorded', t.secrets)}`,
+        );
+      const foldsOk = out.folds.filter((o) => o.state === 'completed').length;
+      say(`${foldsOk} of ${folds.length} fold job(s) completed${failed.length ? `, ${failed.length} failed` : ''}`);
+      if (out.summary?.state === 'completed') {
+        const s = out.summary.result as { summaryPath?: string; ensembleDir?: string | null } | undefined;
+        say(`summary ${s?.summaryPath ?? plan.runDir}${s?.ensembleDir ? `; ensemble ${s.ensembleDir}` : ''}`);
+      } else if (!out.summary) say('the summary waits for the failed fold(s); `uxnet queue retry` runs them again');
+      if (failed.length) throw new UserError(`${failed.length} of ${folds.length + 1} crossval job(s) failed`, 1);
+    });
+  });
 }
 
 interface WorkerFlags extends RedisFlags {
@@ -219,7 +295,7 @@ async function queueStatusCmd(f: RedisFlags & { queue?: string }): Promise<void>
       const s = await withQueue(t, name, (q) => queueStatus(q));
       const c = s.counts;
       out.push(
-        `${name}: waiting ${(c.waiting ?? 0) + (c.prioritized ?? 0)}, delayed ${c.delayed ?? 0}, active ${c.active ?? 0}, completed ${c.completed ?? 0}, failed ${c.failed ?? 0}; workers ${s.workers}`,
+        `${name}: waiting ${(c.waiting ?? 0) + (c.prioritized ?? 0)}${c['waiting-children'] ? `, summaries waiting for folds ${c['waiting-children']}` : ''}, delayed ${c.delayed ?? 0}, active ${c.active ?? 0}, completed ${c.completed ?? 0}, failed ${c.failed ?? 0}; workers ${s.workers}`,
       );
       for (const j of s.failed) out.push(`  failed ${describeJob(j.data, j.id)} [${j.id}] after ${j.attempts} attempt(s): ${redact(j.reason, t.secrets)}`);
       if ((c.failed ?? 0) > s.failed.length) out.push(`  ... and ${(c.failed ?? 0) - s.failed.length} more failed`);
@@ -256,7 +332,7 @@ function retryOptions(c: Command): Command {
 }
 
 export function registerQueue(program: Command): void {
-  const queue = program.command('queue').description('run predictions and training runs as jobs on Redis (BullMQ) across many worker processes and machines');
+  const queue = program.command('queue').description('run predictions, training runs and cross-validations as jobs on Redis (BullMQ) across many worker processes and machines');
 
   queue
     .command('worker')
@@ -302,6 +378,17 @@ export function registerQueue(program: Command): void {
         .option('--redis <url>', REDIS_HELP),
     ),
   ).action(async (f: TrainFlags & RedisFlags & RetryFlags) => queueTrain(f));
+
+  retryOptions(
+    addCrossvalOptions(
+      queue
+        .command('crossval')
+        .description(
+          "queue a crossval with `uxnet crossval`'s arguments: one training job per fold (a fold whose worker dies continues from its last checkpoint elsewhere, bit-identically) and a summary job that runs once all folds are done",
+        )
+        .option('--redis <url>', REDIS_HELP),
+    ),
+  ).action(async (f: CrossvalFlags & RedisFlags & RetryFlags) => queueCrossval(f));
 
   queue
     .command('status')
