@@ -1,16 +1,14 @@
 import { add, gatherRows, gelu, matmul, pad, permute, reshape, roll, scale, slice, softmaxLast, tensor } from '../engine/index.js';
-import { keep, tidy } from '../engine/scope.js';
+import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, ConvTranspose3d, LayerNorm } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
 import { initContext, Module, ModuleList, type InitContext } from '../nn/module.js';
 import { checkBasicInput, NetworkInputError } from './network-input.js';
+import { RecordingNetwork, sub, type Put } from './recording-network.js';
 import { normalizeNnFormerConfig, type NnFormerConfig } from './nnformer-config.js';
 import { Stochastic } from './stochastic.js';
 import { attentionMask, regionIds, type Size3 } from './swin-windows.js';
-
-type Put = (name: string, t: Tensor) => void;
-const sub = (put: Put | undefined, prefix: string): Put | undefined => (put ? (n, t) => put(`${prefix}${n}`, t) : undefined);
 
 /** A module that only groups children under a key prefix. */
 class Container extends Module {}
@@ -341,7 +339,7 @@ export const NNFORMER_ACTIVATIONS = ['input', 'model_down.patch_embed.proj1', 'm
  * LayerNorm, and the (2,4,4) transposed conv with bias at the end. Inputs must be exactly crop_size.
  * DropPath (0…drop_path_rate, default 0.2) is active in training mode only, with masks from `stochastic`.
  */
-export class NnFormer extends Module {
+export class NnFormer extends RecordingNetwork {
   readonly config: Readonly<NnFormerConfig>;
   readonly stochastic: Stochastic;
   readonly patchEmbed: PatchEmbed;
@@ -416,25 +414,7 @@ export class NnFormer extends Module {
       );
   }
 
-  forward(x: Tensor): Tensor {
-    this.checkInputShape(x.shape);
-    return tidy(() => this.run(x));
-  }
-
-  forwardWithIntermediates(x: Tensor): Map<string, Tensor> {
-    this.checkInputShape(x.shape);
-    return tidy(() => {
-      const acts = new Map<string, Tensor>([['input', x]]);
-      // keep(): intermediates recorded inside nested tidy scopes belong to the caller.
-      acts.set(
-        'logits',
-        this.run(x, (n, t) => acts.set(n, keep(t))),
-      );
-      return acts;
-    });
-  }
-
-  private run(x: Tensor, put?: Put): Tensor {
+  protected run(x: Tensor, put?: Put): Tensor {
     const tokens = (t: Tensor) => reshape(t, [t.shape[0]!, -1, t.shape[4]!]);
     const pe = this.patchEmbed;
     const p1 = pe.proj1.forward(x);
