@@ -8,7 +8,7 @@ import { checkBasicInput, NetworkInputError } from './network-input.js';
 import { RecordingNetwork, sub, type Put } from './recording-network.js';
 import { normalizeNnFormerConfig, type NnFormerConfig } from './nnformer-config.js';
 import { Stochastic } from './stochastic.js';
-import { attentionMask, regionIds, type Size3 } from './swin-windows.js';
+import { attentionMask, regionIds, windowPositionIndex, type Size3 } from './swin-windows.js';
 
 /** A module that only groups children under a key prefix. */
 class Container extends Module {}
@@ -19,20 +19,7 @@ class Container extends Module {}
  * (2w−1)² and 2w−1), so different offsets share table rows (SEMANTICS.md §3.6); reproduced on purpose.
  */
 export function nnFormerPositionIndex(w: number): Float32Array {
-  const n = w * w * w;
-  const out = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const di = Math.floor(i / (w * w)),
-      hi = Math.floor(i / w) % w,
-      wi = i % w;
-    for (let j = 0; j < n; j++) {
-      const dj = Math.floor(j / (w * w)),
-        hj = Math.floor(j / w) % w,
-        wj = j % w;
-      out[i * n + j] = (di - dj + w - 1) * (3 * w - 1) + (hi - hj + w - 1) * (2 * w - 1) + (wi - wj + w - 1);
-    }
-  }
-  return out;
+  return windowPositionIndex(w, 3 * w - 1, 2 * w - 1);
 }
 
 /** window_partition for a cubic window: [B, P0, P1, P2, C] → [B·nW, w³, C]. */
