@@ -10,7 +10,7 @@ import { createNetwork, resolveNetwork, type SegmentationNetwork } from '../src/
 import { DiceCELoss } from '../src/train/dice-ce-loss.js';
 import { AdamW } from '../src/train/adamw.js';
 import { exportOnnx } from '../src/io/onnx.js';
-import { encodeOnnxModel, floatTensor, ONNX_FLOAT, type OnnxNode, type OnnxTensor } from '../src/io/onnx-proto.js';
+import { encodeOnnxModel, floatTensor, ONNX_FLOAT, type OnnxAttr, type OnnxNode, type OnnxTensor } from '../src/io/onnx-proto.js';
 import { nativeAddon, nativeInfo } from '../src/backends/native/index.js';
 import type { WorkerResult } from './bench.js';
 
@@ -172,88 +172,47 @@ interface Micro {
   onnx: { nodes: OnnxNode[]; inits: OnnxTensor[]; outShape: number[] };
 }
 
+/**
+ * A cubic-kernel Conv micro-benchmark (with `transposed`, ConvTranspose, which is our conv3dGradInput),
+ * described once for both implementations: our kernel call and the one-node ONNX graph for ORT.
+ */
+function convMicro(o: { x: number[]; w: number[]; pad: number; stride: number; groups: number; transposed?: boolean }): Micro {
+  const k = o.w[2]!;
+  const spatial = o.x.slice(2);
+  const outSpatial = o.transposed ? spatial.map((d) => (d - 1) * o.stride - 2 * o.pad + k) : spatial.map((d) => Math.floor((d + 2 * o.pad - k) / o.stride) + 1);
+  const outShape = [o.x[0]!, o.transposed ? o.w[1]! * o.groups : o.w[0]!, ...outSpatial];
+  // multiply-adds per voxel of the side the kernel slides over (the output, or the input for ConvTranspose)
+  const voxels = numel(o.transposed ? spatial : outSpatial);
+  const attrs: OnnxAttr[] = [];
+  if (o.pad) attrs.push({ name: 'pads', type: 'ints', value: new Array(6).fill(o.pad) });
+  if (o.stride !== 1) attrs.push({ name: 'strides', type: 'ints', value: [o.stride, o.stride, o.stride] });
+  if (o.groups !== 1) attrs.push({ name: 'group', type: 'int', value: o.groups });
+  attrs.push({ name: 'kernel_shape', type: 'ints', value: [k, k, k] });
+  const conv = { stride: [o.stride, o.stride, o.stride], padding: [o.pad, o.pad, o.pad], groups: o.groups } as const;
+  return {
+    inputs: [
+      { name: 'x', shape: o.x },
+      { name: 'w', shape: o.w },
+    ],
+    gflop: (2 * o.w[0]! * o.w[1]! * k ** 3 * voxels) / 1e9,
+    ours: (kn, [x, w]) => [o.transposed ? kn.conv3dGradInput(x!, w!, { ...conv, inputShape: outShape }) : kn.conv3d(x!, w!, null, conv)],
+    onnx: {
+      nodes: [{ opType: o.transposed ? 'ConvTranspose' : 'Conv', inputs: ['x', 'w'], outputs: ['y'], attrs }],
+      inits: [{ ...floatTensor('', o.w, rand(numel(o.w), 0.05)), name: 'w' }],
+      outShape,
+    },
+  };
+}
+
 function micro(name: string): Micro {
   const c = (s: number[]) => floatTensor('', s, rand(numel(s), 0.05));
   switch (name) {
-    case 'conv3x3': {
-      const w = { ...c([48, 48, 3, 3, 3]), name: 'w' };
-      return {
-        inputs: [
-          { name: 'x', shape: [1, 48, 96, 96, 96] },
-          { name: 'w', shape: [48, 48, 3, 3, 3] },
-        ],
-        gflop: (2 * 48 * 48 * 27 * 96 ** 3) / 1e9,
-        ours: (k, [x, wt]) => [k.conv3d(x!, wt!, null, { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 })],
-        onnx: {
-          nodes: [
-            {
-              opType: 'Conv',
-              inputs: ['x', 'w'],
-              outputs: ['y'],
-              attrs: [
-                { name: 'pads', type: 'ints', value: [1, 1, 1, 1, 1, 1] },
-                { name: 'kernel_shape', type: 'ints', value: [3, 3, 3] },
-              ],
-            },
-          ],
-          inits: [w],
-          outShape: [1, 48, 96, 96, 96],
-        },
-      };
-    }
-    case 'dw7': {
-      const w = { ...c([48, 1, 7, 7, 7]), name: 'w' };
-      return {
-        inputs: [
-          { name: 'x', shape: [1, 48, 48, 48, 48] },
-          { name: 'w', shape: [48, 1, 7, 7, 7] },
-        ],
-        gflop: (2 * 48 * 343 * 48 ** 3) / 1e9,
-        ours: (k, [x, wt]) => [k.conv3d(x!, wt!, null, { stride: [1, 1, 1], padding: [3, 3, 3], groups: 48 })],
-        onnx: {
-          nodes: [
-            {
-              opType: 'Conv',
-              inputs: ['x', 'w'],
-              outputs: ['y'],
-              attrs: [
-                { name: 'pads', type: 'ints', value: [3, 3, 3, 3, 3, 3] },
-                { name: 'group', type: 'int', value: 48 },
-                { name: 'kernel_shape', type: 'ints', value: [7, 7, 7] },
-              ],
-            },
-          ],
-          inits: [w],
-          outShape: [1, 48, 48, 48, 48],
-        },
-      };
-    }
-    case 'convT': {
-      const w = { ...c([96, 48, 2, 2, 2]), name: 'w' };
-      return {
-        inputs: [
-          { name: 'x', shape: [1, 96, 48, 48, 48] },
-          { name: 'w', shape: [96, 48, 2, 2, 2] },
-        ],
-        gflop: (2 * 96 * 48 * 8 * 48 ** 3) / 1e9,
-        ours: (k, [x, wt]) => [k.conv3dGradInput(x!, wt!, { stride: [2, 2, 2], padding: [0, 0, 0], groups: 1, inputShape: [1, 48, 96, 96, 96] })],
-        onnx: {
-          nodes: [
-            {
-              opType: 'ConvTranspose',
-              inputs: ['x', 'w'],
-              outputs: ['y'],
-              attrs: [
-                { name: 'strides', type: 'ints', value: [2, 2, 2] },
-                { name: 'kernel_shape', type: 'ints', value: [2, 2, 2] },
-              ],
-            },
-          ],
-          inits: [w],
-          outShape: [1, 48, 96, 96, 96],
-        },
-      };
-    }
+    case 'conv3x3':
+      return convMicro({ x: [1, 48, 96, 96, 96], w: [48, 48, 3, 3, 3], pad: 1, stride: 1, groups: 1 });
+    case 'dw7':
+      return convMicro({ x: [1, 48, 48, 48, 48], w: [48, 1, 7, 7, 7], pad: 3, stride: 1, groups: 48 });
+    case 'convT':
+      return convMicro({ x: [1, 96, 48, 48, 48], w: [96, 48, 2, 2, 2], pad: 0, stride: 2, groups: 1, transposed: true });
     case 'gemm': {
       const w = { ...c([768, 768]), name: 'w' };
       return {

@@ -21,8 +21,7 @@ import { runSteps } from '../data/pipeline.js';
 import { invert } from '../data/invert.js';
 import type { Volume, VoxelData } from '../data/volume.js';
 import { ModelFolderError, MODEL_FORMAT, type LoadedModel, type ModelManifest } from './model-manifest.js';
-import { argmaxChannels, flipAxes, mirrorSets, predictVolume, preprocessingSteps, softmaxChannels, type Prediction, type PredictOptions } from './predict.js';
-import { modelPredictor, slidingWindowInference } from './sliding-window.js';
+import { argmaxChannels, modelProbabilities, predictVolume, preprocessingSteps, type Prediction, type PredictOptions } from './predict.js';
 
 export const ENSEMBLE_FORMAT = 'uxnet3d-ensemble/1';
 
@@ -122,45 +121,6 @@ export function disposeSegmenter(s: Segmenter): void {
 }
 
 /**
- * One member's softmax probabilities [K, D, H, W] on its preprocessed grid `net`: sliding window
- * with the member's settings (or the options' overrides), averaged over the trained mirrorings with
- * TTA. The same sequence of operations as predictVolume, so a single-member ensemble predicts what
- * the member alone does.
- */
-export async function memberProbabilities(
-  loaded: LoadedModel,
-  net: Volume<Float32Array>,
-  opts: PredictOptions,
-  progress?: (done: number, total: number) => void,
-): Promise<Float32Array> {
-  const { manifest, model } = loaded;
-  const C = net.channels;
-  const K = manifestChannels(manifest).outChannels;
-  const mirrorAxes = manifest.inference.mirrorAxes ?? [];
-  if (opts.tta && mirrorAxes.length === 0)
-    throw new Error(`model '${manifest.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring test-time augmentation would not help it`);
-  const mirrors = opts.tta ? mirrorSets(mirrorAxes) : [[]];
-  let probs: Float32Array | null = null;
-  let flipped: Float32Array | undefined;
-  let tmp: Float32Array | undefined;
-  for (const [m, axes] of mirrors.entries()) {
-    const input = axes.length ? (flipped = flipAxes(net.data, C, net.shape, axes, flipped)) : net.data;
-    const { data } = await slidingWindowInference({ data: input, shape: [1, C, ...net.shape] }, manifest.inference.roiSize, modelPredictor(model), {
-      overlap: opts.overlap ?? manifest.inference.overlap,
-      mode: opts.mode ?? manifest.inference.mode,
-      swBatchSize: opts.swBatchSize ?? manifest.inference.swBatchSize,
-      onProgress: progress ? (d, t) => progress(m * t + d, mirrors.length * t) : undefined,
-    });
-    softmaxChannels(data, K);
-    const back = axes.length ? (tmp = flipAxes(data, K, net.shape, axes, tmp)) : data;
-    if (!probs) probs = back === data ? data : back.slice();
-    else for (let i = 0; i < probs.length; i++) probs[i] = probs[i]! + back[i]!;
-  }
-  if (mirrors.length > 1) for (let i = 0; i < probs!.length; i++) probs![i] = probs![i]! / mirrors.length;
-  return probs!;
-}
-
-/**
  * Segments one image with every member and averages their probabilities (see the file comment).
  * `probabilities` in the result are the averaged ones on the input grid.
  */
@@ -176,7 +136,7 @@ export async function predictEnsemble(ens: LoadedEnsemble, image: Volume<Float32
     const net = runSteps({ image }, chains[0]!).sample.image;
     let sum: Float32Array | null = null;
     for (const [i, m] of ens.members.entries()) {
-      const p = await memberProbabilities(m, net, opts, progressOf(i));
+      const p = await modelProbabilities(m, net, opts, progressOf(i));
       if (!sum) sum = p;
       else for (let j = 0; j < sum.length; j++) sum[j] = sum[j]! + p[j]!;
     }
@@ -192,7 +152,7 @@ export async function predictEnsemble(ens: LoadedEnsemble, image: Volume<Float32
   for (const [i, m] of ens.members.entries()) {
     const net = runSteps({ image }, chains[i]!).sample.image;
     if (i === 0) networkShape = net.shape;
-    const p = invert({ data: await memberProbabilities(m, net, opts, progressOf(i)), channels: K }, net, 'bilinear');
+    const p = invert({ data: await modelProbabilities(m, net, opts, progressOf(i)), channels: K }, net, 'bilinear');
     const data = p.data as Float32Array;
     if (!sum) {
       sum = data;

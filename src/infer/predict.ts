@@ -99,15 +99,36 @@ export function preprocessingSteps(loaded: LoadedModel, fast: boolean): StepSpec
  * labels lie on the input's own grid.
  */
 export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Array>, opts: PredictOptions = {}): Promise<Prediction> {
-  const { manifest, model } = loaded;
+  const { manifest } = loaded;
   if (image.channels !== manifestChannels(manifest).inChannels) {
     throw new InputError(`the image has ${image.channels} channel(s) but model '${manifest.name}' expects ${manifestChannels(manifest).inChannels}`);
   }
   const { sample } = runSteps({ image }, preprocessingSteps(loaded, !!opts.fast));
   const net = sample.image;
-  const C = net.channels;
   const K = manifestChannels(manifest).outChannels;
   const vox = net.shape[0] * net.shape[1] * net.shape[2];
+  const probs = await modelProbabilities(loaded, net, opts, opts.onProgress);
+  if (probs.length !== K * vox) throw new Error(`internal: ${probs.length} probabilities for ${K} classes x ${vox} voxels`);
+  const labels = invert({ data: argmaxChannels(probs, K), channels: 1 }, net, 'nearest');
+  const probabilities = opts.probabilities ? invert({ data: probs, channels: K }, net, 'bilinear') : undefined;
+  return { labels, probabilities, networkShape: net.shape };
+}
+
+/**
+ * One model's softmax probabilities [K, D, H, W] on its preprocessed grid `net`: sliding window with
+ * the model's settings (or the options' overrides), averaged over the trained mirrorings with TTA.
+ * predictVolume and every ensemble member go through here, so a single-member ensemble predicts what
+ * the member alone does.
+ */
+export async function modelProbabilities(
+  loaded: LoadedModel,
+  net: Volume<Float32Array>,
+  opts: PredictOptions,
+  progress?: (done: number, total: number) => void,
+): Promise<Float32Array> {
+  const { manifest, model } = loaded;
+  const C = net.channels;
+  const K = manifestChannels(manifest).outChannels;
   const predictor = modelPredictor(model);
   const mirrorAxes = manifest.inference.mirrorAxes ?? [];
   if (opts.tta && mirrorAxes.length === 0)
@@ -116,25 +137,21 @@ export async function predictVolume(loaded: LoadedModel, image: Volume<Float32Ar
   // Without TTA the blended logits buffer becomes the probabilities in place: the accumulator is
   // then the only full-size buffer. With TTA one more (the running sum) is needed.
   let probs: Float32Array | null = null;
-  let flipped: Float32Array | null = null;
-  let tmp: Float32Array | null = null;
+  let flipped: Float32Array | undefined;
+  let tmp: Float32Array | undefined;
   for (const [m, axes] of mirrors.entries()) {
-    const input = axes.length ? (flipped = flipAxes(net.data, C, net.shape, axes, flipped ?? undefined)) : net.data;
+    const input = axes.length ? (flipped = flipAxes(net.data, C, net.shape, axes, flipped)) : net.data;
     const { data } = await slidingWindowInference({ data: input, shape: [1, C, ...net.shape] }, manifest.inference.roiSize, predictor, {
       overlap: opts.overlap ?? manifest.inference.overlap,
       mode: opts.mode ?? manifest.inference.mode,
       swBatchSize: opts.swBatchSize ?? manifest.inference.swBatchSize,
-      onProgress: opts.onProgress ? (d, t) => opts.onProgress!(m * t + d, mirrors.length * t) : undefined,
+      onProgress: progress ? (d, t) => progress(m * t + d, mirrors.length * t) : undefined,
     });
     softmaxChannels(data, K);
-    const back = axes.length ? (tmp = flipAxes(data, K, net.shape, axes, tmp ?? undefined)) : data;
+    const back = axes.length ? (tmp = flipAxes(data, K, net.shape, axes, tmp)) : data;
     if (!probs) probs = back === data ? data : back.slice();
     else for (let i = 0; i < probs.length; i++) probs[i] = probs[i]! + back[i]!;
   }
-  flipped = tmp = null;
   if (mirrors.length > 1) for (let i = 0; i < probs!.length; i++) probs![i] = probs![i]! / mirrors.length;
-  if (probs!.length !== K * vox) throw new Error(`internal: ${probs!.length} probabilities for ${K} classes x ${vox} voxels`);
-  const labels = invert({ data: argmaxChannels(probs!, K), channels: 1 }, net, 'nearest');
-  const probabilities = opts.probabilities ? invert({ data: probs!, channels: K }, net, 'bilinear') : undefined;
-  return { labels, probabilities, networkShape: net.shape };
+  return probs!;
 }

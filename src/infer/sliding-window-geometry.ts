@@ -17,7 +17,7 @@
  * unpadded input with zero fill. Kept voxels receive exactly the same sequence of float32
  * operations as in MONAI, so the result is bitwise the same, without any full-size padded copy.
  */
-import { erf } from '../backends/reference/erf.js';
+import { erf } from '../engine/erf.js';
 
 export type Size3 = readonly [number, number, number];
 type Mut3 = [number, number, number];

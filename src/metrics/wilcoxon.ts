@@ -9,7 +9,7 @@
  *   - otherwise: the normal approximation with the tie-corrected variance and no continuity correction.
  * n here counts the pairs including zero differences, as scipy does when it picks the method.
  */
-import { erfc } from '../backends/reference/erf.js';
+import { erfc } from '../engine/erf.js';
 
 export interface WilcoxonResult {
   /** min(R+, R-) */

@@ -1,16 +1,14 @@
 import { add, gatherRows, gelu, matmul, pad, permute, reshape, roll, scale, slice, softmaxLast, tensor } from '../engine/index.js';
-import { keep, tidy } from '../engine/scope.js';
+import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, ConvTranspose3d, LayerNorm } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
 import { initContext, Module, ModuleList, type InitContext } from '../nn/module.js';
 import { checkBasicInput, NetworkInputError } from './network-input.js';
+import { RecordingNetwork, sub, type Put } from './recording-network.js';
 import { normalizeNnFormerConfig, type NnFormerConfig } from './nnformer-config.js';
 import { Stochastic } from './stochastic.js';
-import { attentionMask, regionIds, type Size3 } from './swin-windows.js';
-
-type Put = (name: string, t: Tensor) => void;
-const sub = (put: Put | undefined, prefix: string): Put | undefined => (put ? (n, t) => put(`${prefix}${n}`, t) : undefined);
+import { attentionMask, regionIds, windowPositionIndex, type Size3 } from './swin-windows.js';
 
 /** A module that only groups children under a key prefix. */
 class Container extends Module {}
@@ -21,20 +19,7 @@ class Container extends Module {}
  * (2w−1)² and 2w−1), so different offsets share table rows (SEMANTICS.md §3.6); reproduced on purpose.
  */
 export function nnFormerPositionIndex(w: number): Float32Array {
-  const n = w * w * w;
-  const out = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const di = Math.floor(i / (w * w)),
-      hi = Math.floor(i / w) % w,
-      wi = i % w;
-    for (let j = 0; j < n; j++) {
-      const dj = Math.floor(j / (w * w)),
-        hj = Math.floor(j / w) % w,
-        wj = j % w;
-      out[i * n + j] = (di - dj + w - 1) * (3 * w - 1) + (hi - hj + w - 1) * (2 * w - 1) + (wi - wj + w - 1);
-    }
-  }
-  return out;
+  return windowPositionIndex(w, 3 * w - 1, 2 * w - 1);
 }
 
 /** window_partition for a cubic window: [B, P0, P1, P2, C] → [B·nW, w³, C]. */
@@ -341,7 +326,7 @@ export const NNFORMER_ACTIVATIONS = ['input', 'model_down.patch_embed.proj1', 'm
  * LayerNorm, and the (2,4,4) transposed conv with bias at the end. Inputs must be exactly crop_size.
  * DropPath (0…drop_path_rate, default 0.2) is active in training mode only, with masks from `stochastic`.
  */
-export class NnFormer extends Module {
+export class NnFormer extends RecordingNetwork {
   readonly config: Readonly<NnFormerConfig>;
   readonly stochastic: Stochastic;
   readonly patchEmbed: PatchEmbed;
@@ -416,25 +401,7 @@ export class NnFormer extends Module {
       );
   }
 
-  forward(x: Tensor): Tensor {
-    this.checkInputShape(x.shape);
-    return tidy(() => this.run(x));
-  }
-
-  forwardWithIntermediates(x: Tensor): Map<string, Tensor> {
-    this.checkInputShape(x.shape);
-    return tidy(() => {
-      const acts = new Map<string, Tensor>([['input', x]]);
-      // keep(): intermediates recorded inside nested tidy scopes belong to the caller.
-      acts.set(
-        'logits',
-        this.run(x, (n, t) => acts.set(n, keep(t))),
-      );
-      return acts;
-    });
-  }
-
-  private run(x: Tensor, put?: Put): Tensor {
+  protected run(x: Tensor, put?: Put): Tensor {
     const tokens = (t: Tensor) => reshape(t, [t.shape[0]!, -1, t.shape[4]!]);
     const pe = this.patchEmbed;
     const p1 = pe.proj1.forward(x);

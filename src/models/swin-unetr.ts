@@ -1,5 +1,5 @@
 import { add, concat, gatherRows, gelu, layerNorm, matmul, pad, permute, reshape, roll, scale, slice, softmaxLast, tensor } from '../engine/index.js';
-import { keep, tidy } from '../engine/scope.js';
+import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, LayerNorm } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
@@ -8,10 +8,9 @@ import { UnetOutBlock } from './blocks/unet-out-block.js';
 import { UnetrBasicBlock } from './blocks/unet-res-block.js';
 import { UnetrUpBlock } from './blocks/unetr-up-block.js';
 import { checkBasicInput, NetworkInputError } from './network-input.js';
+import { RecordingNetwork, sub, type Put } from './recording-network.js';
 import { normalizeSwinUNETRConfig, SWIN_PATCH, SWIN_WINDOW, type SwinUNETRConfig } from './swin-unetr-config.js';
 import { attentionMask, biasRows, getWindowSize, paddedSize, regionIds, relativePositionIndex, type Size3 } from './swin-windows.js';
-
-type Put = (name: string, t: Tensor) => void;
 
 const FULL_INDEX = relativePositionIndex(SWIN_WINDOW);
 const FULL_N = SWIN_WINDOW ** 3;
@@ -241,7 +240,7 @@ class BasicLayer extends Module {
       }
       let t = permute(x, [0, 2, 3, 4, 1]);
       this.blocks.items.forEach((blk, j) => {
-        t = blk.forward(t, { window, padded, mask }, put ? (n, v) => put(`blocks.${j}.${n}`, v) : undefined);
+        t = blk.forward(t, { window, padded, mask }, sub(put, `blocks.${j}.`));
         put?.(`blocks.${j}`, t);
       });
       const y = this.downsample.forward(t);
@@ -303,7 +302,7 @@ export const SWIN_UNETR_ACTIVATIONS = [
  * tokens and the −100 shift mask. Inputs [N, inChannels, D, H, W] with D, H, W multiples of 32 (any
  * such size, whatever `img_size` says); output raw logits of the same spatial size.
  */
-export class SwinUNETR extends Module {
+export class SwinUNETR extends RecordingNetwork {
   readonly config: Readonly<SwinUNETRConfig>;
   readonly swinViT: SwinTransformer;
   readonly encoder1: UnetrBasicBlock;
@@ -365,41 +364,22 @@ export class SwinUNETR extends Module {
       );
   }
 
-  forward(x: Tensor): Tensor {
-    this.checkInputShape(x.shape);
-    return tidy(() => this.run(x));
-  }
-
-  /**
-   * The forward keeping every named activation under the fixture names (SWIN_UNETR_ACTIVATIONS plus
-   * `swinViT.layers{s}.0.…`: blocks, attention inputs/outputs, gathered biases, region ids, masks,
-   * downsample). The caller owns the tensors. Uses much more memory than forward.
-   */
-  forwardWithIntermediates(x: Tensor): Map<string, Tensor> {
-    this.checkInputShape(x.shape);
-    return tidy(() => {
-      const acts = new Map<string, Tensor>([['input', x]]);
-      // keep(): intermediates created inside nested tidy scopes must outlive them; the caller owns them.
-      acts.set(
-        'logits',
-        this.run(x, (n, t) => acts.set(n, keep(t))),
-      );
-      return acts;
-    });
-  }
-
   private projOut(x: Tensor): Tensor {
     if (!this.config.normalize) return x;
     return tidy(() => permute(layerNorm(permute(x, [0, 2, 3, 4, 1]), null, null, { eps: 1e-5, channelsLast: true }), [0, 4, 1, 2, 3]));
   }
 
-  private run(x: Tensor, put?: Put): Tensor {
+  /**
+   * Records under the fixture names: SWIN_UNETR_ACTIVATIONS plus `swinViT.layers{s}.0.…` (blocks,
+   * attention inputs/outputs, gathered biases, region ids, masks, downsample).
+   */
+  protected run(x: Tensor, put?: Put): Tensor {
     const vit = this.swinViT;
     const x0 = vit.patch_embed.proj.forward(x);
     put?.('x0', x0);
     const xs = [x0];
     vit.layers.forEach((layer, i) => {
-      const y = layer.forward(xs[i]!, put ? (n, t) => put(`swinViT.layers${i + 1}.0.${n}`, t) : undefined);
+      const y = layer.forward(xs[i]!, sub(put, `swinViT.layers${i + 1}.0.`));
       put?.(`x${i + 1}`, y);
       xs.push(y);
     });

@@ -24,12 +24,12 @@ export function paddedSize(size: readonly number[], window: readonly number[]): 
 }
 
 /**
- * `relative_position_index` of a cubic window w³: idx[i, j] = (dᵢ−dⱼ+w−1)·(2w−1)² + (hᵢ−hⱼ+w−1)·(2w−1) + (wᵢ−wⱼ+w−1),
- * tokens (d, h, w) row-major.
+ * A relative-position index of a cubic window w³, tokens (d, h, w) row-major:
+ * idx[i, j] = (dᵢ−dⱼ+w−1)·strideD + (hᵢ−hⱼ+w−1)·strideH + (wᵢ−wⱼ+w−1). Swin's and nnFormer's differ only
+ * in the two strides.
  */
-export function relativePositionIndex(w: number): Float32Array {
+export function windowPositionIndex(w: number, strideD: number, strideH: number): Float32Array {
   const n = w * w * w;
-  const m = 2 * w - 1;
   const out = new Float32Array(n * n);
   for (let i = 0; i < n; i++) {
     const di = Math.floor(i / (w * w)),
@@ -39,10 +39,16 @@ export function relativePositionIndex(w: number): Float32Array {
       const dj = Math.floor(j / (w * w)),
         hj = Math.floor(j / w) % w,
         wj = j % w;
-      out[i * n + j] = (di - dj + w - 1) * m * m + (hi - hj + w - 1) * m + (wi - wj + w - 1);
+      out[i * n + j] = (di - dj + w - 1) * strideD + (hi - hj + w - 1) * strideH + (wi - wj + w - 1);
     }
   }
   return out;
+}
+
+/** Swin's `relative_position_index`: strides (2w−1)² and 2w−1, one table row per offset. */
+export function relativePositionIndex(w: number): Float32Array {
+  const m = 2 * w - 1;
+  return windowPositionIndex(w, m * m, m);
 }
 
 /**

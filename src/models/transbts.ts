@@ -1,15 +1,14 @@
 import { add, concatChannels, gelu, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
-import { keep, tidy } from '../engine/scope.js';
+import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, ConvTranspose3d, LayerNorm } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
 import { initContext, Module, type InitContext } from '../nn/module.js';
 import { BatchNorm3d, GroupNorm } from '../nn/norm-layers.js';
 import { checkBasicInput, NetworkInputError } from './network-input.js';
+import { RecordingNetwork, type Put } from './recording-network.js';
 import { Stochastic } from './stochastic.js';
 import { normalizeTransBTSConfig, type TransBTSConfig } from './transbts-config.js';
-
-type Put = (name: string, t: Tensor) => void;
 
 /** `F.dropout3d(p=0.2)` of the Unet's first conv: official code runs it in eval mode too (SEMANTICS.md §4.2). */
 export const TRANSBTS_INIT_DROPOUT = 0.2;
@@ -263,7 +262,7 @@ export const TRANSBTS_ACTIVATIONS = [
  * `F.dropout3d(p=0.2)` after the first conv (masks from `stochastic`). In training mode every dropout
  * (rates dropout_rate / attn_dropout_rate, and the dropout3d) is active unless `stochastic.enabled` is false.
  */
-export class TransBTS extends Module {
+export class TransBTS extends RecordingNetwork {
   readonly config: Readonly<TransBTSConfig>;
   readonly stochastic: Stochastic;
   readonly linear_encoding: Linear;
@@ -334,25 +333,7 @@ export class TransBTS extends Module {
       );
   }
 
-  forward(x: Tensor): Tensor {
-    this.checkInputShape(x.shape);
-    return tidy(() => this.run(x));
-  }
-
-  forwardWithIntermediates(x: Tensor): Map<string, Tensor> {
-    this.checkInputShape(x.shape);
-    return tidy(() => {
-      const acts = new Map<string, Tensor>([['input', x]]);
-      // keep(): intermediates recorded inside nested tidy scopes belong to the caller.
-      acts.set(
-        'logits',
-        this.run(x, (n, t) => acts.set(n, keep(t))),
-      );
-      return acts;
-    });
-  }
-
-  private run(x: Tensor, put?: Put): Tensor {
+  protected run(x: Tensor, put?: Put): Tensor {
     const cfg = this.config;
     const e = cfg.embeddingDim;
     const u = this.Unet;

@@ -1,5 +1,5 @@
 import { add, gelu, matmul, permute, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
-import { keep, tidy } from '../engine/scope.js';
+import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, LayerNorm } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
@@ -10,8 +10,7 @@ import { UnetResBlock, UnetrBasicBlock } from './blocks/unet-res-block.js';
 import { UnetrUpBlock } from './blocks/unetr-up-block.js';
 import { normalizeUNETRConfig, UNETR_PATCH, type UNETRConfig } from './unetr-config.js';
 import { NetworkInputError, checkBasicInput } from './network-input.js';
-
-type Put = (name: string, t: Tensor) => void;
+import { RecordingNetwork, type Put } from './recording-network.js';
 
 /** MONAI `MLPBlock` ("vit" mode): linear1 (C→mlp) → exact GELU → linear2; dropouts have p = 0. */
 class MLPBlock extends Module {
@@ -213,7 +212,7 @@ export const UNETR_ACTIVATIONS = [
  * order. Input [N, inChannels, ...imgSize] exactly (the position embeddings fix the token grid);
  * output raw logits [N, outChannels, ...imgSize].
  */
-export class UNETR extends Module {
+export class UNETR extends RecordingNetwork {
   readonly config: Readonly<UNETRConfig>;
   readonly vit: ViT;
   readonly encoder1: UnetrBasicBlock;
@@ -268,31 +267,13 @@ export class UNETR extends Module {
     }
   }
 
-  forward(x: Tensor): Tensor {
-    this.checkInputShape(x.shape);
-    return tidy(() => this.run(x));
-  }
-
-  /** The forward keeping every named activation (the fixture names, UNETR_ACTIVATIONS). The caller owns the tensors. */
-  forwardWithIntermediates(x: Tensor): Map<string, Tensor> {
-    this.checkInputShape(x.shape);
-    return tidy(() => {
-      const acts = new Map<string, Tensor>([['input', x]]);
-      // keep(): intermediates created inside nested tidy scopes must outlive them; the caller owns them.
-      acts.set(
-        'logits',
-        this.run(x, (n, t) => acts.set(n, keep(t))),
-      );
-      return acts;
-    });
-  }
-
   private projFeat(t: Tensor): Tensor {
     const g = this.config.imgSize.map((s) => s / UNETR_PATCH);
     return permute(reshape(t, [t.shape[0]!, g[0]!, g[1]!, g[2]!, this.config.hiddenSize]), [0, 4, 1, 2, 3]);
   }
 
-  private run(x: Tensor, put?: Put): Tensor {
+  /** Records under the fixture names (UNETR_ACTIVATIONS). */
+  protected run(x: Tensor, put?: Put): Tensor {
     let h = this.vit.patch_embedding.forward(x, put);
     const hidden: Tensor[] = [];
     this.vit.blocks.items.forEach((blk, i) => {

@@ -10,16 +10,7 @@ import { tensor } from '../../src/engine/creation.js';
 import { noGrad } from '../../src/engine/scope.js';
 import { UXNet } from '../../src/models/uxnet.js';
 import { exportOnnx } from '../../src/io/onnx.js';
-
-type Ort = typeof import('onnxruntime-node');
-let ort: Ort | null = null;
-let why = '';
-try {
-  ort = await import('onnxruntime-node');
-} catch (e) {
-  why = `onnxruntime-node not available: ${(e as Error).message}`;
-  console.log(`# skipping ONNX runtime test: ${why}`);
-}
+import { ort, why } from '../helpers/onnxruntime.js';
 
 const config = { inChans: 1, outChans: 3, depths: [2, 2, 2, 2], featSize: [8, 16, 32, 64], hiddenSize: 128 };
 

@@ -9,22 +9,23 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FIXTURES, get, maxAbsDiff } from '../helpers/fixtures.js';
+import { FIXTURES, get } from '../helpers/fixtures.js';
+import { BASELINES, checkForward } from '../helpers/baselines.js';
 import { uxnet, assertUserError } from '../helpers/cli.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensors.js';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
 
-const B = join(FIXTURES, 'baselines');
-const tolerances = JSON.parse(readFileSync(join(B, 'baseline_tolerances_nnformer_transbts.json'), 'utf8')) as { files: Record<string, Record<string, { tol_abs: number }>> };
+const B = join(FIXTURES, BASELINES);
 const cli = (args: string[]) => uxnet(args, { timeoutMs: 240_000, env: { UXNET_THREADS: '1' } });
+/** `uxnet forward --config … --weights … --input … --output … --backend native` (`extra` before --output). */
+const forward = (config: string, weights: string, input: string, out: string, extra: string[] = []) =>
+  cli(['forward', '--config', config, '--weights', weights, '--input', input, ...extra, '--output', out, '--backend', 'native']);
 
 async function assertLogits(out: string, net: string): Promise<void> {
   const { tensors } = await readSafetensorsFile(out);
   const ours = tensors.get('logits')!;
-  const ref = get(`baselines/${net}_forward.safetensors`, 'logits');
-  assert.deepEqual(ours.shape, ref.shape);
-  const d = maxAbsDiff(ours.data, ref.data);
-  assert.ok(d <= tolerances.files[`${net}_forward.safetensors`]!.logits!.tol_abs, `${net} logits max |Δ| ${d}`);
+  assert.deepEqual(ours.shape, get(`${BASELINES}${net}_forward.safetensors`, 'logits').shape);
+  assert.equal(checkForward(ours.data, `${net}_forward.safetensors`, 'logits'), null);
 }
 
 describe('uxnet forward, train and predict with nnFormer and TransBTS [native]', () => {
@@ -36,21 +37,7 @@ describe('uxnet forward, train and predict with nnFormer and TransBTS [native]',
 
   it('TransBTS: the fixture config (constructor_args + module_patches) and .safetensors weights give the official logits', async () => {
     const out = join(dir, 'bts.safetensors');
-    const r = cli([
-      'forward',
-      '--config',
-      join(B, 'transbts_config.json'),
-      '--weights',
-      join(B, 'transbts_weights.safetensors'),
-      '--input',
-      join(B, 'transbts_forward.safetensors'),
-      '--input-key',
-      'input',
-      '--output',
-      out,
-      '--backend',
-      'native',
-    ]);
+    const r = forward(join(B, 'transbts_config.json'), join(B, 'transbts_weights.safetensors'), join(B, 'transbts_forward.safetensors'), out, ['--input-key', 'input']);
     assert.equal(r.status, 0, r.stderr);
     await assertLogits(out, 'transbts');
   });
@@ -60,38 +47,14 @@ describe('uxnet forward, train and predict with nnFormer and TransBTS [native]',
     const flat = join(dir, 'flat.json');
     writeFileSync(flat, JSON.stringify({ network: 'transbts', ...fixtureCfg.constructor_args, unet_base_channels: 8 }));
     const out = join(dir, 'bts-flat.safetensors');
-    const r = cli([
-      'forward',
-      '--config',
-      flat,
-      '--weights',
-      join(B, 'transbts_weights.safetensors'),
-      '--input',
-      join(B, 'transbts_forward.safetensors'),
-      '--output',
-      out,
-      '--backend',
-      'native',
-    ]);
+    const r = forward(flat, join(B, 'transbts_weights.safetensors'), join(B, 'transbts_forward.safetensors'), out);
     assert.equal(r.status, 0, r.stderr);
     await assertLogits(out, 'transbts');
   });
 
   it('nnFormer: the fixture config and the official .pth checkpoint give the official logits', async () => {
     const out = join(dir, 'nnf.safetensors');
-    const r = cli([
-      'forward',
-      '--config',
-      join(B, 'nnformer_config.json'),
-      '--weights',
-      join(B, 'nnformer_weights.pth'),
-      '--input',
-      join(B, 'nnformer_forward.safetensors'),
-      '--output',
-      out,
-      '--backend',
-      'native',
-    ]);
+    const r = forward(join(B, 'nnformer_config.json'), join(B, 'nnformer_weights.pth'), join(B, 'nnformer_forward.safetensors'), out);
     assert.equal(r.status, 0, r.stderr);
     await assertLogits(out, 'nnformer');
   });
@@ -100,14 +63,8 @@ describe('uxnet forward, train and predict with nnFormer and TransBTS [native]',
     const x = join(dir, 'x.safetensors');
     await writeSafetensorsFile(x, new Map([['input', { shape: [1, 1, 32, 64, 64], data: new Float32Array(32 * 64 * 64) }]]));
     const out = join(dir, 'never.safetensors');
-    assertUserError(
-      cli(['forward', '--config', join(B, 'nnformer_config.json'), '--weights', join(B, 'nnformer_weights.pth'), '--input', x, '--output', out, '--backend', 'native']),
-      /crop_size = 32×64×96/,
-    );
-    assertUserError(
-      cli(['forward', '--config', join(B, 'transbts_config.json'), '--weights', join(B, 'transbts_weights.safetensors'), '--input', x, '--output', out, '--backend', 'native']),
-      /img_dim³ = 24×24×24/,
-    );
+    assertUserError(forward(join(B, 'nnformer_config.json'), join(B, 'nnformer_weights.pth'), x, out), /crop_size = 32×64×96/);
+    assertUserError(forward(join(B, 'transbts_config.json'), join(B, 'transbts_weights.safetensors'), x, out), /img_dim³ = 24×24×24/);
     assert.ok(!existsSync(out));
   });
 

@@ -1,7 +1,9 @@
 /**
- * `uxnet export-onnx` of SwinUNETR and UNETR (the fixtures' configs and weights), run in
- * onnxruntime-node: the exported graph reproduces MONAI 0.9.0's logits within the fixture tolerance.
- * These graphs have fixed dims (the trace size). Skipped when onnxruntime-node cannot be loaded.
+ * `uxnet export-onnx` of SwinUNETR, UNETR, TransBTS and nnFormer (the fixtures' configs and weights), run
+ * in onnxruntime-node: the exported graph reproduces the reference logits (MONAI 0.9.0's, the official
+ * code's) within the fixture tolerance. nnFormer's and TransBTS's are the eval graphs (BatchNorm on
+ * running statistics, no dropout). These graphs have fixed dims (the trace size). Skipped when
+ * onnxruntime-node cannot be loaded.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,24 +13,17 @@ import { join } from 'node:path';
 import { FIXTURES, get } from '../helpers/fixtures.js';
 import { BASELINES, checkForward } from '../helpers/baselines.js';
 import { uxnet } from '../helpers/cli.js';
-
-type Ort = typeof import('onnxruntime-node');
-let ort: Ort | null = null;
-let why = '';
-try {
-  ort = await import('onnxruntime-node');
-} catch (e) {
-  why = `onnxruntime-node not available: ${(e as Error).message}`;
-  console.log(`# skipping ONNX runtime test: ${why}`);
-}
+import { ort, why } from '../helpers/onnxruntime.js';
 
 const F = (f: string) => join(FIXTURES, BASELINES, f);
 
-for (const [net, weights] of [
-  ['unetr', 'unetr_weights.pth'],
-  ['swin_unetr', 'swin_unetr_weights.safetensors'],
+for (const [net, weights, reference] of [
+  ['unetr', 'unetr_weights.pth', "MONAI's"],
+  ['swin_unetr', 'swin_unetr_weights.safetensors', "MONAI's"],
+  ['transbts', 'transbts_weights.safetensors', 'the official'],
+  ['nnformer', 'nnformer_weights.pth', 'the official'],
 ] as const) {
-  test(`export-onnx ${net}: onnxruntime-node reproduces MONAI's logits`, { skip: ort ? false : why }, async () => {
+  test(`export-onnx ${net}: onnxruntime-node reproduces ${reference} logits`, { skip: ort ? false : why }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'uxnet-onnx-'));
     try {
       const out = join(dir, `${net}.onnx`);

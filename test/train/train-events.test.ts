@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
-import { resolveTrainConfig, type TrainConfig } from '../../src/train/config.js';
+import { tinyTrainConfig } from '../helpers/tiny-train.js';
+import type { TrainConfig } from '../../src/train/config.js';
 import { runTraining, TrainRunError } from '../../src/train/run.js';
 import type { CheckpointEvent, StepEndEvent, ValidationEndEvent } from '../../src/train/events.js';
 import type { PreprocessProgress } from '../../src/data/preprocess.js';
@@ -19,25 +20,7 @@ import '../../src/backends/index.js';
 
 let dir: string;
 
-function config(out: string, over: Partial<TrainConfig> = {}): TrainConfig {
-  return resolveTrainConfig(
-    {},
-    {
-      dataset: join(dir, 'data'),
-      outDir: out,
-      preset: 'auto',
-      cacheDir: join(dir, 'cache'),
-      network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-      roiSize: [32, 32, 32],
-      steps: 3,
-      valEvery: 2,
-      saveEvery: 1,
-      workers: 1,
-      lr: 1e-3,
-      ...over,
-    },
-  );
-}
+const config = (out: string, over: Partial<TrainConfig> = {}): TrainConfig => tinyTrainConfig(dir, out, over);
 
 const metricSteps = async (run: string) =>
   (await readFile(join(run, 'metrics.jsonl'), 'utf8'))

@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
-import { resolveTrainConfig, type TrainConfig } from '../../src/train/config.js';
+import { tinyTrainConfig } from '../helpers/tiny-train.js';
+import type { TrainConfig } from '../../src/train/config.js';
 import { runTraining, initFromWeights, TrainRunError } from '../../src/train/run.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { loadModelFolder } from '../../src/infer/model-folder.js';
@@ -20,25 +21,7 @@ import '../../src/backends/index.js';
 let dir: string;
 const quiet = () => {};
 
-function config(out: string, over: Partial<TrainConfig> = {}): TrainConfig {
-  return resolveTrainConfig(
-    {},
-    {
-      dataset: join(dir, 'data'),
-      outDir: out,
-      preset: 'auto',
-      cacheDir: join(dir, 'cache'),
-      network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-      roiSize: [32, 32, 32],
-      steps: 3,
-      valEvery: 2,
-      saveEvery: 1,
-      workers: 1,
-      lr: 1e-3,
-      ...over,
-    },
-  );
-}
+const config = (out: string, over: Partial<TrainConfig> = {}): TrainConfig => tinyTrainConfig(dir, out, over);
 
 describe('uxnet train workflow', () => {
   before(async () => {

@@ -1,5 +1,5 @@
 import type { KTensor } from '../../engine/kernels.js';
-import { erfc } from './erf.js';
+import { erfc } from '../../engine/erf.js';
 import { alloc, check, f32, out, tail } from './memory.js';
 
 /** Pointwise activations and the channel softmax. Math in float64, one rounding to float32. */

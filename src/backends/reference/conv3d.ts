@@ -38,6 +38,30 @@ function columnRanges(OW: number, W: number, KW: number, sw: number, pw: number)
 }
 
 /**
+ * The loop nest all three kernels share: for the weight taps (kd, kh), calls visit(outRow, inRow) for
+ * every output row (od, oh) whose input row (od·sd + kd − pd, oh·sh + kh − ph) lies inside the input.
+ * Both arguments are flat offsets of column 0 within one channel's volume.
+ */
+function forEachRowPair(g: Geometry, kd: number, kh: number, visit: (outRow: number, inRow: number) => void): void {
+  const { D, H, W, OD, OH, OW, sd, sh, pd, ph } = g;
+  const [odLo, odHi] = validRange(OD, D, kd, sd, pd);
+  const [ohLo, ohHi] = validRange(OH, H, kh, sh, ph);
+  for (let od = odLo; od <= odHi; od++) {
+    const id = od * sd + kd - pd;
+    for (let oh = ohLo; oh <= ohHi; oh++) visit((od * OH + oh) * OW, (id * H + oh * sh + kh - ph) * W);
+  }
+}
+
+/** The gradients' dy must have the forward's output shape [N, Cout, OD, OH, OW]. */
+function checkDy(op: string, g: Geometry, dy: KTensor, inputShape: readonly number[]): void {
+  const want = [g.N, g.Cout, g.OD, g.OH, g.OW];
+  check(
+    dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v),
+    `${op}: dy must be [${want.join(', ')}] for input [${inputShape.join(', ')}], got [${dy.shape.join(', ')}]`,
+  );
+}
+
+/**
  * Forward row: acc[a + ow] += Σ_kw w[wo + kw]·x[r + ow·sw + kw − pw] for ow in [0, OW), skipping taps
  * whose input column ow·sw + kw − pw is outside [0, W). `r` is the index of column 0 of the input row.
  */
@@ -179,7 +203,7 @@ function weightRow(sums: Float64Array, dy: Float32Array, d: number, x: Float32Ar
 
 export function conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor {
   const g = geometry('conv3d', x.shape, w.shape, a);
-  const { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg, sd, sh, sw, pd, ph, pw } = g;
+  const { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg, sw, pw } = g;
   const xd = f32(x);
   const wd = f32(w);
   const bd = bias ? f32(bias) : null;
@@ -198,17 +222,9 @@ export function conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAt
         const xBase = (n * Cin + grp * cpg + ci) * inVol;
         const wBase = (o * cpg + ci) * K;
         for (let kd = 0; kd < KD; kd++) {
-          const [odLo, odHi] = validRange(OD, D, kd, sd, pd);
           for (let kh = 0; kh < KH; kh++) {
-            const [ohLo, ohHi] = validRange(OH, H, kh, sh, ph);
             const wo = wBase + (kd * KH + kh) * KW;
-            for (let od = odLo; od <= odHi; od++) {
-              const id = od * sd + kd - pd;
-              for (let oh = ohLo; oh <= ohHi; oh++) {
-                const ih = oh * sh + kh - ph;
-                forwardRow(acc, (od * OH + oh) * OW, xd, xBase + (id * H + ih) * W, OW, W, sw, pw, wd, wo, KW, cols);
-              }
-            }
+            forEachRowPair(g, kd, kh, (outRow, inRow) => forwardRow(acc, outRow, xd, xBase + inRow, OW, W, sw, pw, wd, wo, KW, cols));
           }
         }
       }
@@ -220,12 +236,8 @@ export function conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAt
 
 export function conv3dGradInput(dy: KTensor, w: KTensor, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor {
   const g = geometry('conv3dGradInput', a.inputShape, w.shape, a);
-  const { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg, sd, sh, sw, pd, ph, pw } = g;
-  const want = [N, Cout, OD, OH, OW];
-  check(
-    dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v),
-    `conv3dGradInput: dy must be [${want.join(', ')}] for input [${a.inputShape.join(', ')}], got [${dy.shape.join(', ')}]`,
-  );
+  const { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg, sw, pw } = g;
+  checkDy('conv3dGradInput', g, dy, a.inputShape);
   const dyd = f32(dy);
   const wd = f32(w);
   const inVol = D * H * W;
@@ -243,17 +255,9 @@ export function conv3dGradInput(dy: KTensor, w: KTensor, a: Conv3dAttrs & { inpu
         const dBase = (n * Cout + o) * outVol;
         const wBase = (o * cpg + ci) * K;
         for (let kd = 0; kd < KD; kd++) {
-          const [odLo, odHi] = validRange(OD, D, kd, sd, pd);
           for (let kh = 0; kh < KH; kh++) {
-            const [ohLo, ohHi] = validRange(OH, H, kh, sh, ph);
             const wo = wBase + (kd * KH + kh) * KW;
-            for (let od = odLo; od <= odHi; od++) {
-              const id = od * sd + kd - pd;
-              for (let oh = ohLo; oh <= ohHi; oh++) {
-                const ih = oh * sh + kh - ph;
-                transposedRow(acc, (id * H + ih) * W, dyd, dBase + (od * OH + oh) * OW, OW, W, sw, pw, wd, wo, KW, cols);
-              }
-            }
+            forEachRowPair(g, kd, kh, (outRow, inRow) => transposedRow(acc, inRow, dyd, dBase + outRow, OW, W, sw, pw, wd, wo, KW, cols));
           }
         }
       }
@@ -265,12 +269,8 @@ export function conv3dGradInput(dy: KTensor, w: KTensor, a: Conv3dAttrs & { inpu
 
 export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { weightShape: readonly number[] }): KTensor {
   const g = geometry('conv3dGradWeight', x.shape, a.weightShape, a);
-  const { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg, sd, sh, sw, pd, ph, pw } = g;
-  const want = [N, Cout, OD, OH, OW];
-  check(
-    dy.shape.length === 5 && want.every((v, i) => dy.shape[i] === v),
-    `conv3dGradWeight: dy must be [${want.join(', ')}] for input [${x.shape.join(', ')}], got [${dy.shape.join(', ')}]`,
-  );
+  const { N, Cin, Cout, D, H, W, KD, KH, KW, OD, OH, OW, cpg, opg, sw, pw } = g;
+  checkDy('conv3dGradWeight', g, dy, x.shape);
   const xd = f32(x);
   const dyd = f32(dy);
   const inVol = D * H * W;
@@ -284,20 +284,12 @@ export function conv3dGradWeight(x: KTensor, dy: KTensor, a: Conv3dAttrs & { wei
     for (let ci = 0; ci < cpg; ci++) {
       const wBase = (o * cpg + ci) * K;
       for (let kd = 0; kd < KD; kd++) {
-        const [odLo, odHi] = validRange(OD, D, kd, sd, pd);
         for (let kh = 0; kh < KH; kh++) {
-          const [ohLo, ohHi] = validRange(OH, H, kh, sh, ph);
           sums.fill(0);
           for (let n = 0; n < N; n++) {
             const xBase = (n * Cin + grp * cpg + ci) * inVol;
             const dBase = (n * Cout + o) * outVol;
-            for (let od = odLo; od <= odHi; od++) {
-              const id = od * sd + kd - pd;
-              for (let oh = ohLo; oh <= ohHi; oh++) {
-                const ih = oh * sh + kh - ph;
-                weightRow(sums, dyd, dBase + (od * OH + oh) * OW, xd, xBase + (id * H + ih) * W, OW, W, sw, pw, KW, cols);
-              }
-            }
+            forEachRowPair(g, kd, kh, (outRow, inRow) => weightRow(sums, dyd, dBase + outRow, xd, xBase + inRow, OW, W, sw, pw, KW, cols));
           }
           dw.set(sums, wBase + (kd * KH + kh) * KW);
         }

@@ -16,7 +16,7 @@ import { gatherRows, matmul, scatterAddRows } from './linalg.js';
 
 export { referenceBackend } from './backend.js';
 export { referenceMemory } from './memory.js';
-export { erf, erfc } from './erf.js';
+export { erf, erfc } from '../../engine/erf.js';
 
 /** Every kernel of the contract (typed as the full `Kernels`, so a missing one fails to compile). */
 export const referenceKernels: Kernels = {

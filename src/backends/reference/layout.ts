@@ -1,20 +1,11 @@
 import type { KTensor } from '../../engine/kernels.js';
+import { contiguousStrides } from '../../engine/tensor.js';
 import { alloc, check, f32, numel, out } from './memory.js';
 
 /**
  * Index-mapping kernels (strided copies, roll) and broadcasting arithmetic. Each output position's
  * source is a sum of per-dimension offsets, so one odometer over the output drives them all.
  */
-
-function stridesOf(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d]!;
-  }
-  return s;
-}
 
 /** Calls fn(linear, Σ_d tables[d][i_d]) for every index of `shape` in row-major order. */
 function walk(shape: readonly number[], tables: readonly (readonly number[])[], fn: (linear: number, src: number) => void, offset = 0): void {
@@ -97,7 +88,7 @@ export function stridedScatter(x: KTensor, a: { shape: readonly number[]; offset
 export function roll(x: KTensor, a: { shifts: readonly number[]; dims: readonly number[] }): KTensor {
   check(a.shifts.length === a.dims.length, 'roll: shifts and dims differ in length');
   const xd = f32(x);
-  const st = stridesOf(x.shape);
+  const st = contiguousStrides(x.shape);
   const shift = new Array<number>(x.shape.length).fill(0);
   for (let k = 0; k < a.dims.length; k++) {
     const d = a.dims[k]!;
@@ -126,7 +117,7 @@ export function broadcastShape(op: string, a: readonly number[], b: readonly num
 
 /** Per-dimension offset tables reading `src` (right-aligned in `shape`) with stride 0 on broadcast dims. */
 function broadcastTables(shape: readonly number[], src: readonly number[]): number[][] {
-  const st = stridesOf(src);
+  const st = contiguousStrides(src);
   const lead = shape.length - src.length;
   return shape.map((n, d) => {
     const sd = d - lead;

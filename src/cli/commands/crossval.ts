@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../../train/config.js';
 import { TrainRunError } from '../../train/run.js';
@@ -8,6 +7,7 @@ import { NiftiError } from '../../io/nifti/index.js';
 import { VolumeError } from '../../data/load.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
+import { readConfigFile } from '../config-file.js';
 
 export interface CrossvalFlags {
   dataset?: string;
@@ -37,23 +37,9 @@ const int = (name: string, min: number) => (v: string) => {
   return n;
 };
 
-async function readRecipe(path: string): Promise<Partial<TrainConfig>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read config '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`config '${path}' is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
 /** The recipe `uxnet crossval` and `uxnet queue crossval` run: the config file with the flags over it. */
 export async function crossvalConfigFromFlags(f: CrossvalFlags): Promise<TrainConfig> {
-  const file = f.config ? await readRecipe(f.config) : {};
+  const file = f.config ? ((await readConfigFile(f.config)) as Partial<TrainConfig>) : {};
   try {
     // The recipe's own split and model folder belong to single runs; crossval sets them per fold.
     const network: Record<string, unknown> = {};

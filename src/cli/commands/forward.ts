@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import '../../backends/index.js';
 import { tensor } from '../../engine/creation.js';
@@ -14,6 +13,7 @@ import { UXNetInputError } from '../../models/uxnet.js';
 import { createNetwork, networkArgsSnake, networkFromConfig, type NetworkSpec, type SegmentationNetwork } from '../../models/registry.js';
 import { StateDictError } from '../../nn/module.js';
 import { UserError } from '../errors.js';
+import { readConfigFile } from '../config-file.js';
 import { checkOutputFile } from '../outputs.js';
 import { readModelFolder } from '../../infer/model-folder.js';
 import { createProgress, type Progress } from '../progress.js';
@@ -78,20 +78,6 @@ export function parseSlidingWindowOptions(o: { roi?: string; overlap?: string; s
   const mode = o.mode ?? 'constant';
   if (mode !== 'gaussian' && mode !== 'constant') throw new UserError(`--mode '${mode}': expected 'gaussian' or 'constant'`);
   return { roi: roi as [number, number, number], overlap, swBatchSize, mode };
-}
-
-export async function readConfig(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read config file '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`config file '${path}' is not valid JSON: ${(e as Error).message}`);
-  }
 }
 
 async function readTensors(path: string, what: string): Promise<Map<string, RawTensor>> {
@@ -233,7 +219,7 @@ export async function resolveModelSource(o: {
     throw new UserError(
       `the model is missing: give -m MODEL_DIR, or --config and --weights${o.config === undefined && o.weights !== undefined ? ' (--config is missing)' : o.weights === undefined && o.config !== undefined ? ' (--weights is missing)' : ''}`,
     );
-  return { config: await readConfig(o.config), configName: o.config, weights: o.weights, fromFolder: false };
+  return { config: await readConfigFile(o.config), configName: o.config, weights: o.weights, fromFolder: false };
 }
 
 export function registerForward(program: Command): void {

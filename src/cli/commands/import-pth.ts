@@ -11,7 +11,7 @@ import { writeSafetensorsFile, type RawTensorMap } from '../../io/safetensors.js
 import { UXNetConfigError } from '../../models/config.js';
 import { networkFromConfig, networkStateShapes } from '../../models/registry.js';
 import { UserError } from '../errors.js';
-import { readConfig } from './forward.js';
+import { readConfigFile } from '../config-file.js';
 import { checkOutputFile } from '../outputs.js';
 
 export interface ImportPthOptions {
@@ -51,7 +51,7 @@ export async function runImportPth(opts: ImportPthOptions): Promise<ImportPthRes
   // The config is checked before the (possibly large) checkpoint is read.
   let expected: [string, readonly number[]][] | undefined;
   if (opts.config !== undefined) {
-    const raw = await readConfig(opts.config);
+    const raw = await readConfigFile(opts.config);
     try {
       expected = networkStateShapes(networkFromConfig(raw));
     } catch (e) {

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { resolveConfigPaths, resolveTrainConfig, TrainConfigError, type TrainConfig } from '../../train/config.js';
@@ -7,6 +6,7 @@ import { runTraining, TrainRunError } from '../../train/run.js';
 import type { TrainHandlers } from '../../train/events.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
+import { readConfigFile } from '../config-file.js';
 import { createProgress, type Progress } from '../progress.js';
 import { preprocessProgressBars, preprocessUserError } from './preprocess.js';
 
@@ -72,20 +72,6 @@ const networkArg = (v: string, acc: Record<string, unknown> = {}) => {
   return { ...acc, [v.slice(0, eq)]: value };
 };
 
-async function readJson(path: string): Promise<Partial<TrainConfig>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read config '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`config '${path}' is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
 /** The terminal's handlers: progress bars for preprocessing and training, log lines on stderr. */
 function terminalHandlers(): TrainHandlers & { stop(): void } {
   const prep = preprocessProgressBars();
@@ -123,7 +109,7 @@ async function storedRunConfig(runDir: string): Promise<Partial<TrainConfig>> {
   const path = join(runDir, 'config.json');
   if (!existsSync(path)) throw new UserError(`--resume: ${path} does not exist (is ${runDir} a training run folder?)`);
   // Relative paths in a run's config.json are relative to the run folder, not to the working directory.
-  return resolveConfigPaths(await readJson(path), resolve(runDir));
+  return resolveConfigPaths((await readConfigFile(path)) as Partial<TrainConfig>, resolve(runDir));
 }
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
@@ -131,7 +117,7 @@ const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 /** Resolves `uxnet train`'s flags (and --config file) into a validated configuration. */
 export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> {
   // `--resume -o RUN` alone continues from the run's own config.json; flags still override its fields.
-  const file = f.config ? await readJson(f.config) : f.resume && f.output ? await storedRunConfig(f.output) : {};
+  const file = f.config ? ((await readConfigFile(f.config)) as Partial<TrainConfig>) : f.resume && f.output ? await storedRunConfig(f.output) : {};
   const network: Record<string, unknown> = {};
   if (f.featSize) network.featSize = f.featSize;
   if (f.hiddenSize) network.hiddenSize = f.hiddenSize;

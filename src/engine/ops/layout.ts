@@ -1,21 +1,11 @@
 import type { KTensor } from '../kernels.js';
 import { backendOf, record, wrap, runKernel } from '../op.js';
-import { shapeString, sizeOf, type Tensor } from '../tensor.js';
+import { contiguousStrides, shapeString, sizeOf, type Tensor } from '../tensor.js';
 
 /**
  * Copies that rearrange values: permute, roll, pad, strided slice, concat along any dim and row
  * gathers. Each gradient is the adjoint rearrangement.
  */
-
-function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d]!;
-  }
-  return s;
-}
 
 /** A dimension index in [0, rank), accepting negative values counted from the end. */
 function axis(op: string, d: number, rank: number): number {

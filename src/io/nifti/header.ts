@@ -82,105 +82,152 @@ export function sniffHeader(bytes: Uint8Array, file?: string): { version: 1 | 2;
   );
 }
 
-export function parseHeader(bytes: Uint8Array, file?: string): NiftiHeader {
-  const { version, littleEndian: le } = sniffHeader(bytes, file);
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const i16 = (o: number) => v.getInt16(o, le);
-  const i32 = (o: number) => v.getInt32(o, le);
-  const f32 = (o: number) => v.getFloat32(o, le);
-  const f64 = (o: number) => v.getFloat64(o, le);
-  const i64 = (o: number) => v.getBigInt64(o, le);
-  if (version === 1) {
-    const dimBig = Array.from({ length: 8 }, (_, k) => BigInt(i16(40 + 2 * k)));
-    return {
-      version,
-      littleEndian: le,
-      sizeof_hdr: i32(0),
-      magic: cstr(bytes, 344, 4),
-      dim_info: bytes[39]!,
-      dim: dimBig.map(Number),
-      dimBig,
-      intent_p1: f32(56),
-      intent_p2: f32(60),
-      intent_p3: f32(64),
-      intent_code: i16(68),
-      datatype: i16(70),
-      bitpix: i16(72),
-      slice_start: i16(74),
-      pixdim: Array.from({ length: 8 }, (_, k) => f32(76 + 4 * k)),
-      vox_offset: f32(108),
-      scl_slope: f32(112),
-      scl_inter: f32(116),
-      slice_end: i16(120),
-      slice_code: bytes[122]!,
-      xyzt_units: bytes[123]!,
-      cal_max: f32(124),
-      cal_min: f32(128),
-      slice_duration: f32(132),
-      toffset: f32(136),
-      descrip: cstr(bytes, 148, 80),
-      aux_file: cstr(bytes, 228, 24),
-      qform_code: i16(252),
-      sform_code: i16(254),
-      quatern_b: f32(256),
-      quatern_c: f32(260),
-      quatern_d: f32(264),
-      qoffset_x: f32(268),
-      qoffset_y: f32(272),
-      qoffset_z: f32(276),
-      srow_x: [0, 1, 2, 3].map((k) => f32(280 + 4 * k)),
-      srow_y: [0, 1, 2, 3].map((k) => f32(296 + 4 * k)),
-      srow_z: [0, 1, 2, 3].map((k) => f32(312 + 4 * k)),
-      intent_name: cstr(bytes, 328, 16),
-    };
-  }
-  const dimBig = Array.from({ length: 8 }, (_, k) => i64(16 + 8 * k));
-  return {
-    version,
-    littleEndian: le,
-    sizeof_hdr: i32(0),
-    magic: cstr(bytes, 4, 8),
-    dim_info: bytes[524]!,
-    dim: dimBig.map(Number),
-    dimBig,
-    intent_p1: f64(80),
-    intent_p2: f64(88),
-    intent_p3: f64(96),
-    intent_code: i32(504),
-    datatype: i16(12),
-    bitpix: i16(14),
-    slice_start: Number(i64(224)),
-    pixdim: Array.from({ length: 8 }, (_, k) => f64(104 + 8 * k)),
-    vox_offset: Number(i64(168)),
-    scl_slope: f64(176),
-    scl_inter: f64(184),
-    slice_end: Number(i64(232)),
-    slice_code: i32(496),
-    xyzt_units: i32(500),
-    cal_max: f64(192),
-    cal_min: f64(200),
-    slice_duration: f64(208),
-    toffset: f64(216),
-    descrip: cstr(bytes, 240, 80),
-    aux_file: cstr(bytes, 320, 24),
-    qform_code: i32(344),
-    sform_code: i32(348),
-    quatern_b: f64(352),
-    quatern_c: f64(360),
-    quatern_d: f64(368),
-    qoffset_x: f64(376),
-    qoffset_y: f64(384),
-    qoffset_z: f64(392),
-    srow_x: [0, 1, 2, 3].map((k) => f64(400 + 8 * k)),
-    srow_y: [0, 1, 2, 3].map((k) => f64(432 + 8 * k)),
-    srow_z: [0, 1, 2, 3].map((k) => f64(464 + 8 * k)),
-    intent_name: cstr(bytes, 508, 16),
-  };
-}
-
 function putStr(bytes: Uint8Array, off: number, len: number, s: string): void {
   const enc = new TextEncoder().encode(s).subarray(0, len - 1);
   bytes.set(enc, off);
+}
+
+type Kind = 'u8' | 'i16' | 'i32' | 'i64' | 'f32' | 'f64';
+/** Where a field lives: [offset, kind] for a number, [offset, kind, count] for an array, [offset, 'str', bytes] for a string. */
+type Slot = readonly [number, Kind] | readonly [number, Kind, number] | readonly [number, 'str', number];
+/** The fields stored in the file, in NiftiHeader's order (`dim` is read as BigInt first, into `dimBig`). */
+type Field = Exclude<keyof NiftiHeader, 'version' | 'littleEndian' | 'dimBig'>;
+type Layout = Readonly<Record<Field, Slot>>;
+
+/** Byte offsets and types of every field, one table per version: parse and serialize both read them. */
+const LAYOUT: Record<1 | 2, Layout> = {
+  1: {
+    sizeof_hdr: [0, 'i32'],
+    magic: [344, 'str', 4],
+    dim_info: [39, 'u8'],
+    dim: [40, 'i16', 8],
+    intent_p1: [56, 'f32'],
+    intent_p2: [60, 'f32'],
+    intent_p3: [64, 'f32'],
+    intent_code: [68, 'i16'],
+    datatype: [70, 'i16'],
+    bitpix: [72, 'i16'],
+    slice_start: [74, 'i16'],
+    pixdim: [76, 'f32', 8],
+    vox_offset: [108, 'f32'],
+    scl_slope: [112, 'f32'],
+    scl_inter: [116, 'f32'],
+    slice_end: [120, 'i16'],
+    slice_code: [122, 'u8'],
+    xyzt_units: [123, 'u8'],
+    cal_max: [124, 'f32'],
+    cal_min: [128, 'f32'],
+    slice_duration: [132, 'f32'],
+    toffset: [136, 'f32'],
+    descrip: [148, 'str', 80],
+    aux_file: [228, 'str', 24],
+    qform_code: [252, 'i16'],
+    sform_code: [254, 'i16'],
+    quatern_b: [256, 'f32'],
+    quatern_c: [260, 'f32'],
+    quatern_d: [264, 'f32'],
+    qoffset_x: [268, 'f32'],
+    qoffset_y: [272, 'f32'],
+    qoffset_z: [276, 'f32'],
+    srow_x: [280, 'f32', 4],
+    srow_y: [296, 'f32', 4],
+    srow_z: [312, 'f32', 4],
+    intent_name: [328, 'str', 16],
+  },
+  2: {
+    sizeof_hdr: [0, 'i32'],
+    magic: [4, 'str', 8],
+    dim_info: [524, 'u8'],
+    dim: [16, 'i64', 8],
+    intent_p1: [80, 'f64'],
+    intent_p2: [88, 'f64'],
+    intent_p3: [96, 'f64'],
+    intent_code: [504, 'i32'],
+    datatype: [12, 'i16'],
+    bitpix: [14, 'i16'],
+    slice_start: [224, 'i64'],
+    pixdim: [104, 'f64', 8],
+    vox_offset: [168, 'i64'],
+    scl_slope: [176, 'f64'],
+    scl_inter: [184, 'f64'],
+    slice_end: [232, 'i64'],
+    slice_code: [496, 'i32'],
+    xyzt_units: [500, 'i32'],
+    cal_max: [192, 'f64'],
+    cal_min: [200, 'f64'],
+    slice_duration: [208, 'f64'],
+    toffset: [216, 'f64'],
+    descrip: [240, 'str', 80],
+    aux_file: [320, 'str', 24],
+    qform_code: [344, 'i32'],
+    sform_code: [348, 'i32'],
+    quatern_b: [352, 'f64'],
+    quatern_c: [360, 'f64'],
+    quatern_d: [368, 'f64'],
+    qoffset_x: [376, 'f64'],
+    qoffset_y: [384, 'f64'],
+    qoffset_z: [392, 'f64'],
+    srow_x: [400, 'f64', 4],
+    srow_y: [432, 'f64', 4],
+    srow_z: [464, 'f64', 4],
+    intent_name: [508, 'str', 16],
+  },
+};
+const WIDTH: Record<Kind, number> = { u8: 1, i16: 2, i32: 4, i64: 8, f32: 4, f64: 8 };
+
+function getBig(v: DataView, o: number, kind: Kind, le: boolean): bigint {
+  return kind === 'i64' ? v.getBigInt64(o, le) : BigInt(getNum(v, o, kind, le));
+}
+
+/** int64 fields are widened with Number() (exact up to 2^53). */
+function getNum(v: DataView, o: number, kind: Kind, le: boolean): number {
+  switch (kind) {
+    case 'u8':
+      return v.getUint8(o);
+    case 'i16':
+      return v.getInt16(o, le);
+    case 'i32':
+      return v.getInt32(o, le);
+    case 'i64':
+      return Number(v.getBigInt64(o, le));
+    case 'f32':
+      return v.getFloat32(o, le);
+    case 'f64':
+      return v.getFloat64(o, le);
+  }
+}
+
+function setNum(v: DataView, o: number, kind: Kind, x: number, le: boolean): void {
+  switch (kind) {
+    case 'u8':
+      return v.setUint8(o, x);
+    case 'i16':
+      return v.setInt16(o, x, le);
+    case 'i32':
+      return v.setInt32(o, x, le);
+    case 'i64':
+      return v.setBigInt64(o, BigInt(x), le);
+    case 'f32':
+      return v.setFloat32(o, x, le);
+    case 'f64':
+      return v.setFloat64(o, x, le);
+  }
+}
+
+export function parseHeader(bytes: Uint8Array, file?: string): NiftiHeader {
+  const { version, littleEndian: le } = sniffHeader(bytes, file);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const h: Record<string, unknown> = { version, littleEndian: le };
+  for (const [field, [off, kind, n]] of Object.entries(LAYOUT[version]) as [Field, Slot][]) {
+    if (kind === 'str') h[field] = cstr(bytes, off, n!);
+    else if (field === 'dim') {
+      const dimBig = Array.from({ length: n! }, (_, k) => getBig(v, off + WIDTH[kind] * k, kind, le));
+      h.dim = dimBig.map(Number);
+      h.dimBig = dimBig;
+    } else if (n !== undefined) h[field] = Array.from({ length: n }, (_, k) => getNum(v, off + WIDTH[kind] * k, kind, le));
+    else h[field] = getNum(v, off, kind, le);
+  }
+  return h as unknown as NiftiHeader;
 }
 
 /** Serialises a header (little-endian) into a fresh buffer of sizeof_hdr + 4 extender bytes. */
@@ -189,82 +236,18 @@ export function serializeHeader(h: NiftiHeader): Uint8Array {
   const bytes = new Uint8Array(size + 4);
   const v = new DataView(bytes.buffer);
   const le = true;
-  if (h.version === 1) {
-    v.setInt32(0, N1_SIZE, le);
-    bytes[38] = 'r'.charCodeAt(0);
-    bytes[39] = h.dim_info;
-    h.dim.forEach((d, k) => v.setInt16(40 + 2 * k, d, le));
-    v.setFloat32(56, h.intent_p1, le);
-    v.setFloat32(60, h.intent_p2, le);
-    v.setFloat32(64, h.intent_p3, le);
-    v.setInt16(68, h.intent_code, le);
-    v.setInt16(70, h.datatype, le);
-    v.setInt16(72, h.bitpix, le);
-    v.setInt16(74, h.slice_start, le);
-    h.pixdim.forEach((p, k) => v.setFloat32(76 + 4 * k, p, le));
-    v.setFloat32(108, h.vox_offset, le);
-    v.setFloat32(112, h.scl_slope, le);
-    v.setFloat32(116, h.scl_inter, le);
-    v.setInt16(120, h.slice_end, le);
-    bytes[122] = h.slice_code;
-    bytes[123] = h.xyzt_units;
-    v.setFloat32(124, h.cal_max, le);
-    v.setFloat32(128, h.cal_min, le);
-    v.setFloat32(132, h.slice_duration, le);
-    v.setFloat32(136, h.toffset, le);
-    putStr(bytes, 148, 80, h.descrip);
-    putStr(bytes, 228, 24, h.aux_file);
-    v.setInt16(252, h.qform_code, le);
-    v.setInt16(254, h.sform_code, le);
-    v.setFloat32(256, h.quatern_b, le);
-    v.setFloat32(260, h.quatern_c, le);
-    v.setFloat32(264, h.quatern_d, le);
-    v.setFloat32(268, h.qoffset_x, le);
-    v.setFloat32(272, h.qoffset_y, le);
-    v.setFloat32(276, h.qoffset_z, le);
-    h.srow_x.forEach((x, k) => v.setFloat32(280 + 4 * k, x, le));
-    h.srow_y.forEach((x, k) => v.setFloat32(296 + 4 * k, x, le));
-    h.srow_z.forEach((x, k) => v.setFloat32(312 + 4 * k, x, le));
-    putStr(bytes, 328, 16, h.intent_name);
-    bytes.set([0x6e, 0x2b, 0x31, 0], 344);
-    return bytes;
+  for (const [field, [off, kind, n]] of Object.entries(LAYOUT[h.version]) as [Field, Slot][]) {
+    if (field === 'sizeof_hdr' || field === 'magic') continue; // fixed by the version, written below
+    const x = h[field];
+    if (kind === 'str') putStr(bytes, off, n!, x as string);
+    else if (n !== undefined) (x as number[]).forEach((e, k) => setNum(v, off + WIDTH[kind] * k, kind, e, le));
+    else setNum(v, off, kind, x as number, le);
   }
-  v.setInt32(0, N2_SIZE, le);
-  bytes.set([0x6e, 0x2b, 0x32, 0, 0x0d, 0x0a, 0x1a, 0x0a], 4);
-  v.setInt16(12, h.datatype, le);
-  v.setInt16(14, h.bitpix, le);
-  h.dim.forEach((d, k) => v.setBigInt64(16 + 8 * k, BigInt(d), le));
-  v.setFloat64(80, h.intent_p1, le);
-  v.setFloat64(88, h.intent_p2, le);
-  v.setFloat64(96, h.intent_p3, le);
-  h.pixdim.forEach((p, k) => v.setFloat64(104 + 8 * k, p, le));
-  v.setBigInt64(168, BigInt(h.vox_offset), le);
-  v.setFloat64(176, h.scl_slope, le);
-  v.setFloat64(184, h.scl_inter, le);
-  v.setFloat64(192, h.cal_max, le);
-  v.setFloat64(200, h.cal_min, le);
-  v.setFloat64(208, h.slice_duration, le);
-  v.setFloat64(216, h.toffset, le);
-  v.setBigInt64(224, BigInt(h.slice_start), le);
-  v.setBigInt64(232, BigInt(h.slice_end), le);
-  putStr(bytes, 240, 80, h.descrip);
-  putStr(bytes, 320, 24, h.aux_file);
-  v.setInt32(344, h.qform_code, le);
-  v.setInt32(348, h.sform_code, le);
-  v.setFloat64(352, h.quatern_b, le);
-  v.setFloat64(360, h.quatern_c, le);
-  v.setFloat64(368, h.quatern_d, le);
-  v.setFloat64(376, h.qoffset_x, le);
-  v.setFloat64(384, h.qoffset_y, le);
-  v.setFloat64(392, h.qoffset_z, le);
-  h.srow_x.forEach((x, k) => v.setFloat64(400 + 8 * k, x, le));
-  h.srow_y.forEach((x, k) => v.setFloat64(432 + 8 * k, x, le));
-  h.srow_z.forEach((x, k) => v.setFloat64(464 + 8 * k, x, le));
-  v.setInt32(496, h.slice_code, le);
-  v.setInt32(500, h.xyzt_units, le);
-  v.setInt32(504, h.intent_code, le);
-  putStr(bytes, 508, 16, h.intent_name);
-  bytes[524] = h.dim_info;
+  v.setInt32(0, size, le);
+  if (h.version === 1) {
+    bytes[38] = 'r'.charCodeAt(0); // regular: nibabel writes it, old readers check it
+    bytes.set([0x6e, 0x2b, 0x31, 0], 344); // "n+1\0"
+  } else bytes.set([0x6e, 0x2b, 0x32, 0, 0x0d, 0x0a, 0x1a, 0x0a], 4); // "n+2\0" and the line-ending check bytes
   return bytes;
 }
 
