@@ -3,8 +3,8 @@
 // over many tokens), else by each block into its own cache-resident buffer (batches of small products
 // such as attention; few rows against a large weight). The output is cut into MC×NC blocks (over every
 // batch entry) that the pool threads take independently; each block walks K in KC slices and runs the
-// register-tiled micro-kernel of the machine's ISA, reading row-major A in place and A^T from MR-row
-// panels; products of at most one vector of columns use the one-vector tile. Each output element is
+// register-tiled micro-kernel of the machine's ISA, reading A from MR-row panels (row-major A in place
+// when a block has at most two column panels); products of at most one vector of columns use the one-vector tile. Each output element is
 // summed in one fixed order (k ascending in KC slices), whatever the thread count, tile or packing.
 #include "gemm.h"
 
@@ -111,10 +111,10 @@ void gemmBatched(const float* a, const float* b, const float* bias, float* y, in
     });
   // Per-thread buffers, allocated once per call (not per chunk of tasks).
   const int nt = numThreads();
-  // Row-major A is read in place by the micro-kernel (MR streams of kc floats, cache-resident across the
-  // column panels): packing it was a scalar transpose of every A value that few-column products (attention·V)
-  // never repaid, and measured no faster for wide ones. A^T is packed into MR-row panels.
-  const bool directA = !transA;
+  // Row-major A is read in place by the micro-kernel (MR streams of kc floats) when a block has at most two
+  // column panels: packing it is a scalar transpose of every A value that so few panels (attention·V,
+  // few-position convolutions) never repay. Wider products and A^T use packed MR-row panels.
+  const bool directA = !transA && (std::min(nc, N) + NR - 1) / NR <= 2;
   const size_t apSize = directA ? 0 : static_cast<size_t>(MC * KC), bpSize = prepack ? 0 : static_cast<size_t>(KC * NC);
   Scratch<float> scratch(static_cast<size_t>(nt) * (apSize + bpSize) + 1);
   parallelFor(tasks, 1, [&](int64_t t0, int64_t t1, int tid) {
