@@ -18,12 +18,7 @@ const file = join(dirname(fileURLToPath(import.meta.url)), 'native.test.js');
 // part-way through a volume and the next block's prefetch runs in the small test shapes too.
 // UXNET_CONV_FEW_POSITIONS=0 sends the small-output convs, which otherwise take im2col + GEMM, through the
 // direct kernels.
-const variants: Record<string, string>[] = [
-  { UXNET_ISA: 'avx2' },
-  { UXNET_ISA: 'generic' },
-  { UXNET_CONV_POSITIONS: '24' },
-  { UXNET_CONV_FEW_POSITIONS: '0' },
-];
+const variants: Record<string, string>[] = [{ UXNET_ISA: 'avx2' }, { UXNET_ISA: 'generic' }, { UXNET_CONV_POSITIONS: '24' }, { UXNET_CONV_FEW_POSITIONS: '0' }];
 for (const vars of variants) {
   const label = Object.entries(vars)
     .map(([k, v]) => `${k}=${v}`)
