@@ -1,7 +1,6 @@
 // GEMM driver: op(B) goes into NR-column panels per KC slice of K (zero-padded, so the micro-kernel has
-// no edge cases in its loop): packed once up front when one B serves several row blocks (a linear layer
-// over many tokens), else by each block into its own cache-resident buffer (batches of small products
-// such as attention; few rows against a large weight). The output is cut into MC×NC blocks (over every
+// no edge cases in its loop): packed once up front when its panels serve several blocks, else by the one
+// block that reads them, into its own cache-resident buffer (few rows against a large weight). The output is cut into MC×NC blocks (over every
 // batch entry) that the pool threads take independently; each block walks K in KC slices and runs the
 // register-tiled micro-kernel of the machine's ISA, reading A from MR-row panels (row-major A in place
 // when a block has at most two column panels); products of at most one vector of columns use the one-vector tile. Each output element is
@@ -87,26 +86,26 @@ void gemmBatched(const float* a, const float* b, const float* bias, float* y, in
   }
   const int64_t mb = (M + mc - 1) / mc, nb = (N + nc - 1) / nc;
   const int64_t tasks = batch * mb * nb;
-  // op(B) is packed once, in parallel, before the blocks run, only when one B serves several M blocks
-  // (a linear layer over many tokens). Otherwise (a batch of small products such as attention, or few rows
-  // against a large weight) every block packs the panels it reads into its own cache-resident buffer:
-  // the same work, without a whole-batch buffer that is written once and read back from memory.
+  // op(B) is packed once, in parallel, before the blocks run, when its panels serve several blocks (several
+  // row blocks, or one shared B for every batch entry). When each panel serves exactly one block (few rows
+  // against a large weight: nnFormer's 54-token bottleneck MLPs), that block packs it into its own
+  // cache-resident buffer instead: the same work, without a weight-sized buffer written once and read back.
   // Layout per batch entry: K slices of KC, each holding all NR-column panels [kc][NR].
   const int64_t Bb = bShared ? 1 : batch;
-  const bool prepack = Bb == 1 && (bShared ? batch : 1) * mb > 1;
+  const bool prepack = mb > 1 || (bShared && batch > 1);
   const int64_t npan = (N + NR - 1) / NR, nks = (K + KC - 1) / KC;
-  Scratch<float> bpack(prepack ? static_cast<size_t>(K * npan * NR) : 0);
-  auto panelAt = [&](int64_t ks, int64_t jp) {
+  Scratch<float> bpack(prepack ? static_cast<size_t>(Bb * K * npan * NR) : 0);
+  auto panelAt = [&](int64_t bb, int64_t ks, int64_t jp) {
     const int64_t kc = std::min(KC, K - ks * KC);
-    return bpack.get() + ks * KC * npan * NR + jp * kc * NR;
+    return bpack.get() + bb * K * npan * NR + ks * KC * npan * NR + jp * kc * NR;
   };
   if (prepack)
-    parallelFor(nks * npan, std::max<int64_t>(1, 64 / nks), [&](int64_t p0, int64_t p1, int) {
+    parallelFor(Bb * nks * npan, std::max<int64_t>(1, 64 / nks), [&](int64_t p0, int64_t p1, int) {
       for (int64_t p = p0; p < p1; p++) {
-        const int64_t ks = p / npan, jp = p % npan;
+        const int64_t bb = p / (nks * npan), ks = (p / npan) % nks, jp = p % npan;
         const int64_t k0 = ks * KC;
-        packB(b + k0 * bsk + jp * NR * bsn, bsk, bsn, transB, std::min(KC, K - k0), std::min<int64_t>(NR, N - jp * NR), NR,
-              panelAt(ks, jp));
+        packB(b + bb * K * N + k0 * bsk + jp * NR * bsn, bsk, bsn, transB, std::min(KC, K - k0), std::min<int64_t>(NR, N - jp * NR), NR,
+              panelAt(bb, ks, jp));
       }
     });
   // Per-thread buffers, allocated once per call (not per chunk of tasks).
@@ -152,7 +151,7 @@ void gemmBatched(const float* a, const float* b, const float* bias, float* y, in
                   bp + jp * kc * NR);
         for (int64_t jp = 0; jp < bpan; jp++) {
           const int nr = static_cast<int>(std::min<int64_t>(NR, ncur - jp * NR));
-          const float* bj = prepack ? panelAt(ks, n0 / NR + jp) : bp + jp * kc * NR;
+          const float* bj = prepack ? panelAt(bShared ? 0 : bi, ks, n0 / NR + jp) : bp + jp * kc * NR;
           const float* biasj = bias && k0 == 0 ? bias + n0 + jp * NR : nullptr;
           for (int64_t ip = 0; ip < mpan; ip++) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, mcur - ip * MR));

@@ -304,14 +304,16 @@ test('native: an invalid class index is reported at the next read', { skip }, ()
 test('native GEMM (every transpose, shared and per-batch b, bias, K of 1) and the layout kernels', { skip }, () => {
   // Sizes straddle the GEMM's blocks (K slices of 256, 96-row and 256-column blocks) and every ISA's
   // register tile (12x32, 6x16, 4x16) and one-vector tile (12x16, 6x8, 4x8: N ≤ 16 on AVX-512, ≤ 8 below),
-  // so native-isa.test re-running this file covers each micro-kernel. B is pre-packed once only when one B
-  // serves several row blocks (the first size; the second when shared); the others pack per block.
+  // so native-isa.test re-running this file covers each micro-kernel. B is pre-packed when its panels serve
+  // several blocks (several row blocks: the first and last sizes; a shared B over a batch); otherwise each
+  // block packs its own (the second to fifth sizes, per-batch B).
   for (const [B, M, N, K] of [
     [1, 193, 270, 520],
     [3, 13, 33, 257],
     [2, 7, 5, 1],
     [4, 30, 16, 40],
     [1, 20, 300, 270],
+    [2, 100, 20, 30],
   ] as const) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
