@@ -296,7 +296,9 @@ async function ortModel(net: string, size: number): Promise<WorkerResult> {
   const bytes =
     net === 'uxnet'
       ? exportOnnx({ build: () => new UXNet(PAPER, { seed: 0 }), inChans: 1, outChans: 13, traceSpatial: [32, 32, 32] })
-      : exportOnnx({ build: () => buildNetwork(net).model.eval(), inChans: 1, outChans: 5, traceSpatial: [size, size, size], staticShape: true }); // as `uxnet export-onnx` does: their graphs take one size
+      : // Fixed dims, as `uxnet export-onnx` writes them: these networks' reshapes depend on the volume size
+        // (with symbolic dims onnxruntime rejects UNETR's patch-embedding transpose).
+        exportOnnx({ build: () => buildNetwork(net).model.eval(), inChans: 1, outChans: 5, traceSpatial: [size, size, size], staticShape: true });
   const { ort, session } = await ortSession(bytes);
   const shape = [1, 1, size, size, size];
   const x = new ort.Tensor('float32', rand(numel(shape)), shape);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "conv_isa.h"
+#include "gemm.h"
 #include "runtime.h"
 
 namespace ux {
@@ -551,6 +552,94 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
 
 const char* convIsaName() { return pickIsa()->name; }
 
+// ---------------- few output positions: im2col + GEMM ----------------
+// Convolutions whose output has only a few dozen positions (the bottlenecks at 3³ and 6×3×3, where the
+// weights are tens of megabytes): the direct kernel computes half-empty register tiles (3 positions per
+// row) and first repacks every weight, which costs more than the product. Here y[o][p] = Σ_r w[o][r] ·
+// col[r][p] with r = (i, tap), so the weights are read once, in place, by the GEMM; grad input is
+// dcol = wᵀ·dy scattered back (col2im). UXNET_CONV_FEW_POSITIONS (default 128; 0 turns it off, which
+// native-isa.test uses to keep the direct kernels covered on small shapes) is the largest output volume.
+int64_t fewPositionsLimit() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("UXNET_CONV_FEW_POSITIONS");
+    return e && *e ? static_cast<int64_t>(std::atoll(e)) : int64_t{128};
+  }();
+  return v;
+}
+
+bool isFewPositions(const ConvGeom& g) {
+  const int64_t outVol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+  return g.G == 1 && outVol <= fewPositionsLimit() && g.Cin * g.k[0] * g.k[1] * g.k[2] * outVol <= (int64_t{1} << 26);
+}
+
+// For input channel i, calls f(tap, p, inputIndex) for every (tap, output position) whose input position
+// lies inside the volume (inputIndex within the channel), taps and positions in row-major order.
+template <typename F>
+void forEachColEntry(const ConvGeom& g, F f) {
+  int64_t tap = 0;
+  for (int kd = 0; kd < g.k[0]; kd++)
+    for (int kh = 0; kh < g.k[1]; kh++)
+      for (int kw = 0; kw < g.k[2]; kw++, tap++) {
+        int64_t p = 0;
+        for (int od = 0; od < g.out[0]; od++) {
+          const int id = od * g.s[0] + kd - g.p[0];
+          for (int oh = 0; oh < g.out[1]; oh++) {
+            const int ih = oh * g.s[1] + kh - g.p[1];
+            const bool rowIn = id >= 0 && id < g.in[0] && ih >= 0 && ih < g.in[1];
+            const int64_t row = rowIn ? (static_cast<int64_t>(id) * g.in[1] + ih) * g.in[2] : 0;
+            for (int ow = 0; ow < g.out[2]; ow++, p++) {
+              const int iw = ow * g.s[2] + kw - g.p[2];
+              if (rowIn && iw >= 0 && iw < g.in[2]) f(tap, p, row + iw);
+            }
+          }
+        }
+      }
+}
+
+void fewPositionsForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y) {
+  const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
+  const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  const int64_t P = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+  Scratch<float> col(static_cast<size_t>(g.Cin * K3 * P));
+  for (int64_t n = 0; n < g.N; n++) {
+    const float* xn = x + n * g.Cin * inVol;
+    // col[(i·K3 + tap)·P + p] = x[i] at output p's input position for this tap, 0 in the padding
+    parallelFor(g.Cin, 4, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1; i++) {
+        float* c = col.get() + i * K3 * P;
+        const float* xi = xn + i * inVol;
+        std::memset(c, 0, sizeof(float) * K3 * P);
+        forEachColEntry(g, [&](int64_t tap, int64_t p, int64_t src) { c[tap * P + p] = xi[src]; });
+      }
+    });
+    float* yn = y + n * g.Cout * P;
+    gemmBatched(w, col.get(), nullptr, yn, 1, g.Cout, P, g.Cin * K3, false, false, false);
+    if (bias)
+      for (int64_t o = 0; o < g.Cout; o++)
+        for (int64_t p = 0; p < P; p++) yn[o * P + p] += bias[o];
+  }
+}
+
+void fewPositionsGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx) {
+  const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
+  const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  const int64_t P = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+  Scratch<float> col(static_cast<size_t>(g.Cin * K3 * P));
+  for (int64_t n = 0; n < g.N; n++) {
+    // dcol [Cin·K3 × P] = wᵀ · dy[n], w read as the transposed A ([Cout × Cin·K3] row-major)
+    gemmBatched(w, dy + n * g.Cout * P, nullptr, col.get(), 1, g.Cin * K3, P, g.Cout, true, false, false);
+    float* dxn = dx + n * g.Cin * inVol;
+    parallelFor(g.Cin, 4, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1; i++) {
+        const float* c = col.get() + i * K3 * P;
+        float* di = dxn + i * inVol;
+        std::memset(di, 0, sizeof(float) * inVol);
+        forEachColEntry(g, [&](int64_t tap, int64_t p, int64_t dst) { di[dst] += c[tap * P + p]; });
+      }
+    });
+  }
+}
+
 void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, WeightKey wk) {
   const IsaCores* isa = pickIsa();
   if (isDepthwise(g)) {
@@ -562,6 +651,10 @@ void convForward(const float* x, const float* w, const float* bias, const ConvGe
   const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
   if (isGroupedPointwise(g)) {
     groupedPointwise(x, Cig, w, Cig, 1, Cog * Cig, bias, g.N, g.G, Cog, S, y);
+    return;
+  }
+  if (isFewPositions(g)) {
+    fewPositionsForward(x, w, bias, g, y);
     return;
   }
   DimMap m[3];
@@ -600,6 +693,10 @@ void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx
   if (isGroupedPointwise(g)) {
     // dx[g·Cig + i] = Σ_o w[(g·Cog + o)·Cig + i] · dy[g·Cog + o]
     groupedPointwise(dy, Cog, w, 1, Cig, Cog * Cig, nullptr, g.N, g.G, Cig, inVol, dx);
+    return;
+  }
+  if (isFewPositions(g)) {
+    fewPositionsGradInput(dy, w, g, dx);
     return;
   }
   if (isPatchTransposed(g)) {

@@ -1,10 +1,10 @@
-// GEMM driver: op(B) is first packed (in parallel) into NR-column panels per KC slice of K; then the
-// output is cut into MC×NC blocks (over every batch entry) that the pool threads take independently; each
-// block walks K in KC slices, packs its slice of op(A) into MR-row panels (zero-padded like the B panels,
-// so the micro-kernel has no edge cases in its loop) and runs the register-tiled micro-kernel of the
-// machine's ISA. Transposed operands are handled by the packing, so
-// every variant runs the same kernel. Each output element is summed in one fixed order (k ascending in
-// KC slices), whatever the thread count.
+// GEMM driver: op(B) goes into NR-column panels per KC slice of K (zero-padded, so the micro-kernel has
+// no edge cases in its loop): packed once up front when its panels serve several blocks, else by the one
+// block that reads them, into its own cache-resident buffer (few rows against a large weight). The output is cut into MC×NC blocks (over every
+// batch entry) that the pool threads take independently; each block walks K in KC slices and runs the
+// register-tiled micro-kernel of the machine's ISA, reading A from MR-row panels (row-major A in place
+// when a block has at most two column panels); products of at most one vector of columns use the one-vector tile. Each output element is
+// summed in one fixed order (k ascending in KC slices), whatever the thread count, tile or packing.
 #include "gemm.h"
 
 #include <algorithm>
@@ -40,6 +40,21 @@ constexpr int64_t KC = 256;
 constexpr int64_t MC = 96;
 constexpr int64_t NC = 256;
 
+// Packs op(B)[k0 + k][n0 + j] (k < kc, j < nn) into one NR-column panel dst[k·NR + j], zero-padding j ≥ nn.
+void packB(const float* src, int64_t bsk, int64_t bsn, bool transB, int64_t kc, int64_t nn, int NR, float* dst) {
+  if (!transB) {
+    for (int64_t k = 0; k < kc; k++) {
+      std::memcpy(dst + k * NR, src + k * bsk, nn * sizeof(float));
+      for (int64_t j = nn; j < NR; j++) dst[k * NR + j] = 0.f;
+    }
+  } else {
+    for (int64_t j = 0; j < nn; j++)
+      for (int64_t k = 0; k < kc; k++) dst[k * NR + j] = src[j * bsn + k];
+    for (int64_t j = nn; j < NR; j++)
+      for (int64_t k = 0; k < kc; k++) dst[k * NR + j] = 0.f;
+  }
+}
+
 }  // namespace
 
 const char* gemmIsaName() { return pickGemm()->name; }
@@ -53,7 +68,10 @@ void gemmBatched(const float* a, const float* b, const float* bias, float* y, in
     return;
   }
   const GemmCores* g = pickGemm();
-  const int MR = g->MR, NR = g->NR;
+  // Few columns (attention·V, head width 16): the one-vector tile, so no lane computes padding.
+  const bool narrow = N <= g->NRnarrow;
+  const int MR = g->MR, NR = narrow ? g->NRnarrow : g->NR;
+  const GemmMicro micro = narrow ? g->narrow : g->micro;
   // Element (i, k) of op(A) and (k, n) of op(B) as strides.
   const int64_t asi = transA ? 1 : K, ask = transA ? M : 1;
   const int64_t bsk = transB ? 1 : N, bsn = transB ? K : 1;
@@ -68,68 +86,77 @@ void gemmBatched(const float* a, const float* b, const float* bias, float* y, in
   }
   const int64_t mb = (M + mc - 1) / mc, nb = (N + nc - 1) / nc;
   const int64_t tasks = batch * mb * nb;
+  // op(B) is packed once, in parallel, before the blocks run, when its panels serve several blocks (several
+  // row blocks, or one shared B for every batch entry). When each panel serves exactly one block (few rows
+  // against a large weight: nnFormer's 54-token bottleneck MLPs), that block packs it into its own
+  // cache-resident buffer instead: the same work, without a weight-sized buffer written once and read back.
+  // Layout per batch entry: K slices of KC, each holding all NR-column panels [kc][NR].
   const int64_t Bb = bShared ? 1 : batch;
-  // op(B) is packed once, in parallel, before the blocks run: every M block of a column block reads the
-  // same panels. Layout per batch entry: K slices of KC, each holding all NR-column panels [kc][NR].
+  const bool prepack = mb > 1 || (bShared && batch > 1);
   const int64_t npan = (N + NR - 1) / NR, nks = (K + KC - 1) / KC;
-  Scratch<float> bpack(static_cast<size_t>(Bb * K * npan * NR));
+  Scratch<float> bpack(prepack ? static_cast<size_t>(Bb * K * npan * NR) : 0);
   auto panelAt = [&](int64_t bb, int64_t ks, int64_t jp) {
     const int64_t kc = std::min(KC, K - ks * KC);
     return bpack.get() + bb * K * npan * NR + ks * KC * npan * NR + jp * kc * NR;
   };
-  parallelFor(Bb * nks * npan, std::max<int64_t>(1, 64 / nks), [&](int64_t p0, int64_t p1, int) {
-    for (int64_t p = p0; p < p1; p++) {
-      const int64_t bb = p / (nks * npan), ks = (p / npan) % nks, jp = p % npan;
-      const int64_t k0 = ks * KC, kc = std::min(KC, K - k0);
-      const int64_t nn = std::min<int64_t>(NR, N - jp * NR);
-      float* dst = panelAt(bb, ks, jp);
-      const float* src = b + bb * K * N + k0 * bsk + jp * NR * bsn;
-      if (!transB) {
-        for (int64_t k = 0; k < kc; k++) {
-          std::memcpy(dst + k * NR, src + k * bsk, nn * sizeof(float));
-          for (int64_t j = nn; j < NR; j++) dst[k * NR + j] = 0.f;
-        }
-      } else {
-        for (int64_t j = 0; j < nn; j++)
-          for (int64_t k = 0; k < kc; k++) dst[k * NR + j] = src[j * bsn + k];
-        for (int64_t j = nn; j < NR; j++)
-          for (int64_t k = 0; k < kc; k++) dst[k * NR + j] = 0.f;
+  if (prepack)
+    parallelFor(Bb * nks * npan, std::max<int64_t>(1, 64 / nks), [&](int64_t p0, int64_t p1, int) {
+      for (int64_t p = p0; p < p1; p++) {
+        const int64_t bb = p / (nks * npan), ks = (p / npan) % nks, jp = p % npan;
+        const int64_t k0 = ks * KC;
+        packB(b + bb * K * N + k0 * bsk + jp * NR * bsn, bsk, bsn, transB, std::min(KC, K - k0), std::min<int64_t>(NR, N - jp * NR), NR,
+              panelAt(bb, ks, jp));
       }
-    }
-  });
-  parallelFor(tasks, 1, [&](int64_t t0, int64_t t1, int) {
-    Scratch<float> ap(static_cast<size_t>(MC * KC));
+    });
+  // Per-thread buffers, allocated once per call (not per chunk of tasks).
+  const int nt = numThreads();
+  // Row-major A is read in place by the micro-kernel (MR streams of kc floats) when a block has at most two
+  // column panels: packing it is a scalar transpose of every A value that so few panels (attention·V,
+  // few-position convolutions) never repay. Wider products and A^T use packed MR-row panels.
+  const bool directA = !transA && (std::min(nc, N) + NR - 1) / NR <= 2;
+  const size_t apSize = directA ? 0 : static_cast<size_t>(MC * KC), bpSize = prepack ? 0 : static_cast<size_t>(KC * NC);
+  Scratch<float> scratch(static_cast<size_t>(nt) * (apSize + bpSize) + 1);
+  parallelFor(tasks, 1, [&](int64_t t0, int64_t t1, int tid) {
+    float* ap = scratch.get() + static_cast<size_t>(tid) * (apSize + bpSize);
+    float* bp = ap + apSize;
     for (int64_t t = t0; t < t1; t++) {
       const int64_t bi = t / (mb * nb), mi = (t / nb) % mb, ni = t % nb;
       const int64_t m0 = mi * mc, mcur = std::min(mc, M - m0);
       const int64_t n0 = ni * nc, ncur = std::min(nc, N - n0);
       const float* A = a + bi * M * K;
-      const int64_t bb = bShared ? 0 : bi;
+      const float* Bsrc = b + (bShared ? 0 : bi) * K * N;
       float* Y = y + (bi * M + m0) * N + n0;
       const int64_t bpan = (ncur + NR - 1) / NR, mpan = (mcur + MR - 1) / MR;
       for (int64_t ks = 0; ks < nks; ks++) {
         const int64_t k0 = ks * KC, kc = std::min(KC, K - k0);
-        // op(A)[m0 + ip·MR + i][k0 + k] -> ap[(ip·kc + k)·MR + i]
-        for (int64_t ip = 0; ip < mpan; ip++) {
-          float* dst = ap.get() + ip * kc * MR;
-          const int64_t mm = std::min<int64_t>(MR, mcur - ip * MR);
-          const float* src = A + (m0 + ip * MR) * asi + k0 * ask;
-          if (!transA) {
-            for (int64_t i = 0; i < mm; i++)
-              for (int64_t k = 0; k < kc; k++) dst[k * MR + i] = src[i * asi + k];
-          } else {
-            for (int64_t k = 0; k < kc; k++) std::memcpy(dst + k * MR, src + k * ask, mm * sizeof(float));
+        if (!directA) {
+          // op(A)[m0 + ip·MR + i][k0 + k] -> ap[(ip·kc + k)·MR + i]
+          for (int64_t ip = 0; ip < mpan; ip++) {
+            float* dst = ap + ip * kc * MR;
+            const int64_t mm = std::min<int64_t>(MR, mcur - ip * MR);
+            const float* src = A + (m0 + ip * MR) * asi + k0 * ask;
+            if (!transA) {
+              for (int64_t i = 0; i < mm; i++)
+                for (int64_t k = 0; k < kc; k++) dst[k * MR + i] = src[i * asi + k];
+            } else {
+              for (int64_t k = 0; k < kc; k++) std::memcpy(dst + k * MR, src + k * ask, mm * sizeof(float));
+            }
+            for (int64_t i = mm; i < MR; i++)
+              for (int64_t k = 0; k < kc; k++) dst[k * MR + i] = 0.f;
           }
-          for (int64_t i = mm; i < MR; i++)
-            for (int64_t k = 0; k < kc; k++) dst[k * MR + i] = 0.f;
         }
+        if (!prepack)
+          for (int64_t jp = 0; jp < bpan; jp++)
+            packB(Bsrc + k0 * bsk + (n0 + jp * NR) * bsn, bsk, bsn, transB, kc, std::min<int64_t>(NR, ncur - jp * NR), NR,
+                  bp + jp * kc * NR);
         for (int64_t jp = 0; jp < bpan; jp++) {
           const int nr = static_cast<int>(std::min<int64_t>(NR, ncur - jp * NR));
-          const float* bj = panelAt(bb, ks, n0 / NR + jp);
+          const float* bj = prepack ? panelAt(bShared ? 0 : bi, ks, n0 / NR + jp) : bp + jp * kc * NR;
           const float* biasj = bias && k0 == 0 ? bias + n0 + jp * NR : nullptr;
           for (int64_t ip = 0; ip < mpan; ip++) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, mcur - ip * MR));
-            g->micro(static_cast<int>(kc), ap.get() + ip * kc * MR, bj, Y + ip * MR * N + jp * NR, N, mr, nr, k0 > 0, biasj);
+            const float* ai = directA ? A + (m0 + ip * MR) * K + k0 : ap + ip * kc * MR;
+            micro(static_cast<int>(kc), ai, directA ? K : 0, bj, Y + ip * MR * N + jp * NR, N, mr, nr, k0 > 0, biasj);
           }
         }
       }

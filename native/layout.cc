@@ -30,6 +30,36 @@ struct Rows {
   }
 };
 
+// Walks consecutive rows from row r0, keeping the row's multi-index and its offsets under up to two stride
+// sets: one carry per row instead of a division per outer dim per row (window partitions permute 8-D
+// views whose rows are a few dozen floats, where the divisions cost more than the copy).
+struct RowWalk {
+  const Rows& rows;
+  const std::vector<int64_t>& s0;
+  const std::vector<int64_t>& s1;
+  std::vector<int64_t> idx;
+  int64_t off0 = 0, off1 = 0;
+  RowWalk(const Rows& r, int64_t r0, const std::vector<int64_t>& a, const std::vector<int64_t>& b)
+      : rows(r), s0(a), s1(b), idx(r.outer.size(), 0) {
+    for (int64_t d = static_cast<int64_t>(idx.size()) - 1; d >= 0; d--) {
+      idx[d] = r0 % rows.outer[d];
+      r0 /= rows.outer[d];
+      off0 += idx[d] * s0[d];
+      off1 += idx[d] * s1[d];
+    }
+  }
+  void next() {
+    for (int64_t d = static_cast<int64_t>(idx.size()) - 1; d >= 0; d--) {
+      off0 += s0[d];
+      off1 += s1[d];
+      if (++idx[d] < rows.outer[d]) return;
+      off0 -= idx[d] * s0[d];
+      off1 -= idx[d] * s1[d];
+      idx[d] = 0;
+    }
+  }
+};
+
 int64_t grainFor(int64_t len) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, len)); }
 
 }  // namespace
@@ -38,8 +68,9 @@ void kStridedCopy(const float* x, const std::vector<int64_t>& shape, const std::
   Rows rows(shape);
   const int64_t len = rows.len, s = strides.empty() ? 0 : strides.back();
   parallelFor(rows.count, grainFor(len), [&](int64_t b, int64_t e, int) {
-    for (int64_t r = b; r < e; r++) {
-      const float* src = x + offset + rows.offset(r, strides);
+    for (RowWalk w(rows, b, strides, strides); b < e; b++, w.next()) {
+      const int64_t r = b;
+      const float* src = x + offset + w.off0;
       float* dst = y + r * len;
       if (s == 1) std::memcpy(dst, src, len * sizeof(float));
       else
@@ -54,8 +85,9 @@ void kStridedScatter(const float* x, const std::vector<int64_t>& shape, const st
   Rows rows(shape);
   const int64_t len = rows.len, s = strides.empty() ? 0 : strides.back();
   parallelFor(rows.count, grainFor(len), [&](int64_t b, int64_t e, int) {
-    for (int64_t r = b; r < e; r++) {
-      float* dst = y + offset + rows.offset(r, strides);
+    for (RowWalk w(rows, b, strides, strides); b < e; b++, w.next()) {
+      const int64_t r = b;
+      float* dst = y + offset + w.off0;
       const float* src = x + r * len;
       if (s == 1) std::memcpy(dst, src, len * sizeof(float));
       else
@@ -95,9 +127,10 @@ void kBroadcastBinary(const float* a, const float* b, const std::vector<int64_t>
   Rows rows(shape);
   const int64_t len = rows.len, la = sa.empty() ? 0 : sa.back(), lb = sb.empty() ? 0 : sb.back();
   parallelFor(rows.count, grainFor(len), [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; r++) {
-      const float* pa = a + rows.offset(r, sa);
-      const float* pb = b + rows.offset(r, sb);
+    RowWalk w(rows, r0, sa, sb);
+    for (int64_t r = r0; r < r1; r++, w.next()) {
+      const float* pa = a + w.off0;
+      const float* pb = b + w.off1;
       float* py = y + r * len;
       if (la == 1 && lb == 1) {
         if (op == 0) for (int64_t j = 0; j < len; j++) py[j] = pa[j] + pb[j];

@@ -16,7 +16,9 @@ const file = join(dirname(fileURLToPath(import.meta.url)), 'native.test.js');
 
 // UXNET_CONV_POSITIONS=24 shrinks the dense conv's blocks of output rows to a few rows, so that blocks end
 // part-way through a volume and the next block's prefetch runs in the small test shapes too.
-const variants: Record<string, string>[] = [{ UXNET_ISA: 'avx2' }, { UXNET_ISA: 'generic' }, { UXNET_CONV_POSITIONS: '24' }];
+// UXNET_CONV_FEW_POSITIONS=0 sends the small-output convs, which otherwise take im2col + GEMM, through the
+// direct kernels.
+const variants: Record<string, string>[] = [{ UXNET_ISA: 'avx2' }, { UXNET_ISA: 'generic' }, { UXNET_CONV_POSITIONS: '24' }, { UXNET_CONV_FEW_POSITIONS: '0' }];
 for (const vars of variants) {
   const label = Object.entries(vars)
     .map(([k, v]) => `${k}=${v}`)

@@ -93,6 +93,9 @@ const convCases: ConvCase[] = [
   { name: 'asymmetric kernel/stride', N: 1, Cin: 3, Cout: 5, sp: [7, 5, 11], k: [3, 1, 2], s: [2, 1, 3], p: [1, 0, 1], g: 1 },
   { name: 'k3 s2 p1', N: 1, Cin: 6, Cout: 8, sp: [7, 8, 9], k: [3, 3, 3], s: [2, 2, 2], p: [1, 1, 1], g: 1 },
   { name: 'k9 wide kernel', N: 1, Cin: 2, Cout: 3, sp: [4, 4, 12], k: [1, 2, 9], s: [1, 1, 1], p: [0, 1, 4], g: 1 },
+  // Output volumes up to 128 positions go through im2col + GEMM (forward and grad input); several cases
+  // above are that small too, and native-isa.test re-runs them with UXNET_CONV_FEW_POSITIONS=0 (direct).
+  { name: 'k3 s2 p1 40->70 to 3x2x2 (im2col + GEMM)', N: 2, Cin: 40, Cout: 70, sp: [6, 4, 3], k: [3, 3, 3], s: [2, 2, 2], p: [1, 1, 1], g: 1, bias: true },
 ];
 
 function convOut(c: ConvCase): number[] {
@@ -263,7 +266,8 @@ test('native: kernels run off the main thread; read() resolves, readSync() block
 
 test('native: packed-weight cache follows in-place weight updates (write, adamw)', { skip }, () => {
   const attrs: Conv3dAttrs = { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 };
-  const xs = [1, 8, 4, 5, 6];
+  // 150 output positions: the direct kernels with packed weights (not the few-positions GEMM path)
+  const xs = [1, 8, 5, 5, 6];
   const ws = [16, 8, 3, 3, 3];
   const [xr, xn] = pair(xs);
   const [wr, wn] = pair(ws);
@@ -271,7 +275,7 @@ test('native: packed-weight cache follows in-place weight updates (write, adamw)
     // Three calls per weight version: the second packs into the cache, the third reads from it.
     for (let k = 0; k < 3; k++) {
       close(`forward round ${round} call ${k}`, rk.conv3d(xr, wr, null, attrs), nk!.conv3d(xn, wn, null, attrs));
-      const [dyr, dyn] = pair([1, 16, 4, 5, 6]);
+      const [dyr, dyn] = pair([1, 16, 5, 5, 6]);
       close(`grad input round ${round} call ${k}`, rk.conv3dGradInput(dyr, wr, { ...attrs, inputShape: xs }), nk!.conv3dGradInput(dyn, wn, { ...attrs, inputShape: xs }));
     }
     const fresh = randArray(numel(ws));
@@ -299,11 +303,17 @@ test('native: an invalid class index is reported at the next read', { skip }, ()
 
 test('native GEMM (every transpose, shared and per-batch b, bias, K of 1) and the layout kernels', { skip }, () => {
   // Sizes straddle the GEMM's blocks (K slices of 256, 96-row and 256-column blocks) and every ISA's
-  // register tile (12x32, 6x16, 4x16), so native-isa.test re-running this file covers each micro-kernel.
+  // register tile (12x32, 6x16, 4x16) and one-vector tile (12x16, 6x8, 4x8: N ≤ 16 on AVX-512, ≤ 8 below),
+  // so native-isa.test re-running this file covers each micro-kernel. B is pre-packed when its panels serve
+  // several blocks (several row blocks: the first and last sizes; a shared B over a batch); otherwise each
+  // block packs its own (the second to fifth sizes, per-batch B).
   for (const [B, M, N, K] of [
     [1, 193, 270, 520],
     [3, 13, 33, 257],
     [2, 7, 5, 1],
+    [4, 30, 16, 40],
+    [1, 20, 300, 270],
+    [2, 100, 20, 30],
   ] as const) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
