@@ -174,6 +174,14 @@ function cases(): Case[] {
     { name: 'sliceChannels empty', inputs: [x5], run: (k, [x]) => k.sliceChannels(x!, { start: 2, end: 2 }) },
     { name: 'softmax', inputs: [rand([2, 3, 5, 6, 7], r, -8, 8)], run: (k, [x]) => k.softmax(x!) },
     { name: 'softmaxGrad', inputs: [rand([2, 3, 5, 6, 7], r), probs], run: (k, [dy, y]) => k.softmaxGrad(dy!, y!) },
+    // softmaxLast's view [rows, C, 1]: ≥ 4096 rows run one thread per row (no workgroup barriers).
+    { name: 'softmax, 4100 contiguous rows of 70 (thread per row)', inputs: [rand([4100, 70, 1], r, -8, 8)], run: (k, [x]) => k.softmax(x!), big: true },
+    {
+      name: 'softmaxGrad, 4100 contiguous rows of 70 (thread per row)',
+      inputs: [rand([4100, 70, 1], r), rand([4100, 70, 1], r, -8, 8)],
+      run: (k, [dy, x]) => k.softmaxGrad(dy!, k.softmax(x!)),
+      big: true,
+    },
     { name: 'crossEntropy', inputs: [rand([2, 3, 5, 6, 7], r, -5, 5), lab], run: (k, [x, t]) => k.crossEntropy(x!, t!) },
     { name: 'crossEntropyGrad', inputs: [{ shape: [1], data: Float32Array.of(0.7) }, rand([2, 3, 5, 6, 7], r, -5, 5), lab], run: (k, [d, x, t]) => k.crossEntropyGrad(d!, x!, t!) },
     { name: 'diceLoss', inputs: [probs, lab], run: (k, [p, t]) => k.diceLoss(p!, t!, { smoothNr: 1e-5, smoothDr: 1e-5 }) },

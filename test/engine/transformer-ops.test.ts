@@ -292,6 +292,23 @@ const parityCases: ParityCase[] = [
     ],
     run: (x) => ops.matmul(x[0]!, x[1]!),
   },
+  {
+    name: 'batched matmul (attention·v, head dim 6: skinny GPU kernel, dv through transA)',
+    shapes: [
+      [2, 3, 37, 41],
+      [2, 3, 41, 6],
+    ],
+    run: (x) => ops.matmul(x[0]!, x[1]!),
+  },
+  { name: 'linear 300x45 -> 7 with bias (skinny GPU kernel, shared b)', shapes: [[3, 100, 45], [7, 45], [7]], run: (x) => ops.linear(x[0]!, x[1]!, x[2]!) },
+  {
+    name: 'batched matmul transB, head dim 5 (skinny GPU kernel on q·kᵀ and both gradients)',
+    shapes: [
+      [2, 3, 37, 5],
+      [2, 3, 70, 5],
+    ],
+    run: (x) => ops.matmul(x[0]!, x[1]!, { transB: true }),
+  },
   { name: 'window permute 6-D', shapes: [[1, 4, 2, 6, 2, 5]], run: (x) => ops.permute(x[0]!, [0, 1, 3, 5, 2, 4]) },
   { name: 'cyclic shift roll 3 dims', shapes: [[1, 6, 5, 7, 3]], run: (x) => ops.roll(x[0]!, [-3, -3, -3], [1, 2, 3]) },
   {

@@ -54,12 +54,9 @@ describe('official full-size parameter counts, counted without allocating', () =
 for (const backend of testBackends()) {
   for (const { net, weights, keys, params, noGrad: unusedParams } of NETS) {
     const FWD = `${net}_forward.safetensors`;
-    // nnFormer on a CPU Vulkan driver (SwiftShader, as in CI) takes over 25 minutes for this file,
-    // which CI cannot afford; on a real GPU, or with UXNET_TEST_SLOW=1, it runs like every other case.
-    const slowOnSwiftShader = net === 'nnformer' && backend === 'webgpu' && process.env.UXNET_TEST_SLOW !== '1' && /swiftshader/i.test(process.env.VK_ICD_FILENAMES ?? '');
     describeBaselineParity({
       title: `${net} vs the official 3D UX-Net code [${backend}]`,
-      skip: slowOnSwiftShader ? 'nnFormer on SwiftShader takes > 25 min; set UXNET_TEST_SLOW=1 to run it' : false,
+      skip: false,
       backend,
       net,
       config: config(net),

@@ -14,6 +14,7 @@
  *   (queue.writeBuffer, reads). Freed buffers go to a size-keyed pool right away: every later use is
  *   recorded after every earlier one on the same queue, so reuse cannot race.
  */
+import { profiling, webgpuProfileReport } from './profile.js';
 
 /** GPUBufferUsage / GPUMapMode values (numeric, so no WebGPU globals are needed in Node). */
 export const USAGE = { MAP_READ: 1, MAP_WRITE: 2, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128 } as const;
@@ -150,6 +151,7 @@ export async function openDevice(opts: WebGPUInitOptions): Promise<string | null
     maxWorkgroupsPerDim: limits.maxComputeWorkgroupsPerDimension,
     hasF16,
   };
+  if (profiling) process.once('beforeExit', () => void webgpuProfileReport(device));
   if (opts.verbose) console.log(`webgpu backend: ${ctx.adapterName}; max binding ${limits.maxStorageBufferBindingSize} B, max buffer ${limits.maxBufferSize} B`);
   return null;
 }
@@ -158,6 +160,7 @@ export async function openDevice(opts: WebGPUInitOptions): Promise<string | null
 export async function closeDevice(): Promise<void> {
   if (!ctx) return;
   await flushAndWait();
+  if (profiling) await webgpuProfileReport(ctx.device);
   for (const list of pool.values()) for (const b of list) b.destroy();
   pool.clear();
   pooledBytes = 0;
@@ -188,7 +191,9 @@ export function commandEncoder(): GPUCommandEncoder {
 
 /** Counts one recorded command; submits when enough have piled up. */
 export function recorded(): void {
-  if (++pending >= FLUSH_EVERY) flush();
+  // While profiling, work is submitted only when something must observe it, so that pipeline
+  // creation (timed on this thread) does not overlap kernels running on the driver's threads.
+  if (++pending >= FLUSH_EVERY && !profiling) flush();
 }
 
 export function addTransient(b: GPUBuffer): void {
@@ -202,7 +207,7 @@ export function flush(): void {
     encoder = null;
     pending = 0;
   }
-  for (const b of transient) b.destroy();
+  if (!profiling) for (const b of transient) b.destroy();
   transient = [];
 }
 
@@ -274,7 +279,7 @@ export function freeStorage(s: GpuStorage): void {
   live.count--;
   live.bytes -= s.bytes;
   if (!ctx) return;
-  if (pooledBytes + s.bytes > POOL_LIMIT_BYTES) {
+  if (pooledBytes + s.bytes > POOL_LIMIT_BYTES && !profiling) {
     // Destroy only after the commands already recorded have been submitted.
     flush();
     s.buffer.destroy();

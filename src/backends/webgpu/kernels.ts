@@ -477,7 +477,59 @@ fn wg_max(li: u32, v: f32) -> f32 {
 }
 `;
 
+/**
+ * With this many rows or more, softmax over contiguous rows runs one thread per row: enough threads
+ * for any GPU, and no workgroup barriers, which CPU adapters (SwiftShader) run as coroutine switches
+ * costing ~25 µs each per 256-thread workgroup (a row reduction takes about 13 of them).
+ */
+const THREAD_ROWS_MIN = 4096;
+
+function softmaxRowsThread(x: KTensor, rows: number, C: number): GpuStorage {
+  const y = allocStorage(rows * C);
+  run({
+    label: 'softmax rows (thread per row)',
+    src: `${WGSL_KADD}
+fn kmain(wg: u32, li: u32) {
+  let row = wg * WG + li;
+  if (row >= ROWS) { return; }
+  let b = row * C;
+  var mx = ld_x(b);
+  for (var c = 1u; c < C; c = c + 1u) { mx = max(mx, ld_x(b + c)); }
+  var k = vec2<f32>(0.0f, 0.0f);
+  for (var c = 0u; c < C; c = c + 1u) { k = kadd(k, exp(ld_x(b + c) - mx)); }
+  let se = k.x + k.y;
+  for (var c = 0u; c < C; c = c + 1u) { st_y(b + c, exp(ld_x(b + c) - mx) / se); }
+}`,
+    tensors: [r('x', x, 'softmax'), w('y', y)],
+    consts: { C, ROWS: rows },
+    workgroups: groups(rows),
+  });
+  return y;
+}
+
+function softmaxRowsGradThread(dy: KTensor, y: KTensor, rows: number, C: number): GpuStorage {
+  const dx = allocStorage(rows * C);
+  run({
+    label: 'softmaxGrad rows (thread per row)',
+    src: `${WGSL_KADD}
+fn kmain(wg: u32, li: u32) {
+  let row = wg * WG + li;
+  if (row >= ROWS) { return; }
+  let b = row * C;
+  var k = vec2<f32>(0.0f, 0.0f);
+  for (var c = 0u; c < C; c = c + 1u) { k = kadd(k, ld_dy(b + c) * ld_yy(b + c)); }
+  let dot = k.x + k.y;
+  for (var c = 0u; c < C; c = c + 1u) { st_y(b + c, ld_yy(b + c) * (ld_dy(b + c) - dot)); }
+}`,
+    tensors: [r('dy', dy, 'softmaxGrad'), r('yy', y, 'softmaxGrad'), w('y', dx)],
+    consts: { C, ROWS: rows },
+    workgroups: groups(rows),
+  });
+  return dx;
+}
+
 function softmaxRows(x: KTensor, rows: number, C: number): GpuStorage {
+  if (rows >= THREAD_ROWS_MIN) return softmaxRowsThread(x, rows, C);
   const y = allocStorage(rows * C);
   run({
     label: 'softmax rows',
@@ -500,6 +552,7 @@ fn kmain(wg: u32, li: u32) {
 }
 
 function softmaxRowsGrad(dy: KTensor, y: KTensor, rows: number, C: number): GpuStorage {
+  if (rows >= THREAD_ROWS_MIN) return softmaxRowsGradThread(dy, y, rows, C);
   const dx = allocStorage(rows * C);
   run({
     label: 'softmaxGrad rows',

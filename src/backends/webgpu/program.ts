@@ -17,6 +17,7 @@
  *   linearises it, returning early for the padding workgroups.
  */
 import { addTransient, commandEncoder, context, recorded, USAGE, type GpuStorage } from './device.js';
+import { cpuMs, profiling, recordCompile, recordDispatch } from './profile.js';
 
 export type Mode = 'r' | 'w' | 'rw';
 
@@ -141,6 +142,7 @@ export function run(p: ProgramSpec): void {
 
   let cached = pipelines.get(code);
   if (!cached) {
+    const t0 = profiling ? cpuMs() : 0;
     const layoutEntries: GPUBindGroupLayoutEntry[] = [];
     for (const { t, count } of entries) {
       for (let j = 0; j < count; j++)
@@ -156,6 +158,7 @@ export function run(p: ProgramSpec): void {
     });
     cached = { pipeline, layout };
     pipelines.set(code, cached);
+    if (profiling) recordCompile(p.label, cpuMs() - t0);
   }
 
   const bgEntries: GPUBindGroupEntry[] = [];
@@ -180,6 +183,7 @@ export function run(p: ProgramSpec): void {
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(gx, gy);
   pass.end();
+  if (profiling) recordDispatch({ label: p.label, pipeline: cached.pipeline, bindGroup, gx, gy });
   recorded();
 }
 

@@ -213,6 +213,17 @@ export function matmul(a: KTensor, b: KTensor, bias: KTensor | null, attrs: { tr
   const tensors = [r('a', a, 'matmul'), r('b', b, 'matmul')];
   if (bias) tensors.push(r('bias', bias, 'matmul'));
   const consts = { M, N, K, ASI: asi, ASK: ask, BSK: bsk, BSN: bsn };
+  if (N <= SKINNY || K <= SKINNY) {
+    const nb = Math.ceil(N / 4);
+    run({
+      label: 'matmul (skinny)',
+      src: matmulSkinny(Bb === 1, !!bias),
+      tensors: [...tensors, w('y', y)],
+      consts: { ...consts, NB: nb, NT: B * M * nb },
+      workgroups: groups(B * M * nb),
+    });
+    return out([B, M, N], y);
+  }
   if (M >= 64 && N >= 64) {
     const tm = Math.ceil(M / 64);
     const tn = Math.ceil(N / 64);
@@ -259,6 +270,43 @@ fn kmain(wg: u32, li: u32) {
     workgroups: B * tm * tn,
   });
   return out([B, M, N], y);
+}
+
+/**
+ * Products with at most this many columns or this inner length (attention q·kᵀ, attention·v and
+ * their gradients: N or K = head dim) run one thread per row and block of 4 columns, without
+ * workgroup memory: there is little reuse for tiles to exploit, a 16×16 tile would leave most of its
+ * threads idle when N is small, and the tiled kernels' barriers cost SwiftShader ~25 µs each per
+ * workgroup (a SwinUNETR forward spent 84 of its 316 s of kernel CPU time in tiled matmuls).
+ */
+const SKINNY = 16;
+
+/** One thread per (batch, row, 4 columns): a K-long loop of vec4 fma in k order. Columns past N read column N−1 and are not stored. */
+function matmulSkinny(sharedB: boolean, hasBias: boolean): string {
+  return `
+fn kmain(wg: u32, li: u32) {
+  let t = wg * WG + li;
+  if (t >= NT) { return; }
+  let nb = t % NB;
+  let t2 = t / NB;
+  let m = t2 % M;
+  let bi = t2 / M;
+  let n0 = nb * 4u;
+  let ao = bi * M * K + m * ASI;
+  let bo = ${sharedB ? '0u' : 'bi * K * N'} + n0 * BSN;
+  let o1 = (min(n0 + 1u, N - 1u) - n0) * BSN;
+  let o2 = (min(n0 + 2u, N - 1u) - n0) * BSN;
+  let o3 = (min(n0 + 3u, N - 1u) - n0) * BSN;
+  var acc = vec4<f32>(0.0f);
+  for (var k = 0u; k < K; k = k + 1u) {
+    let bk = bo + k * BSK;
+    acc = fma(vec4<f32>(ld_a(ao + k * ASK)), vec4<f32>(ld_b(bk), ld_b(bk + o1), ld_b(bk + o2), ld_b(bk + o3)), acc);
+  }
+  let yo = (bi * M + m) * N + n0;
+  for (var j = 0u; j < 4u; j = j + 1u) {
+    if (n0 + j < N) { st_y(yo + j, acc[j]${hasBias ? ' + ld_bias(n0 + j)' : ''}); }
+  }
+}`;
 }
 
 /**
