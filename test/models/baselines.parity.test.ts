@@ -21,13 +21,9 @@ const NETS = [
 
 for (const backend of testBackends()) {
   for (const { net, weights, keys, params, firstKey } of NETS) {
-    // SwinUNETR on a CPU Vulkan driver (SwiftShader, as in CI) took over 20 minutes; since the
-    // barrier-free softmax/matmul kernels it takes ~4 minutes (250 s on 2 loaded cores), more than CI's
-    // budget allows on top of the rest; on a real GPU, or with UXNET_TEST_SLOW=1, it runs like every other case.
-    const slowSwinWebgpu = net === 'swin_unetr' && backend === 'webgpu' && process.env.UXNET_TEST_SLOW !== '1' && /swiftshader/i.test(process.env.VK_ICD_FILENAMES ?? '');
     describeBaselineParity({
       title: `${net} vs MONAI 0.9.0 [${backend}]`,
-      skip: slowSwinWebgpu ? 'SwinUNETR on SwiftShader takes ~4 min; set UXNET_TEST_SLOW=1 to run it' : false,
+      skip: false,
       backend,
       net,
       config: JSON.parse(readFileSync(join(FIXTURES, BASELINES, `${net}_config.json`), 'utf8')),
