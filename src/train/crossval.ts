@@ -412,7 +412,7 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
 export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const plan = await prepareCrossval(o);
-  const todo = o.fold !== undefined ? [o.fold] : [...plan.splits.folds.keys()];
-  for (const k of todo) await runCrossvalFold(plan, k, { tta: o.tta, log });
+  const foldsToRun = o.fold !== undefined ? [o.fold] : [...plan.splits.folds.keys()];
+  for (const k of foldsToRun) await runCrossvalFold(plan, k, { tta: o.tta, log });
   return finishCrossval(plan, log);
 }

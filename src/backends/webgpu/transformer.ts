@@ -5,7 +5,7 @@
  * as a literal (pipelines are cached by source; a network uses few shapes). Reductions and the row
  * scatter run without atomics in a fixed order, so results are deterministic.
  */
-import { sizeOf as numel } from '../../engine/tensor.js';
+import { contiguousStrides, sizeOf as numel } from '../../engine/tensor.js';
 import type { KTensor } from '../../engine/kernels.js';
 import { allocStorage, freeStorage, storageOf, writeStorage, zerosStorage, type GpuStorage } from './device.js';
 import { run, WGSL_KADD_ONLY, WGSL_REDUCE, type TensorArg } from './program.js';
@@ -19,16 +19,6 @@ const groups = (n: number) => Math.ceil(n / WG);
 const r = (name: string, t: KTensor, op: string): TensorArg => ({ name, s: storageOf(t, op), mode: 'r' });
 const w = (name: string, s: GpuStorage): TensorArg => ({ name, s, mode: 'w' });
 const out = (shape: readonly number[], s: GpuStorage): KTensor => ({ shape: [...shape], data: s });
-
-function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d]!;
-  }
-  return s;
-}
 
 /**
  * WGSL that splits the linear index `from` over `shape` (row-major) and accumulates, for every
