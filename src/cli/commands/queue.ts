@@ -170,7 +170,17 @@ function absoluteTrainConfig(cfg: TrainConfig): TrainConfig {
   return c;
 }
 
+/**
+ * A queued job runs on whichever worker takes it, with that worker's backend; a `--backend` given at
+ * submission would be silently ignored, so it is refused (the recipe's own `backend` key is ignored too).
+ */
+function refuseSubmitBackend(f: { backend?: string }): void {
+  if (f.backend !== undefined)
+    throw new UserError(`--backend: a queued job runs on the backend of the worker that takes it; start the workers with \`uxnet queue worker --backend ${f.backend}\` instead`);
+}
+
 async function queueTrain(f: TrainFlags & RedisFlags & RetryFlags): Promise<void> {
+  refuseSubmitBackend(f);
   const cfg = absoluteTrainConfig(await trainConfigFromFlags(f));
   const data: TrainJobData = validateTrainJob({ kind: 'train', config: cfg });
   await withRedis(f, (t) => submitAndMaybeWait(t, 'train', [{ id: trainJobId(data), data }], f));
@@ -182,6 +192,7 @@ async function queueTrain(f: TrainFlags & RedisFlags & RetryFlags): Promise<void
  * so fold jobs running at once only read them (and a recipe that does not match RUN is refused now).
  */
 async function queueCrossval(f: CrossvalFlags & RedisFlags & RetryFlags): Promise<void> {
+  refuseSubmitBackend(f);
   const cfg = absoluteTrainConfig(await crossvalConfigFromFlags(f));
   await withRedis(f, async (t) => {
     const plan = await prepareCrossval({ config: cfg, folds: f.folds, fold: f.fold, splitFile: f.split }).catch((e: unknown) => {
