@@ -384,10 +384,16 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     assert.equal(bad.status, 2);
     assert.match(bad.out, /^uxnet: cannot use Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: connect ECONNREFUSED/);
     // A submission's --backend would be ignored (the worker's decides): refused before Redis is contacted.
-    for (const cmd of [['train', '--dataset', join(work, 'good')], ['crossval', '--dataset', join(work, 'good')]]) {
+    for (const cmd of [
+      ['train', '--dataset', join(work, 'good')],
+      ['crossval', '--dataset', join(work, 'good')],
+    ]) {
       const be = await run(['queue', ...cmd, '--redis', `redis://127.0.0.1:1`, '--backend', 'reference']);
       assert.equal(be.status, 2, be.out);
-      assert.match(be.out, /^uxnet: --backend: a queued job runs on the backend of the worker that takes it; start the workers with `uxnet queue worker --backend reference` instead$/m);
+      assert.match(
+        be.out,
+        /^uxnet: --backend: a queued job runs on the backend of the worker that takes it; start the workers with `uxnet queue worker --backend reference` instead$/m,
+      );
     }
     const all = transcript.join('\n');
     assert.ok(all.length > 1000);
