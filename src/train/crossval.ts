@@ -14,7 +14,7 @@
 import { manifestChannels } from '../infer/model-manifest.js';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 import { discoverDataset, loadCase, type Case as DatasetCase } from '../data/dataset.js';
 import { loadVolume } from '../data/load.js';
 import { saveVolume } from '../data/save.js';
@@ -145,6 +145,25 @@ function identity(cfg: TrainConfig): Record<string, unknown> {
   return { ...rest, dataset: resolve(cfg.dataset) };
 }
 
+/**
+ * The identity as RUN/crossval.json stores it: the dataset relative to RUN, so a run folder kept in a
+ * repository (or moved together with its dataset) continues in another clone or another directory.
+ */
+function storedIdentity(runDir: string, id: Record<string, unknown>): Record<string, unknown> {
+  const rel = relative(runDir, id.dataset as string)
+    .split(sep)
+    .join('/');
+  return { ...id, dataset: rel === '' ? '.' : rel };
+}
+
+/** RUN/crossval.json's identity with the dataset resolved against RUN (older runs stored it absolute). */
+async function readStoredIdentity(runDir: string, idPath: string): Promise<unknown> {
+  const prev = JSON.parse(await readFile(idPath, 'utf8')) as { config: unknown };
+  const c = prev.config as Record<string, unknown> | null;
+  if (c && typeof c === 'object' && typeof c.dataset === 'string') return { ...c, dataset: resolve(runDir, c.dataset) };
+  return prev.config;
+}
+
 function firstDifference(a: unknown, b: unknown, path = ''): string | null {
   if (JSON.stringify(a) === JSON.stringify(b)) return null;
   if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
@@ -214,11 +233,10 @@ export async function prepareCrossval(o: Pick<CrossvalOptions, 'config' | 'folds
   const idPath = join(runDir, 'crossval.json');
   const id = identity(cfg);
   if (existsSync(idPath)) {
-    const prev = JSON.parse(await readFile(idPath, 'utf8')) as { config: unknown };
-    const d = firstDifference(prev.config, id);
+    const d = firstDifference(await readStoredIdentity(runDir, idPath), id);
     if (d) throw new TrainRunError(`${runDir} holds a crossval run with another configuration: ${d}; use another output folder`);
   } else {
-    await writeFileAtomic(idPath, enc({ format: 'uxnet3d-crossval/1', config: id }));
+    await writeFileAtomic(idPath, enc({ format: 'uxnet3d-crossval/1', config: storedIdentity(runDir, id) }));
   }
 
   const splitsPath = join(runDir, 'splits.json');
@@ -253,8 +271,7 @@ export async function openCrossval(cfg: TrainConfig): Promise<CrossvalPlan> {
   const splitsPath = join(runDir, 'splits.json');
   if (!existsSync(idPath) || !existsSync(splitsPath)) throw new TrainRunError(`${runDir} has no crossval.json and splits.json; they are written when the crossval is submitted`);
   const id = identity(cfg);
-  const prev = JSON.parse(await readFile(idPath, 'utf8')) as { config: unknown };
-  const d = firstDifference(prev.config, id);
+  const d = firstDifference(await readStoredIdentity(runDir, idPath), id);
   if (d) throw new TrainRunError(`${runDir} holds a crossval run with another configuration: ${d}; use another output folder`);
   const splits = JSON.parse(await readFile(splitsPath, 'utf8')) as Splits;
   const labelled = discoverDataset(cfg.dataset).cases.filter((c) => c.label);

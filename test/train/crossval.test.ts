@@ -9,7 +9,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -241,6 +241,25 @@ describe('uxnet crossval', () => {
     assert.deepEqual(s.foldsDone, [1]);
     assert.ok(!existsSync(join(run, 'ensemble')));
     assert.deepEqual(await readFile(join(run, 'fold_1', 'model', 'weights.safetensors')), await readFile(join(dir, 'full', 'fold_1', 'model', 'weights.safetensors')));
+  });
+
+  it('stores the dataset relative to RUN: a run moved together with its dataset continues; elsewhere it is refused', async () => {
+    const stored = JSON.parse(await readFile(join(dir, 'full', 'crossval.json'), 'utf8'));
+    assert.equal(stored.config.dataset, '../data');
+    const moved = join(dir, 'moved');
+    await cp(join(dir, 'data'), join(moved, 'data'), { recursive: true });
+    await cp(join(dir, 'full'), join(moved, 'full'), { recursive: true });
+    const again = uxnet(['crossval', '--dataset', join(moved, 'data'), '--config', join(dir, 'recipe.json'), '-o', join(moved, 'full'), '--folds', '2'], { env });
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual((await summary(join(moved, 'full'))).foldsDone, [0, 1]);
+    // The same run pointed at a dataset in another place is another run.
+    assertUserError(
+      uxnet(['crossval', '--dataset', join(dir, 'data'), '--config', join(dir, 'recipe.json'), '-o', join(moved, 'full'), '--folds', '2'], { env }),
+      /another configuration: dataset \(".*moved\/data" then, ".*\/data" now\)/,
+    );
+    // Runs written before (absolute dataset path) still continue.
+    await writeFile(join(moved, 'full', 'crossval.json'), JSON.stringify({ ...stored, config: { ...stored.config, dataset: join(moved, 'data') } }));
+    assert.equal(uxnet(['crossval', '--dataset', join(moved, 'data'), '--config', join(dir, 'recipe.json'), '-o', join(moved, 'full'), '--folds', '2'], { env }).status, 0);
   });
 
   it('refuses to continue a run with another recipe or fold count, naming the difference', () => {
