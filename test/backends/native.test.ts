@@ -306,7 +306,10 @@ test('native GEMM (every transpose, shared and per-batch b, bias, K of 1) and th
   // register tile (12x32, 6x16, 4x16) and one-vector tile (12x16, 6x8, 4x8: N ≤ 16 on AVX-512, ≤ 8 below),
   // so native-isa.test re-running this file covers each micro-kernel. B is pre-packed when its panels serve
   // several blocks (several row blocks: the first and last sizes; a shared B over a batch); otherwise each
-  // block packs its own (the second to fifth sizes, per-batch B).
+  // block packs its own (the second to fifth sizes, per-batch B). A·Bᵀ with one side of at most 64 rows and
+  // the other of 128 or more takes the dot path (20x300x270, 150x45x99, and 2x7x200x131 with a shared B,
+  // whose batch stacks into 14 rows): K tails of 14, 3 and 3 floats past every vector width, and row
+  // counts that are not multiples of any dot tile (4x6, 3x4, 2x3) or of its 24-row tasks.
   for (const [B, M, N, K] of [
     [1, 193, 270, 520],
     [3, 13, 33, 257],
@@ -314,6 +317,8 @@ test('native GEMM (every transpose, shared and per-batch b, bias, K of 1) and th
     [4, 30, 16, 40],
     [1, 20, 300, 270],
     [2, 100, 20, 30],
+    [1, 150, 45, 99],
+    [2, 7, 200, 131],
   ] as const) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
