@@ -96,6 +96,8 @@ const convCases: ConvCase[] = [
   // Output volumes up to 128 positions go through im2col + GEMM (forward and grad input); several cases
   // above are that small too, and native-isa.test re-runs them with UXNET_CONV_FEW_POSITIONS=0 (direct).
   { name: 'k3 s2 p1 40->70 to 3x2x2 (im2col + GEMM)', N: 2, Cin: 40, Cout: 70, sp: [6, 4, 3], k: [3, 3, 3], s: [2, 2, 2], p: [1, 1, 1], g: 1, bias: true },
+  // nnFormer's ConvTranspose shape in small: grad input (dcolᵀ = dyᵀ·w) on 3x2x1 positions, two samples.
+  { name: 'k2 s2 24->40 to 3x2x1 (im2col + GEMM)', N: 2, Cin: 24, Cout: 40, sp: [6, 4, 2], k: [2, 2, 2], s: [2, 2, 2], p: [0, 0, 0], g: 1 },
 ];
 
 function convOut(c: ConvCase): number[] {
