@@ -98,6 +98,10 @@ const convCases: ConvCase[] = [
   { name: 'k3 s2 p1 40->70 to 3x2x2 (im2col + GEMM)', N: 2, Cin: 40, Cout: 70, sp: [6, 4, 3], k: [3, 3, 3], s: [2, 2, 2], p: [1, 1, 1], g: 1, bias: true },
   // nnFormer's ConvTranspose shape in small: grad input (dcolᵀ = dyᵀ·w) on 3x2x1 positions, two samples.
   { name: 'k2 s2 24->40 to 3x2x1 (im2col + GEMM)', N: 2, Cin: 24, Cout: 40, sp: [6, 4, 2], k: [2, 2, 2], s: [2, 2, 2], p: [0, 0, 0], g: 1 },
+  // 16 channels are one vector on AVX-512: the shared-broadcast tile (three taps per input broadcast) in
+  // the forward and in grad input; rows of 30 positions end part-way through its 24-position tiles. (On
+  // AVX2 and generic, 'k3 s1 p1 dense' above, 7 channels, takes that tile.)
+  { name: 'k3 16->16 (one-vector tiles)', N: 1, Cin: 16, Cout: 16, sp: [3, 4, 30], k: [3, 3, 3], s: [1, 1, 1], p: [1, 1, 1], g: 1, bias: true },
 ];
 
 function convOut(c: ConvCase): number[] {
