@@ -556,8 +556,9 @@ const char* convIsaName() { return pickIsa()->name; }
 // Convolutions whose output has only a few dozen positions (the bottlenecks at 3³ and 6×3×3, where the
 // weights are tens of megabytes): the direct kernel computes half-empty register tiles (3 positions per
 // row) and first repacks every weight, which costs more than the product. Here y[o][p] = Σ_r w[o][r] ·
-// col[r][p] with r = (i, tap), so the weights are read once, in place, by the GEMM; grad input is
-// dcol = wᵀ·dy scattered back (col2im). UXNET_CONV_FEW_POSITIONS (default 128; 0 turns it off, which
+// col[r][p] with r = (i, tap), so the weights are read once, in place, by the GEMM (a colᵀ layout through
+// the GEMM's dot path was slower: 21 against 15 ms for 768->1536 k3 s2 at 6×3×3); grad input is
+// dcolᵀ = dyᵀ·w scattered back (col2im). UXNET_CONV_FEW_POSITIONS (default 128; 0 turns it off, which
 // native-isa.test uses to keep the direct kernels covered on small shapes) is the largest output volume.
 int64_t fewPositionsLimit() {
   static const int64_t v = [] {
@@ -624,17 +625,20 @@ void fewPositionsGradInput(const float* dy, const float* w, const ConvGeom& g, f
   const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
   const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
   const int64_t P = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
-  Scratch<float> col(static_cast<size_t>(g.Cin * K3 * P));
+  const int64_t R = g.Cin * K3;
+  Scratch<float> col(static_cast<size_t>(R * P));
   for (int64_t n = 0; n < g.N; n++) {
-    // dcol [Cin·K3 × P] = wᵀ · dy[n], w read as the transposed A ([Cout × Cin·K3] row-major)
-    gemmBatched(w, dy + n * g.Cout * P, nullptr, col.get(), 1, g.Cin * K3, P, g.Cout, true, false, false);
+    // dcolᵀ [P × R] = dy[n]ᵀ · w: the weights [Cout × R] are the GEMM's row-major B, copied into panels in
+    // row pieces. (As dcol = wᵀ · dy they were the transposed A, packed 12 floats per weight row at a time:
+    // about 130 GFLOP/s against 160 this way for nnFormer's 768->1536 k2 ConvTranspose at 6×3×3.)
+    gemmBatched(dy + n * g.Cout * P, w, nullptr, col.get(), 1, P, R, g.Cout, true, false, false);
     float* dxn = dx + n * g.Cin * inVol;
     parallelFor(g.Cin, 4, [&](int64_t i0, int64_t i1, int) {
       for (int64_t i = i0; i < i1; i++) {
-        const float* c = col.get() + i * K3 * P;
         float* di = dxn + i * inVol;
         std::memset(di, 0, sizeof(float) * inVol);
-        forEachColEntry(g, [&](int64_t tap, int64_t p, int64_t dst) { di[dst] += c[tap * P + p]; });
+        const float* c = col.get() + i * K3;
+        forEachColEntry(g, [&](int64_t tap, int64_t p, int64_t dst) { di[dst] += c[p * R + tap]; });
       }
     });
   }

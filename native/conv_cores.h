@@ -52,6 +52,36 @@ static inline void fwdTile(const float* const* rows, int64_t off, const float* w
     for (int k = 0; k < ROV; k++) V::store(out + j * ROV * W + k * W, acc[j][k]);
 }
 
+// One output-channel vector, stride 1, three taps (16 channels on AVX-512, 8 below: TransBTS' 16->16 convs
+// at 96³): fwdTile would spend one broadcast per FMA, bound by loads at half the FMA rate. Here each input
+// broadcast x[j] feeds the three (tap u, position j − u) pairs it belongs to, so a row costs RW + 2
+// broadcasts and 3 weight loads for 3·RW FMAs. Each accumulator still receives its taps in the order
+// u = 0, 1, 2, row by row, as in fwdTile: the sums are the same.
+template <int RW>
+static inline void fwdTile1x3(const float* const* rows, int64_t off, const float* wp, int nrows, float* out, bool accumulate) {
+  constexpr int W = V::W;
+  V acc[RW];
+  for (int j = 0; j < RW; j++) acc[j] = accumulate ? V::load(out + j * W) : V::zero();
+  const float* wq = wp;
+  for (int r = 0; r < nrows; r++, wq += 3 * W) {
+    const float* xr = rows[r] + off;
+    const V w0 = V::load(wq), w1 = V::load(wq + W), w2 = V::load(wq + 2 * W);
+    // Fully unrolled (GCC would otherwise keep acc[] on the stack): the tap conditions fold away.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 32
+#elif defined(__clang__)
+#pragma unroll
+#endif
+    for (int j = 0; j < RW + 2; j++) {
+      const V xb = V::bcast(xr + j);
+      if (j < RW) acc[j] = V::fma(w0, xb, acc[j]);
+      if (j >= 1 && j - 1 < RW) acc[j - 1] = V::fma(w1, xb, acc[j - 1]);
+      if (j >= 2) acc[j - 2] = V::fma(w2, xb, acc[j - 2]);
+    }
+  }
+  for (int j = 0; j < RW; j++) V::store(out + j * W, acc[j]);
+}
+
 // Several output rows at once. The input rows are processed in blocks whose packed weights fit in L1
 // (~20 KB), so each weight block is loaded once and reused for every tile of every output row in the
 // call; partial sums go through `out`.
@@ -75,7 +105,9 @@ static void fwdRowsT(const float* const* rowTab, int nout, const float* wp, int 
       const float* const* rows = rowTab + static_cast<int64_t>(k) * nrows + r0;
       for (int q0 = 0; q0 < qwPad; q0 += RW) {
         const int64_t off = static_cast<int64_t>(q0) * sw;
-        if (sw == 1)
+        if (ROV == 1 && sw == 1 && tw == 3)
+          fwdTile1x3<RW>(rows, off, wb, nr, ob + q0 * V::W, r0 > 0);
+        else if (sw == 1)
           fwdTile<ROV, RW, 1>(rows, off, wb, nr, tw, 1, ob + q0 * ROV * V::W, r0 > 0);
         else
           fwdTile<ROV, RW, 0>(rows, off, wb, nr, tw, sw, ob + q0 * ROV * V::W, r0 > 0);

@@ -41,6 +41,8 @@ constexpr int GwBudget = 12;
 #include "conv_cores.h"
 #define UX_GEMM_MR 6
 #define UX_GEMM_NV 2
+#define UX_GEMM_DL 3
+#define UX_GEMM_DS 4
 #include "gemm_cores.h"
 
 namespace ux {

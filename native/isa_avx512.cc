@@ -48,6 +48,8 @@ constexpr int GwBudget = 24;
 #include "conv_cores.h"
 #define UX_GEMM_MR 12
 #define UX_GEMM_NV 2
+#define UX_GEMM_DL 4
+#define UX_GEMM_DS 6
 #include "gemm_cores.h"
 
 namespace ux {

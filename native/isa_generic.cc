@@ -57,6 +57,8 @@ constexpr int GwBudget = 8;
 #include "conv_cores.h"
 #define UX_GEMM_MR 4
 #define UX_GEMM_NV 2
+#define UX_GEMM_DL 2
+#define UX_GEMM_DS 3
 #include "gemm_cores.h"
 
 namespace ux {

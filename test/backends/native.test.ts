@@ -96,6 +96,12 @@ const convCases: ConvCase[] = [
   // Output volumes up to 128 positions go through im2col + GEMM (forward and grad input); several cases
   // above are that small too, and native-isa.test re-runs them with UXNET_CONV_FEW_POSITIONS=0 (direct).
   { name: 'k3 s2 p1 40->70 to 3x2x2 (im2col + GEMM)', N: 2, Cin: 40, Cout: 70, sp: [6, 4, 3], k: [3, 3, 3], s: [2, 2, 2], p: [1, 1, 1], g: 1, bias: true },
+  // nnFormer's ConvTranspose shape in small: grad input (dcolᵀ = dyᵀ·w) on 3x2x1 positions, two samples.
+  { name: 'k2 s2 24->40 to 3x2x1 (im2col + GEMM)', N: 2, Cin: 24, Cout: 40, sp: [6, 4, 2], k: [2, 2, 2], s: [2, 2, 2], p: [0, 0, 0], g: 1 },
+  // 16 channels are one vector on AVX-512: the shared-broadcast tile (three taps per input broadcast) in
+  // the forward and in grad input; rows of 30 positions end part-way through its 24-position tiles. (On
+  // AVX2 and generic, 'k3 s1 p1 dense' above, 7 channels, takes that tile.)
+  { name: 'k3 16->16 (one-vector tiles)', N: 1, Cin: 16, Cout: 16, sp: [3, 4, 30], k: [3, 3, 3], s: [1, 1, 1], p: [1, 1, 1], g: 1, bias: true },
 ];
 
 function convOut(c: ConvCase): number[] {
@@ -306,7 +312,10 @@ test('native GEMM (every transpose, shared and per-batch b, bias, K of 1) and th
   // register tile (12x32, 6x16, 4x16) and one-vector tile (12x16, 6x8, 4x8: N ≤ 16 on AVX-512, ≤ 8 below),
   // so native-isa.test re-running this file covers each micro-kernel. B is pre-packed when its panels serve
   // several blocks (several row blocks: the first and last sizes; a shared B over a batch); otherwise each
-  // block packs its own (the second to fifth sizes, per-batch B).
+  // block packs its own (the second to fifth sizes, per-batch B). A·Bᵀ with one side of at most 64 rows and
+  // the other of 128 or more takes the dot path (20x300x270, 150x45x99, and 2x7x200x131 with a shared B,
+  // whose batch stacks into 14 rows): K tails of 14, 3 and 3 floats past every vector width, and row
+  // counts that are not multiples of any dot tile (4x6, 3x4, 2x3) or of its 24-row tasks.
   for (const [B, M, N, K] of [
     [1, 193, 270, 520],
     [3, 13, 33, 257],
@@ -314,6 +323,8 @@ test('native GEMM (every transpose, shared and per-batch b, bias, K of 1) and th
     [4, 30, 16, 40],
     [1, 20, 300, 270],
     [2, 100, 20, 30],
+    [1, 150, 45, 99],
+    [2, 7, 200, 131],
   ] as const) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
