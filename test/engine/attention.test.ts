@@ -65,7 +65,12 @@ function makeInputs(c: Case, seed: number): Inputs {
   const W = c.H * c.D;
   const bias = c.bias ? tensor(randArray(c.H * c.N * c.M, seed + 1), [c.H, c.N, c.M], { requiresGrad: true }) : null;
   // Shifted-window masks hold 0 and −100 (MONAI); a random pattern of them, one row never fully masked.
-  const mask = c.nW ? tensor(Float32Array.from(randArray(c.nW * c.N * c.M, seed + 2), (x, i) => (x > 0.3 && i % c.M !== 0 ? -100 : 0)), [c.nW, c.N, c.M]) : null;
+  const mask = c.nW
+    ? tensor(
+        Float32Array.from(randArray(c.nW * c.N * c.M, seed + 2), (x, i) => (x > 0.3 && i % c.M !== 0 ? -100 : 0)),
+        [c.nW, c.N, c.M],
+      )
+    : null;
   if (c.layout === 'packed') {
     const x = tensor(randArray(c.B * c.N * 3 * W, seed), [c.B, c.N, 3 * W], { requiresGrad: true });
     return { q: x, k: x, v: x, cols: [0, W, 2 * W], bias, mask, leaves: [x, ...(bias ? [bias] : [])] };
@@ -154,7 +159,10 @@ for (const backend of testBackends()) {
 
     it('rejects a bias of the wrong shape, a mask that needs a gradient and columns outside q', () => {
       const x = tensor(new Float32Array(2 * 3 * 12), [2, 3, 12]);
-      assert.throws(() => ops.attention(x, x, x, { heads: 2, headDim: 2, kCol: 4, vCol: 8, bias: tensor(new Float32Array(8), [2, 2, 2]) }), /attention: bias \[2, 2, 2\] must be \[2, 3, 3\]/);
+      assert.throws(
+        () => ops.attention(x, x, x, { heads: 2, headDim: 2, kCol: 4, vCol: 8, bias: tensor(new Float32Array(8), [2, 2, 2]) }),
+        /attention: bias \[2, 2, 2\] must be \[2, 3, 3\]/,
+      );
       const mask = tensor(new Float32Array(9), [1, 3, 3], { requiresGrad: true });
       assert.throws(() => ops.attention(x, x, x, { heads: 2, headDim: 2, kCol: 4, vCol: 8, mask }), /mask must be a constant/);
       assert.throws(() => ops.attention(x, x, x, { heads: 2, headDim: 2, vCol: 9 }), /v columns \[9, 13\) are outside \[2, 3, 12\]/);
@@ -170,7 +178,10 @@ describe('attention op gradients by finite differences [reference]', () => {
       const y = fused(c, x);
       const r = await tensor(randArray(y.size, 29), y.shape).data();
       y.backward(tensor(r, y.shape));
-      const f = () => noGrad(() => fused(c, x)).dataSync().reduce((s, v, i) => s + v * r[i]!, 0);
+      const f = () =>
+        noGrad(() => fused(c, x))
+          .dataSync()
+          .reduce((s, v, i) => s + v * r[i]!, 0);
       for (const leaf of x.leaves) {
         const analytic = leaf.grad!.dataSync();
         const data = leaf.dataSync();

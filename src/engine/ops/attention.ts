@@ -57,7 +57,8 @@ function checkOperands(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions, a: 
     fail(`bias ${shapeString(o.bias.shape)} must be [${a.heads}, ${N}, ${M}]`);
   if (o.mask) {
     const m = o.mask;
-    if (m.rank !== 3 || m.shape[1] !== N || m.shape[2] !== M || B % m.shape[0]! !== 0) fail(`mask ${shapeString(m.shape)} must be [nW, ${N}, ${M}] with nW dividing the batch ${B}`);
+    if (m.rank !== 3 || m.shape[1] !== N || m.shape[2] !== M || B % m.shape[0]! !== 0)
+      fail(`mask ${shapeString(m.shape)} must be [nW, ${N}, ${M}] with nW dividing the batch ${B}`);
     if (m.requiresGrad) fail('mask must be a constant (it gets no gradient)');
   }
 }
