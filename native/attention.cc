@@ -141,14 +141,27 @@ UX_CLONES void finishScores(float* s, int64_t n, float sScale, const float* bias
     for (int64_t j = 0; j < n; j++) s[j] += mask[j];
 }
 
-UX_CLONES float rowMax(const float* s, int64_t n) {
+// finishScores and the row maximum in one pass (the forward's; 16 lanes so that it vectorises).
+UX_CLONES float finishScoresMax(float* s, int64_t n, float sScale, const float* bias, const float* mask) {
   float m16[16];
   for (int l = 0; l < 16; l++) m16[l] = -std::numeric_limits<float>::infinity();
   int64_t j = 0;
   for (; j + 16 <= n; j += 16)
-    for (int l = 0; l < 16; l++) m16[l] = s[j + l] > m16[l] ? s[j + l] : m16[l];
+    for (int l = 0; l < 16; l++) {
+      float v = s[j + l] * sScale;
+      if (bias) v += bias[j + l];
+      if (mask) v += mask[j + l];
+      s[j + l] = v;
+      m16[l] = v > m16[l] ? v : m16[l];
+    }
   float mx = -std::numeric_limits<float>::infinity();
-  for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+  for (; j < n; j++) {
+    float v = s[j] * sScale;
+    if (bias) v += bias[j];
+    if (mask) v += mask[j];
+    s[j] = v;
+    mx = v > mx ? v : mx;
+  }
   for (int l = 0; l < 16; l++) mx = m16[l] > mx ? m16[l] : mx;
   return mx;
 }
@@ -248,8 +261,7 @@ void forwardTasks(const float* q, const float* k, const float* v, const float* b
         for (int r = 0; r < R; r++) {
           const int64_t i = std::min(i0 + r, N - 1);
           float* s = S + r * Mp;
-          finishScores(s, M, g.sScale, biasH ? biasH + i * M : nullptr, maskW ? maskW + i * M : nullptr);
-          const float mx = rowMax(s, M);
+          const float mx = finishScoresMax(s, M, g.sScale, biasH ? biasH + i * M : nullptr, maskW ? maskW + i * M : nullptr);
           const double sum = expShiftSum(s, M, mx);
           inv[r] = static_cast<float>(1.0 / sum);
           if (i0 + r < N) lse[(b * H + h) * N + i] = mx + static_cast<float>(std::log(sum));
