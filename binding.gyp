@@ -36,7 +36,7 @@
       "target_name": "uxnet_attention",
       "type": "static_library",
       "sources": ["native/attention.cc"],
-      "cflags_cc": ["-ffp-contract=fast", "-fno-trapping-math"]
+      "cflags_cc": ["-ffp-contract=fast", "-fno-trapping-math", "-Wno-psabi"]
     },
     {
       "target_name": "uxnet_native",

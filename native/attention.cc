@@ -131,17 +131,7 @@ UX_CLONES void addRowsOuter(const float* C, int64_t Mp, const float* X, int64_t 
   }
 }
 
-// s[j] = s[j]·sScale + bias[j] + mask[j] (either may be null).
-UX_CLONES void finishScores(float* s, int64_t n, float sScale, const float* bias, const float* mask) {
-  if (sScale != 1.0f)
-    for (int64_t j = 0; j < n; j++) s[j] *= sScale;
-  if (bias)
-    for (int64_t j = 0; j < n; j++) s[j] += bias[j];
-  if (mask)
-    for (int64_t j = 0; j < n; j++) s[j] += mask[j];
-}
-
-// finishScores and the row maximum in one pass (the forward's; 16 lanes so that it vectorises).
+// s[j] = s[j]·sScale + bias[j] + mask[j] (either may be null) and the row maximum, in one pass (the forward's; 16 lanes so that it vectorises).
 UX_CLONES float finishScoresMax(float* s, int64_t n, float sScale, const float* bias, const float* mask) {
   float m16[16];
   for (int l = 0; l < 16; l++) m16[l] = -std::numeric_limits<float>::infinity();
@@ -164,6 +154,16 @@ UX_CLONES float finishScoresMax(float* s, int64_t n, float sScale, const float* 
   }
   for (int l = 0; l < 16; l++) mx = m16[l] > mx ? m16[l] : mx;
   return mx;
+}
+
+// The backward's probabilities in one pass: s[j] = e^(s[j]·sScale + bias[j] + mask[j] − lse).
+UX_CLONES void finishScoresExp(float* s, int64_t n, float sScale, const float* bias, const float* mask, float lse) {
+  for (int64_t j = 0; j < n; j++) {
+    float v = s[j] * sScale;
+    if (bias) v += bias[j];
+    if (mask) v += mask[j];
+    s[j] = expVec(v - lse);
+  }
 }
 
 // s[j] = e^(s[j] − shift); returns Σ_j s[j] (16 float lanes, then double).
@@ -324,8 +324,7 @@ void backwardTasks(const float* dout, const float* q, const float* k, const floa
             continue;
           }
           const int64_t i = i0 + r;
-          finishScores(p, M, g.sScale, biasH ? biasH + i * M : nullptr, maskW ? maskW + i * M : nullptr);
-          expShiftSum(p, M, lse[(b * H + h) * N + i]);
+          finishScoresExp(p, M, g.sScale, biasH ? biasH + i * M : nullptr, maskW ? maskW + i * M : nullptr, lse[(b * H + h) * N + i]);
           const float* oi = out + (b * N + i) * HD + h * D;
           double rowD = 0;
           for (int64_t d = 0; d < D; d++) rowD += static_cast<double>(DO[r * D + d]) * oi[d];
