@@ -278,10 +278,13 @@ void forwardTasks(const float* q, const float* k, const float* v, const float* b
 
 template <int DC>
 void backwardTasks(const float* dout, const float* q, const float* k, const float* v, const float* bias, const float* mask, const float* out,
-                   const float* lse, const AttnGeom& g, float* gq, float* gk, float* gv, std::vector<std::vector<float>>* dbPart) {
+                   const float* lse, const AttnGeom& g, float* gq, float* gk, float* gv, std::vector<std::vector<float>>* dbPart, int64_t groupSize) {
   const int64_t D = g.D, M = g.M, N = g.N, H = g.H, Mp = roundUp(M, kChunk), HD = H * D;
+  const int64_t groups = (g.B + groupSize - 1) / groupSize;
   Workspace ws;
-  parallelFor(g.B * H, 1, [&](int64_t t0, int64_t t1, int tid) {
+  // A task is (group of consecutive batch entries, head): it alone writes its head's rows of its group's
+  // dbias partial, walking the group's entries in ascending order.
+  parallelFor(groups * H, 1, [&](int64_t t0, int64_t t1, int tid) {
     float* kt = ws.get(tid, static_cast<size_t>(2 * D * Mp + 4 * M * D + 2 * R * Mp + 4 * R * D));
     float* vt = kt + D * Mp;
     float* kr = vt + D * Mp;
@@ -293,14 +296,9 @@ void backwardTasks(const float* dout, const float* q, const float* k, const floa
     float* Qss = Q + R * D;
     float* DO = Qss + R * D;
     float* DQ = DO + R * D;
-    float* dbT = nullptr;
-    if (dbPart) {
-      auto& part = (*dbPart)[static_cast<size_t>(tid)];
-      if (part.empty()) part.assign(static_cast<size_t>(H * N * M), 0.0f);
-      dbT = part.data();
-    }
-    for (int64_t task = t0; task < t1; task++) {
-      const int64_t b = task / H, h = task % H;
+    for (int64_t task = t0; task < t1; task++)
+      for (int64_t b = (task / H) * groupSize, bEnd = std::min(g.B, b + groupSize), h = task % H; b < bEnd; b++) {
+      float* dbT = dbPart ? (*dbPart)[static_cast<size_t>(task / H)].data() : nullptr;
       const float* kb = k + b * M * g.Ck + g.kCol + h * D;
       const float* vb = v + b * M * g.Cv + g.vCol + h * D;
       packTransposed(kb, g.Ck, M, D, Mp, kt);
@@ -365,14 +363,20 @@ void attentionBackward(const float* dout, const float* q, const float* k, const 
   zeroParallel(gq, g.B * g.N * g.Cq);
   if (gk != gq) zeroParallel(gk, g.B * g.M * g.Ck);
   if (gv != gq && gv != gk) zeroParallel(gv, g.B * g.M * g.Cv);
-  // dbias sums over batch entries, which different threads handle: one partial [H, N, M] per thread.
-  std::vector<std::vector<float>> dbPart(dbias ? static_cast<size_t>(numThreads()) : 0);
+  // dbias sums over batch entries (windows). For a result independent of the thread count and of the
+  // order threads take tasks in, the entries are cut into at most kDbiasGroups fixed groups, each summed
+  // in ascending order into its own partial [H, N, M], and the partials are added in group order.
+  constexpr int64_t kDbiasGroups = 16;
+  const int64_t groupSize = dbias ? (g.B + kDbiasGroups - 1) / kDbiasGroups : 1;
+  const int64_t groups = (g.B + groupSize - 1) / groupSize;
+  std::vector<std::vector<float>> dbPart(dbias ? static_cast<size_t>(groups) : 0);
+  for (auto& part : dbPart) part.assign(static_cast<size_t>(g.H * g.N * g.M), 0.0f);
   auto* parts = dbias ? &dbPart : nullptr;
   switch (g.D) {
-    case 16: backwardTasks<16>(dout, q, k, v, bias, mask, out, lse, g, gq, gk, gv, parts); break;
-    case 32: backwardTasks<32>(dout, q, k, v, bias, mask, out, lse, g, gq, gk, gv, parts); break;
-    case 64: backwardTasks<64>(dout, q, k, v, bias, mask, out, lse, g, gq, gk, gv, parts); break;
-    default: backwardTasks<0>(dout, q, k, v, bias, mask, out, lse, g, gq, gk, gv, parts); break;
+    case 16: backwardTasks<16>(dout, q, k, v, bias, mask, out, lse, g, gq, gk, gv, parts, groupSize); break;
+    case 32: backwardTasks<32>(dout, q, k, v, bias, mask, out, lse, g, gq, gk, gv, parts, groupSize); break;
+    case 64: backwardTasks<64>(dout, q, k, v, bias, mask, out, lse, g, gq, gk, gv, parts, groupSize); break;
+    default: backwardTasks<0>(dout, q, k, v, bias, mask, out, lse, g, gq, gk, gv, parts, groupSize); break;
   }
   if (dbias) {
     const int64_t n = g.H * g.N * g.M;
