@@ -33,8 +33,14 @@
       ]
     },
     {
+      "target_name": "uxnet_attention",
+      "type": "static_library",
+      "sources": ["native/attention.cc"],
+      "cflags_cc": ["-ffp-contract=fast", "-fno-trapping-math", "-Wno-psabi"]
+    },
+    {
       "target_name": "uxnet_native",
-      "dependencies": ["uxnet_isa_avx512", "uxnet_isa_avx2"],
+      "dependencies": ["uxnet_isa_avx512", "uxnet_isa_avx2", "uxnet_attention"],
       "sources": ["native/addon.cc", "native/runtime.cc", "native/kernels.cc", "native/conv.cc", "native/gemm.cc", "native/layout.cc", "native/isa_generic.cc"],
       "cflags_cc": ["-ffp-contract=off", "-fno-trapping-math"],
       "conditions": [

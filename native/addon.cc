@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "attention.h"
 #include "conv.h"
 #include "gemm.h"
 #include "layout.h"
@@ -149,7 +150,8 @@ Napi::Value Sync(const Napi::CallbackInfo& info) {
 enum Op {
   kConv = 0, kConvGI, kConvGW, kSumToC, kINorm, kINormG, kLNorm, kLNormG, kGeluOp, kGeluG, kLRelu, kLReluG, kAddOp, kScaleOp,
   kMulC, kMulCG, kConcat, kSlice, kSoftmaxOp, kSoftmaxG, kCE, kCEG, kDice, kDiceG, kSumOp, kFillOp, kAdamWOp,
-  kMatmul, kStridedCopyOp, kStridedScatterOp, kRollOp, kBroadcastOp, kSumToShapeOp, kGatherRowsOp, kScatterAddRowsOp
+  kMatmul, kStridedCopyOp, kStridedScatterOp, kRollOp, kBroadcastOp, kSumToShapeOp, kGatherRowsOp, kScatterAddRowsOp,
+  kAttentionOp, kAttentionGradOp
 };
 
 ConvGeom geomFrom(const std::vector<double>& p) {
@@ -162,6 +164,15 @@ ConvGeom geomFrom(const std::vector<double>& p) {
     g.s[d] = static_cast<int>(p[13 + d]);
     g.p[d] = static_cast<int>(p[16 + d]);
   }
+  return g;
+}
+
+// p = [B, N, M, Cq, Ck, Cv, H, D, qCol, kCol, vCol, nW, qScale, sScale, hasBias, hasMask, ...]
+AttnGeom attnFrom(const std::vector<double>& p) {
+  AttnGeom g;
+  int64_t* f[] = {&g.B, &g.N, &g.M, &g.Cq, &g.Ck, &g.Cv, &g.H, &g.D, &g.qCol, &g.kCol, &g.vCol, &g.nW};
+  for (size_t i = 0; i < 12; i++) *f[i] = static_cast<int64_t>(p[i]);
+  g.qScale = static_cast<float>(p[12]), g.sScale = static_cast<float>(p[13]);
   return g;
 }
 
@@ -268,6 +279,23 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
     }
     case kGatherRowsOp: kGatherRows(I(0), I(1), L(0), L(1), O(0)); break;  // p = [n, C]
     case kScatterAddRowsOp: kScatterAddRows(I(0), I(1), L(0), L(1), L(2), O(0)); break;  // p = [n, C, rows]
+    case kAttentionOp: {  // inputs q, k, v, [bias], [mask]; outputs out, lse
+      const bool hb = p[14] != 0, hm = p[15] != 0;
+      attentionForward(I(0), I(1), I(2), hb ? I(3) : nullptr, hm ? I(hb ? 4 : 3) : nullptr, attnFrom(p), O(0), O(1));
+      break;
+    }
+    case kAttentionGradOp: {  // inputs dout, q, k, v, out, lse, [bias], [mask]; p += [share1, share2, needBias]
+      const bool hb = p[14] != 0, hm = p[15] != 0;
+      const int s1 = static_cast<int>(p[16]), s2 = static_cast<int>(p[17]);
+      size_t o = 0;
+      float* g[3];
+      g[0] = O(o++);
+      g[1] = s1 == 1 ? O(o++) : g[0];
+      g[2] = s2 == 2 ? O(o++) : g[s2];
+      float* db = p[18] != 0 ? O(o) : nullptr;
+      attentionBackward(I(0), I(1), I(2), I(3), hb ? I(6) : nullptr, hm ? I(hb ? 7 : 6) : nullptr, I(4), I(5), attnFrom(p), g[0], g[1], g[2], db);
+      break;
+    }
     default: throw std::runtime_error("unknown op");
   }
 }
@@ -278,7 +306,7 @@ const char* const kOpNames[] = {"conv3d", "conv3d grad input", "conv3d grad weig
                                 "leaky relu grad", "add", "scale", "mul channel", "mul channel grad", "concat", "slice",
                                 "softmax", "softmax grad", "cross entropy", "cross entropy grad", "dice", "dice grad", "sum",
                                 "fill", "adamw", "matmul", "strided copy", "strided scatter", "roll", "broadcast binary",
-                                "sum to shape", "gather rows", "scatter add rows"};
+                                "sum to shape", "gather rows", "scatter add rows", "attention", "attention grad"};
 
 struct Profiler {
   bool on = false;
@@ -301,7 +329,7 @@ Profiler& profiler() {
 
 // Convolutions are told apart by geometry (the same layer's calls aggregate); other kernels by name.
 void recordOp(int op, const std::vector<double>& p, double secs) {
-  std::string key = op >= 0 && op <= kScatterAddRowsOp ? kOpNames[op] : "op " + std::to_string(op);
+  std::string key = op >= 0 && op <= kAttentionGradOp ? kOpNames[op] : "op " + std::to_string(op);
   double flop = 0;
   if (op == kConv || op == kConvGI || op == kConvGW) {
     ConvGeom g = geomFrom(p);
@@ -317,6 +345,12 @@ void recordOp(int op, const std::vector<double>& p, double secs) {
                   p[4] != 0 ? " tA" : "", p[5] != 0 ? " tB" : "");
     key += buf;
     flop = 2.0 * p[0] * p[1] * p[2] * p[3];
+  }
+  if (op == kAttentionOp || op == kAttentionGradOp) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " %lldx%lld d%lld", static_cast<long long>(p[1]), static_cast<long long>(p[2]), static_cast<long long>(p[7]));
+    key += buf;
+    flop = (op == kAttentionOp ? 4.0 : 10.0) * p[0] * p[6] * p[1] * p[2] * p[7];
   }
   Profiler& pr = profiler();
   std::lock_guard<std::mutex> lk(pr.mu);

@@ -6,6 +6,6 @@ export { memory } from './storage.js';
 export { runKernel, setKernelObserver, setCheckNumerics, isCheckingNumerics, NonFiniteError, type KernelObserver } from './run-kernel.js';
 export { setBackend, getBackendName, listBackends, registerBackend, registerKernel, registerKernels, getKernel, hasKernel } from './registry.js';
 export type { Backend } from './backend.js';
-export type { Kernels, KernelName, KTensor, Conv3dAttrs, AdamWAttrs, Triple } from './kernels.js';
+export type { Kernels, KernelName, KTensor, Conv3dAttrs, AdamWAttrs, Triple, AttentionAttrs } from './kernels.js';
 export * from './ops/index.js';
 export { InputError, isInputError } from './errors.js';

@@ -36,6 +36,21 @@ export interface AdamWAttrs {
   step: number;
 }
 
+/**
+ * Fused multi-head attention (ops/attention.ts). q [B, N, Cq], k [B, M, Ck], v [B, M, Cv] are token-major;
+ * head h of q is columns qCol + h·headDim … + headDim (likewise k, v), so a packed qkv Linear output is
+ * read in place. scores[b,h,i,j] = ((q·qScale)·k)·sScale + bias[h,i,j] + mask[b mod nW, i, j].
+ */
+export interface AttentionAttrs {
+  heads: number;
+  headDim: number;
+  qCol: number;
+  kCol: number;
+  vCol: number;
+  qScale: number;
+  sScale: number;
+}
+
 export interface Kernels {
   /** y[n,o] = b[o] + Σ w[o,i',k]·x[n, g·Cin/G + i', o·s + k − p]; weight [Cout, Cin/groups, kd, kh, kw]; zero padding. Output spatial size floor((n + 2p − k)/s) + 1. */
   conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor;
@@ -134,6 +149,31 @@ export interface Kernels {
   gatherRows(table: KTensor, a: { index: Int32Array }): KTensor;
   /** The adjoint of gatherRows: a zero [rows, C] tensor with dy[r, :] added into row index[r] (duplicates accumulate). */
   scatterAddRows(dy: KTensor, a: { index: Int32Array; rows: number }): KTensor;
+
+  /**
+   * Returns [out [B, N, heads·headDim] = softmax(scores)·v per head, token-major; lse [B, heads, N] =
+   * log Σ_j exp(scores_ij) per query row, which the gradient uses to recompute the probabilities].
+   * bias [heads, N, M] or null; mask [nW, N, M] (B divisible by nW) or null.
+   */
+  attention(q: KTensor, k: KTensor, v: KTensor, bias: KTensor | null, mask: KTensor | null, a: AttentionAttrs): [KTensor, KTensor];
+  /**
+   * The gradient of `attention` from the saved inputs, output and lse (no [B, heads, N, M] matrices):
+   * p = exp(scores − lse), ds = p·(dO·v − dO·O). `share` says where the gradients of q, k, v go:
+   * share[1] = 0 when k is the same tensor as q (its gradient is added into q's), share[2] = 0 or 1 when
+   * v shares q's or k's tensor. Returns [dq, dk or null when shared, dv or null when shared, dbias
+   * [heads, N, M] summed over B (null unless needBias)]; each gradient has its input's full shape.
+   */
+  attentionGrad(
+    dout: KTensor,
+    q: KTensor,
+    k: KTensor,
+    v: KTensor,
+    bias: KTensor | null,
+    mask: KTensor | null,
+    out: KTensor,
+    lse: KTensor,
+    a: AttentionAttrs & { share: readonly [0, number, number]; needBias: boolean },
+  ): [KTensor, KTensor | null, KTensor | null, KTensor | null];
 
   /**
    * PyTorch AdamW (single-tensor path), **in place** on p, m, v:

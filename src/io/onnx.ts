@@ -384,6 +384,46 @@ const traceKernels: Partial<Kernels> = {
     s.node(t.op === 'add' ? 'Add' : t.op === 'sub' ? 'Sub' : 'Mul', [s.ref(a), s.ref(b)], [(y.data as TraceHandle).name!]);
     return y;
   },
+  // Fused attention as the standard ONNX subgraph (the head columns sliced and transposed, MatMul,
+  // scales, bias and mask adds, Softmax over the last axis, MatMul, back to token-major); the
+  // log-sum-exp output only serves the gradient.
+  attention(q, k, v, bias, mask, a) {
+    const s = st();
+    const [B, N] = q.shape as [number, number];
+    const M = k.shape[1]!;
+    const { heads: H, headDim: D } = a;
+    const head = (x: KTensor, col: number, T: number, perm: number[], tag: string): string => {
+      const cols = s.fresh(`${tag}_cols`);
+      s.node('Slice', [s.ref(x), s.ints([col]), s.ints([col + H * D]), s.ints([2])], [cols]);
+      const split = s.fresh(`${tag}_heads`);
+      s.node('Reshape', [cols, s.ints([B, T, H, D])], [split]);
+      const t = s.fresh(tag);
+      s.node('Transpose', [split], [t], [{ name: 'perm', type: 'ints', value: perm }]);
+      return t;
+    };
+    const step = (op: string, ins: string[], tag: string, attrs?: OnnxAttr[]): string => {
+      const n = s.fresh(tag);
+      s.node(op, ins, [n], attrs);
+      return n;
+    };
+    let qh = head(q, a.qCol, N, [0, 2, 1, 3], 'attn_q');
+    if (a.qScale !== 1) qh = step('Mul', [qh, s.scalar(a.qScale)], 'attn_qs');
+    let sc = step('MatMul', [qh, head(k, a.kCol, M, [0, 2, 3, 1], 'attn_kt')], 'attn_scores');
+    if (a.sScale !== 1) sc = step('Mul', [sc, s.scalar(a.sScale)], 'attn_scaled');
+    if (bias) sc = step('Add', [sc, s.ref(bias)], 'attn_bias');
+    if (mask) {
+      const nW = mask.shape[0]!;
+      const win = step('Reshape', [sc, s.ints([B / nW, nW, H, N, M])], 'attn_win');
+      const masked = step('Add', [win, s.ref({ shape: [nW, 1, N, M], data: mask.data })], 'attn_masked');
+      sc = step('Reshape', [masked, s.ints([B, H, N, M])], 'attn_unwin');
+    }
+    const p = step('Softmax', [sc], 'attn_p', [{ name: 'axis', type: 'int', value: -1 }]);
+    const o = step('MatMul', [p, head(v, a.vCol, M, [0, 2, 1, 3], 'attn_v')], 'attn_o');
+    const ot = step('Transpose', [o], 'attn_ot', [{ name: 'perm', type: 'ints', value: [0, 2, 1, 3] }]);
+    const y = s.out([B, N, H * D], 'attention');
+    s.node('Reshape', [ot, s.ints([B, N, H * D])], [(y.data as TraceHandle).name!]);
+    return [y, { shape: [B, H, N], data: { id: ++handleIds, unsupported: 'attention log-sum-exp' } }];
+  },
   gatherRows(table, a) {
     const s = st();
     const y = s.out([a.index.length, table.shape[1]!], 'gather');

@@ -1,4 +1,4 @@
-import { add, gatherRows, gelu, matmul, pad, permute, reshape, roll, scale, slice, softmaxLast, tensor } from '../engine/index.js';
+import { add, attention, gatherRows, gelu, pad, permute, reshape, roll, slice, tensor } from '../engine/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, ConvTranspose3d, LayerNorm } from '../nn/layers.js';
@@ -72,30 +72,21 @@ class WindowAttention extends Module {
   /** Ordinary blocks: q, k, v from `qkv(x)`; kv block: q = x_up (no projection), k, v from `kv(skip)`. */
   forward(x: Tensor, xUp: Tensor | null, mask: Tensor | null, put?: Put): Tensor {
     return tidy(() => {
-      const [b, n, c] = x.shape as [number, number, number];
+      const [, n, c] = x.shape as [number, number, number];
       const d = c / this.heads;
-      const pick = (t: Tensor, i: number, parts: number) => reshape(slice(t, [i, 0, 0, 0, 0], [i + 1, b, this.heads, n, d]), [b, this.heads, n, d]);
-      let q: Tensor, k: Tensor, v: Tensor;
-      if (this.kv) {
-        const kv = permute(reshape(this.kv.forward(x), [b, n, 2, this.heads, d]), [2, 0, 3, 1, 4]);
-        k = pick(kv, 0, 2);
-        v = pick(kv, 1, 2);
-        q = permute(reshape(xUp!, [b, n, this.heads, d]), [0, 2, 1, 3]);
-      } else {
-        const qkv = permute(reshape(this.qkv!.forward(x), [b, n, 3, this.heads, d]), [2, 0, 3, 1, 4]);
-        q = pick(qkv, 0, 3);
-        k = pick(qkv, 1, 3);
-        v = pick(qkv, 2, 3);
-      }
-      let attn = matmul(scale(q, d ** -0.5), k, { transB: true });
       const bias = this.bias();
       put?.('relative_position_bias', bias);
-      attn = add(attn, bias);
-      if (mask) {
-        const nW = mask.shape[1]!;
-        attn = reshape(add(reshape(attn, [b / nW, nW, this.heads, n, n]), mask), [b, this.heads, n, n]);
+      // Packed projections are [parts][heads][d] per token and x_up is [heads][d]: the fused op reads
+      // every head in place. q is scaled before the product (as Swin).
+      const opts = { heads: this.heads, headDim: d, bias, mask: mask ? reshape(mask, [mask.shape[1]!, n, n]) : null, qScale: d ** -0.5 };
+      let o: Tensor;
+      if (this.kv) {
+        const kv = this.kv.forward(x);
+        o = attention(xUp!, kv, kv, { ...opts, vCol: c });
+      } else {
+        const qkv = this.qkv!.forward(x);
+        o = attention(qkv, qkv, qkv, { ...opts, kCol: c, vCol: 2 * c });
       }
-      const o = reshape(permute(matmul(softmaxLast(attn), v), [0, 2, 1, 3]), [b, n, c]);
       return this.proj.forward(o);
     });
   }

@@ -27,6 +27,11 @@ export class Stochastic {
     return bernoulliKeepMask(n, p, () => this.rng.random());
   }
 
+  /** Whether a dropout of rate p would draw a mask (callers with a cheaper dropout-free path check this). */
+  isActive(p: number, active: boolean): boolean {
+    return active && this.enabled && p !== 0;
+  }
+
   /** `nn.Dropout(p)` in training mode (identity when off or p = 0). */
   dropout(x: Tensor, p: number, active: boolean): Tensor {
     if (!active || !this.enabled || p === 0) return x;

@@ -1,4 +1,4 @@
-import { add, concat, gatherRows, gelu, layerNorm, matmul, pad, permute, reshape, roll, scale, slice, softmaxLast, tensor } from '../engine/index.js';
+import { add, attention, concat, gatherRows, gelu, layerNorm, pad, permute, reshape, roll, slice, tensor } from '../engine/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, LayerNorm } from '../nn/layers.js';
@@ -14,15 +14,6 @@ import { attentionMask, biasRows, getWindowSize, paddedSize, regionIds, relative
 
 const FULL_INDEX = relativePositionIndex(SWIN_WINDOW);
 const FULL_N = SWIN_WINDOW ** 3;
-
-/** x[start:end] along one dim of a tensor, every other dim whole. */
-function sliceDim(x: Tensor, dim: number, start: number, end: number): Tensor {
-  const s = x.shape.map(() => 0);
-  const e = [...x.shape];
-  s[dim] = start;
-  e[dim] = end;
-  return slice(x, s, e);
-}
 
 /** MONAI 0.9.0 `WindowAttention` for the 7³ window: table [13³, heads], index buffer [343, 343]. */
 class WindowAttention extends Module {
@@ -55,22 +46,22 @@ class WindowAttention extends Module {
   /** x [b, n, C] window tokens; mask [1, nW, 1, n, n] or null. */
   forward(x: Tensor, mask: Tensor | null, put?: Put): Tensor {
     return tidy(() => {
-      const [b, n, c] = x.shape as [number, number, number];
+      const [, n, c] = x.shape as [number, number, number];
       const d = c / this.heads;
-      const qkv = permute(reshape(this.qkv.forward(x), [b, n, 3, this.heads, d]), [2, 0, 3, 1, 4]);
-      const part = (i: number) => reshape(sliceDim(qkv, 0, i, i + 1), [b, this.heads, n, d]);
-      // MONAI scales q before the product (SEMANTICS.md §0.3).
-      const q = scale(part(0), d ** -0.5);
-      let attn = matmul(q, part(1), { transB: true });
       const bias = this.bias(n);
       put?.('relative_position_bias', bias);
-      attn = add(attn, bias);
-      if (mask) {
-        const nW = mask.shape[1]!;
-        attn = reshape(add(reshape(attn, [b / nW, nW, this.heads, n, n]), mask), [b, this.heads, n, n]);
-      }
-      attn = softmaxLast(attn);
-      const o = reshape(permute(matmul(attn, part(2)), [0, 2, 1, 3]), [b, n, c]);
+      // The packed qkv output is [3][heads][d] per token: the fused op reads q, k, v in place. MONAI
+      // scales q before the product (SEMANTICS.md §0.3); window b gets mask[b mod nW].
+      const qkv = this.qkv.forward(x);
+      const o = attention(qkv, qkv, qkv, {
+        heads: this.heads,
+        headDim: d,
+        kCol: c,
+        vCol: 2 * c,
+        bias,
+        mask: mask ? reshape(mask, [mask.shape[1]!, n, n]) : null,
+        qScale: d ** -0.5,
+      });
       return this.proj.forward(o);
     });
   }

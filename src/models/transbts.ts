@@ -1,4 +1,4 @@
-import { add, concatChannels, gelu, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
+import { add, attention, concatChannels, gelu, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, ConvTranspose3d, LayerNorm } from '../nn/layers.js';
@@ -109,11 +109,19 @@ class SelfAttention extends Module {
     return tidy(() => {
       const [b, n, c] = x.shape as [number, number, number];
       const d = c / this.heads;
-      const qkv = permute(reshape(this.qkv.forward(x), [b, n, 3, this.heads, d]), [2, 0, 3, 1, 4]);
-      const part = (i: number) => reshape(slice(qkv, [i, 0, 0, 0, 0], [i + 1, b, this.heads, n, d]), [b, this.heads, n, d]);
-      let attn = softmaxLast(scale(matmul(part(0), part(1), { transB: true }), d ** -0.5));
-      attn = this.st.dropout(attn, this.rates.attn, this.training);
-      const o = reshape(permute(matmul(attn, part(2)), [0, 2, 1, 3]), [b, n, c]);
+      const projected = this.qkv.forward(x);
+      let o: Tensor;
+      if (!this.st.isActive(this.rates.attn, this.training)) {
+        // qkv is [3][heads][d] per token, read in place by the fused op; the scale applies after the product.
+        o = attention(projected, projected, projected, { heads: this.heads, headDim: d, kCol: c, vCol: 2 * c, sScale: d ** -0.5 });
+      } else {
+        // Dropout on the probabilities needs them materialised: the unfused path.
+        const qkv = permute(reshape(projected, [b, n, 3, this.heads, d]), [2, 0, 3, 1, 4]);
+        const part = (i: number) => reshape(slice(qkv, [i, 0, 0, 0, 0], [i + 1, b, this.heads, n, d]), [b, this.heads, n, d]);
+        let attn = softmaxLast(scale(matmul(part(0), part(1), { transB: true }), d ** -0.5));
+        attn = this.st.dropout(attn, this.rates.attn, this.training);
+        o = reshape(permute(matmul(attn, part(2)), [0, 2, 1, 3]), [b, n, c]);
+      }
       return this.st.dropout(this.proj.forward(o), this.rates.attn, this.training);
     });
   }

@@ -1,4 +1,4 @@
-import { add, gelu, matmul, permute, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
+import { add, attention, gelu, permute, reshape } from '../engine/ops/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, LayerNorm } from '../nn/layers.js';
@@ -45,15 +45,10 @@ class SABlock extends Module {
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      const [b, n] = x.shape as [number, number, number];
       const d = this.hidden / this.heads;
-      const qkv = permute(reshape(this.qkv.forward(x), [b, n, 3, this.heads, d]), [2, 0, 3, 1, 4]);
-      const part = (i: number) => reshape(slice(qkv, [i, 0, 0, 0, 0], [i + 1, b, this.heads, n, d]), [b, this.heads, n, d]);
-      const q = part(0),
-        k = part(1),
-        v = part(2);
-      const att = softmaxLast(scale(matmul(q, k, { transB: true }), d ** -0.5));
-      const o = reshape(permute(matmul(att, v), [0, 2, 1, 3]), [b, n, this.hidden]);
+      // qkv is [3][heads][d] per token, read in place by the fused op; the scale applies after the product.
+      const qkv = this.qkv.forward(x);
+      const o = attention(qkv, qkv, qkv, { heads: this.heads, headDim: d, kCol: this.hidden, vCol: 2 * this.hidden, sScale: d ** -0.5 });
       return this.out_proj.forward(o);
     });
   }

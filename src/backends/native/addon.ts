@@ -58,6 +58,8 @@ export const OP = {
   sumToShape: 32,
   gatherRows: 33,
   scatterAddRows: 34,
+  attention: 35,
+  attentionGrad: 36,
 } as const;
 
 function packageRoot(): string {

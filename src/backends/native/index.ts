@@ -7,7 +7,7 @@
  */
 import { sizeOf as numel } from '../../engine/tensor.js';
 import type { Backend } from '../../engine/backend.js';
-import type { AdamWAttrs, Conv3dAttrs, Kernels, KTensor } from '../../engine/kernels.js';
+import type { AdamWAttrs, AttentionAttrs, Conv3dAttrs, Kernels, KTensor } from '../../engine/kernels.js';
 import { registerBackend, registerKernels } from '../../engine/registry.js';
 import { loadAddon, OP, type NativeAddon, type NativeHandle } from './addon.js';
 
@@ -49,6 +49,20 @@ function convParams(N: number, Cin: number, Cout: number, a: Conv3dAttrs, inSp: 
 
 function outSize(n: number, k: number, s: number, p: number): number {
   return Math.floor((n + 2 * p - k) / s) + 1;
+}
+
+/** [B, N, M, Cq, Ck, Cv, H, D, qCol, kCol, vCol, nW, qScale, sScale, hasBias, hasMask] (native/addon.cc attnFrom). */
+function attnParams(q: KTensor, k: KTensor, v: KTensor, bias: KTensor | null, mask: KTensor | null, a: AttentionAttrs): number[] {
+  check(q.shape.length === 3 && k.shape.length === 3 && v.shape.length === 3, 'attention: q, k and v must be 3-D');
+  const [B, N, Cq] = q.shape as [number, number, number];
+  const [, M, Ck] = k.shape as [number, number, number];
+  const Cv = v.shape[2]!;
+  const width = a.heads * a.headDim;
+  check(a.qCol + width <= Cq && a.kCol + width <= Ck && a.vCol + width <= Cv, 'attention: head columns outside q, k or v');
+  if (bias) check(numel(bias.shape) === a.heads * N * M, 'attention: bias size');
+  const nW = mask ? mask.shape[0]! : 1;
+  if (mask) check(numel(mask.shape) === nW * N * M && B % nW === 0, 'attention: mask size');
+  return [B, N, M, Cq, Ck, Cv, a.heads, a.headDim, a.qCol, a.kCol, a.vCol, nW, a.qScale, a.sScale, bias ? 1 : 0, mask ? 1 : 0];
 }
 
 export function makeNativeKernels(addon: NativeAddon): Kernels {
@@ -130,6 +144,34 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
         [a.rows, C],
         withIndex(a.index, (ix) => op(OP.scatterAddRows, [h(dy), ix], [a.rows * C], [n, C, a.rows])[0]!),
       );
+    },
+    attention(q, k, v, bias, mask, a) {
+      const p = attnParams(q, k, v, bias, mask, a);
+      const [B, N] = q.shape as [number, number];
+      const ins = [h(q), h(k), h(v)];
+      if (bias) ins.push(h(bias));
+      if (mask) ins.push(h(mask));
+      const [y, l] = op(OP.attention, ins, [B * N * a.heads * a.headDim, B * a.heads * N], p);
+      return [out([B, N, a.heads * a.headDim], y!), out([B, a.heads, N], l!)];
+    },
+    attentionGrad(dout, q, k, v, bias, mask, o, lse, a) {
+      const p = attnParams(q, k, v, bias, mask, a);
+      const ins = [h(dout), h(q), h(k), h(v), h(o), h(lse)];
+      if (bias) ins.push(h(bias));
+      if (mask) ins.push(h(mask));
+      const N = q.shape[1]!;
+      const M = k.shape[1]!;
+      const sizes = [numel(q.shape)];
+      if (a.share[1] === 1) sizes.push(numel(k.shape));
+      if (a.share[2] === 2) sizes.push(numel(v.shape));
+      if (a.needBias) sizes.push(a.heads * N * M);
+      const g = op(OP.attentionGrad, ins, sizes, [...p, a.share[1], a.share[2], a.needBias ? 1 : 0]);
+      let i = 0;
+      const dq = out(q.shape, g[i++]!);
+      const dk = a.share[1] === 1 ? out(k.shape, g[i++]!) : null;
+      const dv = a.share[2] === 2 ? out(v.shape, g[i++]!) : null;
+      const db = a.needBias ? out([a.heads, N, M], g[i]!) : null;
+      return [dq, dk, dv, db];
     },
     conv3d(x, w, bias, a) {
       check(x.shape.length === 5 && w.shape.length === 5, 'conv3d: input and weight must be 5-D');

@@ -6,6 +6,7 @@ import type { Kernels } from '../../engine/kernels.js';
 import { registerBackend, registerKernels } from '../../engine/registry.js';
 import { gelu, geluGrad, leakyRelu, leakyReluGrad, softmax, softmaxGrad } from './activations.js';
 import { adamwStep } from './adamw.js';
+import { attention, attentionGrad } from './attention.js';
 import { referenceBackend } from './backend.js';
 import { conv3d, conv3dGradInput, conv3dGradWeight } from './conv3d.js';
 import { add, concatChannels, fillFromScalar, mulChannel, mulChannelGradScale, scale, sliceChannels, sum, sumToChannels } from './elementwise.js';
@@ -55,6 +56,8 @@ export const referenceKernels: Kernels = {
   sumToShape,
   gatherRows,
   scatterAddRows,
+  attention,
+  attentionGrad,
 };
 
 registerBackend(referenceBackend, 0);

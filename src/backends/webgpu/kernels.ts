@@ -10,6 +10,7 @@ import type { AdamWAttrs, Kernels, KTensor } from '../../engine/kernels.js';
 import { allocStorage, commandEncoder, freeStorage, recorded, storageOf, type GpuStorage } from './device.js';
 import { run, WGSL_KADD_ONLY, WGSL_REDUCE, type TensorArg } from './program.js';
 import { WGSL_NORMAL_CDF } from './math.js';
+import { attention, attentionGrad } from './attention.js';
 import { conv3d, conv3dGradInput, conv3dGradWeight } from './conv.js';
 import { broadcastBinary, gatherRows, matmul, roll, scatterAddRows, stridedCopy, stridedScatter, sumToShape } from './transformer.js';
 
@@ -951,4 +952,6 @@ export const webgpuKernels: Kernels = {
   sumToShape,
   gatherRows,
   scatterAddRows,
+  attention,
+  attentionGrad,
 };

@@ -12,3 +12,4 @@ export { permute, roll, pad, slice, concat, gatherRows } from './layout.js';
 export { groupNorm, channelView } from './group_norm.js';
 export { batchNormTrain, batchNormEval } from './batch_norm.js';
 export { dropout, dropoutChannels, dropPath, bernoulliKeepMask } from './dropout.js';
+export { attention, type AttentionOptions } from './attention.js';
