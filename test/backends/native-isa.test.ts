@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { nativeAddon, nativeLoadError } from '../../src/backends/native/index.js';
 import { skipUnlessAvailable } from '../helpers/backends.js';
+import { assertSameOnThreads } from '../helpers/native-threads.js';
 
 const skip = skipUnlessAvailable('native', !!nativeAddon, `native addon not available: ${nativeLoadError}`);
 const file = join(dirname(fileURLToPath(import.meta.url)), 'native.test.js');
@@ -83,22 +84,8 @@ test('UXNET_PROFILE=1 prints a per-kernel table at exit (conv geometry, calls, G
 test('the GEMM dot path and the one-vector conv tile give bit-identical results on 1, 2 and 3 threads, close to the reference', { skip }, () => {
   // A·Bᵀ with 54 rows against 300 (large B) and 150 rows against 45 (large A), K tails of 3 floats; a
   // 16->16 k3 conv. The dot path promises a summation order fixed by the shapes alone, not the threads.
-  const mod = JSON.stringify(join(dirname(fileURLToPath(import.meta.url)), '../../src/backends/native/index.js'));
-  const ref = JSON.stringify(join(dirname(fileURLToPath(import.meta.url)), '../../src/backends/reference/index.js'));
-  const script = `Promise.all([import(${mod}), import(${ref})]).then(([m, r]) => {
-    const k = m.makeNativeKernels(m.nativeAddon), rk = r.referenceKernels;
-    let seed = 7;
-    const rnd = (n) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1);
-    const pair = (shape) => { const d = rnd(shape.reduce((a, b) => a * b, 1)); return [{ shape, data: d.slice() }, { shape, data: m.nativeAddon.upload(d) }]; };
-    const out = [];
-    let worst = 0;
-    const check = (rt, nt) => {
-      const g = m.nativeAddon.readSync(nt.data, rt.data.length);
-      let mx = 0, e = 0;
-      for (let i = 0; i < g.length; i++) { mx = Math.max(mx, Math.abs(rt.data[i])); e = Math.max(e, Math.abs(rt.data[i] - g[i])); }
-      worst = Math.max(worst, e / mx);
-      out.push(Buffer.from(g.buffer).toString('base64'));
-    };
+  assertSameOnThreads(
+    `
     for (const [M, N, K] of [[54, 300, 1027], [150, 45, 99]]) {
       const [ar, an] = pair([1, M, K]), [br, bn] = pair([1, N, K]), [cr, cn] = pair([N]);
       check(rk.matmul(ar, br, cr, { transA: false, transB: true }), k.matmul(an, bn, cn, { transA: false, transB: true }));
@@ -106,21 +93,8 @@ test('the GEMM dot path and the one-vector conv tile give bit-identical results 
     const [xr, xn] = pair([1, 16, 4, 5, 37]), [wr, wn] = pair([16, 16, 3, 3, 3]);
     const attrs = { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 };
     check(rk.conv3d(xr, wr, null, attrs), k.conv3d(xn, wn, null, attrs));
-    console.log(JSON.stringify({ threads: m.nativeInfo().threads, worst, out }));
-  })`;
-  const runs = ['1', '2', '3'].map((threads) => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, UXNET_THREADS: threads } });
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout.trim()) as { threads: number; worst: number; out: string[] };
-  });
-  assert.deepEqual(
-    runs.map((r) => r.threads),
-    [1, 2, 3],
+`,
+    7,
+    1e-5,
   );
-  for (const r of runs) assert.ok(r.worst <= 1e-5, `relative error ${r.worst} on ${r.threads} threads`);
-  for (const r of runs.slice(1))
-    assert.ok(
-      r.out.every((o, i) => o === runs[0]!.out[i]),
-      `results on ${r.threads} threads differ from 1 thread`,
-    );
 });
