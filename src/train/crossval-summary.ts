@@ -37,6 +37,7 @@ export interface ClassStats {
 export interface CrossvalSummary {
   format: 'uxnet3d-crossval-summary/1';
   name: string;
+  /** The dataset folder relative to the run folder (as in RUN/crossval.json). */
   dataset: string;
   datasetName: string;
   folds: number;

@@ -387,15 +387,18 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
       m.model.dispose();
     }
   }
+  // Stored like crossval.json's identity (dataset relative to RUN), so a summary committed with its run
+  // names no machine's directories.
+  const stored = storedIdentity(runDir, plan.identity);
   const summary = summariseCrossval({
-    dataset: resolve(cfg.dataset),
+    dataset: stored.dataset as string,
     datasetName: basename(resolve(cfg.dataset)),
     name: cfg.name ?? basename(runDir),
     splits,
     records,
     macs,
     patch,
-    config: plan.identity,
+    config: stored,
   });
   const summaryPath = await writeCrossvalSummary(runDir, summary);
   let ensembleDir: string | null = null;

@@ -246,6 +246,10 @@ describe('uxnet crossval', () => {
   it('stores the dataset relative to RUN: a run moved together with its dataset continues; elsewhere it is refused', async () => {
     const stored = JSON.parse(await readFile(join(dir, 'full', 'crossval.json'), 'utf8'));
     assert.equal(stored.config.dataset, '../data');
+    // The summary records it the same way: nothing in a kept run names this machine's directories.
+    const s = await summary(join(dir, 'full'));
+    assert.equal(s.dataset, '../data');
+    assert.equal(s.config.dataset, '../data');
     const moved = join(dir, 'moved');
     await cp(join(dir, 'data'), join(moved, 'data'), { recursive: true });
     await cp(join(dir, 'full'), join(moved, 'full'), { recursive: true });
