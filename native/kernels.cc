@@ -351,6 +351,7 @@ void kLayerNormGrad(const float* dy, const float* x, const float* w, const float
 void kGelu(const float* x, int64_t n, float* y) {
   elementwise(n, [&](int64_t lo, int64_t hi) { geluRow(x + lo, hi - lo, y + lo); });
 }
+void kGeluSpan(const float* x, int64_t n, float* y) { geluRow(x, n, y); }
 void kGeluGrad(const float* dy, const float* x, int64_t n, float* dx) {
   elementwise(n, [&](int64_t lo, int64_t hi) { geluGradRow(dy + lo, x + lo, hi - lo, dx + lo); });
 }
