@@ -350,6 +350,11 @@ void recordOp(int op, const std::vector<double>& p, double secs) {
     key += buf;
     flop = 2.0 * p[0] * p[1] * p[2] * p[3];
   }
+  if (op == kLNorm || op == kLNormG) {  // p = [outer, C, S, channelsLast, ...]: which layer norms cost what
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " C%lld %s x%lld", static_cast<long long>(p[1]), p[3] != 0 ? "last" : "first", static_cast<long long>(p[0] * p[2]));
+    key += buf;
+  }
   if (op == kAttentionOp || op == kAttentionGradOp) {
     char buf[96];
     std::snprintf(buf, sizeof buf, " %lldx%lld d%lld", static_cast<long long>(p[1]), static_cast<long long>(p[2]), static_cast<long long>(p[7]));

@@ -79,6 +79,12 @@ UX_MULTIVERSION void normalizeRow(const float* p, int64_t n, double mean, double
   for (int64_t i = 0; i < n; i++) q[i] = static_cast<float>((p[i] - mean) * r);
 }
 
+// q[i] = (p[i] − mean)·r·w[i] + b[i] in double, rounded once (channels-last layer norm).
+UX_MULTIVERSION void affineNormRow(const float* __restrict p, int64_t n, double mean, double r, const float* __restrict w, const float* __restrict b,
+                                   float* __restrict q) {
+  for (int64_t i = 0; i < n; i++) q[i] = static_cast<float>((p[i] - mean) * r * w[i] + b[i]);
+}
+
 // o[i] = r·(g[i] − mdy − yy[i]·mdyy) in double, rounded once.
 UX_MULTIVERSION void normGradRow(const float* g, const float* yy, int64_t n, double mdy, double mdyy, double r, float* o) {
   for (int64_t i = 0; i < n; i++) o[i] = static_cast<float>(r * (g[i] - mdy - yy[i] * mdyy));
@@ -228,16 +234,10 @@ void kLayerNorm(const float* x, const float* w, const float* b, int64_t outer, i
     parallelFor(outer, 64, [&](int64_t lo, int64_t hi, int) {
       for (int64_t v = lo; v < hi; v++) {
         const float* p = x + v * C;
-        float* q = y + v * C;
-        double s = 0;
-        for (int64_t c = 0; c < C; c++) s += p[c];
-        double m = s / C, sq = 0;
-        for (int64_t c = 0; c < C; c++) {
-          double d = p[c] - m;
-          sq += d * d;
-        }
-        double r = 1.0 / std::sqrt(sq / C + eps);
-        for (int64_t c = 0; c < C; c++) q[c] = static_cast<float>((p[c] - m) * r * w[c] + b[c]);
+        // Two passes in double with 8 independent lanes (vectorised; the scalar chains were not).
+        const double m = sumF(p, C) / C;
+        const double r = 1.0 / std::sqrt(sumSqDev(p, C, m) / C + eps);
+        affineNormRow(p, C, m, r, w, b, y + v * C);
         mean[v] = static_cast<float>(m);
         rstd[v] = static_cast<float>(r);
       }
