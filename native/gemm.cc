@@ -124,6 +124,11 @@ void gemmDot(const GemmCores* g, const float* a, const float* b, const float* bi
 
 const char* gemmIsaName() { return pickGemm()->name; }
 
+GeluSpan gemmGeluSpan() {
+  static const GeluSpan f = pickGemm() == gemmAvx512() ? geluAvx512() : nullptr;
+  return f;
+}
+
 void gemmBatched(const float* a, const float* b, const float* bias, float* y, int64_t batch, int64_t M, int64_t N, int64_t K,
                  bool transA, bool transB, bool bShared, float* geluOut) {
   if (batch <= 0 || M <= 0 || N <= 0) return;

@@ -13,5 +13,9 @@ namespace ux {
 void gemmBatched(const float* a, const float* b, const float* bias, float* y, int64_t batch, int64_t M, int64_t N, int64_t K,
                  bool transA, bool transB, bool bShared, float* geluOut = nullptr);
 const char* gemmIsaName();
+// The GELU kernel of the GEMM's ISA (AVX-512: FMA and a reciprocal estimate), or null where the portable
+// multi-versioned loop in kernels.cc serves; kGelu and the GEMM epilogue both go through kGeluSpan.
+using GeluSpan = void (*)(const float* x, int64_t n, float* y);
+GeluSpan gemmGeluSpan();
 
 }  // namespace ux

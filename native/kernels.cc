@@ -8,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "gemm.h"
 #include "runtime.h"
 #include "vecmath.h"
 
@@ -349,9 +350,13 @@ void kLayerNormGrad(const float* dy, const float* x, const float* w, const float
 // GELU in float with erfcf (Φ(x) = ½·erfc(−x/√2) keeps relative precision for very negative x); a few
 // ulp from the float64 reference, 3-4x faster than double erfc.
 void kGelu(const float* x, int64_t n, float* y) {
-  elementwise(n, [&](int64_t lo, int64_t hi) { geluRow(x + lo, hi - lo, y + lo); });
+  elementwise(n, [&](int64_t lo, int64_t hi) { kGeluSpan(x + lo, hi - lo, y + lo); });
 }
-void kGeluSpan(const float* x, int64_t n, float* y) { geluRow(x, n, y); }
+void kGeluSpan(const float* x, int64_t n, float* y) {
+  static const GeluSpan isa = gemmGeluSpan();
+  if (isa) isa(x, n, y);
+  else geluRow(x, n, y);
+}
 void kGeluGrad(const float* dy, const float* x, int64_t n, float* dx) {
   elementwise(n, [&](int64_t lo, int64_t hi) { geluGradRow(dy + lo, x + lo, hi - lo, dx + lo); });
 }
