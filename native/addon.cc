@@ -350,6 +350,14 @@ void recordOp(int op, const std::vector<double>& p, double secs) {
     key += buf;
     flop = 2.0 * p[0] * p[1] * p[2] * p[3];
   }
+  if (op == kStridedCopyOp) {  // p = [rank, shape..., strides..., offset]: rows, row length, inner stride
+    const int64_t r = static_cast<int64_t>(p[0]);
+    double n = 1;
+    for (int64_t d = 0; d < r; d++) n *= p[1 + d];
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " r%lld len%lld s%lld n%.0f", static_cast<long long>(r), static_cast<long long>(p[r]), static_cast<long long>(p[2 * r]), n);
+    key += buf;
+  }
   if (op == kLNorm || op == kLNormG) {  // p = [outer, C, S, channelsLast, ...]: which layer norms cost what
     char buf[96];
     std::snprintf(buf, sizeof buf, " C%lld %s x%lld", static_cast<long long>(p[1]), p[3] != 0 ? "last" : "first", static_cast<long long>(p[0] * p[2]));
