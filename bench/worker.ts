@@ -90,7 +90,7 @@ async function timeIt(fn: () => Promise<void> | void): Promise<number[]> {
   return ts;
 }
 
-/** Counts conv and GEMM FLOPs (2·MAC) of every conv / matmul kernel call on the current backend. */
+/** Counts conv and GEMM FLOPs (2·MAC) of every conv / matmul / linearGelu kernel call on the current backend. */
 let flops = 0;
 function countConvFlops(): void {
   const be = getBackendName();
@@ -113,6 +113,10 @@ function countConvFlops(): void {
       const [bt, r, c] = a.shape as [number, number, number];
       const n = b.shape[t.transB ? b.shape.length - 2 : b.shape.length - 1]!;
       flops += 2 * bt * r * c * n;
+    } else if (name === 'linearGelu') {
+      // x [M, K] · w [N, K]ᵀ (the fused Linear → GELU of the MLPs)
+      const [x, w] = args as Parameters<Kernels['linearGelu']>;
+      flops += 2 * x.shape[0]! * x.shape[1]! * w.shape[0]!;
     }
   });
 }

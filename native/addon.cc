@@ -249,9 +249,13 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
       kAdamW(in[0]->data(), I(1), in[2]->data(), in[3]->data(), L(0), p[1], p[2], p[3], p[4], p[5], L(6));
       in[0]->version++, in[2]->version++, in[3]->version++;
       break;
-    case kMatmul:  // p = [B, M, N, K, transA, transB, bShared, hasBias]
-      gemmBatched(I(0), I(1), p[7] != 0 ? I(2) : nullptr, O(0), L(0), L(1), L(2), L(3), p[4] != 0, p[5] != 0, p[6] != 0);
+    case kMatmul: {  // p = [B, M, N, K, transA, transB, bShared, hasBias, gelu?, keepPre?]
+      // With gelu: outputs [GELU(y)] or, keeping the pre-activation for the gradient, [GELU(y), y].
+      const bool gelu = p.size() > 8 && p[8] != 0, keepPre = gelu && p.size() > 9 && p[9] != 0;
+      float* y = keepPre ? O(1) : O(0);
+      gemmBatched(I(0), I(1), p[7] != 0 ? I(2) : nullptr, y, L(0), L(1), L(2), L(3), p[4] != 0, p[5] != 0, p[6] != 0, gelu ? O(0) : nullptr);
       break;
+    }
     case kStridedCopyOp: {  // p = [rank, shape..., strides..., offset]
       const int64_t r = L(0);
       kStridedCopy(I(0), dims(p, 1, r), dims(p, 1 + r, r), L(1 + 2 * r), O(0));
@@ -341,10 +345,23 @@ void recordOp(int op, const std::vector<double>& p, double secs) {
   }
   if (op == kMatmul) {
     char buf[96];
-    std::snprintf(buf, sizeof buf, " %lldx%lldx%lld%s%s", static_cast<long long>(p[1]), static_cast<long long>(p[2]), static_cast<long long>(p[3]),
-                  p[4] != 0 ? " tA" : "", p[5] != 0 ? " tB" : "");
+    std::snprintf(buf, sizeof buf, " %lldx%lldx%lld%s%s%s", static_cast<long long>(p[1]), static_cast<long long>(p[2]), static_cast<long long>(p[3]),
+                  p[4] != 0 ? " tA" : "", p[5] != 0 ? " tB" : "", p.size() > 8 && p[8] != 0 ? " +gelu" : "");
     key += buf;
     flop = 2.0 * p[0] * p[1] * p[2] * p[3];
+  }
+  if (op == kStridedCopyOp) {  // p = [rank, shape..., strides..., offset]: rows, row length, inner stride
+    const int64_t r = static_cast<int64_t>(p[0]);
+    double n = 1;
+    for (int64_t d = 0; d < r; d++) n *= p[1 + d];
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " r%lld len%lld s%lld n%.0f", static_cast<long long>(r), static_cast<long long>(p[r]), static_cast<long long>(p[2 * r]), n);
+    key += buf;
+  }
+  if (op == kLNorm || op == kLNormG) {  // p = [outer, C, S, channelsLast, ...]: which layer norms cost what
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " C%lld %s x%lld", static_cast<long long>(p[1]), p[3] != 0 ? "last" : "first", static_cast<long long>(p[0] * p[2]));
+    key += buf;
   }
   if (op == kAttentionOp || op == kAttentionGradOp) {
     char buf[96];

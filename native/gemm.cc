@@ -14,6 +14,7 @@
 #include <string>
 
 #include "gemm_isa.h"
+#include "kernels.h"
 #include "runtime.h"
 
 namespace ux {
@@ -74,7 +75,7 @@ constexpr int64_t DOT_MAX_SMALL = 64;  // the partial-sum buffer is DOT_LG × sm
 bool useDot(int64_t M, int64_t N, int64_t K) { return std::min(M, N) <= DOT_MAX_SMALL && std::max(M, N) >= 128 && K >= 64; }
 
 // y [M×N] = A [M×K] · B [N×K]ᵀ (+ bias[n]).
-void gemmDot(const GemmCores* g, const float* a, const float* b, const float* bias, float* y, int64_t M, int64_t N, int64_t K) {
+void gemmDot(const GemmCores* g, const float* a, const float* b, const float* bias, float* y, int64_t M, int64_t N, int64_t K, float* geluOut) {
   const bool largeB = N >= M;
   const float* L = largeB ? b : a;
   const float* S = largeB ? a : b;
@@ -108,6 +109,13 @@ void gemmDot(const GemmCores* g, const float* a, const float* b, const float* bi
           y[(l0 + i) * yl + j * ys] = v;
         }
       }
+      // GELU epilogue over what this task wrote: rows l0.. of y (large A), or columns l0.. of every row (large B).
+      if (geluOut) {
+        if (largeB)
+          for (int64_t j = 0; j < ns; j++) kGeluSpan(y + j * N + l0, lc, geluOut + j * N + l0);
+        else
+          kGeluSpan(y + l0 * N, lc * N, geluOut + l0 * N);
+      }
     }
   });
 }
@@ -116,18 +124,24 @@ void gemmDot(const GemmCores* g, const float* a, const float* b, const float* bi
 
 const char* gemmIsaName() { return pickGemm()->name; }
 
+GeluSpan gemmGeluSpan() {
+  static const GeluSpan f = pickGemm() == gemmAvx512() ? geluAvx512() : nullptr;
+  return f;
+}
+
 void gemmBatched(const float* a, const float* b, const float* bias, float* y, int64_t batch, int64_t M, int64_t N, int64_t K,
-                 bool transA, bool transB, bool bShared) {
+                 bool transA, bool transB, bool bShared, float* geluOut) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int64_t r = 0; r < batch * M; r++)
       for (int64_t n = 0; n < N; n++) y[r * N + n] = bias ? bias[n] : 0.f;
+    if (geluOut) kGeluSpan(y, batch * M * N, geluOut);
     return;
   }
   const GemmCores* g = pickGemm();
   // A·Bᵀ with few rows on one side (a shared B stacks the batch's rows of A into one product): the dot path.
   if (!transA && transB && (batch == 1 || bShared) && useDot(batch * M, N, K)) {
-    gemmDot(g, a, b, bias, y, batch * M, N, K);
+    gemmDot(g, a, b, bias, y, batch * M, N, K, geluOut);
     return;
   }
   // Few columns (attention·V, head width 16): the one-vector tile, so no lane computes padding.
@@ -221,6 +235,11 @@ void gemmBatched(const float* a, const float* b, const float* bias, float* y, in
             micro(static_cast<int>(kc), ai, directA ? K : 0, bj, Y + ip * MR * N + jp * NR, N, mr, nr, k0 > 0, biasj);
           }
         }
+      }
+      // The block is final: GELU epilogue while its mcur × ncur values are still in cache.
+      if (geluOut) {
+        float* G = geluOut + (bi * M + m0) * N + n0;
+        for (int64_t i = 0; i < mcur; i++) kGeluSpan(Y + i * N, ncur, G + i * N);
       }
     }
   });

@@ -34,6 +34,9 @@ struct GemmCores {
 };
 
 const GemmCores* gemmAvx512();  // null when not compiled in
+// Exact-erf GELU of a span with AVX-512 FMA (null when not compiled in); see isa_avx512.cc.
+using GeluSpanFn = void (*)(const float* x, int64_t n, float* y);
+GeluSpanFn geluAvx512();
 const GemmCores* gemmAvx2();
 const GemmCores* gemmGeneric();
 

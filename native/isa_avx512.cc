@@ -119,12 +119,69 @@ static void loadTileT16(const float* src0, int64_t cstride, int nl, int qw, floa
 }  // namespace ux
 
 namespace ux {
+namespace avx512 {
+// GELU 0.5·x·erfc(−x/√2) with the same erfc form as kernels.cc's portable loop (t = 1/(1 + z/2),
+// erfc = t·exp(−z² + P(t)), reflected for negative arguments), written for AVX-512: FMAs for the
+// polynomials and for −z² + P (one rounding instead of two), t from the 14-bit reciprocal estimate and one
+// Newton step (≈ 1 ulp, instead of a division), and 2^k by vscalefps. About 2× the portable loop's
+// throughput; native.test.ts pins it to the double-precision reference on [−12, 12].
+static inline __m512 expV(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.42860682030941723e-6f), r);
+  __m512 p = _mm512_set1_ps(1.98412698412698413e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.38888888888888889e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.33333333333333333e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.16666666666666667e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.66666666666666667e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, k);
+}
+
+static inline __m512 geluV(__m512 v) {
+  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+  const __m512 xe = _mm512_mul_ps(v, _mm512_set1_ps(-0.70710678118654752440f));  // erfc argument
+  const __m512 z = _mm512_abs_ps(xe);
+  const __m512 d = _mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), one);
+  __m512 t = _mm512_rcp14_ps(d);
+  t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, two));  // one Newton step
+  __m512 p = _mm512_set1_ps(0.17087277f);
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
+  const __m512 r = _mm512_mul_ps(t, expV(_mm512_fnmadd_ps(z, z, p)));
+  const __mmask16 neg = _mm512_cmp_ps_mask(xe, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 erfc = _mm512_mask_sub_ps(r, neg, two, r);
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), erfc);
+}
+
+static void geluSpan(const float* x, int64_t n, float* y) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, geluV(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, geluV(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+}  // namespace avx512
+
+GeluSpanFn geluAvx512() { return &avx512::geluSpan; }
 const IsaCores* isaAvx512() { return &avx512::kCores; }
 const GemmCores* gemmAvx512() { return &avx512::kGemm; }
 }  // namespace ux
 
 #else
 namespace ux {
+GeluSpanFn geluAvx512() { return nullptr; }
 const IsaCores* isaAvx512() { return nullptr; }
 const GemmCores* gemmAvx512() { return nullptr; }
 }  // namespace ux

@@ -15,6 +15,8 @@ void kLayerNorm(const float* x, const float* w, const float* b, int64_t outer, i
 void kLayerNormGrad(const float* dy, const float* x, const float* w, const float* rstd, int64_t outer, int64_t C, int64_t S,
                     bool channelsLast, float* dx, float* dw, float* db);
 void kGelu(const float* x, int64_t n, float* y);
+// GELU of one span on the calling thread (the GEMM epilogue); the same values as kGelu.
+void kGeluSpan(const float* x, int64_t n, float* y);
 void kGeluGrad(const float* dy, const float* x, int64_t n, float* dx);
 void kLeakyRelu(const float* x, int64_t n, float slope, float* y);
 void kLeakyReluGrad(const float* dy, const float* x, int64_t n, float slope, float* dx);

@@ -64,9 +64,53 @@ int64_t grainFor(int64_t len) { return std::max<int64_t>(1, (1 << 14) / std::max
 
 }  // namespace
 
+namespace {
+
+constexpr int64_t TB = 16;  // transpose tile: TB source-contiguous rows × TB output-contiguous elements
+
+// A permute that swaps the contiguous axis away (channels-last ↔ channels-first around nnFormer's convs):
+// the output's last dim reads the source with stride s ≠ 1 while outer dim t reads it contiguously.
+// Row by row, every element would come from a different source cache line (16× the traffic); tiles of
+// TB × TB read whole lines along t and write whole lines along the last dim.
+void transposeCopy(const float* x, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides, int64_t offset, int64_t t, float* y) {
+  const int64_t rank = static_cast<int64_t>(shape.size()), len = shape.back(), s = strides.back(), T = shape[t];
+  std::vector<int64_t> ost(rank);  // output strides (row-major)
+  int64_t acc = 1;
+  for (int64_t d = rank - 1; d >= 0; d--) ost[d] = acc, acc *= shape[d];
+  std::vector<int64_t> od;  // the outer dims other than t
+  int64_t groups = 1;
+  for (int64_t d = 0; d + 1 < rank; d++)
+    if (d != t) od.push_back(d), groups *= shape[d];
+  const int64_t tt = (T + TB - 1) / TB, ot = ost[t];
+  parallelFor(groups * tt, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t it = b; it < e; it++) {
+      int64_t g = it / tt, src = offset, dst = 0;
+      for (int64_t k = static_cast<int64_t>(od.size()) - 1; k >= 0; k--) {
+        const int64_t d = od[k], q = g % shape[d];
+        g /= shape[d];
+        src += q * strides[d], dst += q * ost[d];
+      }
+      const int64_t t0 = (it % tt) * TB, tn = std::min(TB, T - t0);
+      const float* xs = x + src + t0;  // strides[t] == 1
+      float* yd = y + dst + t0 * ot;
+      for (int64_t j0 = 0; j0 < len; j0 += TB) {
+        const int64_t jn = std::min(TB, len - j0);
+        for (int64_t a = 0; a < tn; a++)
+          for (int64_t j = 0; j < jn; j++) yd[a * ot + j0 + j] = xs[a + (j0 + j) * s];
+      }
+    }
+  });
+}
+
+}  // namespace
+
 void kStridedCopy(const float* x, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides, int64_t offset, float* y) {
   Rows rows(shape);
   const int64_t len = rows.len, s = strides.empty() ? 0 : strides.back();
+  if (s != 1 && s != 0 && len >= 4) {
+    for (int64_t t = static_cast<int64_t>(shape.size()) - 2; t >= 0; t--)
+      if (strides[t] == 1 && shape[t] >= 4) return transposeCopy(x, shape, strides, offset, t, y);
+  }
   parallelFor(rows.count, grainFor(len), [&](int64_t b, int64_t e, int) {
     for (RowWalk w(rows, b, strides, strides); b < e; b++, w.next()) {
       const int64_t r = b;

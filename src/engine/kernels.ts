@@ -127,6 +127,13 @@ export interface Kernels {
    */
   matmul(a: KTensor, b: KTensor, bias: KTensor | null, attrs: { transA: boolean; transB: boolean }): KTensor;
   /**
+   * nn.Linear followed by exact GELU (transformer MLPs): x [M, K], w [N, K], bias [N] or null. Returns
+   * [gelu(x·wᵀ + bias) [M, N], the pre-activation x·wᵀ + bias when keepPre (the gradient needs it), else
+   * null]. Values equal the matmul and gelu kernels' run one after the other (linearGeluComposite); a
+   * backend fuses them to skip a pass over the activation.
+   */
+  linearGelu(x: KTensor, w: KTensor, bias: KTensor | null, a: { keepPre: boolean }): [KTensor, KTensor | null];
+  /**
    * Strided gather: y has `shape` and y[i] = x[offset + Σ_d i_d·strides[d]] (strides in elements, may be 0).
    * Serves permute, strided slice, crop and broadcast-to.
    */

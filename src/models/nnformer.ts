@@ -102,7 +102,7 @@ class Mlp extends Module {
     this.fc2 = this.registerModule('fc2', new Linear(4 * dim, dim, { init }));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.fc2.forward(gelu(this.fc1.forward(x))));
+    return tidy(() => this.fc2.forward(this.fc1.forwardGelu(x)));
   }
 }
 

@@ -1,4 +1,4 @@
-import { add, attention, concat, gatherRows, gelu, layerNorm, pad, permute, reshape, roll, slice, tensor } from '../engine/index.js';
+import { add, attention, concat, gatherRows, layerNorm, pad, permute, reshape, roll, slice, tensor } from '../engine/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, LayerNorm } from '../nn/layers.js';
@@ -77,7 +77,7 @@ class SwinMLP extends Module {
     this.linear2 = this.registerModule('linear2', new Linear(hidden, dim, { init }));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.linear2.forward(gelu(this.linear1.forward(x))));
+    return tidy(() => this.linear2.forward(this.linear1.forwardGelu(x)));
   }
 }
 

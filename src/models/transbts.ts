@@ -1,4 +1,4 @@
-import { add, attention, concatChannels, gelu, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
+import { add, attention, concatChannels, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, ConvTranspose3d, LayerNorm } from '../nn/layers.js';
@@ -146,7 +146,7 @@ class FeedForward extends Module {
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      const h = this.st.dropout(gelu(this.lin0.forward(x)), this.rate, this.training);
+      const h = this.st.dropout(this.lin0.forwardGelu(x), this.rate, this.training);
       return this.st.dropout(this.lin3.forward(h), this.rate, this.training);
     });
   }

@@ -1,4 +1,4 @@
-import { add, attention, gelu, permute, reshape } from '../engine/ops/index.js';
+import { add, attention, permute, reshape } from '../engine/ops/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, LayerNorm } from '../nn/layers.js';
@@ -22,7 +22,7 @@ class MLPBlock extends Module {
     this.linear2 = this.registerModule('linear2', new Linear(mlpDim, hidden, { init }));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.linear2.forward(gelu(this.linear1.forward(x))));
+    return tidy(() => this.linear2.forward(this.linear1.forwardGelu(x)));
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Tensor } from '../engine/tensor.js';
-import { linear } from '../engine/ops/index.js';
+import { linear, linearGelu } from '../engine/ops/index.js';
 import { initContext, Module, type InitOptions, type Layer } from './module.js';
 import type { Rng } from '../engine/rng.js';
 
@@ -33,5 +33,10 @@ export class Linear extends Module implements Layer {
 
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
+  }
+
+  /** gelu(forward(x)) as one fused op (transformer MLPs: Linear → exact GELU); same values and gradients. */
+  forwardGelu(x: Tensor): Tensor {
+    return linearGelu(x, this.weight, this.bias);
   }
 }

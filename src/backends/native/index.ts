@@ -92,6 +92,19 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const [y] = op(OP.matmul, ins, [B * M * N], [B, M, N, K, at.transA ? 1 : 0, at.transB ? 1 : 0, Bb === 1 && B > 1 ? 1 : 0, bias ? 1 : 0]);
       return out([B, M, N], y!);
     },
+    // The GEMM with its GELU epilogue (native/gemm.cc): each output block gets GELU while still in cache.
+    linearGelu(x, w, bias, a) {
+      check(x.shape.length === 2 && w.shape.length === 2, 'linearGelu: x and w must be 2-D');
+      const [M, K] = x.shape as [number, number];
+      const [N, Kw] = w.shape as [number, number];
+      check(Kw === K, `linearGelu: inner dimensions differ (${K} and ${Kw})`);
+      if (bias) check(numel(bias.shape) === N, `linearGelu: bias must have ${N} values`);
+      const ins = [h(x), h(w)];
+      if (bias) ins.push(h(bias));
+      const sizes = a.keepPre ? [M * N, M * N] : [M * N];
+      const [y, pre] = op(OP.matmul, ins, sizes, [1, M, N, K, 0, 1, 0, bias ? 1 : 0, 1, a.keepPre ? 1 : 0]);
+      return [out([M, N], y!), pre ? out([M, N], pre) : null];
+    },
     stridedCopy(x, a) {
       checkStrided('stridedCopy', a.shape, a.offset, a.strides, numel(x.shape));
       return out(a.shape, op(OP.stridedCopy, [h(x)], [numel(a.shape)], [a.shape.length, ...a.shape, ...a.strides, a.offset])[0]!);

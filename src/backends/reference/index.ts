@@ -3,6 +3,7 @@
  * Always available; the baseline every other backend is checked against.
  */
 import type { Kernels } from '../../engine/kernels.js';
+import { linearGeluComposite } from '../../engine/linear-gelu-composite.js';
 import { registerBackend, registerKernels } from '../../engine/registry.js';
 import { gelu, geluGrad, leakyRelu, leakyReluGrad, softmax, softmaxGrad } from './activations.js';
 import { adamwStep } from './adamw.js';
@@ -49,6 +50,7 @@ export const referenceKernels: Kernels = {
   fillFromScalar,
   adamwStep,
   matmul,
+  linearGelu: (x, w, bias, a) => linearGeluComposite('reference', x, w, bias, a.keepPre),
   stridedCopy,
   stridedScatter,
   roll,

@@ -7,6 +7,7 @@
  */
 import { sizeOf as numel } from '../../engine/tensor.js';
 import type { AdamWAttrs, Kernels, KTensor } from '../../engine/kernels.js';
+import { linearGeluComposite } from '../../engine/linear-gelu-composite.js';
 import { allocStorage, commandEncoder, freeStorage, recorded, storageOf, type GpuStorage } from './device.js';
 import { run, WGSL_KADD_ONLY, WGSL_REDUCE, type TensorArg } from './program.js';
 import { WGSL_NORMAL_CDF } from './math.js';
@@ -945,6 +946,7 @@ export const webgpuKernels: Kernels = {
   },
   adamwStep,
   matmul,
+  linearGelu: (x, w, bias, a) => linearGeluComposite('webgpu', x, w, bias, a.keepPre),
   stridedCopy,
   stridedScatter,
   roll,

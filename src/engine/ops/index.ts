@@ -7,7 +7,7 @@ export { add, sub, mul, scale, mulChannel } from './elementwise.js';
 export { reshape, concatChannels, sliceChannels } from './shape.js';
 export { sum, mean, meanDim } from './reduce.js';
 export { crossEntropy, diceLoss } from './losses.js';
-export { linear, matmul } from './linalg.js';
+export { linear, linearGelu, matmul } from './linalg.js';
 export { permute, roll, pad, slice, concat, gatherRows } from './layout.js';
 export { groupNorm, channelView } from './group_norm.js';
 export { batchNormTrain, batchNormEval } from './batch_norm.js';

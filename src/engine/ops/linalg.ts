@@ -1,5 +1,8 @@
 import type { KTensor } from '../kernels.js';
 import { backendOf, record, wrap, runKernel } from '../op.js';
+import { hasKernel } from '../registry.js';
+import { isGradEnabled } from '../scope.js';
+import { gelu } from './activations.js';
 import { shapeString, sizeOf, type Tensor } from '../tensor.js';
 
 /** A kernel-level view of t's storage under another shape of the same size (no copy). */
@@ -31,6 +34,43 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
     needs[1] ? mm(be, view(dy, [1, rows, outF]), view(xs!, [1, rows, inF]), null, true, false, [outF, inF]) : null,
     needs[2] ? wrap(runKernel('sumToShape', be, view(dy, [rows, outF]), { shape: [outF] }), be) : null,
   ]);
+}
+
+/**
+ * gelu(linear(x, w, b)) (the Linear→GELU of transformer MLPs) as one kernel where the backend has it: the
+ * GELU runs on each GEMM output block while it is in cache instead of in a second pass over the whole
+ * activation. Same values and gradients as the composition. The pre-activation is kept only when a
+ * gradient will be taken (as the unfused gelu would save it); a backend without the kernel (the ONNX
+ * tracer) gets the two ops.
+ */
+export function linearGelu(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+  const be = backendOf('linearGelu', x, w, b);
+  if (!hasKernel('linearGelu', be)) return gelu(linear(x, w, b));
+  if (w.rank !== 2) throw new Error(`linearGelu: weight must be [out, in], got ${shapeString(w.shape)}`);
+  const [outF, inF] = w.shape as [number, number];
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) throw new Error(`linearGelu: input ${shapeString(x.shape)} must end in ${inF} features for weight ${shapeString(w.shape)}`);
+  if (b && (b.rank !== 1 || b.shape[0] !== outF)) throw new Error(`linearGelu: bias ${shapeString(b.shape)} must have shape [${outF}]`);
+  const rows = x.size / inF;
+  const outShape = [...x.shape.slice(0, -1), outF];
+  const keepPre = isGradEnabled() && [x, w, b].some((t) => t?.requiresGrad);
+  const [yk, prek] = runKernel('linearGelu', be, view(x, [rows, inF]), view(w, [outF, inF]), b ? b.info : null, { keepPre });
+  const y = wrap({ shape: outShape, data: yk.data }, be);
+  if (!prek) return y;
+  const pre = wrap({ shape: [rows, outF], data: prek.data }, be);
+  const out = record(y, 'linearGelu', [x, w, b], [x, w, pre], (dy, [xs, ws, ps], needs) => {
+    const dh = wrap(runKernel('geluGrad', be, view(dy, [rows, outF]), ps!.info), be);
+    try {
+      return [
+        needs[0] ? mm(be, view(dh, [1, rows, outF]), view(ws!, [1, outF, inF]), null, false, false, xs!.shape) : null,
+        needs[1] ? mm(be, view(dh, [1, rows, outF]), view(xs!, [1, rows, inF]), null, true, false, [outF, inF]) : null,
+        needs[2] ? wrap(runKernel('sumToShape', be, view(dh, [rows, outF]), { shape: [outF] }), be) : null,
+      ];
+    } finally {
+      dh.dispose();
+    }
+  });
+  pre.dispose(); // the autograd node holds its own alias
+  return out;
 }
 
 /**
