@@ -1,5 +1,6 @@
 #include "runtime.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -32,10 +33,14 @@ struct MapCache {
   size_t bytes = 0;  // cached
   size_t cap = 0;
   size_t live = 0, peakLive = 0;  // mapped bytes in use, and their maximum so far
+  MemStats stats;
+  bool trace = false;
   size_t budget() const { return peakLive + cap - live; }
   MapCache() {
     const char* env = std::getenv("UXNET_CACHE_MB");
     cap = (env && *env ? static_cast<size_t>(std::atoll(env)) : 512) << 20;
+    const char* tr = std::getenv("UXNET_ALLOC_TRACE");
+    trace = tr && *tr && std::strcmp(tr, "0") != 0;
   }
 };
 MapCache& mapCache() {
@@ -63,49 +68,99 @@ static void evictOverBudget(MapCache& c, std::vector<std::pair<size_t, void*>>& 
 static inline size_t mapLen(size_t bytes) { return ((bytes + 4095) / 4096) * 4096; }
 
 #ifdef UX_HAVE_MMAP
-// Returns a mapping of `len` bytes; *fresh tells whether it is zero-filled.
+// Removes cached mapping `it` from the cache (caller holds c.mu).
+static void takeCached(MapCache& c, std::multimap<size_t, void*>::iterator it) {
+  void* p = it->second;
+  c.bytes -= it->first;
+  c.free.erase(it);
+  for (auto o = c.order.begin(); o != c.order.end(); ++o)
+    if (o->second == p) {
+      c.order.erase(o);
+      break;
+    }
+}
+
+// Returns a mapping of `len` bytes (a multiple of 4096); *fresh tells whether it is all zero-filled.
+// Exact sizes are rare across a forward (every layer has its own), so reuse is best-fit: the smallest
+// cached mapping that holds `len` is split, its head returned and its tail kept cached as a mapping of
+// its own (pages stay resident: nothing is zeroed again). Failing that, the largest smaller one is
+// grown with mremap, so only the extension is fresh. Only then is a new mapping made.
 static void* mapGet(size_t len, bool* fresh) {
   MapCache& c = mapCache();
+  std::vector<std::pair<size_t, void*>> drop;
+  void* grow = nullptr;
+  size_t growLen = 0;
   {
     std::lock_guard<std::mutex> lk(c.mu);
-    auto it = c.free.find(len);
+    auto it = c.free.lower_bound(len);
     if (it != c.free.end()) {
-      void* p = it->second;
-      c.free.erase(it);
-      for (auto o = c.order.begin(); o != c.order.end(); ++o)
-        if (o->second == p) {
-          c.order.erase(o);
-          break;
-        }
-      c.bytes -= len;
+      size_t have = it->first;
+      char* p = static_cast<char*>(it->second);
+      takeCached(c, it);
+      size_t rest = have - len;
+      if (rest >= kMmapBytes) {
+        c.free.emplace(rest, p + len);
+        c.order.emplace_back(rest, p + len);
+        c.bytes += rest;
+      } else if (rest > 0) {
+        drop.emplace_back(rest, p + len);  // too small for any mapped buffer
+      }
       c.live += len;
+      c.stats.hits++;
+      c.stats.reusedBytes += len;
+      *fresh = false;
+      if (drop.empty()) return p;
+      munmap(drop[0].second, drop[0].first);
+      return p;
+    }
+#ifdef MREMAP_MAYMOVE
+    if (it != c.free.begin()) {
+      --it;
+      growLen = it->first;
+      grow = it->second;
+      takeCached(c, it);
+    }
+#endif
+    // Partly or wholly fresh: drop the oldest cached mappings that no longer fit beside the grown live set.
+    c.live += len;
+    if (c.live > c.peakLive) c.peakLive = c.live;
+    if (grow) {
+      c.stats.grows++;
+      c.stats.reusedBytes += growLen;
+    } else {
+      c.stats.misses++;
+    }
+    c.stats.freshBytes += len - growLen;
+    if (c.trace)
+      std::fprintf(stderr, "uxnet alloc: %.2f MB, %.2f MB fresh (live %.0f MB, cached %.0f MB in %zu)\n", len / 1048576.0,
+                   (len - growLen) / 1048576.0, c.live / 1048576.0, c.bytes / 1048576.0, c.free.size());
+    evictOverBudget(c, drop);
+  }
+  for (auto& d : drop) munmap(d.second, d.first);
+  void* p = MAP_FAILED;
+#ifdef MREMAP_MAYMOVE
+  if (grow) {
+    // The kernel moves page-table entries, not data; the old pages keep their contents.
+    p = mremap(grow, growLen, len, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) munmap(grow, growLen);
+    else {
       *fresh = false;
       return p;
     }
   }
-  // A fresh mapping: drop the oldest cached ones that no longer fit beside the grown live set.
-  {
-    std::vector<std::pair<size_t, void*>> drop;
-    {
-      std::lock_guard<std::mutex> lk(c.mu);
-      c.live += len;
-      if (c.live > c.peakLive) c.peakLive = c.live;
-      evictOverBudget(c, drop);
-    }
-    for (auto& d : drop) munmap(d.second, d.first);
-  }
-  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#endif
+  p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     // Out of address space or memory: drop the cache and retry once.
-    std::vector<std::pair<size_t, void*>> drop;
+    std::vector<std::pair<size_t, void*>> all;
     {
       std::lock_guard<std::mutex> lk(c.mu);
-      drop.assign(c.order.begin(), c.order.end());
+      all.assign(c.order.begin(), c.order.end());
       c.order.clear();
       c.free.clear();
       c.bytes = 0;
     }
-    for (auto& d : drop) munmap(d.second, d.first);
+    for (auto& d : all) munmap(d.second, d.first);
     p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
       std::lock_guard<std::mutex> lk(c.mu);
@@ -152,6 +207,14 @@ void releaseCachedMemory() {
   }
   for (auto& d : drop) munmap(d.second, d.first);
 #endif
+}
+
+MemStats memStats() {
+  MapCache& c = mapCache();
+  std::lock_guard<std::mutex> lk(c.mu);
+  MemStats s = c.stats;
+  s.live = c.live, s.peakLive = c.peakLive, s.cached = c.bytes;
+  return s;
 }
 
 static std::atomic<uint64_t> gBufIds{0};
