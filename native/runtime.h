@@ -40,7 +40,7 @@ struct Buf {
 };
 using BufP = std::shared_ptr<Buf>;
 
-// Unmaps the cached freed buffers (UXNET_CACHE_MB caps the cache, default 512).
+// Unmaps the cached freed buffers (UXNET_CACHE_MB caps the cache, default 256).
 void releaseCachedMemory();
 
 // Counters of the large-buffer mapping cache since start: reuses, fresh (kernel-zeroed) mappings and

@@ -31,20 +31,21 @@ function assertAll(a: Float32Array, value: number, what: string): void {
 }
 
 test('native alloc: a split cached mapping holds exactly what is written, its tail serves zeros() as zeros', { skip }, () => {
-  const big = (4 * MB) / 4; // 4 MB of floats
+  // Mapped buffers are whole 2 MiB units (native/runtime.cc mapLen): 8 MB here.
+  const big = (8 * MB) / 4;
   const a = addon.upload(pattern(big, 1));
   addon.free(a);
   addon.sync();
   let s = addon.memStats();
-  // 2.5 MB: the head of the cached 4 MB mapping, no fresh mapping.
-  const headN = (2.5 * MB) / 4;
+  // 5 MB (a 6 MB unit): the head of the cached 8 MB mapping, no fresh mapping.
+  const headN = (5 * MB) / 4;
   const want = pattern(headN, 2);
   const b = addon.upload(want);
   assert.deepEqual(delta(s), { hits: 1, grows: 0, misses: 0 });
   assert.deepEqual(addon.readSync(b, headN), want);
-  // The 1.5 MB tail still holds tag-1 values; zeros() there must clear them.
+  // The 2 MB tail still holds tag-1 values; zeros() there must clear them.
   s = addon.memStats();
-  const zn = (1.25 * MB) / 4;
+  const zn = (1.5 * MB) / 4;
   const z = addon.zeros(zn);
   assert.deepEqual(delta(s), { hits: 1, grows: 0, misses: 0 });
   assertAll(addon.readSync(z, zn), 0, 'zeros() in a reused tail');
@@ -58,9 +59,9 @@ test('native alloc: a split cached mapping holds exactly what is written, its ta
 
 test('native alloc: a grown mapping keeps nothing stale (upload, zeros and kernel outputs)', { skip }, () => {
   addon.sync();
-  // Whatever is cached now is smaller than 6 MB: the largest piece is grown rather than a fresh mapping made.
+  // Cached now: 6 and 2 MB. 10 MB grows the 6 MB piece rather than making a fresh mapping.
   let s = addon.memStats();
-  const n = (6 * MB) / 4;
+  const n = (10 * MB) / 4;
   const want = pattern(n, 4);
   const c = addon.upload(want);
   assert.deepEqual(delta(s), { hits: 0, grows: 1, misses: 0 });
@@ -68,12 +69,12 @@ test('native alloc: a grown mapping keeps nothing stale (upload, zeros and kerne
   addon.free(c);
   addon.sync();
   s = addon.memStats();
-  const zn = (8 * MB) / 4;
+  const zn = (14 * MB) / 4;
   const z = addon.zeros(zn);
   assert.deepEqual(delta(s), { hits: 0, grows: 1, misses: 0 });
   assertAll(addon.readSync(z, zn), 0, 'zeros() in a grown mapping');
-  // Two 3 MB inputs (the 1.25 MB piece grown, then a fresh mapping), then the dirty 8 MB freed: the
-  // two add outputs are its head and the head of its tail.
+  // Two 3 MB inputs (4 MB units: the 2 MB piece grown, then a fresh mapping), then the dirty 14 MB
+  // freed: the two add outputs are its head and the head of its tail.
   const k = makeNativeKernels(addon);
   const xn = (3 * MB) / 4;
   const x = pattern(xn, 0).map((v) => v % 1024);
@@ -102,10 +103,10 @@ test('native alloc: memStats counts bytes and keeps live + cached within the pea
   const s = addon.memStats();
   // Everything above is freed; nothing of this file is live any more.
   assert.equal(s.liveBytes, 0);
-  // The peak: the 8 MB zeros with both 3 MB inputs.
-  assert.equal(s.peakLiveBytes, 14 * MB);
-  assert.ok(s.cachedBytes <= s.peakLiveBytes + 512 * MB);
-  // Every byte the kernel zero-filled, counted once: 4 MB new, 6 − 2.5, 8 − 6 and 3 − 1.25 MB grown, 3 MB new.
-  assert.equal(s.freshBytes, (4 + 3.5 + 2 + 1.75 + 3) * MB);
+  // The peak: the 14 MB zeros with both 4 MB inputs.
+  assert.equal(s.peakLiveBytes, 22 * MB);
+  assert.ok(s.cachedBytes <= s.peakLiveBytes + 256 * MB);
+  // Every byte the kernel zero-filled, counted once: 8 MB new, 10 − 6, 14 − 10 and 4 − 2 MB grown, 4 MB new.
+  assert.equal(s.freshBytes, (8 + 4 + 4 + 2 + 4) * MB);
   assert.deepEqual([s.hits, s.grows, s.misses], [4, 3, 2]);
 });
