@@ -10,28 +10,34 @@ import { attentionMask, attentionMaskFactors, regionIds } from '../../src/models
 
 await initTestBackends();
 
-function product(ids: Float32Array, nW: number, n: number): Float32Array {
+/** The GEMM of the factors, read asynchronously (WebGPU has no synchronous reads). */
+async function product(ids: Float32Array, nW: number, n: number): Promise<Float32Array> {
   const f = attentionMaskFactors(ids, nW, n);
-  return tidy(() => matmul(tensor(f.a, [nW, n, f.k]), tensor(f.b, [nW, n, f.k]), { transB: true }).dataSync());
+  const y = tidy(() => matmul(tensor(f.a, [nW, n, f.k]), tensor(f.b, [nW, n, f.k]), { transB: true }));
+  try {
+    return await y.data();
+  } finally {
+    y.dispose();
+  }
 }
 
 for (const backend of testBackends()) {
   describe(`swin attention mask factors [${backend}]`, () => {
     before(() => setBackend(backend));
 
-    it('hand-computed: two windows of three tokens', () => {
+    it('hand-computed: two windows of three tokens', async () => {
       // Window 0: regions 4, 4, 7; window 1: 2, 5, 8 (three regions, so k = 4).
       const ids = Float32Array.from([4, 4, 7, 2, 5, 8]);
       assert.equal(attentionMaskFactors(ids, 2, 3).k, 4);
       const M = -100;
-      assert.deepEqual(product(ids, 2, 3), Float32Array.from([0, 0, M, 0, 0, M, M, M, 0, 0, M, M, M, 0, M, M, M, 0]));
+      assert.deepEqual(await product(ids, 2, 3), Float32Array.from([0, 0, M, 0, 0, M, M, M, 0, 0, M, M, M, 0, M, M, M, 0]));
     });
 
-    it('a shifted 14³ grid in 7³ windows (8 windows of 343 tokens): equal to the filled mask', () => {
+    it('a shifted 14³ grid in 7³ windows (8 windows of 343 tokens): equal to the filled mask', async () => {
       const { ids, nW, n } = regionIds([14, 14, 14], [7, 7, 7], [3, 3, 3]);
       const want = attentionMask(ids, nW, n);
       assert.ok(want.includes(-100) && want.includes(0));
-      assert.deepEqual(product(ids, nW, n), want);
+      assert.deepEqual(await product(ids, nW, n), want);
     });
   });
 }
