@@ -59,6 +59,21 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// Allocation counters of the mapping cache (native/runtime.h MemStats); numbers are exact below 2^53.
+Napi::Value MemStatsJs(const Napi::CallbackInfo& info) {
+  MemStats s = memStats();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("hits", static_cast<double>(s.hits));
+  o.Set("grows", static_cast<double>(s.grows));
+  o.Set("misses", static_cast<double>(s.misses));
+  o.Set("reusedBytes", static_cast<double>(s.reusedBytes));
+  o.Set("freshBytes", static_cast<double>(s.freshBytes));
+  o.Set("liveBytes", static_cast<double>(s.live));
+  o.Set("peakLiveBytes", static_cast<double>(s.peakLive));
+  o.Set("cachedBytes", static_cast<double>(s.cached));
+  return o;
+}
+
 Napi::Value Upload(const Napi::CallbackInfo& info) {
   Napi::Float32Array a = info[0].As<Napi::Float32Array>();
   auto b = std::make_shared<Buf>(a.ElementLength());
@@ -438,6 +453,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     ed->tsfn.Release();
   });
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("memStats", Napi::Function::New(env, MemStatsJs));
   exports.Set("upload", Napi::Function::New(env, Upload));
   exports.Set("zeros", Napi::Function::New(env, Zeros));
   exports.Set("free", Napi::Function::New(env, Free));

@@ -40,8 +40,17 @@ struct Buf {
 };
 using BufP = std::shared_ptr<Buf>;
 
-// Unmaps the cached freed buffers (UXNET_CACHE_MB caps the cache, default 512).
+// Unmaps the cached freed buffers (UXNET_CACHE_MB caps the cache, default 256).
 void releaseCachedMemory();
+
+// Counters of the large-buffer mapping cache since start: reuses, fresh (kernel-zeroed) mappings and
+// their bytes, and the current/peak live and cached bytes. Cheap; for benchmarks and tests.
+struct MemStats {
+  uint64_t hits = 0, grows = 0, misses = 0;  // reused as is (or split), grown with mremap, new
+  uint64_t reusedBytes = 0, freshBytes = 0;
+  uint64_t live = 0, peakLive = 0, cached = 0;
+};
+MemStats memStats();
 
 // Aligned scratch allocation for kernels (64-byte aligned, freed with freeScratch).
 void* allocScratch(size_t bytes);

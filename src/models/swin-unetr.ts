@@ -1,4 +1,4 @@
-import { add, attention, concat, gatherRows, layerNorm, pad, permute, reshape, roll, slice, tensor } from '../engine/index.js';
+import { add, attention, concat, gatherRows, layerNorm, matmul, pad, permute, reshape, roll, slice, tensor } from '../engine/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, LayerNorm } from '../nn/layers.js';
@@ -10,7 +10,7 @@ import { UnetrUpBlock } from './blocks/unetr-up-block.js';
 import { checkBasicInput, NetworkInputError } from './network-input.js';
 import { RecordingNetwork, sub, type Put } from './recording-network.js';
 import { normalizeSwinUNETRConfig, SWIN_PATCH, SWIN_WINDOW, type SwinUNETRConfig } from './swin-unetr-config.js';
-import { attentionMask, biasRows, getWindowSize, paddedSize, regionIds, relativePositionIndex, type Size3 } from './swin-windows.js';
+import { attentionMaskFactors, biasRows, getWindowSize, paddedSize, regionIds, relativePositionIndex, type Size3 } from './swin-windows.js';
 
 const FULL_INDEX = relativePositionIndex(SWIN_WINDOW);
 const FULL_N = SWIN_WINDOW ** 3;
@@ -226,7 +226,8 @@ class BasicLayer extends Module {
       if (shift.some((s) => s > 0) && this.blocks.length > 1) {
         const { ids, nW, n } = regionIds(padded, window, shift);
         put?.('mask_windows', tensor(ids, [nW, n]));
-        mask = tensor(attentionMask(ids, nW, n), [1, nW, 1, n, n]);
+        const f = attentionMaskFactors(ids, nW, n);
+        mask = reshape(matmul(tensor(f.a, [nW, n, f.k]), tensor(f.b, [nW, n, f.k]), { transB: true }), [1, nW, 1, n, n]);
         put?.('attn_mask', reshape(mask, [nW, n, n]));
       }
       let t = permute(x, [0, 2, 3, 4, 1]);

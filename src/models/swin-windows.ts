@@ -104,3 +104,36 @@ export function attentionMask(ids: Float32Array, nW: number, n: number): Float32
   }
   return out;
 }
+
+/**
+ * The attention mask as a product of two small factors, so a backend builds it with one batched GEMM
+ * instead of the host filling and uploading nW·n·n values (at SwinUNETR's first stage 343³: 161 MB of
+ * fresh pages each forward). Per window, region ids get local indices r < R; token i's row of `a` is
+ * 100·onehot(r_i) then −100, of `b` onehot(r_j) then 1, so (a·bᵀ)[i, j] = 100·[r_i = r_j] − 100: exactly
+ * 0 or −100 (every partial sum is an exact float), the same values as attentionMask. Shapes [nW, n, k].
+ */
+export function attentionMaskFactors(ids: Float32Array, nW: number, n: number): { a: Float32Array; b: Float32Array; k: number } {
+  const local = new Int32Array(nW * n);
+  let regions = 1;
+  const seen = new Map<number, number>();
+  for (let w = 0; w < nW; w++) {
+    seen.clear();
+    for (let i = 0; i < n; i++) {
+      const id = ids[w * n + i]!;
+      let r = seen.get(id);
+      if (r === undefined) seen.set(id, (r = seen.size));
+      local[w * n + i] = r;
+    }
+    regions = Math.max(regions, seen.size);
+  }
+  const k = regions + 1;
+  const a = new Float32Array(nW * n * k);
+  const b = new Float32Array(nW * n * k);
+  for (let t = 0; t < nW * n; t++) {
+    a[t * k + local[t]!] = 100;
+    a[t * k + regions] = -100;
+    b[t * k + local[t]!] = 1;
+    b[t * k + regions] = 1;
+  }
+  return { a, b, k };
+}

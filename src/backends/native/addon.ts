@@ -6,9 +6,23 @@ import { fileURLToPath } from 'node:url';
 /** An opaque native storage handle (a N-API external holding a reference-counted float32 buffer). */
 export type NativeHandle = object & { readonly __nativeHandle?: never };
 
+/** Mapping-cache counters: reuses (hits) and fresh kernel-zeroed mappings (misses), bytes of each, and the current state. */
+export interface NativeMemStats {
+  hits: number;
+  grows: number;
+  misses: number;
+  reusedBytes: number;
+  freshBytes: number;
+  liveBytes: number;
+  peakLiveBytes: number;
+  cachedBytes: number;
+}
+
 /** The functions exported by build/Release/uxnet_native.node (native/addon.cc). */
 export interface NativeAddon {
   info(): { isa: string; threads: number };
+  /** Counters of the large-buffer mapping cache since start (native/runtime.h MemStats). */
+  memStats(): NativeMemStats;
   upload(data: Float32Array): NativeHandle;
   zeros(size: number): NativeHandle;
   free(h: NativeHandle): void;
