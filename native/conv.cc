@@ -17,6 +17,7 @@
 #include "conv_isa.h"
 #include "gemm.h"
 #include "runtime.h"
+#include "winograd.h"
 
 namespace ux {
 namespace {
@@ -655,6 +656,11 @@ void convForward(const float* x, const float* w, const float* bias, const ConvGe
   const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
   if (isGroupedPointwise(g)) {
     groupedPointwise(x, Cig, w, Cig, 1, Cog * Cig, bias, g.N, g.G, Cog, S, y);
+    return;
+  }
+  if (winogradApplies(g)) {  // dense 3×3×3 stride 1 (winograd.cc); weights cached like the packed ones
+    const float* u = packedWeights(wk, 3, winogradPackSize(g), [&](float* dst) { winogradPackWeights(w, g, dst); });
+    winogradForward(x, u, bias, g, y);
     return;
   }
   if (isFewPositions(g)) {

@@ -51,6 +51,7 @@ constexpr int GwBudget = 24;
 #define UX_GEMM_DL 4
 #define UX_GEMM_DS 6
 #include "gemm_cores.h"
+#include "winograd_cores.h"
 
 namespace ux {
 namespace avx512 {
@@ -121,11 +122,13 @@ static void loadTileT16(const float* src0, int64_t cstride, int nl, int qw, floa
 namespace ux {
 const IsaCores* isaAvx512() { return &avx512::kCores; }
 const GemmCores* gemmAvx512() { return &avx512::kGemm; }
+const WinoCores* winoAvx512() { return &avx512::kWino; }
 }  // namespace ux
 
 #else
 namespace ux {
 const IsaCores* isaAvx512() { return nullptr; }
 const GemmCores* gemmAvx512() { return nullptr; }
+const WinoCores* winoAvx512() { return nullptr; }
 }  // namespace ux
 #endif
