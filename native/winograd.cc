@@ -95,10 +95,9 @@ void winogradForward(const float* x, const float* u, const float* bias, const Co
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(8, items / (8 * numThreads())));
   parallelFor(items, grain, [&](int64_t b, int64_t e, int tid) {
     float* scratch = threadScratch(tid, scratchN);
-    for (int64_t it = b; it < e; it++) {
+    auto make = [&](int64_t it, WinoBlock& blk) {
       const int64_t n = it / perSample, r = it % perSample;
       const int ch = static_cast<int>(r % nch), th = static_cast<int>((r / nch) % TH), td = static_cast<int>(r / (static_cast<int64_t>(nch) * TH));
-      WinoBlock blk{};
       blk.x = x + n * cin * inVol;
       blk.cin = cin;
       for (int d = 0; d < 3; d++) blk.in[d] = g.in[d], blk.pad[d] = g.p[d], blk.out[d] = g.out[d];
@@ -112,7 +111,17 @@ void winogradForward(const float* x, const float* u, const float* bias, const Co
       blk.tw0 = ch * kWinoTiles;
       blk.nt = std::min(kWinoTiles, TW - blk.tw0);
       blk.scratch = scratch;
-      cores->block(blk);
+      blk.next = nullptr;
+    };
+    WinoBlock cur{}, nxt{};
+    make(b, cur);
+    for (int64_t it = b; it < e; it++) {
+      if (it + 1 < e) {
+        make(it + 1, nxt);
+        cur.next = &nxt;
+      }
+      cores->block(cur);
+      cur = nxt;
     }
   });
 }

@@ -24,6 +24,9 @@ struct WinoBlock {
   int out[3];
   int td, th, tw0, nt;  // tile row (td, th) and its tiles tw0 .. tw0+nt-1 (nt ≤ kWinoTiles)
   float* scratch;       // winoScratchFloats(cin, coutPad) floats, 64-byte aligned
+  // The thread's next block (null if none): its input rows are prefetched while this block multiplies, as
+  // the input is far larger than the caches and its short rows would otherwise each start with a miss.
+  const WinoBlock* next;
 };
 
 struct WinoCores {

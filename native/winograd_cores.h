@@ -3,9 +3,18 @@
 // M[ξ][t][o] = Σ_i V[ξ][i][t] · U[ξ][i][o] with vectors along output channels and the tile values broadcast,
 // summing over i in order (the result depends on the shapes only, never on the thread count).
 #pragma once
+#include <algorithm>
 #include <cstring>
 
 #include "winograd.h"
+
+#ifndef UX_WINO_PREFETCH
+#if defined(__GNUC__) || defined(__clang__)
+#define UX_WINO_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#define UX_WINO_PREFETCH(p) (void)0
+#endif
+#endif
 
 namespace ux {
 namespace UX_ISA_NS {
@@ -48,21 +57,21 @@ static void gemmXi(const float* vx, const float* ux, int cin, int coutPad, int n
 }
 
 // E[k] = row[2k], O[k] = row[2k+1] for k ≤ T where row[j] = x[w0 + j] (zero outside [0, n)); zero beyond T.
+// The row is first copied into a zero-padded buffer so that the split itself has no branches (vectorised).
 static inline void splitRow(const float* src, int n, int w0, float* E, float* O) {
-  if (w0 >= 0 && w0 + 2 * T + 1 < n) {
-    const float* s = src + w0;
-    for (int k = 0; k <= T; k++) {
-      E[k] = s[2 * k];
-      O[k] = s[2 * k + 1];
-    }
+  alignas(64) float R[2 * T + 2];
+  const int lo = w0 < 0 ? -w0 : 0, hi = n - w0 < 2 * T + 2 ? n - w0 : 2 * T + 2;
+  if (hi <= lo) {
+    std::memset(R, 0, sizeof(R));
   } else {
-    for (int k = 0; k <= T; k++) {
-      const int we = w0 + 2 * k, wo = we + 1;
-      E[k] = we >= 0 && we < n ? src[we] : 0.f;
-      O[k] = wo >= 0 && wo < n ? src[wo] : 0.f;
-    }
+    for (int j = 0; j < lo; j++) R[j] = 0.f;
+    std::memcpy(R + lo, src + w0 + lo, sizeof(float) * (hi - lo));
+    for (int j = hi; j < 2 * T + 2; j++) R[j] = 0.f;
   }
-  for (int k = T + 1; k < T + V::W; k++) E[k] = O[k] = 0.f;
+  for (int k = 0; k <= T; k++) {
+    E[k] = R[2 * k];
+    O[k] = R[2 * k + 1];
+  }
 }
 
 // V[ξ][i][t] = (Bᵀ d B) of tile t's 4×4×4 input patch of channel i; Bᵀ d = (d0-d2, d1+d2, d2-d1, d1-d3).
@@ -74,13 +83,25 @@ static void inputTransform(const WinoBlock& b, int i, float* vb, float* tmp, flo
   for (int a = 0; a < 4; a++)
     for (int bb = 0; bb < 4; bb++) {
       const int z = z0 + a, yy = y0 + bb;
-      if (z < 0 || z >= b.in[0] || yy < 0 || yy >= b.in[1]) {
-        std::memset(E, 0, sizeof(float) * (T + W));
-        std::memset(O, 0, sizeof(float) * (T + W));
-      } else {
-        splitRow(xc + (static_cast<int64_t>(z) * b.in[1] + yy) * b.in[2], b.in[2], w0, E, O);
-      }
       float* t = tmp + (a * 4 + bb) * 4 * T;
+      const bool rowIn = z >= 0 && z < b.in[0] && yy >= 0 && yy < b.in[1];
+      const float* src = rowIn ? xc + (static_cast<int64_t>(z) * b.in[1] + yy) * b.in[2] : nullptr;
+#ifdef UX_WINO_ROW_PHASES
+      // One vector covers the block: the ISA loads the four phases straight from x (masked at the edges).
+      static_assert(W == T, "UX_WINO_ROW_PHASES needs one vector per block");
+      V e0 = V::zero(), o0 = V::zero(), e1 = V::zero(), o1 = V::zero();
+      if (rowIn) UX_WINO_ROW_PHASES(src, b.in[2], w0, e0, o0, e1, o1);
+      V::store(t, vsub(e0, e1));
+      V::store(t + T, V::add(o0, e1));
+      V::store(t + 2 * T, vsub(e1, o0));
+      V::store(t + 3 * T, vsub(o0, o1));
+#else
+      if (!rowIn) {
+        std::memset(E, 0, sizeof(float) * (T + 1));
+        std::memset(O, 0, sizeof(float) * (T + 1));
+      } else {
+        splitRow(src, b.in[2], w0, E, O);
+      }
       for (int k0 = 0; k0 < T; k0 += W) {  // along w: d = (E[k], O[k], E[k+1], O[k+1])
         const V e0 = V::load(E + k0), e1 = V::load(E + k0 + 1), o0 = V::load(O + k0), o1 = V::load(O + k0 + 1);
         V::store(t + k0, vsub(e0, e1));
@@ -88,6 +109,7 @@ static void inputTransform(const WinoBlock& b, int i, float* vb, float* tmp, flo
         V::store(t + 2 * T + k0, vsub(e1, o0));
         V::store(t + 3 * T + k0, vsub(o0, o1));
       }
+#endif
     }
   for (int k0 = 0; k0 < T; k0 += W)
     for (int g = 0; g < 4; g++) {
@@ -154,6 +176,32 @@ static void outputTransform(const WinoBlock& b, const float* mb, float* res) {
     }
 }
 
+// Prefetches the input rows of channels [i0, i1) that block b reads.
+static void prefetchInput(const WinoBlock& b, int i0, int i1) {
+  const int64_t inVol = static_cast<int64_t>(b.in[0]) * b.in[1] * b.in[2];
+  const int z0 = 2 * b.td - b.pad[0], y0 = 2 * b.th - b.pad[1];
+  const int w0 = std::max(0, 2 * b.tw0 - b.pad[2]), w1 = std::min(b.in[2], 2 * (b.tw0 + b.nt) - b.pad[2] + 2);
+  if (w1 <= w0) return;
+  for (int i = i0; i < i1; i++)
+    for (int a = 0; a < 4; a++) {
+      const int z = z0 + a;
+      if (z < 0 || z >= b.in[0]) continue;
+      for (int bb = 0; bb < 4; bb++) {
+        const int yy = y0 + bb;
+        if (yy < 0 || yy >= b.in[1]) continue;
+        const float* row = b.x + i * inVol + (static_cast<int64_t>(z) * b.in[1] + yy) * b.in[2];
+        for (int w = w0; w < w1; w += 16) UX_WINO_PREFETCH(row + w);
+        UX_WINO_PREFETCH(row + w1 - 1);
+      }
+    }
+#if defined(__GNUC__) || defined(__clang__)
+  // Prefetches alone count as side-effect free: without this, GCC finds the function pure and drops its calls.
+  __asm__ volatile("" ::: "memory");
+#endif
+}
+
+constexpr int kAhead = 12;
+
 static void block(const WinoBlock& b) {
   constexpr int W = V::W;
   float* vb = b.scratch;                                              // [64][cin][T]
@@ -162,10 +210,17 @@ static void block(const WinoBlock& b) {
   float* E = tmp + 64 * T;                                            // [T + W]
   float* O = E + T + W;                                               // [T + W]
   float* res = O + T + W;                                             // [8][W]
-  for (int i = 0; i < b.cin; i++) inputTransform(b, i, vb, tmp, E, O);
+  for (int k = T + 1; k < T + W; k++) E[k] = O[k] = 0.f;  // read by the last vector, feeding padding tiles only
+  // x is far larger than the caches and each block reads short pieces of 16 rows per channel, each of which
+  // would start with a miss: prefetch a few channels ahead (the first ones at the end of the previous block).
+  for (int i = 0; i < b.cin; i++) {
+    if (i + kAhead < b.cin) prefetchInput(b, i + kAhead, i + kAhead + 1);
+    inputTransform(b, i, vb, tmp, E, O);
+  }
   const int nv = b.coutPad / W;
   const int pref = nv % 4 == 0 ? 4 : nv % 3 == 0 ? 3 : nv % 2 == 0 ? 2 : nv >= 4 ? 4 : nv;
   for (int xi = 0; xi < 64; xi++) {
+    if (b.next && xi >= 64 - kAhead && xi - (64 - kAhead) < b.next->cin) prefetchInput(*b.next, xi - (64 - kAhead), xi - (64 - kAhead) + 1);
     const float* vx = vb + static_cast<int64_t>(xi) * b.cin * T;
     const float* ux = b.u + static_cast<int64_t>(xi) * b.cin * b.coutPad;
     float* mx = mb + static_cast<int64_t>(xi) * T * b.coutPad;
