@@ -80,6 +80,9 @@ static void inputTransform(const WinoBlock& b, int i, float* vb, float* tmp, flo
   const int64_t inVol = static_cast<int64_t>(b.in[0]) * b.in[1] * b.in[2];
   const float* xc = b.x + i * inVol;
   const int z0 = 2 * b.td - b.pad[0], y0 = 2 * b.th - b.pad[1], w0 = 2 * b.tw0 - b.pad[2];
+#ifdef UX_WINO_ROW_PHASES
+  const uint64_t masks = UX_WINO_ROW_MASKS(b.in[2], w0);
+#endif
   for (int a = 0; a < 4; a++)
     for (int bb = 0; bb < 4; bb++) {
       const int z = z0 + a, yy = y0 + bb;
@@ -90,7 +93,7 @@ static void inputTransform(const WinoBlock& b, int i, float* vb, float* tmp, flo
       // One vector covers the block: the ISA loads the four phases straight from x (masked at the edges).
       static_assert(W == T, "UX_WINO_ROW_PHASES needs one vector per block");
       V e0 = V::zero(), o0 = V::zero(), e1 = V::zero(), o1 = V::zero();
-      if (rowIn) UX_WINO_ROW_PHASES(src, b.in[2], w0, e0, o0, e1, o1);
+      if (rowIn) UX_WINO_ROW_PHASES(src, masks, w0, e0, o0, e1, o1);
       V::store(t, vsub(e0, e1));
       V::store(t + T, V::add(o0, e1));
       V::store(t + 2 * T, vsub(e1, o0));
