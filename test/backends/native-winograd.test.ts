@@ -2,7 +2,7 @@
  * The Winograd F(2×2×2, 3×3×3) path of the native dense 3×3×3 stride-1 conv (native/winograd.cc): hand-computed
  * values, the reference backend, the direct kernels (UXNET_WINOGRAD=0) on every ISA, bit-identity on 1/2/3
  * threads and the transformed-weight cache. Every shape here takes that path (output rows ≥ 16 wide, d and
- * h ≥ 4, ≥ 8 channels; see winogradApplies). Skipped when the addon is absent.
+ * h ≥ 4, ≥ 16 inputs, > 16 outputs; see winogradApplies). Skipped when the addon is absent.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,14 +33,14 @@ interface Case {
 }
 const cases: Case[] = [
   // odd sizes, channel counts that are not multiples of the vector width, two samples, bias
-  { N: 2, Cin: 9, Cout: 13, sp: [7, 9, 19], p: 1, bias: true },
+  { N: 2, Cin: 17, Cout: 19, sp: [7, 9, 19], p: 1, bias: true },
   // 33 outputs: two full vectors of 16 and a one-channel tail; 9 tiles along w (one partial block)
   { N: 1, Cin: 20, Cout: 33, sp: [5, 6, 17], p: 1, bias: false },
   // 20 tiles along w: a full block of 16 then 4
   { N: 1, Cin: 48, Cout: 48, sp: [4, 5, 40], p: 1, bias: true },
   // padding 0 and 2
-  { N: 1, Cin: 8, Cout: 24, sp: [6, 6, 18], p: 0, bias: true },
-  { N: 1, Cin: 11, Cout: 8, sp: [5, 4, 14], p: 2, bias: false },
+  { N: 1, Cin: 16, Cout: 24, sp: [6, 6, 18], p: 0, bias: true },
+  { N: 1, Cin: 19, Cout: 17, sp: [5, 4, 14], p: 2, bias: false },
 ];
 
 // Script body for a child process: `k`/`rk` kernels and `pair` as in test/helpers/native-threads.ts.
@@ -84,15 +84,15 @@ function runCases(env: Record<string, string | undefined>): { worst: number; out
 
 test('winograd conv: all-ones input and weights give the hand-counted tap sums (+ bias) exactly', { skip }, () => {
   const nk = makeNativeKernels(nativeAddon!);
-  const [C, D, H, W] = [8, 4, 4, 16];
+  const [C, D, H, W] = [24, 4, 4, 16];
   const x = { shape: [1, C, D, H, W], data: nativeAddon!.upload(new Float32Array(C * D * H * W).fill(1)) };
   const w = { shape: [C, C, 3, 3, 3], data: nativeAddon!.upload(new Float32Array(C * C * 27).fill(1)) };
   const b = { shape: [C], data: nativeAddon!.upload(new Float32Array(C).fill(0.5)) };
   const y = nk.conv3d(x, w, b, { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 });
   const got = nativeAddon!.readSync(y.data as NativeHandle, C * D * H * W);
-  // Taps inside the volume along one dim: 2 at either end, 3 inside. y = 8 channels · taps + 0.5.
+  // Taps inside the volume along one dim: 2 at either end, 3 inside. y = 24 channels · taps + 0.5.
   const taps = (i: number, n: number) => (i === 0 || i === n - 1 ? 2 : 3);
-  for (const o of [0, 7])
+  for (const o of [0, 23])
     for (const [d, h, ww] of [
       [0, 0, 0],
       [1, 2, 7],
@@ -100,7 +100,7 @@ test('winograd conv: all-ones input and weights give the hand-counted tap sums (
       [2, 3, 0],
       [1, 1, 14],
     ] as const)
-      assert.equal(got[((o * D + d) * H + h) * W + ww], 8 * taps(d, D) * taps(h, H) * taps(ww, W) + 0.5, `y[${o}][${d}][${h}][${ww}]`);
+      assert.equal(got[((o * D + d) * H + h) * W + ww], 24 * taps(d, D) * taps(h, H) * taps(ww, W) + 0.5, `y[${o}][${d}][${h}][${ww}]`);
   for (const t of [x, w, b, y]) nativeAddon!.free(t.data as NativeHandle);
 });
 
@@ -133,16 +133,16 @@ test('winograd conv gives bit-identical results on 1, 2 and 3 threads, close to 
 test('winograd conv: the transformed-weight cache follows weight writes', { skip }, () => {
   const nk = makeNativeKernels(nativeAddon!);
   const attrs: Conv3dAttrs = { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 };
-  const xs = [1, 8, 4, 4, 16];
-  const ws = [16, 8, 3, 3, 3];
+  const xs = [1, 16, 4, 4, 16];
+  const ws = [20, 16, 3, 3, 3];
   let seed = 3;
   const rnd = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1);
-  const xd = rnd(8 * 4 * 4 * 16);
+  const xd = rnd(16 * 4 * 4 * 16);
   const xr: KTensor = { shape: xs, data: xd };
   const xn: KTensor = { shape: xs, data: nativeAddon!.upload(xd) };
-  const wn: KTensor = { shape: ws, data: nativeAddon!.upload(new Float32Array(16 * 8 * 27)) };
+  const wn: KTensor = { shape: ws, data: nativeAddon!.upload(new Float32Array(20 * 16 * 27)) };
   for (let round = 0; round < 3; round++) {
-    const wd = rnd(16 * 8 * 27);
+    const wd = rnd(20 * 16 * 27);
     nativeAddon!.write(wn.data as NativeHandle, wd);
     const want = rk.conv3d(xr, { shape: ws, data: wd }, null, attrs).data as Float32Array;
     let mx = 0;
