@@ -705,6 +705,12 @@ void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx
     groupedPointwise(dy, Cog, w, 1, Cig, Cog * Cig, nullptr, g.N, g.G, Cig, inVol, dx);
     return;
   }
+  if (g.G == 1 && winogradApplies(winogradGradInputGeom(g))) {  // dx = conv(dy, flipped wᵀ), see winograd.h
+    const ConvGeom t = winogradGradInputGeom(g);
+    const float* u = packedWeights(wk, 4, winogradPackSize(t), [&](float* dst) { winogradPackGradInputWeights(w, g, dst); });
+    winogradForward(dy, u, nullptr, t, dx);
+    return;
+  }
   if (isFewPositions(g)) {
     fewPositionsGradInput(dy, w, g, dx);
     return;

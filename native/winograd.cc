@@ -53,9 +53,12 @@ bool winogradApplies(const ConvGeom& g) {
 
 size_t winogradPackSize(const ConvGeom& g) { return static_cast<size_t>(64) * g.Cin * coutPadOf(g); }
 
-// U[ξ][i][o] = (G g Gᵀ)[α][β][γ] over (d, h, w), ξ = (α·4 + β)·4 + γ, with G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1].
-void winogradPackWeights(const float* w, const ConvGeom& g, float* dst) {
-  const int cin = static_cast<int>(g.Cin), cout = static_cast<int>(g.Cout), cp = coutPadOf(g);
+namespace {
+
+// U[ξ][i][o] = (G g Gᵀ)[α][β][γ] over (d, h, w), ξ = (α·4 + β)·4 + γ, with G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], for
+// the forward conv with cin inputs and cout outputs whose kernel (o, i) is kernel(o, i, k) (27 floats).
+template <typename K>
+void packU(int cin, int cout, int cp, K kernel, float* dst) {
   static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   parallelFor(cin, 4, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; i++)
@@ -64,7 +67,8 @@ void winogradPackWeights(const float* w, const ConvGeom& g, float* dst) {
           for (int xi = 0; xi < 64; xi++) dst[(static_cast<int64_t>(xi) * cin + i) * cp + o] = 0.f;
           continue;
         }
-        const float* k = w + (static_cast<int64_t>(o) * cin + i) * 27;
+        float k[27];
+        kernel(o, static_cast<int>(i), k);
         double t1[4][3][3], t2[4][4][3];
         for (int al = 0; al < 4; al++)
           for (int b = 0; b < 3; b++)
@@ -80,6 +84,29 @@ void winogradPackWeights(const float* w, const ConvGeom& g, float* dst) {
             }
       }
   });
+}
+
+}  // namespace
+
+void winogradPackWeights(const float* w, const ConvGeom& g, float* dst) {
+  const int cin = static_cast<int>(g.Cin), cout = static_cast<int>(g.Cout);
+  packU(cin, cout, coutPadOf(g), [&](int o, int i, float* k) { std::memcpy(k, w + (static_cast<int64_t>(o) * cin + i) * 27, sizeof(float) * 27); }, dst);
+}
+
+ConvGeom winogradGradInputGeom(const ConvGeom& g) {
+  ConvGeom t = g;
+  t.Cin = g.Cout, t.Cout = g.Cin;
+  for (int d = 0; d < 3; d++) t.in[d] = g.out[d], t.out[d] = g.in[d], t.p[d] = g.k[d] - 1 - g.p[d];
+  return t;
+}
+
+void winogradPackGradInputWeights(const float* w, const ConvGeom& g, float* dst) {
+  // Forward-equivalent conv: inputs = g's outputs (o), outputs = g's inputs (i), kernel flipped.
+  const int gin = static_cast<int>(g.Cin), gout = static_cast<int>(g.Cout);
+  packU(gout, gin, coutPadOf(winogradGradInputGeom(g)), [&](int i, int o, float* k) {
+    const float* src = w + (static_cast<int64_t>(o) * gin + i) * 27;
+    for (int t = 0; t < 27; t++) k[t] = src[26 - t];
+  }, dst);
 }
 
 void winogradForward(const float* x, const float* u, const float* bias, const ConvGeom& g, float* y) {

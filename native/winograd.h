@@ -48,6 +48,11 @@ bool winogradApplies(const ConvGeom& g);
 // Floats of the transformed weights, and the transform U = G g Gᵀ into dst ([64][Cin][roundUp(Cout, 16)]).
 size_t winogradPackSize(const ConvGeom& g);
 void winogradPackWeights(const float* w, const ConvGeom& g, float* dst);
+// Grad input of a stride-1 3×3×3 conv g is the forward conv winogradGradInputGeom(g) of dy with the kernel
+// flipped and its channels swapped; winogradPackGradInputWeights transforms w ([Cout][Cin][3][3][3] of g)
+// for it.
+ConvGeom winogradGradInputGeom(const ConvGeom& g);
+void winogradPackGradInputWeights(const float* w, const ConvGeom& g, float* dst);
 // y = conv(x, w) + bias with u = the transformed weights.
 void winogradForward(const float* x, const float* u, const float* bias, const ConvGeom& g, float* y);
 

@@ -1,5 +1,6 @@
 /**
- * The Winograd F(2×2×2, 3×3×3) path of the native dense 3×3×3 stride-1 conv (native/winograd.cc): hand-computed
+ * The Winograd F(2×2×2, 3×3×3) path of the native dense 3×3×3 stride-1 conv, forward and grad input
+ * (native/winograd.cc): hand-computed
  * values, the reference backend, the direct kernels (UXNET_WINOGRAD=0) on every ISA, bit-identity on 1/2/3
  * threads and the transformed-weight cache. Every shape here takes that path (output rows ≥ 16 wide, d and
  * h ≥ 4, ≥ 16 inputs, > 16 outputs; see winogradApplies). Skipped when the addon is absent.
@@ -30,14 +31,16 @@ interface Case {
   sp: [number, number, number];
   p: number;
   bias: boolean;
+  // also check grad input (its forward-equivalent conv, dy to dx with the kernel flipped, takes the path too)
+  gi?: boolean;
 }
 const cases: Case[] = [
   // odd sizes, channel counts that are not multiples of the vector width, two samples, bias
   { N: 2, Cin: 17, Cout: 19, sp: [7, 9, 19], p: 1, bias: true },
   // 33 outputs: two full vectors of 16 and a one-channel tail; 9 tiles along w (one partial block)
-  { N: 1, Cin: 20, Cout: 33, sp: [5, 6, 17], p: 1, bias: false },
-  // 20 tiles along w: a full block of 16 then 4
-  { N: 1, Cin: 48, Cout: 48, sp: [4, 5, 40], p: 1, bias: true },
+  { N: 1, Cin: 20, Cout: 33, sp: [5, 6, 17], p: 1, bias: false, gi: true },
+  // 17 tiles along w: a full block of 16 then 1
+  { N: 1, Cin: 48, Cout: 48, sp: [4, 4, 34], p: 1, bias: true, gi: true },
   // padding 0 and 2
   { N: 1, Cin: 16, Cout: 24, sp: [6, 6, 18], p: 0, bias: true },
   { N: 1, Cin: 19, Cout: 17, sp: [5, 4, 14], p: 2, bias: false },
@@ -50,6 +53,11 @@ const body = `
       const [xr, xn] = pair([c.N, c.Cin, ...c.sp]), [wr, wn] = pair([c.Cout, c.Cin, 3, 3, 3]);
       const [br, bn] = c.bias ? pair([c.Cout]) : [null, null];
       check(rk.conv3d(xr, wr, br, attrs), k.conv3d(xn, wn, bn, attrs));
+      if (c.gi) {
+        const [dyr, dyn] = pair([c.N, c.Cout, ...c.sp.map((d) => d + 2 * c.p - 2)]);
+        const a = { ...attrs, inputShape: [c.N, c.Cin, ...c.sp] };
+        check(rk.conv3dGradInput(dyr, wr, a), k.conv3dGradInput(dyn, wn, a));
+      }
     }`;
 
 /** Runs `body` in a child process with `env`; returns each case's native result and the worst relative error. */
@@ -76,7 +84,7 @@ function runCases(env: Record<string, string | undefined>): { worst: number; out
     if (v === undefined) delete e[key];
     else e[key] = v;
   }
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: e });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: e, maxBuffer: 64 << 20 });
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout.trim()) as { worst: number; out: string[] };
   return { worst: j.worst, out: j.out.map((b) => new Float32Array(new Uint8Array(Buffer.from(b, 'base64')).buffer)) };
@@ -130,31 +138,40 @@ test('winograd conv gives bit-identical results on 1, 2 and 3 threads, close to 
   assertSameOnThreads(body, 5, TOL);
 });
 
-test('winograd conv: the transformed-weight cache follows weight writes', { skip }, () => {
+test('winograd conv: the transformed-weight caches (forward, grad input) follow weight writes', { skip }, () => {
   const nk = makeNativeKernels(nativeAddon!);
   const attrs: Conv3dAttrs = { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 };
-  const xs = [1, 16, 4, 4, 16];
-  const ws = [20, 16, 3, 3, 3];
+  const xs = [1, 20, 4, 4, 16];
+  const ys = [1, 24, 4, 4, 16];
+  const ws = [24, 20, 3, 3, 3];
   let seed = 3;
   const rnd = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1);
-  const xd = rnd(16 * 4 * 4 * 16);
-  const xr: KTensor = { shape: xs, data: xd };
+  const xd = rnd(20 * 256);
+  const dyd = rnd(24 * 256);
   const xn: KTensor = { shape: xs, data: nativeAddon!.upload(xd) };
-  const wn: KTensor = { shape: ws, data: nativeAddon!.upload(new Float32Array(20 * 16 * 27)) };
-  for (let round = 0; round < 3; round++) {
-    const wd = rnd(20 * 16 * 27);
-    nativeAddon!.write(wn.data as NativeHandle, wd);
-    const want = rk.conv3d(xr, { shape: ws, data: wd }, null, attrs).data as Float32Array;
+  const dyn: KTensor = { shape: ys, data: nativeAddon!.upload(dyd) };
+  const wn: KTensor = { shape: ws, data: nativeAddon!.upload(new Float32Array(24 * 20 * 27)) };
+  const closeTo = (what: string, want: Float32Array, y: KTensor) => {
+    const got = nativeAddon!.readSync(y.data as NativeHandle, want.length);
+    nativeAddon!.free(y.data as NativeHandle);
     let mx = 0;
-    for (const v of want) mx = Math.max(mx, Math.abs(v));
+    let e = 0;
+    for (let i = 0; i < want.length; i++) {
+      mx = Math.max(mx, Math.abs(want[i]!));
+      e = Math.max(e, Math.abs(want[i]! - got[i]!));
+    }
+    assert.ok(e <= TOL * mx, `${what}: max abs err ${e} (max ${mx})`);
+  };
+  for (let round = 0; round < 3; round++) {
+    const wd = rnd(24 * 20 * 27);
+    nativeAddon!.write(wn.data as NativeHandle, wd);
+    const wr: KTensor = { shape: ws, data: wd };
+    const wantY = rk.conv3d({ shape: xs, data: xd }, wr, null, attrs).data as Float32Array;
+    const wantDx = rk.conv3dGradInput({ shape: ys, data: dyd }, wr, { ...attrs, inputShape: xs }).data as Float32Array;
     // Three calls per weight version: the second caches the transform, the third reads it from the cache.
     for (let k = 0; k < 3; k++) {
-      const y = nk.conv3d(xn, wn, null, attrs);
-      const got = nativeAddon!.readSync(y.data as NativeHandle, want.length);
-      nativeAddon!.free(y.data as NativeHandle);
-      let e = 0;
-      for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(want[i]! - got[i]!));
-      assert.ok(e <= TOL * mx, `round ${round} call ${k}: max abs err ${e} (max ${mx})`);
+      closeTo(`forward round ${round} call ${k}`, wantY, nk.conv3d(xn, wn, null, attrs));
+      closeTo(`grad input round ${round} call ${k}`, wantDx, nk.conv3dGradInput(dyn, wn, { ...attrs, inputShape: xs }));
     }
   }
 });
