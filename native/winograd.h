@@ -1,4 +1,4 @@
-// Winograd F(2×2×2, 3×3×3) for dense 3×3×3 stride-1 convolutions (forward): 64 multiplies per 2×2×2 output
+// Winograd F(2×2×2, 3×3×3) for dense 3×3×3 stride-1 convolutions (forward, and grad input as a forward): 64 multiplies per 2×2×2 output
 // tile per (input, output) channel pair instead of 216, the transforms being additions.
 #pragma once
 #include <cstddef>
