@@ -17,6 +17,7 @@
 #include "conv_isa.h"
 #include "gemm.h"
 #include "runtime.h"
+#include "winograd.h"
 
 namespace ux {
 namespace {
@@ -657,6 +658,11 @@ void convForward(const float* x, const float* w, const float* bias, const ConvGe
     groupedPointwise(x, Cig, w, Cig, 1, Cog * Cig, bias, g.N, g.G, Cog, S, y);
     return;
   }
+  if (winogradApplies(g)) {  // dense 3×3×3 stride 1 (winograd.cc); weights cached like the packed ones
+    const float* u = packedWeights(wk, 3, winogradPackSize(g), [&](float* dst) { winogradPackWeights(w, g, dst); });
+    winogradForward(x, u, bias, g, y);
+    return;
+  }
   if (isFewPositions(g)) {
     fewPositionsForward(x, w, bias, g, y);
     return;
@@ -697,6 +703,12 @@ void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx
   if (isGroupedPointwise(g)) {
     // dx[g·Cig + i] = Σ_o w[(g·Cog + o)·Cig + i] · dy[g·Cog + o]
     groupedPointwise(dy, Cog, w, 1, Cig, Cog * Cig, nullptr, g.N, g.G, Cig, inVol, dx);
+    return;
+  }
+  if (g.G == 1 && winogradApplies(winogradGradInputGeom(g))) {  // dx = conv(dy, flipped wᵀ), see winograd.h
+    const ConvGeom t = winogradGradInputGeom(g);
+    const float* u = packedWeights(wk, 4, winogradPackSize(t), [&](float* dst) { winogradPackGradInputWeights(w, g, dst); });
+    winogradForward(dy, u, nullptr, t, dx);
     return;
   }
   if (isFewPositions(g)) {

@@ -44,15 +44,18 @@ constexpr int GwBudget = 12;
 #define UX_GEMM_DL 3
 #define UX_GEMM_DS 4
 #include "gemm_cores.h"
+#include "winograd_cores.h"
 
 namespace ux {
 const IsaCores* isaAvx2() { return &avx2::kCores; }
 const GemmCores* gemmAvx2() { return &avx2::kGemm; }
+const WinoCores* winoAvx2() { return &avx2::kWino; }
 }  // namespace ux
 
 #else
 namespace ux {
 const IsaCores* isaAvx2() { return nullptr; }
 const GemmCores* gemmAvx2() { return nullptr; }
+const WinoCores* winoAvx2() { return nullptr; }
 }  // namespace ux
 #endif

@@ -51,6 +51,40 @@ constexpr int GwBudget = 24;
 #define UX_GEMM_DL 4
 #define UX_GEMM_DS 6
 #include "gemm_cores.h"
+namespace ux {
+namespace avx512 {
+// Winograd input rows: with r[j] = x[w0 + j] (zero outside [0, n)), e0[k] = r[2k], o0[k] = r[2k+1],
+// e1[k] = r[2k+2], o1[k] = r[2k+3] for the block's 16 tiles, from masked loads and two-source permutes. The
+// load masks (offsets 0, 16, 2, 18) depend on the block only: winoRowMasks packs them, 16 bits each.
+static inline uint64_t winoRowMasks(int n, int w0) {
+  const int lo = w0 < 0 ? -w0 : 0, hi = n - w0 < 34 ? n - w0 : 34;
+  uint64_t r = 0;
+  const int offs[4] = {0, 16, 2, 18};
+  for (int q = 0; q < 4; q++) {
+    const int a = lo - offs[q] < 0 ? 0 : lo - offs[q], b = hi - offs[q] > 16 ? 16 : hi - offs[q];
+    const uint64_t m = b > a ? (((1u << b) - 1) & ~((1u << a) - 1)) : 0;
+    r |= m << (16 * q);
+  }
+  return r;
+}
+static inline void winoRowPhases(const float* src, uint64_t masks, int w0, V& e0, V& o0, V& e1, V& o1) {
+  const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const float* p = src + w0;
+  const __m512 l0 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(masks), p);
+  const __m512 h0 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(masks >> 16), p + 16);
+  const __m512 l2 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(masks >> 32), p + 2);
+  const __m512 h2 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(masks >> 48), p + 18);
+  e0.v = _mm512_permutex2var_ps(l0, ev, h0);
+  o0.v = _mm512_permutex2var_ps(l0, od, h0);
+  e1.v = _mm512_permutex2var_ps(l2, ev, h2);
+  o1.v = _mm512_permutex2var_ps(l2, od, h2);
+}
+}  // namespace avx512
+}  // namespace ux
+#define UX_WINO_ROW_PHASES winoRowPhases
+#define UX_WINO_ROW_MASKS winoRowMasks
+#include "winograd_cores.h"
 
 namespace ux {
 namespace avx512 {
@@ -177,6 +211,7 @@ static void geluSpan(const float* x, int64_t n, float* y) {
 GeluSpanFn geluAvx512() { return &avx512::geluSpan; }
 const IsaCores* isaAvx512() { return &avx512::kCores; }
 const GemmCores* gemmAvx512() { return &avx512::kGemm; }
+const WinoCores* winoAvx512() { return &avx512::kWino; }
 }  // namespace ux
 
 #else
@@ -184,5 +219,6 @@ namespace ux {
 GeluSpanFn geluAvx512() { return nullptr; }
 const IsaCores* isaAvx512() { return nullptr; }
 const GemmCores* gemmAvx512() { return nullptr; }
+const WinoCores* winoAvx512() { return nullptr; }
 }  // namespace ux
 #endif

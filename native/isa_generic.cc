@@ -60,8 +60,10 @@ constexpr int GwBudget = 8;
 #define UX_GEMM_DL 2
 #define UX_GEMM_DS 3
 #include "gemm_cores.h"
+#include "winograd_cores.h"
 
 namespace ux {
 const IsaCores* isaGeneric() { return &generic::kCores; }
 const GemmCores* gemmGeneric() { return &generic::kGemm; }
+const WinoCores* winoGeneric() { return &generic::kWino; }
 }  // namespace ux
