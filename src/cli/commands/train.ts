@@ -216,7 +216,11 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
 
 export function registerTrain(program: Command): void {
   addTrainOptions(
-    program.command('train').description('train 3D UX-Net or a comparator (SwinUNETR, UNETR, nnFormer, TransBTS) on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)'),
+    program
+      .command('train')
+      .description(
+        'train 3D UX-Net or a comparator (SwinUNETR, UNETR, nnFormer, TransBTS) on a dataset folder (DiceCE + AdamW, sliding-window validation, best/last checkpoints, curves)',
+      ),
   )
     .option('--resume', 'continue the run in --output from its last checkpoint and its config.json, exactly as if never interrupted (Ctrl-C saves a checkpoint first)')
     .action(async (f: TrainFlags) => {
