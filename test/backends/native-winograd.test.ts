@@ -7,18 +7,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Conv3dAttrs, KTensor } from '../../src/engine/kernels.js';
 import { referenceKernels as rk } from '../../src/backends/reference/index.js';
 import { makeNativeKernels, nativeAddon, nativeLoadError } from '../../src/backends/native/index.js';
 import type { NativeHandle } from '../../src/backends/native/addon.js';
 import { skipUnlessAvailable } from '../helpers/backends.js';
-import { assertSameOnThreads } from '../helpers/native-threads.js';
+import { assertSameOnThreads, runNativeScript } from '../helpers/native-threads.js';
 
 const skip = skipUnlessAvailable('native', !!nativeAddon, `native addon not available: ${nativeLoadError}`);
-const src = join(dirname(fileURLToPath(import.meta.url)), '../../src/backends');
 
 // Winograd's transforms add a few roundings: measured within 1e-6 of max|ref| on these shapes (the direct
 // kernels: within 2e-6), so the native tests' usual 1e-5 holds with margin.
@@ -60,34 +56,10 @@ const body = `
       }
     }`;
 
-/** Runs `body` in a child process with `env`; returns each case's native result and the worst relative error. */
+/** Runs the cases in a child process with `env`; returns each case's native result and the worst relative error. */
 function runCases(env: Record<string, string | undefined>): { worst: number; out: Float32Array[] } {
-  const script = `Promise.all([import(${JSON.stringify(join(src, 'native/index.js'))}), import(${JSON.stringify(join(src, 'reference/index.js'))})]).then(([m, r]) => {
-    const k = m.makeNativeKernels(m.nativeAddon), rk = r.referenceKernels;
-    let seed = 11;
-    const rnd = (n) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1);
-    const pair = (shape) => { const d = rnd(shape.reduce((a, b) => a * b, 1)); return [{ shape, data: d.slice() }, { shape, data: m.nativeAddon.upload(d) }]; };
-    const out = [];
-    let worst = 0;
-    const check = (rt, nt) => {
-      const g = m.nativeAddon.readSync(nt.data, rt.data.length);
-      let mx = 0, e = 0;
-      for (let i = 0; i < g.length; i++) { mx = Math.max(mx, Math.abs(rt.data[i])); e = Math.max(e, Math.abs(rt.data[i] - g[i])); }
-      worst = Math.max(worst, e / mx);
-      out.push(Buffer.from(g.buffer).toString('base64'));
-    };
-    ${body}
-    console.log(JSON.stringify({ worst, out }));
-  })`;
-  const e: NodeJS.ProcessEnv = { ...process.env };
-  for (const [key, v] of Object.entries(env)) {
-    if (v === undefined) delete e[key];
-    else e[key] = v;
-  }
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: e, maxBuffer: 64 << 20 });
-  assert.equal(r.status, 0, r.stderr);
-  const j = JSON.parse(r.stdout.trim()) as { worst: number; out: string[] };
-  return { worst: j.worst, out: j.out.map((b) => new Float32Array(new Uint8Array(Buffer.from(b, 'base64')).buffer)) };
+  const r = runNativeScript(body, 11, env);
+  return { worst: r.worst, out: r.out.map((b) => new Float32Array(new Uint8Array(Buffer.from(b, 'base64')).buffer)) };
 }
 
 test('winograd conv: all-ones input and weights give the hand-counted tap sums (+ bias) exactly', { skip }, () => {

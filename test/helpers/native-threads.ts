@@ -10,12 +10,19 @@ import { fileURLToPath } from 'node:url';
 
 const src = join(dirname(fileURLToPath(import.meta.url)), '../../src/backends');
 
+/** One run of a kernel script: the thread count it ran on, its worst relative error and each result (base64). */
+export interface NativeScriptRun {
+  threads: number;
+  worst: number;
+  out: string[];
+}
+
 /**
  * Runs `body` (JavaScript with `k`/`rk` = native/reference kernels, `m` = the native module, `pair`,
- * `check`) on 1, 2 and 3 threads; asserts each run is within `relTol` of the reference (relative to the
- * largest reference value) and that every result is bit-identical to the 1-thread run's.
+ * `check`) in a child process whose environment is this one's with `env` applied (undefined deletes a
+ * variable): the native pool size and ISA are fixed when the addon loads, so each setting needs a process.
  */
-export function assertSameOnThreads(body: string, seed: number, relTol: number): void {
+export function runNativeScript(body: string, seed: number, env: Record<string, string | undefined>): NativeScriptRun {
   const script = `Promise.all([import(${JSON.stringify(join(src, 'native/index.js'))}), import(${JSON.stringify(join(src, 'reference/index.js'))})]).then(([m, r]) => {
     const k = m.makeNativeKernels(m.nativeAddon), rk = r.referenceKernels;
     let seed = ${seed};
@@ -33,11 +40,24 @@ export function assertSameOnThreads(body: string, seed: number, relTol: number):
     ${body}
     console.log(JSON.stringify({ threads: m.nativeInfo().threads, worst, out }));
   })`;
-  const runs = ['1', '2', '3'].map((threads) => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, UXNET_THREADS: threads } });
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout.trim()) as { threads: number; worst: number; out: string[] };
-  });
+  const e: NodeJS.ProcessEnv = { ...process.env };
+  for (const [key, v] of Object.entries(env)) {
+    if (v === undefined) delete e[key];
+    else e[key] = v;
+  }
+  // Results travel base64 on stdout: room for large outputs (spawnSync's default 1 MB would kill the child).
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: e, maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.trim()) as NativeScriptRun;
+}
+
+/**
+ * Runs `body` (see runNativeScript) on 1, 2 and 3 threads; asserts each run is within `relTol` of the
+ * reference (relative to the largest reference value) and that every result is bit-identical to the
+ * 1-thread run's.
+ */
+export function assertSameOnThreads(body: string, seed: number, relTol: number): void {
+  const runs = ['1', '2', '3'].map((threads) => runNativeScript(body, seed, { UXNET_THREADS: threads }));
   assert.deepEqual(
     runs.map((r) => r.threads),
     [1, 2, 3],
