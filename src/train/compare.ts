@@ -97,8 +97,19 @@ export function pairingProblem(a: { dir: string; s: CrossvalSummary; splits: Spl
   return null;
 }
 
-export function describeNetwork(n: Record<string, unknown> | null): string {
+const DISPLAY_NAMES: Record<string, string> = { uxnet: 'UX-Net', swin_unetr: 'SwinUNETR', unetr: 'UNETR', nnformer: 'nnFormer', transbts: 'TransBTS' };
+
+/**
+ * The network column: model.json names a registry network ("swin_unetr"), whose arguments the recipe's
+ * `networkArgs` give ("SwinUNETR feature_size=12"), or holds UX-Net's argument object.
+ */
+export function describeNetwork(n: string | Record<string, unknown> | null, args?: unknown): string {
   if (!n) return 'unknown';
+  if (typeof n === 'string') {
+    const a = args && typeof args === 'object' ? Object.entries(args as Record<string, unknown>) : [];
+    const shown = a.map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('/') : String(v)}`).join(', ');
+    return `${DISPLAY_NAMES[n] ?? n}${shown ? ` ${shown}` : ''}`;
+  }
   for (const k of ['name', 'type', 'architecture']) if (typeof n[k] === 'string') return n[k] as string;
   const feat = n.featSize as number[] | undefined;
   return feat ? `UX-Net ${feat.join('/')}, hidden ${n.hiddenSize}` : 'unknown';
@@ -136,7 +147,7 @@ export async function compareRuns(dirs: string[]): Promise<Comparison> {
     return {
       dir: r.dir,
       name: basename(r.dir),
-      network: describeNetwork(s.network),
+      network: describeNetwork(s.network, s.config?.networkArgs),
       parameters: s.parameters,
       macs: s.macs,
       patch: s.patch,
@@ -194,10 +205,12 @@ export function compareMarkdown(c: Comparison): string {
     lines.push(`| ${h2.join(' | ')} |`, `|${h2.map(() => '---').join('|')}|`);
     for (const r of c.runs.slice(1)) lines.push(`| ${r.name} | ${r.perClass.map((p) => pStr(p.wilcoxon)).join(' | ')} | ${pStr(r.meanDice.wilcoxon)} |`);
   }
-  const patch = c.runs[0]?.patch;
+  // Runs may train at different patches (SwinUNETR needs multiples of 32): name each run's when they differ.
+  const patches = c.runs.map((r) => (r.patch ? r.patch.join('×') : '?'));
+  const patchNote = new Set(patches).size === 1 ? (c.runs[0]?.patch ? ` (${patches[0]})` : '') : ` (${c.runs.map((r, i) => `${r.name} ${patches[i]}`).join(', ')})`;
   lines.push(
     '',
-    `Dice mean ± sd over cases; MACs count convolutions and linear layers at the training patch${patch ? ` (${patch.join('×')})` : ''}; training time is the sum of optimiser-step times per fold.`,
+    `Dice mean ± sd over cases; MACs count convolutions and linear layers at each run's training patch${patchNote}; training time is the sum of optimiser-step times per fold.`,
     '',
   );
   return lines.join('\n');

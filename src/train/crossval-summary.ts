@@ -21,7 +21,8 @@ export interface FoldRecord {
   /** the process's peak resident memory by the end of this fold (MB) */
   peakRssMB: number;
   parameters: number;
-  network: Record<string, unknown>;
+  /** model.json's `network`: a registry name ("swin_unetr") or, for UX-Net folders, its argument object */
+  network: string | Record<string, unknown>;
   classes: { label: number; name: string }[];
   cases: { caseId: string; dice: number[]; hd95: number[]; nsd: number[] }[];
 }
@@ -46,7 +47,7 @@ export interface CrossvalSummary {
   splitSource: string;
   /** sha256 of the folds' case lists: runs with the same hash used the same split */
   splitHash: string;
-  network: Record<string, unknown> | null;
+  network: string | Record<string, unknown> | null;
   parameters: number | null;
   macs: number | null;
   patch: [number, number, number] | null;

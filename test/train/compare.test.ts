@@ -34,7 +34,16 @@ const SPLITS: Splits = {
 async function makeRun(
   name: string,
   dice: Record<string, [number, number]>,
-  o: { splits?: Splits; folds?: number[]; params?: number; macs?: number; trainSeconds?: number; network?: Record<string, unknown> } = {},
+  o: {
+    splits?: Splits;
+    folds?: number[];
+    params?: number;
+    macs?: number;
+    trainSeconds?: number;
+    network?: string;
+    networkArgs?: Record<string, unknown>;
+    patch?: [number, number, number];
+  } = {},
 ): Promise<string> {
   const run = join(dir, name);
   await mkdir(run, { recursive: true });
@@ -50,7 +59,16 @@ async function makeRun(
     classes,
     cases: splits.folds[k]!.val.map((c) => ({ caseId: c, dice: dice[c]!, hd95: c === 'a' ? [Infinity, 2] : [1, 2], nsd: [0.9, 0.8] })),
   }));
-  const s = summariseCrossval({ name, dataset: '/data/hippo', datasetName: 'hippo', splits, records, macs: o.macs ?? 5e9, patch: [48, 64, 48], config: {} });
+  const s = summariseCrossval({
+    name,
+    dataset: '../data',
+    datasetName: 'hippo',
+    splits,
+    records,
+    macs: o.macs ?? 5e9,
+    patch: o.patch ?? [48, 64, 48],
+    config: o.networkArgs ? { network: o.network, networkArgs: o.networkArgs } : {},
+  });
   await writeCrossvalSummary(run, s);
   await writeFile(join(run, 'splits.json'), JSON.stringify(splits));
   return run;
@@ -74,7 +92,8 @@ describe('uxnet compare', () => {
         e: [0.93, 0.77],
         f: [0.96, 0.81],
       },
-      { params: 2_500_000, macs: 12e9, trainSeconds: 120, network: { name: 'SwinUNETR' } },
+      // as a real SwinUNETR fold records it: model.json's registry name, the arguments in the recipe
+      { params: 2_500_000, macs: 12e9, trainSeconds: 120, network: 'swin_unetr', networkArgs: { feature_size: 12, depths: [2, 2, 2, 2] }, patch: [32, 64, 32] },
     );
   });
   after(async () => {
@@ -102,7 +121,7 @@ describe('uxnet compare', () => {
     // P(R+ <= 3.5) = P(at most one positive sign of six) = 7/64, two-sided 14/64
     assert.equal(rb!.perClass[1]!.wilcoxon!.method, 'permutation');
     assert.ok(Math.abs(rb!.perClass[1]!.wilcoxon!.pValue - 14 / 64) < 1e-12);
-    assert.equal(rb!.network, 'SwinUNETR');
+    assert.equal(rb!.network, 'SwinUNETR feature_size=12, depths=2/2/2/2');
     assert.equal(ra!.network, 'UX-Net 4/8/16/32, hidden 16');
     assert.equal(rb!.parameters, 2_500_000);
     assert.equal(rb!.macs, 12e9);
@@ -122,8 +141,11 @@ describe('uxnet compare', () => {
     assert.match(md, /\| 2\.50 \| 12\.00 \| 2\.0 \| 0\.50 \| 1001 \|/);
     const csv = (await readFile(join(out, 'compare.csv'), 'utf8')).trim().split('\n');
     assert.equal(csv.length, 1 + 2 * 3);
-    assert.match(csv[4]!, /^swin,SwinUNETR,1,anterior,/);
-    assert.ok(Math.abs(Number(csv[4]!.split(',')[4]) - 0.885) < 1e-12, 'mean of 0.81..0.96');
+    assert.match(csv[4]!, /^swin,"SwinUNETR feature_size=12, depths=2\/2\/2\/2",1,anterior,/);
+    // the two runs trained at different patches: the note names each
+    assert.match(md, /at each run's training patch \(uxnet 48×64×48, swin 32×64×32\)/);
+    // (the quoted network field holds a comma: replace it before splitting)
+    assert.ok(Math.abs(Number(csv[4]!.replace(/^swin,"[^"]*",/, 'swin,N,').split(',')[4]) - 0.885) < 1e-12, 'mean of 0.81..0.96');
     assert.match(csv[4]!, /,0\.03125,2500000,12000000000,120,0\.5,1001$/);
     const json = JSON.parse(await readFile(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(json.runs[1].perCase.a, [0.81, 0.69]);
