@@ -127,7 +127,7 @@ describe('reference backend: storage', () => {
       assert.ok(hasKernel(name, 'reference'), name);
       assert.equal(getKernel(name, 'reference'), K[name]);
     }
-    assert.equal(Object.keys(K).length, 37); // 27 for UX-Net + 8 for the transformer networks (matmul, strided copy/scatter, roll, broadcast, sumToShape, row gather/scatter) + fused attention and its gradient
+    assert.equal(Object.keys(K).length, 38); // 27 for UX-Net + 8 for the transformer networks (matmul, strided copy/scatter, roll, broadcast, sumToShape, row gather/scatter) + fused attention and its gradient + fused linear→GELU
   });
 
   it('upload, read, readSync and write copy; zeros are zero; free accounts bytes', async () => {
