@@ -238,6 +238,79 @@ function suite(title: string, opts: { maxBindingBytes?: number }): void {
 suite('webgpu kernels vs reference [adapter limits]', {});
 suite('webgpu kernels vs reference [4 KiB binding windows: every tensor split]', { maxBindingBytes: 4096 });
 
+describe('webgpu backend: kernels with run-time sizes compile once for every shape', { skip }, () => {
+  before(async () => {
+    assert.ok(await initWebGPU({ quiet: true }));
+  });
+  after(closeWebGPU);
+
+  // The tiled matmuls and the workgroup-per-row instance norms take their sizes from a uniform
+  // buffer (ProgramSpec.dynamic), because compiling one of them costs SwiftShader up to ~2.4 s of CPU.
+  // Each must give the reference's values at every shape while compiling one pipeline in all.
+  const kernels: { name: string; shapes: number[][][]; run: (k: Kernels, xs: KTensor[]) => KTensor | KTensor[] }[] = [
+    {
+      name: 'matmul, 64×64 tiles (with bias, shared B)',
+      shapes: [
+        [[1, 70, 33], [1, 33, 65], [65]],
+        [[2, 64, 100], [1, 100, 130], [130]],
+        [[3, 129, 17], [1, 17, 64], [64]],
+      ],
+      run: (k, [a, b, bias]) => k.matmul(a!, b!, bias!, { transA: false, transB: false }),
+    },
+    {
+      name: 'matmul, 16×16 tiles (transposed operands)',
+      shapes: [
+        [
+          [2, 40, 20],
+          [2, 30, 40],
+        ],
+        [
+          [2, 17, 50],
+          [2, 19, 17],
+        ],
+        [
+          [3, 33, 33],
+          [3, 21, 33],
+        ],
+      ],
+      run: (k, [a, b]) => k.matmul(a!, b!, null, { transA: true, transB: true }),
+    },
+    {
+      name: 'instanceNorm and its gradient, workgroup per row',
+      shapes: [
+        [
+          [1, 2, 9, 8, 10],
+          [1, 2, 9, 8, 10],
+        ],
+        [
+          [2, 3, 7, 9, 11],
+          [2, 3, 7, 9, 11],
+        ],
+        [
+          [1, 1, 1000],
+          [1, 1, 1000],
+        ],
+      ],
+      run: (k, [x, dy]) => {
+        const [y, rs] = k.instanceNorm(x!, { eps: 1e-5 });
+        return [y, k.instanceNormGrad(dy!, y, rs)];
+      },
+    },
+  ];
+  for (const c of kernels) {
+    it(c.name, async () => {
+      const r = rng(17);
+      const counts: number[] = [];
+      for (const shapes of c.shapes) {
+        await runCase({ name: `${c.name} ${JSON.stringify(shapes)}`, inputs: shapes.map((s) => rand(s, r)), run: c.run });
+        counts.push(webgpuInfo()!.pipelines);
+      }
+      // The first shape compiles the kernel (plus nothing else); the other shapes reuse it.
+      assert.deepEqual(counts.slice(1), [counts[0], counts[0]], `pipelines after each shape: ${counts}`);
+    });
+  }
+});
+
 describe('webgpu backend: memory, reads and limits', { skip }, () => {
   before(async () => {
     assert.ok(await initWebGPU({ quiet: true, maxBindingBytes: 4096 }));

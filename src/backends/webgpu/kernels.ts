@@ -260,7 +260,7 @@ fn kmain(wg: u32, li: u32) {
   if (li == 0u) { st_r(wg, rs); }
 }`,
     tensors: [r('x', x, 'instanceNorm'), w('y', y), w('r', rstd)],
-    consts: { S },
+    dynamic: { S }, // one pipeline for every row length (see program.ts)
     fconsts: { EPS: a.eps },
     workgroups: N * C,
   });
@@ -317,7 +317,7 @@ fn kmain(wg: u32, li: u32) {
   for (var s = li; s < S; s = s + WG) { st_y(base + s, rs * ((ld_dy(base + s) - mdy) - ld_yy(base + s) * mdyy)); }
 }`,
     tensors: [r('dy', dy, 'instanceNormGrad'), r('yy', y, 'instanceNormGrad'), r('r', rstd, 'instanceNormGrad'), w('y', dx)],
-    consts: { S },
+    dynamic: { S }, // one pipeline for every row length (see program.ts)
     workgroups: N * C,
   });
   return out(dy.shape, dx);

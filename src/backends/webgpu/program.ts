@@ -12,7 +12,8 @@
  *   96³ activation is 162 MiB, some adapters bind at most 128 MiB) get a branch per access.
  * - shapes and integer attributes are baked in as `const`s (pipelines are cached by source, and a
  *   model reuses a handful of shapes); float scalars that change between calls (AdamW's bias
- *   corrections) go through a small uniform buffer read with `U(i)`.
+ *   corrections) go through a small uniform buffer read with `U(i)`. Kernels that are costly to
+ *   compile and meet many shapes (the tiled matmuls) pass their sizes as `dynamic` u32s instead.
  * - the workgroup count may exceed maxComputeWorkgroupsPerDimension: the grid is 2-D and `main`
  *   linearises it, returning early for the padding workgroups.
  */
@@ -41,6 +42,14 @@ export interface ProgramSpec {
   fconsts?: Record<string, number>;
   /** f32 values passed at run time, read with U(i) */
   uniforms?: number[];
+  /**
+   * u32 values passed at run time instead of baked in: kmain (only; not helper functions) reads them
+   * by name like consts (`let`s read from a uniform buffer), and the grid size becomes a run-time
+   * value too, so one pipeline serves every shape. For kernels whose compile is costly (workgroup
+   * memory and barriers: SwiftShader takes ~2.4 s of CPU per 64×64 matmul pipeline) and whose
+   * shapes vary a lot; shape-specialised consts stay the default.
+   */
+  dynamic?: Record<string, number>;
   /** total workgroups (linear) */
   workgroups: number;
   /** threads per workgroup (default 256) */
@@ -108,7 +117,8 @@ export function run(p: ProgramSpec): void {
   const gy = Math.ceil(p.workgroups / gx);
   if (gy > maxDim) throw new Error(`webgpu backend: ${p.label}: ${p.workgroups} workgroups exceed the adapter's grid`);
 
-  let header = `const WG: u32 = ${wgSize}u;\nconst NWG: u32 = ${p.workgroups}u;\nconst WGX: u32 = ${gx}u;\n`;
+  const dyn: Record<string, number> | null = p.dynamic ? { ...p.dynamic, NWG: p.workgroups, WGX: gx } : null;
+  let header = dyn ? `const WG: u32 = ${wgSize}u;\n` : `const WG: u32 = ${wgSize}u;\nconst NWG: u32 = ${p.workgroups}u;\nconst WGX: u32 = ${gx}u;\n`;
   for (const [k, v] of Object.entries(p.consts ?? {})) {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`webgpu backend: ${p.label}: constant ${k} = ${v} is not a u32`);
     header += `const ${k}: u32 = ${v}u;\n`;
@@ -137,8 +147,25 @@ export function run(p: ProgramSpec): void {
   if (nu > 0) {
     header += `struct UParams { v: array<vec4<f32>, ${Math.ceil(nu / 4)}> }\n@group(0) @binding(${uniformBinding}) var<uniform> uparams: UParams;\nfn U(i: u32) -> f32 { return uparams.v[i / 4u][i % 4u]; }\n`;
   }
-  const main = `@compute @workgroup_size(${wgSize})\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n  let wg = wid.y * WGX + wid.x;\n  if (wg >= NWG) { return; }\n  kmain(wg, li);\n}\n`;
-  const code = `${header}\n${p.src}\n${main}`;
+  const dynNames = dyn ? Object.keys(dyn) : [];
+  const dynBinding = uniformBinding + (nu > 0 ? 1 : 0);
+  let dynInit = '';
+  if (dyn) {
+    header += `struct DParams { v: array<vec4<u32>, ${Math.ceil(dynNames.length / 4)}> }\n@group(0) @binding(${dynBinding}) var<uniform> dparams: DParams;\n`;
+    dynNames.forEach((k, i) => {
+      const v = dyn[k]!;
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`webgpu backend: ${p.label}: run-time value ${k} = ${v} is not a u32`);
+      dynInit += `  let ${k} = dparams.v[${i >> 2}u][${i & 3}u];\n`;
+    });
+  }
+  const main = `@compute @workgroup_size(${wgSize})\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {\n${dynInit}  let wg = wid.y * WGX + wid.x;\n  if (wg >= NWG) { return; }\n  kmain(wg, li);\n}\n`;
+  const KMAIN = 'fn kmain(wg: u32, li: u32) {\n';
+  if (dyn && !p.src.includes(KMAIN)) throw new Error(`webgpu backend: ${p.label}: a kernel with run-time values must define '${KMAIN.trim()}' on one line`);
+  // Run-time values are `let`s read from the uniform buffer at the top of kmain and main (not
+  // module-scope private variables: WGSL's uniformity analysis must see loop bounds ahead of
+  // workgroupBarrier() as uniform), so only kmain itself may use them.
+  const src = dyn ? p.src.replace(KMAIN, KMAIN + dynInit) : p.src;
+  const code = `${header}\n${src}\n${main}`;
 
   let cached = pipelines.get(code);
   if (!cached) {
@@ -149,6 +176,7 @@ export function run(p: ProgramSpec): void {
         layoutEntries.push({ binding: layoutEntries.length, visibility: 4 /* COMPUTE */, buffer: { type: t.mode === 'r' ? 'read-only-storage' : 'storage' } });
     }
     if (nu > 0) layoutEntries.push({ binding: uniformBinding, visibility: 4, buffer: { type: 'uniform' } });
+    if (dyn) layoutEntries.push({ binding: dynBinding, visibility: 4, buffer: { type: 'uniform' } });
     const layout = c.device.createBindGroupLayout({ label: p.label, entries: layoutEntries });
     const module = c.device.createShaderModule({ label: p.label, code });
     const pipeline = c.device.createComputePipeline({
@@ -176,6 +204,13 @@ export function run(p: ProgramSpec): void {
     ub.unmap();
     addTransient(ub);
     bgEntries.push({ binding: uniformBinding, resource: { buffer: ub } });
+  }
+  if (dyn) {
+    const db = c.device.createBuffer({ size: Math.ceil(dynNames.length / 4) * 16, usage: USAGE.UNIFORM, mappedAtCreation: true });
+    new Uint32Array(db.getMappedRange()).set(dynNames.map((k) => dyn[k]!));
+    db.unmap();
+    addTransient(db);
+    bgEntries.push({ binding: dynBinding, resource: { buffer: db } });
   }
   const bindGroup = c.device.createBindGroup({ label: p.label, layout: cached.layout, entries: bgEntries });
   const pass = commandEncoder().beginComputePass({ label: p.label });

@@ -217,7 +217,8 @@ export function matmul(a: KTensor, b: KTensor, bias: KTensor | null, attrs: { tr
   if (M >= 64 && N >= 64) {
     const tm = Math.ceil(M / 64);
     const tn = Math.ceil(N / 64);
-    run({ label: 'matmul 64x64', src: matmulBlocked(Bb === 1, !!bias), tensors: [...tensors, w('y', y)], consts: { ...consts, TM: tm, TN: tn }, workgroups: B * tm * tn });
+    // Sizes at run time: one pipeline per (shared B, bias) instead of one per shape (see program.ts).
+    run({ label: 'matmul 64x64', src: matmulBlocked(Bb === 1, !!bias), tensors: [...tensors, w('y', y)], dynamic: { ...consts, TM: tm, TN: tn }, workgroups: B * tm * tn });
     return out([B, M, N], y);
   }
   const tm = Math.ceil(M / TILE);
@@ -256,7 +257,7 @@ fn kmain(wg: u32, li: u32) {
   if (m < M && n < N) { st_y((bi * M + m) * N + n, acc${bias ? ' + ld_bias(n)' : ''}); }
 }`,
     tensors: [...tensors, w('y', y)],
-    consts: { ...consts, TM: tm, TN: tn },
+    dynamic: { ...consts, TM: tm, TN: tn },
     workgroups: B * tm * tn,
   });
   return out([B, M, N], y);
