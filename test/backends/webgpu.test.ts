@@ -85,10 +85,38 @@ function cases(): Case[] {
   return [
     { name: 'conv3d k3 p1 + bias', inputs: [x5, rand([4, 3, 3, 3, 3], r), rand([4], r)], run: (k, [x, w, b]) => k.conv3d(x!, w!, b!, conv) },
     { name: 'conv3d depthwise k7 s(2,1,2) p3', inputs: [rand([1, 4, 9, 8, 7], r), rand([4, 1, 7, 7, 7], r)], run: (k, [x, w]) => k.conv3d(x!, w!, null, dw) },
+    // conv3d runs up to 8 consecutive output positions along w per thread: a row of 19 ends in a block of 3.
+    {
+      name: 'conv3d k3 p1, rows of 19 (position blocks with a tail)',
+      inputs: [rand([1, 3, 4, 5, 19], r), rand([4, 3, 3, 3, 3], r)],
+      run: (k, [x, w]) => k.conv3d(x!, w!, null, conv),
+    },
+    {
+      name: 'conv3d grouped k(2,3,3) s(1,2,3) p(1,0,2) + bias',
+      inputs: [rand([2, 4, 5, 6, 17], r), rand([6, 2, 2, 3, 3], r), rand([6], r)],
+      run: (k, [x, w, b]) => k.conv3d(x!, w!, b!, { stride: [1, 2, 3], padding: [1, 0, 2], groups: 2 }),
+    },
+    // (kh, kw) windows over 49 taps keep the taps as loops.
+    {
+      name: 'conv3d k(1,8,8) p(0,3,4) (taps as loops)',
+      inputs: [rand([1, 2, 3, 9, 10], r), rand([3, 2, 1, 8, 8], r)],
+      run: (k, [x, w]) => k.conv3d(x!, w!, null, { stride: [1, 1, 1], padding: [0, 3, 4], groups: 1 }),
+    },
     {
       name: 'conv3dGradInput k3 p1',
       inputs: [rand([2, 4, 6, 7, 8], r), rand([4, 3, 3, 3, 3], r)],
       run: (k, [dy, w]) => k.conv3dGradInput(dy!, w!, { ...conv, inputShape: [2, 3, 6, 7, 8] }),
+    },
+    // Stride 1 along w: blocks of up to 8 input positions per thread; rows of 19 end in a block of 3.
+    {
+      name: 'conv3dGradInput k3 p1, rows of 19 (position blocks with a tail)',
+      inputs: [rand([1, 4, 4, 5, 19], r), rand([4, 3, 3, 3, 3], r)],
+      run: (k, [dy, w]) => k.conv3dGradInput(dy!, w!, { ...conv, inputShape: [1, 3, 4, 5, 19] }),
+    },
+    {
+      name: 'conv3dGradInput grouped k(2,3,5) s(2,2,1) p(1,0,2)',
+      inputs: [rand([2, 6, 3, 3, 13], r), rand([6, 2, 2, 3, 5], r)],
+      run: (k, [dy, w]) => k.conv3dGradInput(dy!, w!, { stride: [2, 2, 1], padding: [1, 0, 2], groups: 2, inputShape: [2, 4, 5, 7, 13] }),
     },
     {
       name: 'conv3dGradInput depthwise strided',
@@ -105,6 +133,20 @@ function cases(): Case[] {
       name: 'conv3dGradWeight depthwise strided',
       inputs: [rand([1, 4, 9, 8, 7], r), rand([1, 4, 5, 8, 4], r)],
       run: (k, [x, dy]) => k.conv3dGradWeight(x!, dy!, { ...dw, weightShape: [4, 1, 7, 7, 7] }),
+    },
+    // Stride 1 along w: each thread slides its row of kw taps along the input row in registers.
+    {
+      name: 'conv3dGradWeight depthwise k7 p3, stride 1 along w',
+      inputs: [rand([1, 4, 6, 5, 11], r), rand([1, 4, 3, 5, 11], r)],
+      run: (k, [x, dy]) => k.conv3dGradWeight(x!, dy!, { stride: [2, 1, 1], padding: [3, 3, 3], groups: 4, weightShape: [4, 1, 7, 7, 7] }),
+    },
+    {
+      name: 'conv3dGradWeight k(1,2,9) p(0,1,4) (one tap per thread) and k1',
+      inputs: [rand([2, 3, 2, 4, 10], r), rand([2, 2, 2, 5, 10], r), rand([2, 2, 2, 4, 10], r)],
+      run: (k, [x, dy, dy1]) => [
+        k.conv3dGradWeight(x!, dy!, { stride: [1, 1, 1], padding: [0, 1, 4], groups: 1, weightShape: [2, 3, 1, 2, 9] }),
+        k.conv3dGradWeight(x!, dy1!, { stride: [1, 1, 1], padding: [0, 0, 0], groups: 1, weightShape: [2, 3, 1, 1, 1] }),
+      ],
     },
     // More than 2048 (n, voxel) positions: the workgroup-per-(o, ci, kd) path.
     {
@@ -174,7 +216,15 @@ function cases(): Case[] {
     { name: 'sliceChannels empty', inputs: [x5], run: (k, [x]) => k.sliceChannels(x!, { start: 2, end: 2 }) },
     { name: 'softmax', inputs: [rand([2, 3, 5, 6, 7], r, -8, 8)], run: (k, [x]) => k.softmax(x!) },
     { name: 'softmaxGrad', inputs: [rand([2, 3, 5, 6, 7], r), probs], run: (k, [dy, y]) => k.softmaxGrad(dy!, y!) },
-    // softmaxLast's view [rows, C, 1]: ≥ 4096 rows run one thread per row (no workgroup barriers).
+    // softmaxLast's view [rows, C, 1]: ≥ 4096 rows, or rows of ≤ 1024, run one thread per row (no
+    // workgroup barriers); a few long rows take a workgroup each.
+    { name: 'softmax, 2 contiguous rows of 1100 (workgroup per row)', inputs: [rand([2, 1100, 1], r, -8, 8)], run: (k, [x]) => k.softmax(x!) },
+    {
+      name: 'softmaxGrad, 2 contiguous rows of 1100 (workgroup per row)',
+      inputs: [rand([2, 1100, 1], r), rand([2, 1100, 1], r, -8, 8)],
+      run: (k, [dy, x]) => k.softmaxGrad(dy!, k.softmax(x!)),
+    },
+    { name: 'softmax, 6 contiguous rows of 343 (thread per row)', inputs: [rand([6, 343, 1], r, -8, 8)], run: (k, [x]) => k.softmax(x!) },
     { name: 'softmax, 4100 contiguous rows of 70 (thread per row)', inputs: [rand([4100, 70, 1], r, -8, 8)], run: (k, [x]) => k.softmax(x!), big: true },
     {
       name: 'softmaxGrad, 4100 contiguous rows of 70 (thread per row)',

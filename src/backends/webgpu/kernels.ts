@@ -460,8 +460,9 @@ fn kmain(wg: u32, li: u32) {
 // Softmax and losses
 
 /**
- * Softmax over contiguous rows (softmaxLast: attention scores, S = 1): one workgroup per row, so
- * neighbouring threads read neighbouring values; max and sum by the workgroup tree reductions.
+ * Softmax over contiguous rows (softmaxLast: attention scores, S = 1) of at least this length: one
+ * thread per row, or for a few long rows one workgroup per row, so neighbouring threads read
+ * neighbouring values, with max and sum by the workgroup tree reductions (see THREAD_ROW_MAX_C).
  */
 const ROW_SOFTMAX_MIN = 64;
 const WGSL_WG_MAX = /* wgsl */ `
@@ -485,6 +486,13 @@ fn wg_max(li: u32, v: f32) -> f32 {
  * costing ~25 µs each per 256-thread workgroup (a row reduction takes about 13 of them).
  */
 const THREAD_ROWS_MIN = 4096;
+/**
+ * Rows up to this long run one thread per row however few they are: the workgroup path's ~12
+ * barriers per row cost SwiftShader ~0.3 ms a row (nnFormer's attention backward at the deeper
+ * stages, ~4,000 rows of 64, spent 2.6 s per softmax there), and a short row is little work for one
+ * thread on a real GPU too. Only long rows (e.g. a whole-volume softmax over tokens) take a workgroup.
+ */
+const THREAD_ROW_MAX_C = 1024;
 
 function softmaxRowsThread(x: KTensor, rows: number, C: number): GpuStorage {
   const y = allocStorage(rows * C);
@@ -531,7 +539,7 @@ fn kmain(wg: u32, li: u32) {
 }
 
 function softmaxRows(x: KTensor, rows: number, C: number): GpuStorage {
-  if (rows >= THREAD_ROWS_MIN) return softmaxRowsThread(x, rows, C);
+  if (rows >= THREAD_ROWS_MIN || C <= THREAD_ROW_MAX_C) return softmaxRowsThread(x, rows, C);
   const y = allocStorage(rows * C);
   run({
     label: 'softmax rows',
@@ -554,7 +562,7 @@ fn kmain(wg: u32, li: u32) {
 }
 
 function softmaxRowsGrad(dy: KTensor, y: KTensor, rows: number, C: number): GpuStorage {
-  if (rows >= THREAD_ROWS_MIN) return softmaxRowsGradThread(dy, y, rows, C);
+  if (rows >= THREAD_ROWS_MIN || C <= THREAD_ROW_MAX_C) return softmaxRowsGradThread(dy, y, rows, C);
   const dx = allocStorage(rows * C);
   run({
     label: 'softmaxGrad rows',
