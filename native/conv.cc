@@ -244,8 +244,10 @@ ThreadPtrs& sharedPtrs() {
 // zero-padded panel, [cin][nsd][nsh][lw], and the micro-kernel addresses the rows of every output row through
 // a pointer table: neighbouring output rows share input rows (a 3×3×3 conv reads each input row 9 times), so a
 // block copies ~(Rd+2)(Rh+2) rows per channel instead of 9·Rd·Rh.
+// `chans`, when given, holds the base of each input channel (channels of a concatenation read in place);
+// otherwise channel i is at x + i·inVol.
 void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int* in, const float* wp, int cout, const DimMap* m,
-               const float* bias, float* y, const int* out) {
+               const float* bias, float* y, const int* out, const float* const* chans = nullptr) {
   const int RO = rov * isa->vw;
   const int RW = isa->denseRW(rov);
   const int Qd = m[0].Q, Qh = m[1].Q, Qw = m[2].Q;
@@ -303,7 +305,7 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
         for (int i = 0; i < cin; i++)
           for (int sd = 0; sd < cd; sd++)
             for (int sh = 0; sh < ch; sh++)
-              fillRow(x + i * inVol, in, qd0 * m[0].sin + sd + m[0].off, qh0 * m[1].sin + sh + m[1].off, m[2].off, lw,
+              fillRow(chans ? chans[i] : x + i * inVol, in, qd0 * m[0].sin + sd + m[0].off, qh0 * m[1].sin + sh + m[1].off, m[2].off, lw,
                       panel + ((static_cast<size_t>(i) * nsd + sd) * nsh + sh) * lw);
         size_t t = 0;
         for (int kd = 0; kd < nd; kd++)
@@ -325,7 +327,8 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
           for (int sd = 0; sd < ncd; sd++)
             for (int sh = 0; sh < nch; sh++) {
               const int id = nqd0 * m[0].sin + sd + m[0].off, ih = nqh0 * m[1].sin + sh + m[1].off;
-              if (id >= 0 && id < in[0] && ih >= 0 && ih < in[1]) pfTab[n++] = x + i * inVol + (static_cast<int64_t>(id) * in[1] + ih) * in[2];
+              if (id >= 0 && id < in[0] && ih >= 0 && ih < in[1])
+                pfTab[n++] = (chans ? chans[i] : x + i * inVol) + (static_cast<int64_t>(id) * in[1] + ih) * in[2];
             }
         pf = DensePrefetch{pfTab, n, in[2]};
       }
@@ -646,7 +649,32 @@ void fewPositionsGradInput(const float* dy, const float* w, const ConvGeom& g, f
 }
 
 void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, WeightKey wk) {
+  convForwardChans(x, nullptr, w, bias, g, y, wk);
+}
+
+void convForwardConcat(const float* const* parts, const int64_t* partC, int nParts, const float* w, const float* bias,
+                       const ConvGeom& g, float* y, WeightKey wk) {
+  const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  std::vector<const float*> chans(static_cast<size_t>(g.N * g.Cin));
+  for (int64_t n = 0, k = 0; n < g.N; n++)
+    for (int j = 0; j < nParts; j++)
+      for (int64_t c = 0; c < partC[j]; c++) chans[k++] = parts[j] + (n * partC[j] + c) * S;
+  convForwardChans(nullptr, chans.data(), w, bias, g, y, wk);
+}
+
+// x [N, Cin, ...] contiguous, or (x null) `chans` with the base of every (n, c) channel. Only the dense
+// direct path reads channels in place; the other paths get a gathered copy.
+void convForwardChans(const float* x, const float* const* chans, const float* w, const float* bias, const ConvGeom& g, float* y,
+                      WeightKey wk) {
   const IsaCores* isa = pickIsa();
+  const bool direct = !isDepthwise(g) && !isGroupedPointwise(g) && !winogradApplies(g) && !isFewPositions(g) && g.G == 1;
+  if (chans && !direct) {
+    const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+    Scratch<float> xs(static_cast<size_t>(g.N * g.Cin * S));
+    for (int64_t k = 0; k < g.N * g.Cin; k++) std::memcpy(xs.get() + k * S, chans[k], sizeof(float) * S);
+    convForwardChans(xs.get(), nullptr, w, bias, g, y, wk);
+    return;
+  }
   if (isDepthwise(g)) {
     int T[3] = {g.k[0], g.k[1], g.k[2]}, off[3] = {-g.p[0], -g.p[1], -g.p[2]};
     depthwiseRun(isa, x, g.in, w, bias, g.N, g.Cin, T, off, g.out, y);
@@ -679,8 +707,8 @@ void convForward(const float* x, const float* w, const float* bias, const ConvGe
       packWeights(w + gg * Cog * Cig * K3, Cig * K3, K3, static_cast<int>(Cog), static_cast<int>(Cig), m, g.k[1], g.k[2], RO, dst);
     });
     for (int64_t n = 0; n < g.N; n++)
-      denseCore(isa, rov, x + (n * g.Cin + gg * Cig) * inVol, static_cast<int>(Cig), g.in, wp, static_cast<int>(Cog), m,
-                bias ? bias + gg * Cog : nullptr, y + (n * g.Cout + gg * Cog) * outVol, g.out);
+      denseCore(isa, rov, chans ? nullptr : x + (n * g.Cin + gg * Cig) * inVol, static_cast<int>(Cig), g.in, wp, static_cast<int>(Cog),
+                m, bias ? bias + gg * Cog : nullptr, y + (n * g.Cout + gg * Cog) * outVol, g.out, chans ? chans + n * g.Cin : nullptr);
   }
 }
 

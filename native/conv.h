@@ -18,6 +18,12 @@ struct WeightKey {
 
 // y = conv(x, w) + bias (bias may be null).
 void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, WeightKey wk = {});
+// convForward on the channel concatenation of nParts tensors [N, partC[j], ...] (Σ partC = g.Cin) without
+// materialising it: the direct kernel reads every channel where it lies.
+void convForwardConcat(const float* const* parts, const int64_t* partC, int nParts, const float* w, const float* bias,
+                       const ConvGeom& g, float* y, WeightKey wk = {});
+void convForwardChans(const float* x, const float* const* chans, const float* w, const float* bias, const ConvGeom& g, float* y,
+                      WeightKey wk = {});
 // dx of the forward conv described by g (dy has g.out, dx has g.in).
 void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk = {});
 // dw [Cout, Cin/G, k] of the forward conv described by g.

@@ -188,6 +188,24 @@ export interface Kernels {
    * p −= (lr/(1−β1^t)) · m / (sqrt(v)/sqrt(1−β2^t) + eps). Scalars computed in float64 as Python does.
    */
   adamwStep(p: KTensor, g: KTensor, m: KTensor, v: KTensor, a: AdamWAttrs): void;
+
+  // ---- Optional fused inference kernels: ops use them when the backend has them and no gradient is
+  // recorded, else the composition they equal (same values, bit for bit on the native backend). ----
+  /** groupNorm (γ w, β b, either may be null) then ReLU when `relu`: one stats pass and one apply pass. */
+  groupNormAct?(x: KTensor, w: KTensor | null, b: KTensor | null, a: { groups: number; eps: number; relu: boolean }): KTensor;
+  /**
+   * batchNormEval from host invStd = 1/√(var+eps) and shift = −mean·invStd: ((x·invStd + shift)·w + b), then
+   * ReLU when `relu`, then + res; each step rounded to float32 as the separate kernels do.
+   */
+  batchNormEvalAct?(
+    x: KTensor,
+    w: KTensor | null,
+    b: KTensor | null,
+    res: KTensor | null,
+    a: { invStd: Float32Array; shift: Float32Array; relu: boolean },
+  ): KTensor;
+  /** conv3d of concatChannels(xs) without materialising the concatenation. */
+  conv3dConcat?(xs: readonly KTensor[], w: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor;
 }
 
 export type KernelName = keyof Kernels;

@@ -1,4 +1,4 @@
-import { add, attention, concatChannels, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
+import { add, attention, conv3dConcat, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, ConvTranspose3d, LayerNorm } from '../nn/layers.js';
@@ -50,7 +50,7 @@ class EnBlock extends Module {
     this.conv2 = this.registerModule('conv2', conv3(c, c, init));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => add(this.conv2.forward(relu(this.bn2.forward(this.conv1.forward(relu(this.bn1.forward(x)))))), x));
+    return tidy(() => add(this.conv2.forward(this.bn2.forwardRelu(this.conv1.forward(this.bn1.forwardRelu(x)))), x));
   }
 }
 
@@ -187,7 +187,7 @@ class Enblock8First extends Module {
     this.conv2 = this.registerModule('conv2', conv3(e / 4, e / 4, init));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => relu(this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x)))))));
+    return tidy(() => this.bn2.forwardRelu(this.conv2.forward(this.bn1.forwardRelu(this.conv1.forward(x)))));
   }
 }
 
@@ -213,7 +213,7 @@ class PostActBlock extends Module {
     this.conv2 = m.conv2 as Conv3d;
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => add(relu(this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x)))))), x));
+    return tidy(() => this.bn2.forwardRelu(this.conv2.forward(this.bn1.forwardRelu(this.conv1.forward(x))), x));
   }
 }
 
@@ -229,7 +229,8 @@ class DeUpCat extends Module {
     this.conv3 = this.registerModule('conv3', new Conv3d(2 * cout, cout, 1, { init }));
   }
   forward(x: Tensor, prev: Tensor): Tensor {
-    return tidy(() => this.conv3.forward(concatChannels([prev, this.conv2.forward(this.conv1.forward(x))])));
+    // The 1×1 conv reads the skip and the up-sampled tensor in place (no concatenation on inference).
+    return tidy(() => conv3dConcat([prev, this.conv2.forward(this.conv1.forward(x))], this.conv3.weight, this.conv3.bias, { stride: this.conv3.stride, padding: this.conv3.padding }));
   }
 }
 

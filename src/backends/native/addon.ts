@@ -74,6 +74,9 @@ export const OP = {
   scatterAddRows: 34,
   attention: 35,
   attentionGrad: 36,
+  groupNormAct: 37,
+  batchNormEvalAct: 38,
+  conv3dConcat: 39,
 } as const;
 
 function packageRoot(): string {

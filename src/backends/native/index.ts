@@ -186,6 +186,53 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const db = a.needBias ? out([a.heads, N, M], g[i]!) : null;
       return [dq, dk, dv, db];
     },
+    conv3dConcat(xs, w, bias, a) {
+      const [x0] = xs;
+      check(x0 !== undefined && w.shape.length === 5 && xs.every((x) => x.shape.length === 5), 'conv3dConcat: inputs and weight must be 5-D');
+      const [N, , ...sp] = x0.shape as number[];
+      check(
+        xs.every((x) => x.shape[0] === N && x.shape.slice(2).every((d, i) => d === sp[i])),
+        'conv3dConcat: inputs differ outside the channel axis',
+      );
+      const cs = xs.map((x) => x.shape[1]!);
+      const Cin = cs.reduce((s, c) => s + c, 0);
+      const [Cout, CinG, ...k] = w.shape as number[];
+      check(Cin % a.groups === 0 && Cout! % a.groups === 0 && CinG === Cin / a.groups, 'conv3dConcat: channel/groups mismatch');
+      const o = sp.map((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!));
+      check(
+        o.every((d) => d >= 1),
+        'conv3dConcat: empty output',
+      );
+      if (bias) check(numel(bias.shape) === Cout, 'conv3dConcat: bias size');
+      const shape = [N!, Cout!, ...o];
+      const ins = [...xs.map(h), h(w)];
+      if (bias) ins.push(h(bias));
+      const [y] = op(OP.conv3dConcat, ins, [numel(shape)], [...convParams(N!, Cin, Cout!, a, sp, o, k), bias ? 1 : 0, xs.length, ...cs]);
+      return out(shape, y!);
+    },
+    groupNormAct(x, w, b, a) {
+      const [N, C, S] = nc('groupNormAct', x);
+      check(Number.isInteger(a.groups) && a.groups >= 1 && C % a.groups === 0, `groupNormAct: ${C} channels cannot be split into ${a.groups} groups`);
+      if (w) check(numel(w.shape) === C, 'groupNormAct: weight size');
+      if (b) check(numel(b.shape) === C, 'groupNormAct: bias size');
+      const ins = [h(x)];
+      if (w) ins.push(h(w));
+      if (b) ins.push(h(b));
+      const [y] = op(OP.groupNormAct, ins, [N * C * S], [N, C, S, a.groups, a.eps, w ? 1 : 0, b ? 1 : 0, a.relu ? 1 : 0]);
+      return out(x.shape, y!);
+    },
+    batchNormEvalAct(x, w, b, res, a) {
+      const [N, C, S] = nc('batchNormEvalAct', x);
+      check(a.invStd.length === C && a.shift.length === C, 'batchNormEvalAct: statistics size');
+      if (w) check(numel(w.shape) === C, 'batchNormEvalAct: weight size');
+      if (b) check(numel(b.shape) === C, 'batchNormEvalAct: bias size');
+      if (res) sameShape('batchNormEvalAct', x, res);
+      const ins = [h(x)];
+      for (const t of [w, b, res]) if (t) ins.push(h(t));
+      const params = [N, C, S, w ? 1 : 0, b ? 1 : 0, res ? 1 : 0, a.relu ? 1 : 0, ...a.invStd, ...a.shift];
+      const [y] = op(OP.batchNormEvalAct, ins, [N * C * S], params);
+      return out(x.shape, y!);
+    },
     conv3d(x, w, bias, a) {
       check(x.shape.length === 5 && w.shape.length === 5, 'conv3d: input and weight must be 5-D');
       const [N, Cin, ...sp] = x.shape as number[];

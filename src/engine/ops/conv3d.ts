@@ -1,7 +1,10 @@
 import type { Conv3dAttrs, Triple } from '../kernels.js';
 import { assertShape, backendOf, runKernel, record, wrap } from '../op.js';
+import { hasKernel } from '../registry.js';
+import { isGradEnabled } from '../scope.js';
 import { shapeString, type Tensor } from '../tensor.js';
 import { convOutSize } from '../conv-geometry.js';
+import { concatChannels } from './shape.js';
 
 export interface Conv3dOptions {
   stride?: number | Triple;
@@ -16,8 +19,8 @@ export function triple(v: number | Triple | undefined, dflt: number, what: strin
 }
 
 /** Validates a conv3d call and returns its kernel attributes and output shape. */
-export function conv3dGeometry(op: string, x: Tensor, w: Tensor, opts: Conv3dOptions): { attrs: Conv3dAttrs; outShape: number[] } {
-  assertShape(op, 'input', x, 5);
+export function conv3dGeometry(op: string, x: Pick<Tensor, 'shape'>, w: Tensor, opts: Conv3dOptions): { attrs: Conv3dAttrs; outShape: number[] } {
+  if (x.shape.length !== 5) throw new Error(`${op}: input must have 5 dimensions, got shape ${shapeString(x.shape)}`);
   assertShape(op, 'weight', w, 5);
   const stride = triple(opts.stride, 1, `${op}: stride`);
   const padding = triple(opts.padding, 0, `${op}: padding`);
@@ -46,4 +49,24 @@ export function conv3d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
     needs[1] ? wrap(runKernel('conv3dGradWeight', be, xs!.info, dy.info, { ...attrs, weightShape: ws!.shape }), be) : null,
     needs[2] ? wrap(runKernel('sumToChannels', be, dy.info), be) : null,
   ]);
+}
+
+/**
+ * conv3d(concatChannels(xs), w, bias): on inference, where the backend has the fused kernel, the
+ * convolution reads every input in place and the concatenation is never written (a decoder's skip
+ * concatenation feeding a conv); otherwise (and whenever a gradient is recorded) the composition.
+ */
+export function conv3dConcat(xs: readonly Tensor[], w: Tensor, bias: Tensor | null = null, opts: Conv3dOptions = {}): Tensor {
+  const be = backendOf('conv3dConcat', ...xs, w, bias);
+  const grad = isGradEnabled() && [...xs, w, bias].some((t) => t?.requiresGrad);
+  if (grad || xs.length < 2 || !hasKernel('conv3dConcat', be)) return conv3d(concatChannels(xs), w, bias, opts);
+  const ref = xs[0]!;
+  for (const t of xs)
+    if (t.rank !== 5 || t.shape.some((d, i) => i !== 1 && d !== ref.shape[i]))
+      throw new Error(`conv3dConcat: shapes ${xs.map((x) => shapeString(x.shape)).join(', ')} differ outside the channel axis`);
+  const cin = xs.reduce((s, t) => s + t.shape[1]!, 0);
+  // Validate against the concatenation's shape (geometry only; nothing is allocated).
+  const { attrs } = conv3dGeometry('conv3dConcat', { shape: [ref.shape[0]!, cin, ...ref.shape.slice(2)] }, w, opts);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== w.shape[0])) throw new Error(`conv3dConcat: bias ${shapeString(bias.shape)} must have shape [${w.shape[0]}]`);
+  return wrap(runKernel('conv3dConcat', be, xs.map((t) => t.info), w.info, bias ? bias.info : null, attrs), be);
 }

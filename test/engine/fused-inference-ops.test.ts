@@ -1,0 +1,146 @@
+/**
+ * The fused inference paths of groupNorm(+ReLU), batchNormEval(+ReLU, +residual) and conv3dConcat: on
+ * every backend the op equals the unfused composition written out here (bit for bit where the backend
+ * has the fused kernel, since it rounds as the separate kernels do), with odd sizes, with and without
+ * affine parameters; with a gradient recorded the op takes the composition and its gradients equal the
+ * composition's.
+ */
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { initTestBackends, testBackends } from '../helpers/backends.js';
+import { hasKernel, noGrad, setBackend, tensor, type Tensor } from '../../src/engine/index.js';
+import * as ops from '../../src/engine/ops/index.js';
+import { channelView } from '../../src/engine/ops/group_norm.js';
+import { Rng } from '../../src/engine/rng.js';
+
+await initTestBackends();
+
+const rnd = (n: number, r: Rng, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * r.random());
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+function assertSame(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) assert.ok(actual[i] === expected[i], `${what}[${i}]: ${actual[i]} vs ${expected[i]}`);
+}
+
+/** groupNorm as its documented composition: instance norm of the group view, ·γ, +β, ReLU. */
+function groupNormComposed(x: Tensor, g: number, w: Tensor | null, b: Tensor | null, relu: boolean): Tensor {
+  let y = ops.reshape(ops.instanceNorm(ops.reshape(x, [x.shape[0]!, g, -1]), { eps: 1e-5 }), x.shape);
+  if (w) y = ops.mulChannel(y, w);
+  if (b) y = ops.add(y, channelView(b, x.rank));
+  return relu ? ops.relu(y) : y;
+}
+
+/** batchNormEval as (x·invStd + shift)·γ + β, ReLU, + residual with the float32 statistics. */
+function batchNormComposed(x: Tensor, mean: Float32Array, vr: Float32Array, w: Tensor | null, b: Tensor | null, relu: boolean, res: Tensor | null): Tensor {
+  const c = mean.length;
+  const inv = Float32Array.from(vr, (v) => 1 / Math.sqrt(v + 1e-5));
+  const shift = Float32Array.from(mean, (m, i) => -m * inv[i]!);
+  let y = ops.add(ops.mulChannel(x, tensor(inv, [c])), tensor(shift, [1, c, 1, 1, 1]));
+  if (w) y = ops.mulChannel(y, w);
+  if (b) y = ops.add(y, channelView(b, x.rank));
+  if (relu) y = ops.relu(y);
+  return res ? ops.add(y, res) : y;
+}
+
+for (const backend of testBackends()) {
+  describe(`fused inference ops equal their composition [${backend}]`, () => {
+    before(() => setBackend(backend));
+    const r = new Rng(7);
+
+    it('groupNorm (+ReLU): odd sizes, groups of several channels, with and without the affine', async () => {
+      for (const [shape, g] of [
+        [[2, 6, 3, 5, 7], 3],
+        [[1, 16, 9, 4, 5], 8],
+        [[1, 4, 2, 3, 1], 1],
+      ] as const) {
+        const c = shape[1];
+        const x = tensor(rnd(size(shape), r, -3, 5), [...shape]);
+        const w = tensor(rnd(c, r, 0.5, 1.5), [c]);
+        const b = tensor(rnd(c, r), [c]);
+        for (const [ww, bb] of [
+          [w, b],
+          [null, null],
+        ] as const)
+          for (const relu of [false, true]) {
+            const fused = noGrad(() => ops.groupNorm(x, g, ww, bb, { relu }));
+            const composed = noGrad(() => groupNormComposed(x, g, ww, bb, relu));
+            const got = await fused.data();
+            assertSame(got, await composed.data(), `groupNorm ${shape} g${g} affine=${!!ww} relu=${relu}`);
+            if (relu) assert.ok(got.some((v) => v === 0) && got.some((v) => v > 0), 'the ReLU is exercised');
+          }
+      }
+    });
+
+    it('batchNormEval (+ReLU, +residual): odd sizes, with and without the affine', async () => {
+      const shape = [2, 5, 3, 4, 7];
+      const c = shape[1]!;
+      const x = tensor(rnd(size(shape), r, -2, 2), shape);
+      const res = tensor(rnd(size(shape), r), shape);
+      const mean = rnd(c, r, -0.5, 0.5);
+      const vr = rnd(c, r, 0.2, 2);
+      const w = tensor(rnd(c, r, 0.5, 1.5), [c]);
+      const b = tensor(rnd(c, r), [c]);
+      for (const [ww, bb] of [
+        [w, b],
+        [null, b],
+        [null, null],
+      ] as const)
+        for (const relu of [false, true])
+          for (const rr of [null, res]) {
+            const fused = noGrad(() => ops.batchNormEval(x, mean, vr, ww, bb, { relu, residual: rr ?? undefined }));
+            const composed = noGrad(() => batchNormComposed(x, mean, vr, ww, bb, relu, rr));
+            assertSame(await fused.data(), await composed.data(), `batchNormEval affine=${!!ww}/${!!bb} relu=${relu} residual=${!!rr}`);
+          }
+    });
+
+    it('conv3dConcat: 1×1, strided 3×3 (direct) and 3×3 stride 1 (Winograd on native: a gathered copy) equal conv3d(concat)', async () => {
+      for (const { parts, k, stride, padding, cout } of [
+        { parts: [3, 5], k: 1, stride: 1, padding: 0, cout: 4 },
+        { parts: [2, 1, 4], k: 3, stride: 2, padding: 1, cout: 6 },
+        { parts: [4, 4], k: 3, stride: 1, padding: 1, cout: 8 },
+      ]) {
+        const sp = [5, 7, 6];
+        const xs = parts.map((c) => tensor(rnd(2 * c * size(sp), r), [2, c, ...sp]));
+        const cin = parts.reduce((a, b) => a + b, 0);
+        const w = tensor(rnd(cout * cin * k ** 3, r, -0.3, 0.3), [cout, cin, k, k, k]);
+        const bias = tensor(rnd(cout, r), [cout]);
+        const fused = noGrad(() => ops.conv3dConcat(xs, w, bias, { stride, padding }));
+        const composed = noGrad(() => ops.conv3d(ops.concatChannels(xs), w, bias, { stride, padding }));
+        assert.deepEqual(fused.shape, composed.shape);
+        assertSame(await fused.data(), await composed.data(), `conv3dConcat ${parts} k${k} s${stride}`);
+      }
+    });
+
+    it('with a gradient recorded the ops take the composition: gradients equal the composition gradients', async () => {
+      const shape = [1, 4, 3, 2, 5];
+      const xv = rnd(size(shape), r, -2, 2);
+      const gradsOf = async (f: (x: Tensor, w: Tensor) => Tensor) => {
+        const x = tensor(xv, shape, { requiresGrad: true });
+        const w = tensor(Float32Array.of(0.5, 1.5, -1, 2), [4], { requiresGrad: true });
+        ops.sum(ops.mul(f(x, w), f(x, w))).backward();
+        return [await x.grad!.data(), await w.grad!.data()];
+      };
+      const m = rnd(4, r, -0.2, 0.2);
+      const v = rnd(4, r, 0.5, 1.5);
+      // A 1×1 conv weight [1, 8, 1, 1, 1] made of w twice (so that it gets a gradient through both halves).
+      const pairWeight = (w: Tensor) => ops.reshape(ops.concatChannels([ops.reshape(w, [1, 4]), ops.reshape(w, [1, 4])]), [1, 8, 1, 1, 1]);
+      const cases: [string, (x: Tensor, w: Tensor) => Tensor, (x: Tensor, w: Tensor) => Tensor][] = [
+        ['groupNorm+relu', (x, w) => ops.groupNorm(x, 2, w, null, { relu: true }), (x, w) => groupNormComposed(x, 2, w, null, true)],
+        ['batchNormEval+relu+res', (x, w) => ops.batchNormEval(x, m, v, w, null, { relu: true, residual: x }), (x, w) => batchNormComposed(x, m, v, w, null, true, x)],
+        ['conv3dConcat', (x, w) => ops.conv3dConcat([x, ops.relu(x)], pairWeight(w), null), (x, w) => ops.conv3d(ops.concatChannels([x, ops.relu(x)]), pairWeight(w), null)],
+      ];
+      for (const [what, fused, composed] of cases) {
+        const [gx, gw] = await gradsOf(fused);
+        const [ex, ew] = await gradsOf(composed);
+        assertSame(gx!, ex!, `${what} dx`);
+        assertSame(gw!, ew!, `${what} dw`);
+        assert.ok(gx!.some((g) => g !== 0), `${what}: a non-zero gradient`);
+      }
+    });
+
+    it('the native backend has the fused kernels (the paths above are the fused ones there)', { skip: backend !== 'native' }, () => {
+      for (const k of ['groupNormAct', 'batchNormEvalAct', 'conv3dConcat'] as const) assert.ok(hasKernel(k, 'native'), k);
+    });
+  });
+}
