@@ -167,7 +167,7 @@ enum Op {
   kConv = 0, kConvGI, kConvGW, kSumToC, kINorm, kINormG, kLNorm, kLNormG, kGeluOp, kGeluG, kLRelu, kLReluG, kAddOp, kScaleOp,
   kMulC, kMulCG, kConcat, kSlice, kSoftmaxOp, kSoftmaxG, kCE, kCEG, kDice, kDiceG, kSumOp, kFillOp, kAdamWOp,
   kMatmul, kStridedCopyOp, kStridedScatterOp, kRollOp, kBroadcastOp, kSumToShapeOp, kGatherRowsOp, kScatterAddRowsOp,
-  kAttentionOp, kAttentionGradOp, kGroupNormActOp, kBatchNormActOp, kConvConcatOp
+  kAttentionOp, kAttentionGradOp, kGroupNormActOp, kBatchNormActOp, kConvConcatOp, kConvGIBiasOp
 };
 
 ConvGeom geomFrom(const std::vector<double>& p) {
@@ -342,6 +342,9 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
                         WeightKey{in[k]->id, in[k]->version.load()});
       break;
     }
+    case kConvGIBiasOp:  // inputs dy, w, bias; p = geometry
+      convGradInput(I(0), I(1), geomFrom(p), O(0), WeightKey{in[1]->id, in[1]->version.load()}, I(2));
+      break;
     default: throw std::runtime_error("unknown op");
   }
 }
@@ -353,7 +356,7 @@ const char* const kOpNames[] = {"conv3d", "conv3d grad input", "conv3d grad weig
                                 "softmax", "softmax grad", "cross entropy", "cross entropy grad", "dice", "dice grad", "sum",
                                 "fill", "adamw", "matmul", "strided copy", "strided scatter", "roll", "broadcast binary",
                                 "sum to shape", "gather rows", "scatter add rows", "attention", "attention grad",
-                                "group norm act", "batch norm act", "conv3d concat"};
+                                "group norm act", "batch norm act", "conv3d concat", "conv transpose3d +bias"};
 
 struct Profiler {
   bool on = false;
@@ -376,9 +379,9 @@ Profiler& profiler() {
 
 // Convolutions are told apart by geometry (the same layer's calls aggregate); other kernels by name.
 void recordOp(int op, const std::vector<double>& p, double secs) {
-  std::string key = op >= 0 && op <= kConvConcatOp ? kOpNames[op] : "op " + std::to_string(op);
+  std::string key = op >= 0 && op <= kConvGIBiasOp ? kOpNames[op] : "op " + std::to_string(op);
   double flop = 0;
-  if (op == kConv || op == kConvGI || op == kConvGW || op == kConvConcatOp) {
+  if (op == kConv || op == kConvGI || op == kConvGW || op == kConvConcatOp || op == kConvGIBiasOp) {
     ConvGeom g = geomFrom(p);
     char buf[160];
     std::snprintf(buf, sizeof buf, " %lld->%lld%s k%dx%dx%d s%d p%d @%dx%dx%d", static_cast<long long>(g.Cin), static_cast<long long>(g.Cout),

@@ -485,7 +485,8 @@ bool isPatchTransposed(const ConvGeom& g) {
   return g.s[0] * g.s[1] * g.s[2] > 1;
 }
 
-void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const ConvGeom& g, float* dx) {
+// bias (or null) is added to every dx voxel of its channel as the tile is written (every voxel gets a tap).
+void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const float* bias, const ConvGeom& g, float* dx) {
   const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
   const int K3 = g.k[0] * g.k[1] * g.k[2];
   const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
@@ -522,7 +523,7 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
       ThreadScratch& scratch = sharedScratch();
       ThreadPtrs& ptrs = sharedPtrs();
       parallelFor(static_cast<int64_t>(Qd) * Qh, 1, [&](int64_t b, int64_t e, int tid) {
-        float* panel = scratch.get(tid, static_cast<size_t>(nrows) * lw + static_cast<size_t>(qwPad) * RO);
+        float* panel = scratch.get(tid, static_cast<size_t>(nrows) * lw + static_cast<size_t>(nob) * qwPad * RO);
         float* tile = panel + static_cast<size_t>(nrows) * lw;
         for (int64_t row = b; row < e; row++) {
           int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
@@ -533,18 +534,33 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
             std::memcpy(pr, dyg + o * outVol + (static_cast<int64_t>(qd) * Qh + qh) * Qw, sizeof(float) * Qw);
             if (lw > Qw) std::memset(pr + Qw, 0, sizeof(float) * (lw - Qw));
           }
-          for (int ob = 0; ob < nob; ob++) {
-            isa->denseFwdRows(rov, tab, 1, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, 1, qwPad, tile, 0, DensePrefetch{});
-            for (int l = 0; l < RO; l++) {
-              int64_t op = static_cast<int64_t>(ob) * RO + l;
-              if (op >= coutP) break;
-              int k = static_cast<int>(op / Cig);
-              int64_t i = op % Cig;
-              int rd = k / (g.k[1] * g.k[2]), rh = (k / g.k[2]) % g.k[1], rw = k % g.k[2];
-              float* dr = dxg + i * inVol + (static_cast<int64_t>(qd * g.s[0] + rd) * outH + qh * g.s[1] + rh) * outW + rw;
-              const int s2 = g.s[2];
-              for (int q = 0; q < Qw; q++) dr[q * s2] = tile[q * RO + l];
-            }
+          for (int ob = 0; ob < nob; ob++)
+            isa->denseFwdRows(rov, tab, 1, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, 1, qwPad,
+                              tile + static_cast<size_t>(ob) * qwPad * RO, 0, DensePrefetch{});
+          // Every dx row (i, rd, rh) is written once, front to back, with its s2 taps interleaved: streaming
+          // stores instead of s2 strided passes over the same cache lines.
+          const int s2 = g.s[2];
+          for (int64_t i = 0; i < Cig; i++) {
+            const float bv = bias ? bias[gg * Cig + i] : 0.f;
+            for (int rd = 0; rd < g.k[0]; rd++)
+              for (int rh = 0; rh < g.k[1]; rh++) {
+                float* dr = dxg + i * inVol + (static_cast<int64_t>(qd * g.s[0] + rd) * outH + qh * g.s[1] + rh) * outW;
+                const float* src[8];
+                for (int rw = 0; rw < s2 && rw < 8; rw++) {
+                  const int64_t op = ((rd * g.k[1] + rh) * g.k[2] + rw) * Cig + i;
+                  src[rw] = tile + static_cast<size_t>(op / RO) * qwPad * RO + op % RO;
+                }
+                if (s2 <= 8) {
+                  for (int q = 0; q < Qw; q++)
+                    for (int rw = 0; rw < s2; rw++) dr[q * s2 + rw] = bias ? src[rw][q * RO] + bv : src[rw][q * RO];
+                } else {
+                  for (int rw = 0; rw < s2; rw++) {
+                    const int64_t op = ((rd * g.k[1] + rh) * g.k[2] + rw) * Cig + i;
+                    const float* t = tile + static_cast<size_t>(op / RO) * qwPad * RO + op % RO;
+                    for (int q = 0; q < Qw; q++) dr[q * s2 + rw] = bias ? t[q * RO] + bv : t[q * RO];
+                  }
+                }
+              }
           }
         }
       });
@@ -712,8 +728,24 @@ void convForwardChans(const float* x, const float* const* chans, const float* w,
   }
 }
 
-void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk) {
+void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk, const float* bias) {
   const IsaCores* isa = pickIsa();
+  // Only the patch path below adds the bias itself (and only when every dx voxel gets a tap).
+  const bool covered = g.out[0] * g.s[0] == g.in[0] && g.out[1] * g.s[1] == g.in[1] && g.out[2] * g.s[2] == g.in[2];
+  const bool patch = !isDepthwise(g) && !isGroupedPointwise(g) && !(g.G == 1 && winogradApplies(winogradGradInputGeom(g))) &&
+                     !isFewPositions(g) && isPatchTransposed(g);
+  if (bias && !(patch && covered)) {  // other paths: the bias in a second pass (same float additions)
+    convGradInput(dy, w, g, dx, wk, nullptr);
+    const int64_t vol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+    parallelFor(g.N * g.Cin, 1, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t nc = lo; nc < hi; nc++) {
+        float* p = dx + nc * vol;
+        const float b = bias[nc % g.Cin];
+        for (int64_t v = 0; v < vol; v++) p[v] = p[v] + b;
+      }
+    });
+    return;
+  }
   const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
   const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
   const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
@@ -744,7 +776,7 @@ void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx
     return;
   }
   if (isPatchTransposed(g)) {
-    patchTransposed(isa, dy, w, g, dx);
+    patchTransposed(isa, dy, w, bias, g, dx);
     return;
   }
   bool anyStride = g.s[0] > 1 || g.s[1] > 1 || g.s[2] > 1;

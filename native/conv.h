@@ -25,7 +25,8 @@ void convForwardConcat(const float* const* parts, const int64_t* partC, int nPar
 void convForwardChans(const float* x, const float* const* chans, const float* w, const float* bias, const ConvGeom& g, float* y,
                       WeightKey wk = {});
 // dx of the forward conv described by g (dy has g.out, dx has g.in).
-void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk = {});
+// With bias (or null): dx + bias[c] on every voxel of channel c (a transposed conv's bias).
+void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk = {}, const float* bias = nullptr);
 // dw [Cout, Cin/G, k] of the forward conv described by g.
 void convGradWeight(const float* x, const float* dy, const ConvGeom& g, float* dw);
 

@@ -197,13 +197,9 @@ export interface Kernels {
    * batchNormEval from host invStd = 1/√(var+eps) and shift = −mean·invStd: ((x·invStd + shift)·w + b), then
    * ReLU when `relu`, then + res; each step rounded to float32 as the separate kernels do.
    */
-  batchNormEvalAct?(
-    x: KTensor,
-    w: KTensor | null,
-    b: KTensor | null,
-    res: KTensor | null,
-    a: { invStd: Float32Array; shift: Float32Array; relu: boolean },
-  ): KTensor;
+  batchNormEvalAct?(x: KTensor, w: KTensor | null, b: KTensor | null, res: KTensor | null, a: { invStd: Float32Array; shift: Float32Array; relu: boolean }): KTensor;
+  /** conv3dGradInput, then bias[c] added to every voxel of dx channel c (a transposed conv with bias). */
+  conv3dGradInputBias?(dy: KTensor, w: KTensor, bias: KTensor, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor;
   /** conv3d of concatChannels(xs) without materialising the concatenation. */
   conv3dConcat?(xs: readonly KTensor[], w: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor;
 }

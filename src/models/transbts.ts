@@ -230,7 +230,9 @@ class DeUpCat extends Module {
   }
   forward(x: Tensor, prev: Tensor): Tensor {
     // The 1×1 conv reads the skip and the up-sampled tensor in place (no concatenation on inference).
-    return tidy(() => conv3dConcat([prev, this.conv2.forward(this.conv1.forward(x))], this.conv3.weight, this.conv3.bias, { stride: this.conv3.stride, padding: this.conv3.padding }));
+    return tidy(() =>
+      conv3dConcat([prev, this.conv2.forward(this.conv1.forward(x))], this.conv3.weight, this.conv3.bias, { stride: this.conv3.stride, padding: this.conv3.padding }),
+    );
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The native fused inference kernels (groupNormAct, batchNormEvalAct, conv3dConcat) against the reference
+ * The native fused inference kernels (groupNormAct, batchNormEvalAct, conv3dConcat, conv3dGradInputBias) against the reference
  * backend's separate kernels, with channels longer than one work span (so that a channel is split over
  * threads), bit-identical on 1, 2 and 3 threads.
  */
@@ -10,7 +10,7 @@ import { assertSameOnThreads } from '../helpers/native-threads.js';
 
 const skip = skipUnlessAvailable('native', !!nativeAddon, `native addon not available: ${nativeLoadError}`);
 
-test('native fused GroupNorm/BatchNorm(eval)+ReLU and the concatenating conv equal the reference composition on 1, 2 and 3 threads', { skip }, () => {
+test('native fused GroupNorm/BatchNorm(eval)+ReLU, the concatenating conv and the biased transposed conv equal the reference composition on 1, 2 and 3 threads', { skip }, () => {
   assertSameOnThreads(
     `
     const view = (t, shape) => ({ shape, data: t.data });
@@ -34,6 +34,10 @@ test('native fused GroupNorm/BatchNorm(eval)+ReLU and the concatenating conv equ
     const [ar, an] = pair([2, 3, 9, 10, 11]), [cr, cn] = pair([2, 5, 9, 10, 11]), [kr, kn] = pair([7, 8, 1, 1, 1]), [qr, qn] = pair([7]);
     const attrs = { stride: [1, 1, 1], padding: [0, 0, 0], groups: 1 };
     check(rk.conv3d(rk.concatChannels([ar, cr]), kr, qr, attrs), k.conv3dConcat([an, cn], kn, qn, attrs));
+    // transposed conv k2 s2 with its bias, 16 -> 16 channels from [2, 16, 5, 9, 11]
+    const [dr, dn] = pair([2, 16, 5, 9, 11]), [tr, tn] = pair([16, 16, 2, 2, 2]), [ur, un] = pair([16]);
+    const ta = { stride: [2, 2, 2], padding: [0, 0, 0], groups: 1, inputShape: [2, 16, 10, 18, 22] };
+    check(rk.broadcastBinary(rk.conv3dGradInput(dr, tr, ta), view(ur, [1, 16, 1, 1, 1]), { op: 'add' }), k.conv3dGradInputBias(dn, tn, un, ta));
 `,
     29,
     1e-6,

@@ -1,5 +1,6 @@
 /**
- * The fused inference paths of groupNorm(+ReLU), batchNormEval(+ReLU, +residual) and conv3dConcat: on
+ * The fused inference paths of groupNorm(+ReLU), batchNormEval(+ReLU, +residual), conv3dConcat and the
+ * transposed conv's bias: on
  * every backend the op equals the unfused composition written out here (bit for bit where the backend
  * has the fused kernel, since it rounds as the separate kernels do), with odd sizes, with and without
  * affine parameters; with a gradient recorded the op takes the composition and its gradients equal the
@@ -112,6 +113,24 @@ for (const backend of testBackends()) {
       }
     });
 
+    it('convTranspose3d with bias: k2 s2 (large and small inputs: different native paths), odd sizes, and k3 s2 p1 equal convTranspose3d + bias', async () => {
+      for (const { cin, cout, k, stride, padding, sp } of [
+        // more than 128 input positions: the direct (patch) path on native, not the few-positions GEMM
+        { cin: 3, cout: 5, k: 2, stride: 2, padding: 0, sp: [5, 6, 7] },
+        { cin: 16, cout: 16, k: 2, stride: 2, padding: 0, sp: [3, 7, 9] },
+        { cin: 2, cout: 3, k: 2, stride: 2, padding: 0, sp: [2, 3, 5] },
+        { cin: 4, cout: 3, k: 3, stride: 2, padding: 1, sp: [3, 4, 5] },
+      ]) {
+        const x = tensor(rnd(2 * cin * size(sp), r), [2, cin, ...sp]);
+        const w = tensor(rnd(cin * cout * k ** 3, r), [cin, cout, k, k, k]);
+        const b = tensor(rnd(cout, r), [cout]);
+        const fused = noGrad(() => ops.convTranspose3d(x, w, { stride, padding, bias: b }));
+        const composed = noGrad(() => ops.add(ops.convTranspose3d(x, w, { stride, padding }), channelView(b, 5)));
+        assert.deepEqual(fused.shape, composed.shape);
+        assertSame(await fused.data(), await composed.data(), `convTranspose3d ${cin}->${cout} k${k} s${stride} p${padding}`);
+      }
+    });
+
     it('with a gradient recorded the ops take the composition: gradients equal the composition gradients', async () => {
       const shape = [1, 4, 3, 2, 5];
       const xv = rnd(size(shape), r, -2, 2);
@@ -135,12 +154,15 @@ for (const backend of testBackends()) {
         const [ex, ew] = await gradsOf(composed);
         assertSame(gx!, ex!, `${what} dx`);
         assertSame(gw!, ew!, `${what} dw`);
-        assert.ok(gx!.some((g) => g !== 0), `${what}: a non-zero gradient`);
+        assert.ok(
+          gx!.some((g) => g !== 0),
+          `${what}: a non-zero gradient`,
+        );
       }
     });
 
     it('the native backend has the fused kernels (the paths above are the fused ones there)', { skip: backend !== 'native' }, () => {
-      for (const k of ['groupNormAct', 'batchNormEvalAct', 'conv3dConcat'] as const) assert.ok(hasKernel(k, 'native'), k);
+      for (const k of ['groupNormAct', 'batchNormEvalAct', 'conv3dConcat', 'conv3dGradInputBias'] as const) assert.ok(hasKernel(k, 'native'), k);
     });
   });
 }

@@ -77,6 +77,7 @@ export const OP = {
   groupNormAct: 37,
   batchNormEvalAct: 38,
   conv3dConcat: 39,
+  conv3dGradInputBias: 40,
 } as const;
 
 function packageRoot(): string {

@@ -76,6 +76,23 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       addon.free(ix); // queued work keeps its own reference
     }
   };
+  // conv3dGradInput, with the transposed conv's bias added in the same pass when given.
+  const gradInput = (dy: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor => {
+    const inShape = a.inputShape;
+    check(dy.shape.length === 5 && w.shape.length === 5 && inShape.length === 5, 'conv3dGradInput: 5-D tensors expected');
+    const [N, Cout, ...osp] = dy.shape as number[];
+    const [wCout, CinG, ...k] = w.shape as number[];
+    const Cin = inShape[1]!;
+    const isp = inShape.slice(2);
+    check(wCout === Cout && CinG! * a.groups === Cin && inShape[0] === N, 'conv3dGradInput: channel mismatch');
+    check(
+      isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]),
+      'conv3dGradInput: dy spatial size does not match inputShape',
+    );
+    const ins = bias ? [h(dy), h(w), h(bias)] : [h(dy), h(w)];
+    const [dx] = op(bias ? OP.conv3dGradInputBias : OP.conv3dGradInput, ins, [numel(inShape)], convParams(N!, Cin, Cout!, a, isp, osp, k));
+    return out(inShape, dx!);
+  };
   return {
     matmul(a, b, bias, at) {
       check(a.shape.length === 3 && b.shape.length === 3, 'matmul: a and b must be 3-D');
@@ -250,20 +267,12 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const [y] = op(OP.conv3d, ins, [numel(shape)], [...convParams(N!, Cin!, Cout!, a, sp, o, k), bias ? 1 : 0]);
       return out(shape, y!);
     },
+    conv3dGradInputBias(dy, w, bias, a) {
+      check(numel(bias.shape) === a.inputShape[1], 'conv3dGradInputBias: bias size');
+      return gradInput(dy, w, bias, a);
+    },
     conv3dGradInput(dy, w, a) {
-      const inShape = a.inputShape;
-      check(dy.shape.length === 5 && w.shape.length === 5 && inShape.length === 5, 'conv3dGradInput: 5-D tensors expected');
-      const [N, Cout, ...osp] = dy.shape as number[];
-      const [wCout, CinG, ...k] = w.shape as number[];
-      const Cin = inShape[1]!;
-      const isp = inShape.slice(2);
-      check(wCout === Cout && CinG! * a.groups === Cin && inShape[0] === N, 'conv3dGradInput: channel mismatch');
-      check(
-        isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]),
-        'conv3dGradInput: dy spatial size does not match inputShape',
-      );
-      const [dx] = op(OP.conv3dGradInput, [h(dy), h(w)], [numel(inShape)], convParams(N!, Cin, Cout!, a, isp, osp, k));
-      return out(inShape, dx!);
+      return gradInput(dy, w, null, a);
     },
     conv3dGradWeight(x, dy, a) {
       const ws = a.weightShape;

@@ -68,5 +68,15 @@ export function conv3dConcat(xs: readonly Tensor[], w: Tensor, bias: Tensor | nu
   // Validate against the concatenation's shape (geometry only; nothing is allocated).
   const { attrs } = conv3dGeometry('conv3dConcat', { shape: [ref.shape[0]!, cin, ...ref.shape.slice(2)] }, w, opts);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== w.shape[0])) throw new Error(`conv3dConcat: bias ${shapeString(bias.shape)} must have shape [${w.shape[0]}]`);
-  return wrap(runKernel('conv3dConcat', be, xs.map((t) => t.info), w.info, bias ? bias.info : null, attrs), be);
+  return wrap(
+    runKernel(
+      'conv3dConcat',
+      be,
+      xs.map((t) => t.info),
+      w.info,
+      bias ? bias.info : null,
+      attrs,
+    ),
+    be,
+  );
 }
