@@ -333,13 +333,14 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
       kBatchNormEvalAct(I(0), inv.data(), shift.data(), w, b, r, L(0), C, L(2), p[6] != 0, O(0));
       break;
     }
-    case kConvConcatOp: {  // inputs x_0..x_{k-1}, w, [bias]; p = [geometry (19), hasBias, k, C_0..C_{k-1}]
+    case kConvConcatOp: {  // inputs x_0..x_{k-1}, w, [bias], [res]; p = [geometry (19), hasBias, k, C_0..C_{k-1}, hasRes]
       const int k = static_cast<int>(p[20]);
+      const bool hb = p[19] != 0, hr = p[21 + k] != 0;
       std::vector<const float*> parts(static_cast<size_t>(k));
       std::vector<int64_t> partC(static_cast<size_t>(k));
       for (int j = 0; j < k; j++) parts[j] = I(j), partC[j] = L(21 + j);
-      convForwardConcat(parts.data(), partC.data(), k, I(k), p[19] != 0 ? I(k + 1) : nullptr, geomFrom(p), O(0),
-                        WeightKey{in[k]->id, in[k]->version.load()});
+      convForwardConcat(parts.data(), partC.data(), k, I(k), hb ? I(k + 1) : nullptr, geomFrom(p), O(0), WeightKey{in[k]->id, in[k]->version.load()},
+                        hr ? I(k + (hb ? 2 : 1)) : nullptr);
       break;
     }
     case kConvGIBiasOp:  // inputs dy, w, bias; p = geometry
@@ -356,7 +357,7 @@ const char* const kOpNames[] = {"conv3d", "conv3d grad input", "conv3d grad weig
                                 "softmax", "softmax grad", "cross entropy", "cross entropy grad", "dice", "dice grad", "sum",
                                 "fill", "adamw", "matmul", "strided copy", "strided scatter", "roll", "broadcast binary",
                                 "sum to shape", "gather rows", "scatter add rows", "attention", "attention grad",
-                                "group norm act", "batch norm act", "conv3d concat", "conv transpose3d +bias"};
+                                "group norm act", "batch norm act", "conv3d fused", "conv transpose3d +bias"};
 
 struct Profiler {
   bool on = false;

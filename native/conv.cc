@@ -245,9 +245,10 @@ ThreadPtrs& sharedPtrs() {
 // a pointer table: neighbouring output rows share input rows (a 3×3×3 conv reads each input row 9 times), so a
 // block copies ~(Rd+2)(Rh+2) rows per channel instead of 9·Rd·Rh.
 // `chans`, when given, holds the base of each input channel (channels of a concatenation read in place);
-// otherwise channel i is at x + i·inVol.
+// otherwise channel i is at x + i·inVol. `res` (y's layout), when given, is added to each output row as it is
+// stored (a residual connection without its own pass; the same float addition).
 void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int* in, const float* wp, int cout, const DimMap* m,
-               const float* bias, float* y, const int* out, const float* const* chans = nullptr) {
+               const float* bias, float* y, const int* out, const float* const* chans = nullptr, const float* res = nullptr) {
   const int RO = rov * isa->vw;
   const int RW = isa->denseRW(rov);
   const int Qd = m[0].Q, Qh = m[1].Q, Qw = m[2].Q;
@@ -341,6 +342,12 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
           int pd = qd * m[0].sout + m[0].rout, ph = qh * m[1].sout + m[1].rout;
           float* y0 = y + static_cast<int64_t>(ob) * RO * outVol + (static_cast<int64_t>(pd) * out[1] + ph) * out[2] + m[2].rout;
           isa->denseStoreTile(tile + k * ostride, RO, oEnd, Qw, bias ? bias + ob * RO : nullptr, y0, outVol, m[2].sout);
+          if (res)
+            for (int l = 0; l < oEnd; l++) {
+              float* yr = y0 + l * outVol;
+              const float* rr = res + (yr - y);
+              for (int64_t q = 0; q < Qw; q++) yr[q * m[2].sout] = yr[q * m[2].sout] + rr[q * m[2].sout];
+            }
         }
       }
     }
@@ -665,30 +672,39 @@ void fewPositionsGradInput(const float* dy, const float* w, const ConvGeom& g, f
 }
 
 void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, WeightKey wk) {
-  convForwardChans(x, nullptr, w, bias, g, y, wk);
+  convForwardChans(x, nullptr, w, bias, g, y, wk, nullptr);
 }
 
 void convForwardConcat(const float* const* parts, const int64_t* partC, int nParts, const float* w, const float* bias,
-                       const ConvGeom& g, float* y, WeightKey wk) {
+                       const ConvGeom& g, float* y, WeightKey wk, const float* res) {
+  if (nParts == 1) return convForwardChans(parts[0], nullptr, w, bias, g, y, wk, res);
   const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
   std::vector<const float*> chans(static_cast<size_t>(g.N * g.Cin));
   for (int64_t n = 0, k = 0; n < g.N; n++)
     for (int j = 0; j < nParts; j++)
       for (int64_t c = 0; c < partC[j]; c++) chans[k++] = parts[j] + (n * partC[j] + c) * S;
-  convForwardChans(nullptr, chans.data(), w, bias, g, y, wk);
+  convForwardChans(nullptr, chans.data(), w, bias, g, y, wk, res);
 }
 
 // x [N, Cin, ...] contiguous, or (x null) `chans` with the base of every (n, c) channel. Only the dense
 // direct path reads channels in place; the other paths get a gathered copy.
 void convForwardChans(const float* x, const float* const* chans, const float* w, const float* bias, const ConvGeom& g, float* y,
-                      WeightKey wk) {
+                      WeightKey wk, const float* res) {
   const IsaCores* isa = pickIsa();
   const bool direct = !isDepthwise(g) && !isGroupedPointwise(g) && !winogradApplies(g) && !isFewPositions(g) && g.G == 1;
   if (chans && !direct) {
     const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
     Scratch<float> xs(static_cast<size_t>(g.N * g.Cin * S));
     for (int64_t k = 0; k < g.N * g.Cin; k++) std::memcpy(xs.get() + k * S, chans[k], sizeof(float) * S);
-    convForwardChans(xs.get(), nullptr, w, bias, g, y, wk);
+    convForwardChans(xs.get(), nullptr, w, bias, g, y, wk, res);
+    return;
+  }
+  if (res && !direct) {  // the other paths: the residual in a second pass (the same float additions)
+    convForwardChans(x, nullptr, w, bias, g, y, wk, nullptr);
+    const int64_t n = g.N * g.Cout * g.out[0] * g.out[1] * static_cast<int64_t>(g.out[2]);
+    parallelFor((n + 32767) / 32768, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b * 32768; i < std::min(n, e * 32768); i++) y[i] = y[i] + res[i];
+    });
     return;
   }
   if (isDepthwise(g)) {
@@ -724,7 +740,8 @@ void convForwardChans(const float* x, const float* const* chans, const float* w,
     });
     for (int64_t n = 0; n < g.N; n++)
       denseCore(isa, rov, chans ? nullptr : x + (n * g.Cin + gg * Cig) * inVol, static_cast<int>(Cig), g.in, wp, static_cast<int>(Cog),
-                m, bias ? bias + gg * Cog : nullptr, y + (n * g.Cout + gg * Cog) * outVol, g.out, chans ? chans + n * g.Cin : nullptr);
+                m, bias ? bias + gg * Cog : nullptr, y + (n * g.Cout + gg * Cog) * outVol, g.out, chans ? chans + n * g.Cin : nullptr,
+                res ? res + (n * g.Cout + gg * Cog) * outVol : nullptr);
   }
 }
 

@@ -19,11 +19,12 @@ struct WeightKey {
 // y = conv(x, w) + bias (bias may be null).
 void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, WeightKey wk = {});
 // convForward on the channel concatenation of nParts tensors [N, partC[j], ...] (Σ partC = g.Cin) without
-// materialising it: the direct kernel reads every channel where it lies.
+// materialising it: the direct kernel reads every channel where it lies. res (y's shape, or null) is added
+// to the output (a residual connection).
 void convForwardConcat(const float* const* parts, const int64_t* partC, int nParts, const float* w, const float* bias,
-                       const ConvGeom& g, float* y, WeightKey wk = {});
+                       const ConvGeom& g, float* y, WeightKey wk, const float* res);
 void convForwardChans(const float* x, const float* const* chans, const float* w, const float* bias, const ConvGeom& g, float* y,
-                      WeightKey wk = {});
+                      WeightKey wk, const float* res);
 // dx of the forward conv described by g (dy has g.out, dx has g.in).
 // With bias (or null): dx + bias[c] on every voxel of channel c (a transposed conv's bias).
 void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk = {}, const float* bias = nullptr);

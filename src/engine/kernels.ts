@@ -200,8 +200,8 @@ export interface Kernels {
   batchNormEvalAct?(x: KTensor, w: KTensor | null, b: KTensor | null, res: KTensor | null, a: { invStd: Float32Array; shift: Float32Array; relu: boolean }): KTensor;
   /** conv3dGradInput, then bias[c] added to every voxel of dx channel c (a transposed conv with bias). */
   conv3dGradInputBias?(dy: KTensor, w: KTensor, bias: KTensor, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor;
-  /** conv3d of concatChannels(xs) without materialising the concatenation. */
-  conv3dConcat?(xs: readonly KTensor[], w: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor;
+  /** conv3d of concatChannels(xs) without materialising the concatenation, + res (the output's shape) when given. */
+  conv3dFused?(xs: readonly KTensor[], w: KTensor, bias: KTensor | null, res: KTensor | null, a: Conv3dAttrs): KTensor;
 }
 
 export type KernelName = keyof Kernels;

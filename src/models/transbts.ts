@@ -50,7 +50,12 @@ class EnBlock extends Module {
     this.conv2 = this.registerModule('conv2', conv3(c, c, init));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => add(this.conv2.forward(this.bn2.forwardRelu(this.conv1.forward(this.bn1.forwardRelu(x)))), x));
+    return tidy(() => {
+      const h = this.bn2.forwardRelu(this.conv1.forward(this.bn1.forwardRelu(x)));
+      const c2 = this.conv2;
+      // conv2 adds the residual as it stores its output (no separate pass on inference).
+      return conv3dConcat([h], c2.weight, c2.bias, { stride: c2.stride, padding: c2.padding, groups: c2.groups, residual: x });
+    });
   }
 }
 

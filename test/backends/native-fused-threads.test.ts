@@ -1,5 +1,5 @@
 /**
- * The native fused inference kernels (groupNormAct, batchNormEvalAct, conv3dConcat, conv3dGradInputBias) against the reference
+ * The native fused inference kernels (groupNormAct, batchNormEvalAct, conv3dFused, conv3dGradInputBias) against the reference
  * backend's separate kernels, with channels longer than one work span (so that a channel is split over
  * threads), bit-identical on 1, 2 and 3 threads.
  */
@@ -33,7 +33,11 @@ test('native fused GroupNorm/BatchNorm(eval)+ReLU, the concatenating conv and th
     // 1×1 conv of the concatenation of [2, 3, ...] and [2, 5, ...]
     const [ar, an] = pair([2, 3, 9, 10, 11]), [cr, cn] = pair([2, 5, 9, 10, 11]), [kr, kn] = pair([7, 8, 1, 1, 1]), [qr, qn] = pair([7]);
     const attrs = { stride: [1, 1, 1], padding: [0, 0, 0], groups: 1 };
-    check(rk.conv3d(rk.concatChannels([ar, cr]), kr, qr, attrs), k.conv3dConcat([an, cn], kn, qn, attrs));
+    check(rk.conv3d(rk.concatChannels([ar, cr]), kr, qr, attrs), k.conv3dFused([an, cn], kn, qn, null, attrs));
+    // 3×3 conv 16 -> 16 (the direct kernel) with a residual added as it stores
+    const [er, en] = pair([2, 16, 7, 9, 20]), [fr, fn] = pair([16, 16, 3, 3, 3]), [gr, gn] = pair([2, 16, 7, 9, 20]);
+    const a3 = { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 };
+    check(rk.add(rk.conv3d(er, fr, null, a3), gr), k.conv3dFused([en], fn, null, gn, a3));
     // transposed conv k2 s2 with its bias, 16 -> 16 channels from [2, 16, 5, 9, 11]
     const [dr, dn] = pair([2, 16, 5, 9, 11]), [tr, tn] = pair([16, 16, 2, 2, 2]), [ur, un] = pair([16]);
     const ta = { stride: [2, 2, 2], padding: [0, 0, 0], groups: 1, inputShape: [2, 16, 10, 18, 22] };

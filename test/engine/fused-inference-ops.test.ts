@@ -95,13 +95,14 @@ for (const backend of testBackends()) {
           }
     });
 
-    it('conv3dConcat: 1×1, strided 3×3 (direct) and 3×3 stride 1 (Winograd on native: a gathered copy) equal conv3d(concat)', async () => {
-      for (const { parts, k, stride, padding, cout } of [
-        { parts: [3, 5], k: 1, stride: 1, padding: 0, cout: 4 },
-        { parts: [2, 1, 4], k: 3, stride: 2, padding: 1, cout: 6 },
-        { parts: [4, 4], k: 3, stride: 1, padding: 1, cout: 8 },
+    it('conv3dConcat (+ residual): 1×1, 3×3 strided and not (direct) and 3×3 with more channels (Winograd on native) equal conv3d(concat) (+ add)', async () => {
+      for (const { parts, k, stride, padding, cout, sp } of [
+        { parts: [3, 5], k: 1, stride: 1, padding: 0, cout: 4, sp: [5, 7, 6] },
+        { parts: [2, 1, 4], k: 3, stride: 2, padding: 1, cout: 6, sp: [5, 7, 6] },
+        { parts: [4, 4], k: 3, stride: 1, padding: 1, cout: 8, sp: [5, 7, 6] },
+        // ≥ 16 channels in, > 16 out, rows of ≥ 16: the Winograd path on native (it gets a gathered copy)
+        { parts: [16, 8], k: 3, stride: 1, padding: 1, cout: 17, sp: [4, 5, 16] },
       ]) {
-        const sp = [5, 7, 6];
         const xs = parts.map((c) => tensor(rnd(2 * c * size(sp), r), [2, c, ...sp]));
         const cin = parts.reduce((a, b) => a + b, 0);
         const w = tensor(rnd(cout * cin * k ** 3, r, -0.3, 0.3), [cout, cin, k, k, k]);
@@ -110,6 +111,14 @@ for (const backend of testBackends()) {
         const composed = noGrad(() => ops.conv3d(ops.concatChannels(xs), w, bias, { stride, padding }));
         assert.deepEqual(fused.shape, composed.shape);
         assertSame(await fused.data(), await composed.data(), `conv3dConcat ${parts} k${k} s${stride}`);
+        // + a residual, from the concatenation and from a single input
+        const res = tensor(rnd(size(composed.shape), r), composed.shape);
+        const withRes = noGrad(() => ops.conv3dConcat(xs, w, bias, { stride, padding, residual: res }));
+        assertSame(await withRes.data(), await noGrad(() => ops.add(composed, res)).data(), `conv3dConcat ${parts} k${k} s${stride} + residual`);
+        const w1 = tensor(rnd(cout * parts[0]! * k ** 3, r, -0.3, 0.3), [cout, parts[0]!, k, k, k]);
+        const single = noGrad(() => ops.conv3dConcat([xs[0]!], w1, null, { stride, padding, residual: res }));
+        const singleRef = noGrad(() => ops.add(ops.conv3d(xs[0]!, w1, null, { stride, padding }), res));
+        assertSame(await single.data(), await singleRef.data(), `conv3d ${parts[0]} k${k} s${stride} + residual`);
       }
     });
 
@@ -162,7 +171,7 @@ for (const backend of testBackends()) {
     });
 
     it('the native backend has the fused kernels (the paths above are the fused ones there)', { skip: backend !== 'native' }, () => {
-      for (const k of ['groupNormAct', 'batchNormEvalAct', 'conv3dConcat', 'conv3dGradInputBias'] as const) assert.ok(hasKernel(k, 'native'), k);
+      for (const k of ['groupNormAct', 'batchNormEvalAct', 'conv3dFused', 'conv3dGradInputBias'] as const) assert.ok(hasKernel(k, 'native'), k);
     });
   });
 }

@@ -76,7 +76,7 @@ export const OP = {
   attentionGrad: 36,
   groupNormAct: 37,
   batchNormEvalAct: 38,
-  conv3dConcat: 39,
+  conv3dFused: 39,
   conv3dGradInputBias: 40,
 } as const;
 

@@ -203,28 +203,30 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const db = a.needBias ? out([a.heads, N, M], g[i]!) : null;
       return [dq, dk, dv, db];
     },
-    conv3dConcat(xs, w, bias, a) {
+    conv3dFused(xs, w, bias, res, a) {
       const [x0] = xs;
-      check(x0 !== undefined && w.shape.length === 5 && xs.every((x) => x.shape.length === 5), 'conv3dConcat: inputs and weight must be 5-D');
+      check(x0 !== undefined && w.shape.length === 5 && xs.every((x) => x.shape.length === 5), 'conv3dFused: inputs and weight must be 5-D');
       const [N, , ...sp] = x0.shape as number[];
       check(
         xs.every((x) => x.shape[0] === N && x.shape.slice(2).every((d, i) => d === sp[i])),
-        'conv3dConcat: inputs differ outside the channel axis',
+        'conv3dFused: inputs differ outside the channel axis',
       );
       const cs = xs.map((x) => x.shape[1]!);
       const Cin = cs.reduce((s, c) => s + c, 0);
       const [Cout, CinG, ...k] = w.shape as number[];
-      check(Cin % a.groups === 0 && Cout! % a.groups === 0 && CinG === Cin / a.groups, 'conv3dConcat: channel/groups mismatch');
+      check(Cin % a.groups === 0 && Cout! % a.groups === 0 && CinG === Cin / a.groups, 'conv3dFused: channel/groups mismatch');
       const o = sp.map((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!));
       check(
         o.every((d) => d >= 1),
-        'conv3dConcat: empty output',
+        'conv3dFused: empty output',
       );
-      if (bias) check(numel(bias.shape) === Cout, 'conv3dConcat: bias size');
+      if (bias) check(numel(bias.shape) === Cout, 'conv3dFused: bias size');
       const shape = [N!, Cout!, ...o];
+      if (res) check(res.shape.length === 5 && res.shape.every((d, i) => d === shape[i]), 'conv3dFused: residual shape');
       const ins = [...xs.map(h), h(w)];
       if (bias) ins.push(h(bias));
-      const [y] = op(OP.conv3dConcat, ins, [numel(shape)], [...convParams(N!, Cin, Cout!, a, sp, o, k), bias ? 1 : 0, xs.length, ...cs]);
+      if (res) ins.push(h(res));
+      const [y] = op(OP.conv3dFused, ins, [numel(shape)], [...convParams(N!, Cin, Cout!, a, sp, o, k), bias ? 1 : 0, xs.length, ...cs, res ? 1 : 0]);
       return out(shape, y!);
     },
     groupNormAct(x, w, b, a) {

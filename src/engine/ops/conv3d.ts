@@ -1,9 +1,10 @@
 import type { Conv3dAttrs, Triple } from '../kernels.js';
 import { assertShape, backendOf, runKernel, record, wrap } from '../op.js';
 import { hasKernel } from '../registry.js';
-import { isGradEnabled } from '../scope.js';
+import { isGradEnabled, tidy } from '../scope.js';
 import { shapeString, type Tensor } from '../tensor.js';
 import { convOutSize } from '../conv-geometry.js';
+import { add } from './elementwise.js';
 import { concatChannels } from './shape.js';
 
 export interface Conv3dOptions {
@@ -52,29 +53,38 @@ export function conv3d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
 }
 
 /**
- * conv3d(concatChannels(xs), w, bias): on inference, where the backend has the fused kernel, the
- * convolution reads every input in place and the concatenation is never written (a decoder's skip
- * concatenation feeding a conv); otherwise (and whenever a gradient is recorded) the composition.
+ * conv3d(concatChannels(xs), w, bias) (+ residual, the output's shape, when given): on inference, where the
+ * backend has the fused kernel, the convolution reads every input in place (the concatenation is never
+ * written: a decoder's skip concatenation) and adds the residual as it stores its output (no separate
+ * add pass); otherwise (and whenever a gradient is recorded) the composition, with the same values.
  */
-export function conv3dConcat(xs: readonly Tensor[], w: Tensor, bias: Tensor | null = null, opts: Conv3dOptions = {}): Tensor {
-  const be = backendOf('conv3dConcat', ...xs, w, bias);
-  const grad = isGradEnabled() && [...xs, w, bias].some((t) => t?.requiresGrad);
-  if (grad || xs.length < 2 || !hasKernel('conv3dConcat', be)) return conv3d(concatChannels(xs), w, bias, opts);
+export function conv3dConcat(xs: readonly Tensor[], w: Tensor, bias: Tensor | null = null, opts: Conv3dOptions & { residual?: Tensor } = {}): Tensor {
+  if (xs.length === 0) throw new Error('conv3dConcat: no inputs');
+  const res = opts.residual ?? null;
+  const be = backendOf('conv3dConcat', ...xs, w, bias, res);
+  const grad = isGradEnabled() && [...xs, w, bias, res].some((t) => t?.requiresGrad);
+  if (grad || !hasKernel('conv3dFused', be)) {
+    const y = conv3d(xs.length === 1 ? xs[0]! : concatChannels(xs), w, bias, opts);
+    return res ? tidy(() => add(y, res)) : y;
+  }
   const ref = xs[0]!;
   for (const t of xs)
     if (t.rank !== 5 || t.shape.some((d, i) => i !== 1 && d !== ref.shape[i]))
       throw new Error(`conv3dConcat: shapes ${xs.map((x) => shapeString(x.shape)).join(', ')} differ outside the channel axis`);
   const cin = xs.reduce((s, t) => s + t.shape[1]!, 0);
   // Validate against the concatenation's shape (geometry only; nothing is allocated).
-  const { attrs } = conv3dGeometry('conv3dConcat', { shape: [ref.shape[0]!, cin, ...ref.shape.slice(2)] }, w, opts);
+  const { attrs, outShape } = conv3dGeometry('conv3dConcat', { shape: [ref.shape[0]!, cin, ...ref.shape.slice(2)] }, w, opts);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== w.shape[0])) throw new Error(`conv3dConcat: bias ${shapeString(bias.shape)} must have shape [${w.shape[0]}]`);
+  if (res && (res.rank !== 5 || res.shape.some((d, i) => d !== outShape[i])))
+    throw new Error(`conv3dConcat: residual ${shapeString(res.shape)} must have the output's shape ${shapeString(outShape)}`);
   return wrap(
     runKernel(
-      'conv3dConcat',
+      'conv3dFused',
       be,
       xs.map((t) => t.info),
       w.info,
       bias ? bias.info : null,
+      res ? res.info : null,
       attrs,
     ),
     be,
