@@ -333,14 +333,31 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
       kBatchNormEvalAct(I(0), inv.data(), shift.data(), w, b, r, L(0), C, L(2), p[6] != 0, O(0));
       break;
     }
-    case kConvConcatOp: {  // inputs x_0..x_{k-1}, w, [bias], [res]; p = [geometry (19), hasBias, k, C_0..C_{k-1}, hasRes]
+    case kConvConcatOp: {
+      // inputs x_0..x_{k-1}, w, [bias], [res], [bnW], [bnB];
+      // p = [geometry (19), hasBias, k, C_0..C_{k-1}, hasRes, hasBn, relu, hasBnW, hasBnB, inv×Cout, shift×Cout (when hasBn)]
       const int k = static_cast<int>(p[20]);
-      const bool hb = p[19] != 0, hr = p[21 + k] != 0;
+      const size_t f = 21 + static_cast<size_t>(k);
+      const bool hb = p[19] != 0, hr = p[f] != 0, hbn = p[f + 1] != 0;
       std::vector<const float*> parts(static_cast<size_t>(k));
       std::vector<int64_t> partC(static_cast<size_t>(k));
       for (int j = 0; j < k; j++) parts[j] = I(j), partC[j] = L(21 + j);
-      convForwardConcat(parts.data(), partC.data(), k, I(k), hb ? I(k + 1) : nullptr, geomFrom(p), O(0), WeightKey{in[k]->id, in[k]->version.load()},
-                        hr ? I(k + (hb ? 2 : 1)) : nullptr);
+      size_t at = static_cast<size_t>(k) + 1;
+      const float* bias = hb ? I(at++) : nullptr;
+      ConvEpilogue ep;
+      ep.res = hr ? I(at++) : nullptr;
+      ep.relu = p[f + 2] != 0;
+      ep.w = p[f + 3] != 0 ? I(at++) : nullptr;
+      ep.b = p[f + 4] != 0 ? I(at++) : nullptr;
+      const ConvGeom g = geomFrom(p);
+      std::vector<float> inv, shift;
+      if (hbn) {
+        inv.resize(static_cast<size_t>(g.Cout)), shift.resize(static_cast<size_t>(g.Cout));
+        for (int64_t c = 0; c < g.Cout; c++) inv[c] = static_cast<float>(p[f + 5 + c]), shift[c] = static_cast<float>(p[f + 5 + g.Cout + c]);
+        ep.inv = inv.data(), ep.shift = shift.data();
+      }
+      const bool any = hr || hbn || ep.relu;
+      convForwardConcat(parts.data(), partC.data(), k, I(k), bias, g, O(0), WeightKey{in[k]->id, in[k]->version.load()}, any ? &ep : nullptr);
       break;
     }
     case kConvGIBiasOp:  // inputs dy, w, bias; p = geometry

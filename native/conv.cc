@@ -244,11 +244,27 @@ ThreadPtrs& sharedPtrs() {
 // zero-padded panel, [cin][nsd][nsh][lw], and the micro-kernel addresses the rows of every output row through
 // a pointer table: neighbouring output rows share input rows (a 3×3×3 conv reads each input row 9 times), so a
 // block copies ~(Rd+2)(Rh+2) rows per channel instead of 9·Rd·Rh.
+// The epilogue on n values of channel c at stride st (rr: the residual at the same positions).
+void epilogueRow(float* yr, const float* rr, int64_t n, int64_t st, int64_t c, const ConvEpilogue& e) {
+  const float inv = e.inv ? e.inv[c] : 1.f, sh = e.inv ? e.shift[c] : 0.f, w = e.w ? e.w[c] : 1.f, b = e.b ? e.b[c] : 0.f;
+  for (int64_t q = 0; q < n; q++) {
+    float v = yr[q * st];
+    if (e.inv) {
+      v = v * inv + sh;
+      if (e.w) v = v * w;
+      if (e.b) v = v + b;
+    }
+    if (e.relu) v = v > 0 ? v : v * 0.f;
+    if (rr) v = v + rr[q * st];
+    yr[q * st] = v;
+  }
+}
+
 // `chans`, when given, holds the base of each input channel (channels of a concatenation read in place);
-// otherwise channel i is at x + i·inVol. `res` (y's layout), when given, is added to each output row as it is
-// stored (a residual connection without its own pass; the same float addition).
+// otherwise channel i is at x + i·inVol. `ep`, when given, is applied to each output row as it is stored (its
+// residual at y's layout): BatchNorm/ReLU/residual without passes of their own, the same float arithmetic.
 void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int* in, const float* wp, int cout, const DimMap* m,
-               const float* bias, float* y, const int* out, const float* const* chans = nullptr, const float* res = nullptr) {
+               const float* bias, float* y, const int* out, const float* const* chans = nullptr, const ConvEpilogue* ep = nullptr) {
   const int RO = rov * isa->vw;
   const int RW = isa->denseRW(rov);
   const int Qd = m[0].Q, Qh = m[1].Q, Qw = m[2].Q;
@@ -342,11 +358,10 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
           int pd = qd * m[0].sout + m[0].rout, ph = qh * m[1].sout + m[1].rout;
           float* y0 = y + static_cast<int64_t>(ob) * RO * outVol + (static_cast<int64_t>(pd) * out[1] + ph) * out[2] + m[2].rout;
           isa->denseStoreTile(tile + k * ostride, RO, oEnd, Qw, bias ? bias + ob * RO : nullptr, y0, outVol, m[2].sout);
-          if (res)
+          if (ep)
             for (int l = 0; l < oEnd; l++) {
               float* yr = y0 + l * outVol;
-              const float* rr = res + (yr - y);
-              for (int64_t q = 0; q < Qw; q++) yr[q * m[2].sout] = yr[q * m[2].sout] + rr[q * m[2].sout];
+              epilogueRow(yr, ep->res ? ep->res + (yr - y) : nullptr, Qw, m[2].sout, static_cast<int64_t>(ob) * RO + l, *ep);
             }
         }
       }
@@ -676,34 +691,34 @@ void convForward(const float* x, const float* w, const float* bias, const ConvGe
 }
 
 void convForwardConcat(const float* const* parts, const int64_t* partC, int nParts, const float* w, const float* bias,
-                       const ConvGeom& g, float* y, WeightKey wk, const float* res) {
-  if (nParts == 1) return convForwardChans(parts[0], nullptr, w, bias, g, y, wk, res);
+                       const ConvGeom& g, float* y, WeightKey wk, const ConvEpilogue* ep) {
+  if (nParts == 1) return convForwardChans(parts[0], nullptr, w, bias, g, y, wk, ep);
   const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
   std::vector<const float*> chans(static_cast<size_t>(g.N * g.Cin));
   for (int64_t n = 0, k = 0; n < g.N; n++)
     for (int j = 0; j < nParts; j++)
       for (int64_t c = 0; c < partC[j]; c++) chans[k++] = parts[j] + (n * partC[j] + c) * S;
-  convForwardChans(nullptr, chans.data(), w, bias, g, y, wk, res);
+  convForwardChans(nullptr, chans.data(), w, bias, g, y, wk, ep);
 }
 
 // x [N, Cin, ...] contiguous, or (x null) `chans` with the base of every (n, c) channel. Only the dense
 // direct path reads channels in place; the other paths get a gathered copy.
 void convForwardChans(const float* x, const float* const* chans, const float* w, const float* bias, const ConvGeom& g, float* y,
-                      WeightKey wk, const float* res) {
+                      WeightKey wk, const ConvEpilogue* ep) {
   const IsaCores* isa = pickIsa();
   const bool direct = !isDepthwise(g) && !isGroupedPointwise(g) && !winogradApplies(g) && !isFewPositions(g) && g.G == 1;
   if (chans && !direct) {
     const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
     Scratch<float> xs(static_cast<size_t>(g.N * g.Cin * S));
     for (int64_t k = 0; k < g.N * g.Cin; k++) std::memcpy(xs.get() + k * S, chans[k], sizeof(float) * S);
-    convForwardChans(xs.get(), nullptr, w, bias, g, y, wk, res);
+    convForwardChans(xs.get(), nullptr, w, bias, g, y, wk, ep);
     return;
   }
-  if (res && !direct) {  // the other paths: the residual in a second pass (the same float additions)
+  if (ep && !direct) {  // the other paths: the epilogue in a second pass (the same float arithmetic)
     convForwardChans(x, nullptr, w, bias, g, y, wk, nullptr);
-    const int64_t n = g.N * g.Cout * g.out[0] * g.out[1] * static_cast<int64_t>(g.out[2]);
-    parallelFor((n + 32767) / 32768, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b * 32768; i < std::min(n, e * 32768); i++) y[i] = y[i] + res[i];
+    const int64_t vol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+    parallelFor(g.N * g.Cout, 1, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t nc = lo; nc < hi; nc++) epilogueRow(y + nc * vol, ep->res ? ep->res + nc * vol : nullptr, vol, 1, nc % g.Cout, *ep);
     });
     return;
   }
@@ -734,6 +749,12 @@ void convForwardChans(const float* x, const float* const* chans, const float* w,
   const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
   const int64_t inVol = S, outVol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
   const size_t packN = static_cast<size_t>((Cog + RO - 1) / RO) * RO * Cig * K3;
+  // Per sample: the epilogue's residual at that sample (direct path: G == 1 whenever ep is set).
+  std::vector<ConvEpilogue> epn(ep ? static_cast<size_t>(g.N) : 0);
+  for (size_t n = 0; n < epn.size(); n++) {
+    epn[n] = *ep;
+    if (ep->res) epn[n].res = ep->res + static_cast<int64_t>(n) * g.Cout * outVol;
+  }
   for (int64_t gg = 0; gg < g.G; gg++) {
     const float* wp = packedWeights(g.G == 1 ? wk : WeightKey{}, (static_cast<uint64_t>(RO) << 8) | 1, packN, [&](float* dst) {
       packWeights(w + gg * Cog * Cig * K3, Cig * K3, K3, static_cast<int>(Cog), static_cast<int>(Cig), m, g.k[1], g.k[2], RO, dst);
@@ -741,7 +762,7 @@ void convForwardChans(const float* x, const float* const* chans, const float* w,
     for (int64_t n = 0; n < g.N; n++)
       denseCore(isa, rov, chans ? nullptr : x + (n * g.Cin + gg * Cig) * inVol, static_cast<int>(Cig), g.in, wp, static_cast<int>(Cog),
                 m, bias ? bias + gg * Cog : nullptr, y + (n * g.Cout + gg * Cog) * outVol, g.out, chans ? chans + n * g.Cin : nullptr,
-                res ? res + (n * g.Cout + gg * Cog) * outVol : nullptr);
+                ep ? &epn[n] : nullptr);
   }
 }
 

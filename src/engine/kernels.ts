@@ -51,6 +51,13 @@ export interface AttentionAttrs {
   sScale: number;
 }
 
+/** The inference epilogue of the fused conv (conv3dFused). */
+export interface ConvEpilogueArgs {
+  bn: { invStd: Float32Array; shift: Float32Array; w: KTensor | null; b: KTensor | null } | null;
+  relu: boolean;
+  res: KTensor | null;
+}
+
 export interface Kernels {
   /** y[n,o] = b[o] + Σ w[o,i',k]·x[n, g·Cin/G + i', o·s + k − p]; weight [Cout, Cin/groups, kd, kh, kw]; zero padding. Output spatial size floor((n + 2p − k)/s) + 1. */
   conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor;
@@ -200,8 +207,12 @@ export interface Kernels {
   batchNormEvalAct?(x: KTensor, w: KTensor | null, b: KTensor | null, res: KTensor | null, a: { invStd: Float32Array; shift: Float32Array; relu: boolean }): KTensor;
   /** conv3dGradInput, then bias[c] added to every voxel of dx channel c (a transposed conv with bias). */
   conv3dGradInputBias?(dy: KTensor, w: KTensor, bias: KTensor, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor;
-  /** conv3d of concatChannels(xs) without materialising the concatenation, + res (the output's shape) when given. */
-  conv3dFused?(xs: readonly KTensor[], w: KTensor, bias: KTensor | null, res: KTensor | null, a: Conv3dAttrs): KTensor;
+  /**
+   * conv3d of concatChannels(xs) without materialising the concatenation, then the epilogue (when given) on
+   * every output value v of channel c: BatchNorm(eval) v = (v·invStd[c] + shift[c])·w[c] + b[c] when `bn`,
+   * ReLU when `relu`, + res (the output's shape) when `res`; each step rounded as the separate kernels do.
+   */
+  conv3dFused?(xs: readonly KTensor[], w: KTensor, bias: KTensor | null, ep: ConvEpilogueArgs | null, a: Conv3dAttrs): KTensor;
 }
 
 export type KernelName = keyof Kernels;

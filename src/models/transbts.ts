@@ -178,6 +178,15 @@ class ResidualPreNorm extends Module {
   }
 }
 
+/**
+ * ReLU(bn(conv(x))) (+ residual). In eval mode it is one fused conv (conv3dConcat applies the BatchNorm, the
+ * ReLU and the residual as it stores its output, on inference); in training the layers one after the other.
+ */
+function convBnRelu(conv: Conv3d, bn: BatchNorm3d, x: Tensor, residual?: Tensor): Tensor {
+  if (bn.training) return bn.forwardRelu(conv.forward(x), residual);
+  return conv3dConcat([x], conv.weight, conv.bias, { stride: conv.stride, padding: conv.padding, groups: conv.groups, bnEval: bn.evalNorm(), relu: true, residual });
+}
+
 /** `EnBlock1` of the decoder head (Enblock8_1): ReLU(BN2(conv2(ReLU(BN1(conv1(x)))))), E → E/4, no residual. */
 class Enblock8First extends Module {
   readonly bn1: BatchNorm3d;
@@ -192,7 +201,7 @@ class Enblock8First extends Module {
     this.conv2 = this.registerModule('conv2', conv3(e / 4, e / 4, init));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.bn2.forwardRelu(this.conv2.forward(this.bn1.forwardRelu(this.conv1.forward(x)))));
+    return tidy(() => convBnRelu(this.conv2, this.bn2, convBnRelu(this.conv1, this.bn1, x)));
   }
 }
 
@@ -218,7 +227,7 @@ class PostActBlock extends Module {
     this.conv2 = m.conv2 as Conv3d;
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.bn2.forwardRelu(this.conv2.forward(this.bn1.forwardRelu(this.conv1.forward(x))), x));
+    return tidy(() => convBnRelu(this.conv2, this.bn2, convBnRelu(this.conv1, this.bn1, x), x));
   }
 }
 

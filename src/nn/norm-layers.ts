@@ -83,6 +83,12 @@ export class BatchNorm3d extends Module implements Layer {
     return residual ? add(y, residual) : y;
   }
 
+  /** The eval-mode normalisation (running statistics, current values; pending batches folded in) for fused ops. */
+  evalNorm(): { runningMean: Float32Array; runningVar: Float32Array; eps: number; w: Tensor; b: Tensor } {
+    this.flushStats();
+    return { runningMean: this.runningMean.values, runningVar: this.runningVar.values, eps: this.eps, w: this.weight, b: this.bias };
+  }
+
   private forwardTrain(x: Tensor): Tensor {
     const { y, mean, varUnbiased } = batchNormTrain(x, this.weight, this.bias, { eps: this.eps });
     // keep(): the statistics outlive the forward's tidy scopes until they are folded in.

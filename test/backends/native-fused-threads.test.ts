@@ -37,7 +37,14 @@ test('native fused GroupNorm/BatchNorm(eval)+ReLU, the concatenating conv and th
     // 3×3 conv 16 -> 16 (the direct kernel) with a residual added as it stores
     const [er, en] = pair([2, 16, 7, 9, 20]), [fr, fn] = pair([16, 16, 3, 3, 3]), [gr, gn] = pair([2, 16, 7, 9, 20]);
     const a3 = { stride: [1, 1, 1], padding: [1, 1, 1], groups: 1 };
-    check(rk.add(rk.conv3d(er, fr, null, a3), gr), k.conv3dFused([en], fn, null, gn, a3));
+    check(rk.add(rk.conv3d(er, fr, null, a3), gr), k.conv3dFused([en], fn, null, { bn: null, relu: false, res: gn }, a3));
+    // the same conv with a BatchNorm(eval) + ReLU + residual epilogue
+    const inv16 = Float32Array.from({ length: 16 }, (_, i) => 1 / Math.sqrt(0.5 + i / 8)), shift16 = Float32Array.from({ length: 16 }, (_, i) => (i - 7.5) / 9);
+    const [wr16, wn16] = pair([16]), [br16, bn16] = pair([16]);
+    let v = rk.mulChannel(rk.conv3d(er, fr, null, a3), { shape: [16], data: inv16 });
+    v = rk.broadcastBinary(v, { shape: [1, 16, 1, 1, 1], data: shift16 }, { op: 'add' });
+    v = rk.broadcastBinary(rk.mulChannel(v, wr16), view(br16, [1, 16, 1, 1, 1]), { op: 'add' });
+    check(rk.add(rk.leakyRelu(v, { slope: 0 }), gr), k.conv3dFused([en], fn, null, { bn: { invStd: inv16, shift: shift16, w: wn16, b: bn16 }, relu: true, res: gn }, a3));
     // transposed conv k2 s2 with its bias, 16 -> 16 channels from [2, 16, 5, 9, 11]
     const [dr, dn] = pair([2, 16, 5, 9, 11]), [tr, tn] = pair([16, 16, 2, 2, 2]), [ur, un] = pair([16]);
     const ta = { stride: [2, 2, 2], padding: [0, 0, 0], groups: 1, inputShape: [2, 16, 10, 18, 22] };

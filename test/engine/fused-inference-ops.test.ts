@@ -1,5 +1,6 @@
 /**
- * The fused inference paths of groupNorm(+ReLU), batchNormEval(+ReLU, +residual), conv3dConcat and the
+ * The fused inference paths of groupNorm(+ReLU), batchNormEval(+ReLU, +residual), conv3dConcat (+ BatchNorm,
+ * ReLU, residual epilogue) and the
  * transposed conv's bias: on
  * every backend the op equals the unfused composition written out here (bit for bit where the backend
  * has the fused kernel, since it rounds as the separate kernels do), with odd sizes, with and without
@@ -119,6 +120,39 @@ for (const backend of testBackends()) {
         const single = noGrad(() => ops.conv3dConcat([xs[0]!], w1, null, { stride, padding, residual: res }));
         const singleRef = noGrad(() => ops.add(ops.conv3d(xs[0]!, w1, null, { stride, padding }), res));
         assertSame(await single.data(), await singleRef.data(), `conv3d ${parts[0]} k${k} s${stride} + residual`);
+      }
+    });
+
+    it('conv3dConcat with a BatchNorm(eval)/ReLU/residual epilogue equals conv3d then batchNormEval (+ReLU, +residual)', async () => {
+      for (const { parts, k, padding, cout, sp } of [
+        { parts: [5], k: 3, padding: 1, cout: 6, sp: [4, 5, 7] },
+        { parts: [3, 2], k: 1, padding: 0, cout: 4, sp: [3, 5, 9] },
+        { parts: [16], k: 3, padding: 1, cout: 17, sp: [4, 5, 16] }, // Winograd on native: the epilogue as a second pass
+      ]) {
+        const xs = parts.map((c) => tensor(rnd(2 * c * size(sp), r), [2, c, ...sp]));
+        const cin = parts.reduce((a, b) => a + b, 0);
+        const w = tensor(rnd(cout * cin * k ** 3, r, -0.3, 0.3), [cout, cin, k, k, k]);
+        const bias = tensor(rnd(cout, r), [cout]);
+        const runningMean = rnd(cout, r, -0.3, 0.3);
+        const runningVar = rnd(cout, r, 0.3, 2);
+        const bw = tensor(rnd(cout, r, 0.5, 1.5), [cout]);
+        const bb = tensor(rnd(cout, r), [cout]);
+        const conv = noGrad(() => ops.conv3d(ops.concatChannels(xs), w, bias, { padding }));
+        const res = tensor(rnd(size(conv.shape), r), conv.shape);
+        for (const [relu, rr, affine] of [
+          [true, res, true],
+          [true, null, true],
+          [false, res, false],
+          [true, null, false],
+        ] as const) {
+          const bnEval = { runningMean, runningVar, eps: 1e-5, w: affine ? bw : null, b: affine ? bb : null };
+          const fused = noGrad(() => ops.conv3dConcat(xs, w, bias, { padding, bnEval, relu, residual: rr ?? undefined }));
+          const composed = noGrad(() => batchNormComposed(conv, runningMean, runningVar, bnEval.w, bnEval.b, relu, rr));
+          assertSame(await fused.data(), await composed.data(), `conv ${parts} k${k} + bn relu=${relu} residual=${!!rr} affine=${affine}`);
+        }
+        // ReLU and a residual without a BatchNorm
+        const plain = noGrad(() => ops.conv3dConcat(xs, w, bias, { padding, relu: true, residual: res }));
+        assertSame(await plain.data(), await noGrad(() => ops.add(ops.relu(conv), res)).data(), `conv ${parts} k${k} + relu + residual`);
       }
     });
 

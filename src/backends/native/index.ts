@@ -203,7 +203,9 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const db = a.needBias ? out([a.heads, N, M], g[i]!) : null;
       return [dq, dk, dv, db];
     },
-    conv3dFused(xs, w, bias, res, a) {
+    conv3dFused(xs, w, bias, ep, a) {
+      const res = ep?.res ?? null;
+      const bn = ep?.bn ?? null;
       const [x0] = xs;
       check(x0 !== undefined && w.shape.length === 5 && xs.every((x) => x.shape.length === 5), 'conv3dFused: inputs and weight must be 5-D');
       const [N, , ...sp] = x0.shape as number[];
@@ -226,7 +228,14 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const ins = [...xs.map(h), h(w)];
       if (bias) ins.push(h(bias));
       if (res) ins.push(h(res));
-      const [y] = op(OP.conv3dFused, ins, [numel(shape)], [...convParams(N!, Cin, Cout!, a, sp, o, k), bias ? 1 : 0, xs.length, ...cs, res ? 1 : 0]);
+      if (bn) {
+        check(bn.invStd.length === Cout && bn.shift.length === Cout, 'conv3dFused: batch norm statistics size');
+        for (const t of [bn.w, bn.b]) if (t) check(numel(t.shape) === Cout, 'conv3dFused: batch norm affine size');
+        for (const t of [bn.w, bn.b]) if (t) ins.push(h(t));
+      }
+      const flags = [res ? 1 : 0, bn ? 1 : 0, ep?.relu ? 1 : 0, bn?.w ? 1 : 0, bn?.b ? 1 : 0];
+      const stats = bn ? [...bn.invStd, ...bn.shift] : [];
+      const [y] = op(OP.conv3dFused, ins, [numel(shape)], [...convParams(N!, Cin, Cout!, a, sp, o, k), bias ? 1 : 0, xs.length, ...cs, ...flags, ...stats]);
       return out(shape, y!);
     },
     groupNormAct(x, w, b, a) {

@@ -57,6 +57,19 @@ export function batchNormTrain(x: Tensor, w: Tensor | null, b: Tensor | null, op
   return { y, ...stats };
 }
 
+/** Eval-mode BatchNorm as x·invStd + shift per channel (float32, what batchNormEval and fused kernels use). */
+export function batchNormEvalScale(runningMean: Float32Array, runningVar: Float32Array, eps: number): { invStd: Float32Array; shift: Float32Array } {
+  const c = runningMean.length;
+  const invStd = new Float32Array(c);
+  const shift = new Float32Array(c);
+  for (let i = 0; i < c; i++) {
+    // PyTorch's CPU kernel computes invstd = 1/sqrt(var + eps) and then (x − mean)·invstd.
+    invStd[i] = 1 / Math.sqrt(runningVar[i]! + eps);
+    shift[i] = -runningMean[i]! * invStd[i]!;
+  }
+  return { invStd, shift };
+}
+
 /**
  * `nn.BatchNorm3d` in eval mode: y = (x − running_mean_c)/√(running_var_c + eps)·γ_c + β_c. The running
  * statistics are host values (constants here); γ and β get gradients. `relu` applies ReLU to y and
@@ -73,14 +86,7 @@ export function batchNormEval(
   const c = runningMean.length;
   checkInput('batchNormEval', x, c);
   if (runningVar.length !== c) throw new Error(`batchNormEval: running_var has ${runningVar.length} values for ${c} channels`);
-  const eps = opts.eps ?? 1e-5;
-  const inv = new Float32Array(c);
-  const shift = new Float32Array(c);
-  for (let i = 0; i < c; i++) {
-    // PyTorch's CPU kernel computes invstd = 1/sqrt(var + eps) and then (x − mean)·invstd.
-    inv[i] = 1 / Math.sqrt(runningVar[i]! + eps);
-    shift[i] = -runningMean[i]! * inv[i]!;
-  }
+  const { invStd: inv, shift } = batchNormEvalScale(runningMean, runningVar, opts.eps ?? 1e-5);
   const res = opts.residual ?? null;
   if (res && (res.rank !== x.rank || res.shape.some((d, i) => d !== x.shape[i])))
     throw new Error(`batchNormEval: residual ${shapeString(res.shape)} must have the input's shape ${shapeString(x.shape)}`);
