@@ -244,15 +244,40 @@ ThreadPtrs& sharedPtrs() {
 // zero-padded panel, [cin][nsd][nsh][lw], and the micro-kernel addresses the rows of every output row through
 // a pointer table: neighbouring output rows share input rows (a 3×3×3 conv reads each input row 9 times), so a
 // block copies ~(Rd+2)(Rh+2) rows per channel instead of 9·Rd·Rh.
-// The epilogue on n values of channel c at stride st (rr: the residual at the same positions).
+// The epilogue on n values of channel c at stride st (rr: the residual at the same positions). One simple
+// loop per step (each vectorises; a row is in L1), in the order and rounding of the separate kernels.
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define UX_EP_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define UX_EP_MULTIVERSION
+#endif
+UX_EP_MULTIVERSION void epilogueContig(float* __restrict yr, const float* __restrict rr, int64_t n, int64_t c, const ConvEpilogue& e) {
+  if (e.inv) {
+    const float inv = e.inv[c], sh = e.shift[c];
+    for (int64_t q = 0; q < n; q++) yr[q] = yr[q] * inv + sh;
+    if (e.w) {
+      const float w = e.w[c];
+      for (int64_t q = 0; q < n; q++) yr[q] = yr[q] * w;
+    }
+    if (e.b) {
+      const float b = e.b[c];
+      for (int64_t q = 0; q < n; q++) yr[q] = yr[q] + b;
+    }
+  }
+  if (e.relu)
+    for (int64_t q = 0; q < n; q++) yr[q] = yr[q] > 0 ? yr[q] : yr[q] * 0.f;
+  if (rr)
+    for (int64_t q = 0; q < n; q++) yr[q] = yr[q] + rr[q];
+}
+
 void epilogueRow(float* yr, const float* rr, int64_t n, int64_t st, int64_t c, const ConvEpilogue& e) {
-  const float inv = e.inv ? e.inv[c] : 1.f, sh = e.inv ? e.shift[c] : 0.f, w = e.w ? e.w[c] : 1.f, b = e.b ? e.b[c] : 0.f;
+  if (st == 1) return epilogueContig(yr, rr, n, c, e);
   for (int64_t q = 0; q < n; q++) {
     float v = yr[q * st];
     if (e.inv) {
-      v = v * inv + sh;
-      if (e.w) v = v * w;
-      if (e.b) v = v + b;
+      v = v * e.inv[c] + e.shift[c];
+      if (e.w) v = v * e.w[c];
+      if (e.b) v = v + e.b[c];
     }
     if (e.relu) v = v > 0 ? v : v * 0.f;
     if (rr) v = v + rr[q * st];

@@ -55,13 +55,23 @@ UX_NA_MULTIVERSION void gnApplyRow(const float* __restrict p, int64_t n, double 
     for (int64_t i = 0; i < n; i++) q[i] = static_cast<float>((p[i] - mean) * r) * w + b;
 }
 
+// One loop per variant, so that each vectorises without per-element branches.
 UX_NA_MULTIVERSION void bnApplyRow(const float* __restrict p, int64_t n, float inv, float shift, float w, float b, bool relu,
                                    const float* __restrict res, float* __restrict q) {
-  for (int64_t i = 0; i < n; i++) {
-    float v = (p[i] * inv + shift) * w + b;
-    if (relu) v = v > 0 ? v : v * 0.f;
-    q[i] = res ? v + res[i] : v;
-  }
+  if (relu && res)
+    for (int64_t i = 0; i < n; i++) {
+      float v = (p[i] * inv + shift) * w + b;
+      q[i] = (v > 0 ? v : v * 0.f) + res[i];
+    }
+  else if (relu)
+    for (int64_t i = 0; i < n; i++) {
+      float v = (p[i] * inv + shift) * w + b;
+      q[i] = v > 0 ? v : v * 0.f;
+    }
+  else if (res)
+    for (int64_t i = 0; i < n; i++) q[i] = ((p[i] * inv + shift) * w + b) + res[i];
+  else
+    for (int64_t i = 0; i < n; i++) q[i] = (p[i] * inv + shift) * w + b;
 }
 
 // Apply passes run over (n·c, span) items of at most kSpan values, so a few large channels still spread
