@@ -41,7 +41,7 @@
     {
       "target_name": "uxnet_native",
       "dependencies": ["uxnet_isa_avx512", "uxnet_isa_avx2", "uxnet_attention"],
-      "sources": ["native/addon.cc", "native/runtime.cc", "native/kernels.cc", "native/conv.cc", "native/winograd.cc", "native/gemm.cc", "native/layout.cc", "native/isa_generic.cc"],
+      "sources": ["native/addon.cc", "native/runtime.cc", "native/kernels.cc", "native/conv.cc", "native/winograd.cc", "native/gemm.cc", "native/layout.cc", "native/norm_act.cc", "native/isa_generic.cc"],
       "cflags_cc": ["-ffp-contract=off", "-fno-trapping-math"],
       "conditions": [
         ["OS=='linux'", { "libraries": ["-lpthread"] }]

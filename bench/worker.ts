@@ -101,7 +101,13 @@ function countConvFlops(): void {
       const [x, w, , a] = args as Parameters<Kernels['conv3d']>;
       const o = x.shape.slice(2).map((d, i) => Math.floor((d + 2 * a.padding[i]! - w.shape[2 + i]!) / a.stride[i]!) + 1);
       flops += macs(w.shape, numel(o), x.shape[0]!);
-    } else if (name === 'conv3dGradInput') {
+    } else if (name === 'conv3dFused') {
+      // the fused inference conv (concatenated inputs, residual): the same MACs as conv3d on the concatenation
+      const [xs, w, , , a] = args as Parameters<Required<Kernels>['conv3dFused']>;
+      const x = xs[0]!;
+      const o = x.shape.slice(2).map((d, i) => Math.floor((d + 2 * a.padding[i]! - w.shape[2 + i]!) / a.stride[i]!) + 1);
+      flops += macs(w.shape, numel(o), x.shape[0]!);
+    } else if (name === 'conv3dGradInput' || name === 'conv3dGradInputBias') {
       const [dy, w] = args as Parameters<Kernels['conv3dGradInput']>;
       flops += macs(w.shape, numel(dy.shape.slice(2)), dy.shape[0]!);
     } else if (name === 'conv3dGradWeight') {

@@ -19,6 +19,7 @@
 #include "conv.h"
 #include "gemm.h"
 #include "layout.h"
+#include "norm_act.h"
 #include "kernels.h"
 #include "runtime.h"
 
@@ -166,7 +167,7 @@ enum Op {
   kConv = 0, kConvGI, kConvGW, kSumToC, kINorm, kINormG, kLNorm, kLNormG, kGeluOp, kGeluG, kLRelu, kLReluG, kAddOp, kScaleOp,
   kMulC, kMulCG, kConcat, kSlice, kSoftmaxOp, kSoftmaxG, kCE, kCEG, kDice, kDiceG, kSumOp, kFillOp, kAdamWOp,
   kMatmul, kStridedCopyOp, kStridedScatterOp, kRollOp, kBroadcastOp, kSumToShapeOp, kGatherRowsOp, kScatterAddRowsOp,
-  kAttentionOp, kAttentionGradOp
+  kAttentionOp, kAttentionGradOp, kGroupNormActOp, kBatchNormActOp, kConvConcatOp, kConvGIBiasOp
 };
 
 ConvGeom geomFrom(const std::vector<double>& p) {
@@ -315,6 +316,53 @@ void runOp(int op, const std::vector<BufP>& in, const std::vector<BufP>& out, co
       attentionBackward(I(0), I(1), I(2), I(3), hb ? I(6) : nullptr, hm ? I(hb ? 7 : 6) : nullptr, I(4), I(5), attnFrom(p), g[0], g[1], g[2], db);
       break;
     }
+    case kGroupNormActOp: {  // inputs x, [w], [b]; p = [N, C, S, G, eps, hasW, hasB, relu]
+      const bool hw = p[5] != 0, hb = p[6] != 0;
+      kGroupNormAct(I(0), hw ? I(1) : nullptr, hb ? I(hw ? 2 : 1) : nullptr, L(0), L(1), L(2), L(3), p[4], p[7] != 0, O(0));
+      break;
+    }
+    case kBatchNormActOp: {  // inputs x, [w], [b], [res]; p = [N, C, S, hasW, hasB, hasRes, relu, inv×C, shift×C]
+      const int64_t C = L(1);
+      const bool hw = p[3] != 0, hb = p[4] != 0, hr = p[5] != 0;
+      std::vector<float> inv(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+      for (int64_t c = 0; c < C; c++) inv[c] = static_cast<float>(p[7 + c]), shift[c] = static_cast<float>(p[7 + C + c]);
+      size_t k = 1;
+      const float* w = hw ? I(k++) : nullptr;
+      const float* b = hb ? I(k++) : nullptr;
+      const float* r = hr ? I(k++) : nullptr;
+      kBatchNormEvalAct(I(0), inv.data(), shift.data(), w, b, r, L(0), C, L(2), p[6] != 0, O(0));
+      break;
+    }
+    case kConvConcatOp: {
+      // inputs x_0..x_{k-1}, w, [bias], [res], [bnW], [bnB];
+      // p = [geometry (19), hasBias, k, C_0..C_{k-1}, hasRes, hasBn, relu, hasBnW, hasBnB, inv×Cout, shift×Cout (when hasBn)]
+      const int k = static_cast<int>(p[20]);
+      const size_t f = 21 + static_cast<size_t>(k);
+      const bool hb = p[19] != 0, hr = p[f] != 0, hbn = p[f + 1] != 0;
+      std::vector<const float*> parts(static_cast<size_t>(k));
+      std::vector<int64_t> partC(static_cast<size_t>(k));
+      for (int j = 0; j < k; j++) parts[j] = I(j), partC[j] = L(21 + j);
+      size_t at = static_cast<size_t>(k) + 1;
+      const float* bias = hb ? I(at++) : nullptr;
+      ConvEpilogue ep;
+      ep.res = hr ? I(at++) : nullptr;
+      ep.relu = p[f + 2] != 0;
+      ep.w = p[f + 3] != 0 ? I(at++) : nullptr;
+      ep.b = p[f + 4] != 0 ? I(at++) : nullptr;
+      const ConvGeom g = geomFrom(p);
+      std::vector<float> inv, shift;
+      if (hbn) {
+        inv.resize(static_cast<size_t>(g.Cout)), shift.resize(static_cast<size_t>(g.Cout));
+        for (int64_t c = 0; c < g.Cout; c++) inv[c] = static_cast<float>(p[f + 5 + c]), shift[c] = static_cast<float>(p[f + 5 + g.Cout + c]);
+        ep.inv = inv.data(), ep.shift = shift.data();
+      }
+      const bool any = hr || hbn || ep.relu;
+      convForwardConcat(parts.data(), partC.data(), k, I(k), bias, g, O(0), WeightKey{in[k]->id, in[k]->version.load()}, any ? &ep : nullptr);
+      break;
+    }
+    case kConvGIBiasOp:  // inputs dy, w, bias; p = geometry
+      convGradInput(I(0), I(1), geomFrom(p), O(0), WeightKey{in[1]->id, in[1]->version.load()}, I(2));
+      break;
     default: throw std::runtime_error("unknown op");
   }
 }
@@ -325,7 +373,8 @@ const char* const kOpNames[] = {"conv3d", "conv3d grad input", "conv3d grad weig
                                 "leaky relu grad", "add", "scale", "mul channel", "mul channel grad", "concat", "slice",
                                 "softmax", "softmax grad", "cross entropy", "cross entropy grad", "dice", "dice grad", "sum",
                                 "fill", "adamw", "matmul", "strided copy", "strided scatter", "roll", "broadcast binary",
-                                "sum to shape", "gather rows", "scatter add rows", "attention", "attention grad"};
+                                "sum to shape", "gather rows", "scatter add rows", "attention", "attention grad",
+                                "group norm act", "batch norm act", "conv3d fused", "conv transpose3d +bias"};
 
 struct Profiler {
   bool on = false;
@@ -348,9 +397,9 @@ Profiler& profiler() {
 
 // Convolutions are told apart by geometry (the same layer's calls aggregate); other kernels by name.
 void recordOp(int op, const std::vector<double>& p, double secs) {
-  std::string key = op >= 0 && op <= kAttentionGradOp ? kOpNames[op] : "op " + std::to_string(op);
+  std::string key = op >= 0 && op <= kConvGIBiasOp ? kOpNames[op] : "op " + std::to_string(op);
   double flop = 0;
-  if (op == kConv || op == kConvGI || op == kConvGW) {
+  if (op == kConv || op == kConvGI || op == kConvGW || op == kConvConcatOp || op == kConvGIBiasOp) {
     ConvGeom g = geomFrom(p);
     char buf[160];
     std::snprintf(buf, sizeof buf, " %lld->%lld%s k%dx%dx%d s%d p%d @%dx%dx%d", static_cast<long long>(g.Cin), static_cast<long long>(g.Cout),

@@ -244,8 +244,52 @@ ThreadPtrs& sharedPtrs() {
 // zero-padded panel, [cin][nsd][nsh][lw], and the micro-kernel addresses the rows of every output row through
 // a pointer table: neighbouring output rows share input rows (a 3×3×3 conv reads each input row 9 times), so a
 // block copies ~(Rd+2)(Rh+2) rows per channel instead of 9·Rd·Rh.
+// The epilogue on n values of channel c at stride st (rr: the residual at the same positions). One simple
+// loop per step (each vectorises; a row is in L1), in the order and rounding of the separate kernels.
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define UX_EP_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define UX_EP_MULTIVERSION
+#endif
+UX_EP_MULTIVERSION void epilogueContig(float* __restrict yr, const float* __restrict rr, int64_t n, int64_t c, const ConvEpilogue& e) {
+  if (e.inv) {
+    const float inv = e.inv[c], sh = e.shift[c];
+    for (int64_t q = 0; q < n; q++) yr[q] = yr[q] * inv + sh;
+    if (e.w) {
+      const float w = e.w[c];
+      for (int64_t q = 0; q < n; q++) yr[q] = yr[q] * w;
+    }
+    if (e.b) {
+      const float b = e.b[c];
+      for (int64_t q = 0; q < n; q++) yr[q] = yr[q] + b;
+    }
+  }
+  if (e.relu)
+    for (int64_t q = 0; q < n; q++) yr[q] = yr[q] > 0 ? yr[q] : yr[q] * 0.f;
+  if (rr)
+    for (int64_t q = 0; q < n; q++) yr[q] = yr[q] + rr[q];
+}
+
+void epilogueRow(float* yr, const float* rr, int64_t n, int64_t st, int64_t c, const ConvEpilogue& e) {
+  if (st == 1) return epilogueContig(yr, rr, n, c, e);
+  for (int64_t q = 0; q < n; q++) {
+    float v = yr[q * st];
+    if (e.inv) {
+      v = v * e.inv[c] + e.shift[c];
+      if (e.w) v = v * e.w[c];
+      if (e.b) v = v + e.b[c];
+    }
+    if (e.relu) v = v > 0 ? v : v * 0.f;
+    if (rr) v = v + rr[q * st];
+    yr[q * st] = v;
+  }
+}
+
+// `chans`, when given, holds the base of each input channel (channels of a concatenation read in place);
+// otherwise channel i is at x + i·inVol. `ep`, when given, is applied to each output row as it is stored (its
+// residual at y's layout): BatchNorm/ReLU/residual without passes of their own, the same float arithmetic.
 void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int* in, const float* wp, int cout, const DimMap* m,
-               const float* bias, float* y, const int* out) {
+               const float* bias, float* y, const int* out, const float* const* chans = nullptr, const ConvEpilogue* ep = nullptr) {
   const int RO = rov * isa->vw;
   const int RW = isa->denseRW(rov);
   const int Qd = m[0].Q, Qh = m[1].Q, Qw = m[2].Q;
@@ -303,7 +347,7 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
         for (int i = 0; i < cin; i++)
           for (int sd = 0; sd < cd; sd++)
             for (int sh = 0; sh < ch; sh++)
-              fillRow(x + i * inVol, in, qd0 * m[0].sin + sd + m[0].off, qh0 * m[1].sin + sh + m[1].off, m[2].off, lw,
+              fillRow(chans ? chans[i] : x + i * inVol, in, qd0 * m[0].sin + sd + m[0].off, qh0 * m[1].sin + sh + m[1].off, m[2].off, lw,
                       panel + ((static_cast<size_t>(i) * nsd + sd) * nsh + sh) * lw);
         size_t t = 0;
         for (int kd = 0; kd < nd; kd++)
@@ -325,7 +369,8 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
           for (int sd = 0; sd < ncd; sd++)
             for (int sh = 0; sh < nch; sh++) {
               const int id = nqd0 * m[0].sin + sd + m[0].off, ih = nqh0 * m[1].sin + sh + m[1].off;
-              if (id >= 0 && id < in[0] && ih >= 0 && ih < in[1]) pfTab[n++] = x + i * inVol + (static_cast<int64_t>(id) * in[1] + ih) * in[2];
+              if (id >= 0 && id < in[0] && ih >= 0 && ih < in[1])
+                pfTab[n++] = (chans ? chans[i] : x + i * inVol) + (static_cast<int64_t>(id) * in[1] + ih) * in[2];
             }
         pf = DensePrefetch{pfTab, n, in[2]};
       }
@@ -338,6 +383,11 @@ void denseCore(const IsaCores* isa, int rov, const float* x, int cin, const int*
           int pd = qd * m[0].sout + m[0].rout, ph = qh * m[1].sout + m[1].rout;
           float* y0 = y + static_cast<int64_t>(ob) * RO * outVol + (static_cast<int64_t>(pd) * out[1] + ph) * out[2] + m[2].rout;
           isa->denseStoreTile(tile + k * ostride, RO, oEnd, Qw, bias ? bias + ob * RO : nullptr, y0, outVol, m[2].sout);
+          if (ep)
+            for (int l = 0; l < oEnd; l++) {
+              float* yr = y0 + l * outVol;
+              epilogueRow(yr, ep->res ? ep->res + (yr - y) : nullptr, Qw, m[2].sout, static_cast<int64_t>(ob) * RO + l, *ep);
+            }
         }
       }
     }
@@ -482,7 +532,8 @@ bool isPatchTransposed(const ConvGeom& g) {
   return g.s[0] * g.s[1] * g.s[2] > 1;
 }
 
-void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const ConvGeom& g, float* dx) {
+// bias (or null) is added to every dx voxel of its channel as the tile is written (every voxel gets a tap).
+void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const float* bias, const ConvGeom& g, float* dx) {
   const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
   const int K3 = g.k[0] * g.k[1] * g.k[2];
   const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
@@ -519,7 +570,7 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
       ThreadScratch& scratch = sharedScratch();
       ThreadPtrs& ptrs = sharedPtrs();
       parallelFor(static_cast<int64_t>(Qd) * Qh, 1, [&](int64_t b, int64_t e, int tid) {
-        float* panel = scratch.get(tid, static_cast<size_t>(nrows) * lw + static_cast<size_t>(qwPad) * RO);
+        float* panel = scratch.get(tid, static_cast<size_t>(nrows) * lw + static_cast<size_t>(nob) * qwPad * RO);
         float* tile = panel + static_cast<size_t>(nrows) * lw;
         for (int64_t row = b; row < e; row++) {
           int qd = static_cast<int>(row / Qh), qh = static_cast<int>(row % Qh);
@@ -530,18 +581,33 @@ void patchTransposed(const IsaCores* isa, const float* dy, const float* w, const
             std::memcpy(pr, dyg + o * outVol + (static_cast<int64_t>(qd) * Qh + qh) * Qw, sizeof(float) * Qw);
             if (lw > Qw) std::memset(pr + Qw, 0, sizeof(float) * (lw - Qw));
           }
-          for (int ob = 0; ob < nob; ob++) {
-            isa->denseFwdRows(rov, tab, 1, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, 1, qwPad, tile, 0, DensePrefetch{});
-            for (int l = 0; l < RO; l++) {
-              int64_t op = static_cast<int64_t>(ob) * RO + l;
-              if (op >= coutP) break;
-              int k = static_cast<int>(op / Cig);
-              int64_t i = op % Cig;
-              int rd = k / (g.k[1] * g.k[2]), rh = (k / g.k[2]) % g.k[1], rw = k % g.k[2];
-              float* dr = dxg + i * inVol + (static_cast<int64_t>(qd * g.s[0] + rd) * outH + qh * g.s[1] + rh) * outW + rw;
-              const int s2 = g.s[2];
-              for (int q = 0; q < Qw; q++) dr[q * s2] = tile[q * RO + l];
-            }
+          for (int ob = 0; ob < nob; ob++)
+            isa->denseFwdRows(rov, tab, 1, wp.get() + static_cast<size_t>(ob) * Cog * RO, nrows, 1, 1, qwPad,
+                              tile + static_cast<size_t>(ob) * qwPad * RO, 0, DensePrefetch{});
+          // Every dx row (i, rd, rh) is written once, front to back, with its s2 taps interleaved: streaming
+          // stores instead of s2 strided passes over the same cache lines.
+          const int s2 = g.s[2];
+          for (int64_t i = 0; i < Cig; i++) {
+            const float bv = bias ? bias[gg * Cig + i] : 0.f;
+            for (int rd = 0; rd < g.k[0]; rd++)
+              for (int rh = 0; rh < g.k[1]; rh++) {
+                float* dr = dxg + i * inVol + (static_cast<int64_t>(qd * g.s[0] + rd) * outH + qh * g.s[1] + rh) * outW;
+                const float* src[8];
+                for (int rw = 0; rw < s2 && rw < 8; rw++) {
+                  const int64_t op = ((rd * g.k[1] + rh) * g.k[2] + rw) * Cig + i;
+                  src[rw] = tile + static_cast<size_t>(op / RO) * qwPad * RO + op % RO;
+                }
+                if (s2 <= 8) {
+                  for (int q = 0; q < Qw; q++)
+                    for (int rw = 0; rw < s2; rw++) dr[q * s2 + rw] = bias ? src[rw][q * RO] + bv : src[rw][q * RO];
+                } else {
+                  for (int rw = 0; rw < s2; rw++) {
+                    const int64_t op = ((rd * g.k[1] + rh) * g.k[2] + rw) * Cig + i;
+                    const float* t = tile + static_cast<size_t>(op / RO) * qwPad * RO + op % RO;
+                    for (int q = 0; q < Qw; q++) dr[q * s2 + rw] = bias ? t[q * RO] + bv : t[q * RO];
+                  }
+                }
+              }
           }
         }
       });
@@ -646,7 +712,41 @@ void fewPositionsGradInput(const float* dy, const float* w, const ConvGeom& g, f
 }
 
 void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, WeightKey wk) {
+  convForwardChans(x, nullptr, w, bias, g, y, wk, nullptr);
+}
+
+void convForwardConcat(const float* const* parts, const int64_t* partC, int nParts, const float* w, const float* bias,
+                       const ConvGeom& g, float* y, WeightKey wk, const ConvEpilogue* ep) {
+  if (nParts == 1) return convForwardChans(parts[0], nullptr, w, bias, g, y, wk, ep);
+  const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+  std::vector<const float*> chans(static_cast<size_t>(g.N * g.Cin));
+  for (int64_t n = 0, k = 0; n < g.N; n++)
+    for (int j = 0; j < nParts; j++)
+      for (int64_t c = 0; c < partC[j]; c++) chans[k++] = parts[j] + (n * partC[j] + c) * S;
+  convForwardChans(nullptr, chans.data(), w, bias, g, y, wk, ep);
+}
+
+// x [N, Cin, ...] contiguous, or (x null) `chans` with the base of every (n, c) channel. Only the dense
+// direct path reads channels in place; the other paths get a gathered copy.
+void convForwardChans(const float* x, const float* const* chans, const float* w, const float* bias, const ConvGeom& g, float* y,
+                      WeightKey wk, const ConvEpilogue* ep) {
   const IsaCores* isa = pickIsa();
+  const bool direct = !isDepthwise(g) && !isGroupedPointwise(g) && !winogradApplies(g) && !isFewPositions(g) && g.G == 1;
+  if (chans && !direct) {
+    const int64_t S = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+    Scratch<float> xs(static_cast<size_t>(g.N * g.Cin * S));
+    for (int64_t k = 0; k < g.N * g.Cin; k++) std::memcpy(xs.get() + k * S, chans[k], sizeof(float) * S);
+    convForwardChans(xs.get(), nullptr, w, bias, g, y, wk, ep);
+    return;
+  }
+  if (ep && !direct) {  // the other paths: the epilogue in a second pass (the same float arithmetic)
+    convForwardChans(x, nullptr, w, bias, g, y, wk, nullptr);
+    const int64_t vol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
+    parallelFor(g.N * g.Cout, 1, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t nc = lo; nc < hi; nc++) epilogueRow(y + nc * vol, ep->res ? ep->res + nc * vol : nullptr, vol, 1, nc % g.Cout, *ep);
+    });
+    return;
+  }
   if (isDepthwise(g)) {
     int T[3] = {g.k[0], g.k[1], g.k[2]}, off[3] = {-g.p[0], -g.p[1], -g.p[2]};
     depthwiseRun(isa, x, g.in, w, bias, g.N, g.Cin, T, off, g.out, y);
@@ -674,18 +774,41 @@ void convForward(const float* x, const float* w, const float* bias, const ConvGe
   const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
   const int64_t inVol = S, outVol = static_cast<int64_t>(g.out[0]) * g.out[1] * g.out[2];
   const size_t packN = static_cast<size_t>((Cog + RO - 1) / RO) * RO * Cig * K3;
+  // Per sample: the epilogue's residual at that sample (direct path: G == 1 whenever ep is set).
+  std::vector<ConvEpilogue> epn(ep ? static_cast<size_t>(g.N) : 0);
+  for (size_t n = 0; n < epn.size(); n++) {
+    epn[n] = *ep;
+    if (ep->res) epn[n].res = ep->res + static_cast<int64_t>(n) * g.Cout * outVol;
+  }
   for (int64_t gg = 0; gg < g.G; gg++) {
     const float* wp = packedWeights(g.G == 1 ? wk : WeightKey{}, (static_cast<uint64_t>(RO) << 8) | 1, packN, [&](float* dst) {
       packWeights(w + gg * Cog * Cig * K3, Cig * K3, K3, static_cast<int>(Cog), static_cast<int>(Cig), m, g.k[1], g.k[2], RO, dst);
     });
     for (int64_t n = 0; n < g.N; n++)
-      denseCore(isa, rov, x + (n * g.Cin + gg * Cig) * inVol, static_cast<int>(Cig), g.in, wp, static_cast<int>(Cog), m,
-                bias ? bias + gg * Cog : nullptr, y + (n * g.Cout + gg * Cog) * outVol, g.out);
+      denseCore(isa, rov, chans ? nullptr : x + (n * g.Cin + gg * Cig) * inVol, static_cast<int>(Cig), g.in, wp, static_cast<int>(Cog),
+                m, bias ? bias + gg * Cog : nullptr, y + (n * g.Cout + gg * Cog) * outVol, g.out, chans ? chans + n * g.Cin : nullptr,
+                ep ? &epn[n] : nullptr);
   }
 }
 
-void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk) {
+void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk, const float* bias) {
   const IsaCores* isa = pickIsa();
+  // Only the patch path below adds the bias itself (and only when every dx voxel gets a tap).
+  const bool covered = g.out[0] * g.s[0] == g.in[0] && g.out[1] * g.s[1] == g.in[1] && g.out[2] * g.s[2] == g.in[2];
+  const bool patch = !isDepthwise(g) && !isGroupedPointwise(g) && !(g.G == 1 && winogradApplies(winogradGradInputGeom(g))) &&
+                     !isFewPositions(g) && isPatchTransposed(g);
+  if (bias && !(patch && covered)) {  // other paths: the bias in a second pass (same float additions)
+    convGradInput(dy, w, g, dx, wk, nullptr);
+    const int64_t vol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
+    parallelFor(g.N * g.Cin, 1, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t nc = lo; nc < hi; nc++) {
+        float* p = dx + nc * vol;
+        const float b = bias[nc % g.Cin];
+        for (int64_t v = 0; v < vol; v++) p[v] = p[v] + b;
+      }
+    });
+    return;
+  }
   const int64_t Cig = g.Cin / g.G, Cog = g.Cout / g.G;
   const int64_t K3 = static_cast<int64_t>(g.k[0]) * g.k[1] * g.k[2];
   const int64_t inVol = static_cast<int64_t>(g.in[0]) * g.in[1] * g.in[2];
@@ -716,7 +839,7 @@ void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx
     return;
   }
   if (isPatchTransposed(g)) {
-    patchTransposed(isa, dy, w, g, dx);
+    patchTransposed(isa, dy, w, bias, g, dx);
     return;
   }
   bool anyStride = g.s[0] > 1 || g.s[1] > 1 || g.s[2] > 1;

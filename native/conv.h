@@ -18,8 +18,27 @@ struct WeightKey {
 
 // y = conv(x, w) + bias (bias may be null).
 void convForward(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, WeightKey wk = {});
+// Applied to every output value v of channel c after the bias (a conv's inference epilogue): BatchNorm(eval)
+// v = (v·inv[c] + shift[c])·w[c] + b[c] when inv is set (w, b optional), ReLU when relu, then + res (y's
+// layout) when set. Each step is rounded to float as the separate kernels round it.
+struct ConvEpilogue {
+  const float* inv = nullptr;
+  const float* shift = nullptr;
+  const float* w = nullptr;
+  const float* b = nullptr;
+  bool relu = false;
+  const float* res = nullptr;
+};
+
+// convForward on the channel concatenation of nParts tensors [N, partC[j], ...] (Σ partC = g.Cin) without
+// materialising it: the direct kernel reads every channel where it lies; ep (or null) is applied to the output.
+void convForwardConcat(const float* const* parts, const int64_t* partC, int nParts, const float* w, const float* bias,
+                       const ConvGeom& g, float* y, WeightKey wk, const ConvEpilogue* ep);
+void convForwardChans(const float* x, const float* const* chans, const float* w, const float* bias, const ConvGeom& g, float* y,
+                      WeightKey wk, const ConvEpilogue* ep);
 // dx of the forward conv described by g (dy has g.out, dx has g.in).
-void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk = {});
+// With bias (or null): dx + bias[c] on every voxel of channel c (a transposed conv's bias).
+void convGradInput(const float* dy, const float* w, const ConvGeom& g, float* dx, WeightKey wk = {}, const float* bias = nullptr);
 // dw [Cout, Cin/G, k] of the forward conv described by g.
 void convGradWeight(const float* x, const float* dy, const ConvGeom& g, float* dw);
 

@@ -51,6 +51,13 @@ export interface AttentionAttrs {
   sScale: number;
 }
 
+/** The inference epilogue of the fused conv (conv3dFused). */
+export interface ConvEpilogueArgs {
+  bn: { invStd: Float32Array; shift: Float32Array; w: KTensor | null; b: KTensor | null } | null;
+  relu: boolean;
+  res: KTensor | null;
+}
+
 export interface Kernels {
   /** y[n,o] = b[o] + Σ w[o,i',k]·x[n, g·Cin/G + i', o·s + k − p]; weight [Cout, Cin/groups, kd, kh, kw]; zero padding. Output spatial size floor((n + 2p − k)/s) + 1. */
   conv3d(x: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAttrs): KTensor;
@@ -188,6 +195,24 @@ export interface Kernels {
    * p −= (lr/(1−β1^t)) · m / (sqrt(v)/sqrt(1−β2^t) + eps). Scalars computed in float64 as Python does.
    */
   adamwStep(p: KTensor, g: KTensor, m: KTensor, v: KTensor, a: AdamWAttrs): void;
+
+  // ---- Optional fused inference kernels: ops use them when the backend has them and no gradient is
+  // recorded, else the composition they equal (same values, bit for bit on the native backend). ----
+  /** groupNorm (γ w, β b, either may be null) then ReLU when `relu`: one stats pass and one apply pass. */
+  groupNormAct?(x: KTensor, w: KTensor | null, b: KTensor | null, a: { groups: number; eps: number; relu: boolean }): KTensor;
+  /**
+   * batchNormEval from host invStd = 1/√(var+eps) and shift = −mean·invStd: ((x·invStd + shift)·w + b), then
+   * ReLU when `relu`, then + res; each step rounded to float32 as the separate kernels do.
+   */
+  batchNormEvalAct?(x: KTensor, w: KTensor | null, b: KTensor | null, res: KTensor | null, a: { invStd: Float32Array; shift: Float32Array; relu: boolean }): KTensor;
+  /** conv3dGradInput, then bias[c] added to every voxel of dx channel c (a transposed conv with bias). */
+  conv3dGradInputBias?(dy: KTensor, w: KTensor, bias: KTensor, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor;
+  /**
+   * conv3d of concatChannels(xs) without materialising the concatenation, then the epilogue (when given) on
+   * every output value v of channel c: BatchNorm(eval) v = (v·invStd[c] + shift[c])·w[c] + b[c] when `bn`,
+   * ReLU when `relu`, + res (the output's shape) when `res`; each step rounded as the separate kernels do.
+   */
+  conv3dFused?(xs: readonly KTensor[], w: KTensor, bias: KTensor | null, ep: ConvEpilogueArgs | null, a: Conv3dAttrs): KTensor;
 }
 
 export type KernelName = keyof Kernels;

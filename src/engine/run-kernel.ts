@@ -40,8 +40,8 @@ export class NonFiniteError extends Error {
   }
 }
 
-export function runKernel<K extends KernelName>(name: K, backendName: string, ...args: Parameters<Kernels[K]>): ReturnType<Kernels[K]> {
-  const fn = getKernel(name, backendName) as (...a: Parameters<Kernels[K]>) => ReturnType<Kernels[K]>;
+export function runKernel<K extends KernelName>(name: K, backendName: string, ...args: Parameters<Required<Kernels>[K]>): ReturnType<Required<Kernels>[K]> {
+  const fn = getKernel(name, backendName) as (...a: Parameters<Required<Kernels>[K]>) => ReturnType<Required<Kernels>[K]>;
   const t0 = observer ? performance.now() : 0;
   const out = fn(...args);
   if (observer) observer(name, backendName, args, performance.now() - t0);

@@ -1,4 +1,4 @@
-import { add, attention, concatChannels, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
+import { add, attention, conv3dConcat, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, ConvTranspose3d, LayerNorm } from '../nn/layers.js';
@@ -50,7 +50,12 @@ class EnBlock extends Module {
     this.conv2 = this.registerModule('conv2', conv3(c, c, init));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => add(this.conv2.forward(relu(this.bn2.forward(this.conv1.forward(relu(this.bn1.forward(x)))))), x));
+    return tidy(() => {
+      const h = this.bn2.forwardRelu(this.conv1.forward(this.bn1.forwardRelu(x)));
+      const c2 = this.conv2;
+      // conv2 adds the residual as it stores its output (no separate pass on inference).
+      return conv3dConcat([h], c2.weight, c2.bias, { stride: c2.stride, padding: c2.padding, groups: c2.groups, residual: x });
+    });
   }
 }
 
@@ -173,6 +178,15 @@ class ResidualPreNorm extends Module {
   }
 }
 
+/**
+ * ReLU(bn(conv(x))) (+ residual). In eval mode it is one fused conv (conv3dConcat applies the BatchNorm, the
+ * ReLU and the residual as it stores its output, on inference); in training the layers one after the other.
+ */
+function convBnRelu(conv: Conv3d, bn: BatchNorm3d, x: Tensor, residual?: Tensor): Tensor {
+  if (bn.training) return bn.forwardRelu(conv.forward(x), residual);
+  return conv3dConcat([x], conv.weight, conv.bias, { stride: conv.stride, padding: conv.padding, groups: conv.groups, bnEval: bn.evalNorm(), relu: true, residual });
+}
+
 /** `EnBlock1` of the decoder head (Enblock8_1): ReLU(BN2(conv2(ReLU(BN1(conv1(x)))))), E → E/4, no residual. */
 class Enblock8First extends Module {
   readonly bn1: BatchNorm3d;
@@ -187,7 +201,7 @@ class Enblock8First extends Module {
     this.conv2 = this.registerModule('conv2', conv3(e / 4, e / 4, init));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => relu(this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x)))))));
+    return tidy(() => convBnRelu(this.conv2, this.bn2, convBnRelu(this.conv1, this.bn1, x)));
   }
 }
 
@@ -213,7 +227,7 @@ class PostActBlock extends Module {
     this.conv2 = m.conv2 as Conv3d;
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => add(relu(this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x)))))), x));
+    return tidy(() => convBnRelu(this.conv2, this.bn2, convBnRelu(this.conv1, this.bn1, x), x));
   }
 }
 
@@ -229,7 +243,10 @@ class DeUpCat extends Module {
     this.conv3 = this.registerModule('conv3', new Conv3d(2 * cout, cout, 1, { init }));
   }
   forward(x: Tensor, prev: Tensor): Tensor {
-    return tidy(() => this.conv3.forward(concatChannels([prev, this.conv2.forward(this.conv1.forward(x))])));
+    // The 1×1 conv reads the skip and the up-sampled tensor in place (no concatenation on inference).
+    return tidy(() =>
+      conv3dConcat([prev, this.conv2.forward(this.conv1.forward(x))], this.conv3.weight, this.conv3.bias, { stride: this.conv3.stride, padding: this.conv3.padding }),
+    );
   }
 }
 

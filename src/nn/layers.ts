@@ -1,6 +1,5 @@
 import type { Triple } from '../engine/kernels.js';
-import { add, channelView, conv3d, convTranspose3d, gelu, instanceNorm, layerNorm, leakyRelu } from '../engine/ops/index.js';
-import { tidy } from '../engine/scope.js';
+import { conv3d, convTranspose3d, gelu, instanceNorm, layerNorm, leakyRelu } from '../engine/ops/index.js';
 import type { Tensor } from '../engine/tensor.js';
 import { initContext, Module, type InitOptions, type Layer } from './module.js';
 import type { Rng } from '../engine/rng.js';
@@ -104,9 +103,7 @@ export class ConvTranspose3d extends Module implements Layer {
   readonly bias: Tensor | null;
 
   forward(x: Tensor): Tensor {
-    const y = convTranspose3d(x, this.weight, { stride: this.stride, padding: this.padding });
-    if (!this.bias) return y;
-    return tidy(() => add(y, channelView(this.bias!, 5)));
+    return convTranspose3d(x, this.weight, { stride: this.stride, padding: this.padding, bias: this.bias });
   }
 }
 

@@ -1,4 +1,4 @@
-import { batchNormEval, batchNormTrain, groupNorm } from '../engine/ops/index.js';
+import { add, batchNormEval, batchNormTrain, groupNorm, relu } from '../engine/ops/index.js';
 import { keep } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { initContext, Module, type BufferSlot, type InitOptions, type Layer } from './module.js';
@@ -26,6 +26,10 @@ export class GroupNorm extends Module implements Layer {
   readonly eps: number;
   forward(x: Tensor): Tensor {
     return groupNorm(x, this.numGroups, this.weight, this.bias, { eps: this.eps });
+  }
+  /** ReLU(forward(x)), fused into one pass on inference (pre-activation blocks). */
+  forwardRelu(x: Tensor): Tensor {
+    return groupNorm(x, this.numGroups, this.weight, this.bias, { eps: this.eps, relu: true });
   }
 }
 
@@ -66,6 +70,26 @@ export class BatchNorm3d extends Module implements Layer {
       this.flushStats();
       return batchNormEval(x, this.runningMean.values, this.runningVar.values, this.weight, this.bias, { eps: this.eps });
     }
+    return this.forwardTrain(x);
+  }
+
+  /** ReLU(forward(x)) (+ residual): one fused pass in eval mode on inference (post-activation blocks). */
+  forwardRelu(x: Tensor, residual?: Tensor): Tensor {
+    if (!this.training) {
+      this.flushStats();
+      return batchNormEval(x, this.runningMean.values, this.runningVar.values, this.weight, this.bias, { eps: this.eps, relu: true, residual });
+    }
+    const y = relu(this.forwardTrain(x));
+    return residual ? add(y, residual) : y;
+  }
+
+  /** The eval-mode normalisation (running statistics, current values; pending batches folded in) for fused ops. */
+  evalNorm(): { runningMean: Float32Array; runningVar: Float32Array; eps: number; w: Tensor; b: Tensor } {
+    this.flushStats();
+    return { runningMean: this.runningMean.values, runningVar: this.runningVar.values, eps: this.eps, w: this.weight, b: this.bias };
+  }
+
+  private forwardTrain(x: Tensor): Tensor {
     const { y, mean, varUnbiased } = batchNormTrain(x, this.weight, this.bias, { eps: this.eps });
     // keep(): the statistics outlive the forward's tidy scopes until they are folded in.
     this.pending.push({ mean: keep(mean), varUnbiased: keep(varUnbiased) });

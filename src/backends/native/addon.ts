@@ -74,6 +74,10 @@ export const OP = {
   scatterAddRows: 34,
   attention: 35,
   attentionGrad: 36,
+  groupNormAct: 37,
+  batchNormEvalAct: 38,
+  conv3dFused: 39,
+  conv3dGradInputBias: 40,
 } as const;
 
 function packageRoot(): string {

@@ -76,6 +76,23 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       addon.free(ix); // queued work keeps its own reference
     }
   };
+  // conv3dGradInput, with the transposed conv's bias added in the same pass when given.
+  const gradInput = (dy: KTensor, w: KTensor, bias: KTensor | null, a: Conv3dAttrs & { inputShape: readonly number[] }): KTensor => {
+    const inShape = a.inputShape;
+    check(dy.shape.length === 5 && w.shape.length === 5 && inShape.length === 5, 'conv3dGradInput: 5-D tensors expected');
+    const [N, Cout, ...osp] = dy.shape as number[];
+    const [wCout, CinG, ...k] = w.shape as number[];
+    const Cin = inShape[1]!;
+    const isp = inShape.slice(2);
+    check(wCout === Cout && CinG! * a.groups === Cin && inShape[0] === N, 'conv3dGradInput: channel mismatch');
+    check(
+      isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]),
+      'conv3dGradInput: dy spatial size does not match inputShape',
+    );
+    const ins = bias ? [h(dy), h(w), h(bias)] : [h(dy), h(w)];
+    const [dx] = op(bias ? OP.conv3dGradInputBias : OP.conv3dGradInput, ins, [numel(inShape)], convParams(N!, Cin, Cout!, a, isp, osp, k));
+    return out(inShape, dx!);
+  };
   return {
     matmul(a, b, bias, at) {
       check(a.shape.length === 3 && b.shape.length === 3, 'matmul: a and b must be 3-D');
@@ -186,6 +203,64 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const db = a.needBias ? out([a.heads, N, M], g[i]!) : null;
       return [dq, dk, dv, db];
     },
+    conv3dFused(xs, w, bias, ep, a) {
+      const res = ep?.res ?? null;
+      const bn = ep?.bn ?? null;
+      const [x0] = xs;
+      check(x0 !== undefined && w.shape.length === 5 && xs.every((x) => x.shape.length === 5), 'conv3dFused: inputs and weight must be 5-D');
+      const [N, , ...sp] = x0.shape as number[];
+      check(
+        xs.every((x) => x.shape[0] === N && x.shape.slice(2).every((d, i) => d === sp[i])),
+        'conv3dFused: inputs differ outside the channel axis',
+      );
+      const cs = xs.map((x) => x.shape[1]!);
+      const Cin = cs.reduce((s, c) => s + c, 0);
+      const [Cout, CinG, ...k] = w.shape as number[];
+      check(Cin % a.groups === 0 && Cout! % a.groups === 0 && CinG === Cin / a.groups, 'conv3dFused: channel/groups mismatch');
+      const o = sp.map((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!));
+      check(
+        o.every((d) => d >= 1),
+        'conv3dFused: empty output',
+      );
+      if (bias) check(numel(bias.shape) === Cout, 'conv3dFused: bias size');
+      const shape = [N!, Cout!, ...o];
+      if (res) check(res.shape.length === 5 && res.shape.every((d, i) => d === shape[i]), 'conv3dFused: residual shape');
+      const ins = [...xs.map(h), h(w)];
+      if (bias) ins.push(h(bias));
+      if (res) ins.push(h(res));
+      if (bn) {
+        check(bn.invStd.length === Cout && bn.shift.length === Cout, 'conv3dFused: batch norm statistics size');
+        for (const t of [bn.w, bn.b]) if (t) check(numel(t.shape) === Cout, 'conv3dFused: batch norm affine size');
+        for (const t of [bn.w, bn.b]) if (t) ins.push(h(t));
+      }
+      const flags = [res ? 1 : 0, bn ? 1 : 0, ep?.relu ? 1 : 0, bn?.w ? 1 : 0, bn?.b ? 1 : 0];
+      const stats = bn ? [...bn.invStd, ...bn.shift] : [];
+      const [y] = op(OP.conv3dFused, ins, [numel(shape)], [...convParams(N!, Cin, Cout!, a, sp, o, k), bias ? 1 : 0, xs.length, ...cs, ...flags, ...stats]);
+      return out(shape, y!);
+    },
+    groupNormAct(x, w, b, a) {
+      const [N, C, S] = nc('groupNormAct', x);
+      check(Number.isInteger(a.groups) && a.groups >= 1 && C % a.groups === 0, `groupNormAct: ${C} channels cannot be split into ${a.groups} groups`);
+      if (w) check(numel(w.shape) === C, 'groupNormAct: weight size');
+      if (b) check(numel(b.shape) === C, 'groupNormAct: bias size');
+      const ins = [h(x)];
+      if (w) ins.push(h(w));
+      if (b) ins.push(h(b));
+      const [y] = op(OP.groupNormAct, ins, [N * C * S], [N, C, S, a.groups, a.eps, w ? 1 : 0, b ? 1 : 0, a.relu ? 1 : 0]);
+      return out(x.shape, y!);
+    },
+    batchNormEvalAct(x, w, b, res, a) {
+      const [N, C, S] = nc('batchNormEvalAct', x);
+      check(a.invStd.length === C && a.shift.length === C, 'batchNormEvalAct: statistics size');
+      if (w) check(numel(w.shape) === C, 'batchNormEvalAct: weight size');
+      if (b) check(numel(b.shape) === C, 'batchNormEvalAct: bias size');
+      if (res) sameShape('batchNormEvalAct', x, res);
+      const ins = [h(x)];
+      for (const t of [w, b, res]) if (t) ins.push(h(t));
+      const params = [N, C, S, w ? 1 : 0, b ? 1 : 0, res ? 1 : 0, a.relu ? 1 : 0, ...a.invStd, ...a.shift];
+      const [y] = op(OP.batchNormEvalAct, ins, [N * C * S], params);
+      return out(x.shape, y!);
+    },
     conv3d(x, w, bias, a) {
       check(x.shape.length === 5 && w.shape.length === 5, 'conv3d: input and weight must be 5-D');
       const [N, Cin, ...sp] = x.shape as number[];
@@ -203,20 +278,12 @@ export function makeNativeKernels(addon: NativeAddon): Kernels {
       const [y] = op(OP.conv3d, ins, [numel(shape)], [...convParams(N!, Cin!, Cout!, a, sp, o, k), bias ? 1 : 0]);
       return out(shape, y!);
     },
+    conv3dGradInputBias(dy, w, bias, a) {
+      check(numel(bias.shape) === a.inputShape[1], 'conv3dGradInputBias: bias size');
+      return gradInput(dy, w, bias, a);
+    },
     conv3dGradInput(dy, w, a) {
-      const inShape = a.inputShape;
-      check(dy.shape.length === 5 && w.shape.length === 5 && inShape.length === 5, 'conv3dGradInput: 5-D tensors expected');
-      const [N, Cout, ...osp] = dy.shape as number[];
-      const [wCout, CinG, ...k] = w.shape as number[];
-      const Cin = inShape[1]!;
-      const isp = inShape.slice(2);
-      check(wCout === Cout && CinG! * a.groups === Cin && inShape[0] === N, 'conv3dGradInput: channel mismatch');
-      check(
-        isp.every((d, i) => outSize(d, k[i]!, a.stride[i]!, a.padding[i]!) === osp[i]),
-        'conv3dGradInput: dy spatial size does not match inputShape',
-      );
-      const [dx] = op(OP.conv3dGradInput, [h(dy), h(w)], [numel(inShape)], convParams(N!, Cin, Cout!, a, isp, osp, k));
-      return out(inShape, dx!);
+      return gradInput(dy, w, null, a);
     },
     conv3dGradWeight(x, dy, a) {
       const ws = a.weightShape;

@@ -3,7 +3,10 @@ import { backendOf } from '../op.js';
 import { noGrad, tidy } from '../scope.js';
 import { shapeString, type Tensor } from '../tensor.js';
 import { add, mul, mulChannel, scale, sub } from './elementwise.js';
-import { channelView } from './group_norm.js';
+import { channelView, needsGrad } from './group_norm.js';
+import { leakyRelu } from './activations.js';
+import { runKernel, wrap } from '../op.js';
+import { hasKernel } from '../registry.js';
 import { instanceNorm } from './instance_norm.js';
 import { permute } from './layout.js';
 import { meanDim } from './reduce.js';
@@ -54,27 +57,48 @@ export function batchNormTrain(x: Tensor, w: Tensor | null, b: Tensor | null, op
   return { y, ...stats };
 }
 
-/**
- * `nn.BatchNorm3d` in eval mode: y = (x − running_mean_c)/√(running_var_c + eps)·γ_c + β_c. The running
- * statistics are host values (constants here); γ and β get gradients.
- */
-export function batchNormEval(x: Tensor, runningMean: Float32Array, runningVar: Float32Array, w: Tensor | null, b: Tensor | null, opts: { eps?: number } = {}): Tensor {
+/** Eval-mode BatchNorm as x·invStd + shift per channel (float32, what batchNormEval and fused kernels use). */
+export function batchNormEvalScale(runningMean: Float32Array, runningVar: Float32Array, eps: number): { invStd: Float32Array; shift: Float32Array } {
   const c = runningMean.length;
-  checkInput('batchNormEval', x, c);
-  if (runningVar.length !== c) throw new Error(`batchNormEval: running_var has ${runningVar.length} values for ${c} channels`);
-  const eps = opts.eps ?? 1e-5;
-  const inv = new Float32Array(c);
+  const invStd = new Float32Array(c);
   const shift = new Float32Array(c);
   for (let i = 0; i < c; i++) {
     // PyTorch's CPU kernel computes invstd = 1/sqrt(var + eps) and then (x − mean)·invstd.
-    inv[i] = 1 / Math.sqrt(runningVar[i]! + eps);
-    shift[i] = -runningMean[i]! * inv[i]!;
+    invStd[i] = 1 / Math.sqrt(runningVar[i]! + eps);
+    shift[i] = -runningMean[i]! * invStd[i]!;
   }
-  const be = backendOf('batchNormEval', x);
+  return { invStd, shift };
+}
+
+/**
+ * `nn.BatchNorm3d` in eval mode: y = (x − running_mean_c)/√(running_var_c + eps)·γ_c + β_c. The running
+ * statistics are host values (constants here); γ and β get gradients. `relu` applies ReLU to y and
+ * `residual` is then added (post-activation residual blocks), fused into one pass on inference.
+ */
+export function batchNormEval(
+  x: Tensor,
+  runningMean: Float32Array,
+  runningVar: Float32Array,
+  w: Tensor | null,
+  b: Tensor | null,
+  opts: { eps?: number; relu?: boolean; residual?: Tensor } = {},
+): Tensor {
+  const c = runningMean.length;
+  checkInput('batchNormEval', x, c);
+  if (runningVar.length !== c) throw new Error(`batchNormEval: running_var has ${runningVar.length} values for ${c} channels`);
+  const { invStd: inv, shift } = batchNormEvalScale(runningMean, runningVar, opts.eps ?? 1e-5);
+  const res = opts.residual ?? null;
+  if (res && (res.rank !== x.rank || res.shape.some((d, i) => d !== x.shape[i])))
+    throw new Error(`batchNormEval: residual ${shapeString(res.shape)} must have the input's shape ${shapeString(x.shape)}`);
+  const be = backendOf('batchNormEval', x, w, b, res);
+  const relu = opts.relu ?? false;
+  if (!needsGrad(x, w, b, res) && hasKernel('batchNormEvalAct', be))
+    return wrap(runKernel('batchNormEvalAct', be, x.info, w?.info ?? null, b?.info ?? null, res?.info ?? null, { invStd: inv, shift, relu }), be);
   return tidy(() => {
     let out = add(mulChannel(x, tensor(inv, [c], { backend: be })), tensor(shift, [1, c, ...x.shape.slice(2).map(() => 1)], { backend: be }));
     if (w) out = mulChannel(out, w);
     if (b) out = add(out, channelView(b, x.rank));
-    return out;
+    if (relu) out = leakyRelu(out, 0);
+    return res ? add(out, res) : out;
   });
 }
