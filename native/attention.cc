@@ -237,19 +237,40 @@ void loadRows(const float* base, int64_t ld, int64_t i0, int64_t N, int64_t D, f
   }
 }
 
+// Prefetches (into L2) part `p` of `parts` of the n floats at x: spread over a window's heads so that the
+// next window's rows stream in while this one computes.
+inline void prefetchPart(const float* x, int64_t n, int64_t p, int64_t parts) {
+  const char* c = reinterpret_cast<const char*>(x);
+  const int64_t bytes = n * static_cast<int64_t>(sizeof(float));
+  for (int64_t o = (bytes * p / parts) & ~int64_t{63}, hi = bytes * (p + 1) / parts; o < hi; o += 64) __builtin_prefetch(c + o, 0, 2);
+}
+
 template <int DC>
 void forwardTasks(const float* q, const float* k, const float* v, const float* bias, const float* mask, const AttnGeom& g, float* out,
                   float* lse) {
   const int64_t D = g.D, M = g.M, N = g.N, H = g.H, Mp = roundUp(M, kChunk), HD = H * D;
   Workspace ws;
-  parallelFor(g.B * H, 1, [&](int64_t t0, int64_t t1, int tid) {
+  // With enough batch entries (windows) for every thread, a task is one window and all its heads, and
+  // threads take runs of consecutive windows: each head's slice of a token row is only D floats of a
+  // long row (6 of 36 cache lines per 64-token window at nnFormer's first stage), so head-by-head tasks
+  // waited on memory for every strided row; here the next window's q, k and v rows are prefetched while
+  // this one computes (one-thread CPU time at 432 windows × 6 heads, 64 tokens, d32, masked: 30-32 → 27.5 ms).
+  const bool byWindow = g.B >= 8 * numThreads();
+  const int64_t tasks = byWindow ? g.B : g.B * H, perTask = byWindow ? H : 1;
+  parallelFor(tasks, byWindow ? 8 : 1, [&](int64_t t0, int64_t t1, int tid) {
     float* kt = ws.get(tid, static_cast<size_t>(D * Mp + M * D + R * Mp + 2 * R * D));
     float* vr = kt + D * Mp;
     float* S = vr + M * D;
     float* Q = S + R * Mp;
     float* O = Q + R * D;
-    for (int64_t task = t0; task < t1; task++) {
-      const int64_t b = task / H, h = task % H;
+    for (int64_t task = t0; task < t1; task++)
+      for (int64_t hh = 0; hh < perTask; hh++) {
+      const int64_t b = byWindow ? task : task / H, h = byWindow ? hh : task % H;
+      if (byWindow && task + 1 < t1) {
+        prefetchPart(q + (b + 1) * N * g.Cq, N * g.Cq, hh, H);
+        if (k != q) prefetchPart(k + (b + 1) * M * g.Ck, M * g.Ck, hh, H);
+        if (v != q && v != k) prefetchPart(v + (b + 1) * M * g.Cv, M * g.Cv, hh, H);
+      }
       packTransposed(k + b * M * g.Ck + g.kCol + h * D, g.Ck, M, D, Mp, kt);
       packRows(v + b * M * g.Cv + g.vCol + h * D, g.Cv, M, D, vr);
       const float* biasH = bias ? bias + h * N * M : nullptr;

@@ -180,14 +180,31 @@ class Block extends Module {
   }
 }
 
-/** The mask a layer computes with its own (unshrunk) window and shift w//2: region ids and the −100/0 mask. */
-function layerMask(res: Size3, w: number, put?: Put): Tensor | null {
+/** A layer's region ids and −100/0 mask values: fixed by its resolution and window, so built once per layer. */
+interface MaskValues {
+  ids: Float32Array;
+  values: Float32Array;
+  nW: number;
+  n: number;
+}
+
+function maskValues(res: Size3, w: number): MaskValues {
   const s = Math.floor(w / 2);
-  if (s === 0) return null;
   const { ids, nW, n } = regionIds(padTo(res, w), [w, w, w], [s, s, s]);
-  put?.('mask_windows', tensor(ids, [nW, n]));
-  const mask = tensor(attentionMask(ids, nW, n), [1, nW, 1, n, n]);
-  put?.('attn_mask', reshape(mask, [nW, n, n]));
+  return { ids, values: attentionMask(ids, nW, n), nW, n };
+}
+
+/**
+ * The mask a layer computes with its own (unshrunk) window and shift w//2: region ids and the −100/0 mask.
+ * The values come from the layer's cache: building them in JS took ~10-20 ms of CPU per forward at the
+ * first stage (432 windows × 64² values), beside the backend's threads.
+ */
+function layerMask(layer: { res: Size3; window: number; maskCache: MaskValues | null }, put?: Put): Tensor | null {
+  if (Math.floor(layer.window / 2) === 0) return null;
+  const m = (layer.maskCache ??= maskValues(layer.res, layer.window));
+  put?.('mask_windows', tensor(m.ids, [m.nW, m.n]));
+  const mask = tensor(m.values, [1, m.nW, 1, m.n, m.n]);
+  put?.('attn_mask', reshape(mask, [m.nW, m.n, m.n]));
   return mask;
 }
 
@@ -256,6 +273,7 @@ class PatchEmbed extends Module {
 /** Encoder stage: blocks (odd ones shifted by w//2) then, except for the last stage, PatchMerging. */
 class EncoderLayer extends Module {
   readonly blocks: ModuleList<Block>;
+  maskCache: MaskValues | null = null;
   readonly downsample: PatchMerging | null;
   constructor(
     readonly dim: number,
@@ -279,6 +297,7 @@ class EncoderLayer extends Module {
 /** Decoder stage (`BasicLayer_up`): kv block, then blocks all shifted by w//2; Upsample = Patch_Expanding(2·dim). */
 class DecoderLayer extends Module {
   readonly blocks: ModuleList<Block>;
+  maskCache: MaskValues | null = null;
   readonly Upsample: PatchExpanding;
   constructor(
     readonly dim: number,
@@ -403,7 +422,7 @@ export class NnFormer extends RecordingNetwork {
     const skips: Tensor[] = [];
     this.down.forEach((layer, i) => {
       const lp = sub(put, `model_down.layers.${i}.`);
-      const mask = layer.blocks.items.some((b) => b.shift > 0) ? layerMask(layer.res, layer.window, lp) : null;
+      const mask = layer.blocks.items.some((b) => b.shift > 0) ? layerMask(layer, lp) : null;
       layer.blocks.items.forEach((blk, j) => {
         h = blk.forward(h, mask, sub(lp, `blocks.${j}.`));
         if (put) lp!(`blocks.${j}`, tokens(h));
@@ -423,7 +442,7 @@ export class NnFormer extends RecordingNetwork {
       const xUp = layer.Upsample.forward(h);
       if (put) lp!('Upsample', tokens(xUp));
       h = add(xUp, skips[k]!);
-      const mask = layer.blocks.items.some((b) => b.shift > 0) ? layerMask(layer.res, layer.window, lp) : null;
+      const mask = layer.blocks.items.some((b) => b.shift > 0) ? layerMask(layer, lp) : null;
       layer.blocks.items.forEach((blk, j) => {
         h = j === 0 ? blk.forward(h, null, sub(lp, 'blocks.0.'), skips[k], xUp) : blk.forward(h, mask, sub(lp, `blocks.${j}.`));
         if (put) lp!(`blocks.${j}`, tokens(h));

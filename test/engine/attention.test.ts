@@ -48,6 +48,21 @@ const cases: Case[] = [
   { name: 'q separate with a column offset, shared kv, M ≠ N, bias', B: 2, N: 5, M: 7, H: 2, D: 3, layout: 'kv', bias: true, nW: 0, qScale: 0.7, sScale: 1 },
   { name: 'three tensors, mask only, both scales, M ≠ N', B: 3, N: 4, M: 9, H: 1, D: 5, layout: 'separate', bias: false, nW: 3, qScale: 0.8, sScale: 1.3 },
   { name: 'head width 16 over 70 keys (native vector blocks and tails)', B: 2, N: 70, M: 70, H: 2, D: 16, layout: 'packed', bias: true, nW: 2, qScale: 0.25, sScale: 1 },
+  // ≥ 8 windows per thread (up to 5 threads): the native forward's window-by-window tasks with prefetch.
+  {
+    name: 'many windows, q separate, shared kv, head width 32, bias, mask (nnFormer kv block)',
+    B: 40,
+    N: 9,
+    M: 9,
+    H: 2,
+    D: 32,
+    layout: 'kv',
+    bias: true,
+    nW: 4,
+    qScale: 32 ** -0.5,
+    sScale: 1,
+  },
+  { name: 'many windows, three tensors, M ≠ N', B: 40, N: 5, M: 11, H: 3, D: 4, layout: 'separate', bias: false, nW: 0, qScale: 0.6, sScale: 1.1 },
 ];
 
 interface Inputs {
