@@ -9,7 +9,7 @@ import { InputError } from '../engine/errors.js';
 /**
  * A trained model is a folder of data, nothing implicit (nnU-Net style):
  *   model.json          network config, preprocessing chain, ROI, label names, inference defaults
- *   weights.safetensors the state dict under PyTorch's key names (F32, or F16 to halve the size)
+ *   weights.safetensors the state dict under PyTorch's key names (F32, or F16 to halve the size); a tensor outside F16's range stays F32
  */
 // The format itself is ./model-manifest-schema.ts.
 

@@ -158,17 +158,23 @@ export function floatToHalf(v: number): number {
   return sign | h;
 }
 
+/** Whether every value is finite and within float16's range (±65504). */
+function fitsHalf(data: Float32Array): boolean {
+  for (let i = 0; i < data.length; i++) if (!(Math.abs(data[i]!) <= 65504)) return false;
+  return true;
+}
+
 /**
  * Serialises tensors (in map order) to the safetensors format, as F32 or, to halve the size of
- * shipped weights, F16 (values outside ±65504 are refused rather than silently made infinite).
+ * shipped weights, F16. With F16 a tensor holding a value outside ±65504 (or a non-finite one) is
+ * kept as F32 rather than made infinite: BatchNorm running variances of a trained TransBTS reach
+ * 5e7. Safetensors types each tensor on its own, so readers take the mix as it is.
  */
 export function serializeSafetensors(
   tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>,
   metadata?: Record<string, string>,
   opts: { dtype?: 'F32' | 'F16' } = {},
 ): Uint8Array {
-  const dtype = opts.dtype ?? 'F32';
-  const width = dtype === 'F16' ? 2 : 4;
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
   const parts: Uint8Array[] = [];
@@ -176,19 +182,17 @@ export function serializeSafetensors(
   for (const [name, t] of tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new SafetensorsError(`tensor '${name}': shape ${JSON.stringify(t.shape)} does not match ${t.data.length} values`);
-    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + count * width] };
-    if (dtype === 'F16') {
+    const half = opts.dtype === 'F16' && fitsHalf(t.data);
+    if (half) {
       const h = new Uint16Array(count);
-      for (let i = 0; i < count; i++) {
-        const v = t.data[i]!;
-        if (Math.abs(v) > 65504) throw new SafetensorsError(`tensor '${name}': value ${v} does not fit in float16`);
-        h[i] = floatToHalf(v);
-      }
+      for (let i = 0; i < count; i++) h[i] = floatToHalf(t.data[i]!);
       parts.push(new Uint8Array(h.buffer));
     } else {
       parts.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
     }
-    offset += count * width;
+    const bytes = count * (half ? 2 : 4);
+    header[name] = { dtype: half ? 'F16' : 'F32', shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   const utf8 = new TextEncoder();
   const json = JSON.stringify(header);

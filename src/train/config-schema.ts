@@ -60,7 +60,7 @@ export const TrainConfigSchema = z.object({
   backend: z.string().optional(),
   /** Where the trained model folder goes (default OUTDIR/model). */
   modelDir: z.string().optional(),
-  /** Weight precision of the exported model folder: F16 halves its size (checkpoints stay F32). */
+  /** Weight precision of the exported model folder: F16 halves its size (checkpoints stay F32; a tensor outside F16's range, e.g. a BatchNorm running variance, stays F32). */
   modelDtype: z.enum(['F32', 'F16']).optional(),
 });
 export type TrainConfig = z.output<typeof TrainConfigSchema>;

@@ -111,6 +111,32 @@ describe('float16 weights', () => {
     const back = parseSafetensors(bytes).tensors.get('w')!;
     assert.equal(back.dtype, 'F16');
     for (let i = 0; i < data.length; i++) assert.ok(Math.abs(back.data[i]! - data[i]!) <= Math.abs(data[i]!) * 2 ** -11 + 2 ** -25, `value ${i}`);
-    assert.throws(() => serializeSafetensors([['big', { shape: [1], data: Float32Array.from([1e5]) }]], undefined, { dtype: 'F16' }), /does not fit in float16/);
+  });
+
+  it('keeps a tensor that does not fit float16 as F32 in an F16 file, exactly, beside F16 ones', () => {
+    // A trained TransBTS has BatchNorm running variances near 5e7; they must survive an F16 model folder.
+    const big = Float32Array.from([47726020, 1.5]);
+    const inf = Float32Array.from([0.25, Number.POSITIVE_INFINITY]);
+    const small = Float32Array.from([0.5, -65504]);
+    const bytes = serializeSafetensors(
+      [
+        ['bn.running_var', { shape: [2], data: big }],
+        ['w', { shape: [2], data: small }],
+        ['odd', { shape: [2], data: inf }],
+      ],
+      undefined,
+      { dtype: 'F16' },
+    );
+    const back = parseSafetensors(bytes).tensors;
+    assert.deepEqual([...back.keys()], ['bn.running_var', 'w', 'odd'], 'order kept');
+    assert.equal(back.get('bn.running_var')!.dtype, 'F32');
+    assert.deepEqual([...back.get('bn.running_var')!.data], [47726020, 1.5]);
+    assert.equal(back.get('w')!.dtype, 'F16');
+    assert.deepEqual([...back.get('w')!.data], [0.5, -65504]);
+    assert.equal(back.get('odd')!.dtype, 'F32');
+    assert.deepEqual([...back.get('odd')!.data], [0.25, Number.POSITIVE_INFINITY]);
+    // 8 + header, then 8 + 4 + 8 data bytes.
+    const headerLen = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+    assert.equal(bytes.byteLength, 8 + headerLen + 20);
   });
 });
