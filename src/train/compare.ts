@@ -92,8 +92,11 @@ export function pairingProblem(a: { dir: string; s: CrossvalSummary; splits: Spl
     }
   }
   if (JSON.stringify(a.s.classes) !== JSON.stringify(b.s.classes)) return `${B} has classes ${JSON.stringify(b.s.classes)}, ${A} ${JSON.stringify(a.s.classes)}`;
-  if (a.s.foldsDone.join() !== b.s.foldsDone.join())
-    return `${B} has finished folds [${b.s.foldsDone.join(', ')}], ${A} [${a.s.foldsDone.join(', ')}]; compare runs with the same finished folds`;
+  if (a.s.foldsDone.join() !== b.s.foldsDone.join()) {
+    const common = a.s.foldsDone.filter((k) => b.s.foldsDone.includes(k));
+    const hint = common.length ? `; --folds ${common.join(',')} compares the folds both have finished` : '';
+    return `${B} has finished folds [${b.s.foldsDone.join(', ')}], ${A} [${a.s.foldsDone.join(', ')}]; compare runs with the same finished folds${hint}`;
+  }
   return null;
 }
 
@@ -129,9 +132,48 @@ function paired(a: Map<string, number>, b: Map<string, number>): [number[], numb
   return [x, y];
 }
 
-export async function compareRuns(dirs: string[]): Promise<Comparison> {
+/**
+ * A run's summary cut down to some of its finished folds: their held-out cases and per-fold records,
+ * timing re-derived from those folds. Lets a run with all five folds be compared with runs that have
+ * finished fold 0 only, on the cases they share.
+ */
+export function restrictToFolds(dir: string, s: CrossvalSummary, folds: readonly number[]): CrossvalSummary {
+  const missing = folds.filter((k) => !s.foldsDone.includes(k));
+  if (missing.length) throw new CompareError(`${basename(dir)} has not finished fold${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (finished: [${s.foldsDone.join(', ')}])`);
+  const keep = new Set(folds);
+  const perFold = s.perFold.filter((f) => keep.has(f.fold));
+  const cases = perFold.reduce((a, f) => a + f.cases, 0);
+  const trainSeconds = perFold.reduce((a, f) => a + f.trainSeconds, 0);
+  return {
+    ...s,
+    foldsDone: [...folds].sort((a, b) => a - b),
+    perFold,
+    cases: s.cases.filter((c) => keep.has(c.fold)),
+    timing: {
+      trainSeconds,
+      trainSecondsPerFold: trainSeconds / perFold.length,
+      inferenceSecondsPerCase: perFold.reduce((a, f) => a + f.inferenceSecondsPerCase * f.cases, 0) / cases,
+      peakRssMB: Math.max(...perFold.map((f) => f.peakRssMB)),
+    },
+  };
+}
+
+/** Parses `--folds 0,2`: distinct non-negative integers. */
+export function parseFoldList(text: string): number[] {
+  const parts = text.split(',').map((t) => t.trim());
+  if (!parts.every((t) => /^\d+$/.test(t))) throw new CompareError(`--folds: expected fold numbers separated by commas (e.g. 0 or 0,1,2), got '${text}'`);
+  const folds = parts.map(Number);
+  if (new Set(folds).size !== folds.length) throw new CompareError(`--folds: fold listed twice in '${text}'`);
+  return folds;
+}
+
+/** Compares crossval runs; with `folds`, only those folds' held-out cases (each run must have finished them). */
+export async function compareRuns(dirs: string[], opts: { folds?: readonly number[] } = {}): Promise<Comparison> {
   if (dirs.length < 1) throw new CompareError('give at least one crossval run folder');
-  const runs = await Promise.all(dirs.map(async (d) => ({ dir: resolve(d), ...(await readRun(d)) })));
+  const read = await Promise.all(dirs.map(async (d) => ({ dir: resolve(d), ...(await readRun(d)) })));
+  for (const r of read)
+    for (const k of opts.folds ?? []) if (k >= r.s.folds) throw new CompareError(`--folds: ${basename(r.dir)} has ${r.s.folds} folds, there is no fold ${k}`);
+  const runs = opts.folds ? read.map((r) => ({ ...r, s: restrictToFolds(r.dir, r.s, opts.folds!) })) : read;
   for (const r of runs.slice(1)) {
     const p = pairingProblem(runs[0]!, r);
     if (p) throw new CompareError(p);
@@ -180,7 +222,7 @@ const pStr = (w: WilcoxonResult | null) => (!w ? '–' : Number.isNaN(w.pValue) 
 
 export function compareMarkdown(c: Comparison): string {
   const lines: string[] = [];
-  lines.push(`# Comparison on ${c.dataset}: ${c.runs.length} runs, ${c.foldsDone.length} of ${c.folds} folds, ${c.cases} held-out cases`, '');
+  lines.push(`# Comparison on ${c.dataset}: ${c.runs.length} runs, fold${c.foldsDone.length > 1 ? 's' : ''} ${c.foldsDone.join(', ')} of ${c.folds}, ${c.cases} held-out cases`, '');
   const head = [
     'run',
     'network',

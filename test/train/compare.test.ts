@@ -178,7 +178,7 @@ describe('uxnet compare', () => {
     });
     assertUserError(uxnet(['compare', A, swapped, '-o', join(dir, 'x')]), /fold 0 holds out other cases in swapped than in uxnet \(uxnet only: c; swapped only: d\)/);
     const partial = await makeRun('partial', base, { folds: [0] });
-    assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'x')]), /partial has finished folds \[0\], uxnet \[0, 1\]/);
+    assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'x')]), /partial has finished folds \[0\], uxnet \[0, 1\]; .*--folds 0 compares the folds both have finished/);
     assertUserError(uxnet(['compare', A, join(dir, 'nothing'), '-o', join(dir, 'x')]), /nothing: no summary\.json/);
     assert.equal(
       pairingProblem(
@@ -187,5 +187,35 @@ describe('uxnet compare', () => {
       ),
       null,
     );
+  });
+
+  it('--folds compares a run with all folds against one with fold 0 only, on fold 0\'s held-out cases', async () => {
+    const partial = await makeRun(
+      'fold0only',
+      { a: [0.9, 0.8], b: [0.91, 0.81], c: [0.92, 0.79] },
+      { folds: [0], trainSeconds: 90 },
+    );
+    const c = await compareRuns([A, partial], { folds: [0] });
+    assert.deepEqual(c.foldsDone, [0]);
+    assert.equal(c.cases, 3);
+    const [ra, rp] = c.runs;
+    // A on fold 0 (cases a, b, c): class 1 is 0.80, 0.82, 0.84 -> mean 0.82, sd 0.02
+    assert.ok(Math.abs(ra!.perClass[0]!.dice.mean - 0.82) < 1e-12);
+    assert.ok(Math.abs(ra!.perClass[0]!.dice.sd - 0.02) < 1e-12);
+    assert.deepEqual([...ra!.dice.keys()], ['a', 'b', 'c']);
+    // timing comes from fold 0 only: its record says 60 s and 1000 MB (fold 1's says 1001 MB)
+    assert.equal(ra!.trainSecondsPerFold, 60);
+    assert.equal(ra!.peakRssMB, 1000);
+    assert.equal(rp!.trainSecondsPerFold, 90);
+    // three positive differences on class 1 (0.10, 0.09, 0.08), no ties: exact p = 2 / 2^3
+    assert.equal(rp!.perClass[0]!.wilcoxon!.pValue, 2 / 8);
+    const out = join(dir, 'cmp-fold0');
+    const r = uxnet(['compare', A, partial, '-o', out, '--folds', '0']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(await readFile(join(out, 'compare.md'), 'utf8'), /^# Comparison on hippo: 2 runs, fold 0 of 2, 3 held-out cases/);
+    assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', '0,1']), /fold0only has not finished fold 1 \(finished: \[0\]\)/);
+    assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', '2']), /uxnet has 2 folds, there is no fold 2/);
+    assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', 'zero']), /--folds: expected fold numbers separated by commas/);
+    assert.ok(!existsSync(join(dir, 'y')), 'a refused comparison writes nothing');
   });
 });

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { compareRuns, CompareError, writeComparison } from '../../train/compare.js';
+import { compareRuns, CompareError, parseFoldList, writeComparison } from '../../train/compare.js';
 import { UserError } from '../errors.js';
 
-export async function runCompareCli(runs: string[], o: { output: string }, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+export async function runCompareCli(runs: string[], o: { output: string; folds?: string }, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   let md: string;
   try {
-    md = await writeComparison(o.output, await compareRuns(runs));
+    const folds = o.folds === undefined ? undefined : parseFoldList(o.folds);
+    md = await writeComparison(o.output, await compareRuns(runs, { folds }));
   } catch (e) {
     if (e instanceof CompareError) throw new UserError(e.message);
     throw e;
@@ -22,7 +23,8 @@ export function registerCompare(program: Command): void {
     )
     .argument('<runs...>', 'crossval run folders (each with summary.json and splits.json); the first is the reference of the tests')
     .requiredOption('-o, --output <dir>', 'folder for compare.md, compare.csv, compare.json and compare-dice.{svg,png}')
-    .action(async (runs: string[], o: { output: string }) => {
+    .option('--folds <list>', 'compare only these folds (e.g. 0 or 0,1), which every run must have finished: their held-out cases, training time and memory')
+    .action(async (runs: string[], o: { output: string; folds?: string }) => {
       await runCompareCli(runs, o);
     });
 }
