@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { validMemberPath } from '../infer/ensemble-manifest.js';
 import type { CrossvalFoldJobData, CrossvalSummaryJobData, PredictJobData, TrainJobData } from './schema.js';
 
 /** JSON with object keys sorted, so equal payloads hash equally whatever order they were built in. */
@@ -62,13 +63,36 @@ async function hashFile(h: ReturnType<typeof createHash>, path: string): Promise
 const digestCache = new Map<string, { key: string; digest: string }>();
 
 /**
- * sha256 over a model folder's model.json and weights. Cached by size and mtime, so a worker hashes
- * a model once, not once per job, yet notices when the folder is replaced.
+ * The files that make a model folder: model.json and its weights (safetensors, else .pth, as
+ * loadModelFolder looks them up); for an ensemble folder, its model.json and each member's files.
+ */
+async function modelFiles(dir: string): Promise<string[]> {
+  const manifest = join(dir, 'model.json');
+  let json: { members?: unknown } | null = null;
+  try {
+    json = JSON.parse(await readFile(manifest, 'utf8')) as { members?: unknown };
+  } catch {
+    // unreadable or not JSON: hash the file as it is; loading the model names the problem
+  }
+  const members = json && json.members && Array.isArray(json.members) ? (json.members as { path?: unknown }[]) : null;
+  if (members && members.every((m) => validMemberPath(m?.path))) {
+    const files = [manifest];
+    for (const m of members) files.push(...(await modelFiles(join(dir, m.path as string))));
+    return files;
+  }
+  const weights = ['weights.safetensors', 'weights.pth'].map((f) => join(dir, f)).find((f) => existsSync(f)) ?? join(dir, 'weights.safetensors');
+  return [manifest, weights];
+}
+
+/**
+ * sha256 over a model folder's model.json and weights (an ensemble's: every member's too). Cached by
+ * size and mtime, so a worker hashes a model once, not once per job, yet notices when the folder is
+ * replaced.
  */
 export async function modelDigest(dir: string): Promise<string> {
-  const files = [join(dir, 'model.json'), join(dir, 'weights.safetensors')];
+  const files = await modelFiles(dir);
   const stats = await Promise.all(files.map((f) => stat(f)));
-  const key = stats.map((s) => `${s.size}:${s.mtimeMs}:${s.ino}`).join('|');
+  const key = files.map((f, i) => `${f}:${stats[i]!.size}:${stats[i]!.mtimeMs}:${stats[i]!.ino}`).join('|');
   const hit = digestCache.get(dir);
   if (hit && hit.key === key) return hit.digest;
   const h = createHash('sha256');

@@ -4,8 +4,8 @@ import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { loadImage, NiftiError, VolumeError } from '../data/load.js';
 import { saveVolume } from '../data/save.js';
-import { loadModelFolder, ModelFolderError, type LoadedModel } from '../infer/model-folder.js';
-import { predictVolume } from '../infer/predict.js';
+import { ModelFolderError } from '../infer/model-folder.js';
+import { disposeSegmenter, loadSegmenter, segmentVolume, type Segmenter } from '../infer/ensemble.js';
 import { confine } from './confine.js';
 import { PermanentJobError } from './errors.js';
 import { modelDigest } from './job-id.js';
@@ -38,20 +38,20 @@ export async function fileSha256(path: string): Promise<string> {
 }
 
 /**
- * Loaded models, by folder: a worker loads each model once, and concurrent jobs share one load (the
- * map holds the promise). Two models at most, so memory stays bounded.
+ * Loaded models (or ensembles), by folder: a worker loads each once, and concurrent jobs share one load
+ * (the map holds the promise). Two at most, so memory stays bounded.
  */
-const models = new Map<string, { digest: string; loading: Promise<LoadedModel> }>();
+const models = new Map<string, { digest: string; loading: Promise<Segmenter> }>();
 const MAX_MODELS = 2;
 
-function dispose(entry: { loading: Promise<LoadedModel> }): void {
+function dispose(entry: { loading: Promise<Segmenter> }): void {
   entry.loading.then(
-    (m) => m.model.dispose(),
+    (m) => disposeSegmenter(m),
     () => {},
   );
 }
 
-async function modelFor(dir: string, digest: string): Promise<LoadedModel> {
+async function modelFor(dir: string, digest: string): Promise<Segmenter> {
   const hit = models.get(dir);
   if (hit && hit.digest === digest) return hit.loading;
   if (hit) {
@@ -63,7 +63,7 @@ async function modelFor(dir: string, digest: string): Promise<LoadedModel> {
     dispose(m);
     models.delete(oldest);
   }
-  const loading = loadModelFolder(dir).catch((e: unknown) => {
+  const loading = loadSegmenter(dir).catch((e: unknown) => {
     models.delete(dir);
     if (e instanceof ModelFolderError) throw new PermanentJobError(e.message);
     throw e;
@@ -119,7 +119,7 @@ export async function runPredictJob(d: PredictJobData, jobId: string, ctx: Predi
     throw e;
   }
   const o = d.options;
-  const pred = await predictVolume(loaded, image, { overlap: o.overlap, mode: o.mode, swBatchSize: o.swBatch, tta: o.tta, fast: o.fast });
+  const pred = await segmentVolume(loaded, image, { overlap: o.overlap, mode: o.mode, swBatchSize: o.swBatch, tta: o.tta, fast: o.fast });
   await mkdir(dirname(output), { recursive: true });
   // The same call and description as `uxnet predict`: the bytes must not depend on how a case was run.
   await saveVolume(output, pred.labels, { label: true, description: `uxnet3d ${loaded.manifest.name}` });

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRedisUrl, redact } from '../../src/queue/redis-url.js';
-import { canonicalJson, crossvalFoldJobId, crossvalSummaryJobId, predictJobId, trainJobId } from '../../src/queue/job-id.js';
+import { createHash } from 'node:crypto';
+import { canonicalJson, crossvalFoldJobId, crossvalSummaryJobId, modelDigest, predictJobId, trainJobId } from '../../src/queue/job-id.js';
 import { confine, realPathOf, resolveRoots } from '../../src/queue/confine.js';
 import { QueueConfigError, RootRefusal } from '../../src/queue/errors.js';
 import { validatePredictJob, validateTrainJob, validateTrainQueueJob, type CrossvalFoldJobData, type CrossvalSummaryJobData, type PredictJobData } from '../../src/queue/schema.js';
@@ -67,6 +68,39 @@ describe('queue: job ids', () => {
     assert.notEqual(predictJobId({ ...job, output: '/data/other/hippocampus_001.nii.gz' }), id);
     assert.equal(canonicalJson({ b: 1, a: [2, { d: undefined, c: 'x' }] }), '{"a":[2,{"c":"x"}],"b":1}');
     assert.match(trainJobId({ kind: 'train', config: { dataset: '/d', outDir: '/runs/fold 0:a', preset: 'auto' } }), /^train-fold_0_a-[0-9a-f]{20}$/);
+  });
+});
+
+describe('queue: model digests', () => {
+  it('hash model.json and weights (.pth when there is no safetensors); an ensemble adds every member, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'uxnet-digest-'));
+    try {
+      const sha = (...parts: string[]) => {
+        const h = createHash('sha256');
+        for (const p of parts) h.update(p).update('\0');
+        return h.digest('hex');
+      };
+      const folder = (d: string, json: string, file: string, weights: string) => {
+        mkdirSync(d, { recursive: true });
+        writeFileSync(join(d, 'model.json'), json);
+        writeFileSync(join(d, file), weights);
+      };
+      folder(join(dir, 'single'), '{"m":1}', 'weights.safetensors', 'W1');
+      assert.equal(await modelDigest(join(dir, 'single')), sha('{"m":1}', 'W1'));
+      folder(join(dir, 'pth'), '{"m":2}', 'weights.pth', 'P2');
+      assert.equal(await modelDigest(join(dir, 'pth')), sha('{"m":2}', 'P2'));
+      const ens = join(dir, 'ens');
+      folder(join(ens, 'a'), '{"a":1}', 'weights.safetensors', 'A');
+      folder(join(ens, 'b'), '{"b":1}', 'weights.safetensors', 'B');
+      const manifest = '{"format":"uxnet3d-ensemble/1","members":[{"path":"a"},{"path":"b"}]}';
+      writeFileSync(join(ens, 'model.json'), manifest);
+      assert.equal(await modelDigest(ens), sha(manifest, '{"a":1}', 'A', '{"b":1}', 'B'));
+      // a member's weights replaced (another size: the cache key changes) -> another digest
+      writeFileSync(join(ens, 'b', 'weights.safetensors'), 'B2');
+      assert.equal(await modelDigest(ens), sha(manifest, '{"a":1}', 'A', '{"b":1}', 'B2'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
