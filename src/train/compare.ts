@@ -139,7 +139,8 @@ function paired(a: Map<string, number>, b: Map<string, number>): [number[], numb
  */
 export function restrictToFolds(dir: string, s: CrossvalSummary, folds: readonly number[]): CrossvalSummary {
   const missing = folds.filter((k) => !s.foldsDone.includes(k));
-  if (missing.length) throw new CompareError(`${basename(dir)} has not finished fold${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (finished: [${s.foldsDone.join(', ')}])`);
+  if (missing.length)
+    throw new CompareError(`${basename(dir)} has not finished fold${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (finished: [${s.foldsDone.join(', ')}])`);
   const keep = new Set(folds);
   const perFold = s.perFold.filter((f) => keep.has(f.fold));
   const cases = perFold.reduce((a, f) => a + f.cases, 0);
@@ -171,8 +172,7 @@ export function parseFoldList(text: string): number[] {
 export async function compareRuns(dirs: string[], opts: { folds?: readonly number[] } = {}): Promise<Comparison> {
   if (dirs.length < 1) throw new CompareError('give at least one crossval run folder');
   const read = await Promise.all(dirs.map(async (d) => ({ dir: resolve(d), ...(await readRun(d)) })));
-  for (const r of read)
-    for (const k of opts.folds ?? []) if (k >= r.s.folds) throw new CompareError(`--folds: ${basename(r.dir)} has ${r.s.folds} folds, there is no fold ${k}`);
+  for (const r of read) for (const k of opts.folds ?? []) if (k >= r.s.folds) throw new CompareError(`--folds: ${basename(r.dir)} has ${r.s.folds} folds, there is no fold ${k}`);
   const runs = opts.folds ? read.map((r) => ({ ...r, s: restrictToFolds(r.dir, r.s, opts.folds!) })) : read;
   for (const r of runs.slice(1)) {
     const p = pairingProblem(runs[0]!, r);
@@ -222,7 +222,10 @@ const pStr = (w: WilcoxonResult | null) => (!w ? '–' : Number.isNaN(w.pValue) 
 
 export function compareMarkdown(c: Comparison): string {
   const lines: string[] = [];
-  lines.push(`# Comparison on ${c.dataset}: ${c.runs.length} runs, fold${c.foldsDone.length > 1 ? 's' : ''} ${c.foldsDone.join(', ')} of ${c.folds}, ${c.cases} held-out cases`, '');
+  lines.push(
+    `# Comparison on ${c.dataset}: ${c.runs.length} runs, fold${c.foldsDone.length > 1 ? 's' : ''} ${c.foldsDone.join(', ')} of ${c.folds}, ${c.cases} held-out cases`,
+    '',
+  );
   const head = [
     'run',
     'network',

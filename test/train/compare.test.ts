@@ -189,12 +189,8 @@ describe('uxnet compare', () => {
     );
   });
 
-  it('--folds compares a run with all folds against one with fold 0 only, on fold 0\'s held-out cases', async () => {
-    const partial = await makeRun(
-      'fold0only',
-      { a: [0.9, 0.8], b: [0.91, 0.81], c: [0.92, 0.79] },
-      { folds: [0], trainSeconds: 90 },
-    );
+  it("--folds compares a run with all folds against one with fold 0 only, on fold 0's held-out cases", async () => {
+    const partial = await makeRun('fold0only', { a: [0.9, 0.8], b: [0.91, 0.81], c: [0.92, 0.79] }, { folds: [0], trainSeconds: 90 });
     const c = await compareRuns([A, partial], { folds: [0] });
     assert.deepEqual(c.foldsDone, [0]);
     assert.equal(c.cases, 3);
