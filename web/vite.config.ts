@@ -76,16 +76,23 @@ function bundledModel(): Plugin {
   };
 }
 
-/** The sample: the first held-out case of the bundled model (its training.split.val) found in the dataset. */
+/**
+ * The sample: the first held-out case of the bundled model (its training.split.val) found in the
+ * dataset. A cross-validation ensemble holds out no case from all its members, so it offers its first
+ * training case and says so.
+ */
 function sampleFiles(): Record<string, string> {
-  const manifest = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { training?: { split?: { val?: string[] } } };
+  const manifest = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { training?: { split?: { val?: string[]; train?: string[] }; folds?: number } };
   const images = join(ROOT, 'datasets', 'msd-hippocampus', 'imagesTr');
-  const id = (manifest.training?.split?.val ?? []).find((c) => existsSync(join(images, `${c}.nii.gz`)));
+  const found = (ids: string[] | undefined) => (ids ?? []).find((c) => existsSync(join(images, `${c}.nii.gz`)));
+  const heldOut = found(manifest.training?.split?.val);
+  const id = heldOut ?? found(manifest.training?.split?.train);
   if (!id) return {};
-  return {
-    [`${id}.nii.gz`]: join(images, `${id}.nii.gz`),
-    'files.json': JSON.stringify({ image: `${id}.nii.gz`, description: `${id}: an MSD Hippocampus MRI the bundled model never trained on (CC BY-SA 4.0)` }),
-  };
+  const k = manifest.training?.folds;
+  const description = heldOut
+    ? `${id}: an MSD Hippocampus MRI the bundled model never trained on (CC BY-SA 4.0)`
+    : `${id}: an MSD Hippocampus MRI (CC BY-SA 4.0) that ${k ? `${k - 1} of the ${k} members` : 'the bundled model'} trained on, as every labelled case`;
+  return { [`${id}.nii.gz`]: join(images, `${id}.nii.gz`), 'files.json': JSON.stringify({ image: `${id}.nii.gz`, description }) };
 }
 
 function bundledSample(): Plugin {

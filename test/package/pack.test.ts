@@ -67,7 +67,7 @@ describe('the packed npm package, installed into an empty folder', () => {
       'presets/auto.json',
       'presets/flare.json',
       'models/hippocampus/model.json',
-      'models/hippocampus/weights.safetensors',
+      ...[0, 1, 2, 3, 4].flatMap((k) => [`models/hippocampus/fold_${k}/model.json`, `models/hippocampus/fold_${k}/weights.safetensors`]),
       'recipes/hippocampus/train.json',
       'datasets/msd-hippocampus/README.md',
       'datasets/msd-hippocampus/imagesTr/hippocampus_053.nii.gz',
@@ -80,12 +80,16 @@ describe('the packed npm package, installed into an empty folder', () => {
     }
     assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('dist/test/') || f.startsWith('src/')), 'no tests or TypeScript sources');
     // The model is bundled bit for bit.
-    assert.deepEqual(readFileSync(join(pkg, 'models', 'hippocampus', 'weights.safetensors')), readFileSync(join(ROOT, 'models', 'hippocampus', 'weights.safetensors')));
+    for (const k of [0, 4]) {
+      const w = join('models', 'hippocampus', `fold_${k}`, 'weights.safetensors');
+      assert.deepEqual(readFileSync(join(pkg, w)), readFileSync(join(ROOT, w)));
+    }
   });
 
-  it('uxnet demo segments the bundled held-out cases with the bundled model', () => {
+  it('uxnet demo segments the bundled cases with the bundled ensemble', () => {
     const r = uxnet(['demo', '--limit', '2', '-o', 'demo-out']);
-    assert.match(r.stdout, /^3 of the 42 held-out cases are in .*; scoring those$/m);
+    // the package carries three cases (fold 0's first held-out ones); the ensemble trained on all of them
+    assert.match(r.stdout, /^model 'hippocampus' is the 5-fold ensemble of crossval run 'cv-uxnet': every case trained 4 of its 5 members/m);
     const m = JSON.parse(readFileSync(join(app, 'demo-out', 'metrics.json'), 'utf8'));
     assert.deepEqual(
       m.cases.map((c: { caseId: string }) => c.caseId),
