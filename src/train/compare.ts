@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/fs.js';
 import { jsonSafe } from '../metrics/accumulator.js';
 import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
@@ -348,7 +348,9 @@ export async function writeComparison(outDir: string, c: Comparison): Promise<st
   const md = compareMarkdown(c);
   await writeFileAtomic(join(outDir, 'compare.md'), te.encode(md));
   await writeFileAtomic(join(outDir, 'compare.csv'), te.encode(compareCsv(c)));
-  await writeFileAtomic(join(outDir, 'compare.json'), te.encode(JSON.stringify(compareJson(c), null, 1) + '\n'));
+  // Run folders relative to the output folder, so a comparison kept in a repository is the same in every clone.
+  const rel = { ...c, runs: c.runs.map((r) => ({ ...r, dir: relative(resolve(outDir), r.dir) || '.' })) };
+  await writeFileAtomic(join(outDir, 'compare.json'), te.encode(JSON.stringify(compareJson(rel), null, 1) + '\n'));
   const spec = {
     title: `${c.dataset}: held-out Dice per run`,
     yLabel: 'Dice',

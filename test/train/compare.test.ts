@@ -149,6 +149,11 @@ describe('uxnet compare', () => {
     assert.match(csv[4]!, /,0\.03125,2500000,12000000000,120,0\.5,1001$/);
     const json = JSON.parse(await readFile(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(json.runs[1].perCase.a, [0.81, 0.69]);
+    // run folders are recorded relative to the output folder (OUT is dir/cmp, the runs dir/uxnet and dir/swin)
+    assert.deepEqual(
+      json.runs.map((r: { dir: string }) => r.dir),
+      ['../uxnet', '../swin'],
+    );
     assert.ok(existsSync(join(out, 'compare-dice.svg')) && existsSync(join(out, 'compare-dice.png')));
   });
 
