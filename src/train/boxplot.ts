@@ -79,8 +79,16 @@ function niceRange(lo: number, hi: number): [number, number] {
 
 function layout(spec: BoxPlotSpec): { W: number; H: number; items: Item[] } {
   const W = spec.width ?? Math.max(480, 120 + spec.groups.reduce((a, g) => a + g.boxes.length * 34 + 30, 0));
-  const H = spec.height ?? 360;
-  const m = { l: 64, r: 20, t: 40, b: 64 };
+  const slots = spec.groups.reduce((a, g) => a + g.boxes.length, 0) + spec.groups.length;
+  const slot = (W - 64 - 20) / Math.max(1, slots);
+  // Box names that would run into each other under their boxes (about 6 px a character at size 10)
+  // go into a legend below the plot instead: one swatch per distinct name and colour.
+  const legend = spec.groups.some((g) => g.boxes.some((b) => b.name.length * 6 > slot - 4));
+  const entries = legend ? [...new Map(spec.groups.flatMap((g) => g.boxes.map((b) => [`${b.name}\0${b.color}`, b] as const))).values()] : [];
+  const perRow = Math.max(1, Math.floor((W - 40) / Math.max(...entries.map((b) => 24 + b.name.length * 6 + 12), 1)));
+  const legendRows = Math.ceil(entries.length / perRow);
+  const H = spec.height ?? 360 + legendRows * 18;
+  const m = { l: 64, r: 20, t: 40, b: 64 + legendRows * 18 };
   const pw = W - m.l - m.r,
     ph = H - m.t - m.b;
   const all = spec.groups.flatMap((g) => g.boxes.flatMap((b) => b.values.filter(Number.isFinite)));
@@ -96,8 +104,6 @@ function layout(spec: BoxPlotSpec): { W: number; H: number; items: Item[] } {
     items.push({ k: 'text', x: m.l - 6, y: y(v) + 4, s: String(+v.toPrecision(3)), anchor: 'end', size: 12 });
   }
   items.push({ k: 'rect', x: m.l, y: m.t, w: pw, h: ph, fill: 'none', stroke: '#888888' });
-  const slots = spec.groups.reduce((a, g) => a + g.boxes.length, 0) + spec.groups.length;
-  const slot = pw / Math.max(1, slots);
   let at = m.l + slot / 2;
   for (const g of spec.groups) {
     const start = at;
@@ -115,12 +121,19 @@ function layout(spec: BoxPlotSpec): { W: number; H: number; items: Item[] } {
         items.push({ k: 'dot', x: cx, y: y(st.mean), r: 2.5, fill: b.color });
         for (const o of st.outliers) items.push({ k: 'dot', x: cx, y: y(o), r: 1.5, fill: b.color });
       }
-      items.push({ k: 'text', x: cx, y: m.t + ph + 14, s: b.name, anchor: 'middle', size: 10 });
+      if (!legend) items.push({ k: 'text', x: cx, y: m.t + ph + 14, s: b.name, anchor: 'middle', size: 10 });
       at += slot;
     }
-    items.push({ k: 'text', x: (start + at) / 2, y: m.t + ph + 34, s: g.name, anchor: 'middle', size: 12 });
+    items.push({ k: 'text', x: (start + at) / 2, y: m.t + ph + (legend ? 20 : 34), s: g.name, anchor: 'middle', size: 12 });
     at += slot;
   }
+  const colW = (W - 40) / perRow;
+  entries.forEach((b, i) => {
+    const x = 20 + (i % perRow) * colW,
+      yy = m.t + ph + 44 + Math.floor(i / perRow) * 18;
+    items.push({ k: 'rect', x, y: yy - 9, w: 12, h: 10, fill: b.color });
+    items.push({ k: 'text', x: x + 18, y: yy, s: b.name, anchor: 'start', size: 10 });
+  });
   return { W, H, items };
 }
 
