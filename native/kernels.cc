@@ -36,8 +36,11 @@ inline double normalCdf(double x) { return 0.5 * std::erfc(-x * 0.70710678118654
 #define UX_MULTIVERSION
 #endif
 
+}  // namespace
+
 // Double-precision reductions written with 8 independent lanes so the compiler vectorises them
-// without reassociating (strict IEEE semantics are kept).
+// without reassociating (strict IEEE semantics are kept). Shared with norm_act.cc (kernels.h), whose
+// fused GroupNorm must match kInstanceNorm's statistics bit for bit.
 UX_MULTIVERSION double sumF(const float* p, int64_t n) {
   double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
@@ -64,6 +67,8 @@ UX_MULTIVERSION double sumSqDev(const float* p, int64_t n, double m) {
   for (int l = 0; l < 8; l++) s += a[l];
   return s;
 }
+
+namespace {
 UX_MULTIVERSION double dotF(const float* x, const float* y, int64_t n) {
   double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;

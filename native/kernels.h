@@ -5,6 +5,11 @@
 
 namespace ux {
 
+// Sum of n floats, and sum of squared deviations from m, in double over 8 fixed lanes (the order every
+// normalisation's statistics use, so fused and unfused kernels agree bit for bit).
+double sumF(const float* p, int64_t n);
+double sumSqDev(const float* p, int64_t n, double m);
+
 void kSumToChannels(const float* x, int64_t N, int64_t C, int64_t S, float* y);
 void kInstanceNorm(const float* x, int64_t NC, int64_t S, double eps, float* y, float* rstd);
 void kInstanceNormGrad(const float* dy, const float* y, const float* rstd, int64_t NC, int64_t S, float* dx);

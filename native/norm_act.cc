@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels.h"
 #include "runtime.h"
 
 namespace ux {
@@ -14,34 +15,6 @@ namespace {
 #else
 #define UX_NA_MULTIVERSION
 #endif
-
-// The same 8-lane double sums as kInstanceNorm's (kernels.cc), so the statistics match it bit for bit.
-UX_NA_MULTIVERSION double laneSum(const float* p, int64_t n) {
-  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) a[l] += p[i + l];
-  double s = 0;
-  for (; i < n; i++) s += p[i];
-  for (int l = 0; l < 8; l++) s += a[l];
-  return s;
-}
-UX_NA_MULTIVERSION double laneSqDev(const float* p, int64_t n, double m) {
-  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) {
-      double d = p[i + l] - m;
-      a[l] += d * d;
-    }
-  double s = 0;
-  for (; i < n; i++) {
-    double d = p[i] - m;
-    s += d * d;
-  }
-  for (int l = 0; l < 8; l++) s += a[l];
-  return s;
-}
 
 // q = float((p − mean)·r) [instance norm], then ·w, +b, ReLU in float (mul channel, broadcast add, relu).
 UX_NA_MULTIVERSION void gnApplyRow(const float* __restrict p, int64_t n, double mean, double r, float w, float b, bool relu,
@@ -98,9 +71,9 @@ void kGroupNormAct(const float* x, const float* w, const float* b, int64_t N, in
   parallelFor(N * G, 1, [&](int64_t lo, int64_t hi, int) {
     for (int64_t ng = lo; ng < hi; ng++) {
       const float* p = x + ng * len;
-      const double m = laneSum(p, len) / len;
+      const double m = sumF(p, len) / len;
       mean[ng] = m;
-      rstd[ng] = 1.0 / std::sqrt(laneSqDev(p, len, m) / len + eps);
+      rstd[ng] = 1.0 / std::sqrt(sumSqDev(p, len, m) / len + eps);
     }
   });
   forSpans(N * C, S, [&](int64_t nc, int64_t s0, int64_t n) {
