@@ -48,6 +48,79 @@ function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
+/**
+ * WGSL pieces shared by the conv kernels. Every kernel gives thread i one (n, channel block,
+ * depth, row, w position or block of positions); these generate that decomposition, the per-thread
+ * accumulators and the guarded stores, so the kernels differ only in what they sum.
+ */
+
+/** Splits thread index i, innermost first: `w` (count `wCount`, a u32 expression), then rows, depth, the channel block of `chans / B`, n. */
+function unflattenThread(v: { w: string; wCount: string; h: string; hCount: string; d: string; dCount: string; cb: string; chans: string }): string {
+  return `  let ${v.w} = i32(i % ${v.wCount});
+  var t = i / ${v.wCount};
+  let ${v.h} = i32(t % u32(${v.hCount}));
+  t = t / u32(${v.hCount});
+  let ${v.d} = i32(t % u32(${v.dCount}));
+  t = t / u32(${v.dCount});
+  let ${v.cb} = t % (${v.chans} / B);
+  let n = t / (${v.chans} / B);`;
+}
+
+/** Accumulators a{j}_{p} of a thread's channels j and w positions p. */
+function blockedAccumulators(J: number[], PP: number[], init: (j: number) => string): string {
+  return J.map((j) => PP.map((p) => `  var a${j}_${p} = ${init(j)};`).join('\n')).join('\n');
+}
+
+/** Stores a{j}_{p} at ob0 + j·spatial + p, skipping positions past the row's end (`start + p < limit`). */
+function blockedStores(J: number[], PP: number[], start: string, limit: string, spatial: number): string {
+  return PP.map((p) => `  if (${start} + ${p} < ${limit}) {\n${J.map((j) => `    st_y(ob0 + ${j * spatial + p}u, a${j}_${p});`).join('\n')}\n  }`).join('\n');
+}
+
+/** Stores a{j} of a thread's channels j at ob0 + j·spatial (one position per thread). */
+function channelStores(J: number[], spatial: number): string {
+  return J.map((j) => `  st_y(ob0 + ${j * spatial}u, a${j});`).join('\n');
+}
+
+/** conv3d: the loop over a group's input channels and kd taps, with `xr` the input row at (id, ih0, iw0) and `wr` the weights; `taps` sums the (kh, kw) taps. */
+function forwardChannelDepthLoop(taps: string): string {
+  return `  for (var ci = 0u; ci < CPG; ci = ci + 1u) {
+    let xc = i32((n * CIN + grp * CPG + ci) * u32(D));
+    let wc = (o0 * CPG + ci) * KK;
+    for (var kd = 0; kd < i32(KD); kd = kd + 1) {
+      let id = id0 + kd;
+      if (id < 0 || id >= D) { continue; }
+      let xr = ((xc + id) * H + ih0) * W + iw0;
+      let wr = wc + u32(kd) * KH * KW;
+${taps}    }
+  }`;
+}
+
+/** conv3dGradInput: the dy row qh{kh} each kh tap reads from input row ih, and whether it is valid (in range and, strided, on the stride). */
+function gradInputRowTaps(g: Geo): string {
+  let s = '';
+  for (let kh = 0; kh < g.KH; kh++) {
+    s += `  let th${kh} = ih + PH - ${kh};\n`;
+    s +=
+      g.sh === 1
+        ? `  let qh${kh} = th${kh};\n  let vh${kh} = th${kh} >= 0 && th${kh} < OH;\n`
+        : `  let qh${kh} = th${kh} / SH;\n  let vh${kh} = th${kh} >= 0 && th${kh} % SH == 0 && qh${kh} < OH;\n`;
+  }
+  return s;
+}
+
+/** conv3dGradInput: the loop over output channels and kd taps, with `dr` the start of the dy plane and `wr` of the weights; `taps` sums the (kh, kw) taps. */
+function gradInputChannelDepthLoop(g: Geo, taps: string): string {
+  return `  for (var o = grp * OPG; o < (grp + 1u) * OPG; o = o + 1u) {
+    let dc = i32((n * COUT + o) * u32(OD));
+    let wc = (o * CPG + ci0) * KK;
+    for (var kd = 0; kd < i32(KD); kd = kd + 1) {
+      let td = id + PD - kd;
+${g.sd === 1 ? '      if (td < 0 || td >= OD) { continue; }\n      let dr = (dc + td) * OH * OW;' : '      if (td < 0 || td % SD != 0 || td / SD >= OD) { continue; }\n      let dr = (dc + td / SD) * OH * OW;'}
+      let wr = wc + u32(kd) * KH * KW;
+${taps}    }
+  }`;
+}
+
 /** Output positions along w per thread in the unrolled conv3d: each input row span is loaded once for all of them. */
 const OW_BLOCK = 8;
 
@@ -78,32 +151,16 @@ ${J.map((j) => `          a${j} = a${j} + ld_w(wr + ${j * g.cpg * g.KD * g.KH * 
 fn kmain(wg: u32, li: u32) {
   let i = wg * WG + li;
   if (i >= NT) { return; }
-  let ow = i32(i % u32(OW));
-  var t = i / u32(OW);
-  let oh = i32(t % u32(OH));
-  t = t / u32(OH);
-  let od = i32(t % u32(OD));
-  t = t / u32(OD);
-  let ob = t % (COUT / B);
-  let n = t / (COUT / B);
+${unflattenThread({ w: 'ow', wCount: 'u32(OW)', h: 'oh', hCount: 'OH', d: 'od', dCount: 'OD', cb: 'ob', chans: 'COUT' })}
   let o0 = ob * B;
   let grp = o0 / OPG;
   let id0 = od * SD - PD;
   let ih0 = oh * SH - PH;
   let iw0 = ow * SW - PW;
 ${J.map((j) => `  var a${j} = ${bias ? `ld_b(o0 + ${j}u)` : '0.0f'};`).join('\n')}
-  for (var ci = 0u; ci < CPG; ci = ci + 1u) {
-    let xc = i32((n * CIN + grp * CPG + ci) * u32(D));
-    let wc = (o0 * CPG + ci) * KK;
-    for (var kd = 0; kd < i32(KD); kd = kd + 1) {
-      let id = id0 + kd;
-      if (id < 0 || id >= D) { continue; }
-      let xr = ((xc + id) * H + ih0) * W + iw0;
-      let wr = wc + u32(kd) * KH * KW;
-${taps}    }
-  }
+${forwardChannelDepthLoop(taps)}
   let ob0 = ((n * COUT + o0) * u32(OD) + u32(od)) * u32(OH * OW) + u32(oh * OW + ow);
-${J.map((j) => `  st_y(ob0 + ${j * spatial}u, a${j});`).join('\n')}
+${channelStores(J, spatial)}
 }`,
     tensors: [
       { name: 'x', s: storageOf(x, 'conv3d'), mode: 'r' },
@@ -157,7 +214,6 @@ function conv3dRowBlocked(x: KTensor, wt: KTensor, bias: KTensor | null, g: Geo)
     range(span)
       .map((s) => `  let vw${s} = iw0 + ${s} >= 0 && iw0 + ${s} < W;`)
       .join('\n');
-  const stores = PP.map((p) => `  if (ow0 + ${p} < OW) {\n${J.map((j) => `    st_y(ob0 + ${j * spatial + p}u, a${j}_${p});`).join('\n')}\n  }`).join('\n');
   const { consts: uc, iconsts } = consts(g);
   run({
     label: 'conv3d',
@@ -165,14 +221,7 @@ function conv3dRowBlocked(x: KTensor, wt: KTensor, bias: KTensor | null, g: Geo)
 fn kmain(wg: u32, li: u32) {
   let i = wg * WG + li;
   if (i >= NT) { return; }
-  let owb = i32(i % OWB);
-  var t = i / OWB;
-  let oh = i32(t % u32(OH));
-  t = t / u32(OH);
-  let od = i32(t % u32(OD));
-  t = t / u32(OD);
-  let ob = t % (COUT / B);
-  let n = t / (COUT / B);
+${unflattenThread({ w: 'owb', wCount: 'OWB', h: 'oh', hCount: 'OH', d: 'od', dCount: 'OD', cb: 'ob', chans: 'COUT' })}
   let o0 = ob * B;
   let grp = o0 / OPG;
   let ow0 = owb * ${P};
@@ -180,19 +229,10 @@ fn kmain(wg: u32, li: u32) {
   let ih0 = oh * SH - PH;
   let iw0 = ow0 * SW - PW;
 ${masks}
-${J.map((j) => PP.map((p) => `  var a${j}_${p} = ${bias ? `ld_b(o0 + ${j}u)` : '0.0f'};`).join('\n')).join('\n')}
-  for (var ci = 0u; ci < CPG; ci = ci + 1u) {
-    let xc = i32((n * CIN + grp * CPG + ci) * u32(D));
-    let wc = (o0 * CPG + ci) * KK;
-    for (var kd = 0; kd < i32(KD); kd = kd + 1) {
-      let id = id0 + kd;
-      if (id < 0 || id >= D) { continue; }
-      let xr = ((xc + id) * H + ih0) * W + iw0;
-      let wr = wc + u32(kd) * KH * KW;
-${body}    }
-  }
+${blockedAccumulators(J, PP, (j) => (bias ? `ld_b(o0 + ${j}u)` : '0.0f'))}
+${forwardChannelDepthLoop(body)}
   let ob0 = ((n * COUT + o0) * u32(OD) + u32(od)) * u32(OH * OW) + u32(oh * OW + ow0);
-${stores}
+${blockedStores(J, PP, 'ow0', 'OW', spatial)}
 }`,
     tensors: [
       { name: 'x', s: storageOf(x, 'conv3d'), mode: 'r' },
@@ -226,14 +266,7 @@ export function conv3dGradInput(dy: KTensor, wt: KTensor, a: Conv3dAttrs & { inp
   if (unroll) {
     // Output row/column of each tap computed once per thread; with stride 1 no division or modulo
     // at all (integer division is scalar, hence slow, on CPU implementations).
-    let masks = '';
-    for (let kh = 0; kh < g.KH; kh++) {
-      masks += `  let th${kh} = ih + PH - ${kh};\n`;
-      masks +=
-        g.sh === 1
-          ? `  let qh${kh} = th${kh};\n  let vh${kh} = th${kh} >= 0 && th${kh} < OH;\n`
-          : `  let qh${kh} = th${kh} / SH;\n  let vh${kh} = th${kh} >= 0 && th${kh} % SH == 0 && qh${kh} < OH;\n`;
-    }
+    let masks = gradInputRowTaps(g);
     for (let kw = 0; kw < g.KW; kw++) {
       masks += `  let tw${kw} = iw + PW - ${kw};\n`;
       masks +=
@@ -251,15 +284,7 @@ export function conv3dGradInput(dy: KTensor, wt: KTensor, a: Conv3dAttrs & { inp
       }
     }
     body = `${masks}
-  for (var o = grp * OPG; o < (grp + 1u) * OPG; o = o + 1u) {
-    let dc = i32((n * COUT + o) * u32(OD));
-    let wc = (o * CPG + ci0) * KK;
-    for (var kd = 0; kd < i32(KD); kd = kd + 1) {
-      let td = id + PD - kd;
-${g.sd === 1 ? '      if (td < 0 || td >= OD) { continue; }\n      let dr = (dc + td) * OH * OW;' : '      if (td < 0 || td % SD != 0 || td / SD >= OD) { continue; }\n      let dr = (dc + td / SD) * OH * OW;'}
-      let wr = wc + u32(kd) * KH * KW;
-${taps}    }
-  }`;
+${gradInputChannelDepthLoop(g, taps)}`;
   } else {
     body = `
   for (var o = grp * OPG; o < (grp + 1u) * OPG; o = o + 1u) {
@@ -289,21 +314,14 @@ ${J.map((j) => `          a${j} = a${j} + ld_w(wr + ${j * K}u) * dv;`).join('\n'
 fn kmain(wg: u32, li: u32) {
   let i = wg * WG + li;
   if (i >= NT) { return; }
-  let iw = i32(i % u32(W));
-  var t = i / u32(W);
-  let ih = i32(t % u32(H));
-  t = t / u32(H);
-  let id = i32(t % u32(D));
-  t = t / u32(D);
-  let cb = t % (CIN / B);
-  let n = t / (CIN / B);
+${unflattenThread({ w: 'iw', wCount: 'u32(W)', h: 'ih', hCount: 'H', d: 'id', dCount: 'D', cb: 'cb', chans: 'CIN' })}
   let c0 = cb * B;
   let grp = c0 / CPG;
   let ci0 = c0 - grp * CPG;
 ${J.map((j) => `  var a${j} = 0.0f;`).join('\n')}
 ${body}
   let ob0 = ((n * CIN + c0) * u32(D) + u32(id)) * u32(H * W) + u32(ih * W + iw);
-${J.map((j) => `  st_y(ob0 + ${j * spatial}u, a${j});`).join('\n')}
+${channelStores(J, spatial)}
 }`,
     tensors: [
       { name: 'dy', s: storageOf(dy, 'conv3dGradInput'), mode: 'r' },
@@ -336,13 +354,7 @@ function conv3dGradInputRowBlocked(dy: KTensor, wt: KTensor, g: Geo, inputShape:
   const span = P + g.KW - 1;
   // dy column of position p and tap kw: iw0 + p + PW − kw = qb + (p − kw + KW − 1).
   let masks = `  let qb = iw0 + PW - ${g.KW - 1};\n`;
-  for (let kh = 0; kh < g.KH; kh++) {
-    masks += `  let th${kh} = ih + PH - ${kh};\n`;
-    masks +=
-      g.sh === 1
-        ? `  let qh${kh} = th${kh};\n  let vh${kh} = th${kh} >= 0 && th${kh} < OH;\n`
-        : `  let qh${kh} = th${kh} / SH;\n  let vh${kh} = th${kh} >= 0 && th${kh} % SH == 0 && qh${kh} < OH;\n`;
-  }
+  masks += gradInputRowTaps(g);
   for (let q = 0; q < span; q++) masks += `  let vw${q} = qb + ${q} >= 0 && qb + ${q} < OW;\n`;
   let taps = '';
   for (let kh = 0; kh < g.KH; kh++) {
@@ -364,31 +376,16 @@ function conv3dGradInputRowBlocked(dy: KTensor, wt: KTensor, g: Geo, inputShape:
 fn kmain(wg: u32, li: u32) {
   let i = wg * WG + li;
   if (i >= NT) { return; }
-  let wb = i32(i % WB);
-  var t = i / WB;
-  let ih = i32(t % u32(H));
-  t = t / u32(H);
-  let id = i32(t % u32(D));
-  t = t / u32(D);
-  let cb = t % (CIN / B);
-  let n = t / (CIN / B);
+${unflattenThread({ w: 'wb', wCount: 'WB', h: 'ih', hCount: 'H', d: 'id', dCount: 'D', cb: 'cb', chans: 'CIN' })}
   let c0 = cb * B;
   let grp = c0 / CPG;
   let ci0 = c0 - grp * CPG;
   let iw0 = wb * ${P};
-${J.map((j) => PP.map((p) => `  var a${j}_${p} = 0.0f;`).join('\n')).join('\n')}
+${blockedAccumulators(J, PP, () => '0.0f')}
 ${masks}
-  for (var o = grp * OPG; o < (grp + 1u) * OPG; o = o + 1u) {
-    let dc = i32((n * COUT + o) * u32(OD));
-    let wc = (o * CPG + ci0) * KK;
-    for (var kd = 0; kd < i32(KD); kd = kd + 1) {
-      let td = id + PD - kd;
-${g.sd === 1 ? '      if (td < 0 || td >= OD) { continue; }\n      let dr = (dc + td) * OH * OW;' : '      if (td < 0 || td % SD != 0 || td / SD >= OD) { continue; }\n      let dr = (dc + td / SD) * OH * OW;'}
-      let wr = wc + u32(kd) * KH * KW;
-${taps}    }
-  }
+${gradInputChannelDepthLoop(g, taps)}
   let ob0 = ((n * CIN + c0) * u32(D) + u32(id)) * u32(H * W) + u32(ih * W + iw0);
-${PP.map((p) => `  if (iw0 + ${p} < W) {\n${J.map((j) => `    st_y(ob0 + ${j * spatial + p}u, a${j}_${p});`).join('\n')}\n  }`).join('\n')}
+${blockedStores(J, PP, 'iw0', 'W', spatial)}
 }`,
     tensors: [
       { name: 'dy', s: storageOf(dy, 'conv3dGradInput'), mode: 'r' },
