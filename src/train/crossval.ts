@@ -142,7 +142,16 @@ export function parseFoldRecord(text: string): FoldRecord {
 /** The parts of the recipe that make a run what it is (paths to outputs and the backend aside). */
 function identity(cfg: TrainConfig): Record<string, unknown> {
   const { outDir: _o, split: _s, modelDir: _m, cacheDir: _c, backend: _b, workers: _w, ...rest } = cfg;
-  return { ...rest, dataset: resolve(cfg.dataset) };
+  return { ...rest, dataset: resolve(cfg.dataset), ...(cfg.init ? { init: resolve(cfg.init) } : {}) };
+}
+
+/**
+ * The weights fold k starts from: the recipe's `init` with `{fold}` replaced by k (each fold
+ * fine-tunes its own earlier model, e.g. `RUN/fold_{fold}/model`, so no fold starts from weights
+ * that saw its held-out cases); a model folder stands for its weights.safetensors (as in `uxnet train --init`).
+ */
+export function foldInitPath(init: string | undefined, k: number): string | undefined {
+  return init?.replaceAll('{fold}', String(k));
 }
 
 /**
@@ -150,17 +159,16 @@ function identity(cfg: TrainConfig): Record<string, unknown> {
  * repository (or moved together with its dataset) continues in another clone or another directory.
  */
 function storedIdentity(runDir: string, id: Record<string, unknown>): Record<string, unknown> {
-  const rel = relative(runDir, id.dataset as string)
-    .split(sep)
-    .join('/');
-  return { ...id, dataset: rel === '' ? '.' : rel };
+  const rel = (p: string) => relative(runDir, p).split(sep).join('/') || '.';
+  return { ...id, dataset: rel(id.dataset as string), ...(typeof id.init === 'string' ? { init: rel(id.init) } : {}) };
 }
 
 /** RUN/crossval.json's identity with the dataset resolved against RUN (older runs stored it absolute). */
 async function readStoredIdentity(runDir: string, idPath: string): Promise<unknown> {
   const prev = JSON.parse(await readFile(idPath, 'utf8')) as { config: unknown };
   const c = prev.config as Record<string, unknown> | null;
-  if (c && typeof c === 'object' && typeof c.dataset === 'string') return { ...c, dataset: resolve(runDir, c.dataset) };
+  if (c && typeof c === 'object' && typeof c.dataset === 'string')
+    return { ...c, dataset: resolve(runDir, c.dataset), ...(typeof c.init === 'string' ? { init: resolve(runDir, c.init) } : {}) };
   return prev.config;
 }
 
@@ -307,7 +315,10 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: 
     split: splitPath,
     modelDir: join(foldDir, 'model'),
     cacheDir: cfg.cacheDir ?? join(runDir, 'cache'),
+    init: foldInitPath(cfg.init, k),
   };
+  if (foldCfg.init && !existsSync(foldCfg.init) && !existsSync(join(foldDir, 'checkpoint_last.safetensors')))
+    throw new TrainRunError(`fold ${k}: --init ${foldCfg.init} does not exist${cfg.init?.includes('{fold}') ? '' : ' (put {fold} in the path to start each fold from its own weights)'}`);
   log(`fold ${k} of ${K}: ${splits.folds[k]!.train.length} training, ${splits.folds[k]!.val.length} held-out cases`);
   const { trainSeconds, steps, trainedNow } = await trainFold(foldCfg, log);
   // The process's memory high-water mark after training, kept across sessions: a fold finished

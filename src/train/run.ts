@@ -372,7 +372,9 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     trainer.resumeFrom(ck.state);
     log(`resuming at step ${start} of ${cfg.steps}`);
   } else if (cfg.init) {
-    const r = await initFromWeights(model, cfg.init);
+    // A model folder stands for its weights file.
+    const initFile = existsSync(join(cfg.init, 'weights.safetensors')) ? join(cfg.init, 'weights.safetensors') : cfg.init;
+    const r = await initFromWeights(model, initFile);
     log(
       `--init ${cfg.init}: loaded ${r.loaded.length} tensors, reinitialised ${r.reinitialised.length}${r.reinitialised.length ? ` (${r.reinitialised.join(', ')})` : ''}, skipped ${r.skipped.length}${r.skipped.length ? ` (${r.skipped.slice(0, 5).join(', ')}${r.skipped.length > 5 ? ', …' : ''})` : ''}`,
     );

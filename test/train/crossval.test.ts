@@ -18,6 +18,7 @@ import { uxnet, assertUserError, ROOT } from '../helpers/cli.js';
 import { makeFolds, readSplitFile, encodeFoldRecord, parseFoldRecord } from '../../src/train/crossval.js';
 import { runEvaluate } from '../../src/cli/commands/evaluate.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
+import { readSafetensorsFile } from '../../src/io/safetensors.js';
 
 let dir: string;
 const env = { UXNET_QUIET: '1', UXNET_THREADS: '1' };
@@ -264,6 +265,32 @@ describe('uxnet crossval', () => {
     // Runs written before (absolute dataset path) still continue.
     await writeFile(join(moved, 'full', 'crossval.json'), JSON.stringify({ ...stored, config: { ...stored.config, dataset: join(moved, 'data') } }));
     assert.equal(uxnet(['crossval', '--dataset', join(moved, 'data'), '--config', join(dir, 'recipe.json'), '-o', join(moved, 'full'), '--folds', '2'], { env }).status, 0);
+  });
+
+  it('--init with {fold} starts each fold from its own earlier fold model; a missing one is refused before training', async () => {
+    const full = join(dir, 'full');
+    // lr 1e-7: one step moves a weight by about 1e-7, so each fold's result shows which weights it started from.
+    await writeFile(join(dir, 'recipe-ft.json'), JSON.stringify({ ...JSON.parse(await readFile(join(dir, 'recipe.json'), 'utf8')), steps: 1, lr: 1e-7 }));
+    const ft = join(dir, 'ft');
+    const args = ['crossval', '--dataset', join(dir, 'data'), '--config', join(dir, 'recipe-ft.json'), '-o', ft, '--folds', '2', '--init', join(full, 'fold_{fold}', 'model')];
+    const r = uxnet(args, { env, timeoutMs: 300_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const weights = async (run: string, k: number) => (await readSafetensorsFile(join(run, `fold_${k}`, 'model', 'weights.safetensors'))).tensors;
+    const maxDiff = (a: Map<string, { data: Float32Array }>, b: Map<string, { data: Float32Array }>) => {
+      let m = 0;
+      for (const [name, t] of a) t.data.forEach((v, i) => (m = Math.max(m, Math.abs(v - b.get(name)!.data[i]!))));
+      return m;
+    };
+    const [a0, a1, b0, b1] = await Promise.all([weights(full, 0), weights(full, 1), weights(ft, 0), weights(ft, 1)]);
+    assert.ok(maxDiff(b0, a0) < 1e-5, `fold 0 moved ${maxDiff(b0, a0)} from full/fold_0`);
+    assert.ok(maxDiff(b1, a1) < 1e-5, `fold 1 moved ${maxDiff(b1, a1)} from full/fold_1`);
+    assert.ok(maxDiff(a0, a1) > 1e-3, 'the two folds of the full run differ, so the check above can tell them apart');
+    // crossval.json names the init relative to the run, like the dataset.
+    assert.equal(JSON.parse(await readFile(join(ft, 'crossval.json'), 'utf8')).config.init, '../full/fold_{fold}/model');
+    // A path that does not exist for a fold: one line naming it, and no fold trained.
+    const bad = join(dir, 'ft-bad');
+    assertUserError(uxnet([...args.slice(0, 5), '-o', bad, '--folds', '2', '--init', join(dir, 'nowhere_{fold}.safetensors')], { env }), /fold 0: --init .*nowhere_0\.safetensors does not exist/);
+    assert.ok(!existsSync(join(bad, 'fold_0', 'checkpoint_last.safetensors')));
   });
 
   it('refuses to continue a run with another recipe or fold count, naming the difference', () => {

@@ -20,6 +20,7 @@ export interface CrossvalFlags {
   seed?: number;
   workers?: number;
   tta?: boolean;
+  init?: string;
   backend?: string;
   featSize?: number[];
   hiddenSize?: number;
@@ -48,7 +49,7 @@ export async function crossvalConfigFromFlags(f: CrossvalFlags): Promise<TrainCo
     if (f.depths) network.depths = f.depths;
     return resolveTrainConfig(
       { ...file, split: undefined, modelDir: undefined },
-      { dataset: f.dataset, outDir: f.output, steps: f.steps, seed: f.seed, workers: f.workers, backend: f.backend, network },
+      { dataset: f.dataset, outDir: f.output, steps: f.steps, seed: f.seed, workers: f.workers, backend: f.backend, init: f.init, network },
     );
   } catch (e) {
     if (e instanceof TrainConfigError) throw new UserError(e.message);
@@ -87,6 +88,7 @@ export function addCrossvalOptions(c: Command): Command {
     .option('--feat-size <a,b,c,d>', 'UX-Net stage widths (overrides the recipe)', ints('--feat-size'))
     .option('--hidden-size <n>', 'UX-Net bottleneck width (overrides the recipe)', int('--hidden-size', 1))
     .option('--depths <a,b,c,d>', 'ux_blocks per stage (overrides the recipe)', ints('--depths'))
+    .option('--init <weights>', 'start each fold from these weights (fine-tuning): a .safetensors/.pth file or a model folder; {fold} is replaced by the fold number, e.g. RUN/fold_{fold}/model')
     .option('--tta', 'mirroring test-time augmentation when predicting the held-out cases')
     .option('--backend <name>', 'compute backend (default: native when built)');
 }

@@ -257,7 +257,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--val-mode <mode>', 'validation blending: constant (official) or gaussian')
     .option('--seed <n>', 'seed of initialisation and sampling (default 0)', int('--seed'))
     .option('--workers <n>', 'data loader worker threads (default 2)', int('--workers'))
-    .option('--init <weights>', 'start from these weights (.safetensors or .pth): fine-tuning; a different class count reinitialises the out block')
+    .option('--init <weights>', 'start from these weights (.safetensors or .pth, or a model folder): fine-tuning; a different class count reinitialises the out block')
     .option('--split <file>', 'JSON {"train": [ids], "val": [ids]} (default: the dataset\'s val split, else a seeded 20% hold-out)')
     .option('--cache <dir>', 'preprocessed-case cache (default: OUTPUT/cache)')
     .option('--backend <name>', 'compute backend (default: native when built)')
