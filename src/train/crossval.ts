@@ -318,7 +318,9 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: 
     init: foldInitPath(cfg.init, k),
   };
   if (foldCfg.init && !existsSync(foldCfg.init) && !existsSync(join(foldDir, 'checkpoint_last.safetensors')))
-    throw new TrainRunError(`fold ${k}: --init ${foldCfg.init} does not exist${cfg.init?.includes('{fold}') ? '' : ' (put {fold} in the path to start each fold from its own weights)'}`);
+    throw new TrainRunError(
+      `fold ${k}: --init ${foldCfg.init} does not exist${cfg.init?.includes('{fold}') ? '' : ' (put {fold} in the path to start each fold from its own weights)'}`,
+    );
   log(`fold ${k} of ${K}: ${splits.folds[k]!.train.length} training, ${splits.folds[k]!.val.length} held-out cases`);
   const { trainSeconds, steps, trainedNow } = await trainFold(foldCfg, log);
   // The process's memory high-water mark after training, kept across sessions: a fold finished

@@ -289,7 +289,10 @@ describe('uxnet crossval', () => {
     assert.equal(JSON.parse(await readFile(join(ft, 'crossval.json'), 'utf8')).config.init, '../full/fold_{fold}/model');
     // A path that does not exist for a fold: one line naming it, and no fold trained.
     const bad = join(dir, 'ft-bad');
-    assertUserError(uxnet([...args.slice(0, 5), '-o', bad, '--folds', '2', '--init', join(dir, 'nowhere_{fold}.safetensors')], { env }), /fold 0: --init .*nowhere_0\.safetensors does not exist/);
+    assertUserError(
+      uxnet([...args.slice(0, 5), '-o', bad, '--folds', '2', '--init', join(dir, 'nowhere_{fold}.safetensors')], { env }),
+      /fold 0: --init .*nowhere_0\.safetensors does not exist/,
+    );
     assert.ok(!existsSync(join(bad, 'fold_0', 'checkpoint_last.safetensors')));
   });
 

@@ -88,7 +88,10 @@ export function addCrossvalOptions(c: Command): Command {
     .option('--feat-size <a,b,c,d>', 'UX-Net stage widths (overrides the recipe)', ints('--feat-size'))
     .option('--hidden-size <n>', 'UX-Net bottleneck width (overrides the recipe)', int('--hidden-size', 1))
     .option('--depths <a,b,c,d>', 'ux_blocks per stage (overrides the recipe)', ints('--depths'))
-    .option('--init <weights>', 'start each fold from these weights (fine-tuning): a .safetensors/.pth file or a model folder; {fold} is replaced by the fold number, e.g. RUN/fold_{fold}/model')
+    .option(
+      '--init <weights>',
+      'start each fold from these weights (fine-tuning): a .safetensors/.pth file or a model folder; {fold} is replaced by the fold number, e.g. RUN/fold_{fold}/model',
+    )
     .option('--tta', 'mirroring test-time augmentation when predicting the held-out cases')
     .option('--backend <name>', 'compute backend (default: native when built)');
 }
