@@ -48,7 +48,8 @@ export function ensembleView(ens: EnsembleManifest, members: ModelManifest[]): M
     name: ens.name,
     description: ens.description ?? `ensemble of ${members.length} models`,
     labels: ens.labels,
-    inference: { ...first.inference, mirrorAxes: axes },
+    // TTA preselected as `uxnet predict` would run it: the ensemble's default, else any member's.
+    inference: { ...first.inference, mirrorAxes: axes, tta: !!axes?.length && (ens.inference?.tta ?? members.some((v) => !!v.inference.tta)) },
   };
 }
 

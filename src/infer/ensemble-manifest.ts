@@ -37,6 +37,12 @@ export interface EnsembleManifest {
   /** Class index -> name, background included; every member must have the same. */
   labels: Record<string, string>;
   members: EnsembleMember[];
+  /**
+   * `tta`: mirroring test-time augmentation for every member unless the caller says otherwise (as
+   * a model folder's inference.tta; unset, each member's own default applies). Every member must
+   * have been trained with flips.
+   */
+  inference?: { tta?: boolean };
   /** Free-form provenance (e.g. the crossval run, folds, held-out cases in `split.val`). */
   training?: Record<string, unknown>;
 }
@@ -79,6 +85,11 @@ export function validateEnsembleManifest(m: unknown, where: string): EnsembleMan
     if (seen.has(p)) throw new ModelFolderError(`${where}: members[${i}].path '${p}' is listed twice`);
     seen.add(p);
   });
+  const inf = o.inference as unknown;
+  if (inf !== undefined && (!inf || typeof inf !== 'object' || Array.isArray(inf) || Object.keys(inf).some((k) => k !== 'tta')))
+    throw new ModelFolderError(`${where}: inference must be an object with at most "tta" (true or false), got ${JSON.stringify(inf)}`);
+  if (inf !== undefined && (inf as { tta?: unknown }).tta !== undefined && typeof (inf as { tta?: unknown }).tta !== 'boolean')
+    throw new ModelFolderError(`${where}: inference.tta must be true or false, got ${JSON.stringify((inf as { tta?: unknown }).tta)}`);
   const labels = o.labels;
   if (!labels || typeof labels !== 'object' || Object.keys(labels).length < 2) throw new ModelFolderError(`${where}: labels must name the classes, background included`);
   return o as EnsembleManifest;
@@ -94,6 +105,8 @@ export function checkMembers(manifest: EnsembleManifest, members: LoadedModel[],
     const c0 = manifestChannels(members[0]!.manifest).inChannels;
     if (manifestChannels(m.manifest).inChannels !== c0)
       throw new ModelFolderError(`${where}: member '${path}' reads ${manifestChannels(m.manifest).inChannels} input channel(s), member '${manifest.members[0]!.path}' ${c0}`);
+    if (manifest.inference?.tta && !(m.manifest.inference.mirrorAxes ?? []).length)
+      throw new ModelFolderError(`${where}: inference.tta is true but member '${path}' was not trained with flips (its inference.mirrorAxes is empty)`);
   });
 }
 
@@ -116,6 +129,12 @@ export function segmenterParameters(s: Segmenter): number {
   return isEnsemble(s) ? s.members.reduce((a, m) => a + m.model.numParameters(), 0) : s.model.numParameters();
 }
 
+/** Whether prediction mirrors (TTA) when the caller does not say: the ensemble's inference.tta, else any member's own default. */
+export function segmenterDefaultTta(s: Segmenter): boolean {
+  if (!isEnsemble(s)) return !!s.manifest.inference.tta;
+  return s.manifest.inference?.tta ?? s.members.some((m) => !!m.manifest.inference.tta);
+}
+
 export function disposeSegmenter(s: Segmenter): void {
   for (const m of isEnsemble(s) ? s.members : [s]) m.model.dispose();
 }
@@ -124,7 +143,9 @@ export function disposeSegmenter(s: Segmenter): void {
  * Segments one image with every member and averages their probabilities (see the file comment).
  * `probabilities` in the result are the averaged ones on the input grid.
  */
-export async function predictEnsemble(ens: LoadedEnsemble, image: Volume<Float32Array>, opts: PredictOptions = {}): Promise<Prediction> {
+export async function predictEnsemble(ens: LoadedEnsemble, image: Volume<Float32Array>, given: PredictOptions = {}): Promise<Prediction> {
+  // The caller's tta, else the ensemble's default, else (undefined) each member's own.
+  const opts: PredictOptions = { ...given, tta: given.tta ?? ens.manifest.inference?.tta };
   const K = Object.keys(ens.manifest.labels).length;
   const M = ens.members.length;
   const c0 = manifestChannels(ens.members[0]!.manifest).inChannels;

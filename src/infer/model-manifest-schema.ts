@@ -52,6 +52,12 @@ export const ModelManifestSchema = z
        * out-of-distribution inputs (and for left/right-specific labels, wrong ones). Default: none.
        */
       mirrorAxes: z.array(axis).optional(),
+      /**
+       * Mirroring test-time augmentation unless the caller says otherwise (`--tta` / `--no-tta`), as
+       * nnU-Net predicts by default: the model's author decides whether its accuracy is worth the
+       * slower inference (2^mirrorAxes passes). Needs mirrorAxes. Default: off.
+       */
+      tta: z.boolean().optional(),
     }),
     /** Class index -> name, background included. */
     labels: z.record(z.string(), z.string()).default({}),
@@ -76,6 +82,10 @@ export const ModelManifestSchema = z
         message: `${m.inference.roiSize.join('x')} does not fit the network: ${(e as Error).message}`,
         input: m.inference.roiSize,
       });
+      return z.NEVER;
+    }
+    if (m.inference.tta && !(m.inference.mirrorAxes ?? []).length) {
+      ctx.addIssue({ code: 'custom', path: ['inference', 'tta'], message: 'is true but inference.mirrorAxes names no axis to mirror along', input: m.inference.tta });
       return z.NEVER;
     }
     const n = Object.keys(m.labels).length;

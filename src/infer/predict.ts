@@ -131,9 +131,11 @@ export async function modelProbabilities(
   const K = manifestChannels(manifest).outChannels;
   const predictor = modelPredictor(model);
   const mirrorAxes = manifest.inference.mirrorAxes ?? [];
-  if (opts.tta && mirrorAxes.length === 0)
+  // Unset: the model's own default (model.json inference.tta).
+  const tta = opts.tta ?? manifest.inference.tta ?? false;
+  if (tta && mirrorAxes.length === 0)
     throw new InputError(`model '${manifest.name}' was not trained with flips (inference.mirrorAxes is empty), so mirroring test-time augmentation would not help it`);
-  const mirrors = opts.tta ? mirrorSets(mirrorAxes) : [[]];
+  const mirrors = tta ? mirrorSets(mirrorAxes) : [[]];
   // Without TTA the blended logits buffer becomes the probabilities in place: the accumulator is
   // then the only full-size buffer. With TTA one more (the running sum) is needed.
   let probs: Float32Array | null = null;

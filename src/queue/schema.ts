@@ -16,7 +16,8 @@ const absPath = z
 
 export const PredictOptionsSchema = z
   .object({
-    tta: z.boolean(),
+    /** Unset: the model's default (model.json inference.tta). */
+    tta: z.boolean().optional(),
     fast: z.boolean(),
     overlap: z.number().min(0).lt(1).optional(),
     mode: z.enum(['gaussian', 'constant']).optional(),

@@ -237,6 +237,66 @@ describe('ensemble folders', () => {
     );
   });
 
+  it("a model's or an ensemble's inference.tta is the default mirroring; the caller's tta (or --no-tta) overrides it", async () => {
+    const image = join(dir, 'data', 'imagesTr', 'case_001.nii.gz');
+    const withTta = async (from: string, to: string, edit: (m: Record<string, any>) => void) => {
+      await cp(from, to, { recursive: true });
+      const m = JSON.parse(await readFile(join(to, 'model.json'), 'utf8'));
+      edit(m);
+      await writeFile(join(to, 'model.json'), JSON.stringify(m));
+      return to;
+    };
+    const aTta = await withTta(a, join(dir, 'a-tta'), (m) => {
+      m.inference.tta = true;
+    });
+    const ensTta = await withTta(ens, join(dir, 'ens-tta'), (m) => {
+      m.inference = { tta: true };
+    });
+    const probs = async (model: string, tta: boolean | undefined) => {
+      const s = await loadSegmenter(model);
+      const img = await loadImage(image);
+      const p = isEnsemble(s) ? await predictEnsemble(s, img, { probabilities: true, tta }) : await predictVolume(s, img, { probabilities: true, tta });
+      disposeSegmenter(s);
+      return p.probabilities!.data;
+    };
+    const [plain, mirrored] = [await probs(a, false), await probs(a, true)];
+    assert.ok(maxDiff(plain, mirrored) > 1e-4, 'mirroring changes this model, so the checks below can tell the two apart');
+    assert.deepEqual(await probs(aTta, undefined), mirrored);
+    assert.deepEqual(await probs(aTta, false), plain);
+    assert.deepEqual(await probs(ensTta, undefined), await probs(ens, true));
+    assert.deepEqual(await probs(ensTta, false), await probs(ens, false));
+    // The CLI says when the model's default mirrors, and --no-tta turns it off.
+    const env = { env: { UXNET_QUIET: '1', UXNET_THREADS: '1' } };
+    const outs = {
+      byDefault: join(dir, 'tta', 'default.nii.gz'),
+      asked: join(dir, 'tta', 'asked.nii.gz'),
+      off: join(dir, 'tta', 'off.nii.gz'),
+      plain: join(dir, 'tta', 'plain.nii.gz'),
+    };
+    const r = uxnet(['predict', '-i', image, '-o', outs.byDefault, '-m', ensTta, '--probabilities'], env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /mirroring TTA \(the model's default; --no-tta to skip\)/);
+    assert.equal(uxnet(['predict', '-i', image, '-o', outs.asked, '-m', ens, '--tta', '--probabilities'], env).status, 0);
+    const off = uxnet(['predict', '-i', image, '-o', outs.off, '-m', ensTta, '--no-tta', '--probabilities'], env);
+    assert.equal(off.status, 0, off.stderr);
+    assert.doesNotMatch(off.stdout, /mirroring TTA/);
+    assert.equal(uxnet(['predict', '-i', image, '-o', outs.plain, '-m', ens, '--probabilities'], env).status, 0);
+    const p = async (f: string) => (await loadVolume(f.replace('.nii.gz', '_probabilities.nii.gz'))).data;
+    assert.deepEqual(await p(outs.byDefault), await p(outs.asked));
+    assert.deepEqual(await p(outs.off), await p(outs.plain));
+    assert.ok(maxDiff(await p(outs.byDefault), await p(outs.off)) > 1e-4);
+    // A default that cannot be honoured is refused when the folder is read.
+    const noFlips = await withTta(a, join(dir, 'a-tta-noflips'), (m) => {
+      m.inference.tta = true;
+      m.inference.mirrorAxes = [];
+    });
+    assertUserError(uxnet(['predict', '-i', image, '-o', join(dir, 'x.nii.gz'), '-m', noFlips], env), /inference\.tta.*is true but inference\.mirrorAxes names no axis/);
+    const badEns = await withTta(ens, join(dir, 'ens-tta-bad'), (m) => {
+      m.inference = { tta: 'yes' };
+    });
+    assertUserError(uxnet(['predict', '-i', image, '-o', join(dir, 'x.nii.gz'), '-m', badEns], env), /inference\.tta must be true or false, got "yes"/);
+  });
+
   it('refuses malformed ensembles with one line naming the problem', async () => {
     const bad = async (name: string, edit: (m: Record<string, unknown>) => void, re: RegExp) => {
       const d = join(dir, name);

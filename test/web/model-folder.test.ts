@@ -58,6 +58,25 @@ test('an ensemble folder: members under it, the page shows its name and labels; 
   );
 });
 
+test("the page preselects mirroring TTA as uxnet predict would run it: the ensemble's inference.tta, else a member's own", async () => {
+  const ens = (inference?: object) =>
+    JSON.stringify({ format: 'uxnet3d-ensemble/1', name: 'ens', labels: LABELS, members: [{ path: 'f0' }, { path: 'f1' }], ...(inference ? { inference } : {}) });
+  const member = (tta?: boolean) => JSON.stringify({ ...JSON.parse(unetr([0])), inference: { ...JSON.parse(unetr([0])).inference, ...(tta === undefined ? {} : { tta }) } });
+  const pick = (top: string, t0?: boolean, t1?: boolean) =>
+    pickedModel([
+      file('ens/model.json', top),
+      file('ens/f0/model.json', member(t0)),
+      file('ens/f0/weights.safetensors', new Uint8Array([7])),
+      file('ens/f1/model.json', member(t1)),
+      file('ens/f1/weights.safetensors', new Uint8Array([8])),
+    ]);
+  assert.equal((await pick(ens())).view.inference.tta, false);
+  assert.equal((await pick(ens({ tta: true }))).view.inference.tta, true);
+  assert.equal((await pick(ens(), false, true)).view.inference.tta, true);
+  assert.equal((await pick(ens({ tta: false }), true, true)).view.inference.tta, false);
+  assert.equal((await pickedModel([file('run/model.json', member(true)), file('run/weights.safetensors', new Uint8Array([1]))])).view.inference.tta, true);
+});
+
 test('folders that are not model folders are named with what is missing', async () => {
   await assert.rejects(pickedModel([]), /the chosen folder is empty/);
   await assert.rejects(pickedModel([file('notes/a.txt', 'x')]), (e) => e instanceof ModelFolderError && e.message === 'notes is not a model folder: model.json is missing');

@@ -284,7 +284,8 @@ async function updateTta(): Promise<void> {
     const { manifest } = await currentManifest();
     const axes = manifest.inference.mirrorAxes ?? [];
     ui.tta.disabled = axes.length === 0;
-    if (!axes.length) ui.tta.checked = false;
+    // Start from the model's own default (model.json inference.tta), as `uxnet predict` does.
+    ui.tta.checked = axes.length > 0 && !!manifest.inference.tta;
     ui.ttaLabel.textContent = axes.length
       ? `Mirroring test-time augmentation (flips along axis ${axes.join(', ')}, as trained; ${2 ** axes.length}× slower)`
       : 'Mirroring test-time augmentation (not offered: the model was not trained with flips)';

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { InputError } from '../../engine/errors.js';
 import { writeFileAtomic } from '../../io/fs.js';
 import { isGzip, parseHeader } from '../../io/nifti/index.js';
-import { ENSEMBLE_FORMAT } from '../../infer/ensemble-manifest.js';
+import { ENSEMBLE_FORMAT, segmenterDefaultTta } from '../../infer/ensemble-manifest.js';
 import { loadModel, type SegmentationModel, type SegmentOptions } from '../../infer/segment.js';
 import { legendOf, writeOverlayPng } from '../../infer/overlay.js';
 import { createProgress } from '../progress.js';
@@ -180,8 +180,10 @@ export async function runPredict(
     onWarning: warn,
   };
   model.checkOptions(sopts);
+  // Say when mirroring runs by the model's default, so a slower run (or a --no-tta comparison) is never a surprise.
+  const ttaByDefault = opts.tta === undefined && segmenterDefaultTta(model.loaded);
   log(
-    `${model.manifest.format === ENSEMBLE_FORMAT ? `ensemble of ${model.members.length}` : 'model'} '${model.manifest.name}' (${model.numParameters().toLocaleString('en-US')} parameters) on backend '${backend}', ${jobs.length} case(s)`,
+    `${model.manifest.format === ENSEMBLE_FORMAT ? `ensemble of ${model.members.length}` : 'model'} '${model.manifest.name}' (${model.numParameters().toLocaleString('en-US')} parameters) on backend '${backend}', ${jobs.length} case(s)${ttaByDefault ? ", mirroring TTA (the model's default; --no-tta to skip)" : ''}`,
   );
   const dirs = new LazyDirs();
   const failed: PredictSummary['failed'] = [];
@@ -244,7 +246,11 @@ export function registerPredict(program: Command): void {
       return v;
     })
     .option('--sw-batch <n>', "windows per network call (default: the model's)", (v) => parseNumber(v, '--sw-batch', (n) => Number.isInteger(n) && n >= 1))
-    .option('--tta', 'mirroring test-time augmentation: average the flips along the axes the model was trained with (up to 8x slower)')
+    .option(
+      '--tta',
+      "mirroring test-time augmentation: average the flips along the axes the model was trained with (up to 8x slower; default: the model's, model.json inference.tta)",
+    )
+    .option('--no-tta', "no mirroring test-time augmentation even where the model's default is on")
     .option('--fast', "use the model's coarser spacing for a quicker, rougher result (only models whose model.json sets preprocessing.fastPixdim)")
     .option('--probabilities', 'also write class probabilities next to each output (<name>_probabilities.nii.gz)')
     .option('--png', 'also write an axial/coronal/sagittal overlay image next to each output (<name>.png)')

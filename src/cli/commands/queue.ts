@@ -155,7 +155,7 @@ async function queuePredict(f: PredictFlags): Promise<void> {
       output,
       model: modelDir,
       modelDigest: digest,
-      options: { tta: !!f.tta, fast: !!f.fast, overlap: f.overlap, mode: f.mode, swBatch: f.swBatch },
+      options: { tta: f.tta, fast: !!f.fast, overlap: f.overlap, mode: f.mode, swBatch: f.swBatch },
     });
     return { id: predictJobId(data), data };
   });
@@ -367,7 +367,8 @@ export function registerQueue(program: Command): void {
       .requiredOption('-i, --input <path>', 'input image or folder of images, on storage every worker sees')
       .requiredOption('-o, --output <path>', 'output file or folder, on storage every worker sees')
       .requiredOption('-m, --model <dir>', 'model folder, on storage every worker sees')
-      .option('--tta', 'mirroring test-time augmentation')
+      .option('--tta', "mirroring test-time augmentation (default: the model's)")
+      .option('--no-tta', "no mirroring test-time augmentation even where the model's default is on")
       .option('--fast', "use the model's coarser spacing")
       .option('--overlap <f>', 'sliding-window overlap in [0, 1)', (v) => {
         const n = Number(v);
