@@ -95,15 +95,19 @@ ${taps}    }
   }`;
 }
 
-/** conv3dGradInput: the dy row qh{kh} each kh tap reads from input row ih, and whether it is valid (in range and, strided, on the stride). */
-function gradInputRowTaps(g: Geo): string {
+/**
+ * conv3dGradInput: for each tap k along axis `a` (h or w), the dy index q{a}{k} input position i{a}
+ * reads and whether it is valid (in range and, strided, on the stride).
+ */
+function gradInputAxisTaps(a: 'h' | 'w', K: number, stride: number): string {
+  const A = a.toUpperCase();
   let s = '';
-  for (let kh = 0; kh < g.KH; kh++) {
-    s += `  let th${kh} = ih + PH - ${kh};\n`;
+  for (let k = 0; k < K; k++) {
+    s += `  let t${a}${k} = i${a} + P${A} - ${k};\n`;
     s +=
-      g.sh === 1
-        ? `  let qh${kh} = th${kh};\n  let vh${kh} = th${kh} >= 0 && th${kh} < OH;\n`
-        : `  let qh${kh} = th${kh} / SH;\n  let vh${kh} = th${kh} >= 0 && th${kh} % SH == 0 && qh${kh} < OH;\n`;
+      stride === 1
+        ? `  let q${a}${k} = t${a}${k};\n  let v${a}${k} = t${a}${k} >= 0 && t${a}${k} < O${A};\n`
+        : `  let q${a}${k} = t${a}${k} / S${A};\n  let v${a}${k} = t${a}${k} >= 0 && t${a}${k} % S${A} == 0 && q${a}${k} < O${A};\n`;
   }
   return s;
 }
@@ -266,14 +270,7 @@ export function conv3dGradInput(dy: KTensor, wt: KTensor, a: Conv3dAttrs & { inp
   if (unroll) {
     // Output row/column of each tap computed once per thread; with stride 1 no division or modulo
     // at all (integer division is scalar, hence slow, on CPU implementations).
-    let masks = gradInputRowTaps(g);
-    for (let kw = 0; kw < g.KW; kw++) {
-      masks += `  let tw${kw} = iw + PW - ${kw};\n`;
-      masks +=
-        g.sw === 1
-          ? `  let qw${kw} = tw${kw};\n  let vw${kw} = tw${kw} >= 0 && tw${kw} < OW;\n`
-          : `  let qw${kw} = tw${kw} / SW;\n  let vw${kw} = tw${kw} >= 0 && tw${kw} % SW == 0 && qw${kw} < OW;\n`;
-    }
+    const masks = gradInputAxisTaps('h', g.KH, g.sh) + gradInputAxisTaps('w', g.KW, g.sw);
     let taps = '';
     for (let kh = 0; kh < g.KH; kh++) {
       for (let kw = 0; kw < g.KW; kw++) {
@@ -354,7 +351,7 @@ function conv3dGradInputRowBlocked(dy: KTensor, wt: KTensor, g: Geo, inputShape:
   const span = P + g.KW - 1;
   // dy column of position p and tap kw: iw0 + p + PW − kw = qb + (p − kw + KW − 1).
   let masks = `  let qb = iw0 + PW - ${g.KW - 1};\n`;
-  masks += gradInputRowTaps(g);
+  masks += gradInputAxisTaps('h', g.KH, g.sh);
   for (let q = 0; q < span; q++) masks += `  let vw${q} = qb + ${q} >= 0 && qb + ${q} < OW;\n`;
   let taps = '';
   for (let kh = 0; kh < g.KH; kh++) {
