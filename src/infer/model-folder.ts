@@ -7,8 +7,8 @@ import { buildModel, ModelFolderError, validateManifest, type LoadedModel, type 
 // The manifest format and model building live in ./model-manifest.ts (browser-safe); this reads folders.
 export * from './model-manifest.js';
 
-/** The validated model.json of a model folder and the path of its weights (not read yet). */
-export async function readModelFolder(dir: string): Promise<{ manifest: ModelManifest; manifestPath: string; weightsPath: string }> {
+/** The validated model.json of a model folder (its weights need not be there: e.g. for the architecture alone). */
+export async function readModelManifest(dir: string): Promise<{ manifest: ModelManifest; manifestPath: string }> {
   const manifestPath = join(dir, 'model.json');
   if (!existsSync(dir)) throw new ModelFolderError(`model folder '${dir}' does not exist`);
   if (!statSync(dir).isDirectory()) throw new ModelFolderError(`model '${dir}' is a file; give the folder that holds model.json and weights.safetensors`);
@@ -25,7 +25,12 @@ export async function readModelFolder(dir: string): Promise<{ manifest: ModelMan
   } catch (e) {
     throw new ModelFolderError(`${manifestPath}: not valid JSON (${(e as Error).message})`);
   }
-  const manifest = validateManifest(json, manifestPath);
+  return { manifest: validateManifest(json, manifestPath), manifestPath };
+}
+
+/** The validated model.json of a model folder and the path of its weights (not read yet). */
+export async function readModelFolder(dir: string): Promise<{ manifest: ModelManifest; manifestPath: string; weightsPath: string }> {
+  const { manifest, manifestPath } = await readModelManifest(dir);
   const weightsPath = ['weights.safetensors', 'weights.pth'].map((f) => join(dir, f)).find((p) => existsSync(p));
   if (!weightsPath) throw new ModelFolderError(`${dir}: weights.safetensors is missing`);
   return { manifest, manifestPath, weightsPath };

@@ -23,7 +23,8 @@ import { fixGeometry } from '../io/nifti/index.js';
 import { writeFileAtomic } from '../io/fs.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { Spacing3 } from '../metrics/edt.js';
-import { loadModelFolder } from '../infer/model-folder.js';
+import { loadModelFolder, readModelManifest } from '../infer/model-folder.js';
+import { createNetwork, resolveNetwork } from '../models/registry.js';
 import { predictVolume } from '../infer/predict.js';
 import { writeEnsembleFolder } from '../infer/ensemble.js';
 import { countMacs } from '../nn/macs.js';
@@ -391,13 +392,17 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
   let macs: number | null = null;
   let patch: [number, number, number] | null = null;
   if (records.length) {
-    // MACs at the training patch, counted from the real network of the first finished fold.
-    const m = await loadModelFolder(join(runDir, `fold_${records[0]!.fold}`, 'model'));
+    // MACs at the training patch, counted on the first finished fold's network as its model.json
+    // builds it. Only the architecture matters, so a run kept without its weights (large ones are
+    // left out of a repository) is still summarised.
+    const { manifest } = await readModelManifest(join(runDir, `fold_${records[0]!.fold}`, 'model'));
+    const model = createNetwork(manifest.spec ?? resolveNetwork(manifest.network, manifest.networkArgs));
+    model.eval();
     try {
-      patch = m.manifest.inference.roiSize;
-      macs = countMacs(m.model, [1, manifestChannels(m.manifest).inChannels, ...patch]);
+      patch = manifest.inference.roiSize;
+      macs = countMacs(model, [1, manifestChannels(manifest).inChannels, ...patch]);
     } finally {
-      m.model.dispose();
+      model.dispose();
     }
   }
   // Stored like crossval.json's identity (dataset relative to RUN), so a summary committed with its run
@@ -415,7 +420,10 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
   });
   const summaryPath = await writeCrossvalSummary(runDir, summary);
   let ensembleDir: string | null = null;
-  if (complete) {
+  const noWeights = records.map((r) => join(runDir, `fold_${r.fold}`, 'model')).filter((d) => !['weights.safetensors', 'weights.pth'].some((f) => existsSync(join(d, f))));
+  if (complete && noWeights.length && !existsSync(join(runDir, 'ensemble', 'model.json'))) {
+    log(`all ${K} folds done, but no ensemble folder: ${noWeights.map((d) => relative(runDir, d)).join(', ')} ha${noWeights.length > 1 ? 've' : 's'} no weights`);
+  } else if (complete) {
     ensembleDir = join(runDir, 'ensemble');
     if (!existsSync(join(ensembleDir, 'model.json'))) {
       await writeEnsembleFolder(

@@ -296,6 +296,22 @@ describe('uxnet crossval', () => {
     assert.ok(!existsSync(join(bad, 'fold_0', 'checkpoint_last.safetensors')));
   });
 
+  it('a finished run kept without its weights (left out of a repository) is still summarised, MACs included; no ensemble is written from it', async () => {
+    const kept = join(dir, 'kept');
+    await cp(join(dir, 'full'), kept, { recursive: true });
+    await rm(join(kept, 'ensemble'), { recursive: true, force: true });
+    await rm(join(kept, 'summary.json'));
+    for (const k of [0, 1]) await rm(join(kept, `fold_${k}`, 'model', 'weights.safetensors'));
+    const r = uxnet(crossvalArgs(kept), { env: { ...env, UXNET_QUIET: '' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /all 2 folds done, but no ensemble folder: fold_0\/model, fold_1\/model have no weights/);
+    const [a, b] = [await summary(join(dir, 'full')), await summary(kept)];
+    assert.ok(a.macs > 0);
+    assert.equal(b.macs, a.macs);
+    assert.deepEqual(b.overall, a.overall);
+    assert.ok(!existsSync(join(kept, 'ensemble')));
+  });
+
   it('refuses to continue a run with another recipe or fold count, naming the difference', () => {
     assertUserError(uxnet([...crossvalArgs(join(dir, 'full')), '--steps', '5'], { env }), /another configuration: steps \(4 then, 5 now\)/);
     assertUserError(
