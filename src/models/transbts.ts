@@ -1,4 +1,4 @@
-import { add, attention, conv3dConcat, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
+import { add, attention, layerNorm, matmul, permute, relu, reshape, scale, slice, softmaxLast } from '../engine/ops/index.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv3d, ConvTranspose3d, LayerNorm } from '../nn/layers.js';
@@ -52,9 +52,8 @@ class EnBlock extends Module {
   forward(x: Tensor): Tensor {
     return tidy(() => {
       const h = this.bn2.forwardRelu(this.conv1.forward(this.bn1.forwardRelu(x)));
-      const c2 = this.conv2;
       // conv2 adds the residual as it stores its output (no separate pass on inference).
-      return conv3dConcat([h], c2.weight, c2.bias, { stride: c2.stride, padding: c2.padding, groups: c2.groups, residual: x });
+      return this.conv2.forwardFused([h], { residual: x });
     });
   }
 }
@@ -184,7 +183,7 @@ class ResidualPreNorm extends Module {
  */
 function convBnRelu(conv: Conv3d, bn: BatchNorm3d, x: Tensor, residual?: Tensor): Tensor {
   if (bn.training) return bn.forwardRelu(conv.forward(x), residual);
-  return conv3dConcat([x], conv.weight, conv.bias, { stride: conv.stride, padding: conv.padding, groups: conv.groups, bnEval: bn.evalNorm(), relu: true, residual });
+  return conv.forwardFused([x], { bnEval: bn.evalNorm(), relu: true, residual });
 }
 
 /** `EnBlock1` of the decoder head (Enblock8_1): ReLU(BN2(conv2(ReLU(BN1(conv1(x)))))), E → E/4, no residual. */
@@ -244,9 +243,7 @@ class DeUpCat extends Module {
   }
   forward(x: Tensor, prev: Tensor): Tensor {
     // The 1×1 conv reads the skip and the up-sampled tensor in place (no concatenation on inference).
-    return tidy(() =>
-      conv3dConcat([prev, this.conv2.forward(this.conv1.forward(x))], this.conv3.weight, this.conv3.bias, { stride: this.conv3.stride, padding: this.conv3.padding }),
-    );
+    return tidy(() => this.conv3.forwardFused([prev, this.conv2.forward(this.conv1.forward(x))]));
   }
 }
 

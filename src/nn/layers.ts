@@ -1,5 +1,5 @@
 import type { Triple } from '../engine/kernels.js';
-import { conv3d, convTranspose3d, gelu, instanceNorm, layerNorm, leakyRelu } from '../engine/ops/index.js';
+import { conv3d, conv3dConcat, convTranspose3d, gelu, instanceNorm, layerNorm, leakyRelu, type ConvEpilogueOptions } from '../engine/ops/index.js';
 import type { Tensor } from '../engine/tensor.js';
 import { initContext, Module, type InitOptions, type Layer } from './module.js';
 import type { Rng } from '../engine/rng.js';
@@ -64,6 +64,15 @@ export class Conv3d extends Module implements Layer {
 
   forward(x: Tensor): Tensor {
     return conv3d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, groups: this.groups });
+  }
+
+  /**
+   * This conv over the channel concatenation of `xs`, read in place, with an optional fused epilogue
+   * (eval BatchNorm, ReLU, residual) applied as the output is stored (conv3dConcat); same values as
+   * the layers one after the other.
+   */
+  forwardFused(xs: readonly Tensor[], epilogue: ConvEpilogueOptions = {}): Tensor {
+    return conv3dConcat(xs, this.weight, this.bias, { stride: this.stride, padding: this.padding, groups: this.groups, ...epilogue });
   }
 }
 

@@ -5,6 +5,11 @@ import { Conv3d, ConvTranspose3d, GELU } from '../../src/nn/layers.js';
 import { Sequential } from '../../src/nn/module.js';
 import { countMacs } from '../../src/nn/macs.js';
 import { UXNet } from '../../src/models/uxnet.js';
+import { TransBTS } from '../../src/models/transbts.js';
+import { Linear } from '../../src/nn/linear.js';
+import { Module } from '../../src/nn/module.js';
+import { permute, reshape } from '../../src/engine/ops/index.js';
+import type { Tensor } from '../../src/engine/tensor.js';
 import '../../src/backends/index.js';
 
 describe('countMacs', () => {
@@ -21,6 +26,32 @@ describe('countMacs', () => {
     assert.equal(countMacs(net, [2, 2, 8, 8, 8]), 2 * (110592 + 55296 + 12288 + 9216));
     assert.ok(!Object.prototype.hasOwnProperty.call(net.layers[0], 'forward'));
     net.dispose();
+  });
+
+  it('counts the fused forwards as the plain ones: Conv3d.forwardFused over concatenated inputs, Linear.forwardGelu', () => {
+    class Fused extends Module {
+      readonly a = this.registerModule('a', new Conv3d(2, 4, 3, { padding: 1 }));
+      readonly b = this.registerModule('b', new Conv3d(6, 5, 1));
+      readonly fc = this.registerModule('fc', new Linear(5, 7));
+      forward(x: Tensor): Tensor {
+        const y = this.b.forwardFused([x, this.a.forward(x)], { relu: true }); // reads 2 + 4 channels
+        return this.fc.forwardGelu(reshape(permute(y, [0, 2, 3, 4, 1]), [-1, 5]));
+      }
+    }
+    const m = new Fused();
+    // a: 64 voxels x 4 out x 2 in x 27 = 13,824; b: 64 x 5 x 6 x 1 = 1,920; fc: 64 tokens x 7 out x 5 in = 2,240
+    assert.equal(countMacs(m, [1, 2, 4, 4, 4]), 13824 + 1920 + 2240);
+    assert.ok(!Object.prototype.hasOwnProperty.call(m.b, 'forwardFused') && !Object.prototype.hasOwnProperty.call(m.fc, 'forwardGelu'));
+    m.dispose();
+  });
+
+  it("TransBTS's fused eval path counts what its training path does", () => {
+    const m = new TransBTS({ img_dim: 16, num_classes: 2, embedding_dim: 256, hidden_dim: 8, unet_base_channels: 8 }, { seed: 1 });
+    const train = countMacs(m, [1, 1, 16, 16, 16]);
+    m.eval();
+    assert.equal(countMacs(m, [1, 1, 16, 16, 16]), train);
+    assert.ok(train > 0);
+    m.dispose();
   });
 
   it('scales with the input volume on a UX-Net (every layer is a conv: 8x the voxels, 8x the MACs)', () => {

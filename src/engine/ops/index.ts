@@ -1,4 +1,4 @@
-export { conv3d, conv3dConcat, type Conv3dOptions } from './conv3d.js';
+export { conv3d, conv3dConcat, type Conv3dOptions, type ConvEpilogueOptions } from './conv3d.js';
 export { convTranspose3d } from './conv_transpose3d.js';
 export { instanceNorm } from './instance_norm.js';
 export { layerNorm } from './layer_norm.js';
