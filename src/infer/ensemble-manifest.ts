@@ -85,11 +85,12 @@ export function validateEnsembleManifest(m: unknown, where: string): EnsembleMan
     if (seen.has(p)) throw new ModelFolderError(`${where}: members[${i}].path '${p}' is listed twice`);
     seen.add(p);
   });
-  const inf = o.inference as unknown;
-  if (inf !== undefined && (!inf || typeof inf !== 'object' || Array.isArray(inf) || Object.keys(inf).some((k) => k !== 'tta')))
-    throw new ModelFolderError(`${where}: inference must be an object with at most "tta" (true or false), got ${JSON.stringify(inf)}`);
-  if (inf !== undefined && (inf as { tta?: unknown }).tta !== undefined && typeof (inf as { tta?: unknown }).tta !== 'boolean')
-    throw new ModelFolderError(`${where}: inference.tta must be true or false, got ${JSON.stringify((inf as { tta?: unknown }).tta)}`);
+  const inf = o.inference as Record<string, unknown> | undefined;
+  if (inf !== undefined) {
+    if (!inf || typeof inf !== 'object' || Array.isArray(inf) || Object.keys(inf).some((k) => k !== 'tta'))
+      throw new ModelFolderError(`${where}: inference must be an object with at most "tta" (true or false), got ${JSON.stringify(inf)}`);
+    if (inf.tta !== undefined && typeof inf.tta !== 'boolean') throw new ModelFolderError(`${where}: inference.tta must be true or false, got ${JSON.stringify(inf.tta)}`);
+  }
   const labels = o.labels;
   if (!labels || typeof labels !== 'object' || Object.keys(labels).length < 2) throw new ModelFolderError(`${where}: labels must name the classes, background included`);
   return o as EnsembleManifest;

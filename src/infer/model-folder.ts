@@ -28,10 +28,15 @@ export async function readModelManifest(dir: string): Promise<{ manifest: ModelM
   return { manifest: validateManifest(json, manifestPath), manifestPath };
 }
 
+/** The weights file of a model folder (weights.safetensors, else weights.pth), or undefined when it has none. */
+export function modelWeightsPath(dir: string): string | undefined {
+  return ['weights.safetensors', 'weights.pth'].map((f) => join(dir, f)).find((p) => existsSync(p));
+}
+
 /** The validated model.json of a model folder and the path of its weights (not read yet). */
 export async function readModelFolder(dir: string): Promise<{ manifest: ModelManifest; manifestPath: string; weightsPath: string }> {
   const { manifest, manifestPath } = await readModelManifest(dir);
-  const weightsPath = ['weights.safetensors', 'weights.pth'].map((f) => join(dir, f)).find((p) => existsSync(p));
+  const weightsPath = modelWeightsPath(dir);
   if (!weightsPath) throw new ModelFolderError(`${dir}: weights.safetensors is missing`);
   return { manifest, manifestPath, weightsPath };
 }

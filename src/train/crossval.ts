@@ -23,7 +23,7 @@ import { fixGeometry } from '../io/nifti/index.js';
 import { writeFileAtomic } from '../io/fs.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { Spacing3 } from '../metrics/edt.js';
-import { loadModelFolder, readModelManifest } from '../infer/model-folder.js';
+import { loadModelFolder, modelWeightsPath, readModelManifest } from '../infer/model-folder.js';
 import { createNetwork, resolveNetwork } from '../models/registry.js';
 import { predictVolume } from '../infer/predict.js';
 import { writeEnsembleFolder } from '../infer/ensemble.js';
@@ -420,7 +420,7 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
   });
   const summaryPath = await writeCrossvalSummary(runDir, summary);
   let ensembleDir: string | null = null;
-  const noWeights = records.map((r) => join(runDir, `fold_${r.fold}`, 'model')).filter((d) => !['weights.safetensors', 'weights.pth'].some((f) => existsSync(join(d, f))));
+  const noWeights = records.map((r) => join(runDir, `fold_${r.fold}`, 'model')).filter((d) => !modelWeightsPath(d));
   if (complete && noWeights.length && !existsSync(join(runDir, 'ensemble', 'model.json'))) {
     log(`all ${K} folds done, but no ensemble folder: ${noWeights.map((d) => relative(runDir, d)).join(', ')} ha${noWeights.length > 1 ? 've' : 's'} no weights`);
   } else if (complete) {

@@ -13,7 +13,7 @@ import { createNetwork, describeNetwork, networkToJSON, type NetworkSpec, type S
 import { specChannels } from '../infer/model-manifest.js';
 import { modelPredictor, slidingWindowInference } from '../infer/sliding-window.js';
 import { argmaxChannels } from '../infer/predict.js';
-import { MODEL_FORMAT, MODEL_VERSION, type ModelManifest } from '../infer/model-folder.js';
+import { MODEL_FORMAT, MODEL_VERSION, modelWeightsPath, type ModelManifest } from '../infer/model-folder.js';
 import { preprocessDataset, type PreprocessPlan } from '../data/preprocess.js';
 import { getBackendName } from '../engine/registry.js';
 import { diceFromCounts } from '../metrics/segmentation.js';
@@ -373,7 +373,7 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     log(`resuming at step ${start} of ${cfg.steps}`);
   } else if (cfg.init) {
     // A model folder stands for its weights file.
-    const initFile = existsSync(join(cfg.init, 'weights.safetensors')) ? join(cfg.init, 'weights.safetensors') : cfg.init;
+    const initFile = modelWeightsPath(cfg.init) ?? cfg.init;
     const r = await initFromWeights(model, initFile);
     log(
       `--init ${cfg.init}: loaded ${r.loaded.length} tensors, reinitialised ${r.reinitialised.length}${r.reinitialised.length ? ` (${r.reinitialised.join(', ')})` : ''}, skipped ${r.skipped.length}${r.skipped.length ? ` (${r.skipped.slice(0, 5).join(', ')}${r.skipped.length > 5 ? ', …' : ''})` : ''}`,
