@@ -1,4 +1,5 @@
 import { writeFile, rename, unlink } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 
 /** Writes atomically: a temporary file next to the target, then rename, so a crash never leaves half a file. */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
@@ -10,4 +11,14 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     await unlink(tmp).catch(() => {});
     throw e;
   }
+}
+
+/**
+ * A path as a log line shows it: relative to the working directory when it lies inside it (what the
+ * user typed, usually), else absolute.
+ */
+export function displayPath(path: string): string {
+  const rel = relative(process.cwd(), resolve(path));
+  if (rel === '') return '.';
+  return rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel) ? resolve(path) : rel;
 }

@@ -16,6 +16,13 @@ export interface FoldRecord {
   steps: number;
   /** sum of optimiser-step times over the run (resumes included; validation excluded) */
   trainSeconds: number;
+  /**
+   * median optimiser-step time (s). The sum above grows with whatever else the machine ran at the
+   * time; the median does not move unless more than half the steps were slowed, so it is what compares
+   * networks trained on a shared machine. Absent in records written before it existed (the summary
+   * then takes it from the fold's metrics.jsonl).
+   */
+  stepSecondsMedian?: number;
   /** per held-out case: preprocessing + sliding window + inversion, in seconds */
   inferenceSeconds: Record<string, number>;
   /** the process's peak resident memory by the end of this fold (MB) */
@@ -52,9 +59,24 @@ export interface CrossvalSummary {
   macs: number | null;
   patch: [number, number, number] | null;
   classes: { label: number; name: string }[];
-  perFold: { fold: number; cases: number; perClass: ClassStats[]; meanDice: Stat; trainSeconds: number; inferenceSecondsPerCase: number; peakRssMB: number }[];
+  perFold: {
+    fold: number;
+    cases: number;
+    perClass: ClassStats[];
+    meanDice: Stat;
+    trainSeconds: number;
+    /** null when the fold's step times are unknown */
+    stepSecondsMedian: number | null;
+    inferenceSecondsPerCase: number;
+    peakRssMB: number;
+  }[];
   overall: { cases: number; perClass: ClassStats[]; meanDice: Stat };
-  timing: { trainSeconds: number; trainSecondsPerFold: number; inferenceSecondsPerCase: number; peakRssMB: number };
+  /**
+   * stepSeconds: the least of the folds' median step times (null when no fold has one). Sharing the
+   * machine and slower machines only ever add time, so the fastest fold is the closest to what the
+   * network itself costs; a mean over folds would carry any fold that ran alongside other work.
+   */
+  timing: { trainSeconds: number; trainSecondsPerFold: number; stepSeconds: number | null; inferenceSecondsPerCase: number; peakRssMB: number };
   cases: { caseId: string; fold: number; dice: number[]; hd95: number[]; nsd: number[]; meanDice: number }[];
   config: Record<string, unknown>;
 }
@@ -76,6 +98,20 @@ function classStats(classes: { label: number; name: string }[], cases: { dice: n
 }
 
 const avg = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
+
+/** The median of the values (the mean of the middle two for an even count); null for none. */
+export function median(values: readonly number[]): number | null {
+  if (!values.length) return null;
+  const v = [...values].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+/** The least of the folds' median step times, over the folds that have one (see CrossvalSummary.timing). */
+export function fastestFoldStep(perFold: readonly { stepSecondsMedian?: number | null }[]): number | null {
+  const m = perFold.flatMap((f) => (typeof f.stepSecondsMedian === 'number' ? [f.stepSecondsMedian] : []));
+  return m.length ? Math.min(...m) : null;
+}
 
 export function summariseCrossval(o: {
   name: string;
@@ -112,6 +148,7 @@ export function summariseCrossval(o: {
       perClass: classStats(classes, r.cases),
       meanDice: describe(r.cases.map((c) => meanDefined(c.dice))),
       trainSeconds: r.trainSeconds,
+      stepSecondsMedian: r.stepSecondsMedian ?? null,
       inferenceSecondsPerCase: avg(Object.values(r.inferenceSeconds)),
       peakRssMB: r.peakRssMB,
     })),
@@ -119,6 +156,7 @@ export function summariseCrossval(o: {
     timing: {
       trainSeconds: records.reduce((a, r) => a + r.trainSeconds, 0),
       trainSecondsPerFold: avg(records.map((r) => r.trainSeconds)),
+      stepSeconds: fastestFoldStep(records),
       inferenceSecondsPerCase: avg(times),
       peakRssMB: Math.max(0, ...records.map((r) => r.peakRssMB)),
     },
@@ -143,7 +181,7 @@ export function crossvalCsv(s: CrossvalSummary): string {
   return lines.join('\n') + '\n';
 }
 
-const fmt = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
+const fmt = (v: number | null, d = 2) => (v !== null && Number.isFinite(v) ? v.toFixed(d) : 'n/a');
 
 export function crossvalMarkdown(s: CrossvalSummary): string {
   const out: string[] = [];
@@ -154,19 +192,19 @@ export function crossvalMarkdown(s: CrossvalSummary): string {
   if (s.parameters !== null)
     out.push(`Network: ${s.parameters.toLocaleString('en-US')} parameters${s.macs !== null && s.patch ? `, ${(s.macs / 1e9).toFixed(2)} GMACs at ${s.patch.join('×')}` : ''}.`);
   out.push('', 'Dice per class, mean ± sd over the held-out cases:', '');
-  const head = ['fold', 'cases', ...s.classes.map((c) => c.name), 'mean', ...s.classes.map((c) => `HD95 ${c.name} (mm)`), 'train (min)', 's / volume'];
+  const head = ['fold', 'cases', ...s.classes.map((c) => c.name), 'mean', ...s.classes.map((c) => `HD95 ${c.name} (mm)`), 'train (min)', 's / step', 's / volume'];
   out.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
   for (const f of s.perFold) {
     out.push(
-      `| ${f.fold} | ${f.cases} | ${f.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(f.meanDice)} | ${f.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(f.trainSeconds / 60, 1)} | ${fmt(f.inferenceSecondsPerCase)} |`,
+      `| ${f.fold} | ${f.cases} | ${f.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(f.meanDice)} | ${f.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(f.trainSeconds / 60, 1)} | ${fmt(f.stepSecondsMedian)} | ${fmt(f.inferenceSecondsPerCase)} |`,
     );
   }
   out.push(
-    `| **all** | ${s.overall.cases} | ${s.overall.perClass.map((p) => `**${formatMeanSd(p.dice)}**`).join(' | ')} | **${formatMeanSd(s.overall.meanDice)}** | ${s.overall.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(s.timing.trainSeconds / 60, 1)} | ${fmt(s.timing.inferenceSecondsPerCase)} |`,
+    `| **all** | ${s.overall.cases} | ${s.overall.perClass.map((p) => `**${formatMeanSd(p.dice)}**`).join(' | ')} | **${formatMeanSd(s.overall.meanDice)}** | ${s.overall.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(s.timing.trainSeconds / 60, 1)} | ${fmt(s.timing.stepSeconds)} | ${fmt(s.timing.inferenceSecondsPerCase)} |`,
   );
   out.push(
     '',
-    `NSD (1 mm): ${s.overall.perClass.map((p) => `${p.name} ${formatMeanSd(p.nsd)}`).join(', ')}. Peak memory ${fmt(s.timing.peakRssMB, 0)} MB. Training time is the sum of optimiser-step times (validation excluded).`,
+    `NSD (1 mm): ${s.overall.perClass.map((p) => `${p.name} ${formatMeanSd(p.nsd)}`).join(', ')}. Peak memory ${fmt(s.timing.peakRssMB, 0)} MB. Training time is the sum of optimiser-step times (validation excluded); s / step is their median, which time shared with other work on the machine does not move (in the last row: the fastest fold's).`,
     '',
   );
   return out.join('\n');

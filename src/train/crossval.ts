@@ -20,7 +20,7 @@ import { loadVolume } from '../data/load.js';
 import { saveVolume } from '../data/save.js';
 import { Rng } from '../engine/rng.js';
 import { fixGeometry } from '../io/nifti/index.js';
-import { writeFileAtomic } from '../io/fs.js';
+import { displayPath, writeFileAtomic } from '../io/fs.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { Spacing3 } from '../metrics/edt.js';
 import { loadModelFolder, modelWeightsPath, readModelManifest } from '../infer/model-folder.js';
@@ -31,7 +31,7 @@ import { countMacs } from '../nn/macs.js';
 import { loadCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { runTraining, TrainRunError } from './run.js';
-import { summariseCrossval, writeCrossvalSummary, type FoldRecord } from './crossval-summary.js';
+import { median, summariseCrossval, writeCrossvalSummary, type FoldRecord } from './crossval-summary.js';
 
 export const SPLITS_FORMAT = 'uxnet3d-splits/1';
 
@@ -192,7 +192,7 @@ async function trimMetricsLog(foldDir: string, step: number): Promise<void> {
   await writeFile(path, lines.map((l) => l + '\n').join(''));
 }
 
-async function trainFold(cfg: TrainConfig, log: (s: string) => void): Promise<{ trainSeconds: number; steps: number; trainedNow: boolean }> {
+async function trainFold(cfg: TrainConfig, log: (s: string) => void): Promise<{ trainSeconds: number; stepSecondsMedian: number | undefined; steps: number; trainedNow: boolean }> {
   const foldDir = cfg.outDir;
   const last = join(foldDir, 'checkpoint_last.safetensors');
   const modelJson = join(cfg.modelDir!, 'model.json');
@@ -209,8 +209,23 @@ async function trainFold(cfg: TrainConfig, log: (s: string) => void): Promise<{ 
   }
   const final = (await loadCheckpoint(last)).state;
   // Optimiser-step time from the checkpoint's history: it survives resumes (validation time is not included).
-  const trainSeconds = (final.history as { seconds?: number }[]).reduce((a, h) => a + (h.seconds ?? 0), 0);
-  return { trainSeconds, steps: final.step, trainedNow };
+  const stepTimes = stepSeconds(final.history as { seconds?: unknown }[]);
+  const trainSeconds = stepTimes.reduce((a, t) => a + t, 0);
+  return { trainSeconds, stepSecondsMedian: median(stepTimes) ?? undefined, steps: final.step, trainedNow };
+}
+
+/** The optimiser-step times of a training history (checkpoint or metrics.jsonl entries). */
+function stepSeconds(history: readonly { seconds?: unknown }[]): number[] {
+  return history.flatMap((h) => (typeof h.seconds === 'number' ? [h.seconds] : []));
+}
+
+/** A fold record written before records kept the median step time gets it from the fold's metrics.jsonl. */
+async function withStepMedian(rec: FoldRecord, foldDir: string): Promise<FoldRecord> {
+  const path = join(foldDir, 'metrics.jsonl');
+  if (rec.stepSecondsMedian !== undefined || !existsSync(path)) return rec;
+  const lines = (await readFile(path, 'utf8')).split('\n').filter((l) => l.trim());
+  const m = median(stepSeconds(lines.map((l) => JSON.parse(l) as { seconds?: unknown })));
+  return m === null ? rec : { ...rec, stepSecondsMedian: m };
 }
 
 /** A crossval run folder with its identity and split settled: what every fold and the summary read. */
@@ -323,7 +338,7 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: 
       `fold ${k}: --init ${foldCfg.init} does not exist${cfg.init?.includes('{fold}') ? '' : ' (put {fold} in the path to start each fold from its own weights)'}`,
     );
   log(`fold ${k} of ${K}: ${splits.folds[k]!.train.length} training, ${splits.folds[k]!.val.length} held-out cases`);
-  const { trainSeconds, steps, trainedNow } = await trainFold(foldCfg, log);
+  const { trainSeconds, stepSecondsMedian, steps, trainedNow } = await trainFold(foldCfg, log);
   // The process's memory high-water mark after training, kept across sessions: a fold finished
   // by a later session (after a kill) still reports the peak of the session that trained it.
   const peakPath = join(foldDir, 'peak-memory.json');
@@ -364,6 +379,7 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: 
     fold: k,
     steps,
     trainSeconds,
+    ...(stepSecondsMedian === undefined ? {} : { stepSecondsMedian }),
     inferenceSeconds: inferSeconds,
     peakRssMB: Math.max(peakAfterTraining, process.resourceUsage().maxRSS / 1024),
     parameters,
@@ -386,7 +402,7 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
   const records: FoldRecord[] = [];
   for (let k = 0; k < K; k++) {
     const p = join(runDir, `fold_${k}`, 'fold.json');
-    if (existsSync(p)) records.push(parseFoldRecord(await readFile(p, 'utf8')));
+    if (existsSync(p)) records.push(await withStepMedian(parseFoldRecord(await readFile(p, 'utf8')), join(runDir, `fold_${k}`)));
   }
   const complete = records.length === K;
   let macs: number | null = null;
@@ -442,7 +458,7 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
         },
       );
     }
-    log(`all ${K} folds done; ensemble folder ${ensembleDir}`);
+    log(`all ${K} folds done; ensemble folder ${displayPath(ensembleDir)}`);
   } else {
     log(`${records.length} of ${K} folds done; run again (without --fold) to finish the rest`);
   }

@@ -8,7 +8,7 @@ import type { RandomStepSpec } from '../data/step-schema.js';
 import { Rng } from '../engine/rng.js';
 import { readWeightsFile } from '../io/weights.js';
 import { writeSafetensorsFile } from '../io/safetensors.js';
-import { writeFileAtomic } from '../io/fs.js';
+import { displayPath, writeFileAtomic } from '../io/fs.js';
 import { createNetwork, describeNetwork, networkToJSON, type NetworkSpec, type SegmentationNetwork } from '../models/registry.js';
 import { specChannels } from '../infer/model-manifest.js';
 import { modelPredictor, slidingWindowInference } from '../infer/sliding-window.js';
@@ -417,7 +417,7 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
   });
   model.dispose();
   log(
-    `done in ${(result.seconds / 60).toFixed(1)} min; best validation Dice ${result.best ? `${result.best.metric.toFixed(4)} at step ${result.best.step}` : 'n/a'}; model folder ${modelDir}`,
+    `done in ${(result.seconds / 60).toFixed(1)} min; best validation Dice ${result.best ? `${result.best.metric.toFixed(4)} at step ${result.best.step}` : 'n/a'}; model folder ${displayPath(modelDir)}`,
   );
   return { outDir, modelDir, steps: cfg.steps, completed: result.completed, stopped: false, best: result.best, seconds: result.seconds };
 }

@@ -40,6 +40,8 @@ async function makeRun(
     params?: number;
     macs?: number;
     trainSeconds?: number;
+    /** per fold in `folds` order; undefined: a record written before records kept the median */
+    stepMedians?: (number | undefined)[];
     network?: string;
     networkArgs?: Record<string, unknown>;
     patch?: [number, number, number];
@@ -48,10 +50,11 @@ async function makeRun(
   const run = join(dir, name);
   await mkdir(run, { recursive: true });
   const splits = o.splits ?? SPLITS;
-  const records: FoldRecord[] = (o.folds ?? [0, 1]).map((k) => ({
+  const records: FoldRecord[] = (o.folds ?? [0, 1]).map((k, i) => ({
     fold: k,
     steps: 10,
     trainSeconds: o.trainSeconds ?? 60,
+    ...((o.stepMedians ?? [0.4, 0.6])[i] === undefined ? {} : { stepSecondsMedian: (o.stepMedians ?? [0.4, 0.6])[i] }),
     inferenceSeconds: Object.fromEntries(splits.folds[k]!.val.map((c) => [c, 0.5])),
     peakRssMB: 1000 + k,
     parameters: o.params ?? 1000,
@@ -93,7 +96,15 @@ describe('uxnet compare', () => {
         f: [0.96, 0.81],
       },
       // as a real SwinUNETR fold records it: model.json's registry name, the arguments in the recipe
-      { params: 2_500_000, macs: 12e9, trainSeconds: 120, network: 'swin_unetr', networkArgs: { feature_size: 12, depths: [2, 2, 2, 2] }, patch: [32, 64, 32] },
+      {
+        params: 2_500_000,
+        macs: 12e9,
+        trainSeconds: 120,
+        stepMedians: [1.5, 1.1],
+        network: 'swin_unetr',
+        networkArgs: { feature_size: 12, depths: [2, 2, 2, 2] },
+        patch: [32, 64, 32],
+      },
     );
   });
   after(async () => {
@@ -126,6 +137,9 @@ describe('uxnet compare', () => {
     assert.equal(rb!.parameters, 2_500_000);
     assert.equal(rb!.macs, 12e9);
     assert.equal(rb!.trainSecondsPerFold, 120);
+    // the fastest fold's median step time
+    assert.equal(rb!.stepSeconds, 1.1);
+    assert.equal(ra!.stepSeconds, 0.4);
     assert.equal(rb!.inferenceSecondsPerCase, 0.5);
     assert.equal(rb!.peakRssMB, 1001);
   });
@@ -138,7 +152,7 @@ describe('uxnet compare', () => {
     // per-case means 0.75, 0.78, 0.78, 0.81, 0.83, 0.85: squared deviations sum to 0.0068, sd = sqrt(0.0068 / 5) = 0.0369
     assert.match(md, /\| uxnet \| UX-Net 4\/8\/16\/32, hidden 16 \| 0\.8500 ± 0\.0374 \| 0\.7500 ± 0\.0374 \| 0\.8000 ± 0\.0369 \|/);
     assert.match(md, /\| swin \| 0\.0313 \| 0\.2188 \|/);
-    assert.match(md, /\| 2\.50 \| 12\.00 \| 2\.0 \| 0\.50 \| 1001 \|/);
+    assert.match(md, /\| 2\.50 \| 12\.00 \| 2\.0 \| 1\.10 \| 0\.50 \| 1001 \|/);
     const csv = (await readFile(join(out, 'compare.csv'), 'utf8')).trim().split('\n');
     assert.equal(csv.length, 1 + 2 * 3);
     assert.match(csv[4]!, /^swin,"SwinUNETR feature_size=12, depths=2\/2\/2\/2",1,anterior,/);
@@ -146,7 +160,7 @@ describe('uxnet compare', () => {
     assert.match(md, /at each run's training patch \(uxnet 48×64×48, swin 32×64×32\)/);
     // (the quoted network field holds a comma: replace it before splitting)
     assert.ok(Math.abs(Number(csv[4]!.replace(/^swin,"[^"]*",/, 'swin,N,').split(',')[4]) - 0.885) < 1e-12, 'mean of 0.81..0.96');
-    assert.match(csv[4]!, /,0\.03125,2500000,12000000000,120,0\.5,1001$/);
+    assert.match(csv[4]!, /,0\.03125,2500000,12000000000,120,1\.1,0\.5,1001$/);
     const json = JSON.parse(await readFile(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(json.runs[1].perCase.a, [0.81, 0.69]);
     // run folders are recorded relative to the output folder (OUT is dir/cmp, the runs dir/uxnet and dir/swin)
@@ -195,7 +209,7 @@ describe('uxnet compare', () => {
   });
 
   it("--folds compares a run with all folds against one with fold 0 only, on fold 0's held-out cases", async () => {
-    const partial = await makeRun('fold0only', { a: [0.9, 0.8], b: [0.91, 0.81], c: [0.92, 0.79] }, { folds: [0], trainSeconds: 90 });
+    const partial = await makeRun('fold0only', { a: [0.9, 0.8], b: [0.91, 0.81], c: [0.92, 0.79] }, { folds: [0], trainSeconds: 90, stepMedians: [undefined] });
     const c = await compareRuns([A, partial], { folds: [0] });
     assert.deepEqual(c.foldsDone, [0]);
     assert.equal(c.cases, 3);
@@ -208,12 +222,17 @@ describe('uxnet compare', () => {
     assert.equal(ra!.trainSecondsPerFold, 60);
     assert.equal(ra!.peakRssMB, 1000);
     assert.equal(rp!.trainSecondsPerFold, 90);
+    // fold 0's own median step time (not fold 1's 0.6 s); a record without one reads as unknown, not as 0
+    assert.equal(ra!.stepSeconds, 0.4);
+    assert.equal(rp!.stepSeconds, null);
     // three positive differences on class 1 (0.10, 0.09, 0.08), no ties: exact p = 2 / 2^3
     assert.equal(rp!.perClass[0]!.wilcoxon!.pValue, 2 / 8);
     const out = join(dir, 'cmp-fold0');
     const r = uxnet(['compare', A, partial, '-o', out, '--folds', '0']);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(await readFile(join(out, 'compare.md'), 'utf8'), /^# Comparison on hippo: 2 runs, fold 0 of 2, 3 held-out cases/);
+    const md0 = await readFile(join(out, 'compare.md'), 'utf8');
+    assert.match(md0, /^# Comparison on hippo: 2 runs, fold 0 of 2, 3 held-out cases/);
+    assert.match(md0, /\| 1\.5 \| n\/a \| 0\.50 \| 1000 \|/);
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', '0,1']), /fold0only has not finished fold 1 \(finished: \[0\]\)/);
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', '2']), /uxnet has 2 folds, there is no fold 2/);
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', 'zero']), /--folds: expected fold numbers separated by commas/);

@@ -165,7 +165,15 @@ describe('uxnet crossval', () => {
         (ck.state.history as any[]).filter((h) => h.val_dice).map((h) => h.step),
         [4],
       );
+      // the fold's step times: their sum and their median (4 steps: the mean of the middle two)
+      const t = (ck.state.history as any[]).map((h) => h.seconds as number).sort((x, y) => x - y);
+      assert.equal(t.length, 4);
+      const rec = parseFoldRecord(await readFile(join(run, `fold_${k}`, 'fold.json'), 'utf8'));
+      assert.ok(Math.abs(rec.trainSeconds - t.reduce((x, y) => x + y, 0)) < 1e-9);
+      assert.equal(rec.stepSecondsMedian, (t[1]! + t[2]!) / 2);
+      assert.equal(s.perFold[k].stepSecondsMedian, rec.stepSecondsMedian);
     }
+    assert.equal(s.timing.stepSeconds, Math.min(s.perFold[0].stepSecondsMedian, s.perFold[1].stepSecondsMedian));
     // mean ± sample sd over cases, by hand
     const dice1 = s.cases.map((c: any) => c.dice[0]);
     const mean = dice1.reduce((a: number, b: number) => a + b, 0) / 6;
@@ -302,6 +310,11 @@ describe('uxnet crossval', () => {
     await rm(join(kept, 'ensemble'), { recursive: true, force: true });
     await rm(join(kept, 'summary.json'));
     for (const k of [0, 1]) await rm(join(kept, `fold_${k}`, 'model', 'weights.safetensors'));
+    // fold 1's record as written before records kept the median step time: it comes from metrics.jsonl
+    const f1 = join(kept, 'fold_1', 'fold.json');
+    const { stepSecondsMedian: m1, ...old } = parseFoldRecord(await readFile(f1, 'utf8'));
+    await writeFile(f1, encodeFoldRecord(old));
+    await writeFile(join(kept, 'fold_1', 'metrics.jsonl'), [3, 1, 2].map((sec, i) => JSON.stringify({ step: i + 1, loss: 1, seconds: sec }) + '\n').join(''));
     const r = uxnet(crossvalArgs(kept), { env: { ...env, UXNET_QUIET: '' } });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /all 2 folds done, but no ensemble folder: fold_0\/model, fold_1\/model have no weights/);
@@ -309,6 +322,9 @@ describe('uxnet crossval', () => {
     assert.ok(a.macs > 0);
     assert.equal(b.macs, a.macs);
     assert.deepEqual(b.overall, a.overall);
+    assert.ok(typeof m1 === 'number');
+    assert.equal(b.perFold[1].stepSecondsMedian, 2, 'the median of 3, 1, 2 s from metrics.jsonl');
+    assert.equal(b.perFold[0].stepSecondsMedian, a.perFold[0].stepSecondsMedian);
     assert.ok(!existsSync(join(kept, 'ensemble')));
   });
 
