@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { percentileSorted } from '../data/transforms/intensity.js';
 import { writeFileAtomic } from '../io/fs.js';
 import { jsonSafe } from '../metrics/accumulator.js';
 import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
@@ -99,12 +100,14 @@ function classStats(classes: { label: number; name: string }[], cases: { dice: n
 
 const avg = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
 
-/** The median of the values (the mean of the middle two for an even count); null for none. */
+/** The median of the values (numpy's 50th percentile: the mean of the middle two for an even count); null for none. */
 export function median(values: readonly number[]): number | null {
-  if (!values.length) return null;
-  const v = [...values].sort((a, b) => a - b);
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+  return values.length
+    ? percentileSorted(
+        [...values].sort((a, b) => a - b),
+        50,
+      )
+    : null;
 }
 
 /** The least of the folds' median step times, over the folds that have one (see CrossvalSummary.timing). */
