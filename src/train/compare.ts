@@ -13,7 +13,7 @@ import { jsonSafe } from '../metrics/accumulator.js';
 import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
 import { wilcoxonSignedRank, type WilcoxonResult } from '../metrics/wilcoxon.js';
 import { BOX_COLORS, renderBoxPlotPng, renderBoxPlotSvg } from './boxplot.js';
-import { fastestFoldStep, type CrossvalSummary } from './crossval-summary.js';
+import { fastestFold, type CrossvalSummary } from './crossval-summary.js';
 import type { Splits } from './crossval.js';
 
 export class CompareError extends Error {
@@ -34,7 +34,8 @@ export interface CompareRun {
   trainSecondsPerFold: number;
   /** the fastest fold's median optimiser-step time (see CrossvalSummary.timing); null when unknown */
   stepSeconds: number | null;
-  inferenceSecondsPerCase: number;
+  /** the fastest fold's median seconds to predict a volume (see CrossvalSummary.timing); null when unknown */
+  inferenceSeconds: number | null;
   peakRssMB: number;
   perClass: { label: number; name: string; dice: Stat; hd95: Stat; nsd: Stat; wilcoxon: WilcoxonResult | null }[];
   meanDice: Stat & { wilcoxon: WilcoxonResult | null };
@@ -155,7 +156,8 @@ export function restrictToFolds(dir: string, s: CrossvalSummary, folds: readonly
     timing: {
       trainSeconds,
       trainSecondsPerFold: trainSeconds / perFold.length,
-      stepSeconds: fastestFoldStep(perFold),
+      stepSeconds: fastestFold(perFold, 'stepSecondsMedian'),
+      inferenceSeconds: fastestFold(perFold, 'inferenceSecondsMedian'),
       inferenceSecondsPerCase: perFold.reduce((a, f) => a + f.inferenceSecondsPerCase * f.cases, 0) / cases,
       peakRssMB: Math.max(...perFold.map((f) => f.peakRssMB)),
     },
@@ -200,7 +202,7 @@ export async function compareRuns(dirs: string[], opts: { folds?: readonly numbe
       trainSecondsPerFold: num(s.timing.trainSecondsPerFold),
       // summaries written before step medians existed have none
       stepSeconds: typeof s.timing.stepSeconds === 'number' ? s.timing.stepSeconds : null,
-      inferenceSecondsPerCase: num(s.timing.inferenceSecondsPerCase),
+      inferenceSeconds: typeof s.timing.inferenceSeconds === 'number' ? s.timing.inferenceSeconds : null,
       peakRssMB: num(s.timing.peakRssMB),
       perClass: classes.map((c, k) => ({
         ...c,
@@ -247,7 +249,7 @@ export function compareMarkdown(c: Comparison): string {
   lines.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
   for (const r of c.runs) {
     lines.push(
-      `| ${r.name} | ${r.network} | ${r.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(r.meanDice)} | ${r.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${f(r.parameters === null ? null : r.parameters / 1e6, 2)} | ${f(r.macs === null ? null : r.macs / 1e9, 2)} | ${f(r.trainSecondsPerFold / 60, 1)} | ${f(r.stepSeconds, 2)} | ${f(r.inferenceSecondsPerCase, 2)} | ${f(r.peakRssMB, 0)} |`,
+      `| ${r.name} | ${r.network} | ${r.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(r.meanDice)} | ${r.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${f(r.parameters === null ? null : r.parameters / 1e6, 2)} | ${f(r.macs === null ? null : r.macs / 1e9, 2)} | ${f(r.trainSecondsPerFold / 60, 1)} | ${f(r.stepSeconds, 2)} | ${f(r.inferenceSeconds, 2)} | ${f(r.peakRssMB, 0)} |`,
     );
   }
   if (c.runs.length > 1) {
@@ -261,7 +263,7 @@ export function compareMarkdown(c: Comparison): string {
   const patchNote = new Set(patches).size === 1 ? (c.runs[0]?.patch ? ` (${patches[0]})` : '') : ` (${c.runs.map((r, i) => `${r.name} ${patches[i]}`).join(', ')})`;
   lines.push(
     '',
-    `Dice mean ± sd over cases; MACs count convolutions and linear layers at each run's training patch${patchNote}; training time is the sum of optimiser-step times per fold, which grows with whatever else the machine ran; s / step is the fastest fold's median step time, which does not.`,
+    `Dice mean ± sd over cases; MACs count convolutions and linear layers at each run's training patch${patchNote}; training time is the sum of optimiser-step times per fold, which grows with whatever else the machine ran; s / step and s / volume (predicting a loaded volume) are the fastest fold's medians, which it does not move.`,
     '',
   );
   return lines.join('\n');
@@ -294,7 +296,7 @@ export function compareCsv(c: Comparison): string {
   const lines = [head.join(',')];
   const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
   for (const r of c.runs) {
-    const tail = [csvNum(r.parameters), csvNum(r.macs), csvNum(r.trainSecondsPerFold), csvNum(r.stepSeconds), csvNum(r.inferenceSecondsPerCase), csvNum(r.peakRssMB)];
+    const tail = [csvNum(r.parameters), csvNum(r.macs), csvNum(r.trainSecondsPerFold), csvNum(r.stepSeconds), csvNum(r.inferenceSeconds), csvNum(r.peakRssMB)];
     for (const p of r.perClass)
       lines.push(
         [

@@ -69,6 +69,8 @@ export interface CrossvalSummary {
     /** null when the fold's step times are unknown */
     stepSecondsMedian: number | null;
     inferenceSecondsPerCase: number;
+    /** the median of the fold's per-volume prediction times (null with no cases) */
+    inferenceSecondsMedian: number | null;
     peakRssMB: number;
   }[];
   overall: { cases: number; perClass: ClassStats[]; meanDice: Stat };
@@ -76,8 +78,17 @@ export interface CrossvalSummary {
    * stepSeconds: the least of the folds' median step times (null when no fold has one). Sharing the
    * machine and slower machines only ever add time, so the fastest fold is the closest to what the
    * network itself costs; a mean over folds would carry any fold that ran alongside other work.
+   * inferenceSeconds: the same for prediction, the least of the folds' median seconds per volume;
+   * inferenceSecondsPerCase stays the plain mean over every case.
    */
-  timing: { trainSeconds: number; trainSecondsPerFold: number; stepSeconds: number | null; inferenceSecondsPerCase: number; peakRssMB: number };
+  timing: {
+    trainSeconds: number;
+    trainSecondsPerFold: number;
+    stepSeconds: number | null;
+    inferenceSeconds: number | null;
+    inferenceSecondsPerCase: number;
+    peakRssMB: number;
+  };
   cases: { caseId: string; fold: number; dice: number[]; hd95: number[]; nsd: number[]; meanDice: number }[];
   config: Record<string, unknown>;
 }
@@ -110,9 +121,9 @@ export function median(values: readonly number[]): number | null {
     : null;
 }
 
-/** The least of the folds' median step times, over the folds that have one (see CrossvalSummary.timing). */
-export function fastestFoldStep(perFold: readonly { stepSecondsMedian?: number | null }[]): number | null {
-  const m = perFold.flatMap((f) => (typeof f.stepSecondsMedian === 'number' ? [f.stepSecondsMedian] : []));
+/** The least of the folds' medians under `key`, over the folds that have one (see CrossvalSummary.timing). */
+export function fastestFold<K extends 'stepSecondsMedian' | 'inferenceSecondsMedian'>(perFold: readonly { [k in K]?: number | null }[], key: K): number | null {
+  const m = perFold.flatMap((f) => (typeof f[key] === 'number' ? [f[key] as number] : []));
   return m.length ? Math.min(...m) : null;
 }
 
@@ -153,13 +164,18 @@ export function summariseCrossval(o: {
       trainSeconds: r.trainSeconds,
       stepSecondsMedian: r.stepSecondsMedian ?? null,
       inferenceSecondsPerCase: avg(Object.values(r.inferenceSeconds)),
+      inferenceSecondsMedian: median(Object.values(r.inferenceSeconds)),
       peakRssMB: r.peakRssMB,
     })),
     overall: { cases: cases.length, perClass: classStats(classes, cases), meanDice: describe(cases.map((c) => c.meanDice)) },
     timing: {
       trainSeconds: records.reduce((a, r) => a + r.trainSeconds, 0),
       trainSecondsPerFold: avg(records.map((r) => r.trainSeconds)),
-      stepSeconds: fastestFoldStep(records),
+      stepSeconds: fastestFold(records, 'stepSecondsMedian'),
+      inferenceSeconds: fastestFold(
+        records.map((r) => ({ inferenceSecondsMedian: median(Object.values(r.inferenceSeconds)) })),
+        'inferenceSecondsMedian',
+      ),
       inferenceSecondsPerCase: avg(times),
       peakRssMB: Math.max(0, ...records.map((r) => r.peakRssMB)),
     },
@@ -199,15 +215,15 @@ export function crossvalMarkdown(s: CrossvalSummary): string {
   out.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
   for (const f of s.perFold) {
     out.push(
-      `| ${f.fold} | ${f.cases} | ${f.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(f.meanDice)} | ${f.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(f.trainSeconds / 60, 1)} | ${fmt(f.stepSecondsMedian)} | ${fmt(f.inferenceSecondsPerCase)} |`,
+      `| ${f.fold} | ${f.cases} | ${f.perClass.map((p) => formatMeanSd(p.dice)).join(' | ')} | ${formatMeanSd(f.meanDice)} | ${f.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(f.trainSeconds / 60, 1)} | ${fmt(f.stepSecondsMedian)} | ${fmt(f.inferenceSecondsMedian)} |`,
     );
   }
   out.push(
-    `| **all** | ${s.overall.cases} | ${s.overall.perClass.map((p) => `**${formatMeanSd(p.dice)}**`).join(' | ')} | **${formatMeanSd(s.overall.meanDice)}** | ${s.overall.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(s.timing.trainSeconds / 60, 1)} | ${fmt(s.timing.stepSeconds)} | ${fmt(s.timing.inferenceSecondsPerCase)} |`,
+    `| **all** | ${s.overall.cases} | ${s.overall.perClass.map((p) => `**${formatMeanSd(p.dice)}**`).join(' | ')} | **${formatMeanSd(s.overall.meanDice)}** | ${s.overall.perClass.map((p) => formatHd95(p.hd95)).join(' | ')} | ${fmt(s.timing.trainSeconds / 60, 1)} | ${fmt(s.timing.stepSeconds)} | ${fmt(s.timing.inferenceSeconds)} |`,
   );
   out.push(
     '',
-    `NSD (1 mm): ${s.overall.perClass.map((p) => `${p.name} ${formatMeanSd(p.nsd)}`).join(', ')}. Peak memory ${fmt(s.timing.peakRssMB, 0)} MB. Training time is the sum of optimiser-step times (validation excluded); s / step is their median, which time shared with other work on the machine does not move (in the last row: the fastest fold's).`,
+    `NSD (1 mm): ${s.overall.perClass.map((p) => `${p.name} ${formatMeanSd(p.nsd)}`).join(', ')}. Peak memory ${fmt(s.timing.peakRssMB, 0)} MB. Training time is the sum of optimiser-step times (validation excluded); s / step and s / volume (predicting a loaded volume: preprocessing, sliding window, back to its grid) are medians, which time shared with other work on the machine does not move (in the last row: the fastest fold's).`,
     '',
   );
   return out.join('\n');

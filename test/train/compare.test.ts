@@ -30,6 +30,12 @@ const SPLITS: Splits = {
   ],
 };
 
+/** Prediction seconds per held-out case: fold 0 median 0.5 (mean 0.567), fold 1 median 0.4 (mean 0.867, one slowed case). */
+const INFER_SECONDS = [
+  [0.3, 0.9, 0.5],
+  [0.2, 0.4, 2.0],
+];
+
 /** A crossval run folder whose held-out Dice per case are `dice[case] = [class 1, class 2]`. */
 async function makeRun(
   name: string,
@@ -42,6 +48,8 @@ async function makeRun(
     trainSeconds?: number;
     /** per fold in `folds` order; undefined: a record written before records kept the median */
     stepMedians?: (number | undefined)[];
+    /** per fold number, the held-out cases' prediction seconds in split order */
+    inferSeconds?: number[][];
     network?: string;
     networkArgs?: Record<string, unknown>;
     patch?: [number, number, number];
@@ -55,7 +63,7 @@ async function makeRun(
     steps: 10,
     trainSeconds: o.trainSeconds ?? 60,
     ...((o.stepMedians ?? [0.4, 0.6])[i] === undefined ? {} : { stepSecondsMedian: (o.stepMedians ?? [0.4, 0.6])[i] }),
-    inferenceSeconds: Object.fromEntries(splits.folds[k]!.val.map((c) => [c, 0.5])),
+    inferenceSeconds: Object.fromEntries(splits.folds[k]!.val.map((c, j) => [c, (o.inferSeconds ?? INFER_SECONDS)[k]?.[j] ?? 0.5])),
     peakRssMB: 1000 + k,
     parameters: o.params ?? 1000,
     network: o.network ?? { featSize: [4, 8, 16, 32], hiddenSize: 16 },
@@ -140,7 +148,8 @@ describe('uxnet compare', () => {
     // the fastest fold's median step time
     assert.equal(rb!.stepSeconds, 1.1);
     assert.equal(ra!.stepSeconds, 0.4);
-    assert.equal(rb!.inferenceSecondsPerCase, 0.5);
+    // the fastest fold's median seconds per volume: fold 1's 0.4 (its mean, 0.867, carries the slowed case)
+    assert.equal(rb!.inferenceSeconds, 0.4);
     assert.equal(rb!.peakRssMB, 1001);
   });
 
@@ -152,7 +161,7 @@ describe('uxnet compare', () => {
     // per-case means 0.75, 0.78, 0.78, 0.81, 0.83, 0.85: squared deviations sum to 0.0068, sd = sqrt(0.0068 / 5) = 0.0369
     assert.match(md, /\| uxnet \| UX-Net 4\/8\/16\/32, hidden 16 \| 0\.8500 ± 0\.0374 \| 0\.7500 ± 0\.0374 \| 0\.8000 ± 0\.0369 \|/);
     assert.match(md, /\| swin \| 0\.0313 \| 0\.2188 \|/);
-    assert.match(md, /\| 2\.50 \| 12\.00 \| 2\.0 \| 1\.10 \| 0\.50 \| 1001 \|/);
+    assert.match(md, /\| 2\.50 \| 12\.00 \| 2\.0 \| 1\.10 \| 0\.40 \| 1001 \|/);
     const csv = (await readFile(join(out, 'compare.csv'), 'utf8')).trim().split('\n');
     assert.equal(csv.length, 1 + 2 * 3);
     assert.match(csv[4]!, /^swin,"SwinUNETR feature_size=12, depths=2\/2\/2\/2",1,anterior,/);
@@ -160,7 +169,7 @@ describe('uxnet compare', () => {
     assert.match(md, /at each run's training patch \(uxnet 48×64×48, swin 32×64×32\)/);
     // (the quoted network field holds a comma: replace it before splitting)
     assert.ok(Math.abs(Number(csv[4]!.replace(/^swin,"[^"]*",/, 'swin,N,').split(',')[4]) - 0.885) < 1e-12, 'mean of 0.81..0.96');
-    assert.match(csv[4]!, /,0\.03125,2500000,12000000000,120,1\.1,0\.5,1001$/);
+    assert.match(csv[4]!, /,0\.03125,2500000,12000000000,120,1\.1,0\.4,1001$/);
     const json = JSON.parse(await readFile(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(json.runs[1].perCase.a, [0.81, 0.69]);
     // run folders are recorded relative to the output folder (OUT is dir/cmp, the runs dir/uxnet and dir/swin)
@@ -209,7 +218,16 @@ describe('uxnet compare', () => {
   });
 
   it("--folds compares a run with all folds against one with fold 0 only, on fold 0's held-out cases", async () => {
-    const partial = await makeRun('fold0only', { a: [0.9, 0.8], b: [0.91, 0.81], c: [0.92, 0.79] }, { folds: [0], trainSeconds: 90, stepMedians: [undefined] });
+    const partial = await makeRun(
+      'fold0only',
+      { a: [0.9, 0.8], b: [0.91, 0.81], c: [0.92, 0.79] },
+      {
+        folds: [0],
+        trainSeconds: 90,
+        stepMedians: [undefined],
+        inferSeconds: [[0.7, 0.1, 0.2]],
+      },
+    );
     const c = await compareRuns([A, partial], { folds: [0] });
     assert.deepEqual(c.foldsDone, [0]);
     assert.equal(c.cases, 3);
@@ -225,6 +243,7 @@ describe('uxnet compare', () => {
     // fold 0's own median step time (not fold 1's 0.6 s); a record without one reads as unknown, not as 0
     assert.equal(ra!.stepSeconds, 0.4);
     assert.equal(rp!.stepSeconds, null);
+    assert.equal(ra!.inferenceSeconds, 0.5, "fold 0's median, not fold 1's faster 0.4");
     // three positive differences on class 1 (0.10, 0.09, 0.08), no ties: exact p = 2 / 2^3
     assert.equal(rp!.perClass[0]!.wilcoxon!.pValue, 2 / 8);
     const out = join(dir, 'cmp-fold0');
@@ -232,10 +251,24 @@ describe('uxnet compare', () => {
     assert.equal(r.status, 0, r.stderr);
     const md0 = await readFile(join(out, 'compare.md'), 'utf8');
     assert.match(md0, /^# Comparison on hippo: 2 runs, fold 0 of 2, 3 held-out cases/);
-    assert.match(md0, /\| 1\.5 \| n\/a \| 0\.50 \| 1000 \|/);
+    assert.match(md0, /\| 1\.5 \| n\/a \| 0\.20 \| 1000 \|/);
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', '0,1']), /fold0only has not finished fold 1 \(finished: \[0\]\)/);
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', '2']), /uxnet has 2 folds, there is no fold 2/);
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', 'zero']), /--folds: expected fold numbers separated by commas/);
     assert.ok(!existsSync(join(dir, 'y')), 'a refused comparison writes nothing');
+  });
+
+  it('shows seconds per volume as unknown for a summary written before it kept medians', async () => {
+    const old = await makeRun('old-summary', base);
+    const p = join(old, 'summary.json');
+    const s = JSON.parse(await readFile(p, 'utf8'));
+    delete s.timing.inferenceSeconds;
+    for (const f of s.perFold) delete f.inferenceSecondsMedian;
+    await writeFile(p, JSON.stringify(s));
+    for (const folds of [undefined, [0]]) {
+      const c = await compareRuns([A, old], folds ? { folds } : {});
+      assert.equal(c.runs[1]!.inferenceSeconds, null, `folds ${folds}`);
+      assert.equal(c.runs[0]!.inferenceSeconds, folds ? 0.5 : 0.4);
+    }
   });
 });

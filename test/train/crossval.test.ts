@@ -172,7 +172,12 @@ describe('uxnet crossval', () => {
       assert.ok(Math.abs(rec.trainSeconds - t.reduce((x, y) => x + y, 0)) < 1e-9);
       assert.equal(rec.stepSecondsMedian, (t[1]! + t[2]!) / 2);
       assert.equal(s.perFold[k].stepSecondsMedian, rec.stepSecondsMedian);
+      // seconds per held-out volume: 3 cases, so the median is the middle one
+      const v = Object.values(rec.inferenceSeconds).sort((x, y) => x - y);
+      assert.equal(v.length, 3);
+      assert.equal(s.perFold[k].inferenceSecondsMedian, v[1]);
     }
+    assert.equal(s.timing.inferenceSeconds, Math.min(s.perFold[0].inferenceSecondsMedian, s.perFold[1].inferenceSecondsMedian));
     assert.equal(s.timing.stepSeconds, Math.min(s.perFold[0].stepSecondsMedian, s.perFold[1].stepSecondsMedian));
     // mean ± sample sd over cases, by hand
     const dice1 = s.cases.map((c: any) => c.dice[0]);
