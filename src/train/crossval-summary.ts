@@ -141,6 +141,17 @@ export function summariseCrossval(o: {
   const classes = records[0]?.classes ?? [];
   const cases = records.flatMap((r) => r.cases.map((c) => ({ ...c, fold: r.fold, meanDice: meanDefined(c.dice) })));
   const times = records.flatMap((r) => Object.values(r.inferenceSeconds));
+  const perFold = records.map((r) => ({
+    fold: r.fold,
+    cases: r.cases.length,
+    perClass: classStats(classes, r.cases),
+    meanDice: describe(r.cases.map((c) => meanDefined(c.dice))),
+    trainSeconds: r.trainSeconds,
+    stepSecondsMedian: r.stepSecondsMedian ?? null,
+    inferenceSecondsPerCase: avg(Object.values(r.inferenceSeconds)),
+    inferenceSecondsMedian: median(Object.values(r.inferenceSeconds)),
+    peakRssMB: r.peakRssMB,
+  }));
   return {
     format: 'uxnet3d-crossval-summary/1',
     name: o.name,
@@ -156,26 +167,13 @@ export function summariseCrossval(o: {
     macs: o.macs,
     patch: o.patch,
     classes,
-    perFold: records.map((r) => ({
-      fold: r.fold,
-      cases: r.cases.length,
-      perClass: classStats(classes, r.cases),
-      meanDice: describe(r.cases.map((c) => meanDefined(c.dice))),
-      trainSeconds: r.trainSeconds,
-      stepSecondsMedian: r.stepSecondsMedian ?? null,
-      inferenceSecondsPerCase: avg(Object.values(r.inferenceSeconds)),
-      inferenceSecondsMedian: median(Object.values(r.inferenceSeconds)),
-      peakRssMB: r.peakRssMB,
-    })),
+    perFold,
     overall: { cases: cases.length, perClass: classStats(classes, cases), meanDice: describe(cases.map((c) => c.meanDice)) },
     timing: {
       trainSeconds: records.reduce((a, r) => a + r.trainSeconds, 0),
       trainSecondsPerFold: avg(records.map((r) => r.trainSeconds)),
       stepSeconds: fastestFold(records, 'stepSecondsMedian'),
-      inferenceSeconds: fastestFold(
-        records.map((r) => ({ inferenceSecondsMedian: median(Object.values(r.inferenceSeconds)) })),
-        'inferenceSecondsMedian',
-      ),
+      inferenceSeconds: fastestFold(perFold, 'inferenceSecondsMedian'),
       inferenceSecondsPerCase: avg(times),
       peakRssMB: Math.max(0, ...records.map((r) => r.peakRssMB)),
     },
