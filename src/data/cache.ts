@@ -31,7 +31,10 @@ export async function cacheCase(c: Case, steps: readonly StepSpec[], dir: string
   const labelPath = c.label ? join(dir, `${c.id}.${h}.label.nii`) : undefined;
   const metaPath = join(dir, `${c.id}.${h}.json`);
   if (existsSync(imagePath) && existsSync(metaPath) && (!labelPath || existsSync(labelPath))) {
-    return parseWithSchema(CacheEntrySchema, JSON.parse(readFileSync(metaPath, 'utf8')), metaPath);
+    const stored = parseWithSchema(CacheEntrySchema, JSON.parse(readFileSync(metaPath, 'utf8')), metaPath);
+    // The meta file records where its volumes were written; a cache folder moved or copied since (a run
+    // folder renamed, a crossval moved) still holds them, so point the entry at this folder's files.
+    return { ...stored, image: imagePath, ...(labelPath ? { label: labelPath } : {}) };
   }
   await mkdir(dir, { recursive: true });
   const { sample } = runSteps(await loadCase(c), steps);

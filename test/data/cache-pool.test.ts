@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
@@ -59,6 +59,29 @@ describe('preprocessing in worker threads', () => {
       assert.deepEqual(await readFile(two[i]!.image), await readFile(one[i]!.image), `${one[i]!.id}: identical cached image`);
       assert.deepEqual(await readFile(two[i]!.label!), await readFile(one[i]!.label!), `${one[i]!.id}: identical cached label`);
     }
+  });
+
+  it('a cache folder that was moved is reused where it now is, not read from where it was written', async () => {
+    const ds = discoverDataset(join(dir, 'data'));
+    const [from, to] = [join(dir, 'moved-from'), join(dir, 'moved-to')];
+    const first = await cacheCasesParallel(ds.cases, steps, from, { workers: 1 });
+    await rename(from, to);
+    const metaBefore = await stat(join(to, `${basename(first[0]!.image, '.image.nii')}.json`));
+    const again = await cacheCasesParallel(ds.cases, steps, to, { workers: 1 });
+    for (let i = 0; i < again.length; i++) {
+      assert.equal(again[i]!.image, join(to, basename(first[i]!.image)), `${again[i]!.id}: image in the new folder`);
+      assert.equal(again[i]!.label, join(to, basename(first[i]!.label!)), `${again[i]!.id}: label in the new folder`);
+      assert.deepEqual(again[i]!.ops, first[i]!.ops);
+    }
+    const metaAfter = await stat(join(to, `${basename(first[0]!.image, '.image.nii')}.json`));
+    assert.equal(metaAfter.mtimeMs, metaBefore.mtimeMs, 'reused, not recomputed');
+    const [a, b] = [await readCached(first[0]!).catch(() => null), await readCached(again[0]!)];
+    assert.equal(a, null, 'the old path is gone');
+    assert.deepEqual(b.image.shape, first[0]!.shape);
+    assert.ok(
+      b.label!.data.some((v) => v > 0),
+      'the moved label reads back with its foreground',
+    );
   });
 
   it('uxnet preprocess: the same plan and cache files, byte for byte, with --workers 1 and 2', async () => {
