@@ -1,10 +1,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { runPreprocess } from '../../src/cli/commands/preprocess.js';
-import { PatchLoader, requestSeed, type LoadedPatch } from '../../src/data/loader/index.js';
+import { CacheReadError, PatchLoader, requestSeed, type LoadedPatch } from '../../src/data/loader/index.js';
+import { InputError } from '../../src/engine/errors.js';
 import { readCached, type CacheEntry } from '../../src/data/cache.js';
 import { loadPreset, type RandomStepSpec } from '../../src/data/presets.js';
 import { runRandomSteps } from '../../src/data/transforms/random.js';
@@ -116,6 +117,53 @@ describe('PatchLoader (worker threads, prefetch)', () => {
       await assert.rejects(l.next(), /patch loader worker 1 exited/, 'and keeps failing rather than waiting');
     } finally {
       await l.close();
+    }
+  });
+
+  it('a cache file removed or damaged under a running loader fails as a one-line input error saying how to fix it', async () => {
+    // Private copies of the cache files, so the other tests keep theirs.
+    const dir = mkdtempSync(join(tmpdir(), 'uxnet-loader-cache-'));
+    try {
+      const own = entries.map((e) => {
+        const image = join(dir, basename(e.image));
+        const label = join(dir, basename(e.label!));
+        copyFileSync(e.image, image);
+        copyFileSync(e.label!, label);
+        return { ...e, image, label };
+      });
+      for (const damage of ['remove', 'truncate'] as const) {
+        const l = new PatchLoader(own, tail, { workers: 1, seed: SEED, prefetch: 1 });
+        const victim = l.caseFor(1).id;
+        const img = own.find((e) => e.id === victim)!.image;
+        try {
+          await l.next();
+          if (damage === 'remove') rmSync(img);
+          else writeFileSync(img, Buffer.from('not a nifti file'));
+          let error = null as Error | null;
+          for (let i = 1; i < 6 && !error; i++)
+            await l.next().catch((e: Error) => {
+              error = e;
+            });
+          assert.ok(error instanceof CacheReadError, `${damage}: ${String(error)}`);
+          assert.ok(error instanceof InputError, 'the CLI reports it as one line, not an internal error');
+          assert.equal((error as CacheReadError).exitCode, 1);
+          const msg = (error as Error).message;
+          assert.ok(!msg.includes('\n'), msg);
+          // Requests already prefetched may have read the file before the damage; a later one fails.
+          const m = /^loading case '([^']+)' for request (\d+): /.exec(msg);
+          assert.ok(m, msg);
+          assert.equal(m[1], victim);
+          assert.equal(l.caseFor(Number(m[2])).id, victim);
+          assert.ok(msg.includes(img), `names the file: ${msg}`);
+          assert.ok(msg.endsWith(`; delete the cache folder '${dir}' and run the same command again to rebuild it`), msg);
+          if (damage === 'remove') assert.match(msg, /: no such file;/);
+        } finally {
+          await l.close();
+        }
+        copyFileSync(entries.find((e) => e.id === victim)!.image, img);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

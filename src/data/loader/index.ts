@@ -1,10 +1,20 @@
 import type { CacheEntry } from '../cache.js';
 import type { RandomStepSpec } from '../step-schema.js';
+import { dirname } from 'node:path';
+import { InputError } from '../../engine/errors.js';
 import { Rng } from '../../engine/rng.js';
 import { WorkerPool } from '../worker-pool.js';
 import type { LoadedPatch, LoadReply, LoadRequest } from './worker.js';
 
 export type { LoadedPatch };
+
+/** A cached case could not be read back (removed or damaged under a running job). */
+export class CacheReadError extends InputError {
+  constructor(message: string) {
+    super(message, { exitCode: 1 });
+    this.name = 'CacheReadError';
+  }
+}
 
 /** The RNG seed of request n: a pure function of (seed, n), so neither worker count nor resume changes it. */
 export function requestSeed(seed: number, n: number): number {
@@ -68,7 +78,13 @@ export class PatchLoader {
       const entry = this.caseFor(id);
       const req: LoadRequest = { entry, tail: this.tail, seed: requestSeed(this.opts.seed ?? 0, id) };
       const patches = this.pool.run(req, `loading request ${id} (case '${entry.id}')`).then((r) => {
-        if ('error' in r) throw new Error(`loading case '${entry.id}' for request ${id}: ${r.error}`);
+        if ('error' in r) {
+          const what = `loading case '${entry.id}' for request ${id}: ${r.error}`;
+          // A cache file removed or damaged while the run used it is the user's to fix, not a bug: one
+          // line saying how (a rerun re-makes missing files but reuses existing ones, hence the delete).
+          if (r.fixable) throw new CacheReadError(`${what}; delete the cache folder '${dirname(entry.image)}' and run the same command again to rebuild it`);
+          throw new Error(what);
+        }
         return r.patches;
       });
       // Prefetched requests may fail before anyone awaits them; next() still sees the rejection.

@@ -1,5 +1,6 @@
 import { readCached, type CacheEntry } from '../cache.js';
 import type { RandomStepSpec } from '../step-schema.js';
+import { isInputError } from '../../engine/errors.js';
 import { Rng } from '../../engine/rng.js';
 import { runRandomSteps } from '../transforms/random.js';
 import { serveJobs } from '../worker-pool.js';
@@ -15,7 +16,9 @@ export interface LoadedPatch {
   shape: [number, number, number];
   channels: number;
 }
-export type LoadReply = { patches: LoadedPatch[] } | { error: string };
+/** `fixable`: the error was the user's to fix (a cache file removed or damaged), not a bug; the
+ * error object itself cannot cross the thread boundary, so the loader needs to be told. */
+export type LoadReply = { patches: LoadedPatch[] } | { error: string; fixable: boolean };
 
 // Reads one cached case and runs the random tail; arrays are transferred, not copied, to the caller.
 serveJobs<LoadRequest, LoadReply>(async (req) => {
@@ -31,6 +34,7 @@ serveJobs<LoadRequest, LoadReply>(async (req) => {
     const transfer = patches.flatMap((p) => [p.image.buffer, ...(p.label ? [p.label.buffer] : [])]) as ArrayBuffer[];
     return { reply: { patches }, transfer };
   } catch (e) {
-    return { reply: { error: (e as Error).message } };
+    const fixable = isInputError(e) || typeof (e as NodeJS.ErrnoException).code === 'string';
+    return { reply: { error: (e as Error).message, fixable } };
   }
 });
