@@ -52,6 +52,10 @@ export const RandomStepSpecSchema = z.discriminatedUnion('op', [
     allowSmaller: z.boolean().optional(),
   }),
   z.strictObject({ op: z.literal('randShiftIntensity'), offsets: num, prob }),
+  // MONAI RandScaleIntensityd: x * (1 + factor), factor ~ U(-f, f) for a number f, U(lo, hi) for a pair.
+  z.strictObject({ op: z.literal('randScaleIntensity'), factors: z.union([num, z.tuple([num, num])]), prob }),
+  // MONAI RandGaussianNoised: x + N(mean, sigma²) per voxel, sigma ~ U(0, std) per application.
+  z.strictObject({ op: z.literal('randGaussianNoise'), prob, mean: num.optional(), std: z.number().min(0) }),
   z.strictObject({ op: z.literal('randAffine'), prob, rotateRange: vec3, scaleRange: vec3 }),
   z.strictObject({ op: z.literal('randFlip'), prob, axes: z.array(axis).optional() }),
   z.strictObject({ op: z.literal('randRotate90'), prob, maxK: posInt.optional(), axes: z.tuple([axis, axis]).optional() }),

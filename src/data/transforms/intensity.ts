@@ -45,6 +45,24 @@ export function shiftIntensity(v: Volume<Float32Array>, offset: number): Volume<
   return { ...v, data: out };
 }
 
+/** MONAI 0.9.0 ScaleIntensity with a factor: x * (1 + factor), the multiplier rounded to float32 first (numpy's scalar casting). */
+export function scaleIntensityByFactor(v: Volume<Float32Array>, factor: number): Volume<Float32Array> {
+  const f = Math.fround;
+  const m = f(1 + factor);
+  const out = new Float32Array(v.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = f(v.data[i]! * m);
+  return { ...v, data: out };
+}
+
+/** Adds a noise field (MONAI 0.9.0 RandGaussianNoise casts it to the image's float32 first). */
+export function addNoise(v: Volume<Float32Array>, noise: Float32Array): Volume<Float32Array> {
+  if (noise.length !== v.data.length) throw new Error(`addNoise: ${noise.length} noise values for ${v.data.length} voxels`);
+  const f = Math.fround;
+  const out = new Float32Array(v.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = f(v.data[i]! + noise[i]!);
+  return { ...v, data: out };
+}
+
 /**
  * MONAI 0.9.0 AdjustContrast, in float32 as numpy computes it on a float32 array:
  * ((x - min) / float32(range + 1e-7)) ** gamma * range + min, with min and range over the whole

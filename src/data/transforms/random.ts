@@ -3,7 +3,7 @@ import { gammaRange, type RandomStepSpec } from '../step-schema.js';
 import type { Sample } from '../pipeline.js';
 import { sameKind, voxelCount, type Vec3, type Volume, type VoxelData } from '../volume.js';
 import { crop, spatialPad } from './croppad.js';
-import { adjustContrast, shiftIntensity } from './intensity.js';
+import { addNoise, adjustContrast, scaleIntensityByFactor, shiftIntensity } from './intensity.js';
 import { flip, rotate90 } from './flip.js';
 
 /**
@@ -202,6 +202,18 @@ export function applyRandomStep(s: Sample, spec: RandomStepSpec, rng: Rng): Samp
     case 'randShiftIntensity': {
       if (!(rng.random() < spec.prob)) return [s];
       return [{ ...s, image: shiftIntensity(s.image, rng.uniform(-spec.offsets, spec.offsets)) }];
+    }
+    case 'randScaleIntensity': {
+      // MONAI: the probability first, the factor only when applied; image only.
+      if (!(rng.random() < spec.prob)) return [s];
+      const [lo, hi] = typeof spec.factors === 'number' ? [-Math.abs(spec.factors), Math.abs(spec.factors)] : [Math.min(...spec.factors), Math.max(...spec.factors)];
+      return [{ ...s, image: scaleIntensityByFactor(s.image, rng.uniform(lo, hi)) }];
+    }
+    case 'randGaussianNoise': {
+      // MONAI: the probability, then sigma ~ U(0, std), then the field; every channel gets its own noise.
+      if (!(rng.random() < spec.prob)) return [s];
+      const sigma = rng.uniform(0, spec.std);
+      return [{ ...s, image: addNoise(s.image, rng.normalArray(s.image.data.length, spec.mean ?? 0, sigma)) }];
     }
     case 'randAffine': {
       if (!(rng.random() < spec.prob)) return [s];
