@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import '../../src/backends/index.js';
 import { loadModelFolder, validateManifest, ModelFolderError } from '../../src/infer/model-folder.js';
@@ -134,6 +134,29 @@ describe('file formats: one schema each, errors naming file, field and expectati
     );
     throwsLine(() => resolveTrainConfig({ ...recipe, version: 3 } as never, {}, 'train.json'), 'train.json: version: expected 1, got 3', TrainConfigError);
     throwsLine(() => resolveTrainConfig({}, { outDir: 'o' }), 'training config: dataset: is required (expected string)', TrainConfigError);
+  });
+
+  it('every shipped hippocampus recipe resolves and its preset loads', () => {
+    const dir = 'recipes/hippocampus/';
+    const recipes = readdirSync(root + dir).filter((f) => /^(train|finetune).*\.json$/.test(f));
+    assert.ok(recipes.length >= 7, `recipes found: ${recipes.join(', ')}`);
+    for (const f of recipes) {
+      const recipe = json(dir + f);
+      const cfg = resolveTrainConfig(recipe, {}, dir + f);
+      assert.ok(cfg.steps > 0, f);
+      const preset = loadPreset(root + (recipe as { preset: string }).preset);
+      assert.equal(preset.train[0]!.op, 'randCropByPosNegLabel', `${f}: crops come first`);
+      // No recipe may flip the anterior-posterior axis: that would swap labels 1 and 2.
+      for (const step of preset.train) if (step.op === 'randFlip') assert.deepEqual(step.axes, [0], `${f}: left-right flips only`);
+    }
+    const aug = loadPreset(root + dir + 'preset-aug.json').train;
+    assert.deepEqual(
+      aug.map((s) => s.op),
+      ['randCropByPosNegLabel', 'randShiftIntensity', 'randGamma', 'randAffine', 'randFlip'],
+    );
+    const affine = aug[3] as { rotateRange: number[]; scaleRange: number[] };
+    assert.deepEqual(affine.rotateRange, [Math.PI / 12, Math.PI / 12, Math.PI / 12]);
+    assert.deepEqual(affine.scaleRange, [0.15, 0.15, 0.15]);
   });
 
   it('split files: the recipe split (no version) parses; a bad field names the file', () => {
