@@ -115,6 +115,7 @@ test('browser app: WebGPU and CPU-worker segmentation in chromium', {
     assert.equal(await gpu.page.getAttribute('#sample', 'data-image'), `${caseId}.nii.gz`);
     await gpu.page.click('#sample');
     await gpu.page.waitForFunction(() => document.body.dataset.state === 'idle');
+    assert.equal(await gpu.page.$eval('#image-input', (el) => (el as HTMLInputElement).value), '', 'the file picker no longer names the bad file');
     assert.match((await gpu.page.textContent('#stage')) ?? '', new RegExp(`^${caseId}\\.nii\\.gz: \\d+ × \\d+ × \\d+ voxels$`));
     await gpu.page.waitForFunction(() => (document.getElementById('viewer-empty') as HTMLElement).hidden, null, { timeout: 30_000 });
     await gpu.page.check('#model-custom');
@@ -128,6 +129,7 @@ test('browser app: WebGPU and CPU-worker segmentation in chromium', {
     assert.equal(webgpu.backend, 'webgpu', 'the app reports that WebGPU ran');
     assert.match((await gpu.page.textContent('#backend-used')) ?? '', /WebGPU/);
     await gpu.page.waitForFunction(() => document.body.dataset.overlay === 'shown');
+    await gpu.page.evaluate(() => window.scrollTo(0, 0)); // the screenshot shows the page from its top
     await gpu.page.waitForTimeout(300); // one more frame of the viewer
     const shot = process.env.UXNET_UPDATE_SCREENSHOT === '1' ? join(ROOT, 'docs', 'web-app.png') : join(work, 'web-app.png');
     await gpu.page.screenshot({ path: shot });

@@ -192,6 +192,11 @@ async function loadSampleInfo(): Promise<void> {
   }
 }
 
+/** An image that came another way (sample, drop) replaces the picked one: the picker must not keep naming the old file. */
+function forgetPickedFile(): void {
+  ui.imageInput.value = '';
+}
+
 async function trySample(): Promise<void> {
   const name = ui.sample.dataset.image;
   if (!name) return;
@@ -200,7 +205,9 @@ async function trySample(): Promise<void> {
   try {
     const res = await fetch(`sample/${name}`);
     if (!res.ok) throw new Error(`sample/${name}: HTTP ${res.status}`);
-    await takeImage(new File([await res.arrayBuffer()], name));
+    const file = new File([await res.arrayBuffer()], name);
+    forgetPickedFile();
+    await takeImage(file);
   } catch (e) {
     showError(`The sample could not be loaded (${(e as Error).message}).`);
   } finally {
@@ -218,7 +225,9 @@ ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
 ui.drop.addEventListener('drop', (e) => {
   e.preventDefault();
   ui.drop.classList.remove('over');
-  void takeImage(e.dataTransfer?.files[0]);
+  const file = e.dataTransfer?.files[0];
+  if (file) forgetPickedFile();
+  void takeImage(file);
 });
 // A file dropped anywhere else must not make the browser navigate away from the app.
 window.addEventListener('dragover', (e) => e.preventDefault());
