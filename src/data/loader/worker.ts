@@ -34,7 +34,9 @@ serveJobs<LoadRequest, LoadReply>(async (req) => {
     const transfer = patches.flatMap((p) => [p.image.buffer, ...(p.label ? [p.label.buffer] : [])]) as ArrayBuffer[];
     return { reply: { patches }, transfer };
   } catch (e) {
-    const fixable = isInputError(e) || typeof (e as NodeJS.ErrnoException).code === 'string';
+    // An OS error (ENOENT, EACCES, ...) is fixable; Node's own ERR_* codes are bugs and keep their stack.
+    const code = (e as NodeJS.ErrnoException).code;
+    const fixable = isInputError(e) || (typeof code === 'string' && /^E[A-Z]+$/.test(code));
     return { reply: { error: (e as Error).message, fixable } };
   }
 });
