@@ -139,7 +139,7 @@ describe('file formats: one schema each, errors naming file, field and expectati
   it('every shipped hippocampus recipe resolves and its preset loads', () => {
     const dir = 'recipes/hippocampus/';
     const recipes = readdirSync(root + dir).filter((f) => /^(train|finetune).*\.json$/.test(f));
-    assert.ok(recipes.length >= 7, `recipes found: ${recipes.join(', ')}`);
+    assert.ok(recipes.length >= 8, `recipes found: ${recipes.join(', ')}`);
     for (const f of recipes) {
       const recipe = json(dir + f);
       const cfg = resolveTrainConfig(recipe, {}, dir + f);
@@ -157,6 +157,14 @@ describe('file formats: one schema each, errors naming file, field and expectati
     const affine = aug[3] as { rotateRange: number[]; scaleRange: number[] };
     assert.deepEqual(affine.rotateRange, [Math.PI / 12, Math.PI / 12, Math.PI / 12]);
     assert.deepEqual(affine.scaleRange, [0.15, 0.15, 0.15]);
+    // The aff02 pilot changes exactly one number of the shipped preset: the affine's probability.
+    const base = loadPreset(root + dir + 'preset.json').train;
+    const aff02 = loadPreset(root + dir + 'preset-aff02.json').train;
+    assert.deepEqual(
+      aff02,
+      base.map((s) => (s.op === 'randAffine' ? { ...s, prob: 0.2 } : s)),
+    );
+    assert.equal((base.find((s) => s.op === 'randAffine') as { prob: number }).prob, 1);
   });
 
   it('split files: the recipe split (no version) parses; a bad field names the file', () => {
