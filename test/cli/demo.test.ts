@@ -1,6 +1,6 @@
 /**
  * `npm start` on the shipped model, the 5-fold ensemble of `uxnet crossval --config
- * recipes/hippocampus/train-p32.json`: it must find the bundled model and cases, say that an ensemble's
+ * recipes/hippocampus/train-p32-aff02.json`: it must find the bundled model and cases, say that an ensemble's
  * cases are not held-out, write labels, overlays and metrics, and actually segment well; and on a
  * fold model, score that fold's held-out cases.
  */
@@ -22,7 +22,7 @@ describe('npm start (uxnet demo) with the shipped hippocampus model', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(
       r.stdout.split('\n')[0]!,
-      /^model 'hippocampus' is the 5-fold ensemble of crossval run 'cv-uxnet-p32': every case trained 4 of its 5 members, so these scores are not held-out; its cross-validated mean foreground Dice is 0\.88\d\d$/,
+      /^model 'hippocampus' is the 5-fold ensemble of crossval run 'cv-uxnet-p32-aff02': every case trained 4 of its 5 members, so these scores are not held-out; its cross-validated mean foreground Dice is 0\.88\d\d$/,
     );
     const metrics = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
     assert.equal(metrics.heldOut, false);

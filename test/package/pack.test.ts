@@ -70,6 +70,8 @@ describe('the packed npm package, installed into an empty folder', () => {
       ...[0, 1, 2, 3, 4].flatMap((k) => [`models/hippocampus/fold_${k}/model.json`, `models/hippocampus/fold_${k}/weights.safetensors`]),
       'recipes/hippocampus/train.json',
       'recipes/hippocampus/train-p32.json',
+      'recipes/hippocampus/train-p32-aff02.json',
+      'recipes/hippocampus/preset-aff02.json',
       'datasets/msd-hippocampus/README.md',
       'datasets/msd-hippocampus/imagesTr/hippocampus_053.nii.gz',
       'datasets/msd-hippocampus/labelsTr/hippocampus_053.nii.gz',
@@ -90,7 +92,7 @@ describe('the packed npm package, installed into an empty folder', () => {
   it('uxnet demo segments the bundled cases with the bundled ensemble', () => {
     const r = uxnet(['demo', '--limit', '2', '-o', 'demo-out']);
     // the package carries three cases (fold 0's first held-out ones); the ensemble trained on all of them
-    assert.match(r.stdout, /^model 'hippocampus' is the 5-fold ensemble of crossval run 'cv-uxnet-p32': every case trained 4 of its 5 members/m);
+    assert.match(r.stdout, /^model 'hippocampus' is the 5-fold ensemble of crossval run 'cv-uxnet-p32-aff02': every case trained 4 of its 5 members/m);
     const m = JSON.parse(readFileSync(join(app, 'demo-out', 'metrics.json'), 'utf8'));
     assert.deepEqual(
       m.cases.map((c: { caseId: string }) => c.caseId),
