@@ -42,6 +42,12 @@ export const TrainConfigSchema = z.object({
   roiSize: z.tuple([posInt, posInt, posInt]).optional(),
   /** Random crops per volume per step (official: 2, i.e. batch 2). */
   cropsPerVolume: posInt,
+  /**
+   * Volumes per step, each giving cropsPerVolume crops (batch = volumesPerStep x cropsPerVolume; default
+   * 1, the official batch of one case). Where the crop covers most of a volume, the crops of one case
+   * nearly coincide, so 2 volumes x 1 crop is a more varied batch at the same cost.
+   */
+  volumesPerStep: posInt.optional(),
   steps: posInt,
   lr: z.number().positive(),
   weightDecay: z.number().min(0),

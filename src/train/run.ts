@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, join, relative, resolve, isAbsolute } from 'node:path';
 import { flushBatchNormStats } from '../nn/norm-layers.js';
 import { readCached, type CacheEntry } from '../data/cache.js';
-import { PatchLoader } from '../data/loader/index.js';
+import { PatchLoader, type LoadedPatch } from '../data/loader/index.js';
 import type { RandomStepSpec } from '../data/step-schema.js';
 import { Rng } from '../engine/rng.js';
 import { readWeightsFile } from '../io/weights.js';
@@ -92,7 +92,7 @@ export async function splitEntries(entries: CacheEntry[], cfg: TrainConfig): Pro
   return { train: train.filter((e) => !valIds.has(e.id)), val: train.filter((e) => valIds.has(e.id)) };
 }
 
-/** Stacks the crops of one volume into an NCDHW batch (the official batch: crops of one case). */
+/** Stacks the crops of a step into an NCDHW batch (the official batch: the crops of one case). */
 export function stackPatches(patches: { image: Float32Array; label?: Float32Array; shape: [number, number, number]; channels: number }[]): Batch {
   const p0 = patches[0]!;
   const [d, h, w] = p0.shape;
@@ -106,6 +106,24 @@ export function stackPatches(patches: { image: Float32Array; label?: Float32Arra
     label.set(p.label, i * vox);
   });
   return { image, label, shape: [patches.length, p0.channels, d, h, w] };
+}
+
+/**
+ * The batches of a run from a patch loader: step s stacks the crops of loader requests s*V .. s*V+V-1
+ * (V volumes a step). Request n is a pure function of (seed, n), so a run resumed at step s, whose
+ * loader starts at request s*V, sees the same batches as an uninterrupted one.
+ */
+export function stepBatches(loader: () => { next(): Promise<LoadedPatch[]> }, volumesPerStep: number, start: number): BatchSource {
+  let expected = start;
+  return {
+    async batch(step) {
+      if (step !== expected) throw new Error(`internal: batch ${step} requested, loader is at ${expected}`);
+      expected++;
+      const patches: LoadedPatch[] = [];
+      for (let v = 0; v < volumesPerStep; v++) patches.push(...(await loader().next()));
+      return stackPatches(patches);
+    },
+  };
 }
 
 /**
@@ -318,7 +336,7 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
   }
   const tail = plan.train.map((s) => (s.op === 'randCropByPosNegLabel' ? { ...s, spatialSize: roi, numSamples: cfg.cropsPerVolume } : s)) as RandomStepSpec[];
   log(
-    `${describeNetwork(spec)} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}`,
+    `${describeNetwork(spec)} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}${cfg.volumesPerStep && cfg.volumesPerStep > 1 ? ` from each of ${cfg.volumesPerStep} volumes a step` : ''}`,
   );
   await writeFileAtomic(join(outDir, 'config.json'), new TextEncoder().encode(JSON.stringify(cfg, null, 2) + '\n'));
 
@@ -342,16 +360,9 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
   const ck = opts.resume ? await loadCheckpoint(lastPath) : null;
   const start = ck?.state.step ?? 0;
   if (start > cfg.steps) throw new TrainRunError(`--resume: the checkpoint is at step ${start}, past the ${cfg.steps} steps asked for`);
+  const volumes = cfg.volumesPerStep ?? 1;
   let loader: PatchLoader | null = null;
-  let expected = start;
-  const source: BatchSource = {
-    async batch(step) {
-      // One request per step: request n is a pure function of (seed, n), so a resumed run sees the same crops.
-      if (step !== expected) throw new Error(`internal: batch ${step} requested, loader is at ${expected}`);
-      expected++;
-      return stackPatches(await loader!.next());
-    },
-  };
+  const source: BatchSource = stepBatches(() => loader!, volumes, start);
   const { cache: _cache, ...planNoCache } = plan;
   const trainer = new Trainer(model, source, validate, {
     steps: cfg.steps,
@@ -380,7 +391,7 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     );
   }
   // Workers start only now, so a bad --init or checkpoint leaves no threads behind.
-  loader = new PatchLoader(train, tail, { workers: cfg.workers, seed: cfg.seed, start });
+  loader = new PatchLoader(train, tail, { workers: cfg.workers, seed: cfg.seed, start: start * volumes });
   model.train();
   let result;
   try {

@@ -57,6 +57,8 @@ describe('uxnet train: stop and resume', () => {
         '32,32,32',
         '--crops',
         '1',
+        '--volumes',
+        '2',
         '--val-every',
         '1000',
         '--save-every',
@@ -96,10 +98,13 @@ describe('uxnet train: stop and resume', () => {
     assert.equal(existsSync(join(run, 'model')), false);
     const cfg = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
     assert.equal(cfg.dataset, join(dir, 'data'), 'config.json stores the dataset path absolute');
+    assert.equal(cfg.volumesPerStep, 2, '--volumes is stored, so the resume below keeps it');
+    assert.match(stderr, /crops 32x32x32 x 1 from each of 2 volumes a step/);
 
     const r = spawnSync(process.execPath, [BIN, 'train', '-o', run, '--resume', '--steps', String(n + 2)], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, new RegExp(`resuming at step ${n} of ${n + 2}`));
+    assert.match(r.stderr, /from each of 2 volumes a step/);
     assert.deepEqual(
       steps(run),
       Array.from({ length: n + 2 }, (_, i) => i + 1),

@@ -165,6 +165,9 @@ describe('file formats: one schema each, errors naming file, field and expectati
       base.map((s) => (s.op === 'randAffine' ? { ...s, prob: 0.2 } : s)),
     );
     assert.equal((base.find((s) => s.op === 'randAffine') as { prob: number }).prob, 1);
+    // The 2-volume pilot changes only the batch's make-up (1 crop from each of 2 volumes, not 2 from one) and its folder.
+    const r2 = json(dir + 'train-p32-aff02-2vol.json') as Record<string, unknown>;
+    assert.deepEqual(r2, { ...json(dir + 'train-p32-aff02.json'), cropsPerVolume: 1, volumesPerStep: 2, outDir: 'runs/hippocampus-p32-aff02-2vol' });
   });
 
   it('split files: the recipe split (no version) parses; a bad field names the file', () => {

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
 import { tinyTrainConfig } from '../helpers/tiny-train.js';
 import type { TrainConfig } from '../../src/train/config.js';
-import { runTraining, initFromWeights, TrainRunError } from '../../src/train/run.js';
+import { runTraining, initFromWeights, stepBatches, TrainRunError } from '../../src/train/run.js';
+import type { LoadedPatch } from '../../src/data/loader/index.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { loadModelFolder } from '../../src/infer/model-folder.js';
 import { UXNet } from '../../src/models/uxnet.js';
@@ -81,6 +82,25 @@ describe('uxnet train workflow', () => {
     for (const [k, s] of ca.optimizer!.state) assert.deepEqual(cb.optimizer!.state.get(k)!.expAvgSq, s.expAvgSq, `AdamW v of ${k}`);
   });
 
+  it('--resume with 2 volumes a step continues exactly as an uninterrupted run', async () => {
+    // The loader of a run resumed at step s must start at request 2s; starting at s would train step 2 on other cases.
+    const a = join(dir, 'v2a');
+    const b = join(dir, 'v2b');
+    const v2 = { volumesPerStep: 2, cropsPerVolume: 1 };
+    await runTraining(config(a, { steps: 3, ...v2 }), { log: quiet });
+    await runTraining(config(b, { steps: 2, ...v2 }), { log: quiet });
+    await runTraining(config(b, { steps: 3, ...v2 }), { resume: true, log: quiet });
+    const ca = await loadCheckpoint(join(a, 'checkpoint_last.safetensors'));
+    const cb = await loadCheckpoint(join(b, 'checkpoint_last.safetensors'));
+    for (const [k, t] of ca.model) assert.deepEqual(cb.model.get(k)!.data, t.data, `parameter ${k}`);
+    const losses = async (d: string) =>
+      (await readFile(join(d, 'metrics.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).loss as number);
+    assert.deepEqual(await losses(b), await losses(a));
+  });
+
   it('refuses to overwrite an existing run, and to resume a missing one', async () => {
     await assert.rejects(runTraining(config(join(dir, 'run')), { log: quiet }), (e: Error) => e instanceof TrainRunError && /--resume/.test(e.message));
     await assert.rejects(runTraining(config(join(dir, 'nothing')), { resume: true, log: quiet }), TrainRunError);
@@ -94,5 +114,43 @@ describe('uxnet train workflow', () => {
     assert.equal(r.skipped.length, 0);
     assert.equal(r.loaded.length, m5.namedParameters().length - 2);
     m5.dispose();
+  });
+});
+
+describe('stepBatches', () => {
+  // A fake loader: request n gives `crops` 1x1x2 crops whose voxels are 10n + crop index (labels: the request n).
+  const fakeLoader = (first: number, crops: number) => {
+    let n = first;
+    return {
+      async next(): Promise<LoadedPatch[]> {
+        const r = n++;
+        return Array.from({ length: crops }, (_, j) => ({
+          image: new Float32Array([10 * r + j, 10 * r + j]),
+          label: new Float32Array([r, r]),
+          shape: [1, 1, 2] as [number, number, number],
+          channels: 1,
+        }));
+      },
+    };
+  };
+
+  it('stacks the crops of V consecutive requests per step, in request order', async () => {
+    const loader = fakeLoader(0, 2);
+    const src = stepBatches(() => loader, 2, 0);
+    const b0 = await src.batch(0);
+    assert.deepEqual(b0.shape, [4, 1, 1, 1, 2]);
+    assert.deepEqual([...b0.image], [0, 0, 1, 1, 10, 10, 11, 11]);
+    assert.deepEqual([...b0.label], [0, 0, 0, 0, 1, 1, 1, 1]);
+    const b1 = await src.batch(1);
+    assert.deepEqual([...b1.image], [20, 20, 21, 21, 30, 30, 31, 31]);
+  });
+
+  it('a source resumed at step s over a loader started at request s*V gives the same batch; steps out of order are refused', async () => {
+    const loader = fakeLoader(6, 1);
+    const resumed = stepBatches(() => loader, 3, 2);
+    const b2 = await resumed.batch(2);
+    assert.deepEqual([...b2.image], [60, 60, 70, 70, 80, 80]);
+    const src = stepBatches(() => fakeLoader(0, 1), 1, 0);
+    await assert.rejects(src.batch(1), /batch 1 requested, loader is at 0/);
   });
 });

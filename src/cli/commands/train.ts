@@ -19,6 +19,7 @@ export interface TrainFlags {
   lr?: number;
   weightDecay?: number;
   crops?: number;
+  volumes?: number;
   roi?: [number, number, number];
   featSize?: number[];
   hiddenSize?: number;
@@ -139,6 +140,7 @@ export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> 
         lr: f.lr,
         weightDecay: f.weightDecay,
         cropsPerVolume: f.crops,
+        volumesPerStep: f.volumes,
         roiSize: f.roi,
         network: f.network ?? network,
         networkArgs: f.networkArg,
@@ -238,7 +240,8 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--steps <n>', 'optimiser steps (default 40000)', int('--steps'))
     .option('--lr <f>', 'AdamW learning rate (default 1e-4, the official value)', num('--lr'))
     .option('--weight-decay <f>', 'AdamW decoupled weight decay (default 0.01)', num('--weight-decay'))
-    .option('--crops <n>', 'random crops per volume per step, i.e. the batch (default 2, official)', int('--crops'))
+    .option('--crops <n>', 'random crops per volume per step (default 2, official)', int('--crops'))
+    .option('--volumes <n>', 'volumes per step, each giving --crops crops: the batch is volumes x crops (default 1, official)', int('--volumes'))
     .option('--roi <d,h,w>', "crop and sliding-window size, multiples of 16 (default: the preset's)", ints('--roi'))
     .option('--network <name>', "uxnet (default), swin_unetr or unetr (MONAI 0.9.0, exact), nnformer or transbts (the official repository's copies, exact)")
     .option(
