@@ -168,6 +168,21 @@ describe('file formats: one schema each, errors naming file, field and expectati
     // The 2-volume pilot changes only the batch's make-up (1 crop from each of 2 volumes, not 2 from one) and its folder.
     const r2 = json(dir + 'train-p32-aff02-2vol.json') as Record<string, unknown>;
     assert.deepEqual(r2, { ...json(dir + 'train-p32-aff02.json'), cropsPerVolume: 1, volumesPerStep: 2, outDir: 'runs/hippocampus-p32-aff02-2vol' });
+    // The intensity pilot adds nnU-Net's noise, brightness and gamma after the affine of preset-aff02, and nothing else.
+    const int = loadPreset(root + dir + 'preset-aff02-int.json').train;
+    const at = aff02.findIndex((s) => s.op === 'randAffine') + 1;
+    assert.deepEqual(int, [
+      ...aff02.slice(0, at),
+      { op: 'randGaussianNoise', prob: 0.1, std: 0.3 },
+      { op: 'randScaleIntensity', factors: 0.25, prob: 0.15 },
+      { op: 'randGamma', prob: 0.3, gamma: [0.7, 1.5] },
+      ...aff02.slice(at),
+    ]);
+    assert.deepEqual(json(dir + 'train-p32-aff02-int.json'), {
+      ...json(dir + 'train-p32-aff02.json'),
+      preset: 'recipes/hippocampus/preset-aff02-int.json',
+      outDir: 'runs/hippocampus-p32-aff02-int',
+    });
   });
 
   it('split files: the recipe split (no version) parses; a bad field names the file', () => {
