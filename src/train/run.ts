@@ -335,8 +335,9 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     throw new TrainRunError(`the training crop ${roi.join('x')} does not fit the network: ${(e as Error).message}; choose another --roi`);
   }
   const tail = plan.train.map((s) => (s.op === 'randCropByPosNegLabel' ? { ...s, spatialSize: roi, numSamples: cfg.cropsPerVolume } : s)) as RandomStepSpec[];
+  const volumes = cfg.volumesPerStep ?? 1;
   log(
-    `${describeNetwork(spec)} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}${cfg.volumesPerStep && cfg.volumesPerStep > 1 ? ` from each of ${cfg.volumesPerStep} volumes a step` : ''}`,
+    `${describeNetwork(spec)} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}${volumes > 1 ? ` from each of ${volumes} volumes a step` : ''}`,
   );
   await writeFileAtomic(join(outDir, 'config.json'), new TextEncoder().encode(JSON.stringify(cfg, null, 2) + '\n'));
 
@@ -360,7 +361,6 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
   const ck = opts.resume ? await loadCheckpoint(lastPath) : null;
   const start = ck?.state.step ?? 0;
   if (start > cfg.steps) throw new TrainRunError(`--resume: the checkpoint is at step ${start}, past the ${cfg.steps} steps asked for`);
-  const volumes = cfg.volumesPerStep ?? 1;
   let loader: PatchLoader | null = null;
   const source: BatchSource = stepBatches(() => loader!, volumes, start);
   const { cache: _cache, ...planNoCache } = plan;

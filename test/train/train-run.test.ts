@@ -66,12 +66,18 @@ describe('uxnet train workflow', () => {
     loaded.model.dispose();
   });
 
+  /** Trains `a` 3 steps straight and `b` 2 steps then resumed to 3, both with `over`; returns the two run folders. */
+  const straightAndResumed = async (name: string, over: Partial<TrainConfig> = {}) => {
+    const a = join(dir, `${name}a`);
+    const b = join(dir, `${name}b`);
+    await runTraining(config(a, { steps: 3, ...over }), { log: quiet });
+    await runTraining(config(b, { steps: 2, ...over }), { log: quiet });
+    await runTraining(config(b, { steps: 3, ...over }), { resume: true, log: quiet });
+    return [a, b] as const;
+  };
+
   it('--resume continues exactly as an uninterrupted run', async () => {
-    const a = join(dir, 'a');
-    const b = join(dir, 'b');
-    await runTraining(config(a, { steps: 3 }), { log: quiet });
-    await runTraining(config(b, { steps: 2 }), { log: quiet });
-    await runTraining(config(b, { steps: 3 }), { resume: true, log: quiet });
+    const [a, b] = await straightAndResumed('');
     const wa = await readFile(join(a, 'checkpoint_last.safetensors'));
     const wb = await readFile(join(b, 'checkpoint_last.safetensors'));
     // Same parameters and optimiser state byte for byte (metadata holds timings, so compare tensors).
@@ -84,12 +90,7 @@ describe('uxnet train workflow', () => {
 
   it('--resume with 2 volumes a step continues exactly as an uninterrupted run', async () => {
     // The loader of a run resumed at step s must start at request 2s; starting at s would train step 2 on other cases.
-    const a = join(dir, 'v2a');
-    const b = join(dir, 'v2b');
-    const v2 = { volumesPerStep: 2, cropsPerVolume: 1 };
-    await runTraining(config(a, { steps: 3, ...v2 }), { log: quiet });
-    await runTraining(config(b, { steps: 2, ...v2 }), { log: quiet });
-    await runTraining(config(b, { steps: 3, ...v2 }), { resume: true, log: quiet });
+    const [a, b] = await straightAndResumed('v2', { volumesPerStep: 2, cropsPerVolume: 1 });
     const ca = await loadCheckpoint(join(a, 'checkpoint_last.safetensors'));
     const cb = await loadCheckpoint(join(b, 'checkpoint_last.safetensors'));
     for (const [k, t] of ca.model) assert.deepEqual(cb.model.get(k)!.data, t.data, `parameter ${k}`);
