@@ -35,6 +35,13 @@ export interface SegmentationNetwork extends Module {
   checkInputShape(shape: readonly number[]): void;
   forward(x: Tensor): Tensor;
   forwardWithIntermediates(x: Tensor): Map<string, Tensor>;
+  /**
+   * Logits and the decoder's outputs below full resolution, finest first (each level halves the size), for
+   * deep supervision; only networks that have it can train with it.
+   */
+  forwardDecoder?(x: Tensor): { logits: Tensor; decoder: Tensor[] };
+  /** Channel counts of `forwardDecoder`'s levels, finest first. */
+  readonly decoderChannels?: readonly number[];
 }
 
 /** A network name with its normalised (camelCase) constructor arguments. */

@@ -113,6 +113,10 @@ export class UXNet extends Module {
   get outChannels(): number {
     return this.config.outChans;
   }
+  /** Channels of `forwardDecoder`'s levels, finest first. */
+  get decoderChannels(): number[] {
+    return this.config.featSize.slice(1, 4);
+  }
   /** Any multiple of 16 works, so there is no fixed input size. */
   get fixedInputSize(): null {
     return null;
@@ -158,14 +162,29 @@ export class UXNet extends Module {
     });
   }
 
-  private run(x: Tensor, acts: Map<string, Tensor> | null): { logits: Tensor } {
+  /**
+   * Logits (as `forward`) and the decoder's outputs below full resolution, finest first: `dec1` (featSize[1]
+   * channels at 1/2), `dec2` (featSize[2] at 1/4) and `dec3` (featSize[3] at 1/8). Deep supervision puts a
+   * 1x1x1 head on them while training; the network itself is unchanged. The caller owns every returned tensor.
+   */
+  forwardDecoder(x: Tensor): { logits: Tensor; decoder: Tensor[] } {
+    this.checkInputShape(x.shape);
+    return tidy(() => {
+      const taps = new Map<string, Tensor>();
+      const { logits } = this.run(x, null, taps);
+      return { logits, decoder: ['dec1', 'dec2', 'dec3'].map((k) => taps.get(k)!) };
+    });
+  }
+
+  private run(x: Tensor, acts: Map<string, Tensor> | null, taps: Map<string, Tensor> | null = null): { logits: Tensor } {
     const keep = acts !== null;
     const put = (name: string, t: Tensor) => {
       acts?.set(name, t);
       return t;
     };
+    // Decoder outputs handed to the caller (`taps`) are theirs to free.
     const drop = (...ts: Tensor[]) => {
-      if (!keep) for (const t of ts) t.dispose();
+      if (!keep) for (const t of ts) if (![...(taps?.values() ?? [])].includes(t)) t.dispose();
     };
     put('input', x);
     const detail = keep ? new Map<string, Tensor>() : undefined;
@@ -184,6 +203,7 @@ export class UXNet extends Module {
       const r = block.forwardDetailed(inp, skip, keep);
       if (r.upsampled) detail!.set(`detail.${name}.transp_conv`, r.upsampled);
       drop(inp, skip);
+      if (outName !== 'dec0') taps?.set(outName, r.out);
       return put(outName, r.out);
     };
     const dec3 = decode(this.decoder5, 'decoder5', encHidden, enc4, 'dec3');

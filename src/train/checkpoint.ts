@@ -30,9 +30,14 @@ export interface LoadedCheckpoint<C = unknown, P = unknown> {
 const OPT_M = 'optim.exp_avg.';
 const OPT_V = 'optim.exp_avg_sq.';
 
-export async function saveCheckpoint(path: string, model: Module, optimizer: AdamW | null, state: TrainState): Promise<void> {
+/**
+ * `extra`: training-only parameters (deep-supervision heads) saved beside the model's under `prefix`;
+ * `loadCheckpoint` returns them among the model's tensors, for the caller to split off by that prefix.
+ */
+export async function saveCheckpoint(path: string, model: Module, optimizer: AdamW | null, state: TrainState, extra?: { prefix: string; module: Module }): Promise<void> {
   const entries: [string, { shape: readonly number[]; data: Float32Array }][] = [];
   for (const [name, t] of model.namedParameters()) entries.push([name, { shape: t.shape, data: await t.data() }]);
+  if (extra) for (const [name, t] of extra.module.namedParameters()) entries.push([extra.prefix + name, { shape: t.shape, data: await t.data() }]);
   // BatchNorm running statistics (TransBTS) are state too.
   await flushBatchNormStats(model);
   entries.push(...model.namedStateBuffers());

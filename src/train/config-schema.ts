@@ -48,6 +48,12 @@ export const TrainConfigSchema = z.object({
    * nearly coincide, so 2 volumes x 1 crop is a more varied batch at the same cost.
    */
   volumesPerStep: posInt.optional(),
+  /**
+   * Deep supervision (nnU-Net's): this many decoder levels below full resolution (1/2, 1/4, ...) each get a
+   * training-only 1x1x1 head, and their DiceCE against the label downsampled to them is added to the loss with
+   * nnU-Net's weights (1/2^level, normalised). The model folder holds the network alone. Default 0 (off, official).
+   */
+  deepSupervision: z.number().int().min(0).optional(),
   steps: posInt,
   lr: z.number().positive(),
   weightDecay: z.number().min(0),

@@ -18,10 +18,11 @@ import { preprocessDataset, type PreprocessPlan } from '../data/preprocess.js';
 import { getBackendName } from '../engine/registry.js';
 import { diceFromCounts } from '../metrics/segmentation.js';
 import { loadCheckpoint } from './checkpoint.js';
+import { DeepSupervisionHeads } from './deep-supervision.js';
 import { configuredClasses, resolveConfigPaths, trainNetworkSpec, type TrainConfig } from './config.js';
 import type { TrainHandlers } from './events.js';
 import { parseSplitFile } from './split-file.js';
-import { Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
+import { DS_PREFIX, Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
 import { InputError } from '../engine/errors.js';
 
 /** A problem with the run's inputs (dataset, split, weights, output folder) that the user must fix. */
@@ -334,10 +335,24 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     model.dispose();
     throw new TrainRunError(`the training crop ${roi.join('x')} does not fit the network: ${(e as Error).message}; choose another --roi`);
   }
+  const dsLevels = cfg.deepSupervision ?? 0;
+  let heads: DeepSupervisionHeads | undefined;
+  if (dsLevels > 0) {
+    const channels = model.decoderChannels ?? [];
+    if (!model.forwardDecoder || !channels.length) {
+      model.dispose();
+      throw new TrainRunError(`deepSupervision: ${describeNetwork(spec)} does not expose its decoder levels; only uxnet trains with deep supervision`);
+    }
+    if (dsLevels > channels.length) {
+      model.dispose();
+      throw new TrainRunError(`deepSupervision: ${dsLevels} levels asked for, but the network's decoder has ${channels.length} below full resolution`);
+    }
+    heads = new DeepSupervisionHeads(channels.slice(0, dsLevels), K, { seed: cfg.seed });
+  }
   const tail = plan.train.map((s) => (s.op === 'randCropByPosNegLabel' ? { ...s, spatialSize: roi, numSamples: cfg.cropsPerVolume } : s)) as RandomStepSpec[];
   const volumes = cfg.volumesPerStep ?? 1;
   log(
-    `${describeNetwork(spec)} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}${volumes > 1 ? ` from each of ${volumes} volumes a step` : ''}`,
+    `${describeNetwork(spec)} on backend '${getBackendName()}': ${model.numParameters().toLocaleString('en-US')} parameters, ${K} classes; ${train.length} training and ${val.length} validation cases; crops ${roi.join('x')} x ${cfg.cropsPerVolume}${volumes > 1 ? ` from each of ${volumes} volumes a step` : ''}${heads ? `; deep supervision on ${dsLevels} decoder level(s), weights ${heads.weights.map((w) => w.toFixed(3)).join('/')}` : ''}`,
   );
   await writeFileAtomic(join(outDir, 'config.json'), new TextEncoder().encode(JSON.stringify(cfg, null, 2) + '\n'));
 
@@ -376,9 +391,18 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     plan: planNoCache,
     handlers: h,
     signal: opts.signal,
+    deepSupervision: heads,
   });
   if (ck) {
-    await model.loadStateDictAsync(ck.model, { strict: true });
+    // The deep-supervision heads' tensors sit beside the network's under their prefix.
+    const own = new Map([...ck.model].filter(([k]) => !k.startsWith(DS_PREFIX)));
+    const dsState = new Map([...ck.model].filter(([k]) => k.startsWith(DS_PREFIX)).map(([k, t]) => [k.slice(DS_PREFIX.length), t]));
+    if (!heads !== !dsState.size)
+      throw new TrainRunError(
+        `--resume: the checkpoint was saved ${dsState.size ? 'with' : 'without'} deep supervision, but the run's config asks for ${heads ? dsLevels + ' level(s)' : 'none'}`,
+      );
+    await model.loadStateDictAsync(own, { strict: true });
+    if (heads) await heads.loadStateDictAsync(dsState, { strict: true });
     if (ck.optimizer) trainer.optimizer.loadStateDict(ck.optimizer);
     trainer.resumeFrom(ck.state);
     log(`resuming at step ${start} of ${cfg.steps}`);
@@ -398,6 +422,7 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
     result = await trainer.run();
   } finally {
     await loader.close();
+    heads?.dispose();
   }
   if (result.stopped) {
     log(

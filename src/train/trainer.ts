@@ -10,6 +10,7 @@ import { saveCheckpoint, type TrainState } from './checkpoint.js';
 import { renderCurvesSvg, smooth } from './curves.js';
 import { writeFileAtomic } from '../io/fs.js';
 import type { TrainHandlers } from './events.js';
+import type { DeepSupervisionHeads } from './deep-supervision.js';
 
 /** One training batch, NCDHW float32 image and [N,1,D,H,W] float class-index label. */
 export interface Batch {
@@ -47,6 +48,11 @@ export interface TrainerOptions {
   handlers?: TrainHandlers;
   /** When aborted, the loop finishes the step in progress, saves `last` and returns with `stopped`. */
   signal?: AbortSignal;
+  /**
+   * Deep supervision: heads on the decoder's lower levels whose weighted DiceCE is added to the loss (the
+   * model must have `forwardDecoder`). They train with the model and are saved in `last` checkpoints only.
+   */
+  deepSupervision?: DeepSupervisionHeads;
 }
 
 export interface TrainerResult {
@@ -57,6 +63,9 @@ export interface TrainerResult {
   completed: number;
   stopped: boolean;
 }
+
+/** Checkpoint and optimiser names of the deep-supervision heads' parameters. */
+export const DS_PREFIX = 'ds.';
 
 interface HistoryEntry extends Record<string, unknown> {
   step: number;
@@ -79,7 +88,10 @@ export class Trainer {
     readonly validate: ((model: SegmentationNetwork, step: number) => Promise<ValidationResult>) | null,
     readonly opts: TrainerOptions,
   ) {
-    this.optimizer = new AdamW(model.namedParameters(), { lr: opts.lr, weightDecay: opts.weightDecay });
+    const ds = opts.deepSupervision;
+    if (ds && !model.forwardDecoder) throw new Error('deep supervision needs a network with forwardDecoder');
+    const params = [...model.namedParameters(), ...(ds ? ds.namedParameters().map(([k, t]) => [DS_PREFIX + k, t] as [string, typeof t]) : [])];
+    this.optimizer = new AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay });
   }
 
   /** Continues from a loaded checkpoint's state (the model and optimiser must already hold its tensors). */
@@ -107,7 +119,7 @@ export class Trainer {
 
   private async saveLast(done: number): Promise<void> {
     const path = join(this.opts.outDir, 'checkpoint_last.safetensors');
-    await saveCheckpoint(path, this.model, this.optimizer, this.state(done));
+    await saveCheckpoint(path, this.model, this.optimizer, this.state(done), this.opts.deepSupervision ? { prefix: DS_PREFIX, module: this.opts.deepSupervision } : undefined);
     await this.writeCurves();
     this.opts.handlers?.onCheckpoint?.({ step: done, kind: 'last', path });
   }
@@ -129,21 +141,36 @@ export class Trainer {
       const b = await this.source.batch(step);
       const lr = learningRate(this.opts.lr, step, steps, this.opts.schedule);
       this.optimizer.lr = lr;
+      const ds = this.opts.deepSupervision;
       const terms = tidy(() => {
         const x = tensor(b.image, b.shape);
         const y = tensor(b.label, [b.shape[0], 1, b.shape[2], b.shape[3], b.shape[4]]);
+        if (ds) {
+          const out = this.model.forwardDecoder!(x);
+          const r = ds.loss(this.loss, out.logits, out.decoder, y, b.label, [b.shape[0], b.shape[2], b.shape[3], b.shape[4]]);
+          r.loss.backward();
+          return { ...r.main, total: r.loss };
+        }
         const r = this.loss.forward(this.model.forward(x), y);
         r.loss.backward();
-        return r;
+        return { ...r, total: null };
       });
       this.optimizer.step();
       this.optimizer.zeroGrad();
-      const [loss, dice, ce] = await Promise.all([terms.loss.data(), terms.dice.data(), terms.ce.data()]);
-      terms.loss.dispose();
-      terms.dice.dispose();
-      terms.ce.dispose();
-      if (!Number.isFinite(loss[0]!)) throw new Error(`training diverged at step ${step + 1}: loss is ${loss[0]}`);
-      const entry: HistoryEntry = { step: step + 1, loss: loss[0]!, loss_dice: dice[0]!, loss_ce: ce[0]!, lr, seconds: (Date.now() - tStep) / 1000 };
+      const [loss, dice, ce, total] = await Promise.all([terms.loss.data(), terms.dice.data(), terms.ce.data(), terms.total?.data()]);
+      for (const t of [terms.loss, terms.dice, terms.ce, terms.total]) t?.dispose();
+      const optimised = total?.[0] ?? loss[0]!;
+      if (!Number.isFinite(optimised)) throw new Error(`training diverged at step ${step + 1}: loss is ${optimised}`);
+      // `loss` stays the full-resolution DiceCE, comparable between runs with and without deep supervision; `loss_ds` is what was minimised.
+      const entry: HistoryEntry = {
+        step: step + 1,
+        loss: loss[0]!,
+        loss_dice: dice[0]!,
+        loss_ce: ce[0]!,
+        ...(total ? { loss_ds: total[0]! } : {}),
+        lr,
+        seconds: (Date.now() - tStep) / 1000,
+      };
       done = step + 1;
       const validateNow = this.validate && (done % this.opts.valEvery === 0 || done === steps);
       if (validateNow) {

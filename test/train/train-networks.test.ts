@@ -115,6 +115,10 @@ describe('uxnet train with SwinUNETR and UNETR', () => {
       runTraining(config(join(dir, 'bad1'), { network: 'unetr', networkArgs: { ...UNETR_ARGS, img_size: [32, 32, 32] }, roiSize: [32, 32, 48] }), { log: quiet }),
       (e: Error) => e instanceof TrainRunError && /roiSize 32x32x48 differs from the network's img_size 32x32x32/.test(e.message),
     );
+    await assert.rejects(
+      runTraining(config(join(dir, 'bad-ds'), { network: 'unetr', networkArgs: UNETR_ARGS, roiSize: [32, 32, 32], deepSupervision: 1 }), { log: quiet }),
+      (e: Error) => e instanceof TrainRunError && /^deepSupervision: UNETR .*does not expose its decoder levels; only uxnet trains with deep supervision$/.test(e.message),
+    );
     assert.throws(
       () => config(join(dir, 'bad2'), { network: 'swin_unetr', networkArgs: SWIN_ARGS, roiSize: [32, 32, 48] }),
       (e: Error) => e instanceof TrainConfigError && /img_size \[32,32,48\]: every dimension must be divisible by 32/.test(e.message),

@@ -102,6 +102,46 @@ describe('uxnet train workflow', () => {
     assert.deepEqual(await losses(b), await losses(a));
   });
 
+  it('deep supervision: heads train and resume exactly, and the model folder holds the network alone', async () => {
+    const [a, b] = await straightAndResumed('ds', { deepSupervision: 2 });
+    const ca = await loadCheckpoint(join(a, 'checkpoint_last.safetensors'));
+    const cb = await loadCheckpoint(join(b, 'checkpoint_last.safetensors'));
+    const dsKeys = [...ca.model.keys()].filter((k) => k.startsWith('ds.'));
+    assert.deepEqual(dsKeys, ['ds.0.weight', 'ds.0.bias', 'ds.1.weight', 'ds.1.bias']);
+    assert.deepEqual(ca.model.get('ds.1.weight')!.shape, [3, 16, 1, 1, 1], 'a 1x1x1 head from the 1/4 level (16 channels) to 3 classes');
+    for (const [k, t] of ca.model) assert.deepEqual(cb.model.get(k)!.data, t.data, `parameter ${k}`);
+    for (const [k, s] of ca.optimizer!.state) assert.deepEqual(cb.optimizer!.state.get(k)!.expAvgSq, s.expAvgSq, `AdamW v of ${k}`);
+    assert.ok(ca.optimizer!.state.has('ds.0.weight'), 'the heads are optimised');
+    const lines = async (d: string) =>
+      (await readFile(join(d, 'metrics.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { loss: number; loss_ds: number });
+    const la = await lines(a);
+    assert.deepEqual(
+      await lines(b).then((l) => l.map((e) => [e.loss, e.loss_ds])),
+      la.map((e) => [e.loss, e.loss_ds]),
+    );
+    for (const e of la) assert.ok(Number.isFinite(e.loss_ds) && e.loss_ds !== e.loss, 'loss_ds is the weighted sum, loss the full-resolution term');
+    // The exported network has the plain UX-Net's tensors, and none of the heads'.
+    const loaded = await loadModelFolder(join(a, 'model'));
+    const keys = loaded.model.namedParameters().map(([k]) => k);
+    assert.deepEqual(
+      keys,
+      new UXNet({ featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1], outChans: 3 }, { meta: true }).namedParameterShapes().map(([k]) => k),
+    );
+    loaded.model.dispose();
+    // A run started with deep supervision does not resume without it (or the other way round).
+    await assert.rejects(
+      runTraining(config(b, { steps: 4 }), { resume: true, log: quiet }),
+      (e: Error) => e instanceof TrainRunError && /saved with deep supervision, but the run's config asks for none/.test(e.message),
+    );
+    await assert.rejects(
+      runTraining(config(join(dir, 'ds4'), { deepSupervision: 4 }), { log: quiet }),
+      (e: Error) => e instanceof TrainRunError && e.message === "deepSupervision: 4 levels asked for, but the network's decoder has 3 below full resolution",
+    );
+  });
+
   it('refuses to overwrite an existing run, and to resume a missing one', async () => {
     await assert.rejects(runTraining(config(join(dir, 'run')), { log: quiet }), (e: Error) => e instanceof TrainRunError && /--resume/.test(e.message));
     await assert.rejects(runTraining(config(join(dir, 'nothing')), { resume: true, log: quiet }), TrainRunError);

@@ -20,6 +20,7 @@ export interface TrainFlags {
   weightDecay?: number;
   crops?: number;
   volumes?: number;
+  deepSupervision?: number;
   roi?: [number, number, number];
   featSize?: number[];
   hiddenSize?: number;
@@ -141,6 +142,7 @@ export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> 
         weightDecay: f.weightDecay,
         cropsPerVolume: f.crops,
         volumesPerStep: f.volumes,
+        deepSupervision: f.deepSupervision,
         roiSize: f.roi,
         network: f.network ?? network,
         networkArgs: f.networkArg,
@@ -242,6 +244,11 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--weight-decay <f>', 'AdamW decoupled weight decay (default 0.01)', num('--weight-decay'))
     .option('--crops <n>', 'random crops per volume per step (default 2, official)', int('--crops'))
     .option('--volumes <n>', 'volumes per step, each giving --crops crops: the batch is volumes x crops (default 1, official)', int('--volumes'))
+    .option(
+      '--deep-supervision <levels>',
+      "nnU-Net's deep supervision on this many decoder levels below full resolution (training-only heads; uxnet only; default 0, official)",
+      int('--deep-supervision'),
+    )
     .option('--roi <d,h,w>', "crop and sliding-window size, multiples of 16 (default: the preset's)", ints('--roi'))
     .option('--network <name>', "uxnet (default), swin_unetr or unetr (MONAI 0.9.0, exact), nnformer or transbts (the official repository's copies, exact)")
     .option(
