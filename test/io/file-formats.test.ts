@@ -133,6 +133,7 @@ describe('file formats: one schema each, errors naming file, field and expectati
       TrainConfigError,
     );
     throwsLine(() => resolveTrainConfig({ ...recipe, version: 3 } as never, {}, 'train.json'), 'train.json: version: expected 1, got 3', TrainConfigError);
+    throwsLine(() => resolveTrainConfig({ ...recipe, deepSupervision: 1.5 }, {}, 'train.json'), 'train.json: deepSupervision: expected int, got 1.5', TrainConfigError);
     throwsLine(() => resolveTrainConfig({}, { outDir: 'o' }), 'training config: dataset: is required (expected string)', TrainConfigError);
   });
 
@@ -146,8 +147,9 @@ describe('file formats: one schema each, errors naming file, field and expectati
       assert.ok(cfg.steps > 0, f);
       const preset = loadPreset(root + (recipe as { preset: string }).preset);
       assert.equal(preset.train[0]!.op, 'randCropByPosNegLabel', `${f}: crops come first`);
-      // No recipe may flip the anterior-posterior axis: that would swap labels 1 and 2.
-      for (const step of preset.train) if (step.op === 'randFlip') assert.deepEqual(step.axes, [0], `${f}: left-right flips only`);
+      // Mirroring along the anterior-posterior axis moves the anterior label behind the posterior one, so only the pilot
+      // that tests nnU-Net's all-axes mirroring (pinned below) does it; every other recipe mirrors left-right only.
+      if (f !== 'train-p32-aff02-flip3.json') for (const step of preset.train) if (step.op === 'randFlip') assert.deepEqual(step.axes, [0], `${f}: left-right flips only`);
     }
     const aug = loadPreset(root + dir + 'preset-aug.json').train;
     assert.deepEqual(
@@ -182,6 +184,22 @@ describe('file formats: one schema each, errors naming file, field and expectati
       ...json(dir + 'train-p32-aff02.json'),
       preset: 'recipes/hippocampus/preset-aff02-int.json',
       outDir: 'runs/hippocampus-p32-aff02-int',
+    });
+    // The all-axes mirroring pilot mirrors along each axis on its own (probability 0.5 each), and changes nothing else.
+    const flip3 = loadPreset(root + dir + 'preset-aff02-flip3.json').train;
+    assert.deepEqual(flip3, [
+      ...aff02.filter((s) => s.op !== 'randFlip'),
+      { op: 'randFlip', prob: 0.5, axes: [0] },
+      { op: 'randFlip', prob: 0.5, axes: [1] },
+      { op: 'randFlip', prob: 0.5, axes: [2] },
+    ]);
+    assert.deepEqual(aff02.at(-1), { op: 'randFlip', prob: 0.5, axes: [0] });
+    // The deep-supervision pilot adds nnU-Net's deep supervision on the 1/2 and 1/4 decoder levels, and nothing else.
+    assert.deepEqual(json(dir + 'train-p32-aff02-ds.json'), { ...json(dir + 'train-p32-aff02.json'), deepSupervision: 2, outDir: 'runs/hippocampus-p32-aff02-ds' });
+    assert.deepEqual(json(dir + 'train-p32-aff02-flip3.json'), {
+      ...json(dir + 'train-p32-aff02.json'),
+      preset: 'recipes/hippocampus/preset-aff02-flip3.json',
+      outDir: 'runs/hippocampus-p32-aff02-flip3',
     });
   });
 
