@@ -30,7 +30,8 @@ import { writeEnsembleFolder } from '../infer/ensemble.js';
 import { countMacs } from '../nn/macs.js';
 import { loadCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
-import { runTraining, TrainRunError } from './run.js';
+import { runTraining, TrainRunError, type TrainRunOptions } from './run.js';
+import type { TrainHandlers } from './events.js';
 import { median, summariseCrossval, writeCrossvalSummary, type FoldRecord } from './crossval-summary.js';
 
 export const SPLITS_FORMAT = 'uxnet3d-splits/1';
@@ -60,14 +61,36 @@ export interface CrossvalOptions {
   /** Mirroring test-time augmentation when predicting the held-out cases. */
   tta?: boolean;
   log?: (s: string) => void;
+  /** Training events of every fold (progress bars); their onLog, when given, replaces `log` for training's lines. */
+  handlers?: TrainHandlers;
+  /**
+   * Abort to stop: a fold in training finishes its step and saves its checkpoint; prediction stops
+   * after the case in progress; no later fold starts. The result then says `stopped`, and running
+   * the crossval again continues where it stopped.
+   */
+  signal?: AbortSignal;
+}
+
+/** What became of one fold in this call. */
+export type FoldOutcome = 'trained' | 'finished-earlier' | 'stopped';
+
+/** Per-fold options shared by `uxnet crossval` and the queue's fold jobs. */
+export interface FoldRunOptions {
+  tta?: boolean;
+  log: (s: string) => void;
+  handlers?: TrainHandlers;
+  signal?: AbortSignal;
 }
 
 export interface CrossvalResult {
   runDir: string;
   foldsDone: number[];
   complete: boolean;
-  summaryPath: string;
+  /** RUN/summary.json; null when stopped before any fold finished (nothing to summarise yet). */
+  summaryPath: string | null;
   ensembleDir: string | null;
+  /** Set when `signal` stopped the crossval: the fold it stopped in, and that fold's completed steps. */
+  stopped?: { fold: number; step: number; steps: number };
 }
 
 /** Seeded k-fold split of `ids`: sorted, shuffled with the project's RNG, dealt round-robin. */
@@ -192,26 +215,32 @@ async function trimMetricsLog(foldDir: string, step: number): Promise<void> {
   await writeFile(path, lines.map((l) => l + '\n').join(''));
 }
 
-async function trainFold(cfg: TrainConfig, log: (s: string) => void): Promise<{ trainSeconds: number; stepSecondsMedian: number | undefined; steps: number; trainedNow: boolean }> {
+async function trainFold(
+  cfg: TrainConfig,
+  o: FoldRunOptions,
+): Promise<{ trainSeconds: number; stepSecondsMedian: number | undefined; steps: number; trainedNow: boolean; stopped: boolean }> {
   const foldDir = cfg.outDir;
   const last = join(foldDir, 'checkpoint_last.safetensors');
   const modelJson = join(cfg.modelDir!, 'model.json');
   const state = existsSync(last) ? (await loadCheckpoint(last)).state : null;
   const trainedNow = !(state && state.step >= cfg.steps && existsSync(modelJson));
   if (trainedNow) {
+    const run: TrainRunOptions = { log: o.log, handlers: o.handlers, signal: o.signal, resumeHint: 'the same crossval command (it resumes this fold)' };
+    let r;
     if (state) {
       await trimMetricsLog(foldDir, state.step);
-      await runTraining(cfg, { resume: true, log });
+      r = await runTraining(cfg, { ...run, resume: true });
     } else {
       await rm(join(foldDir, 'metrics.jsonl'), { force: true });
-      await runTraining(cfg, { log });
+      r = await runTraining(cfg, run);
     }
+    if (r.stopped) return { trainSeconds: 0, stepSecondsMedian: undefined, steps: r.completed, trainedNow, stopped: true };
   }
   const final = (await loadCheckpoint(last)).state;
   // Optimiser-step time from the checkpoint's history: it survives resumes (validation time is not included).
   const stepTimes = stepSeconds(final.history as { seconds?: unknown }[]);
   const trainSeconds = stepTimes.reduce((a, t) => a + t, 0);
-  return { trainSeconds, stepSecondsMedian: median(stepTimes) ?? undefined, steps: final.step, trainedNow };
+  return { trainSeconds, stepSecondsMedian: median(stepTimes) ?? undefined, steps: final.step, trainedNow, stopped: false };
 }
 
 /** The optimiser-step times of a training history (checkpoint or metrics.jsonl entries). */
@@ -306,9 +335,10 @@ export async function openCrossval(cfg: TrainConfig): Promise<CrossvalPlan> {
  * Trains fold k (or continues it from its checkpoint), predicts and scores its held-out cases and
  * writes RUN/fold_k/fold.json. Touches nothing outside RUN/fold_k (and the shared preprocessing
  * cache, whose writes are atomic), so folds may run at once in different processes.
- * Returns false when the fold had finished earlier.
+ * Says whether the fold was trained (or predicted) now, had finished earlier, or was stopped by
+ * `o.signal` (its checkpoint then holds every completed step; its predictions are redone next time).
  */
-export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: boolean; log: (s: string) => void }): Promise<boolean> {
+export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: FoldRunOptions): Promise<FoldOutcome> {
   const { runDir, splits, config: cfg } = plan;
   const log = o.log;
   const K = splits.folds.length;
@@ -317,7 +347,7 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: 
   const donePath = join(foldDir, 'fold.json');
   if (existsSync(donePath)) {
     log(`fold ${k}: finished earlier`);
-    return false;
+    return 'finished-earlier';
   }
   await mkdir(foldDir, { recursive: true });
   const splitPath = join(foldDir, 'split.json');
@@ -338,7 +368,8 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: 
       `fold ${k}: --init ${foldCfg.init} does not exist${cfg.init?.includes('{fold}') ? '' : ' (put {fold} in the path to start each fold from its own weights)'}`,
     );
   log(`fold ${k} of ${K}: ${splits.folds[k]!.train.length} training, ${splits.folds[k]!.val.length} held-out cases`);
-  const { trainSeconds, stepSecondsMedian, steps, trainedNow } = await trainFold(foldCfg, log);
+  const { trainSeconds, stepSecondsMedian, steps, trainedNow, stopped } = await trainFold(foldCfg, o);
+  if (stopped) return 'stopped';
   // The process's memory high-water mark after training, kept across sessions: a fold finished
   // by a later session (after a kill) still reports the peak of the session that trained it.
   const peakPath = join(foldDir, 'peak-memory.json');
@@ -359,6 +390,10 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: 
   const parameters = loaded.model.numParameters();
   try {
     for (const cid of splits.folds[k]!.val) {
+      if (o.signal?.aborted) {
+        log(`fold ${k}: stopped while predicting its held-out cases; the model is kept, and the predictions are made again next time`);
+        return 'stopped';
+      }
       const c = plan.cases.get(cid);
       if (!c) throw new TrainRunError(`${join(runDir, 'splits.json')}: fold ${k} holds out case '${cid}', which is not a labelled case of the dataset`);
       const sample = await loadCase({ ...c, label: undefined });
@@ -391,11 +426,11 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: { tta?: 
   log(
     `fold ${k}: mean Dice ${(record.cases.reduce((a, c) => a + c.dice.reduce((x, y) => x + y, 0) / c.dice.length, 0) / Math.max(1, record.cases.length)).toFixed(4)} over ${record.cases.length} held-out cases`,
   );
-  return true;
+  return 'trained';
 }
 
 /** Writes RUN/summary.* and box plots over the finished folds and, once every fold is done, RUN/ensemble/. */
-export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => void): Promise<CrossvalResult> {
+export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => void): Promise<CrossvalResult & { summaryPath: string }> {
   const { runDir, splits, config: cfg } = plan;
   const K = splits.folds.length;
   const ids = [...plan.cases.keys()];
@@ -470,6 +505,18 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const plan = await prepareCrossval(o);
   const foldsToRun = o.fold !== undefined ? [o.fold] : [...plan.splits.folds.keys()];
-  for (const k of foldsToRun) await runCrossvalFold(plan, k, { tta: o.tta, log });
+  for (const k of foldsToRun) {
+    // A stop between folds (e.g. while the summary of the last one was written) starts no new fold.
+    const outcome = o.signal?.aborted ? 'stopped' : await runCrossvalFold(plan, k, { tta: o.tta, log, handlers: o.handlers, signal: o.signal });
+    if (outcome === 'stopped') {
+      const last = join(plan.runDir, `fold_${k}`, 'checkpoint_last.safetensors');
+      const step = existsSync(last) ? (await loadCheckpoint(last)).state.step : 0;
+      const stopped = { fold: k, step, steps: plan.config.steps };
+      // The summary covers the folds finished so far; with none there is nothing to summarise yet.
+      const anyDone = plan.splits.folds.some((_, j) => existsSync(join(plan.runDir, `fold_${j}`, 'fold.json')));
+      if (anyDone) return { ...(await finishCrossval(plan, log)), stopped };
+      return { runDir: plan.runDir, foldsDone: [], complete: false, summaryPath: null, ensembleDir: null, stopped };
+    }
+  }
   return finishCrossval(plan, log);
 }

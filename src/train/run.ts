@@ -46,6 +46,8 @@ export interface TrainRunOptions {
   log?: (line: string) => void;
   /** Abort to stop: the step in progress finishes, checkpoint_last is saved, and the result says `stopped`. */
   signal?: AbortSignal;
+  /** How the stop's log line tells the user to continue (default: `uxnet train -o RUN --resume`). */
+  resumeHint?: string;
 }
 
 export interface TrainRunResult {
@@ -426,7 +428,7 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
   }
   if (result.stopped) {
     log(
-      `stopped after step ${result.completed} of ${cfg.steps}; ${result.completed > start ? `checkpoint saved in ${lastPath}` : 'no step was run'}; continue with: uxnet train -o ${outDir} --resume`,
+      `stopped after step ${result.completed} of ${cfg.steps}; ${result.completed > start ? `checkpoint saved in ${lastPath}` : 'no step was run'}; continue with: ${opts.resumeHint ?? `uxnet train -o ${outDir} --resume`}`,
     );
     model.dispose();
     return { outDir, modelDir: null, steps: cfg.steps, completed: result.completed, stopped: true, best: result.best, seconds: result.seconds };

@@ -1,12 +1,13 @@
 /**
  * `uxnet train` as a user runs it: Ctrl-C (a real SIGINT to a child process) finishes the step,
  * saves a checkpoint, says so and exits 130; `uxnet train -o RUN --resume` alone then continues from
- * another working directory, and metrics.jsonl holds every step exactly once.
+ * another working directory, and metrics.jsonl holds every step exactly once. `uxnet crossval` stops a
+ * fold the same way, and the same command continues it.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/cli.js';
@@ -117,5 +118,67 @@ describe('uxnet train: stop and resume', () => {
     const r = spawnSync(process.execPath, [BIN, 'train', '-o', join(dir, 'nothing'), '--resume'], { cwd: ROOT, env, encoding: 'utf8' });
     assert.equal(r.status, 2);
     assert.equal(r.stderr, `uxnet: --resume: ${join(dir, 'nothing', 'config.json')} does not exist (is ${join(dir, 'nothing')} a training run folder?)\n`);
+  });
+});
+
+describe('uxnet crossval: stop and continue', () => {
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'uxnet-crossval-stop-'));
+    await writeSyntheticDataset(join(dir, 'data'), 4);
+    writeFileSync(
+      join(dir, 'recipe.json'),
+      JSON.stringify({
+        preset: 'auto',
+        network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
+        roiSize: [32, 32, 32],
+        cropsPerVolume: 1,
+        steps: 120,
+        saveEvery: 1000,
+        workers: 1,
+        lr: 1e-3,
+      }),
+    );
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('SIGINT in a fold saves its checkpoint after the current step and exits 130; the same command continues that fold', async () => {
+    const args = [BIN, 'crossval', '--dataset', 'data', '--config', 'recipe.json', '-o', 'run', '--folds', '2', '--fold', '0'];
+    const child = spawn(process.execPath, args, { cwd: dir, env });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    const fold = join(dir, 'run', 'fold_0');
+    const t0 = Date.now();
+    while (steps(fold).length < 2) {
+      assert.ok(Date.now() - t0 < 120_000 && child.exitCode === null, `training did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    const n = steps(fold).length;
+    assert.ok(n >= 2 && n < 120, `stopped at step ${n}`);
+    assert.deepEqual(
+      steps(fold),
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
+    // save-every 1000: the only checkpoint is the one written because of the signal.
+    assert.equal((await loadCheckpoint(join(fold, 'checkpoint_last.safetensors'))).state.step, n);
+    assert.match(stderr, /SIGINT: stopping after the current step and saving a checkpoint/);
+    assert.match(stderr, new RegExp(`stopped after step ${n} of 120; checkpoint saved in .*; continue with: the same crossval command \\(it resumes this fold\\)`));
+    assert.equal(stderr.trim().split('\n').at(-1), `uxnet: SIGINT: stopped in fold 0 at step ${n} of 120; run the same uxnet crossval command again to continue`);
+    assert.doesNotMatch(stderr, /\n\s+at /);
+    assert.ok(!existsSync(join(fold, 'fold.json')) && !existsSync(join(dir, 'run', 'summary.json')), 'no fold finished, so nothing is summarised');
+
+    const r = spawnSync(process.execPath, args, { cwd: dir, env, encoding: 'utf8', timeout: 300_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`resuming at step ${n} of 120`));
+    assert.deepEqual(
+      steps(fold),
+      Array.from({ length: 120 }, (_, i) => i + 1),
+      'every step once',
+    );
+    assert.ok(existsSync(join(fold, 'fold.json')));
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'run', 'summary.json'), 'utf8')).foldsDone, [0]);
   });
 });

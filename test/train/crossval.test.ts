@@ -3,7 +3,9 @@
  * folders, held-out scores equal to `uxnet evaluate` on the fold's predictions, the summary's
  * statistics recomputed by hand, box plots, the ensemble folder; a crossval SIGKILLed in the middle
  * of a fold's training and re-run gives the same models and scores as an uninterrupted one; one
- * fold alone (--fold) equals that fold of a full run; a re-run with another recipe is refused.
+ * fold alone (--fold) equals that fold of a full run; an abort signal stops a fold after its step
+ * or before its next prediction and the next call finishes it as if never stopped; a re-run with
+ * another recipe is refused.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +17,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
 import { uxnet, assertUserError, ROOT } from '../helpers/cli.js';
-import { makeFolds, readSplitFile, encodeFoldRecord, parseFoldRecord } from '../../src/train/crossval.js';
+import { makeFolds, readSplitFile, encodeFoldRecord, parseFoldRecord, runCrossval } from '../../src/train/crossval.js';
+import { crossvalConfigFromFlags } from '../../src/cli/commands/crossval.js';
 import { runEvaluate } from '../../src/cli/commands/evaluate.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { readSafetensorsFile } from '../../src/io/safetensors.js';
@@ -244,6 +247,49 @@ describe('uxnet crossval', () => {
     const rec = JSON.parse(await readFile(join(run, 'fold_1', 'fold.json'), 'utf8'));
     assert.ok(peak > 0 && rec.peakRssMB >= peak);
     assert.ok(existsSync(join(run, 'ensemble', 'model.json')));
+  });
+
+  it('an abort signal stops training after the step (checkpoint saved) or prediction before the next case; the next call continues to the uninterrupted result', async () => {
+    // In-process (the CLI's own thread count differs, and so would the float sums): stop, continue, and compare with an uninterrupted in-process run.
+    const cfgFor = (out: string) => crossvalConfigFromFlags({ dataset: join(dir, 'data'), config: join(dir, 'recipe.json'), output: out, folds: 2 });
+    const quiet = () => {};
+    const run = join(dir, 'aborted');
+    const cfg = await cfgFor(run);
+
+    // Aborted before it starts: no fold is begun.
+    const pre = new AbortController();
+    pre.abort();
+    const r0 = await runCrossval({ config: cfg, folds: 2, fold: 0, log: quiet, signal: pre.signal });
+    assert.deepEqual(r0.stopped, { fold: 0, step: 0, steps: 4 });
+    assert.equal(r0.summaryPath, null);
+    assert.ok(!existsSync(join(run, 'fold_0')) && !existsSync(join(run, 'summary.json')));
+
+    // Aborted during step 2: the step finishes and is saved.
+    const a = new AbortController();
+    const r1 = await runCrossval({ config: cfg, folds: 2, fold: 0, log: quiet, signal: a.signal, handlers: { onStepEnd: (e) => e.step === 2 && a.abort() } });
+    assert.deepEqual(r1.stopped, { fold: 0, step: 2, steps: 4 });
+    assert.equal((await loadCheckpoint(join(run, 'fold_0', 'checkpoint_last.safetensors'))).state.step, 2);
+    assert.ok(!existsSync(join(run, 'fold_0', 'model')) && !existsSync(join(run, 'fold_0', 'fold.json')));
+
+    // Aborted once training has ended: the model is exported, prediction stops before its first case.
+    const b = new AbortController();
+    const r2 = await runCrossval({ config: cfg, folds: 2, fold: 0, log: quiet, signal: b.signal, handlers: { onEnd: () => b.abort() } });
+    assert.deepEqual(r2.stopped, { fold: 0, step: 4, steps: 4 });
+    assert.ok(existsSync(join(run, 'fold_0', 'model', 'model.json')) && !existsSync(join(run, 'fold_0', 'fold.json')));
+
+    const r3 = await runCrossval({ config: cfg, folds: 2, fold: 0, log: quiet });
+    assert.equal(r3.stopped, undefined);
+    assert.deepEqual(r3.foldsDone, [0]);
+    const ref = join(dir, 'not-aborted');
+    await runCrossval({ config: await cfgFor(ref), folds: 2, fold: 0, log: quiet });
+    assert.deepEqual(await readFile(join(run, 'fold_0', 'model', 'weights.safetensors')), await readFile(join(ref, 'fold_0', 'model', 'weights.safetensors')));
+    const scores = (s: any) => s.cases.map((c: any) => [c.caseId, c.dice, c.hd95, c.nsd]);
+    assert.deepEqual(scores(await summary(run)), scores(await summary(ref)));
+    const steps = (await readFile(join(run, 'fold_0', 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).step);
+    assert.deepEqual(steps, [1, 2, 3, 4]);
   });
 
   it('--fold k runs that fold alone (same result as in the full run); no ensemble until all folds are done', async () => {

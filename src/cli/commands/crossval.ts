@@ -8,6 +8,7 @@ import { VolumeError } from '../../data/load.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
 import { readConfigFile } from '../config-file.js';
+import { SIGNAL_EXIT, stopOnSignals, terminalHandlers } from '../train-terminal.js';
 
 export interface CrossvalFlags {
   dataset?: string;
@@ -66,10 +67,36 @@ export function crossvalUserError(e: unknown): unknown {
 export async function runCrossvalCli(f: CrossvalFlags, log?: (s: string) => void): Promise<CrossvalResult> {
   const cfg = await crossvalConfigFromFlags(f);
   await selectBackend(cfg.backend);
+  // Ctrl-C / kill while a fold trains: finish the step, save its checkpoint, exit 130 / 143; at any
+  // other time nothing is lost by quitting at once. Either way the same command continues.
+  const again = 'run the same uxnet crossval command again to continue';
+  const handlers = terminalHandlers();
+  const stop = stopOnSignals({
+    beforeExit: () => handlers.stop(),
+    idleMessage: () => `stopped; finished folds and saved checkpoints are kept: ${again}`,
+  });
   try {
-    return await runCrossval({ config: cfg, folds: f.folds, fold: f.fold, splitFile: f.split, tta: f.tta, log });
+    const r = await runCrossval({
+      config: cfg,
+      folds: f.folds,
+      fold: f.fold,
+      splitFile: f.split,
+      tta: f.tta,
+      log,
+      handlers: stop.track(log ? { ...handlers, onLog: log } : handlers),
+      signal: stop.signal,
+    });
+    if (r.stopped)
+      throw new UserError(
+        `${stop.received() || 'stop'}: stopped in fold ${r.stopped.fold} at step ${r.stopped.step} of ${r.stopped.steps}; ${again}`,
+        SIGNAL_EXIT[stop.received()] ?? 1,
+      );
+    return r;
   } catch (e) {
     throw crossvalUserError(e);
+  } finally {
+    handlers.stop();
+    stop.dispose();
   }
 }
 

@@ -3,12 +3,11 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { resolveConfigPaths, resolveTrainConfig, TrainConfigError, type TrainConfig } from '../../train/config.js';
 import { runTraining, TrainRunError } from '../../train/run.js';
-import type { TrainHandlers } from '../../train/events.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
 import { readConfigFile } from '../config-file.js';
-import { createProgress, type Progress } from '../progress.js';
-import { preprocessProgressBars, preprocessUserError } from './preprocess.js';
+import { SIGNAL_EXIT, stopOnSignals, terminalHandlers } from '../train-terminal.js';
+import { preprocessUserError } from './preprocess.js';
 
 export interface TrainFlags {
   config?: string;
@@ -74,47 +73,12 @@ const networkArg = (v: string, acc: Record<string, unknown> = {}) => {
   return { ...acc, [v.slice(0, eq)]: value };
 };
 
-/** The terminal's handlers: progress bars for preprocessing and training, log lines on stderr. */
-function terminalHandlers(): TrainHandlers & { stop(): void } {
-  const prep = preprocessProgressBars();
-  let bar: Progress | null = null;
-  let recentLoss = NaN;
-  let dice = '';
-  return {
-    onProgress: prep.onProgress,
-    onLog: (line) => process.stderr.write(line + '\n'),
-    onStart: ({ startStep, totalSteps }) => {
-      prep.stop();
-      bar = createProgress({ label: 'train', total: totalSteps, fields: ['loss', 'lr', 'it/s', 'dice'] });
-      bar.update(startStep);
-    },
-    onValidationEnd: (e) => {
-      dice = e.meanDice.toFixed(3);
-    },
-    onStepEnd: (e) => {
-      recentLoss = Number.isNaN(recentLoss) ? e.loss : 0.95 * recentLoss + 0.05 * e.loss;
-      bar?.update(e.step, { loss: recentLoss.toFixed(4), lr: e.lr.toExponential(2), 'it/s': (1 / Math.max(1e-3, e.seconds)).toFixed(2), dice });
-    },
-    onEnd: () => {
-      bar?.stop();
-      bar = null;
-    },
-    stop: () => {
-      prep.stop();
-      bar?.stop();
-      bar = null;
-    },
-  };
-}
-
 async function storedRunConfig(runDir: string): Promise<Partial<TrainConfig>> {
   const path = join(runDir, 'config.json');
   if (!existsSync(path)) throw new UserError(`--resume: ${path} does not exist (is ${runDir} a training run folder?)`);
   // Relative paths in a run's config.json are relative to the run folder, not to the working directory.
   return resolveConfigPaths((await readConfigFile(path)) as Partial<TrainConfig>, resolve(runDir));
 }
-
-const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 /** Resolves `uxnet train`'s flags (and --config file) into a validated configuration. */
 export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> {
@@ -174,38 +138,22 @@ export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> 
 export async function runTrainCli(f: TrainFlags): Promise<void> {
   const cfg = await trainConfigFromFlags(f);
   await selectBackend(cfg.backend);
-  // Ctrl-C / kill: finish the step in progress, save the checkpoint and exit 130 / 143 saying so; a
-  // second signal quits at once.
-  const stop = new AbortController();
-  let received = '';
-  let training = false;
+  // Ctrl-C / kill: finish the step in progress, save the checkpoint and exit 130 / 143 saying so.
   const handlers = terminalHandlers();
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (received) process.exit(SIGNAL_EXIT[sig] ?? 1);
-    received = sig;
-    if (!training) {
-      // Before the first step there is nothing to save; preprocessing can be long, so do not wait for it.
-      handlers.stop();
-      process.stderr.write(`\nuxnet: ${sig}: stopped before training started; nothing to resume\n`);
-      process.exit(SIGNAL_EXIT[sig] ?? 1);
-    }
-    process.stderr.write(`\nuxnet: ${sig}: stopping after the current step and saving a checkpoint (send it again to quit without saving)\n`);
-    stop.abort();
-  };
-  const onStart = handlers.onStart!;
-  handlers.onStart = (e) => {
-    training = true;
-    onStart(e);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = stopOnSignals({
+    beforeExit: () => handlers.stop(),
+    idleMessage: (_sig, trained) =>
+      trained
+        ? `stopped while exporting the model; the checkpoint holds every step: finish with uxnet train -o ${cfg.outDir} --resume`
+        : 'stopped before training started; nothing to resume',
+  });
   try {
-    const r = await runTraining(cfg, { resume: f.resume, force: f.force, handlers, signal: stop.signal });
+    const r = await runTraining(cfg, { resume: f.resume, force: f.force, handlers: stop.track(handlers), signal: stop.signal });
     if (r.stopped) {
       const resumable = existsSync(join(r.outDir, 'checkpoint_last.safetensors'));
       throw new UserError(
-        `${received || 'stop'}: stopped after step ${r.completed} of ${r.steps}; ${resumable ? `continue with: uxnet train -o ${r.outDir} --resume` : 'nothing to resume'}`,
-        SIGNAL_EXIT[received] ?? 1,
+        `${stop.received() || 'stop'}: stopped after step ${r.completed} of ${r.steps}; ${resumable ? `continue with: uxnet train -o ${r.outDir} --resume` : 'nothing to resume'}`,
+        SIGNAL_EXIT[stop.received()] ?? 1,
       );
     }
   } catch (e) {
@@ -213,8 +161,7 @@ export async function runTrainCli(f: TrainFlags): Promise<void> {
     throw preprocessUserError(e);
   } finally {
     handlers.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
   }
 }
 
