@@ -403,6 +403,10 @@ export async function runTraining(cfgIn: TrainConfig, opts: TrainRunOptions = {}
       throw new TrainRunError(
         `--resume: the checkpoint was saved ${dsState.size ? 'with' : 'without'} deep supervision, but the run's config asks for ${heads ? dsLevels + ' level(s)' : 'none'}`,
       );
+    // Heads are registered as "0", "1", ...: their count is the number of levels the checkpoint trained.
+    const savedLevels = new Set([...dsState.keys()].map((k) => k.split('.')[0])).size;
+    if (heads && savedLevels !== dsLevels)
+      throw new TrainRunError(`--resume: the checkpoint was saved with deep supervision on ${savedLevels} level(s), but the run's config asks for ${dsLevels}`);
     await model.loadStateDictAsync(own, { strict: true });
     if (heads) await heads.loadStateDictAsync(dsState, { strict: true });
     if (ck.optimizer) trainer.optimizer.loadStateDict(ck.optimizer);

@@ -137,6 +137,10 @@ describe('uxnet train workflow', () => {
       (e: Error) => e instanceof TrainRunError && /saved with deep supervision, but the run's config asks for none/.test(e.message),
     );
     await assert.rejects(
+      runTraining(config(b, { steps: 4, deepSupervision: 1 }), { resume: true, log: quiet }),
+      (e: Error) => e instanceof TrainRunError && e.message === "--resume: the checkpoint was saved with deep supervision on 2 level(s), but the run's config asks for 1",
+    );
+    await assert.rejects(
       runTraining(config(join(dir, 'ds4'), { deepSupervision: 4 }), { log: quiet }),
       (e: Error) => e instanceof TrainRunError && e.message === "deepSupervision: 4 levels asked for, but the network's decoder has 3 below full resolution",
     );
