@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/cli.js';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
+import { tinyRecipe } from '../helpers/tiny-train.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 
 const BIN = join(ROOT, 'bin', 'uxnet.js');
@@ -126,19 +127,7 @@ describe('uxnet crossval: stop and continue', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'uxnet-crossval-stop-'));
     await writeSyntheticDataset(join(dir, 'data'), 4);
-    writeFileSync(
-      join(dir, 'recipe.json'),
-      JSON.stringify({
-        preset: 'auto',
-        network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-        roiSize: [32, 32, 32],
-        cropsPerVolume: 1,
-        steps: 120,
-        saveEvery: 1000,
-        workers: 1,
-        lr: 1e-3,
-      }),
-    );
+    writeFileSync(join(dir, 'recipe.json'), JSON.stringify(tinyRecipe({ cropsPerVolume: 1, steps: 120, saveEvery: 1000, lr: 1e-3 })));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -1,6 +1,14 @@
 import { join } from 'node:path';
 import { resolveTrainConfig, type TrainConfig } from '../../src/train/config.js';
 
+/** The tests' tiny UX-Net (228,719 parameters with 3 classes): trains a step in well under a second. */
+export const TINY_UXNET = { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] };
+
+/** A recipe file's content (`--config`) training TINY_UXNET on 32³ crops with one worker; `over` sets the rest. */
+export function tinyRecipe(over: Partial<TrainConfig> = {}): Partial<TrainConfig> {
+  return { preset: 'auto', network: TINY_UXNET, roiSize: [32, 32, 32], workers: 1, ...over };
+}
+
 /**
  * The training-library tests' run: a tiny UX-Net for 3 steps on the synthetic dataset in `root/data`
  * (writeSyntheticDataset), preprocessed once into `root/cache`, validating every 2 steps and
@@ -12,15 +20,8 @@ export function tinyTrainConfig(root: string, out: string, over: Partial<TrainCo
     {
       dataset: join(root, 'data'),
       outDir: out,
-      preset: 'auto',
       cacheDir: join(root, 'cache'),
-      network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-      roiSize: [32, 32, 32],
-      steps: 3,
-      valEvery: 2,
-      saveEvery: 1,
-      workers: 1,
-      lr: 1e-3,
+      ...tinyRecipe({ steps: 3, valEvery: 2, saveEvery: 1, lr: 1e-3 }),
       ...over,
     },
   );

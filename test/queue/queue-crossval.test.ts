@@ -15,6 +15,7 @@ import { Queue } from 'bullmq';
 import { ROOT } from '../helpers/cli.js';
 import { REDIS_MISSING, TestRedis } from '../helpers/redis.js';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
+import { tinyRecipe } from '../helpers/tiny-train.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { KEY_PREFIX } from '../../src/queue/queues.js';
 
@@ -89,18 +90,7 @@ describe('uxnet queue crossval (BullMQ flow on a real redis-server)', { skip: RE
     mkdirSync(work, { recursive: true });
     await writeSyntheticDataset(join(work, 'data'), 6);
     // The recipe of test/train/crossval.test.ts: a checkpoint every step, so a kill lands mid-fold.
-    writeFileSync(
-      join(work, 'recipe.json'),
-      JSON.stringify({
-        preset: 'auto',
-        network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-        roiSize: [32, 32, 32],
-        steps: 4,
-        saveEvery: 1,
-        workers: 1,
-        lr: 0.01,
-      }),
-    );
+    writeFileSync(join(work, 'recipe.json'), JSON.stringify(tinyRecipe({ steps: 4, saveEvery: 1, lr: 0.01 })));
     redis = new TestRedis({ password: PASSWORD });
     await redis.start();
     url = redis.url();

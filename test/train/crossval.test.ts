@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
+import { tinyRecipe } from '../helpers/tiny-train.js';
 import { uxnet, assertUserError, ROOT } from '../helpers/cli.js';
 import { makeFolds, readSplitFile, encodeFoldRecord, parseFoldRecord, runCrossval } from '../../src/train/crossval.js';
 import { crossvalConfigFromFlags } from '../../src/cli/commands/crossval.js';
@@ -44,20 +45,7 @@ describe('uxnet crossval', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'uxnet-crossval-'));
     await writeSyntheticDataset(join(dir, 'data'), 6);
-    await writeFile(
-      join(dir, 'recipe.json'),
-      JSON.stringify({
-        preset: 'auto',
-        network: { featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] },
-        roiSize: [32, 32, 32],
-        steps: 4,
-        saveEvery: 1,
-        workers: 1,
-        lr: 0.01,
-        split: 'ignored-by-crossval.json',
-        modelDir: 'ignored',
-      }),
-    );
+    await writeFile(join(dir, 'recipe.json'), JSON.stringify(tinyRecipe({ steps: 4, saveEvery: 1, lr: 0.01, split: 'ignored-by-crossval.json', modelDir: 'ignored' })));
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
