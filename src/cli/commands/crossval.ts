@@ -128,7 +128,7 @@ export function registerCrossval(program: Command): void {
     program
       .command('crossval')
       .description(
-        'k-fold cross-validation: trains every fold as its own run (RUN/fold_k), predicts and scores its held-out cases, writes RUN/summary.{json,csv,md}, box plots and the fold ensemble RUN/ensemble; re-run the same command to continue after an interruption',
+        "k-fold cross-validation: trains every fold as its own run (RUN/fold_k), predicts and scores its held-out cases, writes RUN/summary.{json,csv,md}, box plots and the fold ensemble RUN/ensemble; re-run the same command to continue after an interruption (Ctrl-C saves the training fold's checkpoint first)",
       ),
   ).action(async (f: CrossvalFlags) => {
     await runCrossvalCli(f);
