@@ -517,6 +517,8 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
       if (anyDone) return { ...(await finishCrossval(plan, log)), stopped };
       return { runDir: plan.runDir, foldsDone: [], complete: false, summaryPath: null, ensembleDir: null, stopped };
     }
+    // The summary follows every fold finished now, so `uxnet compare` reads a long run's finished folds while the next one trains.
+    if (outcome === 'trained' && k !== foldsToRun.at(-1)) await finishCrossval(plan, () => {});
   }
   return finishCrossval(plan, log);
 }

@@ -265,13 +265,16 @@ describe('uxnet crossval', () => {
     assert.deepEqual(r2.stopped, { fold: 0, step: 4, steps: 4 });
     assert.ok(existsSync(join(run, 'fold_0', 'model', 'model.json')) && !existsSync(join(run, 'fold_0', 'fold.json')));
 
-    const r3 = await runCrossval({ config: cfg, folds: 2, fold: 0, log: quiet });
+    // Without --fold: fold 0 is predicted, then fold 1 trains, by when the summary already has fold 0.
+    let foldsSummarised: number[] = [];
+    const r3 = await runCrossval({ config: cfg, folds: 2, log: quiet, handlers: { onStart: () => void summary(run).then((s) => (foldsSummarised = s.foldsDone)) } });
     assert.equal(r3.stopped, undefined);
-    assert.deepEqual(r3.foldsDone, [0]);
+    assert.deepEqual(r3.foldsDone, [0, 1]);
+    assert.deepEqual(foldsSummarised, [0], 'summary.json covered fold 0 while fold 1 trained');
     const ref = join(dir, 'not-aborted');
     await runCrossval({ config: await cfgFor(ref), folds: 2, fold: 0, log: quiet });
     assert.deepEqual(await readFile(join(run, 'fold_0', 'model', 'weights.safetensors')), await readFile(join(ref, 'fold_0', 'model', 'weights.safetensors')));
-    const scores = (s: any) => s.cases.map((c: any) => [c.caseId, c.dice, c.hd95, c.nsd]);
+    const scores = (s: any) => s.cases.filter((c: any) => c.fold === 0).map((c: any) => [c.caseId, c.dice, c.hd95, c.nsd]);
     assert.deepEqual(scores(await summary(run)), scores(await summary(ref)));
     const steps = (await readFile(join(run, 'fold_0', 'metrics.jsonl'), 'utf8'))
       .trim()
