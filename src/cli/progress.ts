@@ -18,6 +18,10 @@ export interface ProgressOptions {
   plain?: boolean;
   /** Seconds between lines in plain mode. */
   plainInterval?: number;
+  /** Where the work starts (a resumed run's completed steps): the bar starts there, and the ETA counts only what this process did. */
+  start?: number;
+  /** The clock, in milliseconds (tests pass their own). */
+  now?: () => number;
 }
 
 function fmtSeconds(s: number): string {
@@ -41,7 +45,7 @@ export function createProgress(opts: ProgressOptions): Progress {
       { format: `${opts.label} |{bar}| {value}/{total} {percentage}% eta {eta_formatted}${fieldFmt}`, stream, hideCursor: true, clearOnComplete: false, etaBuffer: 20 },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(opts.total, 0, Object.fromEntries(fields.map((f) => [f, ''])));
+    bar.start(opts.total, opts.start ?? 0, Object.fromEntries(fields.map((f) => [f, ''])));
     return {
       update: (v, f) => bar.update(v, f),
       increment: (by = 1, f) => bar.increment(by, f),
@@ -49,16 +53,19 @@ export function createProgress(opts: ProgressOptions): Progress {
       stop: () => bar.stop(),
     };
   }
+  const now = opts.now ?? Date.now;
   let total = opts.total;
-  let value = 0;
+  const from = opts.start ?? 0;
+  let value = from;
   let last = 0;
-  const start = Date.now();
+  const start = now();
   const current: Record<string, string | number> = {};
   const interval = (opts.plainInterval ?? 5) * 1000;
   const line = (final: boolean) => {
     if (quiet) return;
-    const elapsed = (Date.now() - start) / 1000;
-    const eta = value > 0 ? (elapsed / value) * (total - value) : NaN;
+    const elapsed = (now() - start) / 1000;
+    // The rate of this process alone: a resumed run's earlier steps took no time here.
+    const eta = value > from ? (elapsed / (value - from)) * (total - value) : NaN;
     const extra = fields
       .filter((f) => current[f] !== undefined && current[f] !== '')
       .map((f) => ` ${f} ${current[f]}`)
@@ -68,9 +75,9 @@ export function createProgress(opts: ProgressOptions): Progress {
     );
   };
   const maybe = () => {
-    const now = Date.now();
-    if (now - last >= interval || value >= total) {
-      last = now;
+    const t = now();
+    if (t - last >= interval || value >= total) {
+      last = t;
       line(value >= total);
     }
   };

@@ -23,8 +23,7 @@ export function terminalHandlers(): TrainHandlers & { stop(): void } {
       prep.stop();
       recentLoss = NaN;
       dice = '';
-      bar = createProgress({ label: 'train', total: totalSteps, fields: ['loss', 'lr', 'it/s', 'dice'] });
-      bar.update(startStep);
+      bar = createProgress({ label: 'train', total: totalSteps, start: startStep, fields: ['loss', 'lr', 'it/s', 'dice'] });
     },
     onValidationEnd: (e) => {
       dice = e.meanDice.toFixed(3);
