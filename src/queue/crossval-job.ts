@@ -12,7 +12,8 @@ import { confine } from './confine.js';
 import { JobPayloadError, PermanentJobError } from './errors.js';
 import type { CrossvalFoldJobData, CrossvalJobData, CrossvalSummaryJobData } from './schema.js';
 import { presetIsPath, TRAIN_READ_PATHS, TRAIN_WRITE_PATHS } from './schema.js';
-import { checkpointStep, OWNER_FILE, type TrainJobContext } from './train-job.js';
+import { checkpointStep } from '../train/checkpoint.js';
+import { OWNER_FILE, type TrainJobContext } from './train-job.js';
 
 export interface CrossvalFoldJobResult {
   runDir: string;

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../train/config.js';
 import { runTraining, TrainRunError } from '../train/run.js';
+import { checkpointStep } from '../train/checkpoint.js';
 import { writeFileAtomic } from '../io/fs.js';
 import { NiftiError } from '../io/nifti/index.js';
 import { VolumeError } from '../data/load.js';
@@ -26,24 +27,6 @@ export interface TrainJobResult {
 
 /** The file in a run folder that says which job owns the run, so a job never resumes someone else's run. */
 export const OWNER_FILE = 'queue-job.json';
-
-/** Step count stored in a checkpoint's metadata, read from the safetensors header alone (no tensors). */
-export async function checkpointStep(path: string): Promise<number> {
-  const f = await open(path, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    await f.read(len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    const header = Buffer.alloc(n);
-    await f.read(header, 0, n, 8);
-    const meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
-    const step = (JSON.parse(meta['uxnet3d.train_state'] ?? 'null') as { step?: number } | null)?.step;
-    if (!Number.isInteger(step)) throw new Error(`${path}: checkpoint has no training state`);
-    return step!;
-  } finally {
-    await f.close();
-  }
-}
 
 /**
  * One training run, as `uxnet train` runs it. Every attempt after the first (the previous worker

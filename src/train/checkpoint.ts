@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import type { Module } from '../nn/module.js';
 import { flushBatchNormStats } from '../nn/norm-layers.js';
 import type { AdamW, AdamWStateDict } from './adamw.js';
@@ -92,4 +93,22 @@ export async function loadCheckpoint<C = unknown, P = unknown>(path: string): Pr
     optimizer = { hyper: optimMeta.hyper, state: st };
   }
   return { state, model, optimizer };
+}
+
+/** Step count stored in a checkpoint's metadata, read from the safetensors header alone (no tensors). */
+export async function checkpointStep(path: string): Promise<number> {
+  const f = await open(path, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    await f.read(len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    const header = Buffer.alloc(n);
+    await f.read(header, 0, n, 8);
+    const meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
+    const step = (JSON.parse(meta['uxnet3d.train_state'] ?? 'null') as { step?: number } | null)?.step;
+    if (!Number.isInteger(step)) throw new Error(`${path}: checkpoint has no training state`);
+    return step!;
+  } finally {
+    await f.close();
+  }
 }

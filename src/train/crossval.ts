@@ -28,7 +28,7 @@ import { createNetwork, resolveNetwork } from '../models/registry.js';
 import { predictVolume } from '../infer/predict.js';
 import { writeEnsembleFolder } from '../infer/ensemble.js';
 import { countMacs } from '../nn/macs.js';
-import { loadCheckpoint } from './checkpoint.js';
+import { checkpointStep, loadCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { runTraining, TrainRunError, type TrainRunOptions } from './run.js';
 import type { TrainHandlers } from './events.js';
@@ -510,7 +510,7 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
     const outcome = o.signal?.aborted ? 'stopped' : await runCrossvalFold(plan, k, { tta: o.tta, log, handlers: o.handlers, signal: o.signal });
     if (outcome === 'stopped') {
       const last = join(plan.runDir, `fold_${k}`, 'checkpoint_last.safetensors');
-      const step = existsSync(last) ? (await loadCheckpoint(last)).state.step : 0;
+      const step = existsSync(last) ? await checkpointStep(last) : 0;
       const stopped = { fold: k, step, steps: plan.config.steps };
       // The summary covers the folds finished so far; with none there is nothing to summarise yet.
       const anyDone = plan.splits.folds.some((_, j) => existsSync(join(plan.runDir, `fold_${j}`, 'fold.json')));
