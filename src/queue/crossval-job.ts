@@ -9,7 +9,7 @@ import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../train
 import { finishCrossval, openCrossval, runCrossvalFold, type CrossvalPlan } from '../train/crossval.js';
 import { TrainRunError } from '../train/run.js';
 import { confine } from './confine.js';
-import { JobPayloadError, PermanentJobError } from './errors.js';
+import { JobPayloadError, JobStoppedError, PermanentJobError } from './errors.js';
 import type { CrossvalFoldJobData, CrossvalJobData, CrossvalSummaryJobData } from './schema.js';
 import { presetIsPath, TRAIN_READ_PATHS, TRAIN_WRITE_PATHS } from './schema.js';
 import { checkpointStep } from '../train/checkpoint.js';
@@ -88,7 +88,8 @@ export async function runCrossvalFoldJob(d: CrossvalFoldJobData, jobId: string, 
     await mkdir(foldDir, { recursive: true });
     await writeFileAtomic(owner, new TextEncoder().encode(JSON.stringify({ jobId }) + '\n'));
   }
-  await permanent(() => runCrossvalFold(plan, d.fold, { tta: d.tta, log: ctx.log }));
+  const outcome = await permanent(() => runCrossvalFold(plan, d.fold, { tta: d.tta, log: ctx.log, signal: ctx.signal }));
+  if (outcome === 'stopped') throw new JobStoppedError(existsSync(last) ? await checkpointStep(last) : 0, plan.config.steps);
   return { runDir: plan.runDir, fold: d.fold, resumedFrom, finishedEarlier: false };
 }
 

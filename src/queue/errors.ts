@@ -29,3 +29,18 @@ export class JobPayloadError extends PermanentJobError {
     this.name = 'JobPayloadError';
   }
 }
+
+/**
+ * A training job stopped by its worker's shutdown after a completed step, its checkpoint saved:
+ * not a failure. The worker hands the job back to waiting, and the next attempt continues from `step`.
+ */
+export class JobStoppedError extends Error {
+  constructor(
+    /** Training steps in the checkpoint the next attempt resumes from. */
+    readonly step: number,
+    readonly steps: number,
+  ) {
+    super(`stopped after step ${step} of ${steps}`);
+    this.name = 'JobStoppedError';
+  }
+}

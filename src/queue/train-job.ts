@@ -8,12 +8,17 @@ import { writeFileAtomic } from '../io/fs.js';
 import { NiftiError } from '../io/nifti/index.js';
 import { VolumeError } from '../data/load.js';
 import { confine } from './confine.js';
-import { JobPayloadError, PermanentJobError } from './errors.js';
+import { JobPayloadError, JobStoppedError, PermanentJobError } from './errors.js';
 import { presetIsPath, TRAIN_READ_PATHS, TRAIN_WRITE_PATHS, type TrainJobData } from './schema.js';
 
 export interface TrainJobContext {
   roots: readonly string[] | null;
   log: (s: string) => void;
+  /**
+   * Aborted when the worker shuts down: the step in progress finishes, checkpoint_last is saved and
+   * the job throws JobStoppedError, so the next attempt loses no completed step.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainJobResult {
@@ -58,9 +63,10 @@ export async function runTrainJob(d: TrainJobData, jobId: string, ctx: TrainJobC
     await writeFileAtomic(owner, new TextEncoder().encode(JSON.stringify({ jobId }) + '\n'));
   }
   try {
-    const r = await runTraining(cfg, { resume, log: ctx.log });
-    // Nothing signals a queued run to stop, so it always reaches its last step and exports a model.
-    if (r.stopped || !r.modelDir) throw new Error(`training in ${r.outDir} stopped after step ${r.completed} of ${r.steps}`);
+    const r = await runTraining(cfg, { resume, log: ctx.log, signal: ctx.signal, resumeHint: 'the next attempt of this job (on any worker)' });
+    // Only the worker's shutdown stops a queued run; a stop before any step keeps the previous checkpoint.
+    if (r.stopped) throw new JobStoppedError(Math.max(r.completed, resumedFrom), r.steps);
+    if (!r.modelDir) throw new Error(`training in ${r.outDir} ended without a model`);
     return { outDir: r.outDir, modelDir: r.modelDir, steps: r.steps, resumedFrom, best: r.best };
   } catch (e) {
     if (e instanceof TrainRunError) throw new PermanentJobError(e.message);

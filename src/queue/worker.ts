@@ -1,6 +1,6 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { PermanentJobError } from './errors.js';
+import { JobStoppedError, PermanentJobError } from './errors.js';
 import { runPredictJob, type OutputRecords } from './predict-job.js';
 import { connectionOptions, KEY_PREFIX, STALL_DEFAULTS, type QueueName } from './queues.js';
 import { redact, type RedisTarget } from './redis-url.js';
@@ -20,16 +20,23 @@ export interface QueueWorkerOptions {
   lockDuration?: number;
   stalledInterval?: number;
   maxStalledCount?: number;
+  /**
+   * How long stop() waits for training jobs to finish their step and save a checkpoint before it
+   * hands them back as they are (default 120 s; a job still preprocessing its data ignores the stop).
+   */
+  stopGraceMs?: number;
   log: (s: string) => void;
 }
 
 export interface RunningWorker {
   /**
-   * Stops taking jobs. Predictions in progress finish (seconds); training runs in progress are moved
-   * back to waiting at once (they continue from their last checkpoint elsewhere), and `handedBack`
-   * lists them: the caller must then exit the process, since their computation cannot be interrupted.
+   * Stops taking jobs. Predictions in progress finish (seconds). Training runs in progress finish
+   * their current step, save checkpoint_last and go back to waiting (`checkpointed`), so the next
+   * worker continues from that step; one that has not stopped within the grace period is moved back
+   * as it is and continues from its last periodic checkpoint. `handedBack` lists both kinds: when it
+   * is not empty, the caller must exit the process, since a late run's computation cannot be interrupted.
    */
-  stop(): Promise<{ handedBack: string[] }>;
+  stop(): Promise<{ handedBack: string[]; checkpointed: string[] }>;
 }
 
 const OUTPUTS_KEY = `${KEY_PREFIX}:outputs`;
@@ -46,7 +53,8 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<RunningWo
       await client.hset(OUTPUTS_KEY, k, v);
     },
   };
-  const activeTrain = new Map<string, { job: Job; token: string }>();
+  const activeTrain = new Map<string, { job: Job; token: string; abort: AbortController; settled: Promise<void> }>();
+  const checkpointed: string[] = [];
 
   const processor =
     (queue: QueueName) =>
@@ -61,10 +69,13 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<RunningWo
           log(`${id}: ${r.skipped ? 'identical output already there, kept' : `wrote ${r.output}`} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
           result = r;
         } else {
-          activeTrain.set(id, { job, token: token! });
+          const abort = new AbortController();
+          let settle = () => {};
+          const settled = new Promise<void>((r) => (settle = r));
+          activeTrain.set(id, { job, token: token!, abort, settled });
           try {
             const d = validateTrainQueueJob(job.data);
-            const ctx = { roots: o.roots, log: (s: string) => log(`${id}: ${s}`) };
+            const ctx = { roots: o.roots, log: (s: string) => log(`${id}: ${s}`), signal: abort.signal };
             const minutes = () => ((Date.now() - t0) / 60000).toFixed(1);
             if (d.kind === 'crossval-fold') {
               result = await runCrossvalFoldJob(d, id, ctx);
@@ -77,12 +88,21 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<RunningWo
               result = await runTrainJob(d, id, ctx);
               log(`${id}: training done (${minutes()} min)`);
             }
+          } catch (e) {
+            if (!(e instanceof JobStoppedError)) throw e;
+            // The shutdown stopped it after a step, with that step saved: back to waiting, not a failed attempt.
+            await job.moveToWait(token);
+            checkpointed.push(id);
+            log(`${id}: ${e.message}, checkpoint saved; handed back, the next worker continues from step ${e.step}`);
+            throw new WaitingError();
           } finally {
             activeTrain.delete(id);
+            settle();
           }
         }
         return result;
       } catch (e) {
+        if (e instanceof WaitingError) throw e;
         const msg = redact((e as Error)?.message ?? String(e), o.target.secrets);
         log(`${id}: failed: ${msg}`);
         // Refusals and malformed payloads fail at once: retrying cannot change their outcome.
@@ -121,6 +141,15 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<RunningWo
     async stop() {
       const handedBack: string[] = [];
       const closing = workers.map((w) => w.close());
+      const running = [...activeTrain.values()];
+      for (const r of running) r.abort.abort();
+      if (running.length) {
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>((r) => (timer = setTimeout(r, o.stopGraceMs ?? 120_000)));
+        await Promise.race([Promise.all(running.map((r) => r.settled)), grace]);
+        clearTimeout(timer);
+      }
+      handedBack.push(...checkpointed);
       for (const [id, { job, token }] of activeTrain) {
         try {
           await job.moveToWait(token);
@@ -130,10 +159,11 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<RunningWo
         }
         handedBack.push(id);
       }
-      // Predictions finish; a training worker's close would wait for the whole run, so it is not awaited.
-      await Promise.all(closing.filter((_, i) => !(o.queues[i] === 'train' && handedBack.length)));
-      if (!handedBack.length) client.disconnect();
-      return { handedBack };
+      // Predictions finish; a late training run's close would wait for the whole run, so it is not awaited.
+      const late = handedBack.length > checkpointed.length;
+      await Promise.all(closing.filter((_, i) => !(o.queues[i] === 'train' && late)));
+      if (!late) client.disconnect();
+      return { handedBack, checkpointed: [...checkpointed] };
     },
   };
 }

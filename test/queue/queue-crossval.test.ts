@@ -195,4 +195,51 @@ describe('uxnet queue crossval (BullMQ flow on a real redis-server)', { skip: RE
     assert.match(outside.out, /^failed: crossval fold 0 of .*outside after 1 attempt\(s\): outDir .*outside is outside the worker's --root/m);
     assert.ok(!existsSync(join(dir, 'outside', 'fold_0')));
   });
+
+  it('a worker stopped (SIGTERM) mid-fold checkpoints the step it finished, hands the fold back and exits 0; another worker finishes it, identical to uxnet crossval', async () => {
+    const alive = workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
+    assert.equal(alive.length, 2, 'the two surviving workers of the first test');
+    const before = alive.map((w) => w.out().length);
+    const runDir = join(work, 'stopped', 'cv');
+    const waiting = run(['queue', 'crossval', '--redis', url, ...cv(runDir), '--wait']);
+    const metrics = join(runDir, 'fold_0', 'metrics.jsonl');
+    await waitFor('fold 0 to train a step', () => existsSync(metrics) && readFileSync(metrics, 'utf8').trim().length > 0);
+    const fresh = (i: number) => alive[i]!.out().slice(before[i]);
+    const i = /crossval-cv-fold0-\S+: start/.test(fresh(0)) ? 0 : 1;
+    const stopped = alive[i]!;
+    stopped.child.kill('SIGTERM');
+    assert.equal(await stopped.exited, 0, stopped.out());
+    const m = /(crossval-cv-fold0-\S+): stopped after step (\d+) of 4, checkpoint saved; handed back, the next worker continues from step (\d+)/.exec(fresh(i));
+    assert.ok(m, `no checkpointed hand-back:\n${fresh(i)}`);
+    const at = Number(m[2]);
+    assert.equal(Number(m[3]), at);
+    assert.ok(at >= 1 && at <= 4, `stopped at ${at}`);
+    assert.equal((await loadCheckpoint(join(runDir, 'fold_0', 'checkpoint_last.safetensors'))).state.step, at, 'the checkpoint holds the step the stop finished');
+
+    const r = await waiting;
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /^2 of 2 fold job\(s\) completed$/m);
+    const other = fresh(1 - i);
+    if (at < 4) assert.match(other, new RegExp(`${m[1]}: resuming at step ${at} of 4`), 'the other worker continues from the stop');
+    for (const k of [0, 1]) {
+      const a = readFileSync(join(work, 'ref', 'cv', `fold_${k}`, 'model', 'weights.safetensors'));
+      assert.ok(readFileSync(join(runDir, `fold_${k}`, 'model', 'weights.safetensors')).equals(a), `fold ${k} weights differ from uxnet crossval`);
+    }
+    const steps = readFileSync(metrics, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).step);
+    assert.deepEqual(steps, [1, 2, 3, 4], 'the per-step log has each step once');
+    const q = new Queue('train', { connection: { url, maxRetriesPerRequest: null }, prefix: KEY_PREFIX });
+    try {
+      const job = await q.getJob(m[1]!);
+      assert.equal(await job!.getState(), 'completed');
+      // Two attempts started; only the one that finished counts as made (the hand-back is no failure).
+      assert.equal(job!.attemptsStarted, 2);
+      assert.equal(job!.attemptsMade, 1, 'the hand-back is not a failed attempt');
+      assert.ok(!job!.failedReason, `failed reason ${job!.failedReason}`);
+    } finally {
+      await q.close();
+    }
+  });
 });

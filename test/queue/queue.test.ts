@@ -4,7 +4,8 @@
  * bundled MSD Hippocampus cases while one is SIGKILLed mid-job; outputs exist once and equal a
  * single-process `uxnet predict` byte for byte; a corrupt case fails after its attempts with its
  * reason; resubmission adds nothing and rewrites nothing; paths outside --root are refused; queued
- * jobs survive a Redis crash; a training job whose worker is killed, and whose next worker is stopped,
+ * jobs survive a Redis crash; a training job whose worker is killed, and whose next worker is stopped (it
+ * checkpoints the step it stopped after and hands the job back),
  * finishes on a third bit-identically to an uninterrupted `uxnet train`; rediss:// works; the password never appears.
  */
 import { describe, it, before, after } from 'node:test';
@@ -18,7 +19,7 @@ import { ROOT } from '../helpers/cli.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 import { REDIS_MISSING, TestRedis } from '../helpers/redis.js';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
-import { loadCheckpoint } from '../../src/train/checkpoint.js';
+import { checkpointStep, loadCheckpoint } from '../../src/train/checkpoint.js';
 import { KEY_PREFIX } from '../../src/queue/queues.js';
 
 const PASSWORD = 'Qx7-s3cret%pw';
@@ -262,7 +263,9 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
 
   it('a training job whose worker is SIGKILLed, then whose next worker is stopped (SIGTERM), finishes on a third, bit-identical to uxnet train', async () => {
     await writeSyntheticDataset(join(work, 'data'), 5);
-    const steps = 8;
+    // Checkpoints every 5 steps: T1 is killed after one, and T2's stop saves a step between them.
+    const steps = 12;
+    const saveEvery = 5;
     const train = (out: string) => [
       '--dataset',
       join(work, 'data'),
@@ -273,7 +276,7 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
       '--steps',
       String(steps),
       '--save-every',
-      '1',
+      String(saveEvery),
       '--val-every',
       '100',
       '--feat-size',
@@ -301,23 +304,35 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     await t1.exited;
     assert.doesNotMatch(t1.out(), /training done/);
 
-    // T2 takes the run over once T1's lock has expired, and is stopped while training: it hands the
-    // run back at once and exits 0.
+    // T2 takes the run over once T1's lock has expired, and is stopped while training: it finishes its
+    // step, saves checkpoint_last at that step (not a multiple of --save-every), hands the run back and exits 0.
     const t2 = worker('T2', ['--queue', 'train']);
     await waitFor('T2 to resume the run', () => /resuming at step \d+/.test(t2.out()));
+    const first = Number(/resuming at step (\d+)/.exec(t2.out())![1]);
+    // Stopped once it has trained a step of its own, so the stop lands inside the training loop.
+    const logged = () =>
+      readFileSync(join(work, 'run', 'metrics.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { step: number }).step);
+    await waitFor('T2 to train a step', () => logged().some((n) => n > first));
     t2.child.kill('SIGTERM');
     assert.equal(await t2.exited, 0, t2.out());
-    assert.match(t2.out(), /handed back; it continues from its last checkpoint/);
     assert.doesNotMatch(t2.out(), /training done/);
-    const first = Number(/resuming at step (\d+)/.exec(t2.out())![1]);
-    assert.ok(first >= 1 && first < steps, `T2 resumed at ${first}`);
+    assert.ok(first >= saveEvery && first < steps, `T2 resumed at ${first}`);
+    const stoppedAt = /stopped after step (\d+) of 12, checkpoint saved; handed back, the next worker continues from step (\d+)/.exec(t2.out());
+    assert.ok(stoppedAt, `T2 did not checkpoint its stop:\n${t2.out()}`);
+    const at = Number(stoppedAt[1]);
+    assert.equal(Number(stoppedAt[2]), at);
+    assert.ok(at > first && at < steps, `T2 stopped at ${at}, resumed at ${first}`);
+    assert.equal(await checkpointStep(join(work, 'run', 'checkpoint_last.safetensors')), at, 'the checkpoint holds the step T2 stopped after');
 
     const t3 = worker('T3', ['--queue', 'train']);
     const wait = await run(['queue', 'train', '--redis', url, ...train(join(work, 'run')), '--wait']);
     assert.equal(wait.status, 0, wait.out);
-    const resumed = /resuming at step (\d+) of 8/.exec(t3.out());
+    const resumed = /resuming at step (\d+) of 12/.exec(t3.out());
     assert.ok(resumed, `T3 did not resume:\n${t3.out()}`);
-    assert.ok(Number(resumed[1]) >= first, `T3 resumed at ${resumed[1]}`);
+    assert.equal(Number(resumed[1]), at, 'T3 continues exactly where T2 stopped');
 
     const ca = await loadCheckpoint(join(work, 'ref-run', 'checkpoint_last.safetensors'));
     const cb = await loadCheckpoint(join(work, 'run', 'checkpoint_last.safetensors'));

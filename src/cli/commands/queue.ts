@@ -245,6 +245,7 @@ interface WorkerFlags extends RedisFlags {
   lockDuration?: number;
   stalledInterval?: number;
   maxStalled?: number;
+  stopGrace?: number;
 }
 
 async function queueWorker(f: WorkerFlags): Promise<void> {
@@ -270,6 +271,7 @@ async function queueWorker(f: WorkerFlags): Promise<void> {
       lockDuration: f.lockDuration,
       stalledInterval: f.stalledInterval,
       maxStalledCount: f.maxStalled,
+      stopGraceMs: f.stopGrace === undefined ? undefined : f.stopGrace * 1000,
     });
     await new Promise<void>((done) => {
       let stopping = false;
@@ -279,11 +281,11 @@ async function queueWorker(f: WorkerFlags): Promise<void> {
           process.exit(1);
         }
         stopping = true;
-        say(`worker ${name}: ${sig}, finishing current predictions and handing back training runs`);
+        say(`worker ${name}: ${sig}, finishing current predictions; training runs save a checkpoint after their current step and go back to the queue`);
         w.stop().then(
           ({ handedBack }) => {
             say(`worker ${name}: stopped`);
-            // A handed-back run's computation cannot be interrupted in place: leaving is what ends it.
+            // A run handed back late is still computing, and nothing interrupts it in place: leaving ends it.
             if (handedBack.length) process.exit(0);
             done();
           },
@@ -347,7 +349,7 @@ export function registerQueue(program: Command): void {
 
   queue
     .command('worker')
-    .description('take jobs until SIGTERM/SIGINT (then finish current predictions, hand back training runs, exit 0)')
+    .description('take jobs until SIGTERM/SIGINT (then finish current predictions, checkpoint and hand back training runs, exit 0)')
     .option('--redis <url>', REDIS_HELP)
     .option('--queue <names>', 'predict, train or all (default all)')
     .option('--concurrency <n>', 'predictions run at once by this process (default 1; training runs one at a time)', int('--concurrency', 1))
@@ -357,6 +359,7 @@ export function registerQueue(program: Command): void {
     .option('--lock-duration <ms>', `job lock lifetime, renewed every half of it while the worker lives (default ${STALL_DEFAULTS.lockDuration})`, int('--lock-duration', 1))
     .option('--stalled-interval <ms>', `how often locks of dead workers are looked for (default ${STALL_DEFAULTS.stalledInterval})`, int('--stalled-interval', 1))
     .option('--max-stalled <n>', `times a job may lose its worker before it fails (default ${STALL_DEFAULTS.maxStalledCount})`, int('--max-stalled', 0))
+    .option('--stop-grace <s>', 'on SIGTERM/SIGINT: seconds a training run gets to finish its step and save a checkpoint (default 120)', int('--stop-grace', 0))
     .action(async (f: WorkerFlags) => queueWorker(f));
 
   retryOptions(
