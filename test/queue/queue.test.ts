@@ -4,8 +4,8 @@
  * bundled MSD Hippocampus cases while one is SIGKILLed mid-job; outputs exist once and equal a
  * single-process `uxnet predict` byte for byte; a corrupt case fails after its attempts with its
  * reason; resubmission adds nothing and rewrites nothing; paths outside --root are refused; queued
- * jobs survive a Redis crash; a training job whose worker is killed, and whose next worker is stopped (it
- * checkpoints the step it stopped after and hands the job back),
+ * jobs survive a Redis crash; a training job whose worker is killed, and whose next workers are stopped (one
+ * checkpoints the step it stopped after and hands the job back, one without grace hands it back as it is),
  * finishes on a third bit-identically to an uninterrupted `uxnet train`; rediss:// works; the password never appears.
  */
 import { describe, it, before, after } from 'node:test';
@@ -261,7 +261,7 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     for (const c of few) assert.ok(readFileSync(join(work, 'out2', `${c}.nii.gz`)).equals(readFileSync(join(work, 'ref', `${c}.nii.gz`))), `${c} differs`);
   });
 
-  it('a training job whose worker is SIGKILLed, then whose next worker is stopped (SIGTERM), finishes on a third, bit-identical to uxnet train', async () => {
+  it('a training job whose worker is SIGKILLed, then stopped (SIGTERM) with and without grace, finishes on a fourth worker bit-identical to uxnet train', async () => {
     await writeSyntheticDataset(join(work, 'data'), 5);
     // Checkpoints every 5 steps: T1 is killed after one, and T2's stop saves a step between them.
     const steps = 12;
@@ -327,12 +327,25 @@ describe('uxnet queue (BullMQ on a real redis-server)', { skip: REDIS_MISSING },
     assert.ok(at > first && at < steps, `T2 stopped at ${at}, resumed at ${first}`);
     assert.equal(await checkpointStep(join(work, 'run', 'checkpoint_last.safetensors')), at, 'the checkpoint holds the step T2 stopped after');
 
+    // T2b gets no grace (--stop-grace 0): stopped mid-step, it hands the run back as it is and exits 0
+    // at once; the next worker continues from the last checkpoint on disk.
+    const t2b = worker('T2b', ['--queue', 'train', '--stop-grace', '0']);
+    await waitFor('T2b to resume the run', () => new RegExp(`resuming at step ${at} of 12`).test(t2b.out()));
+    await waitFor('T2b to train a step', () => logged().some((n) => n > at));
+    t2b.child.kill('SIGTERM');
+    assert.equal(await t2b.exited, 0, t2b.out());
+    assert.match(t2b.out(), /handed back; it continues from its last checkpoint on the next worker/);
+    assert.doesNotMatch(t2b.out(), /checkpoint saved; handed back|training done/);
+    // No save at the stop: the checkpoint is T2's, or a periodic one T2b reached.
+    const onDisk = await checkpointStep(join(work, 'run', 'checkpoint_last.safetensors'));
+    assert.ok(onDisk === at || (onDisk > at && onDisk % saveEvery === 0), `checkpoint at ${onDisk} after T2's stop at ${at}`);
+
     const t3 = worker('T3', ['--queue', 'train']);
     const wait = await run(['queue', 'train', '--redis', url, ...train(join(work, 'run')), '--wait']);
     assert.equal(wait.status, 0, wait.out);
     const resumed = /resuming at step (\d+) of 12/.exec(t3.out());
     assert.ok(resumed, `T3 did not resume:\n${t3.out()}`);
-    assert.equal(Number(resumed[1]), at, 'T3 continues exactly where T2 stopped');
+    assert.equal(Number(resumed[1]), onDisk, 'T3 continues from the checkpoint T2b left');
 
     const ca = await loadCheckpoint(join(work, 'ref-run', 'checkpoint_last.safetensors'));
     const cb = await loadCheckpoint(join(work, 'run', 'checkpoint_last.safetensors'));
