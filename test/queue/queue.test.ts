@@ -6,7 +6,7 @@
  * reason; resubmission adds nothing and rewrites nothing; paths outside --root are refused; queued
  * jobs survive a Redis crash; a training job whose worker is killed, and whose next workers are stopped (one
  * checkpoints the step it stopped after and hands the job back, one without grace hands it back as it is),
- * finishes on a third bit-identically to an uninterrupted `uxnet train`; rediss:// works; the password never appears.
+ * finishes on a fourth bit-identically to an uninterrupted `uxnet train`; rediss:// works; the password never appears.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
