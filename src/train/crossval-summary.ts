@@ -137,6 +137,8 @@ export function summariseCrossval(o: {
   patch: [number, number, number] | null;
   config: Record<string, unknown>;
 }): CrossvalSummary {
+  // A table of no fold would have empty rows and undefined statistics: nothing to summarise yet.
+  if (!o.records.length) throw new Error(`crossval ${o.name}: no finished fold to summarise`);
   const records = [...o.records].sort((a, b) => a.fold - b.fold);
   const classes = records[0]?.classes ?? [];
   const cases = records.flatMap((r) => r.cases.map((c) => ({ ...c, fold: r.fold, meanDice: meanDefined(c.dice) })));

@@ -439,6 +439,7 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
     const p = join(runDir, `fold_${k}`, 'fold.json');
     if (existsSync(p)) records.push(await withStepMedian(parseFoldRecord(await readFile(p, 'utf8')), join(runDir, `fold_${k}`)));
   }
+  if (!records.length) throw new TrainRunError(`${runDir}: no fold has finished yet, so there is nothing to summarise`);
   const complete = records.length === K;
   let macs: number | null = null;
   let patch: [number, number, number] | null = null;

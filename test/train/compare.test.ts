@@ -258,6 +258,11 @@ describe('uxnet compare', () => {
     assert.ok(!existsSync(join(dir, 'y')), 'a refused comparison writes nothing');
   });
 
+  it('a summary of no finished fold is refused, not written with empty rows', async () => {
+    await assert.rejects(makeRun('none', base, { folds: [] }), /^Error: crossval none: no finished fold to summarise$/);
+    assert.ok(!existsSync(join(dir, 'none', 'summary.json')));
+  });
+
   it('shows seconds per volume as unknown for a summary written before it kept medians', async () => {
     const old = await makeRun('old-summary', base);
     const p = join(old, 'summary.json');

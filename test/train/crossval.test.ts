@@ -18,7 +18,7 @@ import { Writable } from 'node:stream';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
 import { tinyRecipe } from '../helpers/tiny-train.js';
 import { uxnet, assertUserError, ROOT } from '../helpers/cli.js';
-import { makeFolds, readSplitFile, encodeFoldRecord, parseFoldRecord, runCrossval } from '../../src/train/crossval.js';
+import { makeFolds, readSplitFile, encodeFoldRecord, parseFoldRecord, runCrossval, finishCrossval, openCrossval } from '../../src/train/crossval.js';
 import { crossvalConfigFromFlags } from '../../src/cli/commands/crossval.js';
 import { runEvaluate } from '../../src/cli/commands/evaluate.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
@@ -258,6 +258,12 @@ describe('uxnet crossval', () => {
     assert.deepEqual(r1.stopped, { fold: 0, step: 2, steps: 4 });
     assert.equal((await loadCheckpoint(join(run, 'fold_0', 'checkpoint_last.safetensors'))).state.step, 2);
     assert.ok(!existsSync(join(run, 'fold_0', 'model')) && !existsSync(join(run, 'fold_0', 'fold.json')));
+    // With no fold finished there is no summary to write (not one with empty rows).
+    await assert.rejects(
+      finishCrossval(await openCrossval(cfg), quiet),
+      (e: Error) => e.name === 'TrainRunError' && /: no fold has finished yet, so there is nothing to summarise$/.test(e.message),
+    );
+    assert.ok(!existsSync(join(run, 'summary.json')));
 
     // Aborted once training has ended: the model is exported, prediction stops before its first case.
     const b = new AbortController();
