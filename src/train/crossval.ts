@@ -203,6 +203,8 @@ function firstDifference(a: unknown, b: unknown, path = ''): string | null {
       const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
       if (d) return d;
     }
+    // The same fields in another order (a recipe's network written hiddenSize first): the same recipe.
+    return null;
   }
   return `${path || 'value'} (${JSON.stringify(a)} then, ${JSON.stringify(b)} now)`;
 }
