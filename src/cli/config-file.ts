@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { TrainConfigError } from '../train/config.js';
+import { readRecipeFile } from '../train/recipe-file.js';
 import { UserError } from './errors.js';
 
 /**
@@ -16,5 +18,15 @@ export async function readConfigFile(path: string): Promise<unknown> {
     return JSON.parse(text);
   } catch (e) {
     throw new UserError(`config file '${path}' is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** A training recipe named by --config, its `extends` chain followed; any problem is one UserError line. */
+export async function readRecipeConfig(path: string): Promise<Record<string, unknown>> {
+  try {
+    return await readRecipeFile(path);
+  } catch (e) {
+    if (e instanceof TrainConfigError) throw new UserError(e.message);
+    throw e;
   }
 }

@@ -8,9 +8,11 @@ import { BUILTIN_PRESETS, loadPreset, parsePreset } from '../../src/data/presets
 import { parsePlan } from '../../src/data/plan-schema.js';
 import { resolveTrainConfig, TrainConfigError } from '../../src/train/config.js';
 import { parseSplitFile } from '../../src/train/split-file.js';
+import { readRecipeFile } from '../../src/train/recipe-file.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const json = (rel: string) => JSON.parse(readFileSync(root + rel, 'utf8')) as Record<string, unknown>;
+const readRecipe = (rel: string) => readRecipeFile(root + rel);
 
 /** Asserts `fn` throws exactly `message`, on one line. */
 function throwsLine(fn: () => unknown, message: string, type: new (...a: never[]) => Error = Error): void {
@@ -137,12 +139,12 @@ describe('file formats: one schema each, errors naming file, field and expectati
     throwsLine(() => resolveTrainConfig({}, { outDir: 'o' }), 'training config: dataset: is required (expected string)', TrainConfigError);
   });
 
-  it('every shipped hippocampus recipe resolves and its preset loads', () => {
+  it('every shipped hippocampus recipe resolves (its extends chain followed) and its preset loads', async () => {
     const dir = 'recipes/hippocampus/';
     const recipes = readdirSync(root + dir).filter((f) => /^(train|finetune).*\.json$/.test(f));
     assert.ok(recipes.length >= 8, `recipes found: ${recipes.join(', ')}`);
     for (const f of recipes) {
-      const recipe = json(dir + f);
+      const recipe = await readRecipe(dir + f);
       const cfg = resolveTrainConfig(recipe, {}, dir + f);
       assert.ok(cfg.steps > 0, f);
       const preset = loadPreset(root + (recipe as { preset: string }).preset);
@@ -168,7 +170,7 @@ describe('file formats: one schema each, errors naming file, field and expectati
     );
     assert.equal((base.find((s) => s.op === 'randAffine') as { prob: number }).prob, 1);
     // The 2-volume pilot changes only the batch's make-up (1 crop from each of 2 volumes, not 2 from one) and its folder.
-    const r2 = json(dir + 'train-p32-aff02-2vol.json') as Record<string, unknown>;
+    const r2 = (await readRecipe(dir + 'train-p32-aff02-2vol.json')) as Record<string, unknown>;
     assert.deepEqual(r2, { ...json(dir + 'train-p32-aff02.json'), cropsPerVolume: 1, volumesPerStep: 2, outDir: 'runs/hippocampus-p32-aff02-2vol' });
     // The intensity pilot adds nnU-Net's noise, brightness and gamma after the affine of preset-aff02, and nothing else.
     const int = loadPreset(root + dir + 'preset-aff02-int.json').train;
@@ -180,7 +182,7 @@ describe('file formats: one schema each, errors naming file, field and expectati
       { op: 'randGamma', prob: 0.3, gamma: [0.7, 1.5] },
       ...aff02.slice(at),
     ]);
-    assert.deepEqual(json(dir + 'train-p32-aff02-int.json'), {
+    assert.deepEqual(await readRecipe(dir + 'train-p32-aff02-int.json'), {
       ...json(dir + 'train-p32-aff02.json'),
       preset: 'recipes/hippocampus/preset-aff02-int.json',
       outDir: 'runs/hippocampus-p32-aff02-int',
@@ -195,8 +197,27 @@ describe('file formats: one schema each, errors naming file, field and expectati
     ]);
     assert.deepEqual(aff02.at(-1), { op: 'randFlip', prob: 0.5, axes: [0] });
     // The deep-supervision pilot adds nnU-Net's deep supervision on the 1/2 and 1/4 decoder levels, and nothing else.
-    assert.deepEqual(json(dir + 'train-p32-aff02-ds.json'), { ...json(dir + 'train-p32-aff02.json'), deepSupervision: 2, outDir: 'runs/hippocampus-p32-aff02-ds' });
-    assert.deepEqual(json(dir + 'train-p32-aff02-flip3.json'), {
+    assert.deepEqual(await readRecipe(dir + 'train-p32-aff02-ds.json'), { ...json(dir + 'train-p32-aff02.json'), deepSupervision: 2, outDir: 'runs/hippocampus-p32-aff02-ds' });
+    // The nnU-Net-range pilot widens the affine to nnU-Net's ranges (rotation up to 30 degrees about every axis, scaling by up
+    // to 30%), still on 20% of crops, and changes nothing else.
+    const nnrange = loadPreset(root + dir + 'preset-aff02-nnrange.json').train;
+    assert.deepEqual(
+      nnrange,
+      aff02.map((s) => (s.op === 'randAffine' ? { ...s, rotateRange: [Math.PI / 6, Math.PI / 6, Math.PI / 6], scaleRange: [0.3, 0.3, 0.3] } : s)),
+    );
+    assert.deepEqual(await readRecipe(dir + 'train-p32-aff02-nnrange.json'), {
+      ...json(dir + 'train-p32-aff02.json'),
+      preset: 'recipes/hippocampus/preset-aff02-nnrange.json',
+      outDir: 'runs/hippocampus-p32-aff02-nnrange',
+    });
+    // The long pilot trains the shipped recipe for twice the steps (its cosine schedule stretched over them), validating only at the end.
+    assert.deepEqual(await readRecipe(dir + 'train-p32-aff02-15k.json'), {
+      ...json(dir + 'train-p32-aff02.json'),
+      steps: 15000,
+      valEvery: 15000,
+      outDir: 'runs/hippocampus-p32-aff02-15k',
+    });
+    assert.deepEqual(await readRecipe(dir + 'train-p32-aff02-flip3.json'), {
       ...json(dir + 'train-p32-aff02.json'),
       preset: 'recipes/hippocampus/preset-aff02-flip3.json',
       outDir: 'runs/hippocampus-p32-aff02-flip3',

@@ -376,8 +376,18 @@ describe('uxnet crossval', () => {
     assert.ok(!existsSync(join(kept, 'ensemble')));
   });
 
-  it('refuses to continue a run with another recipe or fold count, naming the difference', () => {
+  it('refuses to continue a run with another recipe or fold count, naming the difference', async () => {
     assertUserError(uxnet([...crossvalArgs(join(dir, 'full')), '--steps', '5'], { env }), /another configuration: steps \(4 then, 5 now\)/);
+    // The same recipe with its fields in another order, or as a file extending it, is the same run: it continues (both folds finished earlier).
+    const recipe = JSON.parse(await readFile(join(dir, 'recipe.json'), 'utf8')) as Record<string, unknown>;
+    const reversed = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).reverse());
+    await writeFile(join(dir, 'reordered.json'), JSON.stringify(reversed({ ...recipe, network: reversed(recipe.network as Record<string, unknown>) })));
+    await writeFile(join(dir, 'extending.json'), JSON.stringify({ extends: 'recipe.json', lr: 0.01 }));
+    for (const f of ['reordered.json', 'extending.json']) {
+      const r = uxnet(['crossval', '--dataset', join(dir, 'data'), '--config', join(dir, f), '-o', join(dir, 'full'), '--folds', '2'], { env });
+      assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+      assert.match(r.stdout + r.stderr, /fold 0: finished earlier[^]*fold 1: finished earlier/);
+    }
     assertUserError(
       uxnet(['crossval', '--dataset', join(dir, 'data'), '--config', join(dir, 'recipe.json'), '-o', join(dir, 'full'), '--folds', '3'], { env }),
       /has 2 folds, --folds asks for 3/,

@@ -7,7 +7,7 @@ import { NiftiError } from '../../io/nifti/index.js';
 import { VolumeError } from '../../data/load.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
-import { readConfigFile } from '../config-file.js';
+import { readRecipeConfig } from '../config-file.js';
 import { SIGNAL_EXIT, stopOnSignals, terminalHandlers } from '../train-terminal.js';
 
 export interface CrossvalFlags {
@@ -41,7 +41,7 @@ const int = (name: string, min: number) => (v: string) => {
 
 /** The recipe `uxnet crossval` and `uxnet queue crossval` run: the config file with the flags over it. */
 export async function crossvalConfigFromFlags(f: CrossvalFlags): Promise<TrainConfig> {
-  const file = f.config ? ((await readConfigFile(f.config)) as Partial<TrainConfig>) : {};
+  const file = f.config ? ((await readRecipeConfig(f.config)) as Partial<TrainConfig>) : {};
   try {
     // The recipe's own split and model folder belong to single runs; crossval sets them per fold.
     const network: Record<string, unknown> = {};

@@ -5,7 +5,7 @@ import { resolveConfigPaths, resolveTrainConfig, TrainConfigError, type TrainCon
 import { runTraining, TrainRunError } from '../../train/run.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
-import { readConfigFile } from '../config-file.js';
+import { readConfigFile, readRecipeConfig } from '../config-file.js';
 import { SIGNAL_EXIT, stopOnSignals, terminalHandlers } from '../train-terminal.js';
 import { preprocessUserError } from './preprocess.js';
 
@@ -83,7 +83,7 @@ async function storedRunConfig(runDir: string): Promise<Partial<TrainConfig>> {
 /** Resolves `uxnet train`'s flags (and --config file) into a validated configuration. */
 export async function trainConfigFromFlags(f: TrainFlags): Promise<TrainConfig> {
   // `--resume -o RUN` alone continues from the run's own config.json; flags still override its fields.
-  const file = f.config ? ((await readConfigFile(f.config)) as Partial<TrainConfig>) : f.resume && f.output ? await storedRunConfig(f.output) : {};
+  const file = f.config ? ((await readRecipeConfig(f.config)) as Partial<TrainConfig>) : f.resume && f.output ? await storedRunConfig(f.output) : {};
   const network: Record<string, unknown> = {};
   if (f.featSize) network.featSize = f.featSize;
   if (f.hiddenSize) network.hiddenSize = f.hiddenSize;
