@@ -6,7 +6,7 @@ import { ModelFolderError } from '../infer/model-folder.js';
 import { writeFileAtomic } from '../io/fs.js';
 import { NiftiError } from '../io/nifti/index.js';
 import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../train/config.js';
-import { finishCrossval, openCrossval, runCrossvalFold, type CrossvalPlan } from '../train/crossval.js';
+import { finishCrossval, openCrossval, runCrossvalFold, stoppedFoldStep, type CrossvalPlan } from '../train/crossval.js';
 import { TrainRunError } from '../train/run.js';
 import { confine } from './confine.js';
 import { JobPayloadError, JobStoppedError, PermanentJobError } from './errors.js';
@@ -89,7 +89,7 @@ export async function runCrossvalFoldJob(d: CrossvalFoldJobData, jobId: string, 
     await writeFileAtomic(owner, new TextEncoder().encode(JSON.stringify({ jobId }) + '\n'));
   }
   const outcome = await permanent(() => runCrossvalFold(plan, d.fold, { tta: d.tta, log: ctx.log, signal: ctx.signal }));
-  if (outcome === 'stopped') throw new JobStoppedError(existsSync(last) ? await checkpointStep(last) : 0, plan.config.steps);
+  if (outcome === 'stopped') throw new JobStoppedError(await stoppedFoldStep(plan, d.fold), plan.config.steps);
   return { runDir: plan.runDir, fold: d.fold, resumedFrom, finishedEarlier: false };
 }
 

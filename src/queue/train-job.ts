@@ -64,8 +64,8 @@ export async function runTrainJob(d: TrainJobData, jobId: string, ctx: TrainJobC
   }
   try {
     const r = await runTraining(cfg, { resume, log: ctx.log, signal: ctx.signal, resumeHint: 'the next attempt of this job (on any worker)' });
-    // Only the worker's shutdown stops a queued run; a stop before any step keeps the previous checkpoint.
-    if (r.stopped) throw new JobStoppedError(Math.max(r.completed, resumedFrom), r.steps);
+    // Only the worker's shutdown stops a queued run (`completed` counts from the start: a stop before any step reports the resumed checkpoint's).
+    if (r.stopped) throw new JobStoppedError(r.completed, r.steps);
     if (!r.modelDir) throw new Error(`training in ${r.outDir} ended without a model`);
     return { outDir: r.outDir, modelDir: r.modelDir, steps: r.steps, resumedFrom, best: r.best };
   } catch (e) {

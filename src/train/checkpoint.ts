@@ -4,6 +4,8 @@ import { flushBatchNormStats } from '../nn/norm-layers.js';
 import type { AdamW, AdamWStateDict } from './adamw.js';
 import { readSafetensorsFile, writeSafetensorsFile, type RawTensor } from '../io/safetensors.js';
 
+/** The safetensors metadata entry that holds the training state (step, config, history). */
+const TRAIN_STATE_KEY = 'uxnet3d.train_state';
 /**
  * A training checkpoint is ONE safetensors file: the model's parameters under their PyTorch names,
  * AdamW's moments under `optim.exp_avg.<name>` / `optim.exp_avg_sq.<name>`, and everything else
@@ -55,7 +57,7 @@ export async function saveCheckpoint(path: string, model: Module, optimizer: Ada
   }
   await writeSafetensorsFile(path, entries, {
     format: CHECKPOINT_FORMAT,
-    'uxnet3d.train_state': JSON.stringify(state),
+    [TRAIN_STATE_KEY]: JSON.stringify(state),
     'uxnet3d.optimizer': JSON.stringify(optimMeta),
   });
 }
@@ -67,7 +69,7 @@ export async function loadCheckpoint<C = unknown, P = unknown>(path: string): Pr
   let state: TrainState<C, P>;
   let optimMeta: { hyper: AdamWStateDict['hyper']; steps: Record<string, number> } | null;
   try {
-    state = JSON.parse(metadata['uxnet3d.train_state'] ?? 'null');
+    state = JSON.parse(metadata[TRAIN_STATE_KEY] ?? 'null');
     optimMeta = JSON.parse(metadata['uxnet3d.optimizer'] ?? 'null');
   } catch {
     throw new Error(`${path}: checkpoint metadata is not valid JSON`);
@@ -105,7 +107,7 @@ export async function checkpointStep(path: string): Promise<number> {
     const header = Buffer.alloc(n);
     await f.read(header, 0, n, 8);
     const meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
-    const step = (JSON.parse(meta['uxnet3d.train_state'] ?? 'null') as { step?: number } | null)?.step;
+    const step = (JSON.parse(meta[TRAIN_STATE_KEY] ?? 'null') as { step?: number } | null)?.step;
     if (!Number.isInteger(step)) throw new Error(`${path}: checkpoint has no training state`);
     return step!;
   } finally {

@@ -333,6 +333,12 @@ export async function openCrossval(cfg: TrainConfig): Promise<CrossvalPlan> {
   return { runDir, config: cfg, identity: id, splits, cases: new Map(labelled.map((c) => [c.id, c])) };
 }
 
+/** The steps a stopped fold k holds in its checkpoint (0 when it stopped before saving one): where it continues. */
+export async function stoppedFoldStep(plan: CrossvalPlan, k: number): Promise<number> {
+  const last = join(plan.runDir, `fold_${k}`, 'checkpoint_last.safetensors');
+  return existsSync(last) ? await checkpointStep(last) : 0;
+}
+
 /**
  * Trains fold k (or continues it from its checkpoint), predicts and scores its held-out cases and
  * writes RUN/fold_k/fold.json. Touches nothing outside RUN/fold_k (and the shared preprocessing
@@ -512,9 +518,7 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
     // A stop between folds (e.g. while the summary of the last one was written) starts no new fold.
     const outcome = o.signal?.aborted ? 'stopped' : await runCrossvalFold(plan, k, { tta: o.tta, log, handlers: o.handlers, signal: o.signal });
     if (outcome === 'stopped') {
-      const last = join(plan.runDir, `fold_${k}`, 'checkpoint_last.safetensors');
-      const step = existsSync(last) ? await checkpointStep(last) : 0;
-      const stopped = { fold: k, step, steps: plan.config.steps };
+      const stopped = { fold: k, step: await stoppedFoldStep(plan, k), steps: plan.config.steps };
       // The summary covers the folds finished so far; with none there is nothing to summarise yet.
       const anyDone = plan.splits.folds.some((_, j) => existsSync(join(plan.runDir, `fold_${j}`, 'fold.json')));
       if (anyDone) return { ...(await finishCrossval(plan, log)), stopped };

@@ -16,9 +16,9 @@ export const EXTENDS = 'extends';
 export async function readRecipeFile(path: string): Promise<Record<string, unknown>> {
   const chain: string[] = [];
   const layers: Record<string, unknown>[] = [];
-  let next: string | undefined = resolve(path);
+  let next = resolve(path);
   let shown = path;
-  while (next !== undefined) {
+  for (;;) {
     const via = chain.length ? ` (extended by '${display(chain[chain.length - 1]!)}')` : '';
     if (chain.includes(next)) throw new TrainConfigError(`config file '${display(chain[0]!)}' extends itself: ${[...chain, next].map(display).join(' -> ')}`);
     let text: string;
