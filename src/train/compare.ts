@@ -4,10 +4,14 @@
  * patch, training time, inference time per volume, peak memory — and a paired Wilcoxon signed-rank
  * test per class over the held-out cases against the first run. Runs whose dataset, classes or
  * folds differ are refused with the difference named, because their per-case scores do not pair.
+ *
+ * An input may also be an `uxnet evaluate` result (its JSON): predictions made some other way on the
+ * same cases — with TTA, by an ensemble, on a test set no crossval held out. It pairs with the others
+ * by case id and label; it has no training or resource columns.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/fs.js';
 import { jsonSafe } from '../metrics/accumulator.js';
 import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
@@ -24,7 +28,9 @@ export class CompareError extends Error {
 }
 
 export interface CompareRun {
+  /** a crossval run folder, or an `uxnet evaluate` JSON */
   dir: string;
+  kind: 'crossval' | 'evaluation';
   name: string;
   network: string;
   parameters: number | null;
@@ -44,9 +50,11 @@ export interface CompareRun {
 }
 
 export interface Comparison {
+  /** the first crossval run's dataset name; with evaluations only, the first one's ground-truth folder */
   dataset: string;
-  folds: number;
-  foldsDone: number[];
+  /** null when no input is a crossval run */
+  folds: number | null;
+  foldsDone: number[] | null;
   cases: number;
   classes: { label: number; name: string }[];
   runs: CompareRun[];
@@ -173,51 +181,189 @@ export function parseFoldList(text: string): number[] {
   return folds;
 }
 
-/** Compares crossval runs; with `folds`, only those folds' held-out cases (each run must have finished them). */
+/** Per-case scores of one input, in the comparison's class order; NaN and ±Infinity decoded. */
+interface Scored {
+  dir: string;
+  kind: 'crossval' | 'evaluation';
+  /** crossval runs only */
+  run?: { s: CrossvalSummary; splits: Splits };
+  /** an evaluation's ground-truth folder, as `uxnet evaluate` recorded it */
+  gtDir?: string;
+  classes: { label: number; name: string }[];
+  cases: { caseId: string; dice: number[]; hd95: number[]; nsd: number[] }[];
+}
+
+/**
+ * JSON writes NaN (class empty on both sides) and an infinite HD95 (empty on one side) as null; a NaN
+ * HD95 has NaN Dice too, so the Dice tells them apart.
+ */
+const hd95Of = (hd: unknown, dice: number) => (hd === null ? (Number.isNaN(dice) ? NaN : Infinity) : num(hd));
+
+function scoredRun(dir: string, s: CrossvalSummary, splits: Splits): Scored {
+  return {
+    dir,
+    kind: 'crossval',
+    run: { s, splits },
+    classes: s.classes,
+    cases: s.cases.map((c) => {
+      const dice = c.dice.map(num);
+      return { caseId: c.caseId, dice, hd95: c.hd95.map((h, k) => hd95Of(h, dice[k]!)), nsd: c.nsd.map(num) };
+    }),
+  };
+}
+
+/** Reads an `uxnet evaluate` JSON, checking the fields the comparison uses. */
+async function readEvaluation(file: string): Promise<Scored> {
+  let j: unknown;
+  try {
+    j = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new CompareError(`${file}: ${(e as Error).message}`);
+  }
+  const bad = (what: string) => new CompareError(`${file}: not an \`uxnet evaluate\` result (${what})`);
+  const o = j as { classes?: unknown; cases?: unknown; gt_dir?: unknown };
+  if (!o || typeof o !== 'object' || !Array.isArray(o.classes) || !Array.isArray(o.cases)) throw bad('no classes and cases');
+  const classes = (o.classes as { label?: unknown; name?: unknown }[]).map((c) => {
+    if (!c || typeof c.label !== 'number') throw bad('a class without a label');
+    return { label: c.label, name: typeof c.name === 'string' ? c.name : '' };
+  });
+  if (!classes.length) throw bad('no classes');
+  const cases = (o.cases as { caseId?: unknown; classes?: unknown }[]).map((c) => {
+    if (!c || typeof c.caseId !== 'string' || !Array.isArray(c.classes)) throw bad('a case without caseId and classes');
+    const byLabel = new Map((c.classes as { label?: unknown; dice?: unknown; hd95?: unknown; nsd?: unknown }[]).map((m) => [m?.label, m]));
+    const at = classes.map((k) => {
+      const m = byLabel.get(k.label);
+      if (!m) throw bad(`case ${c.caseId} has no label ${k.label}`);
+      return m;
+    });
+    const dice = at.map((m) => num(m.dice));
+    return { caseId: c.caseId, dice, hd95: at.map((m, k) => hd95Of(m.hd95, dice[k]!)), nsd: at.map((m) => num(m.nsd)) };
+  });
+  if (!cases.length) throw bad('no cases');
+  return { dir: file, kind: 'evaluation', gtDir: typeof o.gt_dir === 'string' ? o.gt_dir : undefined, classes, cases };
+}
+
+const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+
+/**
+ * One input: a crossval run folder (summary.json and splits.json), or an `uxnet evaluate` result given
+ * as its JSON, as the -o prefix evaluate was given, or as the prediction folder holding metrics.json
+ * (evaluate's default).
+ */
+async function readInput(arg: string): Promise<Scored> {
+  const p = resolve(arg);
+  if (isDir(p) && (existsSync(join(p, 'summary.json')) || !existsSync(join(p, 'metrics.json')))) {
+    const { s, splits } = await readRun(arg);
+    return scoredRun(p, s, splits);
+  }
+  const file = isDir(p) ? join(p, 'metrics.json') : existsSync(p) ? p : existsSync(`${p}.json`) ? `${p}.json` : null;
+  if (!file) throw new CompareError(`${arg}: no such file or folder (a \`uxnet crossval\` run folder, or an \`uxnet evaluate\` result: its JSON or -o prefix)`);
+  return readEvaluation(file);
+}
+
+/** A name per input: the folder (crossval) or file name without .json; an evaluate default (metrics.json) by its folder. */
+function inputNames(inputs: Scored[]): string[] {
+  const names = inputs.map((x) => {
+    if (x.kind === 'crossval') return basename(x.dir);
+    const b = basename(x.dir).replace(/\.json$/i, '');
+    return b === 'metrics' ? basename(dirname(x.dir)) : b;
+  });
+  // two inputs of one name (metrics_0.json of two folders) are told apart by their paths
+  return names.map((n, i) => (names.indexOf(n) !== names.lastIndexOf(n) ? relative(process.cwd(), inputs[i]!.dir).replace(/\.json$/i, '') || n : n));
+}
+
+/** Why two inputs, one of them an evaluation, cannot pair: other cases or other labels. */
+function casePairingProblem(a: Scored, an: string, b: Scored, bn: string): string | null {
+  const la = a.classes.map((c) => c.label),
+    lb = b.classes.map((c) => c.label);
+  if ([...la].sort().join() !== [...lb].sort().join()) return `${bn} scores labels [${lb.join(', ')}], ${an} [${la.join(', ')}]`;
+  const ca = new Set(a.cases.map((c) => c.caseId)),
+    cb = new Set(b.cases.map((c) => c.caseId));
+  const onlyA = [...ca].filter((c) => !cb.has(c)).sort(),
+    onlyB = [...cb].filter((c) => !ca.has(c)).sort();
+  if (onlyA.length || onlyB.length)
+    return `${bn} scores other cases than ${an}${onlyA.length ? `; only in ${an}: ${list(onlyA)}` : ''}${onlyB.length ? `; only in ${bn}: ${list(onlyB)}` : ''}`;
+  return null;
+}
+
+/** An input's per-case arrays in another class order (the first input's). */
+function inLabelOrder(x: Scored, labels: number[]): Scored {
+  const idx = labels.map((l) => x.classes.findIndex((c) => c.label === l));
+  if (idx.every((j, k) => j === k)) return x;
+  const pick = (v: number[]) => idx.map((j) => v[j]!);
+  return { ...x, classes: idx.map((j) => x.classes[j]!), cases: x.cases.map((c) => ({ caseId: c.caseId, dice: pick(c.dice), hd95: pick(c.hd95), nsd: pick(c.nsd) })) };
+}
+
+/**
+ * Compares crossval runs and `uxnet evaluate` results; with `folds`, only those folds' held-out cases
+ * of the crossval runs (each must have finished them), which the evaluations must then score exactly.
+ */
 export async function compareRuns(dirs: string[], opts: { folds?: readonly number[] } = {}): Promise<Comparison> {
-  if (dirs.length < 1) throw new CompareError('give at least one crossval run folder');
-  const read = await Promise.all(dirs.map(async (d) => ({ dir: resolve(d), ...(await readRun(d)) })));
-  for (const r of read) for (const k of opts.folds ?? []) if (k >= r.s.folds) throw new CompareError(`--folds: ${basename(r.dir)} has ${r.s.folds} folds, there is no fold ${k}`);
-  const runs = opts.folds ? read.map((r) => ({ ...r, s: restrictToFolds(r.dir, r.s, opts.folds!) })) : read;
-  for (const r of runs.slice(1)) {
-    const p = pairingProblem(runs[0]!, r);
+  if (dirs.length < 1) throw new CompareError('give at least one crossval run folder or evaluation');
+  const read = await Promise.all(dirs.map(readInput));
+  const names = inputNames(read);
+  const runsRead = read.filter((r) => r.run);
+  if (opts.folds && !runsRead.length) throw new CompareError('--folds selects folds of crossval runs, and every input here is an `uxnet evaluate` result');
+  for (const r of runsRead)
+    for (const k of opts.folds ?? []) if (k >= r.run!.s.folds) throw new CompareError(`--folds: ${basename(r.dir)} has ${r.run!.s.folds} folds, there is no fold ${k}`);
+  const inputs = opts.folds ? read.map((r) => (r.run ? scoredRun(r.dir, restrictToFolds(r.dir, r.run.s, opts.folds!), r.run.splits) : r)) : read;
+  // Crossval runs pair with each other as before (dataset, folds, finished folds); an evaluation pairs by cases and labels.
+  const firstRun = inputs.find((x) => x.run);
+  for (const r of inputs) {
+    if (r === firstRun) continue;
+    const p =
+      r.run && firstRun
+        ? pairingProblem({ dir: firstRun.dir, ...firstRun.run! }, { dir: r.dir, ...r.run })
+        : casePairingProblem(inputs[0]!, names[0]!, r, names[inputs.indexOf(r)]!);
     if (p) throw new CompareError(p);
   }
-  const first = runs[0]!.s;
-  const classes = first.classes;
-  const perCase = (s: CrossvalSummary, k: number) => new Map(s.cases.map((c) => [c.caseId, num(c.dice[k])]));
-  const meanOf = (s: CrossvalSummary) => new Map(s.cases.map((c) => [c.caseId, meanDefined(c.dice.map(num))]));
-  const out: CompareRun[] = runs.map((r, i) => {
-    const s = r.s;
-    const cases = s.cases.map((c) => ({ dice: c.dice.map(num), nsd: c.nsd.map(num) }));
-    const meanDice = describe(cases.map((c) => meanDefined(c.dice)));
+  if (firstRun && inputs[0] !== firstRun) {
+    const p = casePairingProblem(inputs[0]!, names[0]!, firstRun, names[inputs.indexOf(firstRun)]!);
+    if (p) throw new CompareError(p);
+  }
+  const labels = inputs[0]!.classes.map((c) => c.label);
+  const ordered = inputs.map((x) => inLabelOrder(x, labels));
+  // a class's name from the first input that names it (evaluate leaves names out without --labels)
+  const classes = labels.map((label, k) => ({ label, name: ordered.map((x) => x.classes[k]!.name).find((n) => n) ?? `label ${label}` }));
+  const first = ordered[0]!;
+  const perCase = (x: Scored, k: number) => new Map(x.cases.map((c) => [c.caseId, c.dice[k]!]));
+  const meanOf = (x: Scored) => new Map(x.cases.map((c) => [c.caseId, meanDefined(c.dice)]));
+  const out: CompareRun[] = ordered.map((x, i) => {
+    const s = x.run?.s;
     return {
-      dir: r.dir,
-      name: basename(r.dir),
-      network: describeNetwork(s.network, s.config?.networkArgs),
-      parameters: s.parameters,
-      macs: s.macs,
-      patch: s.patch,
-      trainSeconds: num(s.timing.trainSeconds),
-      trainSecondsPerFold: num(s.timing.trainSecondsPerFold),
+      dir: x.dir,
+      kind: x.kind,
+      name: names[i]!,
+      network: s ? describeNetwork(s.network, s.config?.networkArgs) : '–',
+      parameters: s ? s.parameters : null,
+      macs: s ? s.macs : null,
+      patch: s ? s.patch : null,
+      trainSeconds: s ? num(s.timing.trainSeconds) : NaN,
+      trainSecondsPerFold: s ? num(s.timing.trainSecondsPerFold) : NaN,
       // summaries written before step medians existed have none
-      stepSeconds: typeof s.timing.stepSeconds === 'number' ? s.timing.stepSeconds : null,
-      inferenceSeconds: typeof s.timing.inferenceSeconds === 'number' ? s.timing.inferenceSeconds : null,
-      peakRssMB: num(s.timing.peakRssMB),
+      stepSeconds: typeof s?.timing.stepSeconds === 'number' ? s.timing.stepSeconds : null,
+      inferenceSeconds: typeof s?.timing.inferenceSeconds === 'number' ? s.timing.inferenceSeconds : null,
+      peakRssMB: s ? num(s.timing.peakRssMB) : NaN,
       perClass: classes.map((c, k) => ({
         ...c,
-        dice: describe(cases.map((x) => x.dice[k]!)),
-        // summary.json writes an infinite HD95 (one side empty) and a NaN one (both empty) as null; a NaN
-        // one has NaN Dice too, so it is told apart by the Dice.
-        hd95: describe(s.cases.map((x) => (x.hd95[k] === null ? (Number.isNaN(num(x.dice[k])) ? NaN : Infinity) : num(x.hd95[k])))),
-        nsd: describe(cases.map((x) => x.nsd[k]!)),
-        wilcoxon: i === 0 ? null : wilcoxonOrNull(...paired(perCase(first, k), perCase(s, k))),
+        dice: describe(x.cases.map((r) => r.dice[k]!)),
+        hd95: describe(x.cases.map((r) => r.hd95[k]!)),
+        nsd: describe(x.cases.map((r) => r.nsd[k]!)),
+        wilcoxon: i === 0 ? null : wilcoxonOrNull(...paired(perCase(first, k), perCase(x, k))),
       })),
-      meanDice: { ...meanDice, wilcoxon: i === 0 ? null : wilcoxonOrNull(...paired(meanOf(first), meanOf(s))) },
-      dice: new Map(s.cases.map((c) => [c.caseId, c.dice.map(num)])),
+      meanDice: { ...describe(x.cases.map((r) => meanDefined(r.dice))), wilcoxon: i === 0 ? null : wilcoxonOrNull(...paired(meanOf(first), meanOf(x))) },
+      dice: new Map(x.cases.map((c) => [c.caseId, c.dice])),
     };
   });
-  return { dataset: first.datasetName, folds: first.folds, foldsDone: first.foldsDone, cases: first.cases.length, classes, runs: out };
+  const s0 = firstRun?.run!.s;
+  return {
+    dataset: s0 ? s0.datasetName : first.gtDir ? basename(first.gtDir) : names[0]!,
+    folds: s0 ? s0.folds : null,
+    foldsDone: s0 ? s0.foldsDone : null,
+    cases: first.cases.length,
+    classes,
+    runs: out,
+  };
 }
 
 function wilcoxonOrNull(x: number[], y: number[]): WilcoxonResult | null {
@@ -229,10 +375,9 @@ const pStr = (w: WilcoxonResult | null) => (!w ? '–' : Number.isNaN(w.pValue) 
 
 export function compareMarkdown(c: Comparison): string {
   const lines: string[] = [];
-  lines.push(
-    `# Comparison on ${c.dataset}: ${c.runs.length} runs, fold${c.foldsDone.length > 1 ? 's' : ''} ${c.foldsDone.join(', ')} of ${c.folds}, ${c.cases} held-out cases`,
-    '',
-  );
+  const done = c.foldsDone;
+  const which = done ? `fold${done.length > 1 ? 's' : ''} ${done.join(', ')} of ${c.folds}, ${c.cases} held-out cases` : `${c.cases} cases`;
+  lines.push(`# Comparison on ${c.dataset}: ${c.runs.length} runs, ${which}`, '');
   const head = [
     'run',
     'network',
@@ -253,17 +398,24 @@ export function compareMarkdown(c: Comparison): string {
     );
   }
   if (c.runs.length > 1) {
-    lines.push('', `Paired Wilcoxon signed-rank test over the held-out cases against ${c.runs[0]!.name} (two-sided p; scipy.stats.wilcoxon defaults):`, '');
+    lines.push('', `Paired Wilcoxon signed-rank test over the ${done ? 'held-out ' : ''}cases against ${c.runs[0]!.name} (two-sided p; scipy.stats.wilcoxon defaults):`, '');
     const h2 = ['run', ...c.classes.map((k) => `p (${k.name})`), 'p (mean)'];
     lines.push(`| ${h2.join(' | ')} |`, `|${h2.map(() => '---').join('|')}|`);
     for (const r of c.runs.slice(1)) lines.push(`| ${r.name} | ${r.perClass.map((p) => pStr(p.wilcoxon)).join(' | ')} | ${pStr(r.meanDice.wilcoxon)} |`);
   }
   // Runs may train at different patches (SwinUNETR needs multiples of 32): name each run's when they differ.
-  const patches = c.runs.map((r) => (r.patch ? r.patch.join('×') : '?'));
-  const patchNote = new Set(patches).size === 1 ? (c.runs[0]?.patch ? ` (${patches[0]})` : '') : ` (${c.runs.map((r, i) => `${r.name} ${patches[i]}`).join(', ')})`;
+  const withRun = c.runs.filter((r) => r.kind === 'crossval');
+  const patches = withRun.map((r) => (r.patch ? r.patch.join('×') : '?'));
+  const patchNote = new Set(patches).size <= 1 ? (withRun[0]?.patch ? ` (${patches[0]})` : '') : ` (${withRun.map((r, i) => `${r.name} ${patches[i]}`).join(', ')})`;
+  const evaluations = c.runs.filter((r) => r.kind === 'evaluation').map((r) => r.name);
+  const evalNote = evaluations.length
+    ? ` ${evaluations.join(', ')} ${evaluations.length > 1 ? 'are `uxnet evaluate` results' : 'is an `uxnet evaluate` result'}: scores of predictions on the same cases, without training or resource columns.`
+    : '';
   lines.push(
     '',
-    `Dice mean ± sd over cases; MACs count convolutions and linear layers at each run's training patch${patchNote}; training time is the sum of optimiser-step times per fold, which grows with whatever else the machine ran; s / step and s / volume (predicting a loaded volume) are the fastest fold's medians, which it does not move.`,
+    withRun.length
+      ? `Dice mean ± sd over cases; MACs count convolutions and linear layers at each run's training patch${patchNote}; training time is the sum of optimiser-step times per fold, which grows with whatever else the machine ran; s / step and s / volume (predicting a loaded volume) are the fastest fold's medians, which it does not move.${evalNote}`
+      : `Dice mean ± sd over cases.${evalNote}`,
     '',
   );
   return lines.join('\n');
@@ -361,7 +513,7 @@ export async function writeComparison(outDir: string, c: Comparison): Promise<st
   const rel = { ...c, runs: c.runs.map((r) => ({ ...r, dir: relative(resolve(outDir), r.dir) || '.' })) };
   await writeFileAtomic(join(outDir, 'compare.json'), te.encode(JSON.stringify(compareJson(rel), null, 1) + '\n'));
   const spec = {
-    title: `${c.dataset}: held-out Dice per run`,
+    title: `${c.dataset}: ${c.foldsDone ? 'held-out ' : ''}Dice per run`,
     yLabel: 'Dice',
     // the lower end follows the data (Dice of trained networks sits in a narrow band below 1)
     yMax: 1,

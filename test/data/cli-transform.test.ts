@@ -64,7 +64,8 @@ describe('uxnet transform', () => {
   });
 
   it('bad input, unknown preset and the train stage are user errors, and nothing is written', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'uxnet-transform-')), 'out');
+    const parent = mkdtempSync(join(tmpdir(), 'uxnet-transform-'));
+    const out = join(parent, 'out');
     const good = join(TDIR, 'inputs', 'synth_sag_permuted_image.nii.gz');
     const cases: [Partial<Parameters<typeof runTransform>[0]>, RegExp][] = [
       [{ input: join(FIXTURES, 'nifti', 'bad_truncated_data.nii') }, /image: .*bad_truncated_data\.nii: header declares 420 bytes/],
@@ -73,13 +74,17 @@ describe('uxnet transform', () => {
       [{ input: good, preset: 'nope' }, /unknown preset 'nope'/],
       [{ input: good, stage: 'train' }, /only 'val'/],
     ];
-    for (const [o, msg] of cases) {
-      await assert.rejects(runTransform({ preset: 'feta', stage: 'val', output: out, input: good, ...o }), (e: unknown) => {
-        assert.ok(e instanceof UserError, String(e));
-        assert.match((e as Error).message, msg);
-        return true;
-      });
-      assert.equal(existsSync(out), false, 'no output directory for a failed run');
+    try {
+      for (const [o, msg] of cases) {
+        await assert.rejects(runTransform({ preset: 'feta', stage: 'val', output: out, input: good, ...o }), (e: unknown) => {
+          assert.ok(e instanceof UserError, String(e));
+          assert.match((e as Error).message, msg);
+          return true;
+        });
+        assert.equal(existsSync(out), false, 'no output directory for a failed run');
+      }
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 });

@@ -220,12 +220,17 @@ describe('uxnet queue: user mistakes, before or without a Redis server', () => {
     assertUserError(uxnet(['queue', 'worker', '--redis', 'redis://127.0.0.1:1', '--root', '/nonexistent/root'], { env }), /--root \/nonexistent\/root does not exist/);
     assertUserError(uxnet(['queue', 'crossval', '--redis', 'redis://127.0.0.1:1', '--folds', '1'], { env }), /--folds must be an integer >= 2, got '1'/);
     // Redis is checked before the crossval's run folder is settled: an unreachable queue leaves no files.
-    const cvRun = join(mkdtempSync(join(tmpdir(), 'uxnet-queue-cv-')), 'run');
-    assertUserError(
-      uxnet(['queue', 'crossval', '--redis', 'redis://127.0.0.1:1', '--dataset', 'datasets/msd-hippocampus', '-o', cvRun], { env }),
-      /cannot use Redis at redis:\/\/127\.0\.0\.1:1: /,
-    );
-    assert.equal(existsSync(cvRun), false);
+    const cvParent = mkdtempSync(join(tmpdir(), 'uxnet-queue-cv-'));
+    const cvRun = join(cvParent, 'run');
+    try {
+      assertUserError(
+        uxnet(['queue', 'crossval', '--redis', 'redis://127.0.0.1:1', '--dataset', 'datasets/msd-hippocampus', '-o', cvRun], { env }),
+        /cannot use Redis at redis:\/\/127\.0\.0\.1:1: /,
+      );
+      assert.equal(existsSync(cvRun), false);
+    } finally {
+      rmSync(cvParent, { recursive: true, force: true });
+    }
     const r = uxnet(['queue', 'retry', '--redis', 'redis://:hunter2-secret@127.0.0.1:1'], { env });
     assertUserError(r, /^uxnet: cannot use Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: connect ECONNREFUSED/);
     assert.ok(!r.stderr.includes('hunter2') && !r.stdout.includes('hunter2'));

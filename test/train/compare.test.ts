@@ -14,6 +14,8 @@ import { summariseCrossval, writeCrossvalSummary, type FoldRecord } from '../../
 import type { Splits } from '../../src/train/crossval.js';
 import { compareRuns, pairingProblem } from '../../src/train/compare.js';
 import { uxnet, assertUserError } from '../helpers/cli.js';
+import { writeNiftiFile } from '../../src/io/nifti/index.js';
+import { mat4 } from '../../src/io/nifti/mat4.js';
 
 let dir: string;
 const classes = [
@@ -207,7 +209,9 @@ describe('uxnet compare', () => {
     assertUserError(uxnet(['compare', A, swapped, '-o', join(dir, 'x')]), /fold 0 holds out other cases in swapped than in uxnet \(uxnet only: c; swapped only: d\)/);
     const partial = await makeRun('partial', base, { folds: [0] });
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'x')]), /partial has finished folds \[0\], uxnet \[0, 1\]; .*--folds 0 compares the folds both have finished/);
-    assertUserError(uxnet(['compare', A, join(dir, 'nothing'), '-o', join(dir, 'x')]), /nothing: no summary\.json/);
+    assertUserError(uxnet(['compare', A, join(dir, 'nothing'), '-o', join(dir, 'x')]), /nothing: no such file or folder/);
+    await mkdir(join(dir, 'empty'));
+    assertUserError(uxnet(['compare', A, join(dir, 'empty'), '-o', join(dir, 'x')]), /empty: no summary\.json/);
     assert.equal(
       pairingProblem(
         { dir: A, s: JSON.parse(await readFile(join(A, 'summary.json'), 'utf8')), splits: SPLITS },
@@ -275,5 +279,99 @@ describe('uxnet compare', () => {
       assert.equal(c.runs[1]!.inferenceSeconds, null, `folds ${folds}`);
       assert.equal(c.runs[0]!.inferenceSeconds, folds ? 0.5 : 0.4);
     }
+  });
+
+  it('compares `uxnet evaluate` results (TTA, ensembles, any labelled set) with runs and each other, paired by case', async () => {
+    // Fold 0's held-out cases a, b, c, predicted another way and scored by `uxnet evaluate`. On a 12x6x6
+    // grid each class is a 4x4x4 cube; a prediction shifted by one voxel overlaps 48 of 64 voxels (Dice
+    // 0.75), by two 32 (0.5). Dice per case [anterior, posterior]: a [1, 0.75], b [0.75, 1], c [0.5, 0.75].
+    const cube = (out: Uint8Array, label: number, i0: number) => {
+      for (let i = i0; i < i0 + 4; i++) for (let j = 1; j < 5; j++) for (let k = 1; k < 5; k++) out[(i * 6 + j) * 6 + k] = label;
+      return out;
+    };
+    const map = (s1: number, s2: number) => cube(cube(new Uint8Array(12 * 36), 1, s1), 2, 6 + s2);
+    const affine = mat4([
+      [1, 0, 0, 0],
+      [0, 1, 0, 0],
+      [0, 0, 1, 0],
+      [0, 0, 0, 1],
+    ]);
+    const gt = join(dir, 'ev-gt'),
+      pred = join(dir, 'ev-pred');
+    await mkdir(gt);
+    await mkdir(pred);
+    const shifts: Record<string, [number, number]> = { a: [0, 1], b: [1, 0], c: [2, 1] };
+    for (const [id, [s1, s2]] of Object.entries(shifts)) {
+      await writeNiftiFile(join(gt, `${id}.nii.gz`), { data: map(0, 0), shape: [12, 6, 6], affine });
+      await writeNiftiFile(join(pred, `${id}.nii.gz`), { data: map(s1, s2), shape: [12, 6, 6], affine });
+    }
+    // without --labels: evaluate names no class, so the names come from the run
+    let r = uxnet(['evaluate', pred, gt, '-o', join(dir, 'ev', 'tta')]);
+    assert.equal(r.status, 0, r.stderr);
+    const tta = join(dir, 'ev', 'tta');
+    for (const input of [tta, `${tta}.json`]) {
+      const c = await compareRuns([A, input], { folds: [0] });
+      assert.equal(c.cases, 3);
+      const [ra, re] = c.runs;
+      assert.equal(re!.name, 'tta');
+      assert.equal(re!.kind, 'evaluation');
+      assert.equal(re!.network, '–');
+      assert.equal(re!.parameters, null);
+      assert.deepEqual(c.classes, classes);
+      assert.ok(Math.abs(re!.perClass[0]!.dice.mean - 0.75) < 1e-12);
+      assert.ok(Math.abs(re!.perClass[1]!.dice.mean - 2.5 / 3) < 1e-12);
+      // per-case means 0.875, 0.875, 0.625
+      assert.ok(Math.abs(re!.meanDice.mean - 2.375 / 3) < 1e-12);
+      // HD95 at 1 mm spacing: 0 where exact, the shift where shifted (every surface voxel of the moved
+      // faces, more than 5% of either surface, is that far from the other)
+      assert.deepEqual(
+        re!.perClass.map((k) => k.hd95.mean),
+        [1, 2 / 3],
+      );
+      // anterior against the run's 0.80, 0.82, 0.84: d = +0.20, -0.07, -0.34, ranks 2, 1, 3, R+ = 2;
+      // exact: P(R+ <= 2) = 3/8 of the 8 sign patterns, two-sided 0.75
+      assert.equal(re!.perClass[0]!.wilcoxon!.method, 'exact');
+      assert.ok(Math.abs(re!.perClass[0]!.wilcoxon!.pValue - 0.75) < 1e-12);
+      assert.ok(Math.abs(ra!.perClass[0]!.dice.mean - 0.82) < 1e-12);
+    }
+    // evaluate's default output (PRED/metrics.json), named by its folder; the evaluation as the reference
+    r = uxnet(['evaluate', pred, gt]);
+    assert.equal(r.status, 0, r.stderr);
+    const out = join(dir, 'cmp-eval');
+    r = uxnet(['compare', pred, A, tta, '-o', out, '--folds', '0']);
+    assert.equal(r.status, 0, r.stderr);
+    const md = await readFile(join(out, 'compare.md'), 'utf8');
+    assert.match(md, /^# Comparison on hippo: 3 runs, fold 0 of 2, 3 held-out cases/);
+    assert.match(md, /\| ev-pred \| – \| 0\.7500 ± 0\.2500 \| 0\.8333 ± 0\.1443 \| 0\.7917 ± 0\.1443 \|/);
+    // the same predictions: every difference is zero, so no p-value
+    assert.match(md, /\| tta \| n\/a \| n\/a \| n\/a \|/);
+    assert.match(md, /\| uxnet \| 0\.7500 \|/);
+    assert.match(md, /ev-pred, tta are `uxnet evaluate` results/);
+    const json = JSON.parse(await readFile(join(out, 'compare.json'), 'utf8'));
+    assert.deepEqual(json.runs[0].perCase.c, [0.5, 0.75]);
+    assert.deepEqual(
+      json.runs.map((x: { kind: string }) => x.kind),
+      ['evaluation', 'crossval', 'evaluation'],
+    );
+    // evaluations alone: no folds
+    const c2 = await compareRuns([tta, pred]);
+    assert.equal(c2.foldsDone, null);
+    assert.equal(c2.dataset, 'ev-gt');
+    assert.deepEqual(c2.classes, [
+      { label: 1, name: 'label 1' },
+      { label: 2, name: 'label 2' },
+    ]);
+    // refusals, one line each, nothing written
+    assertUserError(uxnet(['compare', A, tta, '-o', join(dir, 'z')]), /tta scores other cases than uxnet; only in uxnet: d, e, f$/);
+    assertUserError(
+      uxnet(['compare', tta, pred, '-o', join(dir, 'z'), '--folds', '0']),
+      /--folds selects folds of crossval runs, and every input here is an `uxnet evaluate` result/,
+    );
+    r = uxnet(['evaluate', pred, gt, '-o', join(dir, 'ev', 'one'), '--classes', '1']);
+    assert.equal(r.status, 0, r.stderr);
+    assertUserError(uxnet(['compare', tta, join(dir, 'ev', 'one'), '-o', join(dir, 'z')]), /one scores labels \[1\], tta \[1, 2\]/);
+    await writeFile(join(dir, 'ev', 'other.json'), '{"loss": 1}');
+    assertUserError(uxnet(['compare', A, join(dir, 'ev', 'other.json'), '-o', join(dir, 'z')]), /other\.json: not an `uxnet evaluate` result \(no classes and cases\)/);
+    assert.ok(!existsSync(join(dir, 'z')), 'a refused comparison writes nothing');
   });
 });
