@@ -4,13 +4,16 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/fs.js';
 import { loadModelFolder, ModelFolderError, type LoadedModel } from './model-folder.js';
 import {
   checkMemberFormat,
   checkMembers,
+  disposeSegmenter,
   ENSEMBLE_FORMAT,
+  isEnsemble,
+  segmenterDefaultTta,
   manifestFormat,
   validateEnsembleManifest,
   validMemberPath,
@@ -63,7 +66,7 @@ export async function loadSegmenter(dir: string): Promise<Segmenter> {
 export async function writeEnsembleFolder(
   dir: string,
   members: { name: string; from: string }[],
-  info: { name: string; description?: string; training?: Record<string, unknown> },
+  info: { name: string; description?: string; inference?: EnsembleManifest['inference']; training?: Record<string, unknown> },
 ): Promise<EnsembleManifest> {
   if (!members.length) throw new Error('an ensemble needs at least one member');
   let labels: Record<string, string> | null = null;
@@ -89,8 +92,62 @@ export async function writeEnsembleFolder(
     ...(info.description ? { description: info.description } : {}),
     labels: labels!,
     members: members.map((m) => ({ path: m.name })),
+    ...(info.inference ? { inference: info.inference } : {}),
     ...(info.training ? { training: info.training } : {}),
   };
   await writeFileAtomic(join(dir, 'model.json'), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
   return manifest;
+}
+
+/** A source folder's name for its members: the folder's, or its parent's where it is a run's `model` or `ensemble`. */
+function sourceName(dir: string): string {
+  const b = basename(resolve(dir));
+  return b === 'model' || b === 'ensemble' ? basename(dirname(resolve(dir))) : b;
+}
+
+/**
+ * The members of an ensemble made of these folders, checked as `loadSegmenter` would check the
+ * result (formats, weights, labels, input channels) before anything is written: a model folder is one
+ * member, named after its folder (a run's `RUN/model` after the run); an ensemble folder gives all of
+ * its members, named SOURCE-MEMBER (the ensembles are flattened, since members cannot nest). Names
+ * that repeat get -2, -3. `tta` is the mirroring default the new ensemble keeps: true when a source
+ * mirrors by default and every member was trained with flips, else unset.
+ */
+export async function ensembleMembersOf(sources: string[]): Promise<{ members: { name: string; from: string }[]; labels: Record<string, string>; tta?: true }> {
+  if (!sources.length) throw new ModelFolderError('an ensemble needs at least one model or ensemble folder');
+  const loaded: Segmenter[] = [];
+  try {
+    const found: { name: string; from: string; model: LoadedModel }[] = [];
+    let anyTta = false;
+    for (const src of sources) {
+      const s = await loadSegmenter(src);
+      loaded.push(s);
+      anyTta ||= segmenterDefaultTta(s);
+      if (isEnsemble(s))
+        s.members.forEach((m, i) =>
+          found.push({ name: `${sourceName(src)}-${s.manifest.members[i]!.path.replace(/\//g, '-')}`, from: join(src, s.manifest.members[i]!.path), model: m }),
+        );
+      else found.push({ name: sourceName(src), from: src, model: s });
+    }
+    const seen = new Map<string, number>();
+    const members = found.map((m) => {
+      const n = (seen.get(m.name) ?? 0) + 1;
+      seen.set(m.name, n);
+      return { name: n === 1 ? m.name : `${m.name}-${n}`, from: m.from, model: m.model };
+    });
+    // a later name may equal an earlier one's suffixed form ("a-2" given twice): then number them all
+    if (new Set(members.map((m) => m.name)).size !== members.length) members.forEach((m, i) => (m.name = `m${i}-${m.name}`));
+    const labels = members[0]!.model.manifest.labels;
+    const tta = anyTta && members.every((m) => (m.model.manifest.inference.mirrorAxes ?? []).length > 0) ? (true as const) : undefined;
+    const manifest: EnsembleManifest = { format: ENSEMBLE_FORMAT, name: 'new', labels, members: members.map((m) => ({ path: m.name })) };
+    for (const m of members) if (!validMemberPath(m.name)) throw new ModelFolderError(`'${m.from}': its folder name '${m.name}' cannot name a member`);
+    checkMembers(
+      manifest,
+      members.map((m) => m.model),
+      'the ensemble',
+    );
+    return { members: members.map(({ name, from }) => ({ name, from })), labels, ...(tta ? { tta } : {}) };
+  } finally {
+    for (const s of loaded) disposeSegmenter(s);
+  }
 }

@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
@@ -335,5 +335,57 @@ describe('ensemble folders', () => {
       },
       /member 'm_a' has labels/,
     );
+  });
+
+  it('uxnet ensemble builds one folder from model and ensemble folders, checked before it writes, replaced only with --force', async () => {
+    const env = { env: { UXNET_QUIET: '1', UXNET_THREADS: '1' } };
+    const built = join(dir, 'built');
+    // a model folder (RUN/model: named after the run) and an ensemble (its members, flattened)
+    let r = uxnet(['ensemble', '-o', built, a, ens], env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ensemble 'built' of 3 members \(a, ens-m_a, ens-m_b\), labels background, bright, dark; no ensemble-wide mirroring default/);
+    const m = JSON.parse(await readFile(join(built, 'model.json'), 'utf8'));
+    assert.deepEqual(m.members, [{ path: 'a' }, { path: 'ens-m_a' }, { path: 'ens-m_b' }]);
+    assert.equal(m.inference, undefined);
+    assert.deepEqual(await readFile(join(built, 'ens-m_b', 'weights.safetensors')), await readFile(join(b, 'weights.safetensors')));
+    // it predicts the average of its three members: a twice, b once
+    const image = join(dir, 'data', 'imagesTr', 'case_002.nii.gz');
+    const hand = await handAverage([a, a, b], image, false);
+    const s = await loadSegmenter(built);
+    const p = await predictEnsemble(s as LoadedEnsemble, await loadImage(image), { probabilities: true });
+    disposeSegmenter(s);
+    assert.ok(maxDiff(p.probabilities!.data, hand.probs) < 1e-6);
+    // an existing folder is kept without --force, replaced with it
+    assertUserError(uxnet(['ensemble', '-o', built, b], env), /output '.*built' already exists; pass --force/);
+    assert.deepEqual(JSON.parse(await readFile(join(built, 'model.json'), 'utf8')).members.length, 3);
+    r = uxnet(['ensemble', '-o', built, b, a, a, '--force', '--tta', '--name', 'baa'], env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ensemble 'baa' of 3 members \(b, a, a-2\).*mirroring TTA by default/);
+    const m2 = JSON.parse(await readFile(join(built, 'model.json'), 'utf8'));
+    assert.deepEqual(m2.inference, { tta: true });
+    assert.deepEqual(await readFile(join(built, 'b', 'weights.safetensors')), await readFile(join(b, 'weights.safetensors')));
+    assert.deepEqual(await readFile(join(built, 'a-2', 'weights.safetensors')), await readFile(join(a, 'weights.safetensors')));
+    assert.ok(!(await readdir(built)).includes('ens-m_a'), 'the replaced folder is gone, not merged');
+    // a source that mirrors by default passes that on
+    const ensTta = join(dir, 'ens-tta-src');
+    await cp(ens, ensTta, { recursive: true });
+    await writeFile(join(ensTta, 'model.json'), JSON.stringify({ ...JSON.parse(await readFile(join(ens, 'model.json'), 'utf8')), inference: { tta: true } }));
+    r = uxnet(['ensemble', '-o', join(dir, 'built-tta'), ensTta, a], env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(await readFile(join(dir, 'built-tta', 'model.json'), 'utf8')).inference, { tta: true });
+    r = uxnet(['ensemble', '-o', join(dir, 'built-notta'), ensTta, '--no-tta'], env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(await readFile(join(dir, 'built-notta', 'model.json'), 'utf8')).inference, { tta: false });
+    // members that do not fit together are refused before anything is written
+    const other = join(dir, 'other-labels');
+    await cp(a, other, { recursive: true });
+    const om = JSON.parse(await readFile(join(other, 'model.json'), 'utf8'));
+    om.labels = { 0: 'background', 1: 'bright', 2: 'grey' };
+    await writeFile(join(other, 'model.json'), JSON.stringify(om));
+    const refused = join(dir, 'refused');
+    assertUserError(uxnet(['ensemble', '-o', refused, a, other], env), /member 'other-labels' has labels .*"grey".*, the ensemble .*"dark"/);
+    assertUserError(uxnet(['ensemble', '-o', refused, a, join(dir, 'nope')], env), /model folder '.*nope' does not exist/);
+    assertUserError(uxnet(['ensemble', '-o', join(ens, 'inner'), ens], env), /output '.*inner' is inside the source/);
+    assert.ok(!(await readdir(dir)).some((n) => n.startsWith('refused')), 'no folder, no temporary left behind');
   });
 });

@@ -11,6 +11,7 @@ import { registerDemo } from './demo.js';
 import { registerQueue } from './queue.js';
 import { registerCrossval } from './crossval.js';
 import { registerCompare } from './compare.js';
+import { registerEnsemble } from './ensemble.js';
 
 /** Each CLI command lives in its own module and adds itself to the program. */
 export type CommandRegistrar = (program: Command) => void;
@@ -27,5 +28,6 @@ export const commands: CommandRegistrar[] = [
   registerDemo,
   registerCrossval,
   registerCompare,
+  registerEnsemble,
 ];
 commands.push(registerQueue);
