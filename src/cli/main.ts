@@ -46,6 +46,13 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Output piped into a reader that stops early (`uxnet compare ... | head`): the rest of the output
+  // goes nowhere, but the work and the files it writes are finished, without a stack trace.
+  const quietOnClosedPipe = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  };
+  process.stdout.on('error', quietOnClosedPipe);
+  process.stderr.on('error', quietOnClosedPipe);
   process.exitCode = await run(argv);
 }
 

@@ -7,6 +7,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -98,6 +99,31 @@ describe('one user-facing error type', () => {
     const names = buildProgram().commands.map((c) => c.name());
     assert.ok(names.length >= 9);
     for (const n of names) assert.match(help, new RegExp(`^\\s+${n}\\b`, 'm'), `'${n}' in the help`);
+  });
+});
+
+describe('output into a pipe whose reader has gone', () => {
+  it('is dropped quietly: the command finishes its files and exits 0, no stack trace', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'uxnet-epipe-'));
+    try {
+      const ev = (d: number[]) => ({ classes: [{ label: 1, name: 'a' }], cases: d.map((x, i) => ({ caseId: `c${i}`, classes: [{ label: 1, dice: x, hd95: 1, nsd: 1 }] })) });
+      writeFileSync(join(dir, 'x.json'), JSON.stringify(ev([0.5, 0.6, 0.7])));
+      writeFileSync(join(dir, 'y.json'), JSON.stringify(ev([0.6, 0.7, 0.9])));
+      const child = spawn(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), 'compare', join(dir, 'x.json'), join(dir, 'y.json'), '-o', join(dir, 'out')], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      // the reader goes before the command has written anything
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (b) => (stderr += b));
+      const code = await new Promise((res) => child.on('close', res));
+      assert.equal(stderr, '');
+      assert.equal(code, 0);
+      assert.ok(existsSync(join(dir, 'out', 'compare.md')) && existsSync(join(dir, 'out', 'compare-dice.png')));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
