@@ -63,7 +63,7 @@ export interface Comparison {
 /** null in summary.json stands for NaN or ±Infinity (JSON has neither). */
 const num = (v: unknown) => (typeof v === 'number' ? v : NaN);
 
-async function readRun(dir: string): Promise<{ s: CrossvalSummary; splits: Splits }> {
+export async function readCrossvalRun(dir: string): Promise<{ s: CrossvalSummary; splits: Splits }> {
   const p = join(dir, 'summary.json');
   if (!existsSync(p)) throw new CompareError(`${dir}: no summary.json (is it a \`uxnet crossval\` run folder?)`);
   const sp = join(dir, 'splits.json');
@@ -253,7 +253,7 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 async function readInput(arg: string): Promise<Scored> {
   const p = resolve(arg);
   if (isDir(p) && (existsSync(join(p, 'summary.json')) || !existsSync(join(p, 'metrics.json')))) {
-    const { s, splits } = await readRun(arg);
+    const { s, splits } = await readCrossvalRun(arg);
     return scoredRun(p, s, splits);
   }
   const file = isDir(p) ? join(p, 'metrics.json') : existsSync(p) ? p : existsSync(`${p}.json`) ? `${p}.json` : null;
@@ -357,7 +357,8 @@ export async function compareRuns(dirs: string[], opts: { folds?: readonly numbe
   });
   const s0 = firstRun?.run!.s;
   return {
-    dataset: s0 ? s0.datasetName : first.gtDir ? basename(first.gtDir) : names[0]!,
+    // a dataset's labels folder (labelsTr, labelsTs) is named by the dataset
+    dataset: s0 ? s0.datasetName : first.gtDir ? basename(/^labels(Tr|Ts|Va|Val)?$/i.test(basename(first.gtDir)) ? dirname(first.gtDir) : first.gtDir) : names[0]!,
     folds: s0 ? s0.folds : null,
     foldsDone: s0 ? s0.foldsDone : null,
     cases: first.cases.length,

@@ -15,14 +15,10 @@ import { manifestChannels } from '../infer/model-manifest.js';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve, sep } from 'node:path';
-import { discoverDataset, loadCase, type Case as DatasetCase } from '../data/dataset.js';
-import { loadVolume } from '../data/load.js';
-import { saveVolume } from '../data/save.js';
+import { discoverDataset, type Case as DatasetCase } from '../data/dataset.js';
 import { Rng } from '../engine/rng.js';
-import { fixGeometry } from '../io/nifti/index.js';
 import { displayPath, writeFileAtomic } from '../io/fs.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
-import type { Spacing3 } from '../metrics/edt.js';
 import { loadModelFolder, modelWeightsPath, readModelManifest } from '../infer/model-folder.js';
 import { createNetwork, resolveNetwork } from '../models/registry.js';
 import { predictVolume } from '../infer/predict.js';
@@ -32,6 +28,7 @@ import { checkpointStep, loadCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { runTraining, TrainRunError, type TrainRunOptions } from './run.js';
 import type { TrainHandlers } from './events.js';
+import { predictAndScore } from './held-out.js';
 import { median, summariseCrossval, writeCrossvalSummary, type FoldRecord } from './crossval-summary.js';
 
 export const SPLITS_FORMAT = 'uxnet3d-splits/1';
@@ -394,27 +391,25 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: FoldRunO
   const acc = new MetricAccumulator({ classes, classNames: names, nsdTolerance: 1 });
   const predDir = join(foldDir, 'predictions');
   await mkdir(predDir, { recursive: true });
-  const inferSeconds: Record<string, number> = {};
   const parameters = loaded.model.numParameters();
+  let inferSeconds: Record<string, number>;
   try {
-    for (const cid of splits.folds[k]!.val) {
-      if (o.signal?.aborted) {
-        log(`fold ${k}: stopped while predicting its held-out cases; the model is kept, and the predictions are made again next time`);
-        return 'stopped';
-      }
+    const held = splits.folds[k]!.val.map((cid) => {
       const c = plan.cases.get(cid);
       if (!c) throw new TrainRunError(`${join(runDir, 'splits.json')}: fold ${k} holds out case '${cid}', which is not a labelled case of the dataset`);
-      const sample = await loadCase({ ...c, label: undefined });
-      const t0 = performance.now();
-      const pred = await predictVolume(loaded, sample.image, { tta: o.tta });
-      inferSeconds[cid] = (performance.now() - t0) / 1000;
-      await saveVolume(join(predDir, `${cid}.nii.gz`), pred.labels, { label: true, description: `uxnet3d crossval fold ${k}` });
-      const gt = await loadVolume(c.label!, 'label');
-      const px = fixGeometry(gt.header!).pixdim;
-      const spacing: Spacing3 = [px[1]!, px[2]!, px[3]!];
-      if (gt.shape.join('x') !== pred.labels.shape.join('x')) throw new Error(`case '${cid}': prediction ${pred.labels.shape.join('x')} and label ${gt.shape.join('x')} differ`);
-      acc.add(cid, pred.labels.data, gt.data, gt.shape, spacing);
+      return c;
+    });
+    const r = await predictAndScore(held, (image) => predictVolume(loaded, image, { tta: o.tta }), {
+      predDir,
+      description: `uxnet3d crossval fold ${k}`,
+      acc,
+      signal: o.signal,
+    });
+    if (r.stopped) {
+      log(`fold ${k}: stopped while predicting its held-out cases; the model is kept, and the predictions are made again next time`);
+      return 'stopped';
     }
+    inferSeconds = r.seconds;
   } finally {
     loaded.model.dispose();
   }

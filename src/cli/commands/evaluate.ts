@@ -20,7 +20,8 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../../io/fs.js';
-import { MetricAccumulator, jsonSafe, METRIC_NAMES, type AggregateMetrics, type CaseMetrics } from '../../metrics/accumulator.js';
+import { MetricAccumulator, METRIC_NAMES, type AggregateMetrics, type CaseMetrics } from '../../metrics/accumulator.js';
+import { evaluationCsv, evaluationJson } from '../../metrics/report.js';
 import { checkPairShapes, EvaluationError, listLabelFiles, pairCases, readLabelNames, scorePair, type ScoredCase } from '../../metrics/evaluate.js';
 import { UserError } from '../errors.js';
 import { createProgress } from '../progress.js';
@@ -73,17 +74,6 @@ function parseTolerances(text: string): number[] {
     throw new UserError(`--nsd-tolerance '${text}': expected a non-negative distance in mm, or one per class separated by commas`);
   }
   return values;
-}
-
-function fmtCsv(v: number): string {
-  if (Number.isNaN(v)) return '';
-  if (v === Infinity) return 'inf';
-  if (v === -Infinity) return '-inf';
-  return String(v);
-}
-
-function csvField(s: string): string {
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 function fmtTable(v: number, digits = 4): string {
@@ -191,39 +181,23 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   const aggregate = acc.aggregate();
 
   // 4. Outputs.
-  const header = ['case', 'label', 'name', 'dice', 'hd95', 'nsd', 'pred_voxels', 'gt_voxels'];
-  const lines = [header.join(',')];
-  for (const r of acc.rows()) {
-    r.classes.forEach((m, k) => {
-      lines.push(
-        [csvField(r.caseId), String(m.label), csvField(classNames[k]!), fmtCsv(m.dice), fmtCsv(m.hd95), fmtCsv(m.nsd), String(m.predVoxels), String(m.gtVoxels)].join(','),
-      );
-    });
-  }
-  for (const s of aggregate.perClass) {
-    lines.push(['mean', String(s.label), csvField(s.name ?? ''), fmtCsv(s.dice.mean), fmtCsv(s.hd95.mean), fmtCsv(s.nsd.mean), '', ''].join(','));
-  }
-  lines.push(['mean', 'all', '', fmtCsv(aggregate.overall.dice), fmtCsv(aggregate.overall.hd95), fmtCsv(aggregate.overall.nsd), '', ''].join(','));
-
-  const json = {
-    pred_dir: opts.predDir,
-    gt_dir: opts.gtDir,
-    classes: classes.map((label, k) => ({ label, name: classNames[k] || null })),
-    nsd_tolerance_mm: tolerances.length === 1 ? tolerances[0] : classes.map(tolFor),
-    spacing_source: 'ground-truth header pixdim',
-    conventions:
-      'NaN (class empty in both prediction and ground truth) and infinite HD95 (empty on one side only) are written as null; per-class means exclude NaN cases, so a class mean of HD95 is null when any case was empty on one side (see perClass[].hd95.finiteMean)',
-    missing_in_pred: missingInPred,
-    missing_in_gt: missingInGt,
-    ...(acc.toJSON() as object),
+  const csv = evaluationCsv(acc, classNames);
+  const json = evaluationJson(acc, {
+    predDir: opts.predDir,
+    gtDir: opts.gtDir,
+    classes,
+    classNames,
+    nsdTolerance: tolerances.length === 1 ? tolerances[0]! : classes.map(tolFor),
+    missingInPred,
+    missingInGt,
     files: Object.fromEntries(
       perCase.map((c, i) => [c.id, { pred: paired.pairs[i]!.pred.slice(predFiles.dir.length + 1), gt: paired.pairs[i]!.gt.slice(gtFiles.dir.length + 1), shape: c.shape }]),
     ),
-  };
+  });
   try {
     await mkdir(dirname(csvPath), { recursive: true });
-    await writeFileAtomic(csvPath, new TextEncoder().encode(lines.join('\n') + '\n'));
-    await writeFileAtomic(jsonPath, new TextEncoder().encode(JSON.stringify(jsonSafe(json), null, 1) + '\n'));
+    await writeFileAtomic(csvPath, new TextEncoder().encode(csv));
+    await writeFileAtomic(jsonPath, new TextEncoder().encode(json));
   } catch (e) {
     throw new UserError(`cannot write '${prefix}.csv/.json': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

@@ -12,6 +12,7 @@ import { registerQueue } from './queue.js';
 import { registerCrossval } from './crossval.js';
 import { registerCompare } from './compare.js';
 import { registerEnsemble } from './ensemble.js';
+import { registerCrossvalPredict } from './crossval-predict.js';
 
 /** Each CLI command lives in its own module and adds itself to the program. */
 export type CommandRegistrar = (program: Command) => void;
@@ -27,6 +28,7 @@ export const commands: CommandRegistrar[] = [
   registerTrain,
   registerDemo,
   registerCrossval,
+  registerCrossvalPredict,
   registerCompare,
   registerEnsemble,
 ];
