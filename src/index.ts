@@ -50,6 +50,7 @@ export {
   segmentVolume,
   predictEnsemble,
   writeEnsembleFolder,
+  ensembleMembersOf,
   isEnsemble,
   segmenterParameters,
   disposeSegmenter,
@@ -59,6 +60,7 @@ export {
   type Segmenter,
 } from './infer/ensemble.js';
 export { runCrossval, makeFolds, readSplitFile, type CrossvalOptions, type CrossvalResult, type Splits } from './train/crossval.js';
+export { crossvalPredict, type CrossvalPredictOptions, type CrossvalPredictResult } from './train/crossval-predict.js';
 export { compareRuns, writeComparison, CompareError, type Comparison } from './train/compare.js';
 export { countMacs } from './nn/macs.js';
 // Training and preprocessing without a terminal: progress arrives through handlers.
