@@ -189,6 +189,8 @@ interface Scored {
   run?: { s: CrossvalSummary; splits: Splits };
   /** an evaluation's ground-truth folder, as `uxnet evaluate` recorded it */
   gtDir?: string;
+  /** what made an evaluation's predictions, where it says (`uxnet crossval-predict` does) */
+  madeBy?: string;
   classes: { label: number; name: string }[];
   cases: { caseId: string; dice: number[]; hd95: number[]; nsd: number[] }[];
 }
@@ -221,7 +223,7 @@ async function readEvaluation(file: string): Promise<Scored> {
     throw new CompareError(`${file}: ${(e as Error).message}`);
   }
   const bad = (what: string) => new CompareError(`${file}: not an \`uxnet evaluate\` result (${what})`);
-  const o = j as { classes?: unknown; cases?: unknown; gt_dir?: unknown };
+  const o = j as { classes?: unknown; cases?: unknown; gt_dir?: unknown; crossval?: { runs?: unknown; tta?: unknown } };
   if (!o || typeof o !== 'object' || !Array.isArray(o.classes) || !Array.isArray(o.cases)) throw bad('no classes and cases');
   const classes = (o.classes as { label?: unknown; name?: unknown }[]).map((c) => {
     if (!c || typeof c.label !== 'number') throw bad('a class without a label');
@@ -240,7 +242,13 @@ async function readEvaluation(file: string): Promise<Scored> {
     return { caseId: c.caseId, dice, hd95: at.map((m, k) => hd95Of(m.hd95, dice[k]!)), nsd: at.map((m) => num(m.nsd)) };
   });
   if (!cases.length) throw bad('no cases');
-  return { dir: file, kind: 'evaluation', gtDir: typeof o.gt_dir === 'string' ? o.gt_dir : undefined, classes, cases };
+  // `uxnet crossval-predict` records its runs and TTA: the network column says so
+  const cv = o.crossval;
+  const madeBy =
+    cv && Array.isArray(cv.runs) && cv.runs.every((r) => typeof r === 'string')
+      ? `${(cv.runs as string[]).map((r) => basename(r)).join(' + ')}${cv.tta === true ? ', TTA' : ''}`
+      : undefined;
+  return { dir: file, kind: 'evaluation', gtDir: typeof o.gt_dir === 'string' ? o.gt_dir : undefined, madeBy, classes, cases };
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
@@ -334,7 +342,7 @@ export async function compareRuns(dirs: string[], opts: { folds?: readonly numbe
       dir: x.dir,
       kind: x.kind,
       name: names[i]!,
-      network: s ? describeNetwork(s.network, s.config?.networkArgs) : '–',
+      network: s ? describeNetwork(s.network, s.config?.networkArgs) : (x.madeBy ?? '–'),
       parameters: s ? s.parameters : null,
       macs: s ? s.macs : null,
       patch: s ? s.patch : null,

@@ -118,6 +118,13 @@ describe('uxnet crossval-predict', () => {
     assert.ok(differs, 'the average differs from run A alone somewhere, so the test can tell them apart');
     const m = await json(join(out, 'metrics.json'));
     assert.deepEqual(m.crossval.runs, ['../cv-a', '../cv-b']);
+    // compare's network column says what made an evaluation
+    let c = uxnet(['compare', A, out, '-o', join(dir, 'cmp-pair')], env);
+    assert.equal(c.status, 0, c.stderr);
+    assert.match(c.stdout, /\| pair \| cv-a \+ cv-b \|/);
+    c = uxnet(['compare', A, join(dir, 'tta'), '--folds', '1', '-o', join(dir, 'cmp-tta')], env);
+    assert.equal(c.status, 0, c.stderr);
+    assert.match(c.stdout, /\| tta \| cv-a, TTA \|/);
   });
 
   it('refuses runs that do not pair, folds not finished, an existing output and one inside a run; writes nothing', async () => {
