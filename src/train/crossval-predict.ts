@@ -9,11 +9,11 @@
  * `uxnet compare RUN OUT` sets beside the runs with paired tests.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { discoverDataset, type Case as DatasetCase } from '../data/dataset.js';
 import { checkMembers, ENSEMBLE_FORMAT, predictEnsemble, type EnsembleManifest } from '../infer/ensemble-manifest.js';
-import { loadModelFolder, type LoadedModel } from '../infer/model-folder.js';
+import { loadModelFolder, modelWeightsPath, type LoadedModel } from '../infer/model-folder.js';
 import { predictVolume } from '../infer/predict.js';
 import { writeFileAtomic } from '../io/fs.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
@@ -106,15 +106,58 @@ export async function crossvalPredict(o: CrossvalPredictOptions): Promise<Crossv
     }),
   );
 
+  // Every fold model must have its weights (a run kept in a repository may not): checked before any work.
+  for (const r of runs)
+    for (const k of folds) {
+      const m = join(r.dir, `fold_${k}`, 'model');
+      if (!modelWeightsPath(m)) throw new TrainRunError(`${basename(r.dir)}: fold ${k}'s model folder ${m} has no weights, so it cannot predict`);
+    }
+
+  // Built in a folder beside OUT and moved into place at the end: a failed or stopped run leaves OUT as it was.
   const predDir = join(outDir, 'predictions');
-  if (o.force) await rm(predDir, { recursive: true, force: true });
-  await mkdir(predDir, { recursive: true });
+  const stage = `${outDir}.tmp-${process.pid}`;
+  await rm(stage, { recursive: true, force: true });
+  await mkdir(join(stage, 'predictions'), { recursive: true });
+  try {
+    const r = await predictFolds(stage, { runs, folds, heldOut, labelled, outDir, o, log });
+    if (!r) {
+      await rm(stage, { recursive: true, force: true });
+      return { folds, perFold: [], meanDice: NaN, cases: 0, metricsPath: null, csvPath: null, predDir };
+    }
+    if (!existsSync(outDir)) await rename(stage, outDir);
+    else {
+      for (const f of ['predictions', 'metrics.json', 'metrics.csv']) {
+        await rm(join(outDir, f), { recursive: true, force: true });
+        await rename(join(stage, f), join(outDir, f));
+      }
+      await rm(stage, { recursive: true, force: true });
+    }
+    return { ...r, metricsPath: join(outDir, 'metrics.json'), csvPath: join(outDir, 'metrics.csv'), predDir };
+  } catch (e) {
+    await rm(stage, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+interface FoldWork {
+  runs: { dir: string }[];
+  folds: number[];
+  heldOut: DatasetCase[][];
+  labelled: Map<string, DatasetCase>;
+  outDir: string;
+  o: CrossvalPredictOptions;
+  log: (s: string) => void;
+}
+
+/** Predicts and scores every fold into `dir` (predictions/, metrics.{json,csv}); null when stopped. */
+async function predictFolds(dir: string, w: FoldWork): Promise<Pick<CrossvalPredictResult, 'folds' | 'perFold' | 'meanDice' | 'cases'> | null> {
+  const { runs, folds, heldOut, labelled, outDir, o, log } = w;
   let acc: MetricAccumulator | null = null;
   let classes: number[] = [];
   let names: string[] = [];
   const foldOf: Record<string, number> = {};
   const perFold: CrossvalPredictResult['perFold'] = [];
-  const how = `${runs.length > 1 ? `the average of ${runs.map((r) => basename(r.dir)).join(' + ')}` : basename(first.dir)}${o.tta ? ', mirroring TTA' : ''}`;
+  const how = `${runs.length > 1 ? `the average of ${runs.map((r) => basename(r.dir)).join(' + ')}` : basename(runs[0]!.dir)}${o.tta ? ', mirroring TTA' : ''}`;
   for (const [i, k] of folds.entries()) {
     const members: LoadedModel[] = [];
     try {
@@ -144,15 +187,15 @@ export async function crossvalPredict(o: CrossvalPredictOptions): Promise<Crossv
       const before = acc.rows().length;
       const cases: DatasetCase[] = heldOut[i]!;
       const r = await predictAndScore(cases, segment, {
-        predDir,
+        predDir: join(dir, 'predictions'),
         description: `uxnet3d crossval-predict fold ${k}`,
         acc,
         signal: o.signal,
         onCase: (id, done) => o.onCase?.(k, id, done, cases.length),
       });
       if (r.stopped) {
-        log(`stopped in fold ${k}; no metrics written`);
-        return { folds, perFold, meanDice: NaN, cases: acc.rows().length, metricsPath: null, csvPath: null, predDir };
+        log(`stopped in fold ${k}; nothing written`);
+        return null;
       }
       const rows = acc.rows().slice(before);
       for (const row of rows) foldOf[row.caseId] = k;
@@ -169,17 +212,15 @@ export async function crossvalPredict(o: CrossvalPredictOptions): Promise<Crossv
   acc = sorted;
   const rows = acc.rows();
   const meanDice = rows.reduce((a, row) => a + meanDefined(row.classes.map((c) => c.dice)), 0) / rows.length;
-  const metricsPath = join(outDir, 'metrics.json');
-  const csvPath = join(outDir, 'metrics.csv');
   // the labels' folder (labelsTr), and each file relative to it, as evaluate records them
   const gtDir = dirname(labelled.get(rows[0]!.caseId)!.label!);
   const files = Object.fromEntries(rows.map((row) => [row.caseId, { pred: `${row.caseId}.nii.gz`, gt: relative(gtDir, labelled.get(row.caseId)!.label!) }]));
-  await writeFileAtomic(csvPath, enc(evaluationCsv(acc, names)));
+  await writeFileAtomic(join(dir, 'metrics.csv'), enc(evaluationCsv(acc, names)));
   await writeFileAtomic(
-    metricsPath,
+    join(dir, 'metrics.json'),
     enc(
       evaluationJson(acc, {
-        predDir: relative(outDir, predDir),
+        predDir: 'predictions', // paths relative to OUT, where this file lies
         gtDir: relative(outDir, gtDir),
         classes,
         classNames: names,
@@ -194,5 +235,5 @@ export async function crossvalPredict(o: CrossvalPredictOptions): Promise<Crossv
     ),
   );
   log(`all ${folds.length} fold(s): mean Dice ${meanDice.toFixed(4)} over ${rows.length} held-out cases`);
-  return { folds, perFold, meanDice, cases: rows.length, metricsPath, csvPath, predDir };
+  return { folds, perFold, meanDice, cases: rows.length };
 }

@@ -3,12 +3,13 @@
  * reproduces the run's own held-out scores exactly; with --tta its label maps are those of `uxnet
  * predict --tta` with each fold's model; with two runs they are those of `uxnet predict` with an
  * `uxnet ensemble` of the two fold-k models; its metrics are `uxnet evaluate`'s on the same files, and
- * `uxnet compare` pairs them with the run. Refusals name the problem and write nothing.
+ * `uxnet compare` pairs them with the run. Refusals name the problem and write nothing; a stop leaves
+ * the output as it was.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -17,6 +18,8 @@ import { tinyRecipe } from '../helpers/tiny-train.js';
 import { uxnet, assertUserError } from '../helpers/cli.js';
 import { loadVolume } from '../../src/data/load.js';
 import { runEvaluate } from '../../src/cli/commands/evaluate.js';
+import { crossvalPredict } from '../../src/train/crossval-predict.js';
+import '../../src/backends/index.js';
 
 let dir: string;
 const env = { env: { UXNET_QUIET: '1', UXNET_THREADS: '1' }, timeoutMs: 300_000 };
@@ -153,11 +156,38 @@ describe('uxnet crossval-predict', () => {
     assertUserError(uxnet(['crossval-predict', A, '-o', no, '--folds', '2'], env), /cv-a has 2 folds, there is no fold 2/);
     assertUserError(uxnet(['crossval-predict', A, '-o', join(A, 'sub')], env), /the output folder .* is inside the run cv-a/);
     assertUserError(uxnet(['crossval-predict', join(dir, 'data'), '-o', no], env), /data: no summary\.json/);
+    // a fold model without weights (a run kept in a repository without them): refused before any work
+    const light = join(dir, 'cv-light');
+    await cp(A, light, { recursive: true });
+    await rm(join(light, 'fold_1', 'model', 'weights.safetensors'));
+    assertUserError(uxnet(['crossval-predict', A, light, '-o', no], env), /cv-light: fold 1's model folder .* has no weights, so it cannot predict/);
     assert.ok(!existsSync(no) && !existsSync(join(A, 'sub')));
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.includes('.tmp-')),
+      [],
+      'no staging folder left',
+    );
     assertUserError(uxnet(['crossval-predict', A, '-o', join(dir, 'again')], env), /again already exists; pass --force/);
     r = uxnet(['crossval-predict', A, '-o', join(dir, 'again'), '--folds', '0', '--force'], env);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual((await json(join(dir, 'again', 'metrics.json'))).crossval.folds, [0]);
     assert.equal((await readdir(join(dir, 'again', 'predictions'))).length, 3, '--force replaced the earlier predictions, not added to them');
+  });
+
+  it('a stop leaves the output folder as it was: nothing new, no staging folder', async () => {
+    const out = join(dir, 'stopped');
+    const r = await crossvalPredict({ runs: [A], outDir: out, signal: AbortSignal.abort() });
+    assert.equal(r.metricsPath, null);
+    assert.ok(!existsSync(out));
+    // an existing result is kept whole when a --force run is stopped
+    const again = join(dir, 'again');
+    const before = await readFile(join(again, 'metrics.json'), 'utf8');
+    await crossvalPredict({ runs: [A], outDir: again, force: true, tta: true, signal: AbortSignal.abort() });
+    assert.equal(await readFile(join(again, 'metrics.json'), 'utf8'), before);
+    assert.equal((await readdir(join(again, 'predictions'))).length, 3);
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.includes('.tmp-')),
+      [],
+    );
   });
 });
