@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
@@ -386,6 +386,10 @@ describe('ensemble folders', () => {
     assertUserError(uxnet(['ensemble', '-o', refused, a, other], env), /member 'other-labels' has labels .*"grey".*, the ensemble .*"dark"/);
     assertUserError(uxnet(['ensemble', '-o', refused, a, join(dir, 'nope')], env), /model folder '.*nope' does not exist/);
     assertUserError(uxnet(['ensemble', '-o', join(ens, 'inner'), ens], env), /output '.*inner' is inside the source/);
+    const run = join(dir, 'a-crossval');
+    await mkdir(join(run, 'fold_0'), { recursive: true });
+    await writeFile(join(run, 'crossval.json'), '{}');
+    assertUserError(uxnet(['ensemble', '-o', refused, run], env), /'.*a-crossval' is a crossval run folder, not a model folder: give a fold's model, '.*fold_0\/model'/);
     assert.ok(!(await readdir(dir)).some((n) => n.startsWith('refused')), 'no folder, no temporary left behind');
   });
 });

@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ensembleMembersOf, writeEnsembleFolder } from '../../infer/ensemble.js';
 import { UserError } from '../errors.js';
@@ -38,6 +38,13 @@ export async function runEnsembleCli(sources: string[], o: EnsembleCliOptions, o
   for (const s of sources) {
     if (inside(dir, s)) throw new UserError(`source '${s}' is inside the output folder '${o.output}'; write the ensemble elsewhere`);
     if (inside(s, dir)) throw new UserError(`output '${o.output}' is inside the source '${s}'; write the ensemble elsewhere`);
+  }
+  for (const s of sources) {
+    // a crossval run folder is not a model folder; say which of its folders are
+    if (!existsSync(join(s, 'model.json')) && existsSync(join(s, 'crossval.json')))
+      throw new UserError(
+        `'${s}' is a crossval run folder, not a model folder: give ${existsSync(join(s, 'ensemble', 'model.json')) ? `'${join(s, 'ensemble')}' (its fold ensemble) or ` : ''}a fold's model, '${join(s, 'fold_0', 'model')}'`,
+      );
   }
   await checkWritableDir(dirname(dir), 'output folder');
   const { members, labels, tta: sourcesTta } = await ensembleMembersOf(sources);
