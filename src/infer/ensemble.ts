@@ -83,7 +83,9 @@ export async function writeEnsembleFolder(
     const target = join(dir, m.name);
     await mkdir(target, { recursive: true });
     for (const f of await readdir(m.from, { withFileTypes: true })) {
-      if (f.isFile()) await writeFileAtomic(join(target, f.name), await readFile(join(m.from, f.name)));
+      // a linked file (weights kept elsewhere) is copied as the file it points to, so the folder stands alone
+      const isFile = f.isFile() || (f.isSymbolicLink() && statSync(join(m.from, f.name)).isFile());
+      if (isFile) await writeFileAtomic(join(target, f.name), await readFile(join(m.from, f.name)));
     }
   }
   const manifest: EnsembleManifest = {

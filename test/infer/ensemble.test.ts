@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
@@ -366,6 +366,14 @@ describe('ensemble folders', () => {
     assert.deepEqual(await readFile(join(built, 'b', 'weights.safetensors')), await readFile(join(b, 'weights.safetensors')));
     assert.deepEqual(await readFile(join(built, 'a-2', 'weights.safetensors')), await readFile(join(a, 'weights.safetensors')));
     assert.ok(!(await readdir(built)).includes('ens-m_a'), 'the replaced folder is gone, not merged');
+    // a member whose weights are a link to a file elsewhere is copied whole
+    const linked = join(dir, 'linked', 'model');
+    await mkdir(linked, { recursive: true });
+    await cp(join(a, 'model.json'), join(linked, 'model.json'));
+    await symlink(join(a, 'weights.safetensors'), join(linked, 'weights.safetensors'));
+    r = uxnet(['ensemble', '-o', join(dir, 'built-linked'), linked], env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(await readFile(join(dir, 'built-linked', 'linked', 'weights.safetensors')), await readFile(join(a, 'weights.safetensors')));
     // a source that mirrors by default passes that on
     const ensTta = join(dir, 'ens-tta-src');
     await cp(ens, ensTta, { recursive: true });
