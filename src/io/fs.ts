@@ -22,3 +22,12 @@ export function displayPath(path: string): string {
   if (rel === '') return '.';
   return rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel) ? resolve(path) : rel;
 }
+
+/**
+ * Whether `child` is `parent` itself or lies inside it, by their paths (links not followed): what every
+ * "an output must not be inside an input" check asks. A sibling named "..x" is not inside.
+ */
+export function isInside(parent: string, child: string): boolean {
+  const r = relative(resolve(parent), resolve(child));
+  return r === '' || (r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r));
+}

@@ -15,7 +15,7 @@ import { discoverDataset, type Case as DatasetCase } from '../data/dataset.js';
 import { checkMembers, ENSEMBLE_FORMAT, predictEnsemble, type EnsembleManifest } from '../infer/ensemble-manifest.js';
 import { loadModelFolder, modelWeightsPath, type LoadedModel } from '../infer/model-folder.js';
 import { predictVolume } from '../infer/predict.js';
-import { writeFileAtomic } from '../io/fs.js';
+import { isInside, writeFileAtomic } from '../io/fs.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import { meanDefined } from '../metrics/summary.js';
 import { evaluationCsv, evaluationJson } from '../metrics/report.js';
@@ -81,8 +81,7 @@ export async function crossvalPredict(o: CrossvalPredictOptions): Promise<Crossv
     if (p) throw new TrainRunError(p);
   }
   for (const r of runs) {
-    if (r.dir === outDir || relative(r.dir, outDir).split(/[\\/]/)[0] !== '..')
-      throw new TrainRunError(`the output folder ${o.outDir} is inside the run ${basename(r.dir)}; write it elsewhere`);
+    if (isInside(r.dir, outDir)) throw new TrainRunError(`the output folder ${o.outDir} is inside the run ${basename(r.dir)}; write it elsewhere`);
   }
   if (existsSync(outDir)) {
     if (!statSync(outDir).isDirectory()) throw new TrainRunError(`${o.outDir} is a file, not a folder`);

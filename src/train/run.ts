@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
-import { basename, join, relative, resolve, isAbsolute } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { flushBatchNormStats } from '../nn/norm-layers.js';
 import { readCached, type CacheEntry } from '../data/cache.js';
 import { PatchLoader, type LoadedPatch } from '../data/loader/index.js';
@@ -8,7 +8,7 @@ import type { RandomStepSpec } from '../data/step-schema.js';
 import { Rng } from '../engine/rng.js';
 import { readWeightsFile } from '../io/weights.js';
 import { writeSafetensorsFile } from '../io/safetensors.js';
-import { displayPath, writeFileAtomic } from '../io/fs.js';
+import { displayPath, isInside, writeFileAtomic } from '../io/fs.js';
 import { createNetwork, describeNetwork, networkToJSON, type NetworkSpec, type SegmentationNetwork } from '../models/registry.js';
 import { specChannels } from '../infer/model-manifest.js';
 import { modelPredictor, slidingWindowInference } from '../infer/sliding-window.js';
@@ -23,15 +23,9 @@ import { configuredClasses, resolveConfigPaths, trainNetworkSpec, type TrainConf
 import type { TrainHandlers } from './events.js';
 import { parseSplitFile } from './split-file.js';
 import { DS_PREFIX, Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
-import { InputError } from '../engine/errors.js';
+import { TrainRunError } from './errors.js';
 
-/** A problem with the run's inputs (dataset, split, weights, output folder) that the user must fix. */
-export class TrainRunError extends InputError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TrainRunError';
-  }
-}
+export { TrainRunError } from './errors.js';
 
 /** The plan training runs on: what preprocessing returned (and wrote to plan.json). */
 export type TrainPlan = PreprocessPlan;
@@ -247,11 +241,6 @@ const RUN_ENTRIES = new Set([
   'queue-job.json',
 ]);
 
-const inside = (dir: string, path: string) => {
-  const r = relative(dir, path);
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
-};
-
 /** Everything that could destroy what the user has is refused here, before any compute. */
 function checkOutputs(outDir: string, modelDir: string, opts: TrainRunOptions): void {
   const lastPath = join(outDir, 'checkpoint_last.safetensors');
@@ -265,16 +254,16 @@ function checkOutputs(outDir: string, modelDir: string, opts: TrainRunOptions): 
   }
   if (!opts.resume && existsSync(lastPath)) throw new TrainRunError(`${outDir} already holds a training run; pass --resume to continue it, or choose another output folder`);
   if (opts.resume && !existsSync(lastPath)) throw new TrainRunError(`--resume: ${lastPath} does not exist`);
-  if (!inside(outDir, modelDir) && existsSync(modelDir)) {
+  if (!isInside(outDir, modelDir) && existsSync(modelDir)) {
     if (!statSync(modelDir).isDirectory()) throw new TrainRunError(`model export target ${modelDir} exists and is not a folder`);
     if (readdirSync(modelDir).length > 0 && !opts.force) throw new TrainRunError(`model export target ${modelDir} already exists; pass --force to replace it, or export elsewhere`);
   }
-  if (inside(modelDir, outDir) && modelDir !== join(outDir, 'model')) throw new TrainRunError(`model export target ${modelDir} contains the run folder ${outDir}`);
+  if (isInside(modelDir, outDir) && modelDir !== join(outDir, 'model')) throw new TrainRunError(`model export target ${modelDir} contains the run folder ${outDir}`);
 }
 
 /** Writes the model folder; an existing folder outside the run is replaced only once the new one is complete. */
 async function exportReplacing(modelDir: string, outDir: string, write: (dir: string) => Promise<void>): Promise<void> {
-  if (inside(outDir, modelDir) || !existsSync(modelDir)) return write(modelDir);
+  if (isInside(outDir, modelDir) || !existsSync(modelDir)) return write(modelDir);
   const fresh = `${modelDir}.tmp-${process.pid}`;
   const old = `${modelDir}.old-${process.pid}`;
   await rm(fresh, { recursive: true, force: true });

@@ -7,8 +7,9 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { isInside } from '../../io/fs.js';
 import { ensembleMembersOf, writeEnsembleFolder } from '../../infer/ensemble.js';
 import { UserError } from '../errors.js';
 import { checkWritableDir } from '../outputs.js';
@@ -22,12 +23,6 @@ export interface EnsembleCliOptions {
   force?: boolean;
 }
 
-/** Whether `child` is `parent` or lies inside it. */
-const inside = (parent: string, child: string) => {
-  const r = relative(resolve(parent), resolve(child));
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
-};
-
 export async function runEnsembleCli(sources: string[], o: EnsembleCliOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const dir = resolve(o.output);
   if (existsSync(dir)) {
@@ -36,8 +31,8 @@ export async function runEnsembleCli(sources: string[], o: EnsembleCliOptions, o
       throw new UserError(`output '${o.output}' already exists; pass --force to replace it once the new ensemble is complete, or choose another folder`);
   }
   for (const s of sources) {
-    if (inside(dir, s)) throw new UserError(`source '${s}' is inside the output folder '${o.output}'; write the ensemble elsewhere`);
-    if (inside(s, dir)) throw new UserError(`output '${o.output}' is inside the source '${s}'; write the ensemble elsewhere`);
+    if (isInside(dir, s)) throw new UserError(`source '${s}' is inside the output folder '${o.output}'; write the ensemble elsewhere`);
+    if (isInside(s, dir)) throw new UserError(`output '${o.output}' is inside the source '${s}'; write the ensemble elsewhere`);
   }
   for (const s of sources) {
     // a crossval run folder is not a model folder; say which of its folders are
