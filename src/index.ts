@@ -60,6 +60,7 @@ export {
   type Segmenter,
 } from './infer/ensemble.js';
 export { runCrossval, makeFolds, readSplitFile, type CrossvalOptions, type CrossvalResult, type Splits } from './train/crossval.js';
+export { readHeldOutCases, type HeldOutCases } from './train/split-file.js';
 export { crossvalPredict, type CrossvalPredictOptions, type CrossvalPredictResult } from './train/crossval-predict.js';
 export { compareRuns, writeComparison, CompareError, type Comparison } from './train/compare.js';
 export { countMacs } from './nn/macs.js';

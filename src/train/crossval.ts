@@ -29,14 +29,12 @@ import type { TrainConfig } from './config.js';
 import { runTraining, TrainRunError, type TrainRunOptions } from './run.js';
 import type { TrainHandlers } from './events.js';
 import { predictAndScore } from './held-out.js';
+import { parseCrossvalSplit, readJsonFile, type FoldSplit } from './split-file.js';
 import { median, summariseCrossval, writeCrossvalSummary, type FoldRecord } from './crossval-summary.js';
 
 export const SPLITS_FORMAT = 'uxnet3d-splits/1';
 
-export interface FoldSplit {
-  train: string[];
-  val: string[];
-}
+export type { FoldSplit } from './split-file.js';
 
 export interface Splits {
   format: typeof SPLITS_FORMAT;
@@ -109,45 +107,10 @@ export function makeFolds(ids: readonly string[], k: number, seed: number): Fold
 
 /** Reads a user split file; checks that every id is a labelled case and that validation sets do not overlap. */
 export async function readSplitFile(path: string, ids: readonly string[]): Promise<FoldSplit[]> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new TrainRunError(code ? `cannot read split file '${path}': ${code}` : `split file '${path}' is not valid JSON: ${(e as Error).message}`);
-  }
-  const folds = (raw as { folds?: unknown })?.folds;
-  const bad = () => new TrainRunError(`${path}: a split file is {"folds": [{"train": [ids], "val": [ids]}, ...]} or {"folds": [[validation ids of fold 0], ...]}`);
-  if (!Array.isArray(folds) || folds.length < 2) throw bad();
+  const out = parseCrossvalSplit(await readJsonFile(path, 'split file'), path);
   const known = new Set(ids);
-  const isIds = (a: unknown): a is string[] => Array.isArray(a) && a.every((s) => typeof s === 'string');
-  const out: FoldSplit[] = folds
-    .map((f) => {
-      if (isIds(f)) {
-        const held = new Set(f);
-        return { val: [...f], train: [] as string[], held };
-      }
-      const o = f as { train?: unknown; val?: unknown };
-      if (!o || !isIds(o.train) || !isIds(o.val)) throw bad();
-      return { train: [...o.train], val: [...o.val] };
-    })
-    .map((f, k, all) => {
-      // The list form gives validation sets only: a fold trains on every other fold's cases.
-      if ('held' in f) return { val: f.val, train: all.flatMap((g, j) => (j === k ? [] : g.val)) };
-      return f;
-    });
-  const seenVal = new Map<string, number>();
   out.forEach((f, k) => {
     for (const id of [...f.train, ...f.val]) if (!known.has(id)) throw new TrainRunError(`${path}: fold ${k} names case '${id}', which is not a labelled case of the dataset`);
-    for (const id of f.val) {
-      if (seenVal.has(id)) throw new TrainRunError(`${path}: case '${id}' is held out in fold ${seenVal.get(id)} and fold ${k}`);
-      seenVal.set(id, k);
-    }
-  });
-  out.forEach((f, k) => {
-    const tr = new Set(f.train);
-    const both = f.val.find((id) => tr.has(id));
-    if (both) throw new TrainRunError(`${path}: fold ${k} trains and validates on case '${both}'`);
   });
   return out;
 }

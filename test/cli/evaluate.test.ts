@@ -89,7 +89,7 @@ describe('uxnet evaluate CLI', () => {
   it('--help explains every flag', () => {
     const r = uxnet(['evaluate', '--help']);
     assert.equal(r.status, 0);
-    for (const flag of ['<pred>', '<gt>', '--output', '--classes', '--nsd-tolerance', '--labels', '--model']) assert.ok(r.stdout.includes(flag), flag);
+    for (const flag of ['<pred>', '<gt>', '--output', '--classes', '--nsd-tolerance', '--labels', '--model', '--split', '--fold']) assert.ok(r.stdout.includes(flag), flag);
   });
 
   it('hand-computed Dice, HD95 and NSD; missing cases warned and listed', () => {
@@ -198,5 +198,46 @@ describe('uxnet evaluate CLI', () => {
       { label: 2, name: 'posterior' },
     ]);
     assert.deepEqual(json.files, { a: { pred: 'a.nii', gt: 'a.nii.gz', shape: [8, 6, 6] } });
+  });
+
+  it('--split/--fold score exactly the held-out cases of a split, each required on both sides', () => {
+    const splits = join(dir, 'splits.json');
+    writeFileSync(splits, JSON.stringify({ folds: [['a'], ['b', 'c']] }));
+    const out = join(dir, 'held');
+    const r = uxnet(['evaluate', pred, gt, '-o', out, '--split', splits, '--fold', '0']);
+    assert.equal(r.status, 0, r.stderr);
+    // Only case a is scored; c (no prediction) and d (no ground truth) are outside the fold, so not "missing".
+    assert.doesNotMatch(r.stderr, /warning/);
+    assert.match(r.stdout, /^1 case\(s\) evaluated, 2 class\(es\)/);
+    assert.match(r.stdout, /^1 +0\.7500 +2\.0000 +0\.7143 +1$/m);
+    const json = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
+    assert.deepEqual(json.held_out, { split: splits, fold: 0, cases: 1 });
+    assert.deepEqual(json.missing_in_pred, []);
+    assert.deepEqual(Object.keys(json.files), ['a']);
+    // A training run folder's split.json (one train/validation split): its "val" cases, no --fold.
+    const run = join(dir, 'run');
+    mkdirSync(run);
+    writeFileSync(join(run, 'split.json'), JSON.stringify({ train: ['b'], val: ['a'] }));
+    const r2 = uxnet(['evaluate', pred, gt, '-o', join(dir, 'held2'), '--split', run]);
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.match(r2.stdout, /^1 +0\.7500 +2\.0000 +0\.7143 +1$/m);
+
+    const o = ['-o', join(dir, 'never-held')];
+    // Fold 1 holds out b and c; c has no prediction: refused, not scored on b alone.
+    assertUserError(
+      uxnet(['evaluate', pred, gt, ...o, '--split', splits, '--fold', '1']),
+      /^uxnet: 1 of the 2 held-out case\(s\) of fold 1 of 2 in '.*splits\.json' have no prediction in '.*pred': c$/,
+    );
+    assertUserError(uxnet(['evaluate', pred, gt, ...o, '--split', splits]), /is a cross-validation split of 2 folds: say which fold's held-out cases with --fold \(0-1\)$/);
+    assertUserError(uxnet(['evaluate', pred, gt, ...o, '--split', splits, '--fold', '2']), /^uxnet: --fold 2: '.*splits\.json' has folds 0-1$/);
+    assertUserError(uxnet(['evaluate', pred, gt, ...o, '--split', splits, '--fold', 'x']), /^uxnet: --fold must be a fold number/);
+    assertUserError(uxnet(['evaluate', pred, gt, ...o, '--split', run, '--fold', '0']), /is a single train\/validation split, not a cross-validation; leave out --fold$/);
+    assertUserError(uxnet(['evaluate', pred, gt, ...o, '--fold', '0']), /^uxnet: --fold picks a fold of a split: give the split with --split/);
+    assertUserError(uxnet(['evaluate', pred, gt, ...o, '--split', gt]), /is a folder without splits\.json \(a crossval run\) or split\.json/);
+    assertUserError(
+      uxnet(['evaluate', join(pred, 'a.nii'), join(gt, 'a.nii.gz'), ...o, '--split', splits, '--fold', '0']),
+      /^uxnet: --split picks cases from folders, but '.*a\.nii' is one file$/,
+    );
+    assert.ok(!existsSync(join(dir, 'never-held.csv')));
   });
 });

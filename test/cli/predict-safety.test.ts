@@ -9,7 +9,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -271,5 +271,44 @@ describe('uxnet predict: safety and odd inputs', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /a: 20x22x18 -> network 10x12x10,/);
     assert.deepEqual((await readNiftiFile(join(dir, 'fast.nii.gz'))).shape, S, 'labels on the input grid');
+  });
+
+  it('--split/--fold segment only the held-out cases of a split, and refuse one whose images are not all there', async () => {
+    const d = join(dir, 'dataset');
+    mkdirSync(d);
+    copyFileSync(img, join(d, 'x_0000.nii.gz'));
+    await writeNiftiFile(join(d, 'y_0000.nii.gz'), { data: blob(S, 7), shape: S, affine: AFFINE });
+    await writeNiftiFile(join(d, 'z.nii.gz'), { data: blob(S, 9), shape: S, affine: AFFINE });
+    const splits = join(dir, 'folds.json');
+    writeFileSync(
+      splits,
+      JSON.stringify({
+        folds: [
+          ['x', 'z'],
+          ['y', 'w'],
+        ],
+      }),
+    );
+    const out = join(dir, 'held-out');
+    const r = uxnet('predict', '-i', d, '-o', out, '-m', model, '--split', splits, '--fold', '0');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /, 2 case\(s\) \(the held-out cases of fold 0 of 2 in '.*folds\.json'\)/);
+    assert.deepEqual(readdirSync(out).sort(), ['x.nii.gz', 'z.nii.gz']);
+    // The same labels as segmenting that image alone.
+    const alone = join(dir, 'z-alone.nii.gz');
+    assert.equal(uxnet('predict', '-i', join(d, 'z.nii.gz'), '-o', alone, '-m', model).status, 0);
+    assert.deepEqual(decodeRaw(await readNiftiFile(join(out, 'z.nii.gz'))), decodeRaw(await readNiftiFile(alone)));
+
+    const never = join(dir, 'held-out-never');
+    assertUserError(
+      uxnet('predict', '-i', d, '-o', never, '-m', model, '--split', splits, '--fold', '1'),
+      /^uxnet: 1 of the 2 held-out case\(s\) of fold 1 of 2 in '.*folds\.json' have no image in '.*dataset': w$/,
+    );
+    assertUserError(
+      uxnet('predict', '-i', join(d, 'z.nii.gz'), '-o', never, '-m', model, '--split', splits, '--fold', '0'),
+      /^uxnet: --split picks cases from a folder of images, but '.*z\.nii\.gz' is one file/,
+    );
+    assertUserError(uxnet('predict', '-i', d, '-o', never, '-m', model, '--fold', '0'), /^uxnet: --fold picks a fold of a split/);
+    assert.equal(existsSync(never), false, 'nothing written');
   });
 });

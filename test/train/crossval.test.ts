@@ -11,13 +11,14 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
 import { tinyRecipe } from '../helpers/tiny-train.js';
 import { uxnet, assertUserError, ROOT } from '../helpers/cli.js';
+import { readHeldOutCases } from '../../src/train/split-file.js';
 import { makeFolds, readSplitFile, encodeFoldRecord, parseFoldRecord, runCrossval, finishCrossval, openCrossval } from '../../src/train/crossval.js';
 import { crossvalConfigFromFlags } from '../../src/cli/commands/crossval.js';
 import { runEvaluate } from '../../src/cli/commands/evaluate.js';
@@ -89,6 +90,41 @@ describe('uxnet crossval', () => {
     await assert.rejects(readSplitFile(p, ids), /fold 1 names case 'x'/);
     await writeFile(p, JSON.stringify({ folds: [['a'], ['a', 'b']] }));
     await assert.rejects(readSplitFile(p, ids), /case 'a' is held out in fold 0 and fold 1/);
+    await writeFile(
+      p,
+      JSON.stringify({
+        folds: [
+          { train: ['a', 'b'], val: ['b'] },
+          { train: ['b'], val: ['a'] },
+        ],
+      }),
+    );
+    await assert.rejects(readSplitFile(p, ids), /fold 0 trains and validates on case 'b'/);
+  });
+
+  it('readHeldOutCases: a fold of a split file or of a crossval run folder, the val cases of a training run', async () => {
+    const run = join(dir, 'held-run');
+    await mkdir(join(run, 'fold_1'), { recursive: true });
+    // A crossval run's splits.json, as crossval writes it (fold objects with val first).
+    await writeFile(
+      join(run, 'splits.json'),
+      JSON.stringify({
+        format: 'uxnet3d-splits/1',
+        source: 'seeded',
+        folds: [
+          { val: ['c'], train: ['a', 'b'] },
+          { val: ['a', 'b'], train: ['c'] },
+        ],
+      }),
+    );
+    await writeFile(join(run, 'fold_1', 'split.json'), JSON.stringify({ train: ['c'], val: ['a', 'b'] }));
+    assert.deepEqual(await readHeldOutCases(run, 1), { cases: ['a', 'b'], description: `fold 1 of 2 in '${join(run, 'splits.json')}'` });
+    assert.deepEqual(await readHeldOutCases(join(run, 'splits.json'), 0), { cases: ['c'], description: `fold 0 of 2 in '${join(run, 'splits.json')}'` });
+    assert.deepEqual(await readHeldOutCases(join(run, 'fold_1')), { cases: ['a', 'b'], description: `the validation cases of '${join(run, 'fold_1', 'split.json')}'` });
+    await assert.rejects(readHeldOutCases(run), /cross-validation split of 2 folds: say which fold's held-out cases with --fold \(0-1\)/);
+    await assert.rejects(readHeldOutCases(run, 1.5), /--fold 1\.5: .* has folds 0-1/);
+    await assert.rejects(readHeldOutCases(join(run, 'fold_1'), 0), /single train\/validation split, not a cross-validation; leave out --fold/);
+    await assert.rejects(readHeldOutCases(join(run, 'missing.json'), 0), /cannot read split file '.*missing\.json': no such file/);
   });
 
   it('fold records keep infinite HD95 and NaN apart (JSON alone would write both as null)', () => {

@@ -25,6 +25,7 @@ import { evaluationCsv, evaluationJson } from '../../metrics/report.js';
 import { checkPairShapes, EvaluationError, listLabelFiles, pairCases, readLabelNames, scorePair, type ScoredCase } from '../../metrics/evaluate.js';
 import { UserError } from '../errors.js';
 import { createProgress } from '../progress.js';
+import { heldOutSelection, parseFold } from '../held-out-cases.js';
 
 export interface EvaluateOptions {
   /** Folder of predicted label maps, or one file. */
@@ -41,6 +42,9 @@ export interface EvaluateOptions {
   labels?: string;
   /** Model folder whose model.json names the labels (used when --labels is not given). */
   model?: string;
+  /** Score only the held-out cases of this split file or run folder (a crossval split needs `fold`); each must be on both sides. */
+  split?: string;
+  fold?: number;
   /** Force the plain (line) progress output. */
   plain?: boolean;
   /** Where warnings and the summary go (tests). */
@@ -126,6 +130,16 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   // 1. Pair the cases.
   const predFiles = await listLabelFiles(opts.predDir, 'prediction');
   const gtFiles = await listLabelFiles(opts.gtDir, 'ground truth');
+  if (opts.split !== undefined && (predFiles.single || gtFiles.single)) {
+    throw new UserError(`--split picks cases from folders, but '${predFiles.single ? opts.predDir : opts.gtDir}' is one file`);
+  }
+  const selection = await heldOutSelection(opts, gtFiles.cases.keys(), 'ground truth', opts.gtDir);
+  if (selection) {
+    await heldOutSelection(opts, predFiles.cases.keys(), 'prediction', opts.predDir);
+    // Only the split's cases are scored; the other files in either folder are not "missing".
+    const held = new Set(selection.cases);
+    for (const side of [predFiles, gtFiles]) for (const id of [...side.cases.keys()]) if (!held.has(id)) side.cases.delete(id);
+  }
   const preds = predFiles.cases,
     gts = gtFiles.cases;
   let prefix = opts.output ?? join(predFiles.dir, 'metrics');
@@ -190,6 +204,7 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     nsdTolerance: tolerances.length === 1 ? tolerances[0]! : classes.map(tolFor),
     missingInPred,
     missingInGt,
+    extra: selection ? { held_out: { split: opts.split, fold: opts.fold ?? null, cases: selection.cases.length } } : undefined,
     files: Object.fromEntries(
       perCase.map((c, i) => [c.id, { pred: paired.pairs[i]!.pred.slice(predFiles.dir.length + 1), gt: paired.pairs[i]!.gt.slice(gtFiles.dir.length + 1), shape: c.shape }]),
     ),
@@ -229,11 +244,15 @@ export function registerEvaluate(program: Command): void {
     .option('--nsd-tolerance <mm>', 'NSD tolerance in mm (pixdim units): one value, or one per --classes entry (default: 1)')
     .option('--labels <file>', 'JSON naming the labels: {"1": "liver"}, ["background", "liver"], {"liver": 1}, or a dataset.json with "labels"')
     .option('-m, --model <dir>', 'model folder: name the labels as its model.json does (when --labels is not given)')
+    .option('--split <file>', 'score only the held-out cases of a split file or run folder (a crossval split needs --fold); each must have a prediction and a ground truth')
+    .option('--fold <k>', 'with --split: the fold whose held-out cases to score', parseFold)
     .addHelpText(
       'after',
       '\nCases present on one side only are reported (warning) and listed in OUT.json; the exit status is non-zero when no case pairs, or when a pair differs in shape.',
     )
-    .action(async (predDir: string, gtDir: string, o: { output?: string; classes?: string; nsdTolerance?: string; labels?: string; model?: string }) => {
-      await runEvaluate({ predDir, gtDir, ...o });
-    });
+    .action(
+      async (predDir: string, gtDir: string, o: { output?: string; classes?: string; nsdTolerance?: string; labels?: string; model?: string; split?: string; fold?: number }) => {
+        await runEvaluate({ predDir, gtDir, ...o });
+      },
+    );
 }

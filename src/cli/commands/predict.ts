@@ -13,6 +13,7 @@ import { createProgress } from '../progress.js';
 import { selectBackend } from '../backend.js';
 import { UserError } from '../errors.js';
 import { checkWritableDir, checkWritableFile, LazyDirs } from '../outputs.js';
+import { heldOutSelection, parseFold } from '../held-out-cases.js';
 
 export interface PredictCliOptions {
   input: string;
@@ -30,6 +31,10 @@ export interface PredictCliOptions {
   force?: boolean;
   /** Stop at the first case that fails instead of going on and listing the failures at the end. */
   failFast?: boolean;
+  /** With a folder input: segment only the held-out cases of this split (file or run folder)... */
+  split?: string;
+  /** ...of this fold, for a cross-validation split. */
+  fold?: number;
 }
 
 const NIFTI = /\.nii(\.gz)?$/i;
@@ -159,7 +164,21 @@ export async function runPredict(
   log: (s: string) => void = (s) => process.stdout.write(s + '\n'),
   warn: (s: string) => void = (s) => process.stderr.write(`uxnet: warning: ${s}\n`),
 ): Promise<PredictSummary> {
-  const pairs = await resolvePairs(opts.input, opts.output);
+  if (opts.split !== undefined && existsSync(opts.input) && !statSync(opts.input).isDirectory()) {
+    throw new UserError(`--split picks cases from a folder of images, but '${opts.input}' is one file; give the folder that holds the split's images`);
+  }
+  let pairs = await resolvePairs(opts.input, opts.output);
+  const inputCase = (f: string) => caseName(f).replace(/_0000$/, '');
+  const selection = await heldOutSelection(
+    opts,
+    pairs.map(([input]) => inputCase(input)),
+    'image',
+    opts.input,
+  );
+  if (selection) {
+    const held = new Set(selection.cases);
+    pairs = pairs.filter(([input]) => held.has(inputCase(input)));
+  }
   const jobs: PredictJob[] = pairs.map(([input, labels]) => ({
     input,
     labels,
@@ -183,7 +202,7 @@ export async function runPredict(
   // Say when mirroring runs by the model's default, so a slower run (or a --no-tta comparison) is never a surprise.
   const ttaByDefault = opts.tta === undefined && segmenterDefaultTta(model.loaded);
   log(
-    `${model.manifest.format === ENSEMBLE_FORMAT ? `ensemble of ${model.members.length}` : 'model'} '${model.manifest.name}' (${model.numParameters().toLocaleString('en-US')} parameters) on backend '${backend}', ${jobs.length} case(s)${ttaByDefault ? ", mirroring TTA (the model's default; --no-tta to skip)" : ''}`,
+    `${model.manifest.format === ENSEMBLE_FORMAT ? `ensemble of ${model.members.length}` : 'model'} '${model.manifest.name}' (${model.numParameters().toLocaleString('en-US')} parameters) on backend '${backend}', ${jobs.length} case(s)${selection ? ` (the held-out cases of ${selection.description})` : ''}${ttaByDefault ? ", mirroring TTA (the model's default; --no-tta to skip)" : ''}`,
   );
   const dirs = new LazyDirs();
   const failed: PredictSummary['failed'] = [];
@@ -255,6 +274,8 @@ export function registerPredict(program: Command): void {
     .option('--probabilities', 'also write class probabilities next to each output (<name>_probabilities.nii.gz)')
     .option('--png', 'also write an axial/coronal/sagittal overlay image next to each output (<name>.png)')
     .option('--force', 'replace existing output files even if uxnet did not write them (inputs are never replaced)')
+    .option('--split <file>', 'with a folder --input: segment only the held-out cases of a split file or run folder (a crossval split needs --fold)')
+    .option('--fold <k>', 'with --split: the fold whose held-out cases to segment', parseFold)
     .option('--fail-fast', 'with a folder: stop at the first case that fails (default: segment the others, list the failures at the end)')
     .action(async (o: PredictCliOptions) => {
       await runPredict(o);
