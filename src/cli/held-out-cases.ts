@@ -21,20 +21,29 @@ export function parseFold(v: string): number {
 
 const show = (ids: string[]) => (ids.length > 10 ? `${ids.slice(0, 10).join(', ')}, … (${ids.length - 10} more)` : ids.join(', '));
 
+/** A folder of cases a selection must be complete in: the case ids present, what they are, the folder. */
+export interface CaseFolder {
+  present: Iterable<string>;
+  what: string;
+  where: string;
+}
+
 /**
- * The held-out cases the flags name (null without --split), checked against the case ids present
- * in a folder (`present`, the folder named `where`, holding `what`): a held-out case missing there is an error.
+ * The held-out cases the flags name (null without --split), checked against each folder in turn
+ * (the split is read once): a held-out case missing from one is an error naming the folder.
  */
-export async function heldOutSelection(flags: HeldOutFlags, present: Iterable<string>, what: string, where: string): Promise<HeldOutCases | null> {
+export async function heldOutSelection(flags: HeldOutFlags, folders: CaseFolder[]): Promise<HeldOutCases | null> {
   if (flags.split === undefined) {
     if (flags.fold !== undefined) throw new UserError('--fold picks a fold of a split: give the split with --split FILE (a split file or a run folder)');
     return null;
   }
   const selection = await readHeldOutCases(flags.split, flags.fold);
-  const have = new Set(present);
-  const missing = selection.cases.filter((id) => !have.has(id));
-  if (missing.length) {
-    throw new UserError(`${missing.length} of the ${selection.cases.length} held-out case(s) of ${selection.description} have no ${what} in '${where}': ${show(missing)}`);
+  for (const { present, what, where } of folders) {
+    const have = new Set(present);
+    const missing = selection.cases.filter((id) => !have.has(id));
+    if (missing.length) {
+      throw new UserError(`${missing.length} of the ${selection.cases.length} held-out case(s) of ${selection.description} have no ${what} in '${where}': ${show(missing)}`);
+    }
   }
   return selection;
 }

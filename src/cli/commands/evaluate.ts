@@ -133,9 +133,11 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   if (opts.split !== undefined && (predFiles.single || gtFiles.single)) {
     throw new UserError(`--split picks cases from folders, but '${predFiles.single ? opts.predDir : opts.gtDir}' is one file`);
   }
-  const selection = await heldOutSelection(opts, gtFiles.cases.keys(), 'ground truth', opts.gtDir);
+  const selection = await heldOutSelection(opts, [
+    { present: gtFiles.cases.keys(), what: 'ground truth', where: opts.gtDir },
+    { present: predFiles.cases.keys(), what: 'prediction', where: opts.predDir },
+  ]);
   if (selection) {
-    await heldOutSelection(opts, predFiles.cases.keys(), 'prediction', opts.predDir);
     // Only the split's cases are scored; the other files in either folder are not "missing".
     const held = new Set(selection.cases);
     for (const side of [predFiles, gtFiles]) for (const id of [...side.cases.keys()]) if (!held.has(id)) side.cases.delete(id);

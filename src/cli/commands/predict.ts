@@ -169,12 +169,7 @@ export async function runPredict(
   }
   let pairs = await resolvePairs(opts.input, opts.output);
   const inputCase = (f: string) => caseName(f).replace(/_0000$/, '');
-  const selection = await heldOutSelection(
-    opts,
-    pairs.map(([input]) => inputCase(input)),
-    'image',
-    opts.input,
-  );
+  const selection = await heldOutSelection(opts, [{ present: pairs.map(([input]) => inputCase(input)), what: 'image', where: opts.input }]);
   if (selection) {
     const held = new Set(selection.cases);
     pairs = pairs.filter(([input]) => held.has(inputCase(input)));
