@@ -21,7 +21,7 @@ import { loadCheckpoint } from './checkpoint.js';
 import { DeepSupervisionHeads } from './deep-supervision.js';
 import { configuredClasses, resolveConfigPaths, trainNetworkSpec, type TrainConfig } from './config.js';
 import type { TrainHandlers } from './events.js';
-import { parseSplitFile } from './split-file.js';
+import { parseSplitFile, readJsonFile } from './split-file.js';
 import { DS_PREFIX, Trainer, type Batch, type BatchSource, type ValidationResult } from './trainer.js';
 import { TrainRunError } from './errors.js';
 
@@ -59,13 +59,7 @@ export interface TrainRunResult {
 /** Train/val partition: an explicit split file, else the dataset's val split, else a seeded 20% hold-out. */
 export async function splitEntries(entries: CacheEntry[], cfg: TrainConfig): Promise<{ train: CacheEntry[]; val: CacheEntry[] }> {
   if (cfg.split) {
-    let json: unknown;
-    try {
-      json = JSON.parse(await readFile(cfg.split, 'utf8'));
-    } catch (e) {
-      throw new TrainRunError(`${cfg.split}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    const s = parseSplitFile(json, cfg.split, (m) => new TrainRunError(m));
+    const s = parseSplitFile(await readJsonFile(cfg.split, 'split file'), cfg.split, (m) => new TrainRunError(m));
     const byId = new Map(entries.map((e) => [e.id, e]));
     const pick = (ids: string[], what: string) =>
       ids.map((id) => {

@@ -5,14 +5,15 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSyntheticDataset } from '../helpers/synthetic-dataset.js';
 import { tinyTrainConfig } from '../helpers/tiny-train.js';
 import type { TrainConfig } from '../../src/train/config.js';
-import { runTraining, initFromWeights, stepBatches, TrainRunError } from '../../src/train/run.js';
+import { runTraining, initFromWeights, splitEntries, stepBatches, TrainRunError } from '../../src/train/run.js';
+import type { CacheEntry } from '../../src/data/cache.js';
 import type { LoadedPatch } from '../../src/data/loader/index.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { loadModelFolder } from '../../src/infer/model-folder.js';
@@ -149,6 +150,25 @@ describe('uxnet train workflow', () => {
   it('refuses to overwrite an existing run, and to resume a missing one', async () => {
     await assert.rejects(runTraining(config(join(dir, 'run')), { log: quiet }), (e: Error) => e instanceof TrainRunError && /--resume/.test(e.message));
     await assert.rejects(runTraining(config(join(dir, 'nothing')), { resume: true, log: quiet }), TrainRunError);
+  });
+
+  it('a split file picks its cases; an unreadable or wrong one is a one-line error naming the file', async () => {
+    const entries = ['a', 'b', 'c'].map((id) => ({ id, split: 'train' }) as CacheEntry);
+    const file = join(dir, 'split-abc.json');
+    await writeFile(file, JSON.stringify({ train: ['c', 'a'], val: ['b'] }));
+    const s = await splitEntries(entries, { split: file } as TrainConfig);
+    assert.deepEqual({ train: s.train.map((e) => e.id), val: s.val.map((e) => e.id) }, { train: ['c', 'a'], val: ['b'] });
+    const err = (f: string) =>
+      splitEntries(entries, { split: f } as TrainConfig).then(
+        () => 'no error',
+        (e: Error) => (e instanceof TrainRunError ? e.message : `not a TrainRunError: ${e.message}`),
+      );
+    assert.equal(await err(join(dir, 'missing.json')), `cannot read split file '${join(dir, 'missing.json')}': no such file`);
+    assert.equal(await err(dir), `cannot read split file '${dir}': it is a folder`);
+    await writeFile(join(dir, 'split-bad.json'), '{ not json');
+    assert.match(await err(join(dir, 'split-bad.json')), /^split file '.*split-bad\.json' is not valid JSON: /);
+    await writeFile(join(dir, 'split-other.json'), JSON.stringify({ train: ['a', 'z'], val: ['b'] }));
+    assert.equal(await err(join(dir, 'split-other.json')), `${join(dir, 'split-other.json')}: train case 'z' is not in the dataset`);
   });
 
   it('fine-tuning loads matching tensors and reinitialises the out block for a new class count', async () => {
