@@ -62,7 +62,7 @@ export {
 export { runCrossval, makeFolds, readSplitFile, type CrossvalOptions, type CrossvalResult, type Splits } from './train/crossval.js';
 export { readHeldOutCases, type HeldOutCases } from './train/split-file.js';
 export { crossvalPredict, type CrossvalPredictOptions, type CrossvalPredictResult } from './train/crossval-predict.js';
-export { compareRuns, writeComparison, CompareError, type Comparison } from './train/compare.js';
+export { compareRuns, writeComparison, describeModelFolder, CompareError, type Comparison } from './train/compare.js';
 export { countMacs } from './nn/macs.js';
 // Training and preprocessing without a terminal: progress arrives through handlers.
 export { runTraining, TrainRunError, type TrainRunOptions, type TrainRunResult } from './train/run.js';

@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/fs.js';
-import { loadModelFolder, ModelFolderError, type LoadedModel } from './model-folder.js';
+import { loadModelFolder, ModelFolderError, validateManifest, type LoadedModel, type ModelManifest } from './model-folder.js';
 import {
   checkMemberFormat,
   checkMembers,
@@ -56,6 +56,23 @@ export async function loadSegmenter(dir: string): Promise<Segmenter> {
     throw e;
   }
   return { manifest, members, dir } satisfies LoadedEnsemble;
+}
+
+/**
+ * The validated model.json of a model folder, or of an ensemble folder and each of its members, without
+ * reading any weights (to say what a folder holds).
+ */
+export async function readSegmenterManifests(dir: string): Promise<{ ensemble: EnsembleManifest | null; members: ModelManifest[] }> {
+  const { json, path } = await readManifestJson(dir);
+  if (manifestFormat(json) !== ENSEMBLE_FORMAT) return { ensemble: null, members: [validateManifest(json, path)] };
+  const ensemble = validateEnsembleManifest(json, path);
+  const members: ModelManifest[] = [];
+  for (const m of ensemble.members) {
+    const r = await readManifestJson(join(dir, m.path));
+    checkMemberFormat(r.json, r.path);
+    members.push(validateManifest(r.json, r.path));
+  }
+  return { ensemble, members };
 }
 
 /**

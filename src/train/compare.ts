@@ -12,6 +12,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import { readSegmenterManifests } from '../infer/ensemble.js';
 import { writeFileAtomic } from '../io/fs.js';
 import { jsonSafe } from '../metrics/accumulator.js';
 import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
@@ -129,6 +130,17 @@ export function describeNetwork(n: string | Record<string, unknown> | null, args
   return feat ? `UX-Net ${feat.join('/')}, hidden ${n.hiddenSize}` : 'unknown';
 }
 
+/**
+ * The network column for predictions a model folder made (`uxnet evaluate -m`): its network, or its
+ * members' ("UX-Net 16/32/64/128, hidden 256, 5-member ensemble"; different networks joined by +).
+ */
+export async function describeModelFolder(dir: string): Promise<string> {
+  const { ensemble, members } = await readSegmenterManifests(dir);
+  const d = members.map((m) => describeNetwork(m.network as string | Record<string, unknown>));
+  if (!ensemble) return d[0]!;
+  return d.every((x) => x === d[0]) ? `${d[0]}, ${d.length}-member ensemble` : `ensemble: ${d.join(' + ')}`;
+}
+
 /** Pairs per-case values of two runs by case id, keeping cases where both are defined. */
 function paired(a: Map<string, number>, b: Map<string, number>): [number[], number[]] {
   const x: number[] = [],
@@ -223,7 +235,7 @@ async function readEvaluation(file: string): Promise<Scored> {
     throw new CompareError(`${file}: ${(e as Error).message}`);
   }
   const bad = (what: string) => new CompareError(`${file}: not an \`uxnet evaluate\` result (${what})`);
-  const o = j as { classes?: unknown; cases?: unknown; gt_dir?: unknown; crossval?: { runs?: unknown; tta?: unknown } };
+  const o = j as { classes?: unknown; cases?: unknown; gt_dir?: unknown; crossval?: { runs?: unknown; tta?: unknown }; model?: { network?: unknown } };
   if (!o || typeof o !== 'object' || !Array.isArray(o.classes) || !Array.isArray(o.cases)) throw bad('no classes and cases');
   const classes = (o.classes as { label?: unknown; name?: unknown }[]).map((c) => {
     if (!c || typeof c.label !== 'number') throw bad('a class without a label');
@@ -242,12 +254,15 @@ async function readEvaluation(file: string): Promise<Scored> {
     return { caseId: c.caseId, dice, hd95: at.map((m, k) => hd95Of(m.hd95, dice[k]!)), nsd: at.map((m) => num(m.nsd)) };
   });
   if (!cases.length) throw bad('no cases');
-  // `uxnet crossval-predict` records its runs and TTA: the network column says so
+  // `uxnet crossval-predict` records its runs and TTA: the network column says so,
   const cv = o.crossval;
+  // and `uxnet evaluate -m MODEL` the model folder's network(s)
   const madeBy =
     cv && Array.isArray(cv.runs) && cv.runs.every((r) => typeof r === 'string')
       ? `${(cv.runs as string[]).map((r) => basename(r)).join(' + ')}${cv.tta === true ? ', TTA' : ''}`
-      : undefined;
+      : typeof o.model?.network === 'string'
+        ? o.model.network
+        : undefined;
   return { dir: file, kind: 'evaluation', gtDir: typeof o.gt_dir === 'string' ? o.gt_dir : undefined, madeBy, classes, cases };
 }
 

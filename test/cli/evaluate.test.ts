@@ -13,6 +13,14 @@ import { writeNiftiFile } from '../../src/io/nifti/index.js';
 import { mat4 } from '../../src/io/nifti/mat4.js';
 
 const ROOT = join(FIXTURES, '..', '..');
+const LABELS = { 0: 'background', 1: 'anterior', 2: 'posterior' };
+
+/** A model folder's model.json alone (evaluate reads no weights). */
+function writeManifest(dir: string, net: { network: unknown; networkArgs?: unknown }): void {
+  mkdirSync(dir, { recursive: true });
+  const inference = { roiSize: [32, 32, 32], overlap: 0.25, mode: 'constant', swBatchSize: 1 };
+  writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'uxnet3d-model/1', name: 'm', ...net, inference, labels: LABELS }));
+}
 
 function uxnet(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'uxnet.js'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
@@ -180,10 +188,9 @@ describe('uxnet evaluate CLI', () => {
     assert.ok(!existsSync(join(dir, 'never.csv')));
   });
 
-  it('two single files pair whatever their names; --model names the classes as its model.json does', () => {
+  it('two single files pair whatever their names; --model names the classes as its model.json does and is recorded', () => {
     const model = join(dir, 'model');
-    mkdirSync(model);
-    writeFileSync(join(model, 'model.json'), JSON.stringify({ format: 'uxnet3d-model/1', labels: { 0: 'background', 1: 'anterior', 2: 'posterior' } }));
+    writeManifest(model, { network: { inChans: 1, outChans: 3, featSize: [4, 8, 16, 32], hiddenSize: 16, depths: [1, 1, 1, 1] } });
     const out = join(dir, 'single');
     const r = uxnet(['evaluate', join(pred, 'a.nii'), join(gt, 'a.nii.gz'), '-o', out, '-m', model]);
     assert.equal(r.status, 0, r.stderr);
@@ -198,6 +205,28 @@ describe('uxnet evaluate CLI', () => {
       { label: 2, name: 'posterior' },
     ]);
     assert.deepEqual(json.files, { a: { pred: 'a.nii', gt: 'a.nii.gz', shape: [8, 6, 6] } });
+    // what made the predictions, for uxnet compare's network column
+    assert.deepEqual(json.model, { dir: model, network: 'UX-Net 4/8/16/32, hidden 16' });
+
+    // An ensemble: its members' network, or each member's when they differ. No weights are read.
+    const ens = join(dir, 'ens');
+    writeManifest(join(ens, 'm0'), { network: { inChans: 1, outChans: 3, featSize: [4, 8, 16, 32], hiddenSize: 16 } });
+    writeManifest(join(ens, 'm1'), { network: { inChans: 1, outChans: 3, featSize: [4, 8, 16, 32], hiddenSize: 16 } });
+    const ensJson = { format: 'uxnet3d-ensemble/1', name: 'e', labels: LABELS, members: [{ path: 'm0' }, { path: 'm1' }] };
+    writeFileSync(join(ens, 'model.json'), JSON.stringify(ensJson));
+    const recorded = (m: string) => {
+      const rr = uxnet(['evaluate', join(pred, 'a.nii'), join(gt, 'a.nii.gz'), '-o', join(dir, 'single-ens'), '-m', m]);
+      assert.equal(rr.status, 0, rr.stderr);
+      return JSON.parse(readFileSync(join(dir, 'single-ens.json'), 'utf8')).model.network;
+    };
+    assert.equal(recorded(ens), 'UX-Net 4/8/16/32, hidden 16, 2-member ensemble');
+    writeManifest(join(ens, 'm1'), { network: 'unetr', networkArgs: { in_channels: 1, out_channels: 3, img_size: [32, 32, 32], hidden_size: 48, mlp_dim: 96, num_heads: 4 } });
+    assert.equal(recorded(ens), 'ensemble: UX-Net 4/8/16/32, hidden 16 + UNETR');
+    // A folder that is not a model: one line, nothing written.
+    const o = ['-o', join(dir, 'never-model')];
+    assertUserError(uxnet(['evaluate', join(pred, 'a.nii'), join(gt, 'a.nii.gz'), ...o, '-m', gt]), /is not a model folder: model\.json is missing$/);
+    assertUserError(uxnet(['evaluate', join(pred, 'a.nii'), join(gt, 'a.nii.gz'), ...o, '-m', join(dir, 'nothing')]), /model folder '.*nothing' does not exist$/);
+    assert.ok(!existsSync(join(dir, 'never-model.json')));
   });
 
   it('--split/--fold score exactly the held-out cases of a split, each required on both sides', () => {

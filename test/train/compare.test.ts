@@ -361,6 +361,25 @@ describe('uxnet compare', () => {
       { label: 1, name: 'label 1' },
       { label: 2, name: 'label 2' },
     ]);
+    // `uxnet evaluate -m MODEL` records the model that made the predictions: its network fills the column
+    const model = join(dir, 'ev-model');
+    await mkdir(model);
+    const manifest = {
+      format: 'uxnet3d-model/1',
+      name: 'm',
+      network: { inChans: 1, outChans: 3, featSize: [4, 8, 16, 32], hiddenSize: 16 },
+      inference: { roiSize: [32, 32, 32], overlap: 0.25, mode: 'constant', swBatchSize: 1 },
+      labels: { 0: 'background', 1: 'anterior', 2: 'posterior' },
+    };
+    await writeFile(join(model, 'model.json'), JSON.stringify(manifest));
+    r = uxnet(['evaluate', pred, gt, '-o', join(dir, 'ev', 'by-model'), '-m', model]);
+    assert.equal(r.status, 0, r.stderr);
+    r = uxnet(['compare', join(dir, 'ev', 'by-model'), tta, '-o', join(dir, 'cmp-model')]);
+    assert.equal(r.status, 0, r.stderr);
+    const mdModel = await readFile(join(dir, 'cmp-model', 'compare.md'), 'utf8');
+    assert.match(mdModel, /\| Dice anterior \| Dice posterior \|/);
+    assert.match(mdModel, /\n\| by-model \| UX-Net 4\/8\/16\/32, hidden 16 \| 0\.7500 ± 0\.2500 \|/);
+    assert.match(mdModel, /\n\| tta \| – \| 0\.7500 ± 0\.2500 \|/);
     // refusals, one line each, nothing written
     assertUserError(uxnet(['compare', A, tta, '-o', join(dir, 'z')]), /tta scores other cases than uxnet; only in uxnet: d, e, f$/);
     assertUserError(

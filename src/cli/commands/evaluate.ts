@@ -26,6 +26,7 @@ import { checkPairShapes, EvaluationError, listLabelFiles, pairCases, readLabelN
 import { UserError } from '../errors.js';
 import { createProgress } from '../progress.js';
 import { heldOutSelection, parseFold } from '../held-out-cases.js';
+import { describeModelFolder } from '../../train/compare.js';
 
 export interface EvaluateOptions {
   /** Folder of predicted label maps, or one file. */
@@ -40,7 +41,7 @@ export interface EvaluateOptions {
   nsdTolerance?: string;
   /** JSON file naming the labels. */
   labels?: string;
-  /** Model folder whose model.json names the labels (used when --labels is not given). */
+  /** Model (or ensemble) folder that made the predictions: recorded in the JSON (its network, for `uxnet compare`); its model.json names the labels when --labels is not given. */
   model?: string;
   /** Score only the held-out cases of this split file or run folder (a crossval split needs `fold`); each must be on both sides. */
   split?: string;
@@ -124,6 +125,8 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
       `--nsd-tolerance '${opts.nsdTolerance}' gives ${tolerances.length} values for ${fixedClasses.length} classes (--classes ${opts.classes}); give one, or one per class`,
     );
   }
+  // What made the predictions, recorded for `uxnet compare`'s network column (first: it checks the folder is a model).
+  const madeBy = opts.model === undefined ? undefined : { dir: opts.model, network: await describeModelFolder(opts.model) };
   const namesFrom = opts.labels ?? (opts.model === undefined ? undefined : join(opts.model, 'model.json'));
   const names = namesFrom === undefined ? new Map<number, string>() : await readLabelNames(namesFrom);
 
@@ -206,7 +209,10 @@ async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     nsdTolerance: tolerances.length === 1 ? tolerances[0]! : classes.map(tolFor),
     missingInPred,
     missingInGt,
-    extra: selection ? { held_out: { split: opts.split, fold: opts.fold ?? null, cases: selection.cases.length } } : undefined,
+    extra: {
+      ...(madeBy ? { model: madeBy } : {}),
+      ...(selection ? { held_out: { split: opts.split, fold: opts.fold ?? null, cases: selection.cases.length } } : {}),
+    },
     files: Object.fromEntries(
       perCase.map((c, i) => [c.id, { pred: paired.pairs[i]!.pred.slice(predFiles.dir.length + 1), gt: paired.pairs[i]!.gt.slice(gtFiles.dir.length + 1), shape: c.shape }]),
     ),
@@ -245,7 +251,7 @@ export function registerEvaluate(program: Command): void {
     .option('--classes <labels>', 'comma-separated labels to score, e.g. 1,2 (default: every label > 0 found in the ground truth)')
     .option('--nsd-tolerance <mm>', 'NSD tolerance in mm (pixdim units): one value, or one per --classes entry (default: 1)')
     .option('--labels <file>', 'JSON naming the labels: {"1": "liver"}, ["background", "liver"], {"liver": 1}, or a dataset.json with "labels"')
-    .option('-m, --model <dir>', 'model folder: name the labels as its model.json does (when --labels is not given)')
+    .option('-m, --model <dir>', 'model or ensemble folder that made the predictions: its network is recorded (uxnet compare shows it); names the labels unless --labels')
     .option('--split <file>', 'score only the held-out cases of a split file or run folder (a crossval split needs --fold); each must have a prediction and a ground truth')
     .option('--fold <k>', 'with --split: the fold whose held-out cases to score', parseFold)
     .addHelpText(
