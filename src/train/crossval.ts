@@ -13,7 +13,7 @@
  */
 import { manifestChannels } from '../infer/model-manifest.js';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { discoverDataset, type Case as DatasetCase } from '../data/dataset.js';
 import { Rng } from '../engine/rng.js';
@@ -55,6 +55,8 @@ export interface CrossvalOptions {
   splitFile?: string;
   /** Mirroring test-time augmentation when predicting the held-out cases. */
   tta?: boolean;
+  /** Train again the finished folds whose model has no weights, to re-make them (their recorded results are kept). */
+  remakeWeights?: boolean;
   log?: (s: string) => void;
   /** Training events of every fold (progress bars); their onLog, when given, replaces `log` for training's lines. */
   handlers?: TrainHandlers;
@@ -67,7 +69,7 @@ export interface CrossvalOptions {
 }
 
 /** What became of one fold in this call. */
-export type FoldOutcome = 'trained' | 'finished-earlier' | 'stopped';
+export type FoldOutcome = 'trained' | 'remade' | 'finished-earlier' | 'stopped';
 
 /** Per-fold options shared by `uxnet crossval` and the queue's fold jobs. */
 export interface FoldRunOptions {
@@ -75,6 +77,8 @@ export interface FoldRunOptions {
   log: (s: string) => void;
   handlers?: TrainHandlers;
   signal?: AbortSignal;
+  /** Train again the finished folds whose model has no weights, to re-make them (see `remakeFoldWeights`). */
+  remakeWeights?: boolean;
 }
 
 export interface CrossvalResult {
@@ -295,8 +299,74 @@ export async function openCrossval(cfg: TrainConfig): Promise<CrossvalPlan> {
 
 /** The steps a stopped fold k holds in its checkpoint (0 when it stopped before saving one): where it continues. */
 export async function stoppedFoldStep(plan: CrossvalPlan, k: number): Promise<number> {
-  const last = join(plan.runDir, `fold_${k}`, 'checkpoint_last.safetensors');
+  const foldDir = join(plan.runDir, `fold_${k}`);
+  // A finished fold stops only while its weights are re-made, in fold_k/remake/.
+  const last = join(foldDir, ...(existsSync(join(foldDir, 'fold.json')) ? ['remake'] : []), 'checkpoint_last.safetensors');
   return existsSync(last) ? await checkpointStep(last) : 0;
+}
+
+/** Fold k's training recipe: the crossval's, with its own run folder, split file and model folder under `outDir`. */
+function foldConfig(plan: CrossvalPlan, k: number, outDir: string, splitPath: string): TrainConfig {
+  const cfg = plan.config;
+  return {
+    ...cfg,
+    // Validation only at the last step: the held-out cases must not choose the checkpoint (the fold's
+    // model is its final one, as in nnU-Net), or the cross-validated Dice would be optimistic.
+    valEvery: cfg.steps,
+    outDir,
+    split: splitPath,
+    modelDir: join(outDir, 'model'),
+    cacheDir: cfg.cacheDir ?? join(plan.runDir, 'cache'),
+    init: foldInitPath(cfg.init, k),
+  };
+}
+
+/** Fold k's held-out cases as dataset cases; an id the dataset lacks is the user's error, named. */
+function heldOutCases(plan: CrossvalPlan, k: number): DatasetCase[] {
+  return plan.splits.folds[k]!.val.map((cid) => {
+    const c = plan.cases.get(cid);
+    if (!c) throw new TrainRunError(`${join(plan.runDir, 'splits.json')}: fold ${k} holds out case '${cid}', which is not a labelled case of the dataset`);
+    return c;
+  });
+}
+
+/** Predicts fold k's held-out cases with the model in `modelDir` into `predDir` and scores them as `uxnet evaluate` does. */
+async function scoreHeldOut(
+  plan: CrossvalPlan,
+  k: number,
+  modelDir: string,
+  predDir: string,
+  o: FoldRunOptions,
+): Promise<
+  { stopped: true } | { stopped: false; acc: MetricAccumulator; seconds: Record<string, number>; parameters: number; network: unknown; classes: { label: number; name: string }[] }
+> {
+  const loaded = await loadModelFolder(modelDir);
+  try {
+    const labels = Object.keys(loaded.manifest.labels)
+      .map(Number)
+      .filter((c) => c > 0)
+      .sort((a, b) => a - b);
+    const names = labels.map((c) => loaded.manifest.labels[String(c)]!);
+    const acc = new MetricAccumulator({ classes: labels, classNames: names, nsdTolerance: 1 });
+    await mkdir(predDir, { recursive: true });
+    const r = await predictAndScore(heldOutCases(plan, k), (image) => predictVolume(loaded, image, { tta: o.tta }), {
+      predDir,
+      description: `uxnet3d crossval fold ${k}`,
+      acc,
+      signal: o.signal,
+    });
+    if (r.stopped) return { stopped: true };
+    return {
+      stopped: false,
+      acc,
+      seconds: r.seconds,
+      parameters: loaded.model.numParameters(),
+      network: loaded.manifest.network,
+      classes: labels.map((label, i) => ({ label, name: names[i]! })),
+    };
+  } finally {
+    loaded.model.dispose();
+  }
 }
 
 /**
@@ -305,6 +375,8 @@ export async function stoppedFoldStep(plan: CrossvalPlan, k: number): Promise<nu
  * cache, whose writes are atomic), so folds may run at once in different processes.
  * Says whether the fold was trained (or predicted) now, had finished earlier, or was stopped by
  * `o.signal` (its checkpoint then holds every completed step; its predictions are redone next time).
+ * A finished fold whose model has no weights (a run kept in a repository without them) is trained
+ * again when `o.remakeWeights` asks for it; see `remakeFoldWeights`.
  */
 export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: FoldRunOptions): Promise<FoldOutcome> {
   const { runDir, splits, config: cfg } = plan;
@@ -314,23 +386,18 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: FoldRunO
   const foldDir = join(runDir, `fold_${k}`);
   const donePath = join(foldDir, 'fold.json');
   if (existsSync(donePath)) {
-    log(`fold ${k}: finished earlier`);
+    if (modelWeightsPath(join(foldDir, 'model'))) {
+      log(`fold ${k}: finished earlier`);
+      return 'finished-earlier';
+    }
+    if (o.remakeWeights) return remakeFoldWeights(plan, k, o);
+    log(`fold ${k}: finished earlier; its model has no weights (--remake-weights trains the fold again to re-make them)`);
     return 'finished-earlier';
   }
   await mkdir(foldDir, { recursive: true });
   const splitPath = join(foldDir, 'split.json');
   await writeFileAtomic(splitPath, enc(splits.folds[k]));
-  // Validation only at the last step: the held-out cases must not choose the checkpoint (the fold's
-  // model is its final one, as in nnU-Net), or the cross-validated Dice would be optimistic.
-  const foldCfg: TrainConfig = {
-    ...cfg,
-    valEvery: cfg.steps,
-    outDir: foldDir,
-    split: splitPath,
-    modelDir: join(foldDir, 'model'),
-    cacheDir: cfg.cacheDir ?? join(runDir, 'cache'),
-    init: foldInitPath(cfg.init, k),
-  };
+  const foldCfg = foldConfig(plan, k, foldDir, splitPath);
   if (foldCfg.init && !existsSync(foldCfg.init) && !existsSync(join(foldDir, 'checkpoint_last.safetensors')))
     throw new TrainRunError(
       `fold ${k}: --init ${foldCfg.init} does not exist${cfg.init?.includes('{fold}') ? '' : ' (put {fold} in the path to start each fold from its own weights)'}`,
@@ -345,54 +412,76 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: FoldRunO
   const peakAfterTraining = trainedNow ? Math.max(prevPeak, process.resourceUsage().maxRSS / 1024) : prevPeak;
   if (trainedNow) await writeFileAtomic(peakPath, enc({ trainingRssMB: peakAfterTraining }));
 
-  const loaded = await loadModelFolder(foldCfg.modelDir!);
-  const classes = Object.keys(loaded.manifest.labels)
-    .map(Number)
-    .filter((c) => c > 0)
-    .sort((a, b) => a - b);
-  const names = classes.map((c) => loaded.manifest.labels[String(c)]!);
-  const acc = new MetricAccumulator({ classes, classNames: names, nsdTolerance: 1 });
-  const predDir = join(foldDir, 'predictions');
-  await mkdir(predDir, { recursive: true });
-  const parameters = loaded.model.numParameters();
-  let inferSeconds: Record<string, number>;
-  try {
-    const held = splits.folds[k]!.val.map((cid) => {
-      const c = plan.cases.get(cid);
-      if (!c) throw new TrainRunError(`${join(runDir, 'splits.json')}: fold ${k} holds out case '${cid}', which is not a labelled case of the dataset`);
-      return c;
-    });
-    const r = await predictAndScore(held, (image) => predictVolume(loaded, image, { tta: o.tta }), {
-      predDir,
-      description: `uxnet3d crossval fold ${k}`,
-      acc,
-      signal: o.signal,
-    });
-    if (r.stopped) {
-      log(`fold ${k}: stopped while predicting its held-out cases; the model is kept, and the predictions are made again next time`);
-      return 'stopped';
-    }
-    inferSeconds = r.seconds;
-  } finally {
-    loaded.model.dispose();
+  const scored = await scoreHeldOut(plan, k, foldCfg.modelDir!, join(foldDir, 'predictions'), o);
+  if (scored.stopped) {
+    log(`fold ${k}: stopped while predicting its held-out cases; the model is kept, and the predictions are made again next time`);
+    return 'stopped';
   }
   const record: FoldRecord = {
     fold: k,
     steps,
     trainSeconds,
     ...(stepSecondsMedian === undefined ? {} : { stepSecondsMedian }),
-    inferenceSeconds: inferSeconds,
+    inferenceSeconds: scored.seconds,
     peakRssMB: Math.max(peakAfterTraining, process.resourceUsage().maxRSS / 1024),
-    parameters,
-    network: loaded.manifest.network as unknown as Record<string, unknown>,
-    classes: classes.map((label, i) => ({ label, name: names[i]! })),
-    cases: acc.rows().map((r) => ({ caseId: r.caseId, dice: r.classes.map((c) => c.dice), hd95: r.classes.map((c) => c.hd95), nsd: r.classes.map((c) => c.nsd) })),
+    parameters: scored.parameters,
+    network: scored.network as Record<string, unknown>,
+    classes: scored.classes,
+    cases: scored.acc.rows().map((r) => ({ caseId: r.caseId, dice: r.classes.map((c) => c.dice), hd95: r.classes.map((c) => c.hd95), nsd: r.classes.map((c) => c.nsd) })),
   };
   await writeFileAtomic(donePath, encodeFoldRecord(record));
-  log(
-    `fold ${k}: mean Dice ${(record.cases.reduce((a, c) => a + c.dice.reduce((x, y) => x + y, 0) / c.dice.length, 0) / Math.max(1, record.cases.length)).toFixed(4)} over ${record.cases.length} held-out cases`,
-  );
+  log(`fold ${k}: mean Dice ${meanCaseDice(record.cases).toFixed(4)} over ${record.cases.length} held-out cases`);
   return 'trained';
+}
+
+/** Mean over cases of each case's mean Dice over classes. */
+function meanCaseDice(cases: readonly { dice: readonly number[] }[]): number {
+  return cases.reduce((a, c) => a + c.dice.reduce((x, y) => x + y, 0) / c.dice.length, 0) / Math.max(1, cases.length);
+}
+
+/**
+ * Re-makes the weights of finished fold k, whose model folder lost them (large weights are left out
+ * of repositories; the run's results, curves and model.json are kept). The fold is trained again in
+ * RUN/fold_k/remake/ (resumable like any fold: a stop keeps its checkpoint there), its held-out cases
+ * are predicted and scored, and the weights move into RUN/fold_k/model/. Nothing recorded changes:
+ * fold.json, metrics.jsonl, model.json and the predictions stay those of the original run. Training
+ * is deterministic for a given build and instruction set, so the scores usually equal the recorded
+ * ones exactly; the log says whether they do, and by how much they differ where they do not.
+ */
+async function remakeFoldWeights(plan: CrossvalPlan, k: number, o: FoldRunOptions): Promise<FoldOutcome> {
+  const log = o.log;
+  const foldDir = join(plan.runDir, `fold_${k}`);
+  const remakeDir = join(foldDir, 'remake');
+  await mkdir(remakeDir, { recursive: true });
+  // The fold's split as the run stores it (RUN/splits.json), as the original training was given it.
+  const splitPath = join(remakeDir, 'split.json');
+  await writeFileAtomic(splitPath, enc(plan.splits.folds[k]));
+  const foldCfg = foldConfig(plan, k, remakeDir, splitPath);
+  if (foldCfg.init && !existsSync(foldCfg.init) && !existsSync(join(remakeDir, 'checkpoint_last.safetensors')))
+    throw new TrainRunError(`fold ${k}: --init ${foldCfg.init} does not exist, so the fold cannot be trained again to re-make its weights`);
+  const recorded = parseFoldRecord(await readFile(join(foldDir, 'fold.json'), 'utf8'));
+  log(`fold ${k}: finished earlier, but its model has no weights; training it again in ${displayPath(remakeDir)} to re-make them (its recorded results are kept)`);
+  const { stopped } = await trainFold(foldCfg, o);
+  if (stopped) return 'stopped';
+  const scored = await scoreHeldOut(plan, k, foldCfg.modelDir!, join(remakeDir, 'predictions'), o);
+  if (scored.stopped) {
+    log(`fold ${k}: stopped while checking the re-made model on its held-out cases; the next run checks it again`);
+    return 'stopped';
+  }
+  const now = new Map(scored.acc.rows().map((r) => [r.caseId, r.classes.map((c) => c.dice)]));
+  const same = recorded.cases.length === now.size && recorded.cases.every((c) => JSON.stringify(now.get(c.caseId)) === JSON.stringify(c.dice));
+  const target = join(foldDir, 'model');
+  await mkdir(target, { recursive: true });
+  if (!existsSync(join(target, 'model.json'))) await copyFile(join(foldCfg.modelDir!, 'model.json'), join(target, 'model.json'));
+  await rename(join(foldCfg.modelDir!, 'weights.safetensors'), join(target, 'weights.safetensors'));
+  await rm(remakeDir, { recursive: true, force: true });
+  const nowCases = [...now.values()].map((dice) => ({ dice }));
+  log(
+    same
+      ? `fold ${k}: weights re-made; held-out Dice equals the recorded one on all ${now.size} cases (mean ${meanCaseDice(recorded.cases).toFixed(4)})`
+      : `fold ${k}: weights re-made, but this machine's model scores its held-out cases differently: mean Dice ${meanCaseDice(nowCases).toFixed(4)} against the recorded ${meanCaseDice(recorded.cases).toFixed(4)} (the recorded results are kept)`,
+  );
+  return 'remade';
 }
 
 /** Writes RUN/summary.* and box plots over the finished folds and, once every fold is done, RUN/ensemble/. */
@@ -440,7 +529,9 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
   let ensembleDir: string | null = null;
   const noWeights = records.map((r) => join(runDir, `fold_${r.fold}`, 'model')).filter((d) => !modelWeightsPath(d));
   if (complete && noWeights.length && !existsSync(join(runDir, 'ensemble', 'model.json'))) {
-    log(`all ${K} folds done, but no ensemble folder: ${noWeights.map((d) => relative(runDir, d)).join(', ')} ha${noWeights.length > 1 ? 've' : 's'} no weights`);
+    log(
+      `all ${K} folds done, but no ensemble folder: ${noWeights.map((d) => relative(runDir, d)).join(', ')} ha${noWeights.length > 1 ? 've' : 's'} no weights (--remake-weights trains ${noWeights.length > 1 ? 'them' : 'it'} again)`,
+    );
   } else if (complete) {
     ensembleDir = join(runDir, 'ensemble');
     if (!existsSync(join(ensembleDir, 'model.json'))) {
@@ -474,7 +565,7 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
   const foldsToRun = o.fold !== undefined ? [o.fold] : [...plan.splits.folds.keys()];
   for (const k of foldsToRun) {
     // A stop between folds (e.g. while the summary of the last one was written) starts no new fold.
-    const outcome = o.signal?.aborted ? 'stopped' : await runCrossvalFold(plan, k, { tta: o.tta, log, handlers: o.handlers, signal: o.signal });
+    const outcome = o.signal?.aborted ? 'stopped' : await runCrossvalFold(plan, k, { tta: o.tta, remakeWeights: o.remakeWeights, log, handlers: o.handlers, signal: o.signal });
     if (outcome === 'stopped') {
       const stopped = { fold: k, step: await stoppedFoldStep(plan, k), steps: plan.config.steps };
       // The summary covers the folds finished so far; with none there is nothing to summarise yet.
@@ -483,7 +574,7 @@ export async function runCrossval(o: CrossvalOptions): Promise<CrossvalResult> {
       return { runDir: plan.runDir, foldsDone: [], complete: false, summaryPath: null, ensembleDir: null, stopped };
     }
     // The summary follows every fold finished now, so `uxnet compare` reads a long run's finished folds while the next one trains.
-    if (outcome === 'trained' && k !== foldsToRun.at(-1)) await finishCrossval(plan, () => {});
+    if ((outcome === 'trained' || outcome === 'remade') && k !== foldsToRun.at(-1)) await finishCrossval(plan, () => {});
   }
   return finishCrossval(plan, log);
 }

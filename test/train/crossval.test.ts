@@ -388,7 +388,7 @@ describe('uxnet crossval', () => {
     assert.ok(!existsSync(join(bad, 'fold_0', 'checkpoint_last.safetensors')));
   });
 
-  it('a finished run kept without its weights (left out of a repository) is still summarised, MACs included; no ensemble is written from it', async () => {
+  it('a finished run kept without its weights (left out of a repository) is still summarised, MACs included; no ensemble is written from it until --remake-weights trains the folds again', async () => {
     const kept = join(dir, 'kept');
     await cp(join(dir, 'full'), kept, { recursive: true });
     await rm(join(kept, 'ensemble'), { recursive: true, force: true });
@@ -410,6 +410,39 @@ describe('uxnet crossval', () => {
     assert.equal(b.perFold[1].stepSecondsMedian, 2, 'the median of 3, 1, 2 s from metrics.jsonl');
     assert.equal(b.perFold[0].stepSecondsMedian, a.perFold[0].stepSecondsMedian);
     assert.ok(!existsSync(join(kept, 'ensemble')));
+    assert.match(r.stderr, /fold 0: finished earlier; its model has no weights \(--remake-weights trains the fold again to re-make them\)/);
+    assert.match(r.stderr, /have no weights \(--remake-weights trains them again\)/);
+
+    // --remake-weights trains both folds again: the same weights as the original run, byte for byte,
+    // the recorded results untouched, and the ensemble written.
+    const recorded = [0, 1].map((k) => join(kept, `fold_${k}`, 'fold.json'));
+    // fold 1's record says one case scored 0.1 more than its model does: the re-made model is reported as differing
+    const rec1 = parseFoldRecord(await readFile(recorded[1]!, 'utf8'));
+    const mean = (cases: { dice: number[] }[]) => cases.reduce((s, c) => s + (c.dice[0]! + c.dice[1]!) / 2, 0) / cases.length;
+    const trueMean = mean(rec1.cases);
+    rec1.cases[0]!.dice[0]! += 0.1;
+    await writeFile(recorded[1]!, encodeFoldRecord(rec1));
+    const before = await Promise.all([...recorded, join(kept, 'fold_1', 'metrics.jsonl'), join(kept, 'fold_0', 'model', 'model.json')].map((p) => readFile(p)));
+    const re = uxnet([...crossvalArgs(kept), '--remake-weights'], { env: { ...env, UXNET_QUIET: '' }, timeoutMs: 300_000 });
+    assert.equal(re.status, 0, re.stderr);
+    assert.match(re.stderr, /fold 0: weights re-made; held-out Dice equals the recorded one on all 3 cases/);
+    assert.match(
+      re.stderr,
+      new RegExp(
+        `fold 1: weights re-made, but this machine's model scores its held-out cases differently: mean Dice ${trueMean.toFixed(4)} against the recorded ${mean(rec1.cases).toFixed(4)}`,
+      ),
+    );
+    for (const k of [0, 1]) {
+      assert.deepEqual(await readFile(join(kept, `fold_${k}`, 'model', 'weights.safetensors')), await readFile(join(dir, 'full', `fold_${k}`, 'model', 'weights.safetensors')));
+      assert.ok(!existsSync(join(kept, `fold_${k}`, 'remake')), 'the re-training folder is removed');
+    }
+    const after = await Promise.all([...recorded, join(kept, 'fold_1', 'metrics.jsonl'), join(kept, 'fold_0', 'model', 'model.json')].map((p) => readFile(p)));
+    assert.deepEqual(after, before, 'records, logs and model.json are those of the original run');
+    assert.deepEqual(JSON.parse(await readFile(join(kept, 'ensemble', 'model.json'), 'utf8')).members, [{ path: 'fold_0' }, { path: 'fold_1' }]);
+    // Run again: nothing left to re-make
+    const again = uxnet([...crossvalArgs(kept), '--remake-weights'], { env: { ...env, UXNET_QUIET: '' } });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, /fold 0: finished earlier\nfold 1: finished earlier\n/);
   });
 
   it('refuses to continue a run with another recipe or fold count, naming the difference', async () => {

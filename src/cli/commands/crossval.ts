@@ -21,6 +21,7 @@ export interface CrossvalFlags {
   seed?: number;
   workers?: number;
   tta?: boolean;
+  remakeWeights?: boolean;
   init?: string;
   backend?: string;
   featSize?: number[];
@@ -82,6 +83,7 @@ export async function runCrossvalCli(f: CrossvalFlags, log?: (s: string) => void
       fold: f.fold,
       splitFile: f.split,
       tta: f.tta,
+      remakeWeights: f.remakeWeights,
       log,
       handlers: stop.track(log ? { ...handlers, onLog: log } : handlers),
       signal: stop.signal,
@@ -130,7 +132,12 @@ export function registerCrossval(program: Command): void {
       .description(
         "k-fold cross-validation: trains every fold as its own run (RUN/fold_k), predicts and scores its held-out cases, writes RUN/summary.{json,csv,md}, box plots and the fold ensemble RUN/ensemble; re-run the same command to continue after an interruption (Ctrl-C saves the training fold's checkpoint first)",
       ),
-  ).action(async (f: CrossvalFlags) => {
-    await runCrossvalCli(f);
-  });
+  )
+    .option(
+      '--remake-weights',
+      'train again the finished folds whose model has no weights (a run kept without them, e.g. in git), to re-make them and the ensemble; their recorded results are kept',
+    )
+    .action(async (f: CrossvalFlags) => {
+      await runCrossvalCli(f);
+    });
 }
