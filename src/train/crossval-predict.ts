@@ -109,7 +109,10 @@ export async function crossvalPredict(o: CrossvalPredictOptions): Promise<Crossv
   for (const r of runs)
     for (const k of folds) {
       const m = join(r.dir, `fold_${k}`, 'model');
-      if (!modelWeightsPath(m)) throw new TrainRunError(`${basename(r.dir)}: fold ${k}'s model folder ${m} has no weights, so it cannot predict`);
+      if (!modelWeightsPath(m))
+        throw new TrainRunError(
+          `${basename(r.dir)}: fold ${k}'s model folder ${m} has no weights, so it cannot predict (the run's uxnet crossval command with --remake-weights re-makes them)`,
+        );
     }
 
   // Built in a folder beside OUT and moved into place at the end: a failed or stopped run leaves OUT as it was.

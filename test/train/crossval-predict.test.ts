@@ -160,7 +160,10 @@ describe('uxnet crossval-predict', () => {
     const light = join(dir, 'cv-light');
     await cp(A, light, { recursive: true });
     await rm(join(light, 'fold_1', 'model', 'weights.safetensors'));
-    assertUserError(uxnet(['crossval-predict', A, light, '-o', no], env), /cv-light: fold 1's model folder .* has no weights, so it cannot predict/);
+    assertUserError(
+      uxnet(['crossval-predict', A, light, '-o', no], env),
+      /cv-light: fold 1's model folder .* has no weights, so it cannot predict \(the run's uxnet crossval command with --remake-weights re-makes them\)/,
+    );
     assert.ok(!existsSync(no) && !existsSync(join(A, 'sub')));
     assert.deepEqual(
       (await readdir(dir)).filter((n) => n.includes('.tmp-')),
