@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VolumeError } from '../data/load.js';
-import { ModelFolderError } from '../infer/model-folder.js';
+import { ModelFolderError, modelWeightsPath } from '../infer/model-folder.js';
 import { writeFileAtomic } from '../io/fs.js';
 import { NiftiError } from '../io/nifti/index.js';
 import { resolveTrainConfig, TrainConfigError, type TrainConfig } from '../train/config.js';
@@ -22,6 +22,8 @@ export interface CrossvalFoldJobResult {
   resumedFrom: number;
   /** fold.json was already there (an earlier attempt, or a local `uxnet crossval`, finished the fold). */
   finishedEarlier: boolean;
+  /** The fold had finished without weights and was trained again to re-make them (`remakeWeights`). */
+  remade: boolean;
 }
 
 export interface CrossvalSummaryJobResult {
@@ -66,31 +68,38 @@ async function permanent<T>(fn: () => Promise<T>): Promise<T> {
  * weights, predictions and scores are the single-process ones. An attempt after a dead worker
  * continues from RUN/fold_k/checkpoint_last bit-identically. RUN/fold_k/queue-job.json names the job
  * that owns the fold: a fold another job (or a local run) started is refused, so two writers never
- * share one fold folder.
+ * share one fold folder. With `remakeWeights`, a finished fold whose model has no weights is trained
+ * again in RUN/fold_k/remake/ (owned the same way) as `uxnet crossval --remake-weights` does.
  */
 export async function runCrossvalFoldJob(d: CrossvalFoldJobData, jobId: string, ctx: TrainJobContext): Promise<CrossvalFoldJobResult> {
   const plan = await openJobRun(d, ctx.roots);
   const foldDir = join(plan.runDir, `fold_${d.fold}`);
-  if (existsSync(join(foldDir, 'fold.json'))) {
-    ctx.log(`fold ${d.fold}: finished earlier`);
-    return { runDir: plan.runDir, fold: d.fold, resumedFrom: 0, finishedEarlier: true };
+  const finished = existsSync(join(foldDir, 'fold.json'));
+  // A finished fold trains again only to re-make weights a repository left out, in fold_k/remake/,
+  // which then has an owner of its own (the fold folder's belongs to the job that trained it first).
+  const remaking = finished && d.remakeWeights === true && !modelWeightsPath(join(foldDir, 'model'));
+  if (finished && !remaking) {
+    // runCrossvalFold only says so (and, for a fold without weights, how to re-make them).
+    await permanent(() => runCrossvalFold(plan, d.fold, { tta: d.tta, log: ctx.log, signal: ctx.signal }));
+    return { runDir: plan.runDir, fold: d.fold, resumedFrom: 0, finishedEarlier: true, remade: false };
   }
-  const owner = join(foldDir, OWNER_FILE);
+  const workDir = remaking ? join(foldDir, 'remake') : foldDir;
+  const owner = join(workDir, OWNER_FILE);
   const ownerId = existsSync(owner) ? (JSON.parse(await readFile(owner, 'utf8')) as { jobId?: string }).jobId : undefined;
-  const last = join(foldDir, 'checkpoint_last.safetensors');
-  if (ownerId !== undefined && ownerId !== jobId) throw new PermanentJobError(`${foldDir} belongs to queued job ${ownerId}, not this one; use another output folder`);
+  const last = join(workDir, 'checkpoint_last.safetensors');
+  if (ownerId !== undefined && ownerId !== jobId) throw new PermanentJobError(`${workDir} belongs to queued job ${ownerId}, not this one; use another output folder`);
   let resumedFrom = 0;
   if (existsSync(last)) {
     if (ownerId !== jobId)
-      throw new PermanentJobError(`${foldDir} already holds a training run that this job did not start; finish it with \`uxnet crossval\` or use another output folder`);
+      throw new PermanentJobError(`${workDir} already holds a training run that this job did not start; finish it with \`uxnet crossval\` or use another output folder`);
     resumedFrom = await checkpointStep(last);
   } else if (ownerId === undefined) {
-    await mkdir(foldDir, { recursive: true });
+    await mkdir(workDir, { recursive: true });
     await writeFileAtomic(owner, new TextEncoder().encode(JSON.stringify({ jobId }) + '\n'));
   }
-  const outcome = await permanent(() => runCrossvalFold(plan, d.fold, { tta: d.tta, log: ctx.log, signal: ctx.signal }));
+  const outcome = await permanent(() => runCrossvalFold(plan, d.fold, { tta: d.tta, remakeWeights: remaking, log: ctx.log, signal: ctx.signal }));
   if (outcome === 'stopped') throw new JobStoppedError(await stoppedFoldStep(plan, d.fold), plan.config.steps);
-  return { runDir: plan.runDir, fold: d.fold, resumedFrom, finishedEarlier: false };
+  return { runDir: plan.runDir, fold: d.fold, resumedFrom, finishedEarlier: remaking, remade: remaking };
 }
 
 /**

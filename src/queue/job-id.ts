@@ -38,12 +38,14 @@ export function trainJobId(d: TrainJobData): string {
 
 /**
  * What decides a crossval's results: the recipe without the backend and loader threads (they change
- * how fast, not what), the fold count and TTA. Resubmitting from a machine with another default
+ * how fast, not what), the fold count, TTA and whether it re-makes weights. Resubmitting from a machine with another default
  * backend therefore finds the same jobs instead of queueing the folds again.
  */
 function crossvalKey(d: CrossvalFoldJobData | CrossvalSummaryJobData): string {
   const { backend: _b, workers: _w, ...recipe } = d.config as Record<string, unknown>;
-  return canonicalJson({ recipe, folds: d.folds, tta: d.tta });
+  // remakeWeights is absent unless asked for, so the ids of ordinary submissions do not change; a
+  // re-make gets jobs of its own (the finished folds' completed jobs would make BullMQ ignore it).
+  return canonicalJson({ recipe, folds: d.folds, tta: d.tta, remakeWeights: d.remakeWeights });
 }
 
 /** One id per run folder, fold and recipe: the fold's job whichever submission (all folds or --fold) adds it. */

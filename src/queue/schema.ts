@@ -73,6 +73,8 @@ const crossvalFields = {
   }),
   folds: z.number().int().min(2),
   tta: z.boolean(),
+  /** Train again the finished folds whose model has no weights (`uxnet crossval --remake-weights`); only `true` is sent. */
+  remakeWeights: z.literal(true).optional(),
 };
 
 /** One fold: train (or continue from its checkpoint), predict and score its held-out cases. */

@@ -3,7 +3,8 @@
  * one worker SIGKILLed after its fold's first checkpoint; the fold continues on another worker and
  * the summary, fold weights and ensemble equal a single-process `uxnet crossval` of the same recipe;
  * the summary job runs once; resubmitting adds nothing; a fold that cannot run fails with its reason
- * while the summary waits for it; a run folder outside --root is refused.
+ * while the summary waits for it; a run folder outside --root is refused; --remake-weights re-makes
+ * the weights of a finished fold that lost them.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -241,5 +242,40 @@ describe('uxnet queue crossval (BullMQ flow on a real redis-server)', { skip: RE
     } finally {
       await q.close();
     }
+  });
+
+  it("--remake-weights: a finished run kept without fold 1's weights gets no ensemble until a re-make job trains fold 1 again, to the same weights; fold 0 is left alone", async () => {
+    const alive = workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
+    assert.ok(alive.length >= 1, 'a worker of the earlier tests is still running');
+    const runDir = join(work, 'stopped', 'cv'); // finished by the test before, both folds
+    const w1 = join(runDir, 'fold_1', 'model', 'weights.safetensors');
+    const ref = readFileSync(join(work, 'ref', 'cv', 'fold_1', 'model', 'weights.safetensors'));
+    const fold0 = readFileSync(join(runDir, 'fold_0', 'model', 'weights.safetensors'));
+    const record = readFileSync(join(runDir, 'fold_1', 'fold.json'), 'utf8');
+    rmSync(w1);
+    rmSync(join(runDir, 'ensemble'), { recursive: true });
+    const before = alive.map((w) => w.out().length);
+    const logs = () => alive.map((w, i) => w.out().slice(before[i])).join('\n');
+
+    // Without the flag: the jobs of the first submission are found complete, nothing is trained.
+    const plain = await run(['queue', 'crossval', '--redis', url, ...cv(runDir), '--wait']);
+    assert.equal(plain.status, 0, plain.out);
+    assert.match(plain.out, /: 0 job\(s\) queued on .*; 3 submitted before/);
+    assert.ok(!existsSync(w1) && !existsSync(join(runDir, 'ensemble')));
+
+    const re = await run(['queue', 'crossval', '--redis', url, ...cv(runDir), '--remake-weights', '--wait']);
+    assert.equal(re.status, 0, re.out);
+    assert.match(re.out, /: 3 job\(s\) queued on /, 'a re-make has jobs of its own');
+    assert.match(re.out, /^2 of 2 fold job\(s\) completed$/m);
+    assert.match(re.out, /^summary .*stopped[/\\]cv[/\\]summary\.json; ensemble .*stopped[/\\]cv[/\\]ensemble$/m);
+    const l = logs();
+    assert.match(l, /crossval-cv-fold0-\S+: fold 0: finished earlier\n/);
+    assert.match(l, /crossval-cv-fold1-\S+: fold 1: finished earlier, but its model has no weights; training it again in \S+remake to re-make them/);
+    assert.match(l, /crossval-cv-fold1-\S+: fold 1: weights re-made; held-out Dice equals the recorded one on all 3 cases \(mean \d\.\d{4}\)/);
+    assert.ok(readFileSync(w1).equals(ref), 'the re-made weights are those of uxnet crossval');
+    assert.ok(readFileSync(join(runDir, 'fold_0', 'model', 'weights.safetensors')).equals(fold0), 'fold 0 is not trained again');
+    assert.ok(readFileSync(join(runDir, 'ensemble', 'fold_1', 'weights.safetensors')).equals(ref), 'the ensemble is written with the re-made member');
+    assert.equal(readFileSync(join(runDir, 'fold_1', 'fold.json'), 'utf8'), record, "the fold's record is kept");
+    assert.ok(!existsSync(join(runDir, 'fold_1', 'remake')), 'the re-training folder is removed');
   });
 });

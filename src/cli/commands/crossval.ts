@@ -122,6 +122,10 @@ export function addCrossvalOptions(c: Command): Command {
       'start each fold from these weights (fine-tuning): a .safetensors/.pth file or a model folder; {fold} is replaced by the fold number, e.g. RUN/fold_{fold}/model',
     )
     .option('--tta', 'mirroring test-time augmentation when predicting the held-out cases')
+    .option(
+      '--remake-weights',
+      'train again the finished folds whose model has no weights (a run kept without them, e.g. in git), to re-make them and the ensemble; their recorded results are kept',
+    )
     .option('--backend <name>', 'compute backend (default: native when built)');
 }
 
@@ -132,12 +136,7 @@ export function registerCrossval(program: Command): void {
       .description(
         "k-fold cross-validation: trains every fold as its own run (RUN/fold_k), predicts and scores its held-out cases, writes RUN/summary.{json,csv,md}, box plots and the fold ensemble RUN/ensemble; re-run the same command to continue after an interruption (Ctrl-C saves the training fold's checkpoint first)",
       ),
-  )
-    .option(
-      '--remake-weights',
-      'train again the finished folds whose model has no weights (a run kept without them, e.g. in git), to re-make them and the ensemble; their recorded results are kept',
-    )
-    .action(async (f: CrossvalFlags) => {
-      await runCrossvalCli(f);
-    });
+  ).action(async (f: CrossvalFlags) => {
+    await runCrossvalCli(f);
+  });
 }

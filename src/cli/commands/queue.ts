@@ -200,7 +200,7 @@ async function queueCrossval(f: CrossvalFlags & RedisFlags & RetryFlags): Promis
     });
     const K = plan.splits.folds.length;
     const run = f.fold !== undefined ? [f.fold] : [...Array(K).keys()];
-    const common = { config: cfg, folds: K, tta: !!f.tta };
+    const common = { config: cfg, folds: K, tta: !!f.tta, ...(f.remakeWeights ? { remakeWeights: true as const } : {}) };
     const folds = run.map((fold) => {
       const data = validateCrossvalFoldJob({ kind: 'crossval-fold', ...common, fold });
       return { id: crossvalFoldJobId(data), data };
