@@ -226,6 +226,13 @@ function scoredRun(dir: string, s: CrossvalSummary, splits: Splits): Scored {
   };
 }
 
+/** ", TTA" for a run that predicted every held-out case with it, ", TTA in folds 0, 1" for a mix (summaries before it was recorded: nothing). */
+function ttaLabel(s: CrossvalSummary): string {
+  const on = (s.perFold ?? []).filter((f) => f.tta === true).map((f) => f.fold);
+  if (!on.length) return '';
+  return on.length === s.perFold.length ? ', TTA' : `, TTA in folds ${on.join(', ')}`;
+}
+
 /** Reads an `uxnet evaluate` JSON, checking the fields the comparison uses. */
 async function readEvaluation(file: string): Promise<Scored> {
   let j: unknown;
@@ -357,7 +364,7 @@ export async function compareRuns(dirs: string[], opts: { folds?: readonly numbe
       dir: x.dir,
       kind: x.kind,
       name: names[i]!,
-      network: s ? describeNetwork(s.network, s.config?.networkArgs) : (x.madeBy ?? '–'),
+      network: s ? `${describeNetwork(s.network, s.config?.networkArgs)}${ttaLabel(s)}` : (x.madeBy ?? '–'),
       parameters: s ? s.parameters : null,
       macs: s ? s.macs : null,
       patch: s ? s.patch : null,

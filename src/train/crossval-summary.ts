@@ -33,6 +33,8 @@ export interface FoldRecord {
   network: string | Record<string, unknown>;
   classes: { label: number; name: string }[];
   cases: { caseId: string; dice: number[]; hd95: number[]; nsd: number[] }[];
+  /** Whether the held-out cases were predicted with mirroring TTA; absent in records written before it was recorded. */
+  tta?: boolean;
 }
 
 export interface ClassStats {
@@ -72,7 +74,11 @@ export interface CrossvalSummary {
     /** the median of the fold's per-volume prediction times (null with no cases) */
     inferenceSecondsMedian: number | null;
     peakRssMB: number;
+    /** mirroring TTA when predicting the held-out cases; null where the fold's record predates it */
+    tta: boolean | null;
   }[];
+  /** true or false when every fold records the same; null when folds differ or some do not record it */
+  tta: boolean | null;
   overall: { cases: number; perClass: ClassStats[]; meanDice: Stat };
   /**
    * stepSeconds: the least of the folds' median step times (null when no fold has one). Sharing the
@@ -153,7 +159,9 @@ export function summariseCrossval(o: {
     inferenceSecondsPerCase: avg(Object.values(r.inferenceSeconds)),
     inferenceSecondsMedian: median(Object.values(r.inferenceSeconds)),
     peakRssMB: r.peakRssMB,
+    tta: r.tta ?? null,
   }));
+  const ttas = new Set(perFold.map((f) => f.tta));
   return {
     format: 'uxnet3d-crossval-summary/1',
     name: o.name,
@@ -170,6 +178,7 @@ export function summariseCrossval(o: {
     patch: o.patch,
     classes,
     perFold,
+    tta: ttas.size === 1 ? [...ttas][0]! : null,
     overall: { cases: cases.length, perClass: classStats(classes, cases), meanDice: describe(cases.map((c) => c.meanDice)) },
     timing: {
       trainSeconds: records.reduce((a, r) => a + r.trainSeconds, 0),
@@ -210,6 +219,8 @@ export function crossvalMarkdown(s: CrossvalSummary): string {
   );
   if (s.parameters !== null)
     out.push(`Network: ${s.parameters.toLocaleString('en-US')} parameters${s.macs !== null && s.patch ? `, ${(s.macs / 1e9).toFixed(2)} GMACs at ${s.patch.join('×')}` : ''}.`);
+  const tta = ttaNote(s);
+  if (tta) out.push(tta);
   out.push('', 'Dice per class, mean ± sd over the held-out cases:', '');
   const head = ['fold', 'cases', ...s.classes.map((c) => c.name), 'mean', ...s.classes.map((c) => `HD95 ${c.name} (mm)`), 'train (min)', 's / step', 's / volume'];
   out.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
@@ -227,6 +238,16 @@ export function crossvalMarkdown(s: CrossvalSummary): string {
     '',
   );
   return out.join('\n');
+}
+
+/** What the summary says of TTA: all folds with it, a mix (named), or nothing when none used it. */
+export function ttaNote(s: Pick<CrossvalSummary, 'perFold'>): string | null {
+  const by = (v: boolean | null) => s.perFold.filter((f) => f.tta === v).map((f) => f.fold);
+  const [on, off, unknown] = [by(true), by(false), by(null)];
+  if (!on.length) return null;
+  if (on.length === s.perFold.length) return 'Held-out cases predicted with mirroring test-time augmentation (TTA).';
+  const rest = [off.length ? `without: ${off.join(', ')}` : '', unknown.length ? `not recorded: ${unknown.join(', ')}` : ''].filter(Boolean).join('; ');
+  return `Held-out cases predicted with mirroring TTA in folds ${on.join(', ')} only (${rest}): the folds are not scored alike.`;
 }
 
 export function crossvalBoxPlot(s: CrossvalSummary): { svg: string; png: Uint8Array } {

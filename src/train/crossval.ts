@@ -30,7 +30,7 @@ import { runTraining, TrainRunError, type TrainRunOptions } from './run.js';
 import type { TrainHandlers } from './events.js';
 import { predictAndScore } from './held-out.js';
 import { parseCrossvalSplit, readJsonFile, type FoldSplit } from './split-file.js';
-import { median, summariseCrossval, writeCrossvalSummary, type FoldRecord } from './crossval-summary.js';
+import { median, summariseCrossval, ttaNote, writeCrossvalSummary, type FoldRecord } from './crossval-summary.js';
 
 export const SPLITS_FORMAT = 'uxnet3d-splits/1';
 
@@ -428,6 +428,7 @@ export async function runCrossvalFold(plan: CrossvalPlan, k: number, o: FoldRunO
     network: scored.network as Record<string, unknown>,
     classes: scored.classes,
     cases: scored.acc.rows().map((r) => ({ caseId: r.caseId, dice: r.classes.map((c) => c.dice), hd95: r.classes.map((c) => c.hd95), nsd: r.classes.map((c) => c.nsd) })),
+    tta: !!o.tta,
   };
   await writeFileAtomic(donePath, encodeFoldRecord(record));
   log(`fold ${k}: mean Dice ${meanCaseDice(record.cases).toFixed(4)} over ${record.cases.length} held-out cases`);
@@ -463,7 +464,8 @@ async function remakeFoldWeights(plan: CrossvalPlan, k: number, o: FoldRunOption
   log(`fold ${k}: finished earlier, but its model has no weights; training it again in ${displayPath(remakeDir)} to re-make them (its recorded results are kept)`);
   const { stopped } = await trainFold(foldCfg, o);
   if (stopped) return 'stopped';
-  const scored = await scoreHeldOut(plan, k, foldCfg.modelDir!, join(remakeDir, 'predictions'), o);
+  // Checked as the fold was scored: with TTA if its record says so, whatever this run was given.
+  const scored = await scoreHeldOut(plan, k, foldCfg.modelDir!, join(remakeDir, 'predictions'), { ...o, tta: recorded.tta ?? o.tta });
   if (scored.stopped) {
     log(`fold ${k}: stopped while checking the re-made model on its held-out cases; the next run checks it again`);
     return 'stopped';
@@ -526,6 +528,8 @@ export async function finishCrossval(plan: CrossvalPlan, log: (s: string) => voi
     config: stored,
   });
   const summaryPath = await writeCrossvalSummary(runDir, summary);
+  const mixed = summary.tta === null ? ttaNote(summary) : null;
+  if (mixed) log(mixed);
   let ensembleDir: string | null = null;
   const noWeights = records.map((r) => join(runDir, `fold_${r.fold}`, 'model')).filter((d) => !modelWeightsPath(d));
   if (complete && noWeights.length && !existsSync(join(runDir, 'ensemble', 'model.json'))) {

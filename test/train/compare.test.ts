@@ -55,6 +55,8 @@ async function makeRun(
     network?: string;
     networkArgs?: Record<string, unknown>;
     patch?: [number, number, number];
+    /** per fold in `folds` order: the record's TTA flag (undefined: a record from before it was kept) */
+    tta?: (boolean | undefined)[];
   } = {},
 ): Promise<string> {
   const run = join(dir, name);
@@ -71,6 +73,7 @@ async function makeRun(
     network: o.network ?? { featSize: [4, 8, 16, 32], hiddenSize: 16 },
     classes,
     cases: splits.folds[k]!.val.map((c) => ({ caseId: c, dice: dice[c]!, hd95: c === 'a' ? [Infinity, 2] : [1, 2], nsd: [0.9, 0.8] })),
+    ...(o.tta?.[i] === undefined ? {} : { tta: o.tta[i] }),
   }));
   const s = summariseCrossval({
     name,
@@ -260,6 +263,31 @@ describe('uxnet compare', () => {
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', '2']), /uxnet has 2 folds, there is no fold 2/);
     assertUserError(uxnet(['compare', A, partial, '-o', join(dir, 'y'), '--folds', 'zero']), /--folds: expected fold numbers separated by commas/);
     assert.ok(!existsSync(join(dir, 'y')), 'a refused comparison writes nothing');
+  });
+
+  it('says which runs predicted their held-out cases with TTA: all folds, some (named), or none / not recorded', async () => {
+    const all = await makeRun('tta-all', base, { tta: [true, true] });
+    const mixed = await makeRun('tta-mixed', base, { tta: [false, true] });
+    const some = await makeRun('tta-some', base, { tta: [true, undefined] });
+    const none = await makeRun('tta-none', base, { tta: [false, false] });
+    const read = async (r: string) => JSON.parse(await readFile(join(r, 'summary.json'), 'utf8'));
+    assert.deepEqual(await Promise.all([all, mixed, some, none, A].map(async (r) => [(await read(r)).tta, (await read(r)).perFold.map((f: { tta: unknown }) => f.tta)])), [
+      [true, [true, true]],
+      [null, [false, true]],
+      [null, [true, null]],
+      [false, [false, false]],
+      [null, [null, null]],
+    ]);
+    const md = async (r: string) => readFile(join(r, 'summary.md'), 'utf8');
+    assert.match(await md(all), /\nHeld-out cases predicted with mirroring test-time augmentation \(TTA\)\.\n/);
+    assert.match(await md(mixed), /\nHeld-out cases predicted with mirroring TTA in folds 1 only \(without: 0\): the folds are not scored alike\.\n/);
+    assert.match(await md(some), /\nHeld-out cases predicted with mirroring TTA in folds 0 only \(not recorded: 1\): the folds are not scored alike\.\n/);
+    for (const r of [none, A]) assert.doesNotMatch(await md(r), /TTA/);
+    const c = await compareRuns([A, all, mixed, none]);
+    assert.deepEqual(
+      c.runs.map((r) => r.network),
+      ['UX-Net 4/8/16/32, hidden 16', 'UX-Net 4/8/16/32, hidden 16, TTA', 'UX-Net 4/8/16/32, hidden 16, TTA in folds 1', 'UX-Net 4/8/16/32, hidden 16'],
+    );
   });
 
   it('a summary of no finished fold is refused, not written with empty rows', async () => {

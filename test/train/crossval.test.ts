@@ -422,6 +422,23 @@ describe('uxnet crossval', () => {
     const trueMean = mean(rec1.cases);
     rec1.cases[0]!.dice[0]! += 0.1;
     await writeFile(recorded[1]!, encodeFoldRecord(rec1));
+    // fold 0's record as if the run had been given --tta: the re-make (without --tta) checks its model
+    // with TTA too, and finds the scores of crossval-predict --tta on the original model
+    const tp = uxnet(['crossval-predict', join(dir, 'full'), '-o', join(dir, 'full-tta0'), '--tta', '--folds', '0'], { env });
+    assert.equal(tp.status, 0, tp.stderr);
+    const ttaDice = new Map(
+      (JSON.parse(await readFile(join(dir, 'full-tta0', 'metrics.json'), 'utf8')).cases as { caseId: string; classes: { dice: number }[] }[]).map((c) => [
+        c.caseId,
+        c.classes.map((x) => x.dice),
+      ]),
+    );
+    const rec0 = parseFoldRecord(await readFile(recorded[0]!, 'utf8'));
+    assert.equal(rec0.tta, false, 'the record says the run predicted without TTA');
+    assert.ok(
+      rec0.cases.some((c) => JSON.stringify(c.dice) !== JSON.stringify(ttaDice.get(c.caseId))),
+      'TTA changes some held-out Dice of this model (else the check below could not fail)',
+    );
+    await writeFile(recorded[0]!, encodeFoldRecord({ ...rec0, tta: true, cases: rec0.cases.map((c) => ({ ...c, dice: ttaDice.get(c.caseId)! })) }));
     const before = await Promise.all([...recorded, join(kept, 'fold_1', 'metrics.jsonl'), join(kept, 'fold_0', 'model', 'model.json')].map((p) => readFile(p)));
     const re = uxnet([...crossvalArgs(kept), '--remake-weights'], { env: { ...env, UXNET_QUIET: '' }, timeoutMs: 300_000 });
     assert.equal(re.status, 0, re.stderr);
