@@ -18,7 +18,7 @@ import { jsonSafe } from '../metrics/accumulator.js';
 import { describe, formatHd95, formatMeanSd, meanDefined, type Stat } from '../metrics/summary.js';
 import { wilcoxonSignedRank, type WilcoxonResult } from '../metrics/wilcoxon.js';
 import { BOX_COLORS, renderBoxPlotPng, renderBoxPlotSvg } from './boxplot.js';
-import { fastestFold, type CrossvalSummary } from './crossval-summary.js';
+import { fastestFold, ttaFolds, type CrossvalSummary } from './crossval-summary.js';
 import type { Splits } from './crossval.js';
 
 export class CompareError extends Error {
@@ -228,7 +228,7 @@ function scoredRun(dir: string, s: CrossvalSummary, splits: Splits): Scored {
 
 /** ", TTA" for a run that predicted every held-out case with it, ", TTA in folds 0, 1" for a mix (summaries before it was recorded: nothing). */
 function ttaLabel(s: CrossvalSummary): string {
-  const on = (s.perFold ?? []).filter((f) => f.tta === true).map((f) => f.fold);
+  const { on } = ttaFolds(s);
   if (!on.length) return '';
   return on.length === s.perFold.length ? ', TTA' : `, TTA in folds ${on.join(', ')}`;
 }

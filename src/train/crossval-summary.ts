@@ -240,10 +240,15 @@ export function crossvalMarkdown(s: CrossvalSummary): string {
   return out.join('\n');
 }
 
+/** The folds predicted with TTA, without it, and those whose record does not say (summaries written before it was kept have no per-fold tta). */
+export function ttaFolds(s: Pick<CrossvalSummary, 'perFold'>): { on: number[]; off: number[]; unknown: number[] } {
+  const by = (v: boolean | null) => s.perFold.filter((f) => (f.tta ?? null) === v).map((f) => f.fold);
+  return { on: by(true), off: by(false), unknown: by(null) };
+}
+
 /** What the summary says of TTA: all folds with it, a mix (named), or nothing when none used it. */
 export function ttaNote(s: Pick<CrossvalSummary, 'perFold'>): string | null {
-  const by = (v: boolean | null) => s.perFold.filter((f) => f.tta === v).map((f) => f.fold);
-  const [on, off, unknown] = [by(true), by(false), by(null)];
+  const { on, off, unknown } = ttaFolds(s);
   if (!on.length) return null;
   if (on.length === s.perFold.length) return 'Held-out cases predicted with mirroring test-time augmentation (TTA).';
   const rest = [off.length ? `without: ${off.join(', ')}` : '', unknown.length ? `not recorded: ${unknown.join(', ')}` : ''].filter(Boolean).join('; ');
